@@ -1,0 +1,5 @@
+import sys
+
+from zoomtrace.cli import main
+
+sys.exit(main())

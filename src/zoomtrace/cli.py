@@ -1,0 +1,356 @@
+"""The ``zoomtrace`` command: tell the story of what the instrumented processes did.
+
+Every command reads the store under ``--home`` (or ``$ZOOMTRACE_HOME``, default
+``./.zoomtrace``), ingesting new spool data first. Errors are one line and a
+non-zero exit status, never a traceback (``ZOOMTRACE_DEBUG=1`` shows it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from zoomtrace.errors import ConfigError, ZoomError
+from zoomtrace.node import default_home
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def safe(text: object) -> str:
+    """Untrusted text for a terminal: control characters (escape sequences) shown, not obeyed."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
+def dump_json(value: Any) -> None:
+    sys.stdout.write(msgspec.json.format(msgspec.json.encode(value), indent=2).decode() + "\n")
+
+
+def fmt_ns(ns: int | None) -> str:
+    if ns is None:
+        return "-"
+    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def fmt_duration(ns: int | None) -> str:
+    if ns is None:
+        return "-"
+    if ns < 1_000_000:
+        return f"{ns / 1e3:.0f} µs"
+    if ns < 1_000_000_000:
+        return f"{ns / 1e6:.1f} ms"
+    return f"{ns / 1e9:.2f} s"
+
+
+_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000,
+          "h": 3_600_000_000_000, "d": 86_400_000_000_000}
+
+
+def parse_duration(text: str) -> int:
+    """``250ms``, ``1.5s``, ``10m`` -> nanoseconds."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ns|us|µs|ms|s|m|h|d)\s*", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (examples: 250ms, 1.5s, 10m, 2h)")
+    return int(float(m.group(1)) * _UNITS[m.group(2)])
+
+
+def parse_time(text: str) -> int:
+    """An ISO time (``2026-11-28T10:00``) or an age (``10m`` ago) -> epoch nanoseconds."""
+    try:
+        return time.time_ns() - parse_duration(text)
+    except argparse.ArgumentTypeError:
+        pass
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a time: {text!r} (use an ISO time or an age like 10m)") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1e9)
+
+
+def short(commit: str | None) -> str:
+    return commit[:8] if commit else "no-commit"
+
+
+def code_text(code: dict[str, Any] | None) -> str:
+    if not code:
+        return ""
+    dirty = " dirty" if code.get("dirty") else ""
+    return f"{safe(code.get('file'))}:{code.get('line')} @{short(code.get('commit'))}{dirty}"
+
+
+@contextmanager
+def store_session(args: argparse.Namespace, *, ingest: bool = True) -> Iterator[Any]:
+    from zoomtrace.store import open_store
+
+    with open_store(Path(args.home), ingest=ingest) as store:
+        yield store
+
+
+# -- commands ------------------------------------------------------------------------
+
+
+def cmd_traces(args: argparse.Namespace) -> int:
+    filt: dict[str, Any] = {}
+    for key in ("service", "env", "text"):
+        if getattr(args, key):
+            filt[key] = getattr(args, key)
+    if args.errors:
+        filt["errors_only"] = True
+    if args.min_duration is not None:
+        filt["min_duration_ns"] = args.min_duration
+    if args.max_duration is not None:
+        filt["max_duration_ns"] = args.max_duration
+    if args.since is not None:
+        filt["since_ns"] = args.since
+    if args.until is not None:
+        filt["until_ns"] = args.until
+    with store_session(args) as store:
+        rows = store.traces(filt, limit=args.limit, offset=args.offset)
+    if args.json:
+        dump_json(rows)
+        return 0
+    if not rows:
+        print("no traces match")
+        return 0
+    for r in rows:
+        mark = "✗" if r["error"] else " "
+        services = ",".join(r.get("services") or [])
+        print(
+            f"{mark} {r['trace_id']}  {fmt_ns(r['start_ns'])}  {fmt_duration(r['duration_ns']):>9}  "
+            f"{safe(r.get('root_name') or '-')} [{safe(services)}]  spans={r['span_count']} logs={r['log_count']} "
+            f"events={r['event_count']}"
+        )
+    return 0
+
+
+def _print_record(r: dict[str, Any], indent: str) -> None:
+    kind = r["kind"]
+    if kind == "log":
+        label, text = (r.get("level") or "LOG"), r.get("message") or ""
+    elif kind == "event":
+        label = "EVENT"
+        text = f"{r['type']} {msgspec.json.encode(r.get('payload')).decode()[:200]}"
+        if r.get("sources"):
+            text += f"  ← {', '.join(s[:13] for s in r['sources'])}"
+    else:
+        label, text = kind.upper(), f"{r['type']} {r.get('attrs', {})}"
+    print(f"{indent}{label:<8} {safe(text)}   {code_text(r.get('code'))}")
+    if r.get("error"):
+        err = r["error"]
+        print(f"{indent}         ↳ {safe(err['type'])}: {safe(err['message'])}")
+
+
+def _print_span(s: dict[str, Any], depth: int) -> None:
+    indent = "  " * depth
+    status = s.get("status") or "ok"
+    marker = {"ok": "", "error": "  ✗ error", "interrupted": "  ⚠ interrupted"}.get(status, f"  {status}")
+    links = "".join(f"  (follows {link['span_id'][:8]})" for link in s.get("links") or [])
+    print(
+        f"{indent}▸ {safe(s['name'])}  [{safe(s.get('service') or '?')}]  {fmt_duration(s.get('duration_ns'))}"
+        f"{marker}{links}   {code_text(s.get('code'))}"
+    )
+    if s.get("error"):
+        err = s["error"]
+        print(f"{indent}    ↳ {safe(err['type'])}: {safe(err['message'])}")
+    entries: list[tuple[int, int, dict[str, Any]]] = [(r["ts_ns"], 0, r) for r in s.get("records", [])]
+    entries += [(c["start_ns"], 1, c) for c in s.get("children", [])]
+    for _, is_span, item in sorted(entries, key=lambda e: (e[0], e[1])):
+        if is_span:
+            _print_span(item, depth + 1)
+        else:
+            _print_record(item, indent + "    ")
+
+
+def cmd_story(args: argparse.Namespace) -> int:
+    with store_session(args) as store:
+        story = store.story(args.trace_id)
+    if args.json:
+        dump_json(story)
+        return 0
+    nodes = {n["node_id"]: n for n in story["nodes"]}
+    print(f"trace {story['trace_id']}  ·  {len(nodes)} process run(s)")
+    for n in story["nodes"]:
+        stop = n.get("stop_cause") or "running"
+        print(f"  node {safe(n['service'])} pid={n['pid']} host={safe(n['host'])} commit {short(n.get('commit'))} "
+              f"stop={stop}")
+    print()
+    for root in story["spans"]:
+        _print_span(root, 0)
+    for r in story["records"]:
+        _print_record(r, "")
+    return 0
+
+
+def cmd_nodes(args: argparse.Namespace) -> int:
+    with store_session(args) as store:
+        rows = store.nodes(limit=args.limit)
+    if args.json:
+        dump_json(rows)
+        return 0
+    for n in rows:
+        print(
+            f"{fmt_ns(n['started_ns'])}  {safe(n['service']):<12} host={safe(n['host'])} pid={n['pid']} "
+            f"commit={short(n.get('commit'))} version={safe(n.get('version') or '-')} "
+            f"stopped={fmt_ns(n.get('stopped_ns'))} cause={n.get('stop_cause') or 'running'}"
+        )
+    return 0
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    after: str | None = None
+    with store_session(args) as store:
+        rows = store.tail(limit=args.n, last=True)
+    while True:
+        for r in rows:
+            after = r["id"]
+            if args.json:
+                sys.stdout.write(msgspec.json.encode(r).decode() + "\n")
+            else:
+                text = r.get("message") or r.get("type")
+                print(f"{fmt_ns(r['ts_ns'])} {(r.get('level') or r['kind']).upper():<8} "
+                      f"{(r.get('trace_id') or '-')[:8]} {safe(text)}   {code_text(r.get('code'))}")
+        sys.stdout.flush()
+        if not args.follow:
+            return 0
+        time.sleep(args.interval)
+        with store_session(args) as store:
+            rows = store.tail(after_id=after, limit=1000)
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    with store_session(args) as store:
+        columns, rows = store.sql(args.query)
+    if args.json:
+        dump_json([dict(zip(columns, row, strict=True)) for row in rows])
+        return 0
+    print("\t".join(columns))
+    for row in rows:
+        print("\t".join(safe(v) for v in row))
+    return 0
+
+
+def cmd_lineage(args: argparse.Namespace) -> int:
+    with store_session(args) as store:
+        lineage = store.lineage(args.record_id)
+    if args.json:
+        dump_json(lineage)
+        return 0
+
+    def line(r: dict[str, Any]) -> str:
+        return f"{r['id']}  {safe(r['type'])}  {code_text(r.get('code'))}"
+
+    for r in lineage["upstream"]:
+        print(f"  ↑ {line(r)}")
+    print(f"● {line(lineage['record'])}")
+    for r in lineage["downstream"]:
+        print(f"  ↓ {line(r)}")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from zoomtrace.ingest import ingest_home
+
+    with store_session(args, ingest=False) as store:
+        report = ingest_home(store, Path(args.home))
+    if args.json:
+        dump_json(msgspec.structs.asdict(report) if isinstance(report, msgspec.Struct) else report.__dict__)
+    else:
+        print(f"read {report.records} records, {report.new} new; {report.pending_bytes} bytes pending")
+        for problem in report.problems:
+            print(f"problem: {safe(problem)}", file=sys.stderr)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from zoomtrace.demo import run_demo
+
+    return run_demo(Path(args.home), json_output=args.json, open_ui=args.ui, kafka=args.kafka)
+
+
+# -- parser --------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zoomtrace", description="The whole story of a distributed system.")
+    parser.add_argument("--home", default=str(default_home()),
+                        help="store and spool directory (default: $ZOOMTRACE_HOME or ./.zoomtrace)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str, *, json: bool = True) -> Any:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(fn=fn)
+        if json:
+            p.add_argument("--json", action="store_true", help="machine-readable output")
+        return p
+
+    p = add("demo", cmd_demo, "run a small multi-process shop on localhost and show its most interesting story")
+    p.add_argument("--ui", action="store_true", help="open the story in the web viewer afterwards")
+    p.add_argument("--kafka", metavar="BOOTSTRAP", help="send through Apache Kafka at BOOTSTRAP (host:port)")
+
+    p = add("traces", cmd_traces, "list traces, newest first")
+    p.add_argument("--service")
+    p.add_argument("--env")
+    p.add_argument("--errors", action="store_true", help="only traces with an error")
+    p.add_argument("--min-duration", type=parse_duration, metavar="DURATION", help="e.g. 100ms")
+    p.add_argument("--max-duration", type=parse_duration, metavar="DURATION")
+    p.add_argument("--since", type=parse_time, metavar="TIME", help="ISO time or age, e.g. 15m")
+    p.add_argument("--until", type=parse_time, metavar="TIME")
+    p.add_argument("--text", help="text in any message or attribute of the trace")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--offset", type=int, default=0)
+
+    p = add("story", cmd_story, "the story of one trace: spans, logs and events in causal and time order")
+    p.add_argument("trace_id")
+
+    p = add("nodes", cmd_nodes, "process runs, newest first: service, host, pid, commit, start, stop and cause")
+    p.add_argument("--limit", type=int, default=50)
+
+    p = add("tail", cmd_tail, "the newest records (-f to follow)")
+    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("-n", type=int, default=20, help="how many records to show first")
+    p.add_argument("--interval", type=float, default=0.5, help=argparse.SUPPRESS)
+
+    p = add("sql", cmd_sql, "run a read-only SQL query on the store (tables: records, nodes, traces, blobs)")
+    p.add_argument("query")
+
+    p = add("lineage", cmd_lineage, "where a data event came from and what was derived from it")
+    p.add_argument("record_id")
+
+    add("ingest", cmd_ingest, "read new spool data into the store (every command does this first)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.fn(args)
+        return result
+    except ZoomError as exc:
+        print(f"zoomtrace: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError) else 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:
+        if os.environ.get("ZOOMTRACE_DEBUG"):
+            raise
+        print(f"zoomtrace: unexpected error: {type(exc).__name__}: {exc} (set ZOOMTRACE_DEBUG=1 for details)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""``zoomtrace demo``: a gateway, an orders service and a billing service as real processes.
+
+They talk JSON over HTTP on localhost with W3C trace context, log through stdlib
+logging, emit data events derived from one another, and one payment is declined
+and retried (a follows-from link). Billing and orders are stopped with SIGTERM.
+Then the story of the trace with the declined payment is printed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from zoomtrace.errors import ZoomError
+
+STARTUP_TIMEOUT_S = 20.0
+
+
+class DemoError(ZoomError):
+    pass
+
+
+def _start(module: str, env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", f"zoomtrace.demo.{module}", *args],
+        stdout=subprocess.PIPE, text=True, env=env,
+    )
+    timer = threading.Timer(STARTUP_TIMEOUT_S, proc.kill)
+    timer.start()
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+    finally:
+        timer.cancel()
+    if not line.startswith("ready "):
+        proc.kill()
+        proc.wait()
+        raise DemoError(f"the demo's {module} service did not start (exit status {proc.returncode})")
+    return proc, int(line.split()[1])
+
+
+def run_services(home: Path, sink: str | None = None) -> list[str]:
+    """Run the three services to completion; returns the trace ids of the checkouts."""
+    env = {**os.environ, "ZOOMTRACE_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    env.pop("ZOOMTRACE_SINK", None)
+    if sink:
+        env["ZOOMTRACE_SINK"] = sink
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        billing, billing_port = _start("billing", env)
+        procs.append(billing)
+        orders, orders_port = _start("orders", env, "--billing-port", str(billing_port))
+        procs.append(orders)
+        gateway = subprocess.run(
+            [sys.executable, "-m", "zoomtrace.demo.gateway", "--orders-port", str(orders_port)],
+            capture_output=True, text=True, env=env, timeout=60, check=False,
+        )
+        if gateway.returncode != 0:
+            raise DemoError(f"the demo's gateway failed:\n{gateway.stderr.strip()}")
+        traces = [line.split()[1] for line in gateway.stdout.splitlines() if line.startswith("trace ")]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    return traces
+
+
+def run_demo(home: Path, *, json_output: bool = False, open_ui: bool = False, kafka: str | None = None) -> int:
+    from zoomtrace.cli import dump_json
+    from zoomtrace.store import open_store
+
+    home.mkdir(parents=True, exist_ok=True)
+    traces = run_services(home, f"kafka://{kafka}" if kafka else None)
+    with open_store(home, create=True) as store:
+        interesting = store.traces({"errors_only": True}, limit=1)
+        trace_id = interesting[0]["trace_id"] if interesting else traces[-1]
+        story = store.story(trace_id)
+    if json_output:
+        dump_json(story)
+        return 0
+    from zoomtrace.cli import build_parser, cmd_story
+
+    print(f"The demo placed {len(traces)} orders across 3 processes; here is the story of the one whose "
+          "payment was declined and retried:\n")
+    cmd_story(build_parser().parse_args(["--home", str(home), "story", trace_id]))
+    print(f"\nMore: zoomtrace --home {home} traces | nodes | story <trace id> | lineage <record id>")
+    if open_ui:
+        from zoomtrace.ui import serve_and_open
+
+        serve_and_open(home, trace_id)
+    return 0

@@ -1,0 +1,207 @@
+"""The background encoder: turns what the caller captured into complete records.
+
+Runs on the pipeline's worker thread. Here messages are rendered, attributes made
+JSON-safe and scrubbed of secrets, code objects resolved to repository-relative
+files with their commit and dirty flag, and exceptions to frames. The per-code
+and per-file caches make the steady state a few dictionary lookups.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import traceback
+from types import CodeType
+from typing import TYPE_CHECKING, Any
+
+from zoomtrace import items
+from zoomtrace.context import SpanContext
+from zoomtrace.provenance import Location, Provenance, snapshot
+from zoomtrace.record import Code, Error, Frame, Link, Record, uuid7
+from zoomtrace.sanitize import Limits, sanitize_attrs, sanitize_payload, truncate
+from zoomtrace.scrub import Scrubber
+
+if TYPE_CHECKING:
+    from zoomtrace.span import Span
+
+#: Attributes every ``logging.LogRecord`` has; anything else came from ``extra=``.
+_LOGRECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+
+
+class Encoder:
+    def __init__(self, node_id: str, provenance: Provenance, scrubber: Scrubber | None, limits: Limits) -> None:
+        self.node_id = node_id
+        self.provenance = provenance
+        self.scrubber = scrubber
+        self.limits = limits
+        self._codes: dict[CodeType, tuple[Location, str]] = {}
+        self._snapshotted: set[str] = set()
+        #: Records produced as a side effect (new repositories, file snapshots), written with the batch.
+        self.extras: list[Record] = []
+        self._dispatch = {
+            items.LOG: self._log,
+            items.STDLOG: self._stdlog,
+            items.SPAN: self._span,
+            items.EVENT: self._event,
+            items.RAW: self._raw,
+            items.RECORD: lambda item: item[1],
+        }
+
+    def __call__(self, item: tuple[Any, ...]) -> Record | None:
+        build = self._dispatch.get(item[0])
+        return build(item) if build is not None else None
+
+    def take_extras(self) -> list[Record]:
+        extras, self.extras = self.extras, []
+        for repo in self.provenance.take_new_repos():
+            extras.append(self.node_record("repo", repo.as_dict()))
+        return extras
+
+    def node_record(self, type_: str, attrs: dict[str, Any], *, ts_ns: int | None = None, **fields: Any) -> Record:
+        ts = time.time_ns() if ts_ns is None else ts_ns
+        return Record(id=uuid7(ts), kind="node", type=type_, ts_ns=ts, node_id=self.node_id, attrs=attrs, **fields)
+
+    # -- provenance ------------------------------------------------------------------
+
+    def _where(self, filename: str) -> Location:
+        loc = self.provenance.locate(filename)
+        if loc.dirty and loc.path not in self._snapshotted:
+            self._snapshotted.add(loc.path)
+            snap = snapshot(loc.path)
+            attrs: dict[str, Any] = {"file": loc.file, "repo": loc.repo.root if loc.repo else None}
+            if snap is None:
+                attrs["problem"] = "unreadable or too large to snapshot"
+                self.extras.append(self.node_record("snapshot", attrs))
+            else:
+                attrs["sha256"] = snap[0]
+                self.extras.append(self.node_record("snapshot", attrs, payload=snap[1]))
+        return loc
+
+    def code(self, code: CodeType, line: int) -> Code:
+        cached = self._codes.get(code)
+        if cached is None:
+            cached = self._codes[code] = (self._where(code.co_filename), code.co_qualname)
+        loc, function = cached
+        return Code(loc.file, line, function, loc.commit, loc.dirty)
+
+    def _code_at(self, filename: str, line: int, function: str) -> Code:
+        loc = self._where(filename)
+        return Code(loc.file, line, function, loc.commit, loc.dirty)
+
+    def error(self, exc: BaseException) -> Error:
+        frames = [
+            Frame(self._where(fs.filename).file, fs.lineno or 0, fs.name)
+            for fs in traceback.extract_tb(exc.__traceback__)
+        ]
+        return Error(type(exc).__qualname__, self._text(_safe_str(exc)), frames)
+
+    # -- values ----------------------------------------------------------------------
+
+    def _text(self, text: str) -> str:
+        text = truncate(text, self.limits.max_message)
+        return self.scrubber.scrub_text(text) if self.scrubber else text
+
+    def _attrs(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            return attrs
+        clean = sanitize_attrs(attrs, self.limits)
+        return self.scrubber.scrub_attrs(clean) if self.scrubber else clean
+
+    # -- builders --------------------------------------------------------------------
+
+    def _log(self, item: tuple[Any, ...]) -> Record:
+        _, ts, code, line, logger, level, template, attrs, parent, exc = item
+        try:
+            message = template.format(**attrs) if attrs else template
+        except Exception:  # a template that does not fit its attrs still gets recorded
+            message = f"{template} [unformattable with {sorted(attrs)}]"
+        return self._with_parent(
+            Record(
+                id=uuid7(ts), kind="log", type=logger or "app", ts_ns=ts, node_id=self.node_id,
+                code=self.code(code, line), level=level, message=self._text(message),
+                template=template if attrs else None, attrs=self._attrs(attrs),
+                error=self.error(exc) if exc is not None else None,
+            ),
+            parent,
+        )
+
+    def _stdlog(self, item: tuple[Any, ...]) -> Record:
+        _, rec, parent = item
+        ts = int(rec.created * 1e9)
+        try:
+            message = rec.getMessage()
+        except Exception:
+            message = f"{rec.msg!r} % {rec.args!r} [unformattable]"
+        extra = {k: v for k, v in rec.__dict__.items() if k not in _LOGRECORD_FIELDS}
+        error = None
+        if rec.exc_info and rec.exc_info[1] is not None:
+            error = self.error(rec.exc_info[1])
+        template = rec.msg if isinstance(rec.msg, str) and rec.args else None
+        return self._with_parent(
+            Record(
+                id=uuid7(ts), kind="log", type=rec.name, ts_ns=ts, node_id=self.node_id,
+                code=self._code_at(rec.pathname, rec.lineno, rec.funcName or "?"), level=rec.levelname,
+                message=self._text(message), template=template, attrs=self._attrs(extra), error=error,
+            ),
+            parent,
+        )
+
+    def _span(self, item: tuple[Any, ...]) -> Record:
+        span: Span = item[1]
+        return Record(
+            id=uuid7(span.start_ns), kind="span", type=span.name, ts_ns=span.start_ns, end_ns=span.end_ns,
+            node_id=self.node_id, trace_id=span.trace_id, span_id=span.span_id, parent_span_id=span.parent_span_id,
+            links=[Link(t, s) for t, s in span.links], on_behalf_of=span.on_behalf_of,
+            code=self.code(span.code, span.line), attrs=self._attrs(span.attrs), status=span.status,
+            error=self.error(span.error) if span.error is not None else None,
+            cpu_ns=span.cpu_ns, thread=getattr(span, "thread", None),
+        )
+
+    def _event(self, item: tuple[Any, ...]) -> Record:
+        _, record_id, ts, code, line, type_, obj, sources, attrs, parent = item
+        payload = sanitize_payload(obj, self.limits)
+        if self.scrubber and isinstance(payload, dict):
+            payload = self.scrubber.scrub_attrs(payload)
+        return self._with_parent(
+            Record(
+                id=record_id, kind="event", type=type_ or _type_name(obj), ts_ns=ts, node_id=self.node_id,
+                code=self.code(code, line), attrs=self._attrs(attrs), payload=payload, sources=sources,
+            ),
+            parent,
+        )
+
+    def _raw(self, item: tuple[Any, ...]) -> Record:
+        _, record_id, ts, code, line, type_, data, fmt, attrs, parent = item
+        data = bytes(data)
+        size = len(data)
+        info = {"raw.format": fmt, "raw.size": size, "raw.sha256": hashlib.sha256(data).hexdigest()}
+        if size > self.limits.max_payload_bytes:
+            data = data[: self.limits.max_payload_bytes]
+            info["raw.truncated"] = True
+        return self._with_parent(
+            Record(
+                id=record_id, kind="raw", type=type_, ts_ns=ts, node_id=self.node_id, code=self.code(code, line),
+                attrs={**self._attrs(attrs), **info}, payload=data,
+            ),
+            parent,
+        )
+
+    @staticmethod
+    def _with_parent(record: Record, parent: Span | SpanContext | None) -> Record:
+        if parent is not None:
+            record.trace_id = parent.trace_id
+            record.span_id = parent.span_id
+            record.on_behalf_of = parent.on_behalf_of
+        return record
+
+
+def _type_name(obj: Any) -> str:
+    return "event" if isinstance(obj, dict) else type(obj).__qualname__
+
+
+def _safe_str(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:
+        return f"<{type(exc).__qualname__}: str() failed>"

@@ -1,0 +1,23 @@
+"""Zoom's errors: each message says what to do next."""
+
+from __future__ import annotations
+
+
+class ZoomError(Exception):
+    """Base class of every error Zoom raises on purpose."""
+
+
+class ConfigError(ZoomError):
+    """A setting (sink URL, home, limit) is invalid."""
+
+
+class NotFound(ZoomError):
+    """A trace, record or node id is not in the store."""
+
+
+class StoreError(ZoomError):
+    """The store is missing, corrupt or busy."""
+
+
+class ReadOnlySQL(ZoomError):
+    """A query tried to change the store through the read-only SQL interface."""

@@ -1,0 +1,42 @@
+"""Data as events: business data and raw payloads as first-class records with lineage."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from zoomtrace import node as _node
+from zoomtrace.context import current
+from zoomtrace.items import EVENT, RAW
+from zoomtrace.record import uuid7
+
+_time = time.time_ns
+
+
+def event(obj: Any, type: str | None = None, sources: Iterable[str] = (), **attrs: Any) -> str:  # noqa: A002
+    """Record a data event and return its record id (pass it in ``sources`` of derived events).
+
+    ``obj`` may be a dataclass, a pydantic model, a msgspec Struct or a mapping; it
+    becomes the event's JSON payload. ``type`` defaults to its class name.
+    """
+    ts = _time()
+    record_id = uuid7(ts)
+    node = _node.active
+    if node is not None:
+        f = sys._getframe(1)
+        node.pipeline.put((EVENT, record_id, ts, f.f_code, f.f_lineno, type, obj, [str(s) for s in sources], attrs,
+                           current.get()))
+    return record_id
+
+
+def raw(data: bytes | bytearray | memoryview, format: str = "bin", type: str = "raw", **attrs: Any) -> str:  # noqa: A002
+    """Record a raw payload (stored once by digest, size-limited) and return its record id."""
+    ts = _time()
+    record_id = uuid7(ts)
+    node = _node.active
+    if node is not None:
+        f = sys._getframe(1)
+        node.pipeline.put((RAW, record_id, ts, f.f_code, f.f_lineno, type, bytes(data), format, attrs, current.get()))
+    return record_id

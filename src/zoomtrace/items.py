@@ -1,0 +1,23 @@
+"""What the caller's thread hands to the pipeline: plain tuples, tagged by their first element.
+
+Tuples are the cheapest thing to build on the hot path; the worker turns them
+into records (``zoomtrace.encoder``). Layouts:
+
+- ``(LOG, ts_ns, code, line, logger, level, template, attrs, parent, exc)``
+- ``(STDLOG, logging.LogRecord, parent)``
+- ``(SPAN, span)`` (an ended or interrupted ``Span``)
+- ``(EVENT, id, ts_ns, code, line, type, obj, sources, attrs, parent)``
+- ``(RAW, id, ts_ns, code, line, type, data, format, attrs, parent)``
+- ``(RECORD, record)`` (already a ``Record``: node lifecycle)
+- ``(NODE_START,)`` (the worker completes the node's *started* record with provenance)
+"""
+
+from typing import Final
+
+LOG: Final = 0
+STDLOG: Final = 1
+SPAN: Final = 2
+EVENT: Final = 3
+RAW: Final = 4
+RECORD: Final = 5
+NODE_START: Final = 6

@@ -1,0 +1,366 @@
+"""Records as Kafka messages, and back: the one mapping shared by the Kafka sink and the collector.
+
+Topics
+    ``{env}.{group}.{kind}`` by default (kinds ``log``, ``event``, ``raw``, ``span``, ``node``);
+    node lifecycle records also go to ``{env}.zoom.node`` so one topic lists every process of an
+    environment. Names are made legal for Kafka (``[A-Za-z0-9._-]``, at most 249 characters).
+
+Key
+    The record's ``trace_id``, so one trace's records stay in order on one partition; records
+    outside any trace are keyed by ``node_id`` (one process's untraced records stay in order).
+
+Value and headers, by ``zoom.encoding``
+    ``json`` (data events): the value is the event payload as JSON, exactly the business message;
+    every other field of the record travels in a ``zoom.<field>`` header (UTF-8 text; integers in
+    decimal; ``attrs``, ``sources``, ``links`` and ``error`` as JSON; ``code`` flattened into
+    ``zoom.code.file``, ``.line``, ``.function``, ``.commit``, ``.dirty``), plus W3C ``traceparent``
+    (and ``baggage`` for ``on_behalf_of``) so any consumer continues the trace. ``zoom.service``,
+    ``zoom.env`` and ``zoom.group`` name the producing node (informational).
+
+    ``msgpack`` (every other kind): the value is the whole record as msgpack (``record.encoder``);
+    headers repeat ``zoom.kind``, ``zoom.id`` and ``zoom.type`` for routing without decoding, and
+    carry ``traceparent`` when the record belongs to a trace.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
+
+import msgspec
+
+from zoomtrace.record import KINDS, SCHEMA_VERSION, Code, Error, Link, Record, encoder, json_encoder
+
+__all__ = [
+    "DEFAULT_MAX_VALUE_BYTES",
+    "DEFAULT_NODE_TOPIC",
+    "DEFAULT_TOPIC",
+    "ENCODING",
+    "MalformedMessage",
+    "TopicStrategy",
+    "decode",
+    "encode",
+    "header",
+    "legal_topic",
+]
+
+ENCODING: Final = "zoom.encoding"
+JSON: Final = b"json"
+MSGPACK: Final = b"msgpack"
+DEFAULT_TOPIC: Final = "{env}.{group}.{kind}"
+DEFAULT_NODE_TOPIC: Final = "{env}.zoom.node"
+#: The collector refuses values larger than this (a Zoom producer never makes one by default).
+DEFAULT_MAX_VALUE_BYTES: Final = 8 * 1024 * 1024
+#: Headers larger than this in total mark a message as malformed.
+MAX_HEADER_BYTES: Final = 1024 * 1024
+
+Headers = list[tuple[str, bytes]]
+
+_ILLEGAL = re.compile(r"[^A-Za-z0-9._-]")
+_MAX_TOPIC: Final = 249
+
+
+class MalformedMessage(ValueError):
+    """A message on a Zoom topic that is not a Zoom record; ``reason`` is a short category."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def legal_topic(name: str) -> str:
+    """``name`` with every character Kafka does not allow replaced by ``_``, cut to 249 characters."""
+    name = _ILLEGAL.sub("_", name)[:_MAX_TOPIC]
+    return "_" if name in ("", ".", "..") else name
+
+
+class TopicStrategy:
+    """Which topics a record of each kind goes to, for one producing node.
+
+    ``template`` may use ``{env}``, ``{group}``, ``{kind}`` and ``{service}``; ``node_template``
+    (empty to disable) is the extra topic of node lifecycle records.
+    """
+
+    def __init__(
+        self,
+        env: str,
+        group: str,
+        service: str = "",
+        template: str = DEFAULT_TOPIC,
+        node_template: str = DEFAULT_NODE_TOPIC,
+    ) -> None:
+        self.env, self.group, self.service = env, group, service
+        self.template, self.node_template = template, node_template
+        self._cache: dict[str, tuple[str, ...]] = {}
+        for kind in KINDS:
+            self.topics(kind)  # fail early on a bad template
+
+    def _name(self, template: str, kind: str) -> str:
+        try:
+            name = template.format(env=self.env, group=self.group, kind=kind, service=self.service)
+        except (KeyError, IndexError, ValueError) as exc:
+            from zoomtrace.errors import ConfigError  # noqa: PLC0415
+
+            raise ConfigError(
+                f"bad Kafka topic template {template!r} ({exc}): use {{env}}, {{group}}, {{kind}}, {{service}}"
+            ) from None
+        return legal_topic(name)
+
+    def topics(self, kind: str) -> tuple[str, ...]:
+        found = self._cache.get(kind)
+        if found is None:
+            names = [self._name(self.template, kind)]
+            if kind == "node" and self.node_template:
+                extra = self._name(self.node_template, kind)
+                if extra not in names:
+                    names.append(extra)
+            found = self._cache[kind] = tuple(names)
+        return found
+
+
+# -- encoding ------------------------------------------------------------------------------------
+
+
+def _traceparent(trace_id: str | None, span_id: str | None) -> bytes | None:
+    if trace_id and span_id and len(trace_id) == 32 and len(span_id) == 16:
+        return f"00-{trace_id}-{span_id}-01".encode("ascii")
+    return None
+
+
+def _json(value: Any) -> bytes:
+    try:
+        return json_encoder.encode(value)
+    except (TypeError, ValueError, OverflowError):
+        # sanitize_payload makes payloads JSON-safe; this only guards against a caller that bypassed it.
+        return msgspec.json.encode(value, enc_hook=repr)
+
+
+def key_of(record: Record) -> bytes:
+    return (record.trace_id or record.node_id).encode()
+
+
+def encode(record: Record, node: dict[str, str] | None = None) -> tuple[bytes, bytes, Headers]:
+    """``(key, value, headers)`` of the message for ``record``.
+
+    ``node`` (``service``, ``env``, ``group``) adds informational headers to data events.
+    """
+    if record.kind == "event":
+        return key_of(record), _json(record.payload), event_headers(record, node)
+    headers: Headers = [
+        (ENCODING, MSGPACK),
+        ("zoom.kind", record.kind.encode()),
+        ("zoom.id", record.id.encode()),
+        ("zoom.type", record.type.encode()),
+    ]
+    tp = _traceparent(record.trace_id, record.span_id)
+    if tp is not None:
+        headers.append(("traceparent", tp))
+    return key_of(record), encoder.encode(record), headers
+
+
+def event_headers(record: Record, node: dict[str, str] | None = None) -> Headers:
+    """Every field of ``record`` but its payload, as ``zoom.*`` headers (plus trace context)."""
+    h: Headers = [
+        (ENCODING, JSON),
+        ("zoom.v", str(record.v).encode()),
+        ("zoom.id", record.id.encode()),
+        ("zoom.kind", record.kind.encode()),
+        ("zoom.type", record.type.encode()),
+        ("zoom.ts_ns", str(record.ts_ns).encode()),
+        ("zoom.node_id", record.node_id.encode()),
+    ]
+    add = h.append
+    for name in ("trace_id", "span_id", "parent_span_id", "on_behalf_of", "level", "message", "template",
+                 "status", "thread"):
+        value = getattr(record, name)
+        if value is not None:
+            add((f"zoom.{name}", str(value).encode()))
+    for name in ("end_ns", "cpu_ns"):
+        value = getattr(record, name)
+        if value is not None:
+            add((f"zoom.{name}", str(value).encode()))
+    code = record.code
+    if code is not None:
+        add(("zoom.code.file", code.file.encode()))
+        add(("zoom.code.line", str(code.line).encode()))
+        add(("zoom.code.function", code.function.encode()))
+        if code.commit is not None:
+            add(("zoom.code.commit", code.commit.encode()))
+        if code.dirty:
+            add(("zoom.code.dirty", b"true"))
+    if record.sources:
+        add(("zoom.sources", json_encoder.encode(record.sources)))
+    if record.attrs:
+        add(("zoom.attrs", _json(record.attrs)))
+    if record.links:
+        add(("zoom.links", json_encoder.encode(record.links)))
+    if record.error is not None:
+        add(("zoom.error", json_encoder.encode(record.error)))
+    if node:
+        for name in ("service", "env", "group"):
+            value = node.get(name)
+            if value:
+                add((f"zoom.{name}", value.encode()))
+    tp = _traceparent(record.trace_id, record.span_id)
+    if tp is not None:
+        add(("traceparent", tp))
+        if record.on_behalf_of:
+            from zoomtrace.propagation import ON_BEHALF_OF_KEY, format_baggage  # noqa: PLC0415
+
+            baggage = format_baggage([(ON_BEHALF_OF_KEY, record.on_behalf_of)])
+            if baggage:
+                add(("baggage", baggage.encode("ascii")))
+    return h
+
+
+# -- decoding ------------------------------------------------------------------------------------
+
+_record_decoder: Final = msgspec.msgpack.Decoder(Record)
+_sources_decoder: Final = msgspec.json.Decoder(list[str])
+_attrs_decoder: Final = msgspec.json.Decoder(dict[str, Any])
+_links_decoder: Final = msgspec.json.Decoder(list[Link])
+_error_decoder: Final = msgspec.json.Decoder(Error)
+_any_decoder: Final = msgspec.json.Decoder()
+
+_TEXT_FIELDS: Final = ("trace_id", "span_id", "parent_span_id", "on_behalf_of", "level", "message", "template",
+                       "status", "thread")
+
+
+def header(headers: Sequence[tuple[str, bytes | None]] | None, name: str) -> bytes | None:
+    """The last value of header ``name`` (exact, lower-case name), or None."""
+    found = None
+    if headers:
+        for key, value in headers:
+            if key == name:
+                found = value
+    return found
+
+
+def _header_map(headers: Iterable[Any] | None) -> dict[str, str]:
+    result: dict[str, str] = {}
+    if not headers:
+        return result
+    total = 0
+    for pair in headers:
+        try:
+            key, value = pair
+        except (TypeError, ValueError):
+            raise MalformedMessage("bad headers", f"not a (name, value) pair: {pair!r:.80}") from None
+        if not isinstance(key, str) or not key.startswith("zoom."):
+            continue
+        if value is None:
+            raise MalformedMessage("bad headers", f"header {key} has no value")
+        total += len(value)
+        if total > MAX_HEADER_BYTES:
+            raise MalformedMessage("bad headers", f"zoom.* headers larger than {MAX_HEADER_BYTES} bytes")
+        try:
+            text = bytes(value).decode("utf-8")
+        except (UnicodeDecodeError, TypeError):
+            raise MalformedMessage("bad headers", f"header {key} is not UTF-8 text") from None
+        if key in result:
+            raise MalformedMessage("bad headers", f"header {key} appears more than once")
+        result[key] = text
+    return result
+
+
+def _int(h: dict[str, str], name: str, required: bool = False) -> int | None:
+    text = h.get(name)
+    if text is None:
+        if required:
+            raise MalformedMessage("bad headers", f"header {name} is missing")
+        return None
+    if not re.fullmatch(r"-?[0-9]{1,20}", text):
+        raise MalformedMessage("bad headers", f"header {name} is not an integer: {text!r:.40}")
+    return int(text)
+
+
+def _required(h: dict[str, str], name: str) -> str:
+    text = h.get(name)
+    if not text:
+        raise MalformedMessage("bad headers", f"header {name} is missing")
+    return text
+
+
+def _json_header(h: dict[str, str], name: str, decoder: Any) -> Any:
+    text = h.get(name)
+    if text is None:
+        return None
+    try:
+        return decoder.decode(text)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise MalformedMessage("bad headers", f"header {name}: {exc}") from None
+
+
+def decode(
+    value: bytes | None,
+    headers: Sequence[tuple[str, bytes | None]] | None,
+    *,
+    max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+) -> Record:
+    """The record carried by a message; raises :class:`MalformedMessage` with a reason otherwise."""
+    if value is not None and len(value) > max_value_bytes:
+        raise MalformedMessage("huge value", f"{len(value)} bytes, more than the limit of {max_value_bytes}")
+    encoding = header(headers, ENCODING)
+    if encoding == MSGPACK:
+        if not value:
+            raise MalformedMessage("bad value", "empty value with zoom.encoding=msgpack")
+        try:
+            record = _record_decoder.decode(value)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise MalformedMessage("bad value", f"not a msgpack record ({exc})") from None
+        _check(record)
+        return record
+    if encoding == JSON:
+        return _decode_event(value, _header_map(headers))
+    if encoding is None:
+        raise MalformedMessage("bad headers", "no zoom.encoding header: not a Zoom record")
+    raise MalformedMessage("bad headers", f"unknown zoom.encoding {encoding!r:.40}")
+
+
+def _check(record: Record) -> None:
+    if not record.id or not record.node_id or not record.kind:
+        raise MalformedMessage("bad value", "record without id, kind or node_id")
+
+
+def _decode_event(value: bytes | None, h: dict[str, str]) -> Record:
+    if value is None:
+        raise MalformedMessage("bad value", "no value (tombstone) on an event topic")
+    try:
+        payload = _any_decoder.decode(value)
+    except msgspec.DecodeError as exc:
+        raise MalformedMessage("non-JSON value", str(exc)) from None
+    fields: dict[str, Any] = {
+        "id": _required(h, "zoom.id"),
+        "kind": h.get("zoom.kind", "event"),
+        "type": _required(h, "zoom.type"),
+        "ts_ns": _int(h, "zoom.ts_ns", required=True),
+        "node_id": _required(h, "zoom.node_id"),
+        "payload": payload,
+    }
+    v = _int(h, "zoom.v")
+    fields["v"] = SCHEMA_VERSION if v is None else v
+    for name in _TEXT_FIELDS:
+        text = h.get(f"zoom.{name}")
+        if text is not None:
+            fields[name] = text
+    for name in ("end_ns", "cpu_ns"):
+        number = _int(h, f"zoom.{name}")
+        if number is not None:
+            fields[name] = number
+    file = h.get("zoom.code.file")
+    if file is not None:
+        line = _int(h, "zoom.code.line", required=True)
+        assert line is not None
+        fields["code"] = Code(
+            file, line, h.get("zoom.code.function", "?"), h.get("zoom.code.commit"),
+            h.get("zoom.code.dirty") == "true",
+        )
+    for name, decoder in (("sources", _sources_decoder), ("attrs", _attrs_decoder), ("links", _links_decoder),
+                          ("error", _error_decoder)):
+        decoded = _json_header(h, f"zoom.{name}", decoder)
+        if decoded is not None:
+            fields[name] = decoded
+    # Every value above is already checked for its type: no second validation pass.
+    return Record(**fields)

@@ -1,0 +1,181 @@
+"""The pipeline: a bounded queue on the caller's side, one background worker on the other.
+
+The caller's thread only appends a tuple to a ``deque`` (atomic, no lock). The
+worker wakes every ``interval_s`` (or sooner when the queue fills up or someone
+flushes), turns items into records with the encoder and writes them to the sinks
+in batches. A full queue drops (or blocks up to a deadline, if so configured);
+every dropped or unwritable record is counted and the counts are themselves
+recorded, never silent.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Literal
+
+from zoomtrace.record import Record
+from zoomtrace.sinks import Sink
+
+OnFull = Literal["drop", "block"]
+
+
+class _Flush:
+    """A marker in the queue: everything before it is written when ``done`` is set."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+class Pipeline:
+    def __init__(
+        self,
+        encode: Callable[[tuple[Any, ...]], Record | None],
+        sinks: list[Sink],
+        *,
+        maxsize: int = 100_000,
+        on_full: OnFull = "drop",
+        block_timeout_s: float = 0.1,
+        batch_size: int = 4096,
+        interval_s: float = 0.05,
+        extras: Callable[[], list[Record]] = list,
+    ) -> None:
+        self._encode = encode
+        self.sinks = sinks
+        self._extras = extras
+        self._maxsize = maxsize
+        self._wake_at = maxsize // 4
+        self._on_full = on_full
+        self._block_timeout_s = block_timeout_s
+        self._batch_size = batch_size
+        self._interval_s = interval_s
+        self._queue: deque[Any] = deque()
+        self._wake = threading.Event()
+        self._space = threading.Event()
+        self._lock = threading.Lock()
+        self._stopping = False
+        #: Records lost, by reason ("queue_full", "encode_error", "sink_error:<sink>").
+        self.lost: dict[str, int] = {}
+        self.written = 0
+        self._warned: set[str] = set()
+        self._thread = threading.Thread(target=self._run, name="zoomtrace-pipeline", daemon=True)
+        self._thread.start()
+
+    # -- caller side ---------------------------------------------------------------
+
+    def put(self, item: tuple[Any, ...]) -> None:
+        """Enqueue one item; never raises, never blocks longer than the configured deadline."""
+        queue = self._queue
+        if len(queue) < self._maxsize:
+            queue.append(item)
+            if len(queue) > self._wake_at:
+                self._wake.set()
+        else:
+            self._full(item)
+
+    def _full(self, item: tuple[Any, ...]) -> None:
+        if self._on_full == "block" and threading.current_thread() is not self._thread:
+            self._wake.set()
+            self._space.clear()
+            if self._space.wait(self._block_timeout_s) and len(self._queue) < self._maxsize:
+                self._queue.append(item)
+                return
+        self.count_lost("queue_full", 1)
+
+    def count_lost(self, reason: str, n: int) -> None:
+        with self._lock:
+            self.lost[reason] = self.lost.get(reason, 0) + n
+
+    def flush(self, timeout: float | None = 5.0) -> bool:
+        """Write everything enqueued before this call; True if done within ``timeout``."""
+        if threading.current_thread() is self._thread or not self._thread.is_alive():
+            return False
+        marker = _Flush()
+        self._queue.append(marker)
+        self._wake.set()
+        return marker.done.wait(timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Drain, stop the worker and close the sinks."""
+        self._stopping = True
+        self._wake.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception as exc:  # a sink failing to close must not break the application's exit
+                self._warn(f"close:{type(sink).__name__}", f"could not close {type(sink).__name__}: {exc}")
+
+    # -- worker side ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self._interval_s)
+            self._wake.clear()
+            try:
+                self._drain()
+            except Exception as exc:  # never let the worker die: records would pile up unseen
+                self._warn("worker", f"pipeline worker error: {exc!r}")
+            if self._stopping and not self._queue:
+                return
+
+    def _drain(self) -> None:
+        queue = self._queue
+        encode = self._encode
+        while True:
+            records: list[Record] = []
+            n = min(len(queue), self._batch_size)
+            for _ in range(n):
+                item = queue.popleft()
+                if type(item) is _Flush:
+                    self._write(records)
+                    records = []
+                    self._flush_sinks()
+                    item.done.set()
+                    continue
+                try:
+                    record = encode(item)
+                except Exception as exc:
+                    self.count_lost("encode_error", 1)
+                    self._warn("encode", f"could not encode a record: {exc!r}")
+                    continue
+                if record is not None:
+                    records.append(record)
+            self._space.set()
+            records.extend(self._extras())
+            self._write(records)
+            if not queue:
+                return
+
+    def _write(self, records: list[Record]) -> None:
+        if not records:
+            return
+        for sink in self.sinks:
+            try:
+                sink.write(records)
+            except Exception as exc:
+                name = type(sink).__name__
+                self.count_lost(f"sink_error:{name}", len(records))
+                self._warn(f"sink:{name}", f"{name} could not write {len(records)} records ({exc}); counting them as lost")
+        self.written += len(records)
+
+    def _flush_sinks(self) -> None:
+        for sink in self.sinks:
+            try:
+                sink.flush()
+            except Exception as exc:
+                self._warn(f"flush:{type(sink).__name__}", f"could not flush {type(sink).__name__}: {exc}")
+
+    def _warn(self, key: str, message: str) -> None:
+        """One line on stderr per kind of problem: the application keeps running."""
+        if key not in self._warned:
+            self._warned.add(key)
+            try:
+                sys.stderr.write(f"zoomtrace: {message} (further such warnings suppressed)\n")
+            except Exception:
+                pass

@@ -1,0 +1,208 @@
+"""Where code comes from: git repository, commit, dirty state, installed distribution.
+
+Everything here runs on the pipeline's worker thread (or once at start-up), never
+on the caller's hot path: results are cached per directory, per repository and
+per file, so ``git`` runs once per repository per process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import sysconfig
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+#: Dirty files larger than this are not snapshotted (the story says so).
+MAX_SNAPSHOT_BYTES = 1024 * 1024
+GIT_TIMEOUT_S = 5.0
+
+
+@dataclass
+class Repo:
+    """A git repository as it was when the node first saw it."""
+
+    root: str
+    head: str | None = None
+    branch: str | None = None
+    #: Repository-relative POSIX paths that differ from HEAD (modified, added, untracked, deleted).
+    dirty: set[str] = field(default_factory=set)
+    #: Why provenance is incomplete (no git binary, not a repository, git failed), if it is.
+    problem: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "root": self.root,
+            "head": self.head,
+            "branch": self.branch,
+            "dirty": sorted(self.dirty),
+            "problem": self.problem,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """A source file as a record refers to it."""
+
+    file: str
+    commit: str | None
+    dirty: bool
+    #: Absolute path, for snapshotting dirty files.
+    path: str
+    repo: Repo | None
+
+
+def _git(root: str, *args: str) -> str:
+    out = subprocess.run(
+        ["git", "-C", root, "-c", "core.quotepath=off", *args],
+        capture_output=True,
+        timeout=GIT_TIMEOUT_S,
+        check=True,
+        env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"},
+    )
+    return out.stdout.decode("utf-8", "surrogateescape")
+
+
+def read_repo(root: str) -> Repo:
+    """HEAD, branch and dirty files of the repository at ``root``; never raises."""
+    repo = Repo(root=root)
+    try:
+        repo.head = _git(root, "rev-parse", "--verify", "-q", "HEAD").strip() or None
+    except FileNotFoundError:
+        repo.problem = "git is not installed: commits unknown"
+        return repo
+    except (subprocess.SubprocessError, OSError) as exc:
+        repo.problem = f"no commit yet or git failed: {exc}"
+    try:
+        branch = _git(root, "rev-parse", "--abbrev-ref", "HEAD").strip()
+        repo.branch = None if branch in ("", "HEAD") else branch
+        status = _git(root, "status", "--porcelain=v1", "-z", "--untracked-files=all")
+    except (subprocess.SubprocessError, OSError) as exc:
+        repo.problem = repo.problem or f"git status failed: {exc}"
+        return repo
+    entries = status.split("\0")
+    i = 0
+    while i < len(entries):
+        entry = entries[i]
+        i += 1
+        if len(entry) < 4:
+            continue
+        code, path = entry[:2], entry[3:]
+        repo.dirty.add(path)
+        if "R" in code or "C" in code:
+            i += 1  # the rename source follows as its own entry
+    return repo
+
+
+def find_repo_root(directory: str) -> str | None:
+    """The nearest enclosing directory holding ``.git`` (a directory, or a file for worktrees)."""
+    return _find_root(os.path.realpath(directory))
+
+
+@cache
+def _find_root(directory: str) -> str | None:
+    if os.path.exists(os.path.join(directory, ".git")):
+        return directory
+    parent = os.path.dirname(directory)
+    return None if parent == directory else _find_root(parent)
+
+
+@cache
+def _install_dirs() -> tuple[tuple[str, str], ...]:
+    """(directory, kind) for site-packages and the stdlib, longest first."""
+    dirs: list[tuple[str, str]] = []
+    paths = sysconfig.get_paths()
+    for key in ("purelib", "platlib"):
+        dirs.append((os.path.realpath(paths[key]), "site"))
+    for p in sys.path:
+        if p.endswith(("site-packages", "dist-packages")):
+            dirs.append((os.path.realpath(p), "site"))
+    dirs.append((os.path.realpath(paths["stdlib"]), "stdlib"))
+    return tuple(sorted(set(dirs), key=lambda d: -len(d[0])))
+
+
+@cache
+def _distributions() -> dict[str, list[str]]:
+    import importlib.metadata
+
+    return importlib.metadata.packages_distributions()
+
+
+@cache
+def _dist_version(dist: str) -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "?"
+
+
+def _installed_name(path: str) -> str | None:
+    for directory, kind in _install_dirs():
+        if path.startswith(directory + os.sep):
+            rel = Path(os.path.relpath(path, directory)).as_posix()
+            if kind == "stdlib":
+                return f"python{sys.version_info.major}.{sys.version_info.minor}:{rel}"
+            top = rel.split("/", 1)[0].removesuffix(".py")
+            dists = _distributions().get(top)
+            if dists:
+                return f"{dists[0]}=={_dist_version(dists[0])}:{rel}"
+            return f"site-packages:{rel}"
+    return None
+
+
+class Provenance:
+    """Maps source file names to :class:`Location`, discovering repositories as it goes."""
+
+    def __init__(self) -> None:
+        self.repos: dict[str, Repo] = {}
+        self._files: dict[str, Location] = {}
+        #: Repositories discovered since the last call to :meth:`take_new_repos`.
+        self._new_repos: list[Repo] = []
+
+    def repo(self, root: str) -> Repo:
+        repo = self.repos.get(root)
+        if repo is None:
+            repo = self.repos[root] = read_repo(root)
+            self._new_repos.append(repo)
+        return repo
+
+    def take_new_repos(self) -> list[Repo]:
+        new, self._new_repos = self._new_repos, []
+        return new
+
+    def locate(self, filename: str) -> Location:
+        loc = self._files.get(filename)
+        if loc is None:
+            loc = self._files[filename] = self._locate(filename)
+        return loc
+
+    def _locate(self, filename: str) -> Location:
+        if filename.startswith("<"):  # <string>, <stdin>, <frozen ...>
+            return Location(filename, None, False, filename, None)
+        path = os.path.realpath(os.path.abspath(filename))
+        installed = _installed_name(path)
+        if installed is not None:
+            return Location(installed, None, False, path, None)
+        root = find_repo_root(os.path.dirname(path))
+        if root is None:
+            return Location(Path(path).as_posix(), None, False, path, None)
+        repo = self.repo(root)
+        rel = Path(os.path.relpath(path, root)).as_posix()
+        return Location(rel, repo.head, rel in repo.dirty, path, repo)
+
+
+def snapshot(path: str) -> tuple[str, bytes] | None:
+    """``(sha256, content)`` of a dirty file, or None if unreadable or too big."""
+    try:
+        with open(path, "rb") as f:
+            content = f.read(MAX_SNAPSHOT_BYTES + 1)
+    except OSError:
+        return None
+    if len(content) > MAX_SNAPSHOT_BYTES:
+        return None
+    return hashlib.sha256(content).hexdigest(), content

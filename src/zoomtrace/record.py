@@ -1,0 +1,121 @@
+"""The record: one model for logs, data events, raw data, spans and node lifecycle.
+
+Every stage after capture speaks this model. Field names follow OpenTelemetry
+semantic conventions where a counterpart exists (see ``OTEL_NAMES``) so that
+export is a mapping, not a rewrite.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Final, Literal
+
+import msgspec
+
+#: Bumped whenever a field changes meaning or is removed (adding optional fields is compatible).
+SCHEMA_VERSION: Final = 1
+
+Kind = Literal["log", "event", "raw", "span", "node"]
+KINDS: Final[tuple[str, ...]] = ("log", "event", "raw", "span", "node")
+
+#: Zoom field -> OpenTelemetry semantic-convention attribute.
+OTEL_NAMES: Final[dict[str, str]] = {
+    "code.file": "code.file.path",
+    "code.line": "code.line.number",
+    "code.function": "code.function.name",
+    "service": "service.name",
+    "version": "service.version",
+    "env": "deployment.environment.name",
+    "host": "host.name",
+    "pid": "process.pid",
+    "commit": "vcs.ref.head.revision",
+}
+
+
+class Code(msgspec.Struct, omit_defaults=True, array_like=True):
+    """Where a record was computed.
+
+    ``file`` is relative to its git repository root (POSIX separators), or
+    ``dist==version:module/path.py`` for installed code, or absolute when neither applies.
+    """
+
+    file: str
+    line: int
+    function: str
+    commit: str | None = None
+    dirty: bool = False
+
+
+class Link(msgspec.Struct, array_like=True):
+    """A follows-from link to another span."""
+
+    trace_id: str
+    span_id: str
+
+
+class Frame(msgspec.Struct, array_like=True):
+    file: str
+    line: int
+    function: str
+
+
+class Error(msgspec.Struct, omit_defaults=True):
+    type: str
+    message: str
+    frames: list[Frame] = []
+
+
+class Record(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """One fact in a story. Optional fields are omitted on the wire when empty."""
+
+    id: str
+    kind: str
+    type: str
+    ts_ns: int
+    node_id: str
+    v: int = SCHEMA_VERSION
+    end_ns: int | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+    parent_span_id: str | None = None
+    links: list[Link] = []
+    on_behalf_of: str | None = None
+    code: Code | None = None
+    level: str | None = None
+    message: str | None = None
+    template: str | None = None
+    attrs: dict[str, Any] = {}
+    payload: Any = None
+    sources: list[str] = []
+    error: Error | None = None
+    status: str | None = None
+    cpu_ns: int | None = None
+    thread: str | None = None
+
+
+_rand = int.from_bytes
+
+
+def uuid7(ts_ns: int | None = None) -> str:
+    """A time-sortable RFC 9562 UUIDv7 string, from ``ts_ns`` (default: now)."""
+    ms = (time.time_ns() if ts_ns is None else ts_ns) // 1_000_000
+    r = _rand(os.urandom(10), "big")
+    value = (ms & 0xFFFFFFFFFFFF) << 80 | 0x7 << 76 | (r >> 68 & 0xFFF) << 64 | 0b10 << 62 | (r & 0x3FFFFFFFFFFFFFFF)
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def new_trace_id() -> str:
+    """32 lower-case hex characters, never all zero."""
+    return os.urandom(16).hex()
+
+
+def new_span_id() -> str:
+    """16 lower-case hex characters, never all zero (W3C forbids it)."""
+    return os.urandom(8).hex()
+
+
+encoder: Final = msgspec.msgpack.Encoder()
+batch_decoder: Final = msgspec.msgpack.Decoder(list[Record])
+json_encoder: Final = msgspec.json.Encoder()

@@ -1,0 +1,62 @@
+"""Sinks: where the pipeline's worker writes encoded records.
+
+A sink is anything with ``write(records)``, ``flush()`` and ``close()``; it runs on
+the worker thread only. ``open_sink`` turns a sink URL into one:
+
+==========================  ===============================================
+``spool`` (default)          segment files under ``$ZOOMTRACE_HOME/spool``
+``spool:///abs/dir``         segment files in that directory
+``stdout`` / ``stdout+json`` human-readable lines / JSON lines on stdout
+``file:///path.jsonl``       JSON lines appended to a file
+``kafka://host:port,...``    Apache Kafka (needs ``zoomtrace[kafka]``)
+``otlp+http://host:4318``    OpenTelemetry OTLP/HTTP (needs ``zoomtrace[otel]``)
+==========================  ===============================================
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from zoomtrace.errors import ConfigError
+from zoomtrace.record import Record
+
+
+class Sink(Protocol):
+    def write(self, records: list[Record]) -> None:
+        """Write a batch; raise ``OSError`` (or any error) if it could not be written."""
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def open_sink(url: str, *, home: Path, node_id: str) -> Sink:
+    """Open the sink named by ``url`` (see the module docstring)."""
+    scheme = urlsplit(url).scheme if "://" in url else url
+    if scheme == "spool":
+        from zoomtrace.sinks.spool import SpoolSink
+
+        path = urlsplit(url).path if "://" in url else ""
+        return SpoolSink(Path(path) if path else home / "spool", node_id)
+    if scheme in ("stdout", "stdout+json"):
+        from zoomtrace.sinks.stdout import StdoutSink
+
+        return StdoutSink(json_lines=scheme == "stdout+json")
+    if scheme == "file":
+        from zoomtrace.sinks.file import FileSink
+
+        return FileSink(Path(urlsplit(url).path))
+    if scheme == "kafka":
+        from zoomtrace.sinks.kafka import KafkaSink
+
+        return KafkaSink.from_url(url, home=home, node_id=node_id)
+    if scheme in ("otlp+http", "otlp+https", "otlp"):
+        from zoomtrace.sinks.otlp import OtlpSink
+
+        return OtlpSink.from_url(url)
+    raise ConfigError(
+        f"unknown sink {url!r}: use 'spool', 'stdout', 'stdout+json', 'file:///path.jsonl', "
+        "'kafka://host:9092' or 'otlp+http://host:4318'"
+    )

@@ -1,0 +1,27 @@
+"""JSON-lines file sink: one record per line, appended."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from zoomtrace.record import Record, json_encoder
+
+
+class FileSink:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def write(self, records: list[Record]) -> None:
+        buf = bytearray()
+        for record in records:
+            json_encoder.encode_into(record, buf, -1)
+            buf += b"\n"
+        os.write(self._fd, buf)
+
+    def flush(self) -> None:
+        """Each batch is one ``write``; nothing is buffered here."""
+
+    def close(self) -> None:
+        os.close(self._fd)

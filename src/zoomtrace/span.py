@@ -1,0 +1,194 @@
+"""Spans: units of work with a start, an end and a place in a tree.
+
+The caller's thread only reads the clocks, ids and the current context; the span
+record is built by the pipeline's worker when the span ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from types import CodeType, TracebackType
+from typing import Any, Final, ParamSpec, TypeVar, overload
+
+from zoomtrace import node as _node
+from zoomtrace.context import SpanContext, current
+from zoomtrace.items import SPAN
+from zoomtrace.record import new_span_id, new_trace_id
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_CURRENT: Final[Any] = object()
+_running_loop = asyncio._get_running_loop
+_thread_time = time.thread_time_ns
+_time = time.time_ns
+
+
+class Span:
+    """An open span; use it as a context manager (``with zt.span("name") as s``)."""
+
+    __slots__ = (
+        "_token",
+        "attrs",
+        "code",
+        "cpu_ns",
+        "end_ns",
+        "error",
+        "line",
+        "links",
+        "name",
+        "on_behalf_of",
+        "parent_span_id",
+        "span_id",
+        "start_ns",
+        "status",
+        "thread",
+        "trace_id",
+        "tracestate",
+        "baggage",
+        "_cpu_start",
+        "_thread_ident",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        attrs: dict[str, Any],
+        parent: Span | SpanContext | None,
+        links: list[tuple[str, str]],
+        on_behalf_of: str | None,
+        code: CodeType,
+        line: int,
+    ) -> None:
+        self.name = name
+        self.attrs = attrs
+        if parent is None:
+            self.trace_id = new_trace_id()
+            self.parent_span_id: str | None = None
+            self.tracestate: tuple[tuple[str, str], ...] = ()
+            self.baggage: tuple[tuple[str, str], ...] = ()
+        else:
+            self.trace_id = parent.trace_id
+            self.parent_span_id = parent.span_id
+            # Propagated vendor state and baggage travel on to downstream calls.
+            self.tracestate = parent.tracestate
+            self.baggage = parent.baggage
+            if on_behalf_of is None:
+                on_behalf_of = parent.on_behalf_of
+        self.span_id = new_span_id()
+        self.links = links
+        self.on_behalf_of = on_behalf_of
+        self.code = code
+        self.line = line
+        self.status = "ok"
+        self.error: BaseException | None = None
+        self.end_ns: int | None = None
+        self.cpu_ns: int | None = None
+        self.start_ns = 0
+        self._cpu_start: int | None = None
+        self._token: Any = None
+
+    def set(self, **attrs: Any) -> Span:
+        """Add or replace attributes; they are recorded when the span ends."""
+        self.attrs.update(attrs)
+        return self
+
+    def __enter__(self) -> Span:
+        # CPU time is only meaningful for synchronous code: other tasks run while a coroutine awaits.
+        self._cpu_start = None if _running_loop() is not None else _thread_time()
+        thread = threading.current_thread()
+        self.thread = thread.name
+        self._thread_ident = thread.ident
+        self._token = current.set(self)
+        node = _node.active
+        if node is not None:
+            node.open_spans[self.span_id] = self
+        self.start_ns = _time()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.end_ns = _time()
+        if self._cpu_start is not None and threading.get_ident() == self._thread_ident:
+            self.cpu_ns = _thread_time() - self._cpu_start
+        if exc is not None:
+            self.status = "error"
+            self.error = exc
+        try:
+            current.reset(self._token)
+        except ValueError:  # exited in another context (e.g. a generator finished elsewhere)
+            current.set(None)
+        node = _node.active
+        if node is not None:
+            node.open_spans.pop(self.span_id, None)
+            node.pipeline.put((SPAN, self))
+
+
+def _links(follows_from: Span | SpanContext | Iterable[Span | SpanContext] | None) -> list[tuple[str, str]]:
+    if follows_from is None:
+        return []
+    if isinstance(follows_from, Span | SpanContext):
+        return [(follows_from.trace_id, follows_from.span_id)]
+    return [(s.trace_id, s.span_id) for s in follows_from]
+
+
+def span(
+    name: str,
+    *,
+    follows_from: Span | SpanContext | Iterable[Span | SpanContext] | None = None,
+    context: SpanContext | Span | None = _CURRENT,
+    on_behalf_of: str | None = None,
+    **attrs: Any,
+) -> Span:
+    """A new span, child of the current one (or of ``context``; ``context=None`` starts a new trace).
+
+    ``follows_from`` links the span to other spans without making it their child
+    (a retry, a batch, a message consumed later).
+    """
+    f = sys._getframe(1)
+    parent = current.get() if context is _CURRENT else context
+    return Span(name, attrs, parent, _links(follows_from), on_behalf_of, f.f_code, f.f_lineno)
+
+
+def current_span() -> Span | None:
+    """The open span of this task or thread, if any (a remote context is not a span)."""
+    value = current.get()
+    return value if isinstance(value, Span) else None
+
+
+@overload
+def traced(fn: Callable[P, R], /) -> Callable[P, R]: ...
+@overload
+def traced(name: str | None = None, /, **attrs: Any) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+def traced(fn_or_name: Any = None, /, **attrs: Any) -> Any:
+    """Run a function (sync or async) in a span named after it; the span points at the function's body."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        name = fn_or_name if isinstance(fn_or_name, str) else fn.__qualname__
+        code: CodeType = inspect.unwrap(fn).__code__
+        line = code.co_firstlineno
+
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def run_async(*args: Any, **kwargs: Any) -> Any:
+                with Span(name, dict(attrs), current.get(), [], None, code, line):
+                    return await fn(*args, **kwargs)
+
+            return run_async
+
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with Span(name, dict(attrs), current.get(), [], None, code, line):
+                return fn(*args, **kwargs)
+
+        return run
+
+    return decorate(fn_or_name) if callable(fn_or_name) else decorate

@@ -1,0 +1,148 @@
+"""The spool format: append-only segment files of checked frames.
+
+Each process writes its own segment files, so processes on one machine never
+contend. A frame is::
+
+    magic b"ZT" | format version (1 byte) | flags (1 byte) | payload length (u32 LE) | CRC-32 of payload (u32 LE) | payload
+
+and its payload is a msgpack array of records. A reader detects a torn or corrupt
+frame, reports it and resynchronises on the next magic; an incomplete frame at the
+end of a segment is left for later (its writer may still be writing it).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import msgspec
+
+from zoomtrace.record import Record, batch_decoder
+
+MAGIC: Final = b"ZT"
+FORMAT_VERSION: Final = 1
+HEADER: Final = struct.Struct("<2sBBII")
+SUFFIX: Final = ".zspool"
+#: A frame larger than this is treated as corruption (a writer never produces one).
+MAX_FRAME: Final = 256 * 1024 * 1024
+
+
+def frame(payload: bytes) -> bytes:
+    return HEADER.pack(MAGIC, FORMAT_VERSION, 0, len(payload), zlib.crc32(payload)) + payload
+
+
+def segment_name(node_id: str, seq: int) -> str:
+    return f"{node_id}.{seq:06d}{SUFFIX}"
+
+
+class SegmentWriter:
+    """Appends frames to ``dir/<node_id>.<seq>.zspool``, rolling to a new segment by size or after an error."""
+
+    def __init__(self, directory: Path, node_id: str, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self.directory = directory
+        self.node_id = node_id
+        self.max_bytes = max_bytes
+        self._seq = 0
+        self._fd: int | None = None
+        self._size = 0
+
+    def _open(self) -> int:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        while True:
+            self._seq += 1
+            path = self.directory / segment_name(self.node_id, self._seq)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+            except FileExistsError:
+                continue
+            self._fd, self._size = fd, 0
+            return fd
+
+    def write(self, payload: bytes) -> None:
+        """Write one frame with a single ``write`` call. On error the segment is abandoned,
+        so a later frame never follows a torn one in the same file; the error propagates."""
+        data = frame(payload)
+        fd = self._fd if self._fd is not None and self._size < self.max_bytes else self._roll()
+        try:
+            written = os.write(fd, data)
+            if written != len(data):
+                raise OSError(f"short write to spool ({written} of {len(data)} bytes)")
+        except OSError:
+            self.close()
+            raise
+        self._size += written
+
+    def _roll(self) -> int:
+        self.close()
+        return self._open()
+
+    def sync(self) -> None:
+        if self._fd is not None:
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+@dataclass
+class ReadResult:
+    records: list[Record] = field(default_factory=list)
+    #: Offset up to which the segment is fully consumed (next read starts here).
+    offset: int = 0
+    #: Human-readable reports of corrupt data that was skipped.
+    problems: list[str] = field(default_factory=list)
+    #: Bytes at the end that do not yet form a complete frame.
+    pending_bytes: int = 0
+
+
+def read_segment(path: Path, offset: int = 0) -> ReadResult:
+    """Read complete frames from ``offset``; corrupt frames are reported and skipped."""
+    result = ReadResult(offset=offset)
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read()
+    pos = 0
+    end = len(data)
+    hsize = HEADER.size
+    while pos < end:
+        if end - pos < hsize:
+            break
+        magic, version, _flags, length, crc = HEADER.unpack_from(data, pos)
+        if magic != MAGIC or version != FORMAT_VERSION or length > MAX_FRAME:
+            nxt = data.find(MAGIC, pos + 1)
+            skipped = (nxt if nxt >= 0 else end) - pos
+            result.problems.append(f"{path.name}: {skipped} bytes of unreadable data at offset {offset + pos} skipped")
+            pos += skipped
+            continue
+        if end - pos - hsize < length:
+            break  # incomplete: its writer may still be writing it
+        payload = data[pos + hsize : pos + hsize + length]
+        if zlib.crc32(payload) != crc:
+            result.problems.append(f"{path.name}: frame at offset {offset + pos} fails its checksum; skipped")
+            nxt = data.find(MAGIC, pos + 1)
+            pos = nxt if nxt >= 0 else end
+            continue
+        try:
+            result.records.extend(batch_decoder.decode(payload))
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            result.problems.append(f"{path.name}: frame at offset {offset + pos} does not decode ({exc}); skipped")
+        pos += hsize + length
+    result.offset = offset + pos
+    result.pending_bytes = end - pos
+    return result
+
+
+def segments(directory: Path) -> Iterator[Path]:
+    """Segment files in name order (node id, then sequence)."""
+    if directory.is_dir():
+        yield from sorted(p for p in directory.iterdir() if p.name.endswith(SUFFIX))

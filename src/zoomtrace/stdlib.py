@@ -1,0 +1,46 @@
+"""Zero-code-change capture of stdlib ``logging``: every record joins the story."""
+
+from __future__ import annotations
+
+import logging
+
+from zoomtrace import node as _node
+from zoomtrace.context import current
+from zoomtrace.items import STDLOG
+
+
+class ZoomHandler(logging.Handler):
+    """Hands ``LogRecord`` objects to the pipeline; formatting happens on the worker thread."""
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        # No handler lock and no filters to run per record: the pipeline's queue is thread-safe.
+        node = _node.active
+        if node is not None and record.levelno >= self.level:
+            node.pipeline.put((STDLOG, record, current.get()))
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.handle(record)
+
+
+_handler: ZoomHandler | None = None
+
+
+def capture(level: int = logging.INFO) -> ZoomHandler:
+    """Attach Zoom's handler to the root logger, lowering (never raising) the root level to ``level``."""
+    global _handler
+    root = logging.getLogger()
+    if _handler is None:
+        _handler = ZoomHandler()
+        root.addHandler(_handler)
+    _handler.setLevel(level)
+    if root.level > level:
+        root.setLevel(level)
+    return _handler
+
+
+def release() -> None:
+    global _handler
+    if _handler is not None:
+        logging.getLogger().removeHandler(_handler)
+        _handler = None
