@@ -84,9 +84,14 @@ def make_repo(root: Path, files: dict[str, str], message: str = "initial") -> st
 
 def marker_line(path: Path, marker: str) -> int:
     """The 1-based line of ``path`` carrying the comment ``# @marker`` (exactly one such line)."""
-    hits = [i for i, line in enumerate(path.read_text().splitlines(), 1)
-            if line.rstrip().endswith(f"# @{marker}")]
-    assert len(hits) == 1, f"marker @{marker} found {len(hits)} times in {path}"
+    return marker_line_in_text(path.read_text(), marker, str(path))
+
+
+def marker_line_in_text(text: str, marker: str, where: str = "text") -> int:
+    """Like ``marker_line`` for source text as ``write_files`` would write it (dedented)."""
+    text = textwrap.dedent(text).lstrip("\n")
+    hits = [i for i, line in enumerate(text.splitlines(), 1) if line.rstrip().endswith(f"# @{marker}")]
+    assert len(hits) == 1, f"marker @{marker} found {len(hits)} times in {where}"
     return hits[0]
 
 
@@ -256,6 +261,17 @@ def as_json(value: Any) -> Any:
         except ValueError:
             return value
     return value
+
+
+def row_code(row: dict[str, Any]) -> dict[str, Any]:
+    """The code location of a record row read through ``sql --json``, whether the store keeps it as one
+    ``code`` column or as ``code_file``/``code_line``/... columns."""
+    if row.get("code") is not None:
+        code = as_json(row["code"])
+        if isinstance(code, list):
+            code = dict(zip(("file", "line", "function", "commit", "dirty"), code, strict=False))
+        return dict(code)
+    return {k: row.get(f"code_{k}") for k in ("file", "line", "function", "commit", "dirty")}
 
 
 def assert_one_line_error(out: subprocess.CompletedProcess[str]) -> str:

@@ -55,7 +55,8 @@ DEFAULT_MAX_VALUE_BYTES: Final = 8 * 1024 * 1024
 #: Headers larger than this in total mark a message as malformed.
 MAX_HEADER_BYTES: Final = 1024 * 1024
 
-Headers = list[tuple[str, bytes]]
+#: Kafka headers as confluent-kafka takes and gives them.
+Headers = list[tuple[str, str | bytes | None]]
 
 _ILLEGAL = re.compile(r"[^A-Za-z0-9._-]")
 _MAX_TOPIC: Final = 249
@@ -228,13 +229,13 @@ _TEXT_FIELDS: Final = ("trace_id", "span_id", "parent_span_id", "on_behalf_of", 
                        "status", "thread")
 
 
-def header(headers: Sequence[tuple[str, bytes | None]] | None, name: str) -> bytes | None:
+def header(headers: Sequence[tuple[str, str | bytes | None]] | None, name: str) -> bytes | None:
     """The last value of header ``name`` (exact, lower-case name), or None."""
     found = None
     if headers:
         for key, value in headers:
             if key == name:
-                found = value
+                found = value.encode() if isinstance(value, str) else value
     return found
 
 
@@ -295,7 +296,7 @@ def _json_header(h: dict[str, str], name: str, decoder: Any) -> Any:
 
 def decode(
     value: bytes | None,
-    headers: Sequence[tuple[str, bytes | None]] | None,
+    headers: Sequence[tuple[str, str | bytes | None]] | None,
     *,
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
 ) -> Record:

@@ -59,6 +59,7 @@ MORE_KEY: Final = "$more"
 #: msgpack carries at most 64-bit integers (msgspec raises OverflowError beyond).
 _INT_MIN: Final = -(2**63)
 _INT_MAX: Final = 2**64 - 1
+_SCALAR_JSON_MAX: Final = len(str(_INT_MIN))  # the longest JSON of None, a bool or a 64-bit int
 
 #: Left alone by ``msgspec.to_builtins`` so that they are converted here, the same way everywhere.
 _BUILTIN_TYPES: Final = (
@@ -223,13 +224,13 @@ class _Converter:
         if cls is bool or value is None:
             return value
         try:
+            if cls is dict or cls is list or cls is tuple:
+                return self._container(value, cls, depth)
             return self._convert_other(value, cls, depth)
         except Exception:  # any user hook may raise; the record must survive
             return self._unserialisable(value)
 
     def _convert_other(self, value: Any, cls: type, depth: int) -> Any:
-        if cls is dict or cls is list or cls is tuple:
-            return self._container(value, depth)
         if isinstance(value, enum.Enum):  # before str/int: StrEnum and IntEnum are both
             return self.convert(value.value, depth + 1)
         if isinstance(value, str):
@@ -248,9 +249,9 @@ class _Converter:
             return _clean_str(str(value), self.max_str)
         if isinstance(value, type):  # classes look like dataclasses / models but are not instances
             return self._unserialisable(value)
-        return self._container(value, depth)
+        return self._container(value, cls, depth)
 
-    def _container(self, value: Any, depth: int) -> Any:
+    def _container(self, value: Any, cls: type, depth: int) -> Any:
         """Anything that may contain other values: checked for depth and cycles."""
         if depth >= self.depth_limit:
             return MAX_DEPTH
@@ -259,6 +260,10 @@ class _Converter:
             return RECURSIVE
         self.seen.add(key)
         try:
+            if cls is dict:
+                return self._dict(value.items(), len(value), depth)
+            if cls is list or cls is tuple:
+                return self._list(value, len(value), depth)
             return self._structure(value, depth)
         finally:
             self.seen.discard(key)
@@ -316,11 +321,22 @@ class _Converter:
         out: dict[str, Any] = {}
         child = depth + 1
         count = 0
+        max_str = self.max_str
         for k, v in islice(items, self.items):
-            key = k if type(k) is str and len(k) <= self.max_str and k.isascii() else self._key(k)
+            key = k if type(k) is str and len(k) <= max_str and k.isascii() else self._key(k)
             if key in out:
                 key = _unique_key(out, key, k)
-            out[key] = self.convert(v, child)
+            cls = type(v)  # inline the common cases: a call per item is most of the cost
+            if (
+                (cls is str and len(v) <= max_str and v.isascii())
+                or (cls is int and _INT_MIN <= v <= _INT_MAX)
+                or (cls is float and v - v == 0.0)
+                or cls is bool
+                or cls is NoneType
+            ):
+                out[key] = v
+            else:
+                out[key] = self.convert(v, child)
             count += 1
         if size > count:
             out[_unique_key(out, MORE_KEY, None) if MORE_KEY in out else MORE_KEY] = f"<{size - count} more items>"
@@ -329,7 +345,21 @@ class _Converter:
     def _list(self, values: Any, size: int, depth: int) -> list[Any]:
         child = depth + 1
         convert = self.convert
-        out = [convert(v, child) for v in islice(values, self.items)]
+        max_str = self.max_str
+        out: list[Any] = []
+        append = out.append
+        for v in islice(values, self.items):
+            cls = type(v)
+            if (
+                (cls is str and len(v) <= max_str and v.isascii())
+                or (cls is int and _INT_MIN <= v <= _INT_MAX)
+                or (cls is float and v - v == 0.0)
+                or cls is bool
+                or cls is NoneType
+            ):
+                append(v)
+            else:
+                append(convert(v, child))
         if size > len(out):
             out.append(f"<{size - len(out)} more items>")
         return out
@@ -410,23 +440,26 @@ def sanitize_attrs(attrs: Any, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any
     """
     if type(attrs) is dict and len(attrs) <= limits.max_items:
         max_len = limits.max_attr_value
-        for k, v in attrs.items():
-            if type(k) is not str or len(k) > max_len or not k.isascii():
-                break
-            cls = type(v)
-            if cls is str:
-                if len(v) > max_len or not (v.isascii() or _utf8_ok(v)):
+        try:
+            for k, v in attrs.items():
+                if type(k) is not str or len(k) > max_len or not k.isascii():
                     break
-            elif cls is int:
-                if v < _INT_MIN or v > _INT_MAX:
+                cls = type(v)
+                if cls is str:
+                    if len(v) > max_len or not (v.isascii() or _utf8_ok(v)):
+                        break
+                elif cls is int:
+                    if v < _INT_MIN or v > _INT_MAX:
+                        break
+                elif cls is float:
+                    if v - v != 0.0:  # nan or inf
+                        break
+                elif cls is not bool and cls is not NoneType:
                     break
-            elif cls is float:
-                if v - v != 0.0:  # nan or inf
-                    break
-            elif cls is not bool and cls is not NoneType:
-                break
-        else:
-            return attrs
+            else:
+                return attrs
+        except RuntimeError:  # changed size during iteration: another thread still writes to it
+            attrs = dict(attrs)  # a C-level copy: atomic under the GIL
     if attrs is None:
         return {}
     result = to_jsonable(attrs, limits)
@@ -442,11 +475,10 @@ def sanitize_payload(obj: Any, limits: Limits = DEFAULT_LIMITS) -> Any:
     "$preview": ...}``: the record survives with the start of the JSON (at most
     ``min(max_attr_value, max_payload_bytes)`` bytes of it) instead of the data.
     """
-    cls = type(obj)
-    if cls is NoneType or cls is bool:
-        return obj
-    if cls is int and _INT_MIN <= obj <= _INT_MAX:
-        return obj
+    if limits.max_payload_bytes >= _SCALAR_JSON_MAX:  # no scalar can exceed it: skip the encoding
+        cls = type(obj)
+        if cls is NoneType or cls is bool or (cls is int and _INT_MIN <= obj <= _INT_MAX):
+            return obj
     value = to_jsonable(obj, limits, max_str=limits.max_payload_bytes)
     try:
         encoded = _json_encode(value)

@@ -1,0 +1,453 @@
+"""The collector: a Kafka consumer group that stores Zoom records (``zoomtrace collect``).
+
+It subscribes to the Zoom topics by pattern (default ``^.*\\.(log|event|raw|span|node)$``; topics
+created later are picked up within ``topic.metadata.refresh.interval.ms``, 10 s by default),
+decodes each message (``zoomtrace.kafka_codec``), writes each batch to the store in one call
+and only then commits the batch's offsets (``enable.auto.commit=false``). A collector killed at
+any point therefore loses nothing: what it stored but did not commit is read again, and the
+store keeps one copy per record id. Collectors with the same group id share the partitions.
+
+Malformed messages (no or bad ``zoom.*`` headers, a value that is not JSON or msgpack of a
+record, a value over ``max_value_bytes``) are reported on stderr, counted and skipped; their
+offsets are committed like the others. Every ``stats_interval`` seconds the collector reports
+throughput and lag (one line on stderr, or one JSON object per line on stdout with ``json_stats``).
+SIGTERM and SIGINT stop it cleanly: the batch in hand is stored and committed, the consumer
+leaves its group (its partitions move to the other collectors at once) and the store is closed.
+
+Run it as ``zoomtrace collect --from kafka://host:9092 [--to HOME] [--group-id ID]`` or
+``python -m zoomtrace.collector ...`` (same options).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any, Final
+from urllib.parse import parse_qsl, urlsplit
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from zoomtrace import kafka_codec
+from zoomtrace.errors import ConfigError, StoreError
+from zoomtrace.record import Record
+from zoomtrace.store.base import Store
+
+__all__ = ["DEFAULT_GROUP_ID", "DEFAULT_TOPICS_PATTERN", "CollectorStats", "main", "parse_bootstrap", "run_collector"]
+
+DEFAULT_TOPICS_PATTERN: Final = r"^.*\.(log|event|raw|span|node)$"
+DEFAULT_GROUP_ID: Final = "zoomtrace-collector"
+
+DEFAULT_CONSUMER_CONFIG: Final[dict[str, Any]] = {
+    "enable.auto.commit": False,
+    "auto.offset.reset": "earliest",
+    # Pattern subscriptions see new topics at the next metadata refresh.
+    "topic.metadata.refresh.interval.ms": 10_000,
+    # A collector that died (SIGKILL) gives up its partitions after this long.
+    "session.timeout.ms": 10_000,
+    "heartbeat.interval.ms": 2_000,
+    "log_level": 3,
+}
+
+#: Report at most this many malformed messages per reason on stderr (all are counted).
+_MAX_REPORTS: Final = 20
+#: How often a failed store write is retried before the batch is stored record by record.
+_STORE_ATTEMPTS: Final = 3
+
+
+@dataclass
+class CollectorStats:
+    consumed: int = 0  # messages read
+    stored: int = 0  # records handed to the store (after in-batch de-duplication)
+    new: int = 0  # records the store did not have yet
+    malformed: int = 0
+    malformed_by_reason: dict[str, int] = field(default_factory=dict)
+    rejected: int = 0  # records the store refused even one by one
+    batches: int = 0
+    commits: int = 0
+    commit_failures: int = 0
+    partitions: int = 0
+    lag: int | None = None
+    elapsed_s: float = 0.0
+
+
+def parse_bootstrap(source: str) -> tuple[str, dict[str, str]]:
+    """``kafka://h1:9092,h2:9092?opt=v`` (or plain ``h1:9092``) -> bootstrap servers and client options."""
+    if "://" not in source:
+        return source, {}
+    parts = urlsplit(source)
+    if parts.scheme != "kafka" or not parts.netloc:
+        raise ConfigError(f"not a Kafka address: {source!r} (use kafka://host:9092 or host:9092)")
+    return parts.netloc, dict(parse_qsl(parts.query, keep_blank_values=True))
+
+
+StoreSession = Callable[[], AbstractContextManager[Store]]
+
+
+class _Collector:
+    def __init__(
+        self,
+        consumer: Consumer,
+        session: StoreSession,
+        *,
+        batch_size: int,
+        batch_timeout_s: float,
+        max_value_bytes: int,
+        stats_interval: float,
+        json_stats: bool,
+        stop: threading.Event,
+        idle_exit_s: float | None,
+        out: IO[str] | None,
+        err: IO[str],
+    ) -> None:
+        self.consumer, self.session = consumer, session
+        self.batch_size, self.batch_timeout_s = batch_size, batch_timeout_s
+        self.max_value_bytes = max_value_bytes
+        self.stats_interval, self.json_stats = stats_interval, json_stats
+        self.stop, self.idle_exit_s = stop, idle_exit_s
+        self.out = out if out is not None else (sys.stdout if json_stats else sys.stderr)
+        self.err = err
+        self.stats = CollectorStats()
+        self._assignment: set[tuple[str, int]] = set()
+
+    # -- rebalance callbacks (run inside consume()) ------------------------------------------
+
+    def on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assignment = {(tp.topic, tp.partition) for tp in partitions}
+        self.stats.partitions = len(self._assignment)
+
+    def on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Every batch is stored and committed before the next consume(): nothing to hand over.
+        self._assignment -= {(tp.topic, tp.partition) for tp in partitions}
+        self.stats.partitions = len(self._assignment)
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run(self) -> CollectorStats:
+        started = last_report = last_message = time.monotonic()
+        reported = CollectorStats()
+        while not self.stop.is_set():
+            messages = self.consumer.consume(num_messages=self.batch_size, timeout=self.batch_timeout_s)
+            now = time.monotonic()
+            if messages:
+                last_message = now
+                self._handle(messages)
+            if self.stats_interval > 0 and now - last_report >= self.stats_interval:
+                self._report(now - last_report, reported, now - started)
+                reported = CollectorStats(**{**asdict(self.stats), "malformed_by_reason": {}})
+                last_report = now
+            if self.idle_exit_s is not None and now - last_message >= self.idle_exit_s:
+                break
+        now = time.monotonic()
+        self.stats.elapsed_s = round(now - started, 3)
+        self._report(now - last_report, reported, now - started, final=True)
+        return self.stats
+
+    def _handle(self, messages: list[Any]) -> None:
+        stats = self.stats
+        decode = kafka_codec.decode
+        limit = self.max_value_bytes
+        by_id: dict[str, Record] = {}
+        offsets: dict[tuple[str, int], int] = {}
+        problems: list[tuple[str | None, str]] = []
+        for msg in messages:
+            error = msg.error()
+            if error is not None:
+                self._kafka_error(error)
+                continue
+            stats.consumed += 1
+            offsets[(msg.topic(), msg.partition())] = msg.offset() + 1
+            try:
+                record = decode(msg.value(), msg.headers(), max_value_bytes=limit)
+            except kafka_codec.MalformedMessage as exc:
+                problems.append(self._malformed(msg, exc))
+                continue
+            by_id[record.id] = record  # a node record arrives from two topics: store it once
+        if by_id or problems:
+            self._store(list(by_id.values()), problems)
+        stats.batches += 1
+        if offsets:
+            self._commit(offsets)
+
+    def _store(self, records: list[Record], problems: list[tuple[str | None, str]]) -> None:
+        """Write one batch in one store session (the store lock is held only meanwhile, so CLI commands,
+        the UI and other collectors sharing the store get their turn between batches)."""
+        delay = 0.2
+        for attempt in range(1, _STORE_ATTEMPTS + 1):
+            try:
+                with self.session() as store:
+                    batch = getattr(store, "ingest_batch", None)
+                    # DuckStore also keeps the malformed messages as ingest problems, in the same transaction.
+                    new = batch(records, problems=problems) if batch is not None else store.ingest(records)
+            except Exception as exc:
+                self._say(f"store write of {len(records)} records failed (attempt {attempt}): {exc}")
+                if attempt < _STORE_ATTEMPTS:
+                    time.sleep(delay)
+                    delay *= 4
+                continue
+            self.stats.stored += len(records)
+            self.stats.new += new
+            return
+        # The batch keeps failing: find the records the store refuses, skip them, keep the others.
+        rejected = 0
+        try:
+            with self.session() as store:
+                for record in records:
+                    try:
+                        self.stats.new += store.ingest([record])
+                        self.stats.stored += 1
+                    except Exception as exc:
+                        rejected += 1
+                        if rejected <= _MAX_REPORTS:
+                            self._say(f"store refused record {record.id} ({record.kind}/{record.type}): {exc}; "
+                                      "skipped")
+        except Exception as exc:
+            raise StoreError(f"cannot write to the store ({exc}); stopping without committing") from exc
+        if records and rejected == len(records):
+            # Nothing at all can be written: the store is broken. Stop without committing (no loss).
+            raise StoreError(f"the store refuses every record ({rejected}); stopping without committing")
+        self.stats.rejected += rejected
+
+    def _commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        tps = [TopicPartition(topic, partition, offset) for (topic, partition), offset in offsets.items()]
+        try:
+            self.consumer.commit(offsets=tps, asynchronous=False)
+            self.stats.commits += 1
+        except KafkaException as exc:
+            # A rebalance took these partitions away: their new owner reads the batch again and
+            # the store keeps one copy, so this is safe; it is reported because it costs work.
+            self.stats.commit_failures += 1
+            self._say(f"offset commit failed ({exc}); the batch will be read again by the partitions' owner")
+
+    def _kafka_error(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._PARTITION_EOF:
+            return
+        if error.fatal():
+            raise KafkaException(error)
+        self._say(f"Kafka: {error.str()}", key=f"kafka:{error.code()}")
+
+    def _malformed(self, msg: Any, exc: kafka_codec.MalformedMessage) -> tuple[str, str]:
+        stats = self.stats
+        stats.malformed += 1
+        count = stats.malformed_by_reason[exc.reason] = stats.malformed_by_reason.get(exc.reason, 0) + 1
+        if count <= _MAX_REPORTS:
+            suffix = " (further ones counted, not shown)" if count == _MAX_REPORTS else ""
+            self._say(f"skipped malformed message {msg.topic()}[{msg.partition()}]@{msg.offset()}: {exc}{suffix}")
+        return f"kafka:{msg.topic()}[{msg.partition()}]@{msg.offset()}", f"malformed message skipped: {exc}"
+
+    # -- reporting -----------------------------------------------------------------------------
+
+    def _lag(self) -> int | None:
+        try:
+            assignment = self.consumer.assignment()
+            if not assignment:
+                return 0
+            positions = self.consumer.position(assignment)
+        except KafkaException:
+            return None
+        lag = 0
+        for tp in positions:
+            try:
+                low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+                if high < 0:
+                    low, high = self.consumer.get_watermark_offsets(tp, timeout=1.0, cached=False)
+            except KafkaException:
+                return None
+            if high < 0:
+                return None
+            lag += max(0, high - (tp.offset if tp.offset >= 0 else low))
+        return lag
+
+    def _report(self, interval: float, before: CollectorStats, elapsed: float, *, final: bool = False) -> None:
+        stats = self.stats
+        stats.lag = self._lag()
+        stats.elapsed_s = round(elapsed, 3)
+        stored = stats.stored - before.stored
+        rate = stored / interval if interval > 0 else 0.0
+        if self.json_stats:
+            line = json.dumps({"event": "final" if final else "stats", **asdict(stats),
+                               "interval_s": round(interval, 3), "records_per_s": round(rate, 1)})
+        else:
+            lag = "?" if stats.lag is None else str(stats.lag)
+            line = (f"collector: {stats.stored} records stored ({stats.new} new), +{stored} at {rate:.0f}/s, "
+                    f"{stats.malformed} malformed, lag {lag} on {stats.partitions} partitions"
+                    + (" — stopped" if final else ""))
+        with contextlib.suppress(Exception):
+            self.out.write(line + "\n")
+            self.out.flush()
+
+    def _say(self, message: str, key: str | None = None) -> None:
+        del key
+        with contextlib.suppress(Exception):
+            self.err.write(f"zoomtrace collect: {message}\n")
+            self.err.flush()
+
+
+@contextlib.contextmanager
+def _signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM/SIGINT set ``stop`` (a second one acts as usual); only from the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous: dict[signal.Signals, Any] = {}
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+        sig = signal.Signals(signum)
+        signal.signal(sig, previous.get(sig, signal.SIG_DFL))
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _sessions(store_home: Path) -> StoreSession:
+    from zoomtrace.store import open_store  # noqa: PLC0415
+
+    home = Path(store_home)
+
+    def session() -> AbstractContextManager[Store]:
+        return open_store(home, ingest=False, create=True)
+
+    return session
+
+
+@contextlib.contextmanager
+def _borrowed(store: Store) -> Iterator[Store]:
+    yield store
+
+
+def run_collector(  # noqa: PLR0917 - the documented positional signature
+    bootstrap: str,
+    store_home: Path | str,
+    group_id: str = DEFAULT_GROUP_ID,
+    topics_pattern: str = DEFAULT_TOPICS_PATTERN,
+    stats_interval: float = 10.0,
+    json_stats: bool = False,
+    *,
+    config: dict[str, Any] | None = None,
+    batch_size: int = 10_000,
+    batch_timeout_s: float = 0.5,
+    max_value_bytes: int = kafka_codec.DEFAULT_MAX_VALUE_BYTES,
+    idle_exit_s: float | None = None,
+    stop: threading.Event | None = None,
+    store: Store | None = None,
+    out: IO[str] | None = None,
+    err: IO[str] | None = None,
+) -> CollectorStats:
+    """Consume the Zoom topics into the store at ``store_home`` until stopped; returns the totals.
+
+    ``bootstrap`` is ``host:port[,host:port]`` or ``kafka://...?option=value`` (options go to the
+    consumer). Stops on SIGTERM/SIGINT (when called from the main thread), when ``stop`` is set,
+    or after ``idle_exit_s`` seconds without a message. ``store`` replaces opening the store at
+    ``store_home`` (the caller then owns it); otherwise each batch is written in its own short store
+    session, so the store stays usable by other commands while the collector runs.
+    """
+    servers, url_options = parse_bootstrap(bootstrap)
+    if not topics_pattern.startswith("^"):
+        topics_pattern = "^" + topics_pattern  # librdkafka treats only ^-prefixed names as patterns
+    stop = stop or threading.Event()
+    consumer_config = {
+        **DEFAULT_CONSUMER_CONFIG,
+        "client.id": f"zoomtrace-collector-{group_id}",
+        **url_options,
+        **(config or {}),
+        "bootstrap.servers": servers,
+        "group.id": group_id,
+        "enable.auto.commit": False,
+    }
+    errors = err if err is not None else sys.stderr
+    if store is not None:
+        borrowed = store
+        session: StoreSession = lambda: _borrowed(borrowed)  # noqa: E731
+    else:
+        session = _sessions(Path(store_home))
+    with _signals(stop):
+        try:
+            consumer = Consumer(consumer_config)
+        except (KafkaException, ValueError, TypeError) as exc:
+            raise ConfigError(f"bad Kafka consumer configuration: {exc}") from None
+        collector = _Collector(
+            consumer, session, batch_size=batch_size, batch_timeout_s=batch_timeout_s,
+            max_value_bytes=max_value_bytes, stats_interval=stats_interval, json_stats=json_stats, stop=stop,
+            idle_exit_s=idle_exit_s, out=out, err=errors,
+        )
+        try:
+            consumer.subscribe([topics_pattern], on_assign=collector.on_assign, on_revoke=collector.on_revoke)
+            return collector.run()
+        finally:
+            with contextlib.suppress(Exception):
+                consumer.close()  # leave the group: partitions move to the other collectors now
+
+
+# -- command line --------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``zoomtrace collect`` (``--home`` is the CLI's own, used when ``--to`` is absent)."""
+    parser.add_argument("--from", dest="source", required=True, metavar="KAFKA",
+                        help="kafka://host:9092[,host:9092][?client.option=value&...]")
+    parser.add_argument("--to", dest="store", metavar="HOME",
+                        help="store (Zoom home directory) to write to (default: --home)")
+    parser.add_argument("--group-id", default=DEFAULT_GROUP_ID,
+                        help="consumer group; collectors sharing one split the partitions (default: %(default)s)")
+    parser.add_argument("--topics", default=DEFAULT_TOPICS_PATTERN, metavar="REGEX",
+                        help="topics to read, a regular expression (default: %(default)s)")
+    parser.add_argument("--stats-interval", type=float, default=10.0, metavar="SECONDS",
+                        help="report throughput and lag this often; 0 for only at the end (default: 10)")
+    parser.add_argument("--batch-size", type=int, default=10_000, help="records per store write, at most")
+    parser.add_argument("--max-value-bytes", type=int, default=kafka_codec.DEFAULT_MAX_VALUE_BYTES,
+                        help="skip (and report) messages with a larger value")
+    parser.add_argument("--exit-when-idle", type=float, metavar="SECONDS",
+                        help="stop after this long without a message (for batch runs)")
+    parser.add_argument("-X", dest="options", action="append", default=[], metavar="NAME=VALUE",
+                        help="a librdkafka consumer option, e.g. -X security.protocol=SSL (repeatable)")
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """``zoomtrace collect``: run the collector; 0 after a clean stop."""
+    options: dict[str, str] = {}
+    for item in args.options:
+        name, equals, value = item.partition("=")
+        if not equals:
+            raise ConfigError(f"-X needs NAME=VALUE, got {item!r}")
+        options[name] = value
+    run_collector(
+        args.source, Path(args.store or args.home), group_id=args.group_id, topics_pattern=args.topics,
+        stats_interval=args.stats_interval, json_stats=args.json, config=options, batch_size=args.batch_size,
+        max_value_bytes=args.max_value_bytes, idle_exit_s=args.exit_when_idle,
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from zoomtrace.node import default_home  # noqa: PLC0415
+
+    description = "store Zoom records from Kafka (a consumer group)"
+    parser = argparse.ArgumentParser(prog="zoomtrace collect", description=description)
+    parser.add_argument("--home", default=str(default_home()), help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true", help="stats as JSON lines on stdout")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run_from_args(args)
+    except (ConfigError, StoreError, KafkaException) as exc:
+        print(f"zoomtrace collect: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

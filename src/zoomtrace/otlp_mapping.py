@@ -1,0 +1,727 @@
+"""Zoom records <-> OpenTelemetry OTLP protobuf messages, both ways.
+
+Export (``records_to_otlp``): spans become OTLP spans, logs, data events, raw data and
+node lifecycle records become OTLP log records, grouped per node (one OTLP resource
+carrying ``service.name``, ``vcs.ref.head.revision``, ``zoom.node.id`` ...) and per
+instrumentation scope. Everything Zoom knows that OTLP has no field for travels as an
+attribute under a ``zoom.*`` name, so records come back unchanged (``otlp_to_records``)
+after a trip through an OpenTelemetry Collector.
+
+Import (``otlp_to_records``): OTLP from any OpenTelemetry SDK becomes Zoom records.
+Unknown attributes are kept as they are; ids of records that have no ``zoom.record.id``
+are derived from their content, so an export that is retried is stored once. Each
+resource that is not a Zoom node becomes a node of its own (see ``resource_node_id``).
+
+Attribute names used (besides OpenTelemetry semantic conventions):
+
+======================  =============================================================
+``zoom.record.id``      the record id (lineage in ``zoom.sources`` refers to these)
+``zoom.kind``           ``log`` / ``event`` / ``raw`` / ``node`` on log records
+``zoom.sources``        ids of the records a data event was derived from (lineage)
+``zoom.code.commit``    the git commit of the record's file
+``zoom.code.dirty``     whether that file differed from the commit when the node started
+``zoom.template``       the un-rendered message of a log
+``zoom.on_behalf_of``   the user or tenant the work is done for
+``zoom.status``         a span status other than ok/error (``interrupted``)
+``zoom.cpu_ns``         CPU time of the thread while a synchronous span was open
+``span.kind``           ``server`` / ``client`` / ``producer`` / ``consumer`` (OTLP span kind)
+======================  =============================================================
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from google.protobuf import json_format
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
+
+from zoomtrace.record import Code, Error, Frame, Link, Record
+
+__all__ = [
+    "SCOPE",
+    "logs_request_from_json",
+    "node_resource",
+    "otlp_to_records",
+    "records_to_otlp",
+    "resource_node_id",
+    "traces_request_from_json",
+]
+
+#: The instrumentation scope of records that name none of their own.
+SCOPE: Final = "zoomtrace"
+
+RECORD_ID: Final = "zoom.record.id"
+KIND: Final = "zoom.kind"
+SOURCES: Final = "zoom.sources"
+COMMIT: Final = "zoom.code.commit"
+DIRTY: Final = "zoom.code.dirty"
+TEMPLATE: Final = "zoom.template"
+ON_BEHALF_OF: Final = "zoom.on_behalf_of"
+STATUS: Final = "zoom.status"
+CPU: Final = "zoom.cpu_ns"
+NODE_ID: Final = "zoom.node.id"
+SPAN_KIND: Final = "span.kind"
+SCOPE_NAME: Final = "otel.scope.name"
+SCOPE_VERSION: Final = "otel.scope.version"
+STATUS_DESCRIPTION: Final = "otel.status_description"
+THREAD: Final = "thread.name"
+FILE, LINE, FUNCTION = "code.file.path", "code.line.number", "code.function.name"
+#: Older semantic-convention names still sent by many SDKs (read, never written).
+_OLD_CODE: Final = {"code.filepath": FILE, "code.lineno": LINE, "code.function": FUNCTION}
+_NODE_EVENT_PREFIX: Final = "zoom.node."
+
+_KINDS: Final[dict[str, Span.SpanKind.ValueType]] = {
+    "internal": Span.SPAN_KIND_INTERNAL,
+    "server": Span.SPAN_KIND_SERVER,
+    "client": Span.SPAN_KIND_CLIENT,
+    "producer": Span.SPAN_KIND_PRODUCER,
+    "consumer": Span.SPAN_KIND_CONSUMER,
+}
+_KIND_NAMES: Final = {value: name for name, value in _KINDS.items()}
+
+#: Python logging levels <-> OTLP SeverityNumber (Logs Data Model, "Mapping of SeverityNumber").
+_SEVERITY: Final = {"DEBUG": 5, "INFO": 9, "WARNING": 13, "ERROR": 17, "CRITICAL": 21}
+_SEVERITY_TEXT: Final = {"WARN": "WARNING", "FATAL": "CRITICAL", "TRACE": "DEBUG", "ERR": "ERROR"}
+_INT64: Final = (-(2**63), 2**63 - 1)
+
+#: Node record fields -> resource attributes (``zoomtrace.record.OTEL_NAMES`` and Zoom's own).
+_RESOURCE_FROM_NODE: Final = {
+    "service": "service.name",
+    "version": "service.version",
+    "env": "deployment.environment.name",
+    "host": "host.name",
+    "pid": "process.pid",
+    "commit": "vcs.ref.head.revision",
+    "branch": "vcs.ref.head.name",
+    "group": "zoom.group",
+    "node_id": NODE_ID,
+    "parent_node_id": "zoom.node.parent_id",
+    "python": "process.runtime.version",
+    "argv": "process.command_line",
+}
+_NODE_FROM_RESOURCE: Final = {value: key for key, value in _RESOURCE_FROM_NODE.items()}
+_NODE_FROM_RESOURCE.update({"deployment.environment": "env", "service.namespace": "group"})
+
+
+# ----------------------------------------------------------------------------------------
+# values
+# ----------------------------------------------------------------------------------------
+
+
+def to_any(value: Any) -> AnyValue:
+    """A JSON-like Python value as an OTLP ``AnyValue`` (``None`` is the empty value)."""
+    out = AnyValue()
+    _fill(out, value, 0)
+    return out
+
+
+def _fill(out: AnyValue, value: Any, depth: int) -> None:
+    if value is None:
+        return
+    if depth > 64:  # records are sanitised before they get here; this only guards odd callers
+        out.string_value = "[too deep]"
+    elif isinstance(value, bool):
+        out.bool_value = value
+    elif isinstance(value, int):
+        if _INT64[0] <= value <= _INT64[1]:
+            out.int_value = value
+        else:
+            out.string_value = str(value)
+    elif isinstance(value, float):
+        out.double_value = value
+    elif isinstance(value, str):
+        out.string_value = value
+    elif isinstance(value, bytes | bytearray | memoryview):
+        out.bytes_value = bytes(value)
+    elif isinstance(value, Mapping):
+        kvlist = out.kvlist_value
+        kvlist.SetInParent()
+        for key, item in value.items():
+            _fill(kvlist.values.add(key=str(key)).value, item, depth + 1)
+    elif isinstance(value, list | tuple | set | frozenset):
+        array = out.array_value
+        array.SetInParent()
+        for item in value:
+            _fill(array.values.add(), item, depth + 1)
+    else:
+        out.string_value = repr(value)
+
+
+def from_any(value: AnyValue) -> Any:
+    """An OTLP ``AnyValue`` as a Python value; bytes stay bytes."""
+    which = value.WhichOneof("value")
+    if which is None:
+        return None
+    if which == "kvlist_value":
+        return {kv.key: from_any(kv.value) for kv in value.kvlist_value.values}
+    if which == "array_value":
+        return [from_any(item) for item in value.array_value.values]
+    return getattr(value, which)
+
+
+def _attr_value(value: AnyValue) -> Any:
+    """Like ``from_any``, but JSON-safe for record attributes: bytes become base64 text."""
+    result = from_any(value)
+    return _json_safe(result)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _put(attributes: Any, key: str, value: Any) -> None:
+    kv: KeyValue = attributes.add(key=key)
+    _fill(kv.value, value, 0)
+
+
+def _attrs(attributes: Iterable[KeyValue]) -> dict[str, Any]:
+    return {kv.key: _attr_value(kv.value) for kv in attributes}
+
+
+# ----------------------------------------------------------------------------------------
+# ids
+# ----------------------------------------------------------------------------------------
+
+
+def _id_bytes(hex_id: str | None, size: int) -> bytes:
+    if not hex_id:
+        return b""
+    try:
+        raw = bytes.fromhex(hex_id)
+    except ValueError:
+        return b""
+    return raw if len(raw) == size and any(raw) else b""
+
+
+def _id_hex(raw: bytes, size: int) -> str | None:
+    return raw.hex() if len(raw) == size and any(raw) else None
+
+
+def derived_id(ts_ns: int, *parts: bytes | str) -> str:
+    """A UUIDv7-shaped id whose time is ``ts_ns`` and whose other bits are a digest of ``parts``.
+
+    The same content always gets the same id, so a retried export is stored once.
+    """
+    digest = hashlib.sha256(b"\x00".join(p.encode() if isinstance(p, str) else p for p in parts)).digest()
+    r = int.from_bytes(digest[:10], "big")
+    ms = max(ts_ns, 0) // 1_000_000
+    value = (ms & 0xFFFFFFFFFFFF) << 80 | 0x7 << 76 | (r >> 68 & 0xFFF) << 64 | 0b10 << 62 | (r & 0x3FFFFFFFFFFFFFFF)
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def resource_node_id(resource: Mapping[str, Any]) -> str:
+    """The Zoom node of an OTLP resource: its ``zoom.node.id``, else one derived from its attributes.
+
+    A process instrumented with OpenTelemetry alone is one node per distinct resource (its
+    ``service.instance.id``, when the SDK sets one, tells runs apart).
+    """
+    node_id = resource.get(NODE_ID)
+    if isinstance(node_id, str) and node_id:
+        return node_id
+    digest = hashlib.sha256(json.dumps(resource, sort_keys=True, default=repr).encode()).hexdigest()
+    # UUIDv8 ("custom"): the layout of a UUID, the bits of the digest.
+    h = f"{digest[:12]}8{digest[13:16]}{(int(digest[16], 16) & 0x3 | 0x8):x}{digest[17:32]}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+# ----------------------------------------------------------------------------------------
+# export: records -> OTLP
+# ----------------------------------------------------------------------------------------
+
+
+def node_resource(node: Mapping[str, Any]) -> dict[str, Any]:
+    """Resource attributes for a node, from the attributes of its *started* record (or ``Node.describe()``)."""
+    from zoomtrace import __version__
+
+    attrs: dict[str, Any] = {}
+    for key, name in _RESOURCE_FROM_NODE.items():
+        value = node.get(key)
+        if value is not None and value != "":
+            attrs[name] = value
+    attrs.setdefault("service.name", "unknown_service:python")
+    attrs["telemetry.sdk.name"] = "zoomtrace"
+    attrs["telemetry.sdk.language"] = "python"
+    attrs["telemetry.sdk.version"] = __version__
+    return attrs
+
+
+def _code_attrs(attributes: Any, code: Code | None) -> None:
+    if code is None:
+        return
+    _put(attributes, FILE, code.file)
+    _put(attributes, LINE, code.line)
+    _put(attributes, FUNCTION, code.function)
+    if code.commit:
+        _put(attributes, COMMIT, code.commit)
+    _put(attributes, DIRTY, code.dirty)
+
+
+def _stacktrace(error: Error) -> str:
+    """Python's traceback layout, so tools that parse Python stack traces read it."""
+    lines = ["Traceback (most recent call last):"]
+    lines += [f'  File "{f.file}", line {f.line}, in {f.function}' for f in error.frames]
+    lines.append(f"{error.type}: {error.message}" if error.message else error.type)
+    return "\n".join(lines)
+
+
+_FRAME = re.compile(r'^\s*File "(?P<file>[^"]*)", line (?P<line>\d+), in (?P<function>.*)$', re.MULTILINE)
+
+
+def _error_attrs(attributes: Any, error: Error) -> None:
+    _put(attributes, "exception.type", error.type)
+    _put(attributes, "exception.message", error.message)
+    _put(attributes, "exception.stacktrace", _stacktrace(error))
+
+
+def _span(record: Record) -> tuple[str, Span]:
+    """The OTLP span of a span record, and the scope it belongs to."""
+    attrs = dict(record.attrs)
+    scope = attrs.pop(SCOPE_NAME, None)
+    attrs.pop(SCOPE_VERSION, None)
+    kind = _KINDS.get(str(attrs.pop(SPAN_KIND, "internal")).lower(), Span.SPAN_KIND_INTERNAL)
+    description = attrs.pop(STATUS_DESCRIPTION, None)
+    span = Span(
+        trace_id=_id_bytes(record.trace_id, 16),
+        span_id=_id_bytes(record.span_id, 8),
+        parent_span_id=_id_bytes(record.parent_span_id, 8),
+        name=record.type,
+        kind=kind,
+        start_time_unix_nano=record.ts_ns,
+        end_time_unix_nano=record.end_ns if record.end_ns is not None else record.ts_ns,
+        flags=0x100,  # SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK, parent not known to be remote
+    )
+    for key, value in attrs.items():
+        _put(span.attributes, key, value)
+    _put(span.attributes, RECORD_ID, record.id)
+    _code_attrs(span.attributes, record.code)
+    if record.on_behalf_of:
+        _put(span.attributes, ON_BEHALF_OF, record.on_behalf_of)
+    if record.cpu_ns is not None:
+        _put(span.attributes, CPU, record.cpu_ns)
+    if record.thread:
+        _put(span.attributes, THREAD, record.thread)
+    for link in record.links:
+        span.links.add(trace_id=_id_bytes(link.trace_id, 16), span_id=_id_bytes(link.span_id, 8))
+    status = record.status or "ok"
+    if status not in ("ok", "error"):
+        _put(span.attributes, STATUS, status)
+    if status in ("error", "interrupted"):
+        message = description or (
+            f"{record.error.type}: {record.error.message}" if record.error is not None else status
+        )
+        span.status.CopyFrom(Status(code=Status.STATUS_CODE_ERROR, message=str(message)))
+    elif description:
+        _put(span.attributes, STATUS_DESCRIPTION, description)
+    if record.error is not None:
+        event = span.events.add(name="exception", time_unix_nano=span.end_time_unix_nano)
+        _error_attrs(event.attributes, record.error)
+    return str(scope or SCOPE), span
+
+
+def _log(record: Record) -> tuple[str, LogRecord]:
+    """The OTLP log record of a log, event, raw or node record, and the scope it belongs to."""
+    log = LogRecord(
+        time_unix_nano=record.ts_ns,
+        observed_time_unix_nano=record.ts_ns,
+        trace_id=_id_bytes(record.trace_id, 16),
+        span_id=_id_bytes(record.span_id, 8),
+    )
+    if record.level:
+        log.severity_text = record.level
+        log.severity_number = _SEVERITY.get(record.level, 0)  # type: ignore[assignment]
+    if record.kind == "log":
+        scope = record.type
+        if record.message is not None:
+            log.body.string_value = record.message
+    elif record.kind == "node":
+        scope = SCOPE
+        log.event_name = _NODE_EVENT_PREFIX + record.type
+        if record.payload is not None:
+            _fill(log.body, record.payload, 0)
+    else:
+        scope = SCOPE
+        log.event_name = record.type
+        if record.payload is not None:
+            _fill(log.body, record.payload, 0)
+        elif record.message is not None:
+            log.body.string_value = record.message
+    for key, value in record.attrs.items():
+        _put(log.attributes, key, value)
+    _put(log.attributes, RECORD_ID, record.id)
+    if record.kind != "log":
+        _put(log.attributes, KIND, record.kind)
+        if record.kind != "node" and record.message is not None and record.payload is not None:
+            _put(log.attributes, "zoom.message", record.message)
+    if record.template:
+        _put(log.attributes, TEMPLATE, record.template)
+    if record.sources:
+        _put(log.attributes, SOURCES, list(record.sources))
+    if record.on_behalf_of:
+        _put(log.attributes, ON_BEHALF_OF, record.on_behalf_of)
+    _code_attrs(log.attributes, record.code)
+    if record.error is not None:
+        _error_attrs(log.attributes, record.error)
+    return scope, log
+
+
+def exportable(record: Record) -> bool:
+    """Whether a record goes to an OpenTelemetry backend.
+
+    File snapshots (the content of dirty source files) stay in Zoom's own sinks: they are
+    source code, not telemetry, and an external backend has no use for them.
+    """
+    return not (record.kind == "node" and record.type == "snapshot")
+
+
+def records_to_otlp(
+    records: Iterable[Record], resource_of: Mapping[str, Mapping[str, Any]]
+) -> tuple[ExportTraceServiceRequest | None, ExportLogsServiceRequest | None]:
+    """OTLP export requests for ``records`` (``None`` for a signal with nothing to send).
+
+    ``resource_of`` maps a node id to that node's resource attributes (``node_resource``).
+    """
+    spans: dict[str, dict[str, list[Span]]] = {}
+    logs: dict[str, dict[str, list[LogRecord]]] = {}
+    for record in records:
+        if not exportable(record):
+            continue
+        if record.kind == "span":
+            if not record.trace_id or not record.span_id:
+                continue
+            scope, span = _span(record)
+            spans.setdefault(record.node_id, {}).setdefault(scope, []).append(span)
+        else:
+            scope, log = _log(record)
+            logs.setdefault(record.node_id, {}).setdefault(scope, []).append(log)
+
+    def resource(node_id: str) -> Resource:
+        out = Resource()
+        for key, value in (resource_of.get(node_id) or {NODE_ID: node_id}).items():
+            _put(out.attributes, key, value)
+        return out
+
+    traces_request = None
+    if spans:
+        traces_request = ExportTraceServiceRequest()
+        for node_id, scopes in spans.items():
+            rs: ResourceSpans = traces_request.resource_spans.add()
+            rs.resource.CopyFrom(resource(node_id))
+            for scope, items in scopes.items():
+                ss: ScopeSpans = rs.scope_spans.add()
+                ss.scope.CopyFrom(InstrumentationScope(name=scope))
+                ss.spans.extend(items)
+    logs_request = None
+    if logs:
+        logs_request = ExportLogsServiceRequest()
+        for node_id, scopes in logs.items():
+            rl: ResourceLogs = logs_request.resource_logs.add()
+            rl.resource.CopyFrom(resource(node_id))
+            for scope, items in scopes.items():
+                sl: ScopeLogs = rl.scope_logs.add()
+                sl.scope.CopyFrom(InstrumentationScope(name=scope))
+                sl.log_records.extend(items)
+    return traces_request, logs_request
+
+
+# ----------------------------------------------------------------------------------------
+# import: OTLP -> records
+# ----------------------------------------------------------------------------------------
+
+
+def _take_code(attrs: dict[str, Any]) -> Code | None:
+    for old, new in _OLD_CODE.items():
+        if old in attrs:
+            attrs.setdefault(new, attrs.pop(old))
+    file, line, function = attrs.pop(FILE, None), attrs.pop(LINE, None), attrs.pop(FUNCTION, None)
+    commit, dirty = attrs.pop(COMMIT, None), attrs.pop(DIRTY, False)
+    if file is None and function is None:
+        return None
+    try:
+        line_no = int(line) if line is not None else 0
+    except (TypeError, ValueError):
+        line_no = 0
+    return Code(
+        str(file or "?"), line_no, str(function or "?"), str(commit) if commit else None, dirty is True
+    )
+
+
+def _take_error(attrs: dict[str, Any]) -> Error | None:
+    if "exception.type" not in attrs and "exception.message" not in attrs:
+        return None
+    type_ = str(attrs.pop("exception.type", None) or "Exception")
+    message = str(attrs.pop("exception.message", None) or "")
+    stacktrace = attrs.pop("exception.stacktrace", None)
+    attrs.pop("exception.escaped", None)
+    frames: list[Frame] = []
+    if isinstance(stacktrace, str):
+        frames = [Frame(m["file"], int(m["line"]), m["function"]) for m in _FRAME.finditer(stacktrace)]
+        if not frames and stacktrace:
+            attrs["exception.stacktrace"] = stacktrace  # not Python's layout: keep it as sent
+    return Error(type_, message, frames)
+
+
+def _level(log: LogRecord) -> str | None:
+    text = log.severity_text.upper()
+    if text in _SEVERITY:
+        return text
+    if text in _SEVERITY_TEXT:
+        return _SEVERITY_TEXT[text]
+    number = int(log.severity_number)
+    if number <= 0:
+        return text or None
+    for name, floor in reversed(_SEVERITY.items()):
+        if number >= floor:
+            return name
+    return "DEBUG"
+
+
+def _resource_node(resource: Mapping[str, Any], node_id: str, ts_ns: int) -> Record:
+    """The *started* node record standing for a resource that is not a Zoom node."""
+    attrs: dict[str, Any] = {key: None for key in ("service", "env", "group", "version", "host", "pid", "commit")}
+    for key, value in resource.items():
+        field = _NODE_FROM_RESOURCE.get(key)
+        if field is not None and attrs.get(field) is None:
+            attrs[field] = value
+    attrs.update(node_id=node_id, started_ns=ts_ns, source="otlp", resource=dict(resource))
+    if attrs["service"] is None:
+        attrs["service"] = "unknown_service"
+    if attrs["env"] is None:
+        attrs["env"] = "unknown"
+    return Record(
+        id=derived_id(ts_ns, "node", node_id), kind="node", type="started", ts_ns=ts_ns, node_id=node_id, attrs=attrs
+    )
+
+
+def _scope_attrs(scope: InstrumentationScope) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if scope.name and scope.name != SCOPE:
+        out[SCOPE_NAME] = scope.name
+        if scope.version:
+            out[SCOPE_VERSION] = scope.version
+    return out
+
+
+def _span_records(span: Span, scope: InstrumentationScope, node_id: str) -> list[Record]:
+    trace_id = _id_hex(span.trace_id, 16)
+    span_id = _id_hex(span.span_id, 8)
+    if trace_id is None or span_id is None:
+        return []
+    attrs = {**_scope_attrs(scope), **_attrs(span.attributes)}
+    record_id = attrs.pop(RECORD_ID, None)
+    code = _take_code(attrs)
+    on_behalf_of = attrs.pop(ON_BEHALF_OF, None)
+    cpu = attrs.pop(CPU, None)
+    thread = attrs.pop(THREAD, None)
+    status = attrs.pop(STATUS, None)
+    if span.kind not in (Span.SPAN_KIND_INTERNAL, Span.SPAN_KIND_UNSPECIFIED):
+        attrs[SPAN_KIND] = _KIND_NAMES.get(span.kind, str(span.kind))
+    if status is None:
+        status = "error" if span.status.code == Status.STATUS_CODE_ERROR else "ok"
+    start = int(span.start_time_unix_nano)
+    records: list[Record] = []
+    error: Error | None = None
+    for event in span.events:
+        event_attrs = _attrs(event.attributes)
+        ts = int(event.time_unix_nano) or start
+        if event.name == "exception" and error is None:
+            error = _take_error(event_attrs)
+            attrs.update(event_attrs)  # whatever else the SDK said about the exception
+            continue
+        event_error = _take_error(event_attrs)
+        records.append(Record(
+            id=derived_id(ts, "span-event", trace_id, span_id, event.SerializeToString(deterministic=True)),
+            kind="log", type=event.name or "event", ts_ns=ts, node_id=node_id, trace_id=trace_id, span_id=span_id,
+            level="ERROR" if event_error is not None else "INFO", message=event.name, attrs=event_attrs,
+            error=event_error, code=code,
+        ))
+    said = {str(status), f"{error.type}: {error.message}" if error is not None else ""}
+    if span.status.message and span.status.message not in said:
+        attrs[STATUS_DESCRIPTION] = span.status.message
+    links = [
+        Link(lt, ls)
+        for lt, ls in ((_id_hex(link.trace_id, 16), _id_hex(link.span_id, 8)) for link in span.links)
+        if lt is not None and ls is not None
+    ]
+    records.insert(0, Record(
+        id=str(record_id) if record_id else derived_id(start, "span", trace_id, span_id),
+        kind="span", type=span.name, ts_ns=start, end_ns=int(span.end_time_unix_nano) or start, node_id=node_id,
+        trace_id=trace_id, span_id=span_id, parent_span_id=_id_hex(span.parent_span_id, 8), links=links,
+        on_behalf_of=str(on_behalf_of) if on_behalf_of else None, code=code, attrs=attrs, status=str(status),
+        error=error, cpu_ns=cpu if isinstance(cpu, int) else None, thread=str(thread) if thread else None,
+    ))
+    return records
+
+
+def _log_record(log: LogRecord, scope: InstrumentationScope, node_id: str, resource_key: bytes) -> Record:
+    attrs = _attrs(log.attributes)
+    record_id = attrs.pop(RECORD_ID, None)
+    kind = str(attrs.pop(KIND, None) or "")
+    event_name = log.event_name or attrs.pop("event.name", None) or ""
+    body = from_any(log.body)
+    ts = int(log.time_unix_nano) or int(log.observed_time_unix_nano)
+    code = _take_code(attrs)
+    error = _take_error(attrs)
+    template = attrs.pop(TEMPLATE, None)
+    sources = attrs.pop(SOURCES, None)
+    on_behalf_of = attrs.pop(ON_BEHALF_OF, None)
+    message_attr = attrs.pop("zoom.message", None)
+    message: str | None = None
+    payload: Any = None
+    if not kind:
+        kind = "event" if event_name else "log"
+    if kind == "log":
+        type_ = scope.name or "otel"
+        if body is None or isinstance(body, str):
+            message = body
+        else:
+            message = json.dumps(_json_safe(body), ensure_ascii=False, default=repr)
+        if scope.version:
+            attrs.setdefault(SCOPE_VERSION, scope.version)
+    elif kind == "node":
+        type_ = event_name.removeprefix(_NODE_EVENT_PREFIX)
+        payload = body
+    else:
+        type_ = event_name or scope.name or kind
+        payload = body
+        message = str(message_attr) if message_attr is not None else None
+    if kind == "event" and not record_id:
+        attrs.update(_scope_attrs(scope))
+    if not record_id:
+        record_id = derived_id(ts, "log", resource_key, scope.name, log.SerializeToString(deterministic=True))
+    return Record(
+        id=str(record_id), kind=kind, type=str(type_), ts_ns=ts, node_id=node_id,
+        trace_id=_id_hex(log.trace_id, 16), span_id=_id_hex(log.span_id, 8), level=_level(log),
+        message=message, template=str(template) if template else None, attrs=attrs, payload=payload,
+        sources=[str(s) for s in sources] if isinstance(sources, list) else [], error=error, code=code,
+        on_behalf_of=str(on_behalf_of) if on_behalf_of else None,
+    )
+
+
+def otlp_to_records(
+    request: ExportTraceServiceRequest | ExportLogsServiceRequest, *, known_nodes: set[str] | None = None
+) -> tuple[list[Record], int]:
+    """Zoom records for an OTLP export request, and how many items had to be rejected.
+
+    A resource without ``zoom.node.id`` gets a *started* node record (once per id in
+    ``known_nodes``, which is updated), so the story can name its service and host.
+    Spans without valid trace and span ids are rejected (OTLP requires them).
+    """
+    seen = known_nodes if known_nodes is not None else set()
+    records: list[Record] = []
+    rejected = 0
+    groups: list[tuple[Resource, list[tuple[InstrumentationScope, list[Any]]]]] = []
+    if isinstance(request, ExportTraceServiceRequest):
+        for rs in request.resource_spans:
+            groups.append((rs.resource, [(ss.scope, list(ss.spans)) for ss in rs.scope_spans]))
+    else:
+        for rl in request.resource_logs:
+            groups.append((rl.resource, [(sl.scope, list(sl.log_records)) for sl in rl.scope_logs]))
+    for resource_pb, scopes in groups:
+        resource = _attrs(resource_pb.attributes)
+        node_id = resource_node_id(resource)
+        resource_key = resource_pb.SerializeToString(deterministic=True)
+        group_records: list[Record] = []
+        for scope, items in scopes:
+            for item in items:
+                if isinstance(item, Span):
+                    made = _span_records(item, scope, node_id)
+                    if not made:
+                        rejected += 1
+                    group_records.extend(made)
+                else:
+                    group_records.append(_log_record(item, scope, node_id, resource_key))
+        if NODE_ID not in resource and node_id not in seen and group_records:
+            seen.add(node_id)
+            records.append(_resource_node(resource, node_id, min(r.ts_ns for r in group_records)))
+        records.extend(group_records)
+    return records, rejected
+
+
+# ----------------------------------------------------------------------------------------
+# OTLP/JSON
+# ----------------------------------------------------------------------------------------
+
+
+class OtlpJsonError(ValueError):
+    """An OTLP/JSON body that cannot be read."""
+
+
+def _hex_to_b64(obj: dict[str, Any], *keys: str) -> None:
+    for key in keys:
+        for name in (key, _snake(key)):
+            value = obj.get(name)
+            if isinstance(value, str):
+                try:
+                    obj[name] = base64.b64encode(bytes.fromhex(value)).decode("ascii")
+                except ValueError:
+                    raise OtlpJsonError(f"{name} {value!r} is not hex-encoded (OTLP/JSON ids are hex)") from None
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), name)
+
+
+def _items(obj: Any, key: str) -> list[Any]:
+    value = obj.get(key, obj.get(_snake(key))) if isinstance(obj, dict) else None
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _load(data: bytes) -> dict[str, Any]:
+    try:
+        document = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise OtlpJsonError(f"not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise OtlpJsonError("an OTLP/JSON request is a JSON object")
+    return document
+
+
+def _parse(document: dict[str, Any], message: Any) -> None:
+    try:
+        json_format.ParseDict(document, message, ignore_unknown_fields=True)
+    except (json_format.ParseError, binascii.Error) as exc:
+        raise OtlpJsonError(str(exc)) from None
+
+
+def traces_request_from_json(data: bytes) -> ExportTraceServiceRequest:
+    """An OTLP/JSON traces body (hex ids, lowerCamelCase names, enums as numbers) as protobuf."""
+    document = _load(data)
+    for rs in _items(document, "resourceSpans"):
+        for ss in _items(rs, "scopeSpans"):
+            for span in _items(ss, "spans"):
+                _hex_to_b64(span, "traceId", "spanId", "parentSpanId")
+                for link in _items(span, "links"):
+                    _hex_to_b64(link, "traceId", "spanId")
+    request = ExportTraceServiceRequest()
+    _parse(document, request)
+    return request
+
+
+def logs_request_from_json(data: bytes) -> ExportLogsServiceRequest:
+    """An OTLP/JSON logs body as protobuf."""
+    document = _load(data)
+    for rl in _items(document, "resourceLogs"):
+        for sl in _items(rl, "scopeLogs"):
+            for log in _items(sl, "logRecords"):
+                _hex_to_b64(log, "traceId", "spanId")
+    request = ExportLogsServiceRequest()
+    _parse(document, request)
+    return request

@@ -1,0 +1,90 @@
+"""Opening the store of a Zoom home: ``<home>/store.duckdb``, one session at a time.
+
+DuckDB lets a single process open a database file. Two CLI commands at once, or the
+CLI while the UI answers a request, must wait for each other rather than fail, so every
+session holds an exclusive ``flock`` on ``<home>/store.lock`` for its whole life
+(sessions are short: open, ingest new spool data, answer, close). A long-lived
+program such as the UI must open a session per request, not keep one open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+
+from zoomtrace.errors import StoreError
+from zoomtrace.store.base import Store, TraceFilter
+from zoomtrace.store.duckdb import DuckStore
+
+__all__ = ["DuckStore", "Store", "TraceFilter", "open_store", "store_lock"]
+
+STORE_FILE: Final = "store.duckdb"
+LOCK_FILE: Final = "store.lock"
+SPOOL_DIR: Final = "spool"
+#: How long a session waits for another one to finish before giving up.
+LOCK_TIMEOUT_S: Final = 30.0
+
+
+@contextlib.contextmanager
+def store_lock(home: Path, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold the exclusive store lock of ``home``, waiting up to ``timeout_s`` for the current holder."""
+    fd = os.open(home / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout_s
+        delay = 0.005
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise StoreError(
+                        f"the store at {home} is busy: another zoomtrace command or the UI has held it for "
+                        f"{timeout_s:.0f} s; try again when it has finished"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def open_store(
+    home: Path, *, ingest: bool = True, create: bool = False, timeout_s: float = LOCK_TIMEOUT_S
+) -> Iterator[DuckStore]:
+    """A store session: lock, open, ingest new spool data (so a query right after a run sees it all), yield, close.
+
+    Raises StoreError when ``home`` holds neither a spool nor a store (unless ``create``), when the
+    store file is corrupt, or when another session holds the store for longer than ``timeout_s``.
+    """
+    home = Path(home).absolute()
+    spool = home / SPOOL_DIR
+    path = home / STORE_FILE
+    if not create and not spool.is_dir() and not path.exists():
+        raise StoreError(
+            f"no zoomtrace data at {home}: run a program that calls zoomtrace.init() (it records into "
+            f"{spool}), or point at another home with --home or $ZOOMTRACE_HOME"
+        )
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the zoomtrace home {home}: {exc.strerror}") from None
+    with store_lock(home, timeout_s):
+        store = DuckStore(path)
+        try:
+            if ingest and spool.is_dir():
+                from zoomtrace.ingest import ingest_spool
+
+                ingest_spool(store, spool)
+            yield store
+        finally:
+            store.close()

@@ -1,0 +1,63 @@
+// The viewer's only way to the server: read-only GETs of JSON.
+
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+export async function api(path, params = undefined, {signal} = {}) {
+  const url = new URL(path, location.origin);
+  if (params) {
+    for (const [k, v] of Object.entries(params)) {
+      if (v !== undefined && v !== null && v !== '' && v !== false) url.searchParams.set(k, v === true ? '1' : v);
+    }
+  }
+  let response;
+  try {
+    response = await fetch(url, {credentials: 'same-origin', headers: {accept: 'application/json'}, signal});
+  } catch (err) {
+    if (err.name === 'AbortError') throw err;
+    throw new ApiError(0, 'The viewer is not reachable (is `zoomtrace ui` still running?)');
+  }
+  let body = null;
+  try { body = await response.json(); } catch { body = null; }
+  if (!response.ok) {
+    const message = body && typeof body.error === 'string' ? body.error : `${response.status} ${response.statusText}`;
+    throw new ApiError(response.status, message);
+  }
+  return body;
+}
+
+/** Polls the cheap /api/pulse endpoint; calls onChange(version) when the home gains data. */
+export function watchPulse(onChange, intervalMs = 2000) {
+  let last = null;
+  let stopped = false;
+  let timer = null;
+  const live = document.getElementById('live');
+  async function tick() {
+    if (stopped) return;
+    if (!document.hidden) {
+      try {
+        const {version} = await api('/api/pulse');
+        live && live.classList.add('on');
+        if (last !== null && version !== last) {
+          live && live.classList.add('pulse');
+          setTimeout(() => live && live.classList.remove('pulse'), 600);
+          onChange(version);
+        }
+        last = version;
+      } catch {
+        live && live.classList.remove('on');
+      }
+    }
+    if (!stopped) timer = setTimeout(tick, intervalMs);
+  }
+  tick();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+    live && live.classList.remove('on');
+  };
+}

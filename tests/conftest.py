@@ -1,0 +1,42 @@
+"""Shared fixtures. Services tests need are real and started here; if one cannot start, the tests fail."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from support.kafka_broker import KafkaBroker
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[KafkaBroker]:
+    """One real Apache Kafka broker for the session (scripts/kafka-broker); fails loudly if it cannot start."""
+    broker = KafkaBroker()
+    broker.stop()  # a broker left behind by an interrupted session
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def zoom_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh ZOOMTRACE_HOME for the test and the subprocesses it starts."""
+    home = tmp_path / "zoom-home"
+    monkeypatch.setenv("ZOOMTRACE_HOME", str(home))
+    monkeypatch.delenv("ZOOMTRACE_SINK", raising=False)
+    return home
+
+
+@pytest.fixture(autouse=True)
+def _no_zoom_node_leaks() -> Iterator[None]:
+    """Tests that start a node in-process get it shut down, so the next test starts clean."""
+    yield
+    import zoomtrace.node
+
+    if zoomtrace.node.active is not None and zoomtrace.node.active.pid == os.getpid():
+        zoomtrace.node.shutdown()

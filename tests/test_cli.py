@@ -1,0 +1,229 @@
+"""The ``zoomtrace`` command line (issue 2 §9, §10).
+
+Every listing has ``--json`` that parses (strictly); the store is selected with
+``--home`` or ``$ZOOMTRACE_HOME``; errors (unknown trace id, missing home,
+corrupt store, bad SQL, write SQL) are one clear line on stderr and a non-zero
+exit status, never a traceback; ingestion is idempotent; two commands at once
+do not fail on a lock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+try:
+    import helpers as h
+except ImportError:  # tests/ imported as a package
+    from tests import helpers as h
+
+APP = '''
+import json
+import logging
+
+import zoomtrace as zt
+
+zt.init("cli-app", env="ci", group="cli", version="0.9")
+log = logging.getLogger("cli.app")
+with zt.span("first-order", order=1) as first:
+    log.info("placing order %d", 1)
+    placed = zt.event({"order": 1, "total": 30}, type="OrderPlaced")
+    shipped = zt.event({"order": 1, "carrier": "ups"}, type="Shipped", sources=[placed])
+try:
+    with zt.span("failing-order", order=2) as failing:
+        raise RuntimeError("out of stock")
+except RuntimeError:
+    pass
+with zt.span("later-order", order=3) as later:
+    log.warning("order %d is late", 3)
+print("RESULT " + json.dumps({
+    "first": first.trace_id, "failing": failing.trace_id, "later": later.trace_id,
+    "placed": placed, "shipped": shipped,
+}), flush=True)
+'''
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    base = tmp_path_factory.mktemp("cli")
+    repo = base / "app"
+    h.make_repo(repo, {"app.py": APP})
+    home = base / "home"
+    ran = h.result(h.run_script(repo / "app.py", home))
+    return {"base": base, "repo": repo, "home": home, "run": ran}
+
+
+def record_count(home: Path) -> int:
+    (row,) = h.sql(home, "SELECT count(*) AS n FROM records")
+    return int(row["n"])
+
+
+# -- every listing has --json --------------------------------------------------------------------
+
+
+def test_traces_json_newest_first(app: dict[str, Any]) -> None:
+    rows = h.cli_json(app["home"], "traces")
+    run = app["run"]
+    assert [r["trace_id"] for r in rows] == [run["later"], run["failing"], run["first"]]
+
+
+def test_story_json(app: dict[str, Any]) -> None:
+    st = h.story(app["home"], app["run"]["first"])
+    assert [s["name"] for s in st["spans"]] == ["first-order"]
+    assert {n["service"] for n in st["nodes"]} == {"cli-app"}
+    assert [r["kind"] for r, _ in h.all_records(st)] == ["log", "event", "event"]
+
+
+def test_failing_trace_story_shows_the_error(app: dict[str, Any]) -> None:
+    st = h.story(app["home"], app["run"]["failing"])
+    span = h.span_named(st, "failing-order")
+    assert span["status"] == "error"
+    assert "out of stock" in json.dumps(span)
+
+
+def test_nodes_json(app: dict[str, Any]) -> None:
+    (row,) = h.nodes(app["home"])
+    assert set(row) >= {"node_id", "service", "env", "group", "version", "host", "pid", "commit", "started_ns",
+                        "stopped_ns", "stop_cause"}
+    assert (row["service"], row["env"], row["group"], row["version"], row["stop_cause"]) == (
+        "cli-app", "ci", "cli", "0.9", "exit")
+    assert row["commit"] == h.git(app["repo"], "rev-parse", "HEAD")
+
+
+def test_tail_json(app: dict[str, Any]) -> None:
+    rows = h.cli_json(app["home"], "tail")
+    assert isinstance(rows, list) and rows
+    ids = {r["id"] for r in rows}
+    assert app["run"]["shipped"] in ids or any(r.get("message") == "order 3 is late" for r in rows)
+
+
+def test_sql_json(app: dict[str, Any]) -> None:
+    assert h.sql(app["home"], "SELECT 41 + 1 AS answer") == [{"answer": 42}]
+    rows = h.sql(app["home"], f"SELECT type FROM records WHERE id = '{app['run']['shipped']}'")
+    assert rows == [{"type": "Shipped"}]
+
+
+def test_lineage_json(app: dict[str, Any]) -> None:
+    placed, shipped = app["run"]["placed"], app["run"]["shipped"]
+    down = h.cli_json(app["home"], "lineage", placed)
+    up = h.cli_json(app["home"], "lineage", shipped)
+    assert shipped in json.dumps(down)
+    assert placed in json.dumps(up)
+
+
+def test_ingest_json_and_idempotence(app: dict[str, Any]) -> None:
+    before = record_count(app["home"])
+    report = h.cli_json(app["home"], "ingest")
+    assert isinstance(report, dict)
+    h.cli_json(app["home"], "ingest")
+    assert record_count(app["home"]) == before
+    # Every record in the spool is stored once: node started/stopped, 3 spans, 2 logs, 2 events.
+    (row,) = h.sql(app["home"], "SELECT count(*) AS n, count(DISTINCT id) AS d FROM records WHERE kind <> 'node'")
+    assert row["n"] == row["d"] == 7
+
+
+@pytest.mark.parametrize("args", [["traces"], ["nodes"], ["tail"], ["ingest"], ["sql", "SELECT 1 AS one"]])
+def test_human_output_works(app: dict[str, Any], args: list[str]) -> None:
+    out = h.cli(app["home"], *args)
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+    assert out.stdout.strip()
+
+
+def test_zoomtrace_home_environment_variable_selects_the_store(app: dict[str, Any], tmp_path: Path) -> None:
+    out = h.cli(None, "traces", "--json", cwd=tmp_path, env=h.child_env(app["home"]))
+    assert out.returncode == 0, out.stderr
+    assert app["run"]["first"] in {r["trace_id"] for r in json.loads(out.stdout)}
+
+
+def test_console_script(app: dict[str, Any]) -> None:
+    exe = Path(h.PY).parent / "zoomtrace"
+    assert exe.exists(), "the zoomtrace command is not installed next to the interpreter"
+    out = subprocess.run([str(exe), "--home", str(app["home"]), "nodes", "--json"], capture_output=True, text=True,
+                         timeout=h.TIMEOUT, env=h.child_env(None), check=False)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)[0]["service"] == "cli-app"
+
+
+def test_two_commands_at_once_do_not_fail_on_a_lock(app: dict[str, Any]) -> None:
+    cmds = [[h.PY, "-m", "zoomtrace", "--home", str(app["home"]), *args, "--json"]
+            for args in (["story", app["run"]["first"]], ["traces"], ["nodes"], ["ingest"],
+                         ["story", app["run"]["later"]], ["sql", "SELECT count(*) AS n FROM records"])]
+    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=h.child_env(None))
+             for c in cmds]
+    for p in procs:
+        out, err = p.communicate(timeout=h.TIMEOUT)
+        assert p.returncode == 0, f"{p.args[4:]}: {err}"
+        json.loads(out)
+
+
+# -- errors: one clear line, non-zero exit, no traceback -----------------------------------------
+
+
+def test_unknown_trace_id(app: dict[str, Any]) -> None:
+    unknown = "0123456789abcdef0123456789abcdef"
+    line = h.assert_one_line_error(h.cli(app["home"], "story", unknown))
+    assert unknown in line or "not found" in line.lower() or "unknown" in line.lower()
+    h.assert_one_line_error(h.cli(app["home"], "story", unknown, "--json"))
+
+
+def test_malformed_trace_id(app: dict[str, Any]) -> None:
+    h.assert_one_line_error(h.cli(app["home"], "story", "not-a-trace-id"))
+
+
+def test_unknown_record_id_for_lineage(app: dict[str, Any]) -> None:
+    h.assert_one_line_error(h.cli(app["home"], "lineage", "01900000-0000-7000-8000-000000000000"))
+
+
+@pytest.mark.parametrize("args", [["traces"], ["story", "0123456789abcdef0123456789abcdef"], ["nodes"],
+                                  ["sql", "SELECT 1"]])
+def test_missing_home(tmp_path: Path, args: list[str]) -> None:
+    missing = tmp_path / "no" / "such" / "home"
+    line = h.assert_one_line_error(h.cli(missing, *args, cwd=tmp_path))
+    assert str(missing) in line or "home" in line.lower() or "no such" in line.lower()
+
+
+@pytest.mark.parametrize("query", ["SELEC 1", "SELECT * FROM no_such_table", "SELECT (", ""])
+def test_bad_sql(app: dict[str, Any], query: str) -> None:
+    h.assert_one_line_error(h.cli(app["home"], "sql", query))
+
+
+def test_write_sql_is_refused_and_changes_nothing(app: dict[str, Any], tmp_path: Path) -> None:
+    before = record_count(app["home"])
+    leak = tmp_path / "leak.csv"
+    other = tmp_path / "other.duckdb"
+    for query in [
+        "DELETE FROM records",
+        "DROP TABLE records",
+        "UPDATE records SET message = 'changed'",
+        "INSERT INTO records (id) VALUES ('forged')",
+        "CREATE TABLE forged (a INTEGER)",
+        "SELECT 1; DELETE FROM records",
+        f"COPY records TO '{leak}'",
+        f"ATTACH '{other}' AS other",
+        "  delete from records  ",
+    ]:
+        out = h.cli(app["home"], "sql", query)
+        h.assert_one_line_error(out)
+    assert record_count(app["home"]) == before
+    assert not leak.exists()
+    assert not other.exists()
+    assert h.sql(app["home"], "SELECT count(*) AS n FROM records WHERE message = 'changed' OR id = 'forged'") == [
+        {"n": 0}]
+
+
+def test_corrupt_store_file(app: dict[str, Any], tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    h.result(h.run_script(app["repo"] / "app.py", home))
+    h.cli_json(home, "ingest")
+    store_files = [p for p in home.rglob("*") if p.is_file() and "spool" not in p.relative_to(home).parts]
+    assert store_files, "no store file was created under the home"
+    for p in store_files:
+        p.write_bytes(os.urandom(64) + b"this is not a database" * 1000)
+    line = h.assert_one_line_error(h.cli(home, "traces"))
+    assert "Traceback" not in line
