@@ -23,9 +23,17 @@ import zoomtrace as zt
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps({"ts": record.created, "level": record.levelname, "logger": record.name,
-                           "message": record.getMessage(), "file": record.pathname, "line": record.lineno,
-                           "function": record.funcName})
+        return json.dumps(
+            {
+                "ts": record.created,
+                "level": record.levelname,
+                "logger": record.name,
+                "message": record.getMessage(),
+                "file": record.pathname,
+                "line": record.lineno,
+                "function": record.funcName,
+            }
+        )
 
 
 def per_call_us(fn: Callable[[int], None], n: int, finish: Callable[[], object] = lambda: None) -> float:
@@ -71,7 +79,11 @@ def main(n: int = 50_000) -> None:
 
     rows = []
     with zt.span("bench"):
-        for name, fn in [("zoomtrace log", zoom_log), ("zoomtrace span", zoom_span), ("zoomtrace event 1KB", zoom_event)]:
+        for name, fn in [
+            ("zoomtrace log", zoom_log),
+            ("zoomtrace span", zoom_span),
+            ("zoomtrace event 1KB", zoom_event),
+        ]:
             caller = per_call_us(fn, n)
             zt.flush(60)
             e2e = per_call_us(fn, n, lambda: zt.flush(60))

@@ -153,7 +153,8 @@ with zt.span("login", authorization="Bearer SEKRIT_BEARER_11") as s:
         raise ValueError("bad password=SEKRIT_EXC_66 given")
     except ValueError:
         log.exception("login failed")
-    zt.log.info("key -----BEGIN RSA PRIVATE KEY-----\\nMIIEpAIBAAKCAQEAsekritkeymaterial\\n-----END RSA PRIVATE KEY----- loaded")
+    pem = "-----BEGIN RSA PRIVATE KEY-----\\nMIIEpAIBAAKCAQEAsekritkeymaterial\\n-----END RSA PRIVATE KEY-----"
+    zt.log.info("key " + pem + " loaded")
     zt.log.info("paid with card 4111 1111 1111 1111 today")
 print("RESULT " + json.dumps({"trace_id": s.trace_id}), flush=True)
 '''

@@ -214,15 +214,15 @@ def threads(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, A
     finally:
         child.kill()
     rc = child.wait()
-    return {"home": home, "run": ran, "rc": rc}
+    return {"home": home, "run": ran, "rc": rc, "stderr": child.stderr}
 
 
 def test_flush_drains_everything_before_a_sigkill(threads: dict[str, Any]) -> None:
     ran = threads["run"]
-    assert threads["rc"] == -signal.SIGKILL
-    assert ran["flushed"] is True
+    assert threads["rc"] == -signal.SIGKILL, threads["stderr"]
+    assert ran["flushed"] is True, "zt.flush() reported that it did not finish"
     (row,) = h.sql(threads["home"], "SELECT count(*) AS n FROM records WHERE kind = 'log'")
-    assert row["n"] == ran["threads"] * ran["per_thread"]
+    assert row["n"] == ran["threads"] * ran["per_thread"], f"only {row['n']} log records survived the SIGKILL"
 
 
 def test_records_from_many_threads_land_on_their_spans_in_order(threads: dict[str, Any], repo: Path) -> None:

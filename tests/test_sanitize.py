@@ -479,6 +479,7 @@ def test_other_objects_become_a_marked_repr() -> None:
 
 def test_a_repr_that_raises_still_gives_the_type() -> None:
     assert to_jsonable(ReprRaises()) == {"$unserialisable": f"{__name__}.ReprRaises"}
+    assert to_jsonable({"x": ReprRaises(), "y": 1}) == {"x": {"$unserialisable": f"{__name__}.ReprRaises"}, "y": 1}
 
 
 def test_a_huge_repr_is_cut() -> None:
@@ -662,7 +663,7 @@ def test_attrs_that_are_not_a_dict_are_kept_under_a_key() -> None:
 
 
 def test_attrs_input_is_not_modified() -> None:
-    attrs = {"x": math.nan, "y": [1, (2, 3)]}
+    attrs: dict[str, Any] = {"x": math.nan, "y": [1, (2, 3)]}
     sanitize_attrs(attrs)
     assert math.isnan(attrs["x"]) and attrs["y"] == [1, (2, 3)]
 

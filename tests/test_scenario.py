@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import signal
 import socket
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -62,7 +61,8 @@ def main():
             log.warning("charge failed with status %d", status1)  # @front-log-failed
         with zt.span("charge_retry", follows_from=first, attempt=2) as retry:  # @front-retry
             status2, body = post("/charge", {"order": 7, "amount": 12.5, "card": "ok", "source": order_id})
-            receipt_id = zt.event({"order": 7, "charge_id": body["charge_id"]}, type="Receipt", sources=[order_id, body["event_id"]])  # @front-event-receipt
+            receipt, sources = {"order": 7, "charge_id": body["charge_id"]}, [order_id, body["event_id"]]
+            receipt_id = zt.event(receipt, type="Receipt", sources=sources)  # @front-event-receipt
             log.info("order %d charged as %s", 7, body["charge_id"])  # @front-log-ok
     print("RESULT " + json.dumps({
         "trace_id": root.trace_id, "checkout": root.span_id, "charge": first.span_id, "retry": retry.span_id,
@@ -102,7 +102,8 @@ def charge_order(headers, body):
         except pricing.CardDeclined:
             log.exception("card declined for order %s", body["order"])  # @back-log-declined
             return 402, {"error": "declined"}
-        event_id = zt.event(Charged(body["order"], body["amount"], charge_id), sources=[body["source"]])  # @back-event-charged
+        charged = Charged(body["order"], body["amount"], charge_id)
+        event_id = zt.event(charged, sources=[body["source"]])  # @back-event-charged
         return 200, {"charge_id": charge_id, "event_id": event_id}
 
 

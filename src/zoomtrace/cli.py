@@ -51,8 +51,16 @@ def fmt_duration(ns: int | None) -> str:
     return f"{ns / 1e9:.2f} s"
 
 
-_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000,
-          "h": 3_600_000_000_000, "d": 86_400_000_000_000}
+_UNITS = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "h": 3_600_000_000_000,
+    "d": 86_400_000_000_000,
+}
 
 
 def parse_duration(text: str) -> int:
@@ -182,8 +190,10 @@ def cmd_story(args: argparse.Namespace) -> int:
     print(f"trace {story['trace_id']}  ·  {len(nodes)} process run(s)")
     for n in story["nodes"]:
         stop = n.get("stop_cause") or "running"
-        print(f"  node {safe(n['service'])} pid={n['pid']} host={safe(n['host'])} commit {short(n.get('commit'))} "
-              f"stop={stop}")
+        print(
+            f"  node {safe(n['service'])} pid={n['pid']} host={safe(n['host'])} commit {short(n.get('commit'))} "
+            f"stop={stop}"
+        )
     print()
     for root in story["spans"]:
         _print_span(root, 0)
@@ -218,8 +228,10 @@ def cmd_tail(args: argparse.Namespace) -> int:
                 sys.stdout.write(msgspec.json.encode(r).decode() + "\n")
             else:
                 text = r.get("message") or r.get("type")
-                print(f"{fmt_ns(r['ts_ns'])} {(r.get('level') or r['kind']).upper():<8} "
-                      f"{(r.get('trace_id') or '-')[:8]} {safe(text)}   {code_text(r.get('code'))}")
+                print(
+                    f"{fmt_ns(r['ts_ns'])} {(r.get('level') or r['kind']).upper():<8} "
+                    f"{(r.get('trace_id') or '-')[:8]} {safe(text)}   {code_text(r.get('code'))}"
+                )
         sys.stdout.flush()
         if not args.follow:
             return 0
@@ -272,6 +284,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_collect(args: argparse.Namespace) -> int:
+    if args.otlp:
+        from zoomtrace.otlp_receiver import serve
+
+        return serve(Path(args.home), args.otlp)
+    raise ConfigError("collect needs --otlp HOST:PORT, e.g. zoomtrace collect --otlp 127.0.0.1:4318")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from zoomtrace.demo import run_demo
 
@@ -283,8 +303,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zoomtrace", description="The whole story of a distributed system.")
-    parser.add_argument("--home", default=str(default_home()),
-                        help="store and spool directory (default: $ZOOMTRACE_HOME or ./.zoomtrace)")
+    parser.add_argument(
+        "--home",
+        default=str(default_home()),
+        help="store and spool directory (default: $ZOOMTRACE_HOME or ./.zoomtrace)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str, *, json: bool = True) -> Any:
@@ -328,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("record_id")
 
     add("ingest", cmd_ingest, "read new spool data into the store (every command does this first)")
+
+    p = add("collect", cmd_collect, "store what other processes send: OTLP/HTTP traces and logs (--otlp)", json=False)
+    p.add_argument("--otlp", metavar="HOST:PORT", help="accept OTLP/HTTP (protobuf or JSON), e.g. 127.0.0.1:4318")
     return parser
 
 
@@ -347,8 +373,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("ZOOMTRACE_DEBUG"):
             raise
-        print(f"zoomtrace: unexpected error: {type(exc).__name__}: {exc} (set ZOOMTRACE_DEBUG=1 for details)",
-              file=sys.stderr)
+        print(
+            f"zoomtrace: unexpected error: {type(exc).__name__}: {exc} (set ZOOMTRACE_DEBUG=1 for details)",
+            file=sys.stderr,
+        )
         return 1
 
 

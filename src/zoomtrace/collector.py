@@ -145,6 +145,8 @@ class _Collector:
                 self._report(now - last_report, reported, now - started)
                 reported = CollectorStats(**{**asdict(self.stats), "malformed_by_reason": {}})
                 last_report = now
+            if not self._assignment:
+                last_message = now  # waiting for partitions (a rebalance) is not being idle
             if self.idle_exit_s is not None and now - last_message >= self.idle_exit_s:
                 break
         now = time.monotonic()
@@ -315,7 +317,7 @@ def _signals(stop: threading.Event) -> Iterator[None]:
 
 
 def _sessions(store_home: Path) -> StoreSession:
-    from zoomtrace.store import open_store  # noqa: PLC0415
+    from zoomtrace.store import open_store
 
     home = Path(store_home)
 
@@ -330,7 +332,7 @@ def _borrowed(store: Store) -> Iterator[Store]:
     yield store
 
 
-def run_collector(  # noqa: PLR0917 - the documented positional signature
+def run_collector(
     bootstrap: str,
     store_home: Path | str,
     group_id: str = DEFAULT_GROUP_ID,
@@ -412,7 +414,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-value-bytes", type=int, default=kafka_codec.DEFAULT_MAX_VALUE_BYTES,
                         help="skip (and report) messages with a larger value")
     parser.add_argument("--exit-when-idle", type=float, metavar="SECONDS",
-                        help="stop after this long without a message (for batch runs)")
+                        help="stop after this long without a message while holding partitions (batch runs)")
     parser.add_argument("-X", dest="options", action="append", default=[], metavar="NAME=VALUE",
                         help="a librdkafka consumer option, e.g. -X security.protocol=SSL (repeatable)")
 
@@ -434,7 +436,7 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from zoomtrace.node import default_home  # noqa: PLC0415
+    from zoomtrace.node import default_home
 
     description = "store Zoom records from Kafka (a consumer group)"
     parser = argparse.ArgumentParser(prog="zoomtrace collect", description=description)

@@ -39,7 +39,9 @@ def context_of(value: Span | SpanContext) -> SpanContext:
     """The propagatable part of a span (or the remote context itself)."""
     if isinstance(value, SpanContext):
         return value
-    return SpanContext(value.trace_id, value.span_id, 1, value.tracestate, value.baggage, value.on_behalf_of, False)
+    return SpanContext(
+        value.trace_id, value.span_id, value.trace_flags, value.tracestate, value.baggage, value.on_behalf_of, False
+    )
 
 
 def inject(carrier: Any = None, *, context: Span | SpanContext | None = None) -> Any:

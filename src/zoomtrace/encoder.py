@@ -45,7 +45,7 @@ class Encoder:
             items.SPAN: self._span,
             items.EVENT: self._event,
             items.RAW: self._raw,
-            items.RECORD: lambda item: item[1],
+            items.RECORD: _prebuilt,
         }
 
     def __call__(self, item: tuple[Any, ...]) -> Record | None:
@@ -118,9 +118,16 @@ class Encoder:
             message = f"{template} [unformattable with {sorted(attrs)}]"
         return self._with_parent(
             Record(
-                id=uuid7(ts), kind="log", type=logger or "app", ts_ns=ts, node_id=self.node_id,
-                code=self.code(code, line), level=level, message=self._text(message),
-                template=template if attrs else None, attrs=self._attrs(attrs),
+                id=uuid7(ts),
+                kind="log",
+                type=logger or "app",
+                ts_ns=ts,
+                node_id=self.node_id,
+                code=self.code(code, line),
+                level=level,
+                message=self._text(message),
+                template=template if attrs else None,
+                attrs=self._attrs(attrs),
                 error=self.error(exc) if exc is not None else None,
             ),
             parent,
@@ -140,9 +147,17 @@ class Encoder:
         template = rec.msg if isinstance(rec.msg, str) and rec.args else None
         return self._with_parent(
             Record(
-                id=uuid7(ts), kind="log", type=rec.name, ts_ns=ts, node_id=self.node_id,
-                code=self._code_at(rec.pathname, rec.lineno, rec.funcName or "?"), level=rec.levelname,
-                message=self._text(message), template=template, attrs=self._attrs(extra), error=error,
+                id=uuid7(ts),
+                kind="log",
+                type=rec.name,
+                ts_ns=ts,
+                node_id=self.node_id,
+                code=self._code_at(rec.pathname, rec.lineno, rec.funcName or "?"),
+                level=rec.levelname,
+                message=self._text(message),
+                template=template,
+                attrs=self._attrs(extra),
+                error=error,
             ),
             parent,
         )
@@ -150,12 +165,23 @@ class Encoder:
     def _span(self, item: tuple[Any, ...]) -> Record:
         span: Span = item[1]
         return Record(
-            id=uuid7(span.start_ns), kind="span", type=span.name, ts_ns=span.start_ns, end_ns=span.end_ns,
-            node_id=self.node_id, trace_id=span.trace_id, span_id=span.span_id, parent_span_id=span.parent_span_id,
-            links=[Link(t, s) for t, s in span.links], on_behalf_of=span.on_behalf_of,
-            code=self.code(span.code, span.line), attrs=self._attrs(span.attrs), status=span.status,
+            id=uuid7(span.start_ns),
+            kind="span",
+            type=span.name,
+            ts_ns=span.start_ns,
+            end_ns=span.end_ns,
+            node_id=self.node_id,
+            trace_id=span.trace_id,
+            span_id=span.span_id,
+            parent_span_id=span.parent_span_id,
+            links=[Link(t, s) for t, s in span.links],
+            on_behalf_of=span.on_behalf_of,
+            code=self.code(span.code, span.line),
+            attrs=self._attrs(span.attrs),
+            status=span.status,
             error=self.error(span.error) if span.error is not None else None,
-            cpu_ns=span.cpu_ns, thread=getattr(span, "thread", None),
+            cpu_ns=span.cpu_ns,
+            thread=getattr(span, "thread", None),
         )
 
     def _event(self, item: tuple[Any, ...]) -> Record:
@@ -165,8 +191,15 @@ class Encoder:
             payload = self.scrubber.scrub_attrs(payload)
         return self._with_parent(
             Record(
-                id=record_id, kind="event", type=type_ or _type_name(obj), ts_ns=ts, node_id=self.node_id,
-                code=self.code(code, line), attrs=self._attrs(attrs), payload=payload, sources=sources,
+                id=record_id,
+                kind="event",
+                type=type_ or _type_name(obj),
+                ts_ns=ts,
+                node_id=self.node_id,
+                code=self.code(code, line),
+                attrs=self._attrs(attrs),
+                payload=payload,
+                sources=sources,
             ),
             parent,
         )
@@ -181,8 +214,14 @@ class Encoder:
             info["raw.truncated"] = True
         return self._with_parent(
             Record(
-                id=record_id, kind="raw", type=type_, ts_ns=ts, node_id=self.node_id, code=self.code(code, line),
-                attrs={**self._attrs(attrs), **info}, payload=data,
+                id=record_id,
+                kind="raw",
+                type=type_,
+                ts_ns=ts,
+                node_id=self.node_id,
+                code=self.code(code, line),
+                attrs={**self._attrs(attrs), **info},
+                payload=data,
             ),
             parent,
         )
@@ -194,6 +233,11 @@ class Encoder:
             record.span_id = parent.span_id
             record.on_behalf_of = parent.on_behalf_of
         return record
+
+
+def _prebuilt(item: tuple[Any, ...]) -> Record:
+    record: Record = item[1]
+    return record
 
 
 def _type_name(obj: Any) -> str:

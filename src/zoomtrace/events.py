@@ -15,7 +15,7 @@ from zoomtrace.record import uuid7
 _time = time.time_ns
 
 
-def event(obj: Any, type: str | None = None, sources: Iterable[str] = (), **attrs: Any) -> str:  # noqa: A002
+def event(obj: Any, type: str | None = None, sources: Iterable[str] = (), **attrs: Any) -> str:
     """Record a data event and return its record id (pass it in ``sources`` of derived events).
 
     ``obj`` may be a dataclass, a pydantic model, a msgspec Struct or a mapping; it
@@ -26,12 +26,13 @@ def event(obj: Any, type: str | None = None, sources: Iterable[str] = (), **attr
     node = _node.active
     if node is not None:
         f = sys._getframe(1)
-        node.pipeline.put((EVENT, record_id, ts, f.f_code, f.f_lineno, type, obj, [str(s) for s in sources], attrs,
-                           current.get()))
+        node.pipeline.put(
+            (EVENT, record_id, ts, f.f_code, f.f_lineno, type, obj, [str(s) for s in sources], attrs, current.get())
+        )
     return record_id
 
 
-def raw(data: bytes | bytearray | memoryview, format: str = "bin", type: str = "raw", **attrs: Any) -> str:  # noqa: A002
+def raw(data: bytes | bytearray | memoryview, format: str = "bin", type: str = "raw", **attrs: Any) -> str:
     """Record a raw payload (stored once by digest, size-limited) and return its record id."""
     ts = _time()
     record_id = uuid7(ts)

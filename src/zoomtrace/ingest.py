@@ -9,11 +9,14 @@ up to, so a crash can neither lose records nor count them twice.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+import queue
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from zoomtrace.record import Record
 from zoomtrace.spool import read_segment, segments
@@ -49,55 +52,102 @@ class IngestReport:
     segments: int = 0
 
 
+Batch = tuple[list[Record], dict[str, int], list[tuple[str | None, str]]]
+
+
 def ingest_spool(store: SpoolTarget, spool_dir: Path, *, batch_records: int = BATCH_RECORDS) -> IngestReport:
-    """Ingest everything new in ``spool_dir``; safe to run concurrently with writers (not with another ingest,
-    which ``open_store``'s lock prevents)."""
+    """Ingest everything new in ``spool_dir``; safe while writers append (not alongside another ingest,
+    which ``open_store``'s lock prevents).
+
+    Segments are read and decoded on a helper thread while the store writes the previous batch
+    (DuckDB releases the GIL), so on a machine with two cores the two halves overlap.
+    """
     report = IngestReport()
     offsets = store.ingest_offsets()
-    pending_records: list[Record] = []
-    pending_offsets: dict[str, int] = {}
-    pending_problems: list[tuple[str | None, str]] = []
-
-    def flush() -> None:
-        if pending_records or pending_offsets or pending_problems:
-            report.new += store.ingest_batch(pending_records, pending_offsets, pending_problems)
-        pending_records.clear()
-        pending_offsets.clear()
-        pending_problems.clear()
-
     with gc_paused():
-        for path in segments(Path(spool_dir)):
-            name = path.name
-            report.segments += 1
-            start = offsets.get(name, 0)
-            try:
-                size = os.stat(path).st_size
-            except FileNotFoundError:
-                continue  # removed since listed
-            if size < start:
-                text = f"{name}: shrank from {start} to {size} bytes (replaced?); reading it again from the start"
-                report.problems.append(text)
-                pending_problems.append((name, text))
-                start = 0
-            if size == start and name in offsets:
-                continue
-            try:
-                result = read_segment(path, start)
-            except OSError as exc:
-                text = f"{name}: unreadable ({exc.strerror}); skipped for now"
-                report.problems.append(text)
-                continue
-            report.records += len(result.records)
-            report.pending_bytes += result.pending_bytes
-            report.problems.extend(result.problems)
-            pending_problems.extend((name, p) for p in result.problems)
-            if result.offset != offsets.get(name) or result.records:
-                pending_offsets[name] = result.offset
-            pending_records.extend(result.records)
-            if len(pending_records) >= batch_records:
-                flush()
-        flush()
+        for records, batch_offsets, problems in _prefetch(_read_batches(Path(spool_dir), offsets, report,
+                                                                          batch_records)):
+            report.new += store.ingest_batch(records, batch_offsets, problems)
     return report
+
+
+def _read_batches(spool_dir: Path, offsets: dict[str, int], report: IngestReport, batch_records: int) -> Iterator[Batch]:
+    """Batches of new records with the offsets they reach; a segment is never split across batches."""
+    records: list[Record] = []
+    batch_offsets: dict[str, int] = {}
+    problems: list[tuple[str | None, str]] = []
+    for path in segments(spool_dir):
+        name = path.name
+        report.segments += 1
+        start = offsets.get(name, 0)
+        try:
+            size = os.stat(path).st_size
+        except FileNotFoundError:
+            continue  # removed since listed
+        if size < start:
+            text = f"{name}: shrank from {start} to {size} bytes (replaced?); reading it again from the start"
+            report.problems.append(text)
+            problems.append((name, text))
+            start = 0
+        if size == start and name in offsets:
+            continue
+        try:
+            result = read_segment(path, start)
+        except OSError as exc:
+            report.problems.append(f"{name}: unreadable ({exc.strerror}); skipped for now")
+            continue
+        report.records += len(result.records)
+        report.pending_bytes += result.pending_bytes
+        report.problems.extend(result.problems)
+        problems.extend((name, p) for p in result.problems)
+        if result.offset != offsets.get(name):
+            batch_offsets[name] = result.offset
+        records.extend(result.records)
+        if len(records) >= batch_records:
+            yield records, batch_offsets, problems
+            records, batch_offsets, problems = [], {}, []
+    if records or batch_offsets or problems:
+        yield records, batch_offsets, problems
+
+
+_DONE: Final = object()
+
+
+def _prefetch(batches: Iterator[Batch]) -> Iterator[Batch]:
+    """Run ``batches`` one step ahead on a helper thread; its exceptions are raised here."""
+    slot: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        slot.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slot.put(_DONE)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            slot.put(exc)
+
+    thread = threading.Thread(target=produce, name="zoomtrace-ingest-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = slot.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        with contextlib.suppress(queue.Empty):
+            slot.get_nowait()
+        thread.join()
 
 
 def ingest_home(store: SpoolTarget, home: Path) -> IngestReport:

@@ -22,7 +22,7 @@ import os
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
 from zoomtrace import propagation
 from zoomtrace.context import context_of, current
@@ -37,7 +37,6 @@ M = TypeVar("M")
 _settings: dict[str, bool] = {
     "follows_from": os.environ.get("ZOOMTRACE_KAFKA_FOLLOWS_FROM", "").lower() in ("1", "true", "yes"),
 }
-_DEFAULT: Final[Any] = object()
 
 
 def configure(*, follows_from: bool | None = None) -> None:
@@ -135,7 +134,7 @@ def _attrs(msg: Any) -> dict[str, Any]:
 
 def _span_for(msg: Any, follows_from: bool | None, name: str | None, attrs: dict[str, Any], depth: int) -> Span:
     remote = propagation.extract(_field(msg, "headers"))
-    if follows_from is None or follows_from is _DEFAULT:
+    if follows_from is None:
         follows_from = _settings["follows_from"]
     parent = current.get()
     links: list[tuple[str, str]] = []

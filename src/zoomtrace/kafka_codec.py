@@ -102,7 +102,7 @@ class TopicStrategy:
         try:
             name = template.format(env=self.env, group=self.group, kind=kind, service=self.service)
         except (KeyError, IndexError, ValueError) as exc:
-            from zoomtrace.errors import ConfigError  # noqa: PLC0415
+            from zoomtrace.errors import ConfigError
 
             raise ConfigError(
                 f"bad Kafka topic template {template!r} ({exc}): use {{env}}, {{group}}, {{kind}}, {{service}}"
@@ -208,7 +208,7 @@ def event_headers(record: Record, node: dict[str, str] | None = None) -> Headers
     if tp is not None:
         add(("traceparent", tp))
         if record.on_behalf_of:
-            from zoomtrace.propagation import ON_BEHALF_OF_KEY, format_baggage  # noqa: PLC0415
+            from zoomtrace.propagation import ON_BEHALF_OF_KEY, format_baggage
 
             baggage = format_baggage([(ON_BEHALF_OF_KEY, record.on_behalf_of)])
             if baggage:

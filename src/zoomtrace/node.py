@@ -31,7 +31,7 @@ from zoomtrace.provenance import Provenance, find_repo_root
 from zoomtrace.record import Record, uuid7
 from zoomtrace.sanitize import Limits
 from zoomtrace.scrub import DEFAULT_PATTERNS, Scrubber
-from zoomtrace.sinks import Sink, open_sink
+from zoomtrace.sinks import Sink, default_sinks, open_sink
 
 if TYPE_CHECKING:
     from zoomtrace.span import Span
@@ -86,8 +86,12 @@ class Node:
         sink_objects: list[Sink] = [open_sink(url, home=home, node_id=self.node_id) for url in self.sink_urls]
         self._lost_reported: dict[str, int] = {}
         self.pipeline = Pipeline(
-            self._encode, sink_objects, maxsize=queue_size, on_full=on_full,
-            block_timeout_s=block_timeout_s, extras=self._extras,
+            self._encode,
+            sink_objects,
+            maxsize=queue_size,
+            on_full=on_full,
+            block_timeout_s=block_timeout_s,
+            extras=self._extras,
         )
         self.pipeline.put((items.NODE_START,))
 
@@ -141,8 +145,14 @@ class Node:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "node_id": self.node_id, "service": self.service, "env": self.env, "group": self.group,
-            "version": self.version, "host": self.host, "pid": self.pid, "started_ns": self.started_ns,
+            "node_id": self.node_id,
+            "service": self.service,
+            "env": self.env,
+            "group": self.group,
+            "version": self.version,
+            "host": self.host,
+            "pid": self.pid,
+            "started_ns": self.started_ns,
         }
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -237,9 +247,18 @@ def _after_fork_in_child() -> None:
     if parent is None:
         return
     active = Node(
-        parent.service, env=parent.env, group=parent.group, version=parent.version, home=parent.home,
-        sinks=parent.sink_urls, level=parent.level, queue_size=parent.queue_size, on_full=parent.on_full,
-        block_timeout_s=parent.block_timeout_s, limits=parent.limits, scrubber=parent.scrubber,
+        parent.service,
+        env=parent.env,
+        group=parent.group,
+        version=parent.version,
+        home=parent.home,
+        sinks=parent.sink_urls,
+        level=parent.level,
+        queue_size=parent.queue_size,
+        on_full=parent.on_full,
+        block_timeout_s=parent.block_timeout_s,
+        limits=parent.limits,
+        scrubber=parent.scrubber,
         parent_node_id=parent.node_id,
     )
     if "multiprocessing" in sys.modules:
@@ -280,14 +299,24 @@ def init(
     limits: Limits | None = None,
     scrub: bool | Scrubber = True,
     install_signal_handlers: bool = True,
+    opentelemetry: bool = False,
 ) -> Node:
     """Start this process's node and its pipeline; returns the running node if already started.
 
     ``sink`` is a sink URL or a list of them (default: ``$ZOOMTRACE_SINK`` or the
     embedded ``spool`` under ``home``, itself ``$ZOOMTRACE_HOME`` or ``./.zoomtrace``).
     ``level`` is the lowest level recorded, from ``zt.log`` and from stdlib logging.
+    ``opentelemetry=True`` makes spans created through ``opentelemetry-api`` (any OpenTelemetry
+    instrumentation library) Zoom spans and shares the current context with OpenTelemetry
+    (needs ``zoomtrace[otel]``; see docs/opentelemetry.md).
     """
     global active
+    if opentelemetry:
+        try:
+            from zoomtrace.otel_bridge import install as install_opentelemetry
+        except ImportError:
+            raise ConfigError("opentelemetry=True needs the OpenTelemetry API: pip install 'zoomtrace[otel]'") from None
+        install_opentelemetry()
     if active is not None and not active.stopped and active.pid == os.getpid():
         return active
     level = level.upper()
@@ -297,13 +326,22 @@ def init(
         raise ConfigError(f"unknown on_full policy {on_full!r}: use 'drop' or 'block'")
     if queue_size < 1:
         raise ConfigError("queue_size must be at least 1")
-    sink = sink or os.environ.get("ZOOMTRACE_SINK") or "spool"
+    sink = sink or os.environ.get("ZOOMTRACE_SINK") or default_sinks()
     sinks = [s.strip() for s in sink.split(";")] if isinstance(sink, str) else list(sink)
     scrubber = scrub if isinstance(scrub, Scrubber) else Scrubber(DEFAULT_PATTERNS) if scrub else None
     active = Node(
-        service, env=env, group=group, version=version, home=Path(home).absolute() if home else default_home(),
-        sinks=sinks, level=level, queue_size=queue_size, on_full=on_full, block_timeout_s=block_timeout_s,
-        limits=limits or Limits(), scrubber=scrubber,
+        service,
+        env=env,
+        group=group,
+        version=version,
+        home=Path(home).absolute() if home else default_home(),
+        sinks=sinks,
+        level=level,
+        queue_size=queue_size,
+        on_full=on_full,
+        block_timeout_s=block_timeout_s,
+        limits=limits or Limits(),
+        scrubber=scrubber,
     )
     _install_process_hooks(install_signal_handlers)
     if capture_logging:

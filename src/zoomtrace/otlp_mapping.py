@@ -424,20 +424,20 @@ def records_to_otlp(
         for node_id, scopes in spans.items():
             rs: ResourceSpans = traces_request.resource_spans.add()
             rs.resource.CopyFrom(resource(node_id))
-            for scope, items in scopes.items():
+            for scope, span_list in scopes.items():
                 ss: ScopeSpans = rs.scope_spans.add()
                 ss.scope.CopyFrom(InstrumentationScope(name=scope))
-                ss.spans.extend(items)
+                ss.spans.extend(span_list)
     logs_request = None
     if logs:
         logs_request = ExportLogsServiceRequest()
-        for node_id, scopes in logs.items():
+        for node_id, log_scopes in logs.items():
             rl: ResourceLogs = logs_request.resource_logs.add()
             rl.resource.CopyFrom(resource(node_id))
-            for scope, items in scopes.items():
+            for scope, log_list in log_scopes.items():
                 sl: ScopeLogs = rl.scope_logs.add()
                 sl.scope.CopyFrom(InstrumentationScope(name=scope))
-                sl.log_records.extend(items)
+                sl.log_records.extend(log_list)
     return traces_request, logs_request
 
 

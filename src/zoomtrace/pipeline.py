@@ -10,6 +10,7 @@ recorded, never silent.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 from collections import deque
@@ -161,7 +162,9 @@ class Pipeline:
             except Exception as exc:
                 name = type(sink).__name__
                 self.count_lost(f"sink_error:{name}", len(records))
-                self._warn(f"sink:{name}", f"{name} could not write {len(records)} records ({exc}); counting them as lost")
+                self._warn(
+                    f"sink:{name}", f"{name} could not write {len(records)} records ({exc}); counting them as lost"
+                )
         self.written += len(records)
 
     def _flush_sinks(self) -> None:
@@ -175,7 +178,5 @@ class Pipeline:
         """One line on stderr per kind of problem: the application keeps running."""
         if key not in self._warned:
             self._warned.add(key)
-            try:
+            with contextlib.suppress(Exception):
                 sys.stderr.write(f"zoomtrace: {message} (further such warnings suppressed)\n")
-            except Exception:
-                pass

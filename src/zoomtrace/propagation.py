@@ -433,7 +433,7 @@ def extract(carrier: object) -> SpanContext | None:
     ``on_behalf_of`` (the first one if repeated) and is not repeated in ``baggage``.
     """
     # Imported here so that zoomtrace.context may itself import this module at its top.
-    from zoomtrace.context import SpanContext  # noqa: PLC0415
+    from zoomtrace.context import SpanContext
 
     try:
         headers = headers_of(carrier)

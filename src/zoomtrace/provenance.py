@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -125,7 +126,7 @@ def _install_dirs() -> tuple[tuple[str, str], ...]:
 
 
 @cache
-def _distributions() -> dict[str, list[str]]:
+def _distributions() -> Mapping[str, list[str]]:
     import importlib.metadata
 
     return importlib.metadata.packages_distributions()

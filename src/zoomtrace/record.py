@@ -104,7 +104,11 @@ def uuid7(ts_ns: int | None = None) -> str:
     ms = (time.time_ns() if ts_ns is None else ts_ns) // 1_000_000
     r = _bits(74)
     return "%08x-%04x-%04x-%04x-%012x" % (  # noqa: UP031 (one formatting call is the fastest way)
-        ms >> 16 & 0xFFFFFFFF, ms & 0xFFFF, 0x7000 | r >> 62, 0x8000 | (r >> 48 & 0x3FFF), r & 0xFFFFFFFFFFFF
+        ms >> 16 & 0xFFFFFFFF,
+        ms & 0xFFFF,
+        0x7000 | r >> 62,
+        0x8000 | (r >> 48 & 0x3FFF),
+        r & 0xFFFFFFFFFFFF,
     )
 
 

@@ -6,7 +6,7 @@ numbers are replaced by ``SCRUBBED`` on the worker thread, by default.
 
 Decisions (false positives cost a value; false negatives leak a secret):
 
-* Sensitive key words (``DEFAULT_PATTERNS``) match case-insensitively anyway in
+* Sensitive key words (``DEFAULT_PATTERNS``) match case-insensitively anywhere in
   a key, so compound keys (``db_password``, ``X-Api-Key``, ``sessionId``) count.
   Known harmless look-alikes are excluded by the patterns themselves:
   ``author``/``authority`` (not ``auth``), ``tokenizer``/``tokenize``.
@@ -459,8 +459,8 @@ def _is_header(key: str) -> bool:
 
 def _replacement(value: str) -> str:
     """``SCRUBBED``, inside the value's own quotes so the text keeps its shape."""
-    if value[:2] in ('b"', "b'"):
-        prefix, rest = value[:2], value[2:]
+    if value[:2] in ('b"', "b'"):  # a bytes repr
+        prefix, rest = value[:1], value[1:]
     elif value[:2] in ('\\"', "\\'"):
         return value[:2] + SCRUBBED
     else:

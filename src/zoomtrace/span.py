@@ -34,8 +34,11 @@ class Span:
     """An open span; use it as a context manager (``with zt.span("name") as s``)."""
 
     __slots__ = (
+        "_cpu_start",
+        "_thread_ident",
         "_token",
         "attrs",
+        "baggage",
         "code",
         "cpu_ns",
         "end_ns",
@@ -51,10 +54,12 @@ class Span:
         "thread",
         "trace_id",
         "tracestate",
-        "baggage",
-        "_cpu_start",
-        "_thread_ident",
     )
+
+    trace_id: str
+    span_id: str
+    on_behalf_of: str | None
+    thread: str
 
     def __init__(
         self,
@@ -71,12 +76,14 @@ class Span:
         if parent is None:
             self.trace_id = new_trace_id()
             self.parent_span_id: str | None = None
+            self.trace_flags = 1
             self.tracestate: tuple[tuple[str, str], ...] = ()
             self.baggage: tuple[tuple[str, str], ...] = ()
         else:
             self.trace_id = parent.trace_id
             self.parent_span_id = parent.span_id
-            # Propagated vendor state and baggage travel on to downstream calls.
+            # The sampling decision, vendor state and baggage travel on to downstream calls.
+            self.trace_flags = parent.trace_flags
             self.tracestate = parent.tracestate
             self.baggage = parent.baggage
             if on_behalf_of is None:

@@ -3,7 +3,7 @@
 Each process writes its own segment files, so processes on one machine never
 contend. A frame is::
 
-    magic b"ZT" | format version (1 byte) | flags (1 byte) | payload length (u32 LE) | CRC-32 of payload (u32 LE) | payload
+    magic b"ZT" | version (1 byte) | flags (1 byte) | payload length (u32 LE) | CRC-32 of payload (u32 LE) | payload
 
 and its payload is a msgpack array of records. A reader detects a torn or corrupt
 frame, reports it and resynchronises on the next magic; an incomplete frame at the
@@ -12,6 +12,7 @@ end of a segment is left for later (its writer may still be writing it).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import zlib
@@ -88,10 +89,8 @@ class SegmentWriter:
     def close(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
 
 @dataclass

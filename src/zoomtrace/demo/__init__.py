@@ -27,7 +27,9 @@ class DemoError(ZoomError):
 def _start(module: str, env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], int]:
     proc = subprocess.Popen(
         [sys.executable, "-m", f"zoomtrace.demo.{module}", *args],
-        stdout=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     timer = threading.Timer(STARTUP_TIMEOUT_S, proc.kill)
     timer.start()
@@ -56,7 +58,11 @@ def run_services(home: Path, sink: str | None = None) -> list[str]:
         procs.append(orders)
         gateway = subprocess.run(
             [sys.executable, "-m", "zoomtrace.demo.gateway", "--orders-port", str(orders_port)],
-            capture_output=True, text=True, env=env, timeout=60, check=False,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
         )
         if gateway.returncode != 0:
             raise DemoError(f"the demo's gateway failed:\n{gateway.stderr.strip()}")
@@ -89,8 +95,10 @@ def run_demo(home: Path, *, json_output: bool = False, open_ui: bool = False, ka
         return 0
     from zoomtrace.cli import build_parser, cmd_story
 
-    print(f"The demo placed {len(traces)} orders across 3 processes; here is the story of the one whose "
-          "payment was declined and retried:\n")
+    print(
+        f"The demo placed {len(traces)} orders across 3 processes; here is the story of the one whose "
+        "payment was declined and retried:\n"
+    )
     cmd_story(build_parser().parse_args(["--home", str(home), "story", trace_id]))
     print(f"\nMore: zoomtrace --home {home} traces | nodes | story <trace id> | lineage <record id>")
     if open_ui:

@@ -22,8 +22,9 @@ def main() -> None:
     for order_id, (customer, items, total, flaky) in enumerate(CARTS, start=1):
         with zt.span("checkout", on_behalf_of=customer, customer=customer) as s:
             log.info("checkout for %s", customer)
-            status, reply = post(ORDERS, {"order_id": order_id, "customer": customer, "items": items,
-                                          "total": total, "flaky": flaky})
+            status, _reply = post(
+                ORDERS, {"order_id": order_id, "customer": customer, "items": items, "total": total, "flaky": flaky}
+            )
             s.set(**{"http.response.status_code": status})
             print(f"trace {s.trace_id} order {order_id} -> {status}", flush=True)
 

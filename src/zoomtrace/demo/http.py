@@ -34,7 +34,8 @@ def serve(routes: dict[str, Route]) -> None:
             route = routes.get(self.path)
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length) or b"{}")
-            with zt.span(f"POST {self.path}", context=zt.extract(self.headers), **{"http.route": self.path}) as s:
+            with zt.span(f"POST {self.path}", context=zt.extract(self.headers)) as s:
+                s.set(**{"http.route": self.path})
                 if route is None:
                     status, reply = 404, {"error": "no such route"}
                 else:
@@ -51,7 +52,7 @@ def serve(routes: dict[str, Route]) -> None:
             self.end_headers()
             self.wfile.write(data)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             """Requests are already in the story as spans."""
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -25,8 +25,12 @@ def place(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     order = OrderPlaced(body["order_id"], body["customer"], body["items"], body["total"])
     order_event = zt.event(order)
     log.info("order %s placed by %s: %d items", order.order_id, order.customer, len(order.items))
-    request = {"order_id": order.order_id, "amount": order.total, "order_event": order_event,
-               "flaky": body.get("flaky", False)}
+    request = {
+        "order_id": order.order_id,
+        "amount": order.total,
+        "order_event": order_event,
+        "flaky": body.get("flaky", False),
+    }
     with zt.span("charge", attempt=1) as first:
         status, reply = post(BILLING, request)
         first.set(**{"http.response.status_code": status})

@@ -15,6 +15,7 @@ the worker thread only. ``open_sink`` turns a sink URL into one:
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -30,6 +31,18 @@ class Sink(Protocol):
     def flush(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+OTLP_ENDPOINT_VARS = (
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+)
+
+
+def default_sinks() -> list[str]:
+    """The embedded spool, plus OTLP export when the standard OTEL_EXPORTER_OTLP_*_ENDPOINT variables are set."""
+    return ["spool", "otlp"] if any(os.environ.get(v) for v in OTLP_ENDPOINT_VARS) else ["spool"]
 
 
 def open_sink(url: str, *, home: Path, node_id: str) -> Sink:

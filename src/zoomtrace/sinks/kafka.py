@@ -94,7 +94,10 @@ _RECORD_ERRORS: Final = frozenset(
         KafkaError.INVALID_TIMESTAMP,
     }
 )
-_MAX_BACKOFF_S: Final = 30.0
+_MAX_BACKOFF_S: Final = 10.0
+#: While records wait in the spool, a helper thread probes and replays this often even if the
+#: application records nothing (write() does the same work when it is called).
+_TICK_S: Final = 0.2
 #: How long write() may wait for the producer's queue to drain before spooling instead.
 _MAX_BLOCK_S: Final = 0.5
 
@@ -149,7 +152,7 @@ class KafkaSink:
         flush_timeout_s: float = 3.0,
         close_timeout_s: float = 3.0,
         retry_interval_s: float = 1.0,
-        max_pending: int = 100_000,
+        max_pending: int = 50_000,
         segment_bytes: int = 4 * 1024 * 1024,
         spool_max_bytes: int = 1024 * 1024 * 1024,
         replay_batch: int = 20_000,
@@ -210,6 +213,7 @@ class KafkaSink:
         self._closing = False
         self._warned: set[str] = set()
         self._notes: list[Record] = []
+        self._ticker: threading.Thread | None = None
 
     # -- construction --------------------------------------------------------------------
 
@@ -307,7 +311,7 @@ class KafkaSink:
                 attrs = record.attrs
                 break
         if attrs is None:
-            from zoomtrace import node as _node  # noqa: PLC0415
+            from zoomtrace import node as _node
 
             active = _node.active
             if active is not None and active.node_id == self.node_id:
@@ -464,6 +468,7 @@ class KafkaSink:
                 self._warn("recreate", f"cannot recreate the Kafka producer: {exc}")
         self._next_probe = now + self._backoff
         self._backoff = min(self._backoff * 2, _MAX_BACKOFF_S)
+        self._ensure_ticker()
         if was_online:
             self._offline_since = now
             self._offline_counts = (self.counts.spooled, self.counts.replayed)
@@ -479,6 +484,7 @@ class KafkaSink:
         if was_online or records:
             self._note("kafka.spooling", {"reason": reason, "moved": len(records), "spool": str(self.spool_dir),
                                           "bootstrap": self.bootstrap})
+        self._down_reason = None  # set again by the purged messages' callbacks: this outage is handled
 
     def _replay_step(self, now: float) -> None:
         replay = self._replay
@@ -615,6 +621,31 @@ class KafkaSink:
             sys.stderr.write(f"zoomtrace: Kafka at {self.bootstrap} is back; {attrs['replayed']} spooled records "
                              "replayed\n")
 
+    def _ensure_ticker(self) -> None:
+        """Start the replay helper thread unless it runs (the spool must drain in an idle process too)."""
+        if self._ticker is None and not self._closing:
+            self._ticker = threading.Thread(target=self._tick_loop, name="zoomtrace-kafka-replay", daemon=True)
+            self._ticker.start()
+
+    def _tick_loop(self) -> None:
+        while True:
+            time.sleep(_TICK_S)
+            if not self._lock.acquire(timeout=_TICK_S):
+                continue  # write() is at work: it does the same
+            try:
+                idle = self._online and not self._queue and self._replay is None and self._outstanding == 0
+                if self._closing or self._closed or (idle and not self._notes):
+                    self._ticker = None
+                    return
+                self._service(self._clock())
+                if self._notes:
+                    notes, self._notes = self._notes, []
+                    (self._send if self._online else self._spool)(notes)
+            except Exception as exc:  # the helper must not die with records in the spool
+                self._warn("ticker", f"Kafka sink replay helper: {exc!r}")
+            finally:
+                self._lock.release()
+
     def _drain(self, timeout: float, reason: str) -> None:
         """Serve deliveries (and finish the replay in progress) for up to ``timeout``; spool the rest."""
         deadline = self._clock() + timeout
@@ -743,6 +774,8 @@ class KafkaSink:
                 with contextlib.suppress(OSError):
                     self._spool_bytes += path.stat().st_size
         self._queue.extendleft(reversed(adopted))
+        if adopted:
+            self._ensure_ticker()
 
     def _foreign_strategy(self, node_id: str) -> tuple[kafka_codec.TopicStrategy | None, dict[str, str]]:
         try:

@@ -27,6 +27,7 @@ or that did not fit its bounded queue, are counted as lost in the node's ``lost`
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import http.client
 import os
@@ -334,17 +335,13 @@ class OtlpSink:
 
     def _lost(self, reason: str, count: int, message: str) -> None:
         if count:
-            try:
+            with contextlib.suppress(Exception):  # counting must never break the sender
                 self._on_lost(reason, count)
-            except Exception:
-                pass
-        key = reason.split(":")[0]
+        key = reason.split(":", maxsplit=1)[0]
         if key not in self._warned:
             self._warned.add(key)
-            try:
+            with contextlib.suppress(Exception):  # no stderr (a daemon): nothing else to tell
                 sys.stderr.write(f"zoomtrace: {message} (further such warnings suppressed)\n")
-            except Exception:
-                pass
 
 
 def _retry_after(value: str | None) -> float | None:

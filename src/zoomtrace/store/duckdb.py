@@ -37,6 +37,10 @@ CHUNK: Final = 100_000
 #: A single record may be as large as a spool frame.
 _MAX_OBJECT: Final = 512 * 1024 * 1024
 
+#: Records encoded per slice when staging (small enough for the CPU cache).
+_SLICE: Final = 2_000
+_BYTES: Final = frozenset({bytes, bytearray, memoryview})
+
 _json_encoder: Final = msgspec.json.Encoder()
 _json_decode: Final = msgspec.json.decode
 
@@ -75,7 +79,13 @@ SELECT id, kind, type, ts_ns, end_ns, trace_id, span_id, parent_span_id,
     status, cpu_ns, thread, v, $seq
 FROM read_json($path, format = 'newline_delimited', columns = {_READ_COLUMNS}, maximum_object_size = {_MAX_OBJECT})
 WHERE id NOT IN (SELECT id FROM records WHERE id BETWEEN $lo AND $hi)
-ORDER BY ts_ns, id
+"""
+
+_INSERT_BLOBS: Final = f"""
+INSERT OR IGNORE INTO blobs
+SELECT sha256, from_base64(content), octet_length(from_base64(content))
+FROM read_json($path, format = 'newline_delimited', columns = {{sha256: 'VARCHAR', content: 'VARCHAR'}},
+               maximum_object_size = {_MAX_OBJECT})
 """
 
 _IS_ERROR: Final = "coalesce(status = 'error' OR error IS NOT NULL OR level IN ('ERROR', 'CRITICAL', 'FATAL'), false)"
@@ -96,56 +106,58 @@ ON CONFLICT (node_id) DO UPDATE SET
 """
 
 #: The root of a trace: a span without a parent if there is one, else the earliest (remote parent).
-_ROOT_KEY: Final = "(parent_span_id IS NOT NULL, ts_ns, span_id)"
-_NEW_ROOT_WINS: Final = (
-    "(excluded.root_span_id IS NOT NULL AND (traces.root_span_id IS NULL"
-    " OR (excluded.root_is_top AND NOT traces.root_is_top)"
-    " OR (excluded.root_is_top = traces.root_is_top AND excluded.root_start_ns < traces.root_start_ns)))"
-)
+#: One HUGEINT orders candidates (parentless first, then by start) far faster than a struct key.
+_ROOT_KEY: Final = "((parent_span_id IS NOT NULL)::HUGEINT << 64) + ts_ns"
 
-
-def _root(column: str) -> str:
-    return f"CASE WHEN {_NEW_ROOT_WINS} THEN excluded.{column} ELSE traces.{column} END"
-
-
-_UPSERT_TRACES: Final = f"""
-INSERT INTO traces (trace_id, start_ns, end_ns, duration_ns, root_name, root_service, root_span_id, root_node_id,
-                    root_start_ns, root_is_top, services, envs, node_ids, span_count, log_count, event_count, error,
-                    record_count)
-SELECT r.trace_id, min(ts_ns), max(greatest(ts_ns, coalesce(end_ns, ts_ns))),
-       max(greatest(ts_ns, coalesce(end_ns, ts_ns))) - min(ts_ns),
-       arg_min(type, {_ROOT_KEY}) FILTER (kind = 'span'),
-       arg_min(n.service, {_ROOT_KEY}) FILTER (kind = 'span'),
-       arg_min(span_id, {_ROOT_KEY}) FILTER (kind = 'span'),
-       arg_min(r.node_id, {_ROOT_KEY}) FILTER (kind = 'span'),
-       arg_min(ts_ns, {_ROOT_KEY}) FILTER (kind = 'span'),
-       bool_or(parent_span_id IS NULL) FILTER (kind = 'span'),
-       coalesce(list_sort(list_distinct(list(n.service) FILTER (n.service IS NOT NULL))), []),
-       coalesce(list_sort(list_distinct(list(n.env) FILTER (n.env IS NOT NULL))), []),
-       list_sort(list_distinct(list(r.node_id))),
-       count(*) FILTER (kind = 'span'), count(*) FILTER (kind = 'log'), count(*) FILTER (kind = 'event'),
-       bool_or({_IS_ERROR}), count(*)
+#: Per trace, what this transaction added (services and environments through the nodes known now).
+_BATCH_TRACES: Final = f"""
+CREATE OR REPLACE TEMP TABLE zt_batch_traces AS
+SELECT r.trace_id, min(ts_ns) AS start_ns, max(greatest(ts_ns, coalesce(end_ns, ts_ns))) AS end_ns,
+       arg_min({{'name': type, 'service': n.service, 'span_id': span_id, 'node_id': r.node_id, 'start_ns': ts_ns,
+                'is_top': parent_span_id IS NULL}}, {_ROOT_KEY}) FILTER (kind = 'span') AS root,
+       coalesce(list_sort(list_distinct(list(n.service) FILTER (n.service IS NOT NULL))), []) AS services,
+       coalesce(list_sort(list_distinct(list(n.env) FILTER (n.env IS NOT NULL))), []) AS envs,
+       list_sort(list_distinct(list(r.node_id))) AS node_ids,
+       count(*) FILTER (kind = 'span') AS span_count, count(*) FILTER (kind = 'log') AS log_count,
+       count(*) FILTER (kind = 'event') AS event_count, bool_or({_IS_ERROR}) AS error, count(*) AS record_count
 FROM records AS r LEFT JOIN nodes AS n ON n.node_id = r.node_id
 WHERE r.ingest_seq = $seq AND r.trace_id IS NOT NULL
 GROUP BY r.trace_id
-ON CONFLICT (trace_id) DO UPDATE SET
-    root_name = {_root("root_name")},
-    root_service = {_root("root_service")},
-    root_span_id = {_root("root_span_id")},
-    root_node_id = {_root("root_node_id")},
-    root_is_top = {_root("root_is_top")},
-    root_start_ns = {_root("root_start_ns")},
-    start_ns = least(traces.start_ns, excluded.start_ns),
-    end_ns = greatest(traces.end_ns, excluded.end_ns),
-    duration_ns = greatest(traces.end_ns, excluded.end_ns) - least(traces.start_ns, excluded.start_ns),
-    services = list_sort(list_distinct(list_concat(traces.services, excluded.services))),
-    envs = list_sort(list_distinct(list_concat(traces.envs, excluded.envs))),
-    node_ids = list_sort(list_distinct(list_concat(traces.node_ids, excluded.node_ids))),
-    span_count = traces.span_count + excluded.span_count,
-    log_count = traces.log_count + excluded.log_count,
-    event_count = traces.event_count + excluded.event_count,
-    error = traces.error OR excluded.error,
-    record_count = traces.record_count + excluded.record_count
+"""
+
+#: The stored summaries of those traces, which are replaced by their merge with the batch's.
+_OLD_TRACES: Final = """
+CREATE OR REPLACE TEMP TABLE zt_old_traces AS
+SELECT * FROM traces WHERE trace_id IN (SELECT trace_id FROM zt_batch_traces)
+"""
+
+_NEW_ROOT_WINS: Final = (
+    "(b.root.span_id IS NOT NULL AND (o.root_span_id IS NULL OR (b.root.is_top AND NOT o.root_is_top)"
+    " OR (b.root.is_top = o.root_is_top AND b.root.start_ns < o.root_start_ns)))"
+)
+
+
+def _root(field: str) -> str:
+    return f"CASE WHEN {_NEW_ROOT_WINS} THEN b.root.{field} ELSE o.root_{field} END AS root_{field}"
+
+
+_MERGE_TRACES: Final = f"""
+INSERT INTO traces BY NAME
+SELECT b.trace_id,
+       least(o.start_ns, b.start_ns) AS start_ns,
+       greatest(o.end_ns, b.end_ns) AS end_ns,
+       greatest(o.end_ns, b.end_ns) - least(o.start_ns, b.start_ns) AS duration_ns,
+       {_root("name")}, {_root("service")}, {_root("span_id")}, {_root("node_id")}, {_root("start_ns")},
+       {_root("is_top")},
+       list_sort(list_distinct(list_concat(coalesce(o.services, []), b.services))) AS services,
+       list_sort(list_distinct(list_concat(coalesce(o.envs, []), b.envs))) AS envs,
+       list_sort(list_distinct(list_concat(coalesce(o.node_ids, []), b.node_ids))) AS node_ids,
+       coalesce(o.span_count, 0) + b.span_count AS span_count,
+       coalesce(o.log_count, 0) + b.log_count AS log_count,
+       coalesce(o.event_count, 0) + b.event_count AS event_count,
+       coalesce(o.error, false) OR b.error AS error,
+       coalesce(o.record_count, 0) + b.record_count AS record_count
+FROM zt_batch_traces AS b LEFT JOIN zt_old_traces AS o ON o.trace_id = b.trace_id
 """
 
 #: When a node's *started* record arrives after some of its traces were stored, those traces learn its
@@ -345,72 +357,70 @@ class DuckStore:
         seq: int = row[0]
         seen: set[str] = set()
         rows: list[Record] = []
+        node_records: list[Record] = []
         blobs: dict[str, bytes] = {}
         for r in records:
             if r.id in seen:
-                continue
+                continue  # given twice in one batch: the first copy counts
             seen.add(r.id)
-            payload = r.payload
-            if type(payload) is bytes or isinstance(payload, bytes | bytearray | memoryview):
-                data = bytes(payload)
-                digest = hashlib.sha256(data).hexdigest()
-                blobs[digest] = data
-                fields = msgspec.structs.asdict(r)
-                fields["payload"] = None
-                if r.kind == "raw" and ("raw.sha256" not in r.attrs or "raw.size" not in r.attrs):
-                    fields["attrs"] = {"raw.sha256": digest, "raw.size": len(data), **r.attrs}
-                r = _Row(**fields, payload_blob=digest)
+            if r.payload.__class__ in _BYTES:
+                r = self._move_payload(r, blobs)
+            if r.kind == "node":
+                node_records.append(r)
             rows.append(r)
         new = 0
         self.staging.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix="ingest-", suffix=".ndjson", dir=self.staging)
         try:
             for start in range(0, len(rows), CHUNK):
-                os.ftruncate(fd, 0)
-                os.lseek(fd, 0, os.SEEK_SET)
                 chunk = rows[start : start + CHUNK]
-                _write_all(fd, _json_encoder.encode_lines(chunk))
+                _write_ndjson(fd, chunk)
                 ids = [r.id for r in chunk]
                 params = {"path": name, "seq": seq, "lo": min(ids), "hi": max(ids)}
                 result = con.execute(_INSERT_RECORDS, params).fetchone()
                 new += result[0] if result else 0
             if blobs:
-                self._insert_blobs(fd, name, blobs)
+                _write_ndjson(fd, [{"sha256": k, "content": v} for k, v in blobs.items()])
+                con.execute(_INSERT_BLOBS, {"path": name})
         finally:
             os.close(fd)
             with contextlib.suppress(OSError):
                 os.unlink(name)
         if new:
-            self._summarise(seq, records)
+            self._summarise(seq, node_records)
         return new
 
-    def _insert_blobs(self, fd: int, name: str, blobs: dict[str, bytes]) -> None:
-        os.ftruncate(fd, 0)
-        os.lseek(fd, 0, os.SEEK_SET)
-        _write_all(fd, _json_encoder.encode_lines([{"sha256": k, "content": v} for k, v in blobs.items()]))
-        self._con.execute(
-            "INSERT OR IGNORE INTO blobs SELECT sha256, from_base64(content), octet_length(from_base64(content)) "
-            f"FROM read_json($path, format = 'newline_delimited', columns = {{sha256: 'VARCHAR', content: 'VARCHAR'}}, "
-            f"maximum_object_size = {_MAX_OBJECT})",
-            {"path": name},
-        )
+    @staticmethod
+    def _move_payload(r: Record, blobs: dict[str, bytes]) -> _Row:
+        """Bytes payloads (raw data, file snapshots) go to ``blobs``; the record keeps their digest."""
+        data = bytes(r.payload)
+        digest = hashlib.sha256(data).hexdigest()
+        blobs[digest] = data
+        fields = msgspec.structs.asdict(r)
+        fields["payload"] = None
+        if r.kind == "raw" and ("raw.sha256" not in r.attrs or "raw.size" not in r.attrs):
+            fields["attrs"] = {"raw.sha256": digest, "raw.size": len(data), **r.attrs}
+        return _Row(**fields, payload_blob=digest)
 
-    def _summarise(self, seq: int, records: list[Record]) -> None:
+    def _summarise(self, seq: int, node_records: list[Record]) -> None:
         """Merge what this transaction added into ``nodes`` and ``traces``."""
         con = self._con
         con.execute(_UPSERT_NODE_COUNTS, {"seq": seq})
-        node_ids = {r.id for r in records if r.kind == "node"}
         started: set[str] = set()
-        if node_ids:
+        if node_records:
             new_ids = {
                 rid for (rid,) in con.execute("SELECT id FROM records WHERE ingest_seq = ? AND kind = 'node'", [seq])
                 .fetchall()
             }
-            fresh = [r for r in records if r.kind == "node" and r.id in new_ids]
-            # A record given twice in one batch is applied once.
-            unique = list({r.id: r for r in fresh}.values())
-            started = self._apply_node_records(unique)
-        con.execute(_UPSERT_TRACES, {"seq": seq})
+            started = self._apply_node_records([r for r in node_records if r.id in new_ids])
+        con.execute(_BATCH_TRACES, {"seq": seq})
+        con.execute(_OLD_TRACES)
+        row = con.execute("SELECT count(*) FROM zt_old_traces").fetchone()
+        if row and row[0]:
+            con.execute("DELETE FROM traces WHERE trace_id IN (SELECT trace_id FROM zt_old_traces)")
+        con.execute(_MERGE_TRACES)
+        con.execute("DROP TABLE zt_batch_traces")
+        con.execute("DROP TABLE zt_old_traces")
         if started:
             row = con.execute(
                 "SELECT min(first_seen_ns) FROM nodes WHERE node_id = ANY($nodes)", {"nodes": sorted(started)}
@@ -707,11 +717,21 @@ def _sql_string(text: str) -> str:
     return text.replace("'", "''")
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+def _write_ndjson(fd: int, items: Sequence[Any]) -> None:
+    """Replace the staging file's content with ``items`` as NDJSON.
+
+    Encoded in slices that stay in the CPU cache; the file is overwritten rather than truncated first,
+    so its pages are reused instead of being freed and allocated again for every chunk.
+    """
+    os.lseek(fd, 0, os.SEEK_SET)
+    size = 0
+    encode = _json_encoder.encode_lines
+    for start in range(0, len(items), _SLICE):
+        view = memoryview(encode(items[start : start + _SLICE]))
+        size += len(view)
+        while view:
+            view = view[os.write(fd, view) :]
+    os.ftruncate(fd, size)
 
 
 def _fold_node_record(row: dict[str, Any], r: Record) -> bool:

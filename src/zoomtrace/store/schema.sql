@@ -81,9 +81,10 @@ CREATE TABLE IF NOT EXISTS blobs (
     size BIGINT NOT NULL
 );
 
--- One summary row per trace, merged incrementally at each ingest for the traces it touches.
+-- One summary row per trace, merged incrementally at each ingest for the traces it touches
+-- (trace_id is its key, unique by construction; like records it has no ART index).
 CREATE TABLE IF NOT EXISTS traces (
-    trace_id VARCHAR PRIMARY KEY,
+    trace_id VARCHAR NOT NULL,
     start_ns BIGINT NOT NULL,
     end_ns BIGINT NOT NULL,
     duration_ns BIGINT NOT NULL,

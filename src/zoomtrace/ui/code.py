@@ -47,17 +47,9 @@ def _safe_path(path: str) -> bool:
 
 
 def node_repos(store: Any, node_id: str) -> list[dict[str, Any]]:
-    """Repositories the node saw: at start (``nodes.repos``) and later (``repo`` node records)."""
-    repos: list[dict[str, Any]] = []
+    """Repositories the node saw (``nodes.repos``: those listed at start and those met later)."""
     _, rows = store.sql(f"SELECT repos FROM nodes WHERE node_id = '{node_id}'")
-    for (value,) in rows:
-        repos += [r for r in (_json(value) or []) if isinstance(r, dict)]
-    _, rows = store.sql(f"SELECT attrs FROM records WHERE kind = 'node' AND type = 'repo' AND node_id = '{node_id}'")
-    for (value,) in rows:
-        attrs = _json(value)
-        if isinstance(attrs, dict) and attrs.get("root"):
-            repos.append(attrs)
-    return repos
+    return [r for (value,) in rows for r in (_json(value) or []) if isinstance(r, dict)]
 
 
 def node_snapshot(store: Any, node_id: str, file: str) -> tuple[str | None, str | None]:
@@ -105,63 +97,84 @@ def _installed(file: str) -> tuple[bytes | None, str | None]:
     return None, f"{m['path']} is not a file of {m['dist']} {m['version']}"
 
 
-def read_source(store: Any, *, node_id: str | None, file: str, line: int, commit: str | None,
-                dirty: bool, context: int = 12) -> dict[str, Any]:
+def read_source(store: Any, *, node_id: str | None, file: str, line: int, commit: str | None = None,
+                dirty: bool | None = None, context: int = 12) -> dict[str, Any]:
     """Lines ``line - context`` … ``line + context`` of ``file`` as it ran, with where they came from.
 
+    ``commit`` and ``dirty`` come from the record's ``code``; when unknown (error frames carry
+    only file and line) the node's repositories decide: their HEAD and their dirty lists.
     Returns ``{file, line, commit, dirty, origin, repo, start, lines, total_lines, problem}``;
     ``origin`` is ``snapshot``, ``git``, ``installed`` or None (then ``problem`` says why).
     """
     result: dict[str, Any] = {"file": file, "line": line, "commit": commit, "dirty": dirty, "origin": None,
                               "repo": None, "start": None, "lines": [], "total_lines": None, "problem": None}
-    content: bytes | None = None
     problems: list[str] = []  # why nothing could be shown
     notes: list[str] = []  # caveats about what is shown
-    if commit is not None and not _COMMIT.fullmatch(commit):
+    bad_commit = commit is not None and not _COMMIT.fullmatch(commit)
+    if bad_commit:
         commit = None
         problems.append("the recorded commit is not a commit id")
-    node_ok = node_id is not None and _NODE.fullmatch(node_id) is not None
+    node = node_id if node_id is not None and _NODE.fullmatch(node_id) else None
+    repos = node_repos(store, node) if node else []
+    installed = _DIST.fullmatch(file) is not None
 
-    if dirty and node_ok:
-        assert node_id is not None
-        sha, problem = node_snapshot(store, node_id, file)
+    # Which (root, commit) pairs may hold the file: the recorded commit in the node's repositories
+    # (the one whose HEAD it is first), or each repository's HEAD when the commit is unknown.
+    candidates: list[tuple[str, str]] = []
+    for repo in sorted(repos, key=lambda r: r.get("head") != commit):
+        root, head = repo.get("root"), repo.get("head")
+        if not isinstance(root, str):
+            continue
+        rev = commit or head
+        if isinstance(rev, str) and _COMMIT.fullmatch(rev) and (root, rev) not in candidates:
+            candidates.append((root, rev))
+    if dirty is None and not installed:
+        dirty = any(file in (r.get("dirty") or []) and (commit is None or r.get("head") == commit) for r in repos)
+    result["dirty"] = dirty
+
+    content: bytes | None = None
+    if dirty and node:
+        sha, problem = node_snapshot(store, node, file)
         if sha and re.fullmatch(r"[0-9a-f]{64}", sha):
             content = store.blob(sha)
             if content is not None:
-                result["origin"] = "snapshot"
-                result["snapshot"] = sha
+                result["origin"], result["snapshot"] = "snapshot", sha
             else:
                 problems.append("the snapshot of this dirty file is missing from the store")
         else:
             problems.append(problem or "no snapshot of this dirty file was recorded")
 
-    if content is None and commit and _safe_path(file):
-        repos = node_repos(store, node_id) if node_ok else []  # type: ignore[arg-type]
-        roots = [r["root"] for r in repos if r.get("head") == commit and isinstance(r.get("root"), str)]
-        roots += [r["root"] for r in repos if isinstance(r.get("root"), str) and r["root"] not in roots]
-        for root in roots:
-            content = git_blob(root, commit, file)
-            if content is not None:
-                result["origin"], result["repo"] = "git", root
-                if dirty:
-                    notes.append("the file was dirty when it ran but no snapshot is stored: "
-                                 "this is the committed version, not necessarily the code that ran")
-                break
+    if content is None and not installed:
+        if not _safe_path(file):
+            problems.append("code outside any git repository: its source was not recorded")
+        elif bad_commit:
+            pass
+        elif not candidates:
+            problems.append("the process recorded no git repository (or no commit) for this file")
         else:
-            problems.append(f"{file} at {commit[:12]} is not in any repository this node recorded"
-                            if roots else "the node recorded no git repository")
+            for root, rev in candidates:
+                content = git_blob(root, rev, file)
+                if content is not None:
+                    result["origin"], result["repo"], result["commit"] = "git", root, rev
+                    if dirty:
+                        notes.append("the file was dirty when it ran but no snapshot is stored: this is the "
+                                     "committed version, not necessarily the code that ran")
+                    break
+            else:
+                where = f"at {commit[:12]} " if commit else ""
+                problems.append(f"{file} {where}is not in the repositories this process recorded "
+                                "(moved, or the commit is gone)")
 
-    if content is None and commit is None:
+    if content is None and installed:
         content, problem = _installed(file)
         if content is not None:
             result["origin"] = "installed"
         else:
-            problems.append(problem or "code outside any git repository: its source was not recorded")
+            problems.append(problem or "installed code: its source was not recorded")
 
     if content is not None and len(content) > MAX_SOURCE_BYTES:
         problems.append(f"the file is too large to show ({len(content)} bytes)")
-        content = None
-        result["origin"] = None
+        content, result["origin"] = None, None
     if content is not None:
         text = content.decode("utf-8", "replace").splitlines()
         result["total_lines"] = len(text)

@@ -81,7 +81,7 @@ def _prepare(home: str | os.PathLike[str], host: str, port: int, token: str | No
     loopback = is_loopback(host)
     if not loopback and not token:
         token = secrets.token_urlsafe(24)
-    app = create_app(home, token=token, allowed_hosts=LOOPBACK_HOSTS if loopback else None)
+    app = create_app(home, token=token, allowed_hosts=LOOPBACK_HOSTS if loopback else None, compress=not loopback)
     sock = _bind(host, port)
     url = _url(host, sock.getsockname()[1])
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", server_header=False,
@@ -114,8 +114,13 @@ def running_url(home: str | os.PathLike[str]) -> str | None:
 
 def serve(home: str | os.PathLike[str], host: str = "127.0.0.1", port: int = DEFAULT_PORT,
           token: str | None = None, *, open_path: str | None = None) -> None:
-    """Serve the viewer for ``home`` until interrupted, printing its address (and token) first."""
+    """Serve the viewer for ``home`` until interrupted, printing its address (and token) first.
+
+    ``token`` defaults to ``$ZOOMTRACE_UI_TOKEN`` (an argument would show in ``ps``); on an
+    address other than loopback one is generated when neither is given.
+    """
     home = Path(home).absolute()
+    token = token or os.environ.get("ZOOMTRACE_UI_TOKEN") or None
     server, sock, url, token = _prepare(home, host, port, token)
     print(f"zoomtrace viewer for {home}", flush=True)
     if token is not None:

@@ -148,7 +148,7 @@ export class Detail {
   errorSection(error, nodeId, code) {
     if (!error) return null;
     const frames = error.frames || [];
-    const holder = h('div');
+    const holder = h('div', {'data-testid': 'frame-code'});
     const list = h('ol', {class: 'frames', 'data-testid': 'frames'}, frames.map((f, i) => {
       const li = h('li', {title: 'Show this frame\'s code', onclick: () => {
         for (const x of list.children) x.classList.remove('current');

@@ -1,5 +1,5 @@
 // Building the page: every value from a record goes in as text, never as HTML.
-// This module is the only place elements are made; it has no innerHTML anywhere.
+// This module is the only place elements are made, and nothing here ever parses a string as HTML.
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 

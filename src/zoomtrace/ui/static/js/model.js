@@ -7,6 +7,26 @@ export const PALETTE = [
   '#5c940d', '#d6336c', '#7048e8', '#0b7285', '#a9770b', '#868e96',
 ];
 
+/** A service's preferred colour, the same on every page. */
+export function serviceColor(name) {
+  let hash = 0;
+  for (const ch of String(name)) hash = (hash * 31 + ch.codePointAt(0)) >>> 0;
+  return PALETTE[hash % PALETTE.length];
+}
+
+/** One distinct colour per service of a trace: its preferred one unless another service has it. */
+export function assignColors(services) {
+  const colors = new Map();
+  const taken = new Set();
+  for (const svc of services) {
+    let i = PALETTE.indexOf(serviceColor(svc));
+    for (let k = 0; k < PALETTE.length && taken.has(PALETTE[i]) && taken.size < PALETTE.length; k++) i = (i + 1) % PALETTE.length;
+    taken.add(PALETTE[i]);
+    colors.set(svc, PALETTE[i]);
+  }
+  return colors;
+}
+
 export const LEVELS = {DEBUG: 10, INFO: 20, WARNING: 30, WARN: 30, ERROR: 40, CRITICAL: 50, FATAL: 50};
 
 export function levelNo(level) {
@@ -112,7 +132,7 @@ export function buildModel(story) {
 
   // One colour per service, stable for a given set of services.
   const services = [...new Set([...spans.map((n) => n.service), ...(story.nodes || []).map((n) => n.service || '?')])].sort();
-  const colors = new Map(services.map((s, i) => [s, PALETTE[i % PALETTE.length]]));
+  const colors = assignColors(services);
 
   const counts = {spans: spans.length, log: 0, event: 0, raw: 0, errors: 0, records: 0};
   for (const e of records) {

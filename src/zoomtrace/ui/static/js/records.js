@@ -59,7 +59,7 @@ export class RecordList {
     h('option', {value: '20'}, 'INFO and up'), h('option', {value: '30'}, 'WARNING and up'), h('option', {value: '40'}, 'ERROR and up'));
     this.serviceSelect = h('select', {'aria-label': 'Service', onchange: () => { this.service = this.serviceSelect.value; this.apply(); }},
       h('option', {value: ''}, 'All services'), ...m.services.map((s) => h('option', {value: s}, s)));
-    this.textInput = h('input', {type: 'search', placeholder: 'Filter text…', size: 18,
+    this.textInput = h('input', {type: 'search', placeholder: 'Filter text…', size: 14,
       oninput: debounce(() => { this.text = this.textInput.value.trim().toLowerCase(); this.apply(); }, 150)});
     this.errorsBtn = h('button', {class: 'btn small', type: 'button', 'data-testid': 'errors-only',
       onclick: () => { this.setErrorsOnly(!this.errorsOnly); }}, 'Errors only');
@@ -107,6 +107,7 @@ export class RecordList {
     this.countLabel.textContent = this.view.length === total
       ? `${total.toLocaleString('en-US')}`
       : `${this.view.length.toLocaleString('en-US')} of ${total.toLocaleString('en-US')}`;
+    this.body.style.setProperty('height', `${Math.min(Math.max(this.view.length, 3) * ROW + 2, Math.max(240, Math.min(window.innerHeight * 0.5, 560)))}px`);
     this.list.setCount(this.view.length);
   }
 

@@ -22,14 +22,25 @@ export function renderStory(main, traceId) {
     'New records have arrived since this story was loaded.',
     h('button', {class: 'btn small primary', type: 'button', onclick: () => load()}, 'Reload story'));
 
-  main.replaceChildren(h('p', {class: 'empty'}, 'Loading the story…'));
+  const loading = h('p', {class: 'empty', 'data-testid': 'loading'}, 'Reading the story from the store…');
+  main.replaceChildren(loading);
+  const started = performance.now();
+  const clock = setInterval(() => {
+    loading.textContent = `Reading the story from the store… ${((performance.now() - started) / 1000).toFixed(0)} s`;
+  }, 1000);
 
   async function load() {
     const params = new URLSearchParams(location.search);
     let story;
     try {
       story = await api(`/api/trace/${encodeURIComponent(traceId)}`);
+      clearInterval(clock);
+      if (!view) {
+        loading.textContent = 'Laying out the story…';
+        await new Promise((resolve) => { setTimeout(resolve, 0); }); // let the message paint
+      }
     } catch (err) {
+      clearInterval(clock);
       if (destroyed) return;
       main.replaceChildren(h('div', {class: 'error-box', 'data-testid': 'error'}, err.message),
         h('p', null, link('/', null, '← all traces')));
@@ -54,6 +65,7 @@ export function renderStory(main, traceId) {
   return {
     cleanup() {
       destroyed = true;
+      clearInterval(clock);
       stopPulse();
       if (view) view.destroy();
     },

@@ -47,15 +47,17 @@ export class Waterfall {
       h('button', {class: 'btn small', type: 'button', onclick: () => this.collapseAll()}, 'Collapse all'),
       this.zoomLabel, this.resetZoomBtn);
     this.ruler = h('div', {class: 'wf-ruler'});
-    const header = h('div', {class: 'wf-header'}, h('div', {class: 'lh'}, 'Span · service'), this.ruler);
+    this.header = h('div', {class: 'wf-header'},
+      h('div', {class: 'lh', title: 'Click a span for its details; double-click to zoom the time axis to it'}, 'Span · service'),
+      this.ruler);
     this.body = h('div', {class: 'vscroll wf-body', tabindex: 0, onkeydown: (e) => this.onKey(e)});
-    this.el = h('section', {class: 'panel wf', 'data-testid': 'waterfall'}, toolbar, header, this.body);
+    this.el = h('section', {class: 'panel wf', 'data-testid': 'waterfall'}, toolbar, this.header, this.body);
     this.list = new VirtualList(this.body, {rowHeight: ROW, render: (i) => this.renderRow(i),
       onRange: (a, b) => this.drawLinks(a, b)});
     this.list.spacer.append(h('div', {class: 'wf-grid'}));
     this.links = svg('svg', {class: 'wf-links', 'aria-hidden': 'true'});
     this.list.spacer.append(this.links);
-    this.resize = new ResizeObserver(() => { this.list.invalidate(); });
+    this.resize = new ResizeObserver(() => { this.alignRuler(); this.list.invalidate(); });
     this.resize.observe(this.body);
     this.drawRuler();
   }
@@ -69,9 +71,12 @@ export class Waterfall {
 
   setRows() {
     this.rows = visibleRows(this.model, this.collapsed);
+    // Short traces get a short timeline; long ones scroll inside a capped height.
+    this.body.style.setProperty('height', `${Math.min(this.rows.length * ROW + 2, Math.max(240, Math.min(window.innerHeight * 0.62, 720)))}px`);
     this.rowIndex = new Map();
     this.rows.forEach((n, i) => this.rowIndex.set(n, i));
     this.list.setCount(this.rows.length);
+    this.alignRuler();
   }
 
   x(ns) {
@@ -87,6 +92,7 @@ export class Waterfall {
       class: ['wf-row', n === this.selected && 'selected', n.error && 'error', n.s.status === 'interrupted' && 'interrupted',
         n.crit && n.crit.length && 'on-crit', this.matches.has(n) && 'match'],
       'data-span': n.id,
+      'data-depth': n.depth,
       'data-testid': 'span-row',
       onclick: () => this.onSelectSpan(n),
       ondblclick: () => this.zoomTo(n),
@@ -118,7 +124,11 @@ export class Waterfall {
     const right = left + width;
     const dur = h('span', {class: 'wf-dur'}, n.open ? `${fmtDuration(n.end - n.start)}+` : fmtDuration(n.end - n.start));
     if (right < 82) dur.style.setProperty('left', `calc(${Math.max(right, 0)}% + 6px)`);
-    else dur.style.setProperty('right', `calc(${Math.max(100 - left, 0)}% + 6px)`);
+    else if (left > 18) dur.style.setProperty('right', `calc(${100 - left}% + 6px)`);
+    else {
+      dur.classList.add('inside');
+      dur.style.setProperty('left', `calc(${Math.max(left, 0)}% + 6px)`);
+    }
     track.append(dur);
     row.append(label, track);
     return row;
@@ -175,6 +185,11 @@ export class Waterfall {
       el.append(svg('path', {d, 'marker-end': 'url(#zt-arrow)', 'data-from': from.id, 'data-to': to.id},
         svg('title', null, `${to.s.name} follows from ${from.s.name}`)));
     }
+  }
+
+  /** Keep the ruler over the bars when the rows have a scrollbar. */
+  alignRuler() {
+    this.header.style.setProperty('padding-right', `${Math.max(0, this.body.offsetWidth - this.body.clientWidth)}px`);
   }
 
   labelWidth() {

@@ -1,0 +1,107 @@
+// The nodes page: every process run, newest first, on a shared timeline; which commits ran where.
+import {api, watchPulse} from './api.js';
+import {h} from './dom.js';
+import {fmtCount, fmtDuration, fmtTime, isoTime, shortCommit} from './format.js';
+import {serviceColor} from './model.js';
+
+const PAGE = 200;
+
+/** Files that differed from their commit when the process started, over all its repositories. */
+function dirtyFiles(n) {
+  return (n.repos || []).flatMap((r) => (r.dirty || []).map((f) => `${r.root}: ${f}`));
+}
+
+function dirtyBadge(n) {
+  const files = dirtyFiles(n);
+  if (!files.length) return null;
+  const shown = files.slice(0, 40).join('\n') + (files.length > 40 ? `\n… ${files.length - 40} more` : '');
+  return h('span', {class: 'badge dirty', title: `Differed from the commit at start:\n${shown}`}, ` dirty ${files.length}`);
+}
+
+export function renderNodes(main) {
+  let destroyed = false;
+  let offset = 0;
+  const error = h('div', {class: 'error-box hidden', 'data-testid': 'error'});
+  const commits = h('div', {class: 'commits', 'data-testid': 'commits'});
+  const tbody = h('tbody', {'data-testid': 'nodes'});
+  const status = h('span', {class: 'muted'});
+  const newer = h('button', {class: 'btn small', type: 'button', onclick: () => { offset = Math.max(0, offset - PAGE); load(); }}, '← Newer');
+  const older = h('button', {class: 'btn small', type: 'button', onclick: () => { offset += PAGE; load(); }}, 'Older →');
+  const table = h('table', {class: 'grid'}, h('thead', null, h('tr', null,
+    h('th', null, 'Service'), h('th', null, 'Host · pid'), h('th', null, 'Commit'), h('th', null, 'Version · env'),
+    h('th', null, 'Started'), h('th', null, 'Stopped · cause'), h('th', null, 'Run'), h('th', null, 'Records'))), tbody);
+  const empty = h('p', {class: 'empty hidden'}, 'No process has recorded anything yet.');
+  main.replaceChildren(
+    h('div', {class: 'list-head'}, h('h1', null, 'Nodes'), h('span', {class: 'muted'}, 'process runs, newest first'), status,
+      h('span', {class: 'spacer'}), newer, older),
+    error, h('h3', null, 'Commits and where they ran'), commits, table, empty);
+
+  async function load() {
+    let data;
+    try {
+      data = await api('/api/nodes', {limit: PAGE, offset});
+    } catch (err) {
+      if (destroyed) return;
+      error.textContent = err.message;
+      error.classList.remove('hidden');
+      return;
+    }
+    if (destroyed) return;
+    error.classList.add('hidden');
+    render(data);
+  }
+
+  function render(data) {
+    const nodes = data.nodes;
+    const now = Date.now() * 1e6;
+    const starts = nodes.map((n) => n.started_ns).filter(Boolean);
+    const t0 = Math.min(...starts);
+    const t1 = Math.max(...nodes.map((n) => n.stopped_ns || now));
+    const span = Math.max(1, t1 - t0);
+
+    // Which commits ran where.
+    const byCommit = new Map();
+    for (const n of nodes) {
+      const key = n.commit || '';
+      if (!byCommit.has(key)) byCommit.set(key, new Map());
+      const where = byCommit.get(key);
+      const label = `${n.service}@${n.host}${dirtyFiles(n).length ? ' (dirty)' : ''}`;
+      where.set(label, (where.get(label) || 0) + 1);
+    }
+    commits.replaceChildren(...[...byCommit].map(([commit, where]) => h('div', {class: 'commit-card'},
+      h('div', null, h('span', {class: 'commit', title: commit || 'no commit recorded'}, commit ? shortCommit(commit) : 'no commit')),
+      h('div', {class: 'where'}, [...where].map(([label, count]) => `${label}${count > 1 ? ` ×${count}` : ''}`).join(', ')))));
+
+    tbody.replaceChildren(...nodes.map((n) => {
+      const start = n.started_ns || t0;
+      const stop = n.stopped_ns || now;
+      const cause = n.stop_cause || (n.stopped_ns ? 'stopped' : 'running');
+      const counts = [['records', n.record_count], ['spans', n.span_count], ['logs', n.log_count], ['events', n.event_count],
+        ['errors', n.error_count]].filter(([, v]) => v !== undefined && v !== null);
+      return h('tr', {'data-testid': 'node-row', 'data-node': n.node_id},
+        h('td', null, h('span', {class: 'chip'}, h('span', {class: 'dot', style: {background: serviceColor(n.service)}}), n.service),
+          h('div', {class: 'faint mono', title: n.node_id}, String(n.node_id).slice(0, 13))),
+        h('td', {class: 'mono'}, `${n.host} · ${n.pid}`),
+        h('td', null, h('span', {class: 'commit', title: n.commit || 'no commit recorded'}, shortCommit(n.commit)),
+          dirtyBadge(n), n.branch ? h('div', {class: 'faint'}, n.branch) : null),
+        h('td', null, n.version || '–', h('div', {class: 'faint'}, [n.env, n.group ?? n.grp].filter(Boolean).join(' · '))),
+        h('td', {class: 'nowrap', title: isoTime(n.started_ns)}, fmtTime(n.started_ns)),
+        h('td', {class: 'nowrap'}, n.stopped_ns ? fmtTime(n.stopped_ns) : '–',
+          h('div', {class: `cause-${cause}`}, cause === 'exit' ? 'normal exit' : cause)),
+        h('td', null, h('div', {class: 'tl', title: `${fmtDuration(stop - start)}`},
+          h('div', {style: {left: `${((start - t0) / span) * 100}%`, width: `${Math.max(0.5, ((stop - start) / span) * 100)}%`,
+            background: serviceColor(n.service)}})), h('div', {class: 'faint mono'}, fmtDuration(stop - start))),
+        h('td', {class: 'counts'}, counts.length
+          ? counts.map(([k, v], i) => [i ? ' · ' : '', h('b', null, fmtCount(v)), ` ${k}`]) : '–'));
+    }));
+    status.textContent = nodes.length ? `${data.offset + 1}–${data.offset + nodes.length}` : '';
+    newer.disabled = data.offset === 0;
+    older.disabled = !data.has_more;
+    empty.classList.toggle('hidden', nodes.length > 0);
+    table.classList.toggle('hidden', nodes.length === 0);
+  }
+
+  const stopPulse = watchPulse(() => { if (offset === 0) load(); }, 4000);
+  load();
+  return () => { destroyed = true; stopPulse(); };
+}

@@ -1,0 +1,523 @@
+"""zoomtrace.scrub: secrets never reach a record; ordinary data does, unchanged.
+
+Expected outputs follow the documented contract (the key stays, the value goes,
+``SCRUBBED`` marks the spot); card numbers are checked against a Luhn
+implementation written here, independently of the module's.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import string
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from zoomtrace.scrub import DEFAULT_PATTERNS, SCRUBBED, Scrubber
+
+S = Scrubber()
+
+
+def luhn_ok(number: str) -> bool:
+    digits = [int(c) for c in number if c.isdigit()]
+    checksum = 0
+    for i, d in enumerate(reversed(digits)):
+        if i % 2 == 1:
+            d = d * 2 - 9 if d * 2 > 9 else d * 2
+        checksum += d
+    return checksum % 10 == 0
+
+
+def with_check_digit(body: str) -> str:
+    """``body`` plus the one digit that makes it Luhn-valid."""
+    return next(body + d for d in "0123456789" if luhn_ok(body + d))
+
+
+def test_marker_says_scrubbed_and_nothing_else() -> None:
+    assert SCRUBBED == "[scrubbed]"
+
+
+# -- keys -------------------------------------------------------------------------------------
+
+#: At least one example per default pattern (checked below), in the spellings seen in the wild.
+SENSITIVE_KEYS = [
+    "password",
+    "Password",
+    "db_password",
+    "PASSWORD_HASH",
+    "passwd",
+    "passphrase",
+    "pwd",
+    "secret",
+    "client_secret",
+    "AWS_SECRET_ACCESS_KEY",
+    "token",
+    "access_token",
+    "refreshToken",
+    "api_key",
+    "apikey",
+    "api-key",
+    "X-Api-Key",
+    "authorization",
+    "Proxy-Authorization",
+    "authorisation",
+    "auth",
+    "oauth_state",
+    "cookie",
+    "Set-Cookie",
+    "session",
+    "sessionId",
+    "session_id",
+    "credential",
+    "credentials",
+    "private_key",
+    "privateKey",
+    "private key",
+    "credit_card",
+    "creditCard",
+    "card_number",
+    "cardNo",
+    "cc_number",
+    "ccnum",
+    "cvv",
+    "cvc",
+    "bearer",
+]
+
+NEUTRAL_KEYS = [
+    "user",
+    "id",
+    "path",
+    "message",
+    "author",
+    "authority",
+    "authored_by",
+    "tokenizer",
+    "tokenize_mode",
+    "keyboard",
+    "primary_key",
+    "cache_key",
+    "passenger",
+    "bypass",
+    "compass",
+    "card_notes",
+    "discard",
+]
+
+
+def test_every_default_pattern_has_an_example_here() -> None:
+    for pattern in DEFAULT_PATTERNS:
+        assert any(re.search(pattern, k, re.IGNORECASE) for k in SENSITIVE_KEYS), pattern
+
+
+@pytest.mark.parametrize("key", SENSITIVE_KEYS)
+def test_sensitive_keys_lose_their_value(key: str) -> None:
+    out = S.scrub_attrs({key: "v4lue!", "user": "alice"})
+    assert out == {key: SCRUBBED, "user": "alice"}
+    assert S.is_sensitive(key)
+
+
+@pytest.mark.parametrize("key", NEUTRAL_KEYS)
+def test_look_alike_keys_are_kept(key: str) -> None:
+    attrs = {key: "v4lue!"}
+    assert S.scrub_attrs(attrs) is attrs
+    assert not S.is_sensitive(key)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "token_count",
+        "tokens_used",
+        "max_tokens",
+        "input_tokens",
+        "session_timeout",
+        "password_length",
+        "cookie_max_age",
+        "token_expires_in",
+    ],
+)
+def test_numbers_under_measurement_keys_are_kept(key: str) -> None:
+    assert S.scrub_attrs({key: 1234}) == {key: 1234}
+    assert S.scrub_attrs({key: 12.5}) == {key: 12.5}
+    assert S.scrub_attrs({key: "1234"}) == {key: SCRUBBED}  # a string may be a secret
+
+
+@pytest.mark.parametrize("key", ["password", "card_number", "pin_token", "cvv"])
+def test_numbers_under_other_sensitive_keys_are_scrubbed(key: str) -> None:
+    assert S.scrub_attrs({key: 4111111111111111}) == {key: SCRUBBED}
+    assert S.scrub_attrs({key: 1234.0}) == {key: SCRUBBED}
+
+
+@pytest.mark.parametrize("value", [True, False, None])
+def test_flags_and_none_are_kept_under_sensitive_keys(value: Any) -> None:
+    assert S.scrub_attrs({"has_password": value}) == {"has_password": value}
+    assert S.scrub_attrs({"has_password": value, "password": "x"}) == {"has_password": value, "password": SCRUBBED}
+    assert S.scrub_attrs({"nested": {"token_valid": value}}) == {"nested": {"token_valid": value}}
+
+
+def test_nested_dicts_and_lists_are_searched() -> None:
+    attrs = {
+        "request": {"headers": {"Authorization": "Bearer abc", "Accept": "json"}, "path": "/x"},
+        "attempts": [{"token": "t1", "n": 1}, {"token": "t2", "n": 2}, "plain"],
+        "pair": ("keep", {"secret": "s"}),
+    }
+    out = S.scrub_attrs(attrs)
+    assert out == {
+        "request": {"headers": {"Authorization": SCRUBBED, "Accept": "json"}, "path": "/x"},
+        "attempts": [{"token": SCRUBBED, "n": 1}, {"token": SCRUBBED, "n": 2}, "plain"],
+        "pair": ("keep", {"secret": SCRUBBED}),
+    }
+
+
+def test_a_sensitive_key_loses_its_whole_container() -> None:
+    assert S.scrub_attrs({"credentials": {"user": "bob", "password": "x"}}) == {"credentials": SCRUBBED}
+    assert S.scrub_attrs({"tokens": ["a", "b"]}) == {"tokens": SCRUBBED}
+
+
+def test_input_is_never_modified() -> None:
+    attrs = {"password": "x", "nested": {"token": "y", "list": [{"secret": "z"}]}}
+    before = copy.deepcopy(attrs)
+    out = S.scrub_attrs(attrs)
+    assert attrs == before
+    assert out is not attrs and out["nested"] is not attrs["nested"]
+
+
+def test_clean_attrs_are_returned_as_is() -> None:
+    attrs = {"user": "u1", "order": 7, "amount": 12.5, "ok": True, "nested": {"a": [1, "b"]}}
+    out = S.scrub_attrs(attrs)
+    assert out is attrs
+
+
+def test_allow_list_keeps_named_keys_case_insensitively() -> None:
+    scrubber = Scrubber(allow=["session_id", "Auth"])
+    out = scrubber.scrub_attrs({"session_id": "s1", "SESSION_ID": "s2", "auth": {"password": "p", "user": "u"}})
+    assert out == {"session_id": "s1", "SESSION_ID": "s2", "auth": {"password": SCRUBBED, "user": "u"}}
+    assert scrubber.scrub_text("session_id=s1 password=p") == f"session_id=s1 password={SCRUBBED}"
+    # The whole key counts, not just the sensitive word inside it.
+    legacy = Scrubber(allow=["legacy_password"])
+    assert legacy.scrub_text("legacy_password=x password=y") == f"legacy_password=x password={SCRUBBED}"
+
+
+def test_allow_must_be_a_collection_of_keys() -> None:
+    with pytest.raises(TypeError):
+        Scrubber(allow="password")
+
+
+def test_custom_patterns_replace_the_defaults() -> None:
+    scrubber = Scrubber(patterns=[r"ssn", r"X-Internal-\w+"])
+    assert scrubber.scrub_attrs({"user_ssn": "123-45-6789", "password": "kept"}) == {
+        "user_ssn": SCRUBBED,
+        "password": "kept",
+    }
+    assert scrubber.scrub_attrs({"x-internal-sig": "abc"}) == {"x-internal-sig": SCRUBBED}
+    assert scrubber.scrub_text("X-INTERNAL-SIG: abc; ssn=123-45-6789") == f"X-INTERNAL-SIG: {SCRUBBED}; ssn={SCRUBBED}"
+
+
+def test_no_patterns_scrub_no_keys() -> None:
+    scrubber = Scrubber(patterns=[])
+    attrs = {"password": "x"}
+    assert scrubber.scrub_attrs(attrs) is attrs
+
+
+def test_string_values_under_ordinary_keys_are_scrubbed_as_text() -> None:
+    out = S.scrub_attrs({"url": "https://bob:hunter2@example.com/x", "cmd": "mysql --password=hunter2"})
+    assert "hunter2" not in json.dumps(out)
+    assert out["url"].startswith("https://bob:") and out["url"].endswith("@example.com/x")
+
+
+def test_text_scrubbing_of_values_can_be_turned_off() -> None:
+    attrs = {"url": "https://bob:hunter2@example.com/x"}
+    assert Scrubber(scrub_values=False).scrub_attrs(attrs) is attrs
+
+
+def test_unsanitised_input_does_not_break_it() -> None:
+    cyclic: dict[str, Any] = {"a": 1}
+    cyclic["self"] = cyclic
+    out = S.scrub_attrs(cyclic)
+    assert out["a"] == 1
+
+    class Text(str):
+        pass
+
+    assert S.scrub_attrs({"note": Text("password=hunter2")}) == {"note": f"password={SCRUBBED}"}
+    unsanitised: dict[Any, Any] = {("password",): "x", 7: "y"}
+    assert S.scrub_attrs(unsanitised) == {("password",): SCRUBBED, 7: "y"}
+    assert S.scrub_text(None) is None  # type: ignore[arg-type]
+
+
+def test_attrs_that_change_during_the_check_do_not_raise(monkeypatch: pytest.MonkeyPatch) -> None:
+    scrubber = Scrubber()
+    attrs: dict[str, Any] = {"note": "some text", "password": "x"}
+    real = scrubber.scrub_text
+
+    def meddle(text: str) -> str:
+        attrs["added"] = 1
+        return real(text)
+
+    monkeypatch.setattr(scrubber, "scrub_text", meddle)
+    out = scrubber.scrub_attrs(attrs)
+    assert out["password"] == SCRUBBED and out["note"] == "some text"
+
+
+def test_key_caches_stay_bounded() -> None:
+    scrubber = Scrubber()
+    for i in range(20_000):
+        scrubber.scrub_attrs({f"key{i}": f"value {i}"})
+    assert len(scrubber._cache) <= 4096
+    assert len(scrubber._clean) <= 4096
+
+
+# -- text ---------------------------------------------------------------------------------------
+
+CASES = [
+    # (text, the secret, a part that must survive)
+    ("login password=hunter2 ok", "hunter2", "login password="),
+    ("PASSWORD=Hunter2", "Hunter2", "PASSWORD="),
+    ("token: abc123XYZ", "abc123XYZ", "token: "),
+    ("Authorization: Bearer eyJhbGciOi.xyz\nnext line", "eyJhbGciOi.xyz", "Authorization: Bearer "),
+    ("Proxy-Authorization: Basic dXNlcjpwYXNz", "dXNlcjpwYXNz", "Proxy-Authorization: Basic "),
+    ('Authorization: Digest username="bob", response="6629fae4"', "6629fae4", "Authorization: "),
+    ('api_key="AKIA1234"', "AKIA1234", 'api_key="'),
+    ("Cookie: session=s3ss10n; theme=dark", "s3ss10n", "Cookie: "),
+    ("Cookie: theme=dark; session=s3ss10n", "s3ss10n", "Cookie: "),
+    ("Set-Cookie: sid=xyz987; Path=/; HttpOnly", "xyz987", "Set-Cookie: "),
+    ("{'password': 'hunter2', 'user': 'bob'}", "hunter2", "'user': 'bob'"),
+    ('{"db_password": "p@ss w0rd", "host": "db"}', "p@ss w0rd", '"host": "db"'),
+    ('{"password": "with \\" quote"}', 'with \\" quote', '"password": "'),
+    ("{'secret': b'raw-bytes'}", "raw-bytes", "{'secret': b'"),
+    ('{\\"password\\": \\"hunter2\\"}', "hunter2", '{\\"password\\": \\"'),
+    ("X-Api-Key: k-123-456", "k-123-456", "X-Api-Key: "),
+    ("GET /cart?sessionId=abcd1234&page=2", "abcd1234", "&page=2"),
+    ("client_secret => 'shh-it'", "shh-it", "client_secret => '"),
+    ('password="hunter2 then the message was cut', "hunter2", 'password="'),
+    ("credentials: user:pass123", "pass123", "credentials: "),
+    ("private_key=MIIEvQIBADANBg", "MIIEvQIBADANBg", "private_key="),
+    ("cvv: 987", "987", "cvv: "),
+    ("auth=abc.def", "abc.def", "auth="),
+    ("connecting to postgres://admin:Sup3rS3cret@db.internal:5432/app", "Sup3rS3cret", "postgres://admin:"),
+    ("redis://:onlypass@cache:6379", "onlypass", "redis://:"),
+    ("sent Bearer abc.def-ghi to upstream", "abc.def-ghi", "to upstream"),
+    ("password=basic x", "basic", "password="),
+]
+
+
+@pytest.mark.parametrize(("text", "secret", "kept"), CASES)
+def test_secrets_in_text_are_replaced_and_the_rest_kept(text: str, secret: str, kept: str) -> None:
+    out = S.scrub_text(text)
+    assert secret not in out
+    assert SCRUBBED in out
+    assert kept in out
+
+
+def test_only_the_value_goes() -> None:
+    assert S.scrub_text("user=bob password=hunter2 retry=3") == f"user=bob password={SCRUBBED} retry=3"
+    assert S.scrub_text('{"token": "abc", "n": 1}') == f'{{"token": "{SCRUBBED}", "n": 1}}'
+    assert S.scrub_text("Authorization: Bearer xyz") == f"Authorization: Bearer {SCRUBBED}"
+
+
+PEM = (
+    "-----BEGIN RSA PRIVATE KEY-----\n"
+    "MIIEpAIBAAKCAQEAsekritkeymaterial\n"
+    "c2Vrcml0IGtleSBtYXRlcmlhbA==\n"
+    "-----END RSA PRIVATE KEY-----"
+)
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        "RSA PRIVATE KEY",
+        "PRIVATE KEY",
+        "EC PRIVATE KEY",
+        "ENCRYPTED PRIVATE KEY",
+        "OPENSSH PRIVATE KEY",
+        "PGP PRIVATE KEY BLOCK",
+    ],
+)
+def test_pem_private_keys_lose_their_body(label: str) -> None:
+    text = f"loaded key -----BEGIN {label}-----\nMIIEsekrit\nbody==\n-----END {label}----- from disk"
+    assert S.scrub_text(text) == f"loaded key -----BEGIN {label}-----{SCRUBBED}-----END {label}----- from disk"
+
+
+def test_pem_with_escaped_newlines_and_several_blocks() -> None:
+    text = PEM.replace("\n", "\\n") + " and " + PEM
+    out = S.scrub_text(text)
+    assert "sekrit" not in out and "c2Vyc" not in out and "c2Vrcml0" not in out
+    assert out.count(SCRUBBED) == 2
+    assert " and " in out
+
+
+def test_pem_cut_before_its_end_loses_everything_after_begin() -> None:
+    out = S.scrub_text("key: " + PEM[:60])
+    assert "MIIE" not in out
+    assert "-----BEGIN RSA PRIVATE KEY-----" in out
+
+
+def test_public_keys_and_certificates_are_kept() -> None:
+    text = "-----BEGIN PUBLIC KEY-----\nMIIBIjANBg\n-----END PUBLIC KEY-----"
+    assert S.scrub_text(text) is text
+
+
+CARDS = [
+    "4111 1111 1111 1111",
+    "4111-1111-1111-1111",
+    "4111111111111111",
+    "5500 0000 0000 0004",
+    "3782 822463 10005",
+    "6011111111111117",
+    "4012888888881881",
+    "2223000048400011",
+    "4222222222222",
+    with_check_digit("601100000000000000"),  # 19 digits
+]
+
+
+@pytest.mark.parametrize("card", CARDS)
+def test_luhn_valid_card_numbers_are_replaced(card: str) -> None:
+    assert luhn_ok(card)  # the test data itself
+    digits = card.replace(" ", "").replace("-", "")
+    for text in (f"paid with {card} today", f"card={card}", f"({card})", card):
+        out = S.scrub_text(text)
+        assert digits not in out.replace(" ", "").replace("-", "")
+        assert SCRUBBED in out
+    assert S.scrub_text(f"paid with {card} today") == f"paid with {SCRUBBED} today"
+
+
+def test_a_card_inside_a_longer_run_of_digits_is_found() -> None:
+    out = S.scrub_text("order 12 4111 1111 1111 1111 ok")
+    assert "4111" not in out
+    assert out.startswith("order 12 ") and out.endswith(" ok")
+
+
+NOT_CARDS = [
+    "4111 1111 1111 1112",  # Luhn-invalid
+    with_check_digit("173277000000"),  # epoch ms (13 digits, starts with 1)
+    with_check_digit("173277000000000000"),  # epoch ns (19 digits)
+    with_check_digit("200000000000000"),  # 16 digits from 2, but not Mastercard's 2221-2720
+    with_check_digit("41111111111"),  # 12 digits: too short
+    "41111111111111111111",  # 20 digits in one piece: an id, not a card
+    "2024-11-28 05:02:01",
+]
+
+
+@pytest.mark.parametrize("number", NOT_CARDS)
+def test_other_numbers_are_kept(number: str) -> None:
+    text = f"value {number} seen"
+    assert S.scrub_text(text) is text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "ok",
+        "cart has 3 items",
+        "author=bob",
+        "tokenizer=bpe",
+        "tokens_used=123 token_count: 17",
+        "max_tokens=4096",
+        "session_count=3",
+        "user=alice status=200",
+        "GET /api/v1/items?page=2&limit=10",
+        "Password reset requested",
+        "https://example.com:8443/path",
+        "ping 10.0.0.1: 64 bytes",
+    ],
+)
+def test_ordinary_text_is_returned_as_is(text: str) -> None:
+    assert S.scrub_text(text) is text
+
+
+@pytest.mark.parametrize("key", SENSITIVE_KEYS)
+def test_every_sensitive_key_is_recognised_in_text(key: str) -> None:
+    for template in ("{k}=v4lue", "{k}: v4lue", '"{k}": "v4lue"', "'{k}': 'v4lue'"):
+        out = S.scrub_text("x " + template.format(k=key) + " y")
+        assert "v4lue" not in out, (template, out)
+        assert key in out
+
+
+@pytest.mark.parametrize("pattern", DEFAULT_PATTERNS)
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_any_key_a_default_pattern_matches_is_recognised(pattern: str, data: st.DataObject) -> None:
+    core = data.draw(st.from_regex(pattern, fullmatch=True).filter(lambda k: "\n" not in k), label="core")
+    flips = data.draw(st.lists(st.booleans(), min_size=len(core), max_size=len(core)), label="case")
+    key = "".join(c.upper() if f else c for c, f in zip(core, flips, strict=True))
+    assume(re.search(pattern, key, re.IGNORECASE))  # upper-casing may break a look-ahead; rare
+    assert S.scrub_attrs({key: "s3cr3t"}) == {key: SCRUBBED}
+    assert "s3cr3t" not in S.scrub_text(f"got {key}=s3cr3t")
+
+
+# -- properties ---------------------------------------------------------------------------------
+
+SECRET_ALPHABET = string.ascii_letters + string.digits + "!#$%()*+-./<>?@[]^_{|}~=:"
+TEMPLATES = ["{k}={s}", "{k}: {s}", "{k} = {s}", '"{k}": "{s}"', "'{k}': '{s}'", '{k}="{s}"', "{k}=>{s}", "{k}:{s}"]
+FILLER = st.text(alphabet=string.ascii_lowercase + " .,0123456789", max_size=30)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    key=st.sampled_from(SENSITIVE_KEYS),
+    secret=st.text(alphabet=SECRET_ALPHABET, min_size=6, max_size=40),
+    template=st.sampled_from(TEMPLATES),
+    before=FILLER,
+    after=FILLER,
+)
+def test_a_scrubbed_text_never_contains_the_secret(
+    key: str, secret: str, template: str, before: str, after: str
+) -> None:
+    pair = template.format(k=key, s=secret)
+    text = f"{before} {pair} {after}"
+    # The secret must not also be a part of what legitimately stays.
+    assume(secret not in f"{before} {template.format(k=key, s=SCRUBBED)} {after}")
+    out = S.scrub_text(text)
+    assert secret not in out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_scrubbing_is_idempotent_and_never_raises(text: str) -> None:
+    once = S.scrub_text(text)
+    assert isinstance(once, str)
+    assert S.scrub_text(once) == once
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=string.ascii_letters.replace("b", "").replace("B", "") + " .,!?"))
+def test_text_without_separators_or_digits_is_untouched(text: str) -> None:
+    # Every recognised form needs "=", ":", "-----", "@", a digit or the word "bearer".
+    assert S.scrub_text(text) is text
+
+
+neutral_leaf = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.text(alphabet="abcdefghijklmnopqrstuvwxy 01", max_size=10)
+)
+secret_leaf = st.builds(
+    lambda k, s: {k: "zz" + s},
+    st.sampled_from(SENSITIVE_KEYS),
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=3),
+)
+trees = st.recursive(
+    st.one_of(neutral_leaf, secret_leaf),
+    lambda children: st.one_of(
+        st.lists(children, max_size=5),
+        st.dictionaries(st.sampled_from(NEUTRAL_KEYS), children, max_size=5),
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(NEUTRAL_KEYS + SENSITIVE_KEYS), trees, max_size=6))
+def test_scrubbed_attrs_never_contain_a_secret_and_the_input_is_untouched(attrs: dict[str, Any]) -> None:
+    before = copy.deepcopy(attrs)
+    out = S.scrub_attrs(attrs)
+    assert "zz" not in json.dumps(out)
+    assert attrs == before
+    if "zz" not in json.dumps(attrs) and not any(S.is_sensitive(k) for k in attrs):
+        assert out == attrs
