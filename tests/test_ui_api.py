@@ -467,3 +467,74 @@ def test_a_missing_home_is_one_clear_message(tmp_path: Path) -> None:
     body = get(client, "/api/traces", 503)
     assert "zoomtrace" in body["error"] and "nowhere" in body["error"]
     assert get(client, "/api/pulse")["version"] == "0-0-0"
+
+
+# -- serving -------------------------------------------------------------------------------------
+
+
+def serve_child(home: Path, *args: str, env: dict[str, str] | None = None) -> Any:
+    import subprocess
+    import sys
+
+    code = ("import sys; from zoomtrace.ui import serve; "
+            "serve(sys.argv[1], host=sys.argv[2], port=0)")
+    return subprocess.Popen([sys.executable, "-c", code, str(home), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env or h.child_env(None))
+
+
+def read_until(proc: Any, prefix: str) -> list[str]:
+    lines: list[str] = []
+    while True:
+        line = proc.stdout.readline()
+        assert line, f"the viewer ended early: {''.join(lines)} {proc.stderr.read()}"
+        lines.append(line)
+        if line.strip().startswith(prefix):
+            return lines
+
+
+def stop(proc: Any) -> None:
+    import signal
+
+    proc.send_signal(signal.SIGINT)
+    try:
+        assert proc.wait(15) == 0, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_serve_prints_its_address_and_announces_itself(shop: Shop) -> None:
+    from zoomtrace.ui import running_url, trace_url
+
+    proc = serve_child(shop.home, "127.0.0.1")
+    try:
+        lines = read_until(proc, "(Ctrl-C")
+        url = next(x.split()[1] for x in lines if x.strip().startswith("open"))
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", url)
+        assert not any("token" in x for x in lines)
+        assert running_url(shop.home) == url  # what `zoomtrace demo` prints links with
+        with urllib.request.urlopen(trace_url(url, shop.trace_id), timeout=10) as response:
+            assert response.status == 200 and b"/static/js/main.js" in response.read()
+    finally:
+        stop(proc)
+    assert running_url(shop.home) is None
+    assert not (shop.home / "ui.json").exists()
+
+
+def test_serve_beyond_loopback_prints_the_token(shop: Shop) -> None:
+    proc = serve_child(shop.home, "0.0.0.0", env=h.child_env(None, ZOOMTRACE_UI_TOKEN="from-the-environment-123"))
+    try:
+        lines = read_until(proc, "(Ctrl-C")
+        (opening,) = [x.split()[1] for x in lines if x.strip().startswith("open")]
+        assert opening.endswith("/?token=from-the-environment-123")
+        port = opening.split(":")[2].split("/")[0]
+        with pytest.raises(urllib.error.HTTPError) as denied:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/about", timeout=10)
+        assert denied.value.code == 401
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/about",
+                                         headers={"Authorization": "Bearer from-the-environment-123"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+    finally:
+        stop(proc)

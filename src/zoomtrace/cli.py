@@ -31,6 +31,12 @@ def safe(text: object) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
 
 
+def one_line(message: str) -> str:
+    """Multi-line messages (DuckDB's carets and ``LINE 1:`` excerpts) folded into one line."""
+    parts = [p.strip() for p in message.splitlines()]
+    return " ".join(p for p in parts if p and not p.startswith(("LINE ", "^")))
+
+
 def dump_json(value: Any) -> None:
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(value), indent=2).decode() + "\n")
 
@@ -364,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.fn(args)
         return result
     except ZoomError as exc:
-        print(f"zoomtrace: {exc}", file=sys.stderr)
+        print(f"zoomtrace: {one_line(str(exc))}", file=sys.stderr)
         return 2 if isinstance(exc, ConfigError) else 1
     except KeyboardInterrupt:
         return 130

@@ -1,8 +1,8 @@
 """The current position in a story, carried by ``contextvars``.
 
-Threads started with ``contextvars.copy_context()``, asyncio tasks and
-``loop.run_in_executor`` all see the right parent because the current span lives
-in a ``ContextVar``.
+Asyncio tasks see the right parent because the current span lives in a
+``ContextVar``; threads and thread pools do too once ``zoomtrace.threads`` is
+installed (``zt.init`` does it by default).
 """
 
 from __future__ import annotations

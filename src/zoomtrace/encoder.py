@@ -187,8 +187,8 @@ class Encoder:
     def _event(self, item: tuple[Any, ...]) -> Record:
         _, record_id, ts, code, line, type_, obj, sources, attrs, parent = item
         payload = sanitize_payload(obj, self.limits)
-        if self.scrubber and isinstance(payload, dict):
-            payload = self.scrubber.scrub_attrs(payload)
+        if self.scrubber:
+            payload = self.scrubber.scrub_value(payload)
         return self._with_parent(
             Record(
                 id=record_id,

@@ -71,7 +71,9 @@ def ingest_spool(store: SpoolTarget, spool_dir: Path, *, batch_records: int = BA
     return report
 
 
-def _read_batches(spool_dir: Path, offsets: dict[str, int], report: IngestReport, batch_records: int) -> Iterator[Batch]:
+def _read_batches(
+    spool_dir: Path, offsets: dict[str, int], report: IngestReport, batch_records: int
+) -> Iterator[Batch]:
     """Batches of new records with the offsets they reach; a segment is never split across batches."""
     records: list[Record] = []
     batch_offsets: dict[str, int] = {}

@@ -117,9 +117,10 @@ class Node:
         if entry_root is None:
             entry_root = find_repo_root(os.getcwd())
         roots = {entry_root} if entry_root else set()
-        for module in list(sys.modules.values()):
+        for name, module in list(sys.modules.items()):
             path = getattr(module, "__file__", None)
-            if isinstance(path, str):
+            # Zoom's own modules are not the application's code, even in a development checkout.
+            if isinstance(path, str) and name.partition(".")[0] != "zoomtrace":
                 repo = self.provenance.locate(path).repo
                 if repo is not None:
                     roots.add(repo.root)
@@ -300,6 +301,7 @@ def init(
     scrub: bool | Scrubber = True,
     install_signal_handlers: bool = True,
     opentelemetry: bool = False,
+    propagate_to_threads: bool = True,
 ) -> Node:
     """Start this process's node and its pipeline; returns the running node if already started.
 
@@ -308,7 +310,8 @@ def init(
     ``level`` is the lowest level recorded, from ``zt.log`` and from stdlib logging.
     ``opentelemetry=True`` makes spans created through ``opentelemetry-api`` (any OpenTelemetry
     instrumentation library) Zoom spans and shares the current context with OpenTelemetry
-    (needs ``zoomtrace[otel]``; see docs/opentelemetry.md).
+    (needs ``zoomtrace[otel]``; see docs/opentelemetry.md). ``propagate_to_threads`` makes new
+    threads and thread-pool tasks continue the span that started them (see ``zoomtrace.threads``).
     """
     global active
     if opentelemetry:
@@ -344,6 +347,10 @@ def init(
         scrubber=scrubber,
     )
     _install_process_hooks(install_signal_handlers)
+    if propagate_to_threads:
+        from zoomtrace import threads
+
+        threads.install()
     if capture_logging:
         from zoomtrace.stdlib import capture
 

@@ -75,6 +75,7 @@ _BUILTIN_TYPES: Final = (
 )
 
 _json_encode: Final = msgspec.json.Encoder().encode
+_json_decode: Final = msgspec.json.Decoder().decode
 
 
 @dataclasses.dataclass(frozen=True)
@@ -479,11 +480,21 @@ def sanitize_payload(obj: Any, limits: Limits = DEFAULT_LIMITS) -> Any:
         cls = type(obj)
         if cls is NoneType or cls is bool or (cls is int and _INT_MIN <= obj <= _INT_MAX):
             return obj
-    value = to_jsonable(obj, limits, max_str=limits.max_payload_bytes)
     try:
-        encoded = _json_encode(value)
-    except Exception:  # to_jsonable output should always encode; belt and braces
-        return {"$unserialisable": _type_name(obj)}
+        # Fast path: msgspec encodes mappings, dataclasses, Structs, dates, UUIDs... in C, and the
+        # encoded size is the payload's true size. A null may stand for NaN or infinity (JSON has
+        # neither): those payloads take the careful path, which spells them out.
+        encoded = _json_encode(obj)
+        if b"null" in encoded and len(encoded) <= limits.max_payload_bytes:
+            raise ValueError("null: maybe a float that JSON cannot hold")
+    except Exception:
+        value = to_jsonable(obj, limits, max_str=limits.max_payload_bytes)
+        try:
+            encoded = _json_encode(value)
+        except Exception:  # to_jsonable output should always encode; belt and braces
+            return {"$unserialisable": _type_name(obj)}
+    else:
+        value = _json_decode(encoded) if len(encoded) <= limits.max_payload_bytes else None
     if len(encoded) <= limits.max_payload_bytes:
         return value
     preview = encoded[: min(limits.max_attr_value, limits.max_payload_bytes)].decode("utf-8", "ignore")

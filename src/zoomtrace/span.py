@@ -52,6 +52,7 @@ class Span:
         "start_ns",
         "status",
         "thread",
+        "trace_flags",
         "trace_id",
         "tracestate",
     )

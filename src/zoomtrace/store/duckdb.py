@@ -39,7 +39,7 @@ _MAX_OBJECT: Final = 512 * 1024 * 1024
 
 #: Records encoded per slice when staging (small enough for the CPU cache).
 _SLICE: Final = 2_000
-_BYTES: Final = frozenset({bytes, bytearray, memoryview})
+_BYTES: Final[frozenset[type]] = frozenset({bytes, bytearray, memoryview})
 
 _json_encoder: Final = msgspec.json.Encoder()
 _json_decode: Final = msgspec.json.decode
@@ -144,6 +144,8 @@ def _root(field: str) -> str:
 _MERGE_TRACES: Final = f"""
 INSERT INTO traces BY NAME
 SELECT b.trace_id,
+       CASE WHEN regexp_full_match(substr(b.trace_id, 1, 15), '[0-9a-fA-F]+')
+            THEN CAST('0x' || substr(b.trace_id, 1, 15) AS BIGINT) END AS trace_key,
        least(o.start_ns, b.start_ns) AS start_ns,
        greatest(o.end_ns, b.end_ns) AS end_ns,
        greatest(o.end_ns, b.end_ns) - least(o.start_ns, b.start_ns) AS duration_ns,
@@ -249,11 +251,11 @@ def _like(text: str) -> str:
 
 
 def _open_error(path: Path, exc: duckdb.Error) -> StoreError:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = _one_line(exc) or type(exc).__name__
     if "lock" in text.lower():
         return StoreError(f"the store at {path} is busy: another process has it open ({text}); try again")
     return StoreError(
-        f"the store file {path} cannot be opened ({text}). Move it away (mv {path} {path}.bad) and run any "
+        f"the store file {path} is corrupt or unreadable ({text}). Move it away (mv {path} {path}.bad) and run any "
         f"zoomtrace command to rebuild it from the spool: the spool files are the source of truth, keep them"
     )
 
@@ -363,11 +365,10 @@ class DuckStore:
             if r.id in seen:
                 continue  # given twice in one batch: the first copy counts
             seen.add(r.id)
-            if r.payload.__class__ in _BYTES:
-                r = self._move_payload(r, blobs)
+            stored: Record = self._move_payload(r, blobs) if type(r.payload) in _BYTES else r
             if r.kind == "node":
                 node_records.append(r)
-            rows.append(r)
+            rows.append(stored)
         new = 0
         self.staging.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix="ingest-", suffix=".ndjson", dir=self.staging)
@@ -506,8 +507,11 @@ class DuckStore:
         return out
 
     def _resolve_trace(self, trace_id: str) -> tuple[str, int, int]:
-        row = self._con.execute("SELECT trace_id, start_ns, end_ns FROM traces WHERE trace_id = ?",
-                                [trace_id]).fetchone()
+        key = _trace_key(trace_id)
+        row = self._con.execute(
+            "SELECT trace_id, start_ns, end_ns FROM traces WHERE trace_key IS NOT DISTINCT FROM ? AND trace_id = ?",
+            [key, trace_id],
+        ).fetchone()
         if row is None and 4 <= len(trace_id) < 32:
             rows = self._con.execute(
                 "SELECT trace_id, start_ns, end_ns FROM traces WHERE starts_with(trace_id, ?) LIMIT 2",
@@ -586,13 +590,35 @@ class DuckStore:
         return {"record": record, "upstream": upstream, "downstream": downstream}
 
     def search(self, text: str, *, limit: int = 100) -> list[dict[str, Any]]:
-        """Records whose message or attrs contain ``text`` (case-insensitive), newest first."""
-        rows = self._con.execute(
-            f"SELECT {_RECORD_COLUMNS} FROM records WHERE message ILIKE $p ESCAPE '\\' "
-            "OR CAST(attrs AS VARCHAR) ILIKE $p ESCAPE '\\' ORDER BY ts_ns DESC, id DESC LIMIT $limit",
-            {"p": _like(text), "limit": max(0, int(limit))},
-        ).fetchall()
-        return [record_dict(r) for r in rows]
+        """Records whose message or attrs contain ``text`` (case-insensitive), newest first.
+
+        Scans the last hour, day and month before everything else, so finding something recent stays fast
+        in a large store (zone maps on ts_ns skip the rest).
+        """
+        limit = max(0, int(limit))
+        now = time.time_ns()
+        hour = 3_600_000_000_000
+        out: list[dict[str, Any]] = []
+        upper: int | None = None
+        for lower in (now - hour, now - 24 * hour, now - 30 * 24 * hour, None):
+            where = ["(message ILIKE $p ESCAPE '\\' OR CAST(attrs AS VARCHAR) ILIKE $p ESCAPE '\\')"]
+            params: dict[str, Any] = {"p": _like(text), "limit": limit - len(out)}
+            if lower is not None:
+                where.append("ts_ns >= $lower")
+                params["lower"] = lower
+            if upper is not None:
+                where.append("ts_ns < $upper")
+                params["upper"] = upper
+            rows = self._con.execute(
+                f"SELECT {_RECORD_COLUMNS} FROM records WHERE {' AND '.join(where)} "
+                "ORDER BY ts_ns DESC, id DESC LIMIT $limit",
+                params,
+            ).fetchall()
+            out.extend(record_dict(r) for r in rows)
+            if len(out) >= limit:
+                break
+            upper = lower
+        return out
 
     def tail(self, *, after_id: str | None = None, limit: int = 100, last: bool = False) -> list[dict[str, Any]]:
         """Records stored after ``after_id``, oldest first: by ingest transaction, then id (time).
@@ -652,7 +678,7 @@ class DuckStore:
                 with contextlib.suppress(duckdb.Error):
                     cur.execute("ROLLBACK")
         except duckdb.Error as exc:
-            raise StoreError(f"SQL error: {exc}") from None
+            raise StoreError(f"SQL error: {_one_line(exc)}") from None
         finally:
             cur.close()
         return columns, rows
@@ -663,7 +689,9 @@ def check_read_only(query: str) -> None:
     try:
         statements = duckdb.extract_statements(query)
     except duckdb.Error as exc:
-        raise StoreError(f"SQL error: {exc}") from None
+        raise StoreError(f"SQL error: {_one_line(exc)}") from None
+    if not statements:
+        raise StoreError("empty query: give one SELECT statement, e.g. SELECT count(*) FROM records")
     if len(statements) != 1:
         raise ReadOnlySQL(
             f"one statement at a time, please ({len(statements)} given); the SQL interface only reads the store"
@@ -706,11 +734,24 @@ def _explained(query: str) -> str | None:
     return query[tokens[i][0]:] if i < len(tokens) else None
 
 
+def _one_line(exc: BaseException) -> str:
+    """DuckDB's message (which may point at the error over several lines) on one line."""
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
 def _word(query: str, pos: int) -> str:
     end = pos
     while end < len(query) and (query[end].isalnum() or query[end] == "_"):
         end += 1
     return query[pos:end].lower()
+
+
+def _trace_key(trace_id: str) -> int | None:
+    """``traces.trace_key`` of a trace id (as the SQL in _MERGE_TRACES computes it)."""
+    head = trace_id[:15]
+    if not head or any(c not in "0123456789abcdefABCDEF" for c in head):
+        return None
+    return int(head, 16)
 
 
 def _sql_string(text: str) -> str:

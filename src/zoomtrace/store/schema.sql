@@ -83,8 +83,10 @@ CREATE TABLE IF NOT EXISTS blobs (
 
 -- One summary row per trace, merged incrementally at each ingest for the traces it touches
 -- (trace_id is its key, unique by construction; like records it has no ART index).
+-- trace_key (the first 15 hex digits of trace_id as a number) makes finding one trace an integer scan.
 CREATE TABLE IF NOT EXISTS traces (
     trace_id VARCHAR NOT NULL,
+    trace_key BIGINT,
     start_ns BIGINT NOT NULL,
     end_ns BIGINT NOT NULL,
     duration_ns BIGINT NOT NULL,

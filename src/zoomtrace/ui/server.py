@@ -128,13 +128,15 @@ def serve(home: str | os.PathLike[str], host: str = "127.0.0.1", port: int = DEF
         print(f"  token  {token}   (or send 'Authorization: Bearer <token>')", flush=True)
     else:
         print(f"  open   {url}", flush=True)
-    if open_path:
-        print(f"  story  {url.rstrip('/')}{open_path}", flush=True)
-        _open_browser(f"{url.rstrip('/')}{open_path}" + (f"?token={token}" if token else ""))
-    print("  (Ctrl-C to stop)", flush=True)
     _announce(home, url)
     try:
+        if open_path:
+            print(f"  story  {url.rstrip('/')}{open_path}", flush=True)
+            _open_browser(f"{url.rstrip('/')}{open_path}" + (f"?token={token}" if token else ""))
+        print("  (Ctrl-C to stop)", flush=True)
         server.run(sockets=[sock])  # type: ignore[attr-defined]
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled; stopping is the normal end here
+        pass
     finally:
         _retire(home, url)
         sock.close()

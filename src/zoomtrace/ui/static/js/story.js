@@ -19,7 +19,7 @@ export function renderStory(main, traceId) {
   let destroyed = false;
   let stale = false;
   const banner = h('div', {class: 'banner hidden', 'data-testid': 'story-updated'},
-    'New records have arrived since this story was loaded.',
+    'New records have arrived in the store since this story was loaded.',
     h('button', {class: 'btn small primary', type: 'button', onclick: () => load()}, 'Reload story'));
 
   const loading = h('p', {class: 'empty', 'data-testid': 'loading'}, 'Reading the story from the store…');

@@ -1,0 +1,567 @@
+"""The DuckDB store: idempotent ingestion, derived tables, queries, read-only SQL, sessions and locking.
+
+Every test uses a real DuckDB file under tmp_path; records are built with the Record struct.
+Expected values are derived from the inputs written in each test.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import itertools
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from zoomtrace.errors import NotFound, ReadOnlySQL, StoreError
+from zoomtrace.record import Code, Error, Frame, Link, Record, uuid7
+from zoomtrace.store import open_store
+from zoomtrace.store.duckdb import DuckStore
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+T0 = 1_800_000_000_000_000_000  # a fixed epoch (2027) so that expected times are literal
+MS = 1_000_000
+NODE_A = uuid7(T0 - 10_000 * MS)
+NODE_B = uuid7(T0 - 9_000 * MS)
+
+
+def rec(kind: str, type_: str, ts: int, *, node: str = NODE_A, **fields: Any) -> Record:
+    """A record at ``T0 + ts`` milliseconds."""
+    return Record(id=uuid7(T0 + ts * MS), kind=kind, type=type_, ts_ns=T0 + ts * MS, node_id=node, **fields)
+
+
+def started(node: str, service: str, *, env: str = "prod", ts: int = -5000, **attrs: Any) -> Record:
+    base = {"node_id": node, "service": service, "env": env, "group": "shop", "version": "1.2", "host": "h1",
+            "pid": 4242, "started_ns": T0 + ts * MS, "parent_node_id": None, "python": "3.11.7",
+            "platform": "Linux", "argv": "app.py --serve", "commit": "c0ffee", "branch": "main",
+            "repos": [{"root": "/src/app", "head": "c0ffee", "branch": "main", "dirty": [], "problem": None}]}
+    return rec("node", "started", ts, node=node, attrs=base | attrs)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[DuckStore]:
+    s = DuckStore(tmp_path / "store.duckdb")
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def count(store: DuckStore, table: str = "records") -> int:
+    return int(store.sql(f"SELECT count(*) FROM {table}")[1][0][0])
+
+
+# -- ingestion ---------------------------------------------------------------------------------
+
+
+def test_ingest_is_idempotent_by_id(store: DuckStore) -> None:
+    a = rec("log", "app", 1, message="one", level="INFO")
+    b = rec("log", "app", 2, message="two", level="INFO")
+    # b twice in the same batch, then both again in a later batch
+    assert store.ingest([a, b, b]) == 2
+    assert store.ingest([a, b]) == 0
+    assert store.ingest([b, rec("log", "app", 3, message="three")]) == 1
+    assert count(store) == 3
+    assert sorted(r[0] for r in store.sql("SELECT message FROM records")[1]) == ["one", "three", "two"]
+    # the node counts are not inflated by the repeats
+    (node,) = store.nodes()
+    assert node["record_count"] == 3
+    assert node["log_count"] == 3
+
+
+def test_record_round_trips_every_field(store: DuckStore) -> None:
+    r = rec(
+        "span", "charge", 10, trace_id="ab" * 16, span_id="cd" * 8, parent_span_id="ef" * 8, end_ns=T0 + 25 * MS,
+        links=[Link("12" * 16, "34" * 8)], on_behalf_of="user-7",
+        code=Code("shop/pay.py", 88, "charge", "deadbeef", True), level=None, message=None,
+        attrs={"amount": 12.5, "currency": "EUR", "nested": {"k": [1, 2]}},
+        error=Error("CardDeclined", "insufficient funds", [Frame("shop/pay.py", 90, "charge")]),
+        status="error", cpu_ns=1234, thread="worker-1", sources=["src-1", "src-2"],
+    )
+    store.ingest([r])
+    got = store.record(r.id)
+    assert got["kind"] == "span" and got["type"] == "charge"
+    assert (got["ts_ns"], got["end_ns"]) == (T0 + 10 * MS, T0 + 25 * MS)
+    assert (got["trace_id"], got["span_id"], got["parent_span_id"]) == ("ab" * 16, "cd" * 8, "ef" * 8)
+    assert got["links"] == [{"trace_id": "12" * 16, "span_id": "34" * 8}]
+    assert got["on_behalf_of"] == "user-7"
+    assert got["code"] == {"file": "shop/pay.py", "line": 88, "function": "charge", "commit": "deadbeef",
+                           "dirty": True}
+    assert got["attrs"] == {"amount": 12.5, "currency": "EUR", "nested": {"k": [1, 2]}}
+    assert got["error"] == {"type": "CardDeclined", "message": "insufficient funds",
+                            "frames": [{"file": "shop/pay.py", "line": 90, "function": "charge"}]}
+    assert (got["status"], got["cpu_ns"], got["thread"]) == ("error", 1234, "worker-1")
+    assert got["sources"] == ["src-1", "src-2"]
+    assert got["node_id"] == NODE_A
+    # flattened code columns, as documented for SQL users
+    _, rows = store.sql(f"SELECT code_file, code_line, code_function, code_commit, code_dirty FROM records "
+                           f"WHERE id = '{r.id}'")
+    assert rows == [("shop/pay.py", 88, "charge", "deadbeef", True)]
+
+
+def test_raw_and_snapshot_payloads_go_to_blobs(store: DuckStore) -> None:
+    data = b"\x00\x01binary\xff" * 3
+    digest = hashlib.sha256(data).hexdigest()
+    raw = rec("raw", "Blob", 1, attrs={"raw.format": "bin", "raw.size": len(data), "raw.sha256": digest},
+              payload=data)
+    bare = rec("raw", "Bare", 2, payload=b"no attrs")  # built by hand, without the encoder's raw.* attrs
+    source = b"print('dirty')\n"
+    snap = rec("node", "snapshot", 3, attrs={"file": "app.py", "repo": "/src", "sha256":
+                                              hashlib.sha256(source).hexdigest()}, payload=source)
+    assert store.ingest([raw, bare, snap]) == 3
+    got = store.record(raw.id)
+    assert got["payload"] is None
+    assert got["payload_blob"] == digest
+    assert got["attrs"]["raw.sha256"] == digest and got["attrs"]["raw.size"] == len(data)
+    assert store.blob(digest) == data
+    bare_got = store.record(bare.id)
+    assert bare_got["attrs"]["raw.sha256"] == hashlib.sha256(b"no attrs").hexdigest()
+    assert bare_got["attrs"]["raw.size"] == len(b"no attrs")
+    assert store.blob(bare_got["payload_blob"]) == b"no attrs"
+    assert store.blob(hashlib.sha256(source).hexdigest()) == source
+    assert store.blob("0" * 64) is None
+    # the same content again is stored once
+    store.ingest([rec("raw", "Blob", 4, payload=data)])
+    assert count(store, "blobs") == 3
+
+
+def test_event_payloads_of_any_json_shape(store: DuckStore) -> None:
+    values: list[Any] = [{"order": 7, "items": [{"sku": "A", "qty": 2}]}, [1, "two", None], "just text", 42, None,
+                         {"big": 2**70, "unicode": "café ☕", "quote": 'he said "hi"\n'}]
+    records = [rec("event", "E", i, payload=v) for i, v in enumerate(values)]
+    store.ingest(records)
+    assert [store.record(r.id)["payload"] for r in records] == values
+
+
+# -- traces ------------------------------------------------------------------------------------
+
+
+def checkout_trace(tid: str = "a1" * 16, *, start: int = 0) -> list[Record]:
+    """A trace across two services: gateway root (100 ms) -> orders child -> billing grandchild with an error."""
+    root, child, grand = "11" * 8, "22" * 8, "33" * 8
+    return [
+        rec("span", "POST /checkout", start, trace_id=tid, span_id=root, end_ns=T0 + (start + 100) * MS),
+        rec("span", "place order", start + 10, node=NODE_B, trace_id=tid, span_id=child, parent_span_id=root,
+            end_ns=T0 + (start + 60) * MS),
+        rec("span", "charge", start + 20, node=NODE_B, trace_id=tid, span_id=grand, parent_span_id=child,
+            end_ns=T0 + (start + 120) * MS, status="error"),
+        rec("log", "app", start + 30, node=NODE_B, trace_id=tid, span_id=grand, level="ERROR",
+            message="card declined for order 7"),
+        rec("log", "app", start + 5, trace_id=tid, span_id=root, level="INFO", message="received checkout"),
+        rec("event", "OrderPlaced", start + 15, node=NODE_B, trace_id=tid, span_id=child, payload={"order": 7}),
+    ]
+
+
+def test_trace_summary(store: DuckStore) -> None:
+    store.ingest([started(NODE_A, "gateway"), started(NODE_B, "billing", env="staging"), *checkout_trace()])
+    (t,) = store.traces()
+    assert t["trace_id"] == "a1" * 16
+    assert t["start_ns"] == T0
+    assert t["duration_ns"] == 120 * MS  # the grandchild ends last, at +120 ms
+    assert t["root_name"] == "POST /checkout"
+    assert t["root_service"] == "gateway"
+    assert t["services"] == ["billing", "gateway"]
+    assert (t["span_count"], t["log_count"], t["event_count"], t["record_count"]) == (3, 2, 1, 6)
+    assert t["error"] is True
+
+
+def test_trace_summary_is_the_same_when_records_arrive_in_pieces(store: DuckStore, tmp_path: Path) -> None:
+    records = [started(NODE_A, "gateway"), started(NODE_B, "billing"), *checkout_trace()]
+    store.ingest(records)
+    whole = store.traces()
+    other = DuckStore(tmp_path / "other.duckdb")
+    try:
+        # the root span (records[2]) after its descendants, the node identities after the spans they describe
+        for piece in ([records[3], records[4]], [records[6], records[7]], [records[1]], [records[5], records[2]],
+                      [records[0]]):
+            other.ingest(piece)
+        assert other.traces() == whole
+    finally:
+        other.close()
+
+
+def test_remote_parent_root_is_replaced_by_a_parentless_span(store: DuckStore) -> None:
+    tid = "b2" * 16
+    store.ingest([started(NODE_B, "billing"),
+                  rec("span", "handle", 10, node=NODE_B, trace_id=tid, span_id="22" * 8, parent_span_id="99" * 8,
+                      end_ns=T0 + 20 * MS)])
+    assert store.traces()[0]["root_name"] == "handle"  # only a span with an unrecorded (remote) parent so far
+    store.ingest([started(NODE_A, "gateway"),
+                  rec("span", "request", 15, trace_id=tid, span_id="11" * 8, end_ns=T0 + 30 * MS)])
+    t = store.traces()[0]
+    assert (t["root_name"], t["root_service"]) == ("request", "gateway")  # parentless wins though it started later
+    assert t["start_ns"] == T0 + 10 * MS and t["duration_ns"] == 20 * MS
+
+
+def test_traces_filters_order_and_paging(store: DuckStore) -> None:
+    def one(tid: str, start: int, service_node: str, *, dur: int, error: bool = False, text: str = "",
+            attrs: dict[str, Any] | None = None) -> list[Record]:
+        span = rec("span", f"op-{tid[:2]}", start, node=service_node, trace_id=tid, span_id=tid[:16],
+                   end_ns=T0 + (start + dur) * MS, status="error" if error else "ok")
+        log = rec("log", "app", start + 1, node=service_node, trace_id=tid, span_id=tid[:16], level="INFO",
+                  message=text or "nothing special", attrs=attrs or {})
+        return [span, log]
+
+    t1, t2, t3, t4, t5 = ("01" * 16, "02" * 16, "03" * 16, "04" * 16, "05" * 16)
+    store.ingest([
+        started(NODE_A, "gateway", env="prod"), started(NODE_B, "billing", env="staging"),
+        *one(t1, 0, NODE_A, dur=10),
+        *one(t2, 100, NODE_B, dur=500, error=True, text="Payment DECLINED 100%"),
+        *one(t3, 200, NODE_A, dur=50, attrs={"customer": "ACME_corp"}),
+        *one(t4, 300, NODE_B, dur=5),
+        *one(t5, 300, NODE_A, dur=7),  # same start as t4: trace id breaks the tie (descending)
+    ])
+
+    def ids(**filt: Any) -> list[str]:
+        return [t["trace_id"] for t in store.traces(filt)]  # type: ignore[arg-type]
+
+    assert ids() == [t5, t4, t3, t2, t1]
+    assert ids(service="billing") == [t4, t2]
+    assert ids(env="prod") == [t5, t3, t1]
+    assert ids(errors_only=True) == [t2]
+    assert ids(min_duration_ns=10 * MS) == [t3, t2, t1]
+    assert ids(max_duration_ns=10 * MS) == [t5, t4, t1]
+    assert ids(min_duration_ns=8 * MS, max_duration_ns=60 * MS) == [t3, t1]
+    assert ids(since_ns=T0 + 100 * MS, until_ns=T0 + 200 * MS) == [t3, t2]
+    assert ids(text="declined 100%") == [t2]  # case-insensitive, % taken literally
+    assert ids(text="100_") == []  # _ taken literally too
+    assert ids(text="acme_CORP") == [t3]  # attrs
+    assert ids(text="op-04") == [t4]  # span names
+    assert ids(service="billing", errors_only=True) == [t2]
+    assert [t["trace_id"] for t in store.traces(limit=2)] == [t5, t4]
+    assert [t["trace_id"] for t in store.traces(limit=2, offset=2)] == [t3, t2]
+    assert [t["trace_id"] for t in store.traces(limit=2, offset=4)] == [t1]
+    row = store.traces({"service": "billing", "errors_only": True})[0]
+    assert set(row) >= {"trace_id", "start_ns", "duration_ns", "root_name", "root_service", "services",
+                        "span_count", "log_count", "event_count", "error", "record_count"}
+    assert (row["root_service"], row["services"], row["duration_ns"]) == ("billing", ["billing"], 500 * MS)
+
+
+# -- nodes -------------------------------------------------------------------------------------
+
+
+def node_records() -> list[Record]:
+    return [
+        started(NODE_A, "orders", ts=-5000),
+        rec("node", "repo", -4000, attrs={"root": "/src/lib", "head": "beef", "branch": "dev", "dirty": ["x.py"],
+                                          "problem": None}),
+        rec("node", "lost", -3500, attrs={"lost": {"queue_full": 2}, "total": 2}),
+        rec("node", "lost", -3000, attrs={"lost": {"queue_full": 5, "too_big": 1}, "total": 6}),
+        rec("node", "stopped", -1000, attrs={"cause": "exception", "stopped_ns": T0 - 1000 * MS, "uptime_s": 4.0},
+            error=Error("ValueError", "bad order", [Frame("orders/app.py", 12, "main")])),
+    ]
+
+
+EXPECTED_NODE = {
+    "node_id": NODE_A, "service": "orders", "env": "prod", "group": "shop", "version": "1.2", "host": "h1",
+    "pid": 4242, "parent_node_id": None, "python": "3.11.7", "platform": "Linux", "commit": "c0ffee",
+    "branch": "main", "started_ns": T0 - 5000 * MS, "stopped_ns": T0 - 1000 * MS, "stop_cause": "exception",
+    "stop_error": {"type": "ValueError", "message": "bad order",
+                   "frames": [{"file": "orders/app.py", "line": 12, "function": "main"}]},
+    "lost": {"queue_full": 5, "too_big": 1}, "argv": "app.py --serve",
+}
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(5)))[::7])
+def test_nodes_are_derived_whatever_the_order_of_arrival(tmp_path: Path, order: tuple[int, ...]) -> None:
+    records = node_records()
+    s = DuckStore(tmp_path / "store.duckdb")
+    try:
+        for i in order:  # one record per ingest transaction, in this order
+            s.ingest([records[i]])
+        (node,) = s.nodes()
+    finally:
+        s.close()
+    for key, value in EXPECTED_NODE.items():
+        assert node[key] == value, key
+    assert sorted(r["root"] for r in node["repos"]) == ["/src/app", "/src/lib"]
+    assert node["record_count"] == 5
+
+
+def test_nodes_newest_first_with_counts(store: DuckStore) -> None:
+    store.ingest([started(NODE_A, "old", ts=-9000), started(NODE_B, "new", ts=-1000),
+                  *checkout_trace()])
+    rows = store.nodes()
+    assert [n["service"] for n in rows] == ["new", "old"]
+    by_service = {n["service"]: n for n in rows}
+    # checkout_trace: node A has the root span and one log, node B two spans, one log, one event
+    assert (by_service["old"]["span_count"], by_service["old"]["log_count"]) == (1, 1)
+    assert (by_service["new"]["span_count"], by_service["new"]["log_count"], by_service["new"]["event_count"]) == (
+        2, 1, 1)
+    assert by_service["new"]["error_count"] == 2  # the error span and the ERROR log
+    assert by_service["old"]["record_count"] == 3  # started + span + log
+    assert [n["service"] for n in store.nodes(limit=1, offset=1)] == ["old"]
+
+
+def test_service_of_a_node_whose_start_arrives_after_its_traces(store: DuckStore) -> None:
+    store.ingest(checkout_trace())
+    assert store.traces({"service": "billing"}) == []
+    assert store.traces()[0]["services"] == []
+    store.ingest([started(NODE_B, "billing")])
+    (t,) = store.traces({"service": "billing"})
+    assert t["services"] == ["billing"] and t["root_service"] is None  # the root's node is still unknown
+    store.ingest([started(NODE_A, "gateway")])
+    (t,) = store.traces({"service": "gateway"})
+    assert t["services"] == ["billing", "gateway"] and t["root_service"] == "gateway"
+
+
+# -- single records ----------------------------------------------------------------------------
+
+
+def test_record_not_found(store: DuckStore) -> None:
+    with pytest.raises(NotFound, match="no record"):
+        store.record("nope")
+
+
+def test_lineage_is_transitive_both_ways_with_a_depth_limit(store: DuckStore) -> None:
+    a = rec("event", "A", 1)
+    b = rec("event", "B", 2, sources=[a.id])
+    c = rec("event", "C", 3, sources=[b.id])
+    d = rec("event", "D", 4, sources=[c.id, a.id])
+    e = rec("event", "E", 5, sources=[d.id])
+    unrelated = rec("event", "X", 6)
+    store.ingest([a, b, c, d, e, unrelated])
+    lin = store.lineage(c.id)
+    assert lin["record"]["id"] == c.id
+    assert [(r["id"], r["depth"]) for r in lin["upstream"]] == [(b.id, 1), (a.id, 2)]
+    assert [(r["id"], r["depth"]) for r in lin["downstream"]] == [(d.id, 1), (e.id, 2)]
+    lin_a = store.lineage(a.id)
+    assert lin_a["upstream"] == []
+    # d derives from a directly and through b, c: listed once, at its shortest distance
+    assert [(r["id"], r["depth"]) for r in lin_a["downstream"]] == [(b.id, 1), (d.id, 1), (c.id, 2), (e.id, 2)]
+    assert [r["id"] for r in store.lineage(a.id, depth=1)["downstream"]] == [b.id, d.id]
+    with pytest.raises(NotFound):
+        store.lineage("missing")
+
+
+def test_search_message_and_attrs_newest_first(store: DuckStore) -> None:
+    old = rec("log", "app", 1, message="Order 7 shipped")
+    new = rec("log", "app", 2, message="order 7 cancelled")
+    attr = rec("log", "app", 3, message="other", attrs={"note": "ORDER 7 refunded"})
+    miss = rec("log", "app", 4, message="order 8")
+    pct = rec("log", "app", 5, message="50% off")
+    store.ingest([old, new, attr, miss, pct])
+    assert [r["id"] for r in store.search("order 7")] == [attr.id, new.id, old.id]
+    assert [r["id"] for r in store.search("order 7", limit=2)] == [attr.id, new.id]
+    assert [r["id"] for r in store.search("0%")] == [pct.id]
+    assert store.search("0_ off") == []
+
+
+def test_search_finds_recent_and_old_records(store: DuckStore) -> None:
+    now = time.time_ns()
+    recent = Record(id=uuid7(now), kind="log", type="app", ts_ns=now, node_id=NODE_A, message="needle now")
+    day_old = Record(id=uuid7(now - 2 * 86_400 * 10**9), kind="log", type="app", ts_ns=now - 2 * 86_400 * 10**9,
+                     node_id=NODE_A, message="needle then")
+    ancient = rec("log", "app", 1, message="needle long ago")
+    ancient.ts_ns = 10**18  # 2001
+    store.ingest([ancient, day_old, recent])
+    assert [r["message"] for r in store.search("NEEDLE")] == ["needle now", "needle then", "needle long ago"]
+    assert [r["message"] for r in store.search("needle", limit=2)] == ["needle now", "needle then"]
+
+
+def test_tail_follows_ingestion_order(store: DuckStore) -> None:
+    first = [rec("log", "app", i, message=f"m{i}") for i in (5, 1, 3)]
+    late_but_old = rec("log", "app", 0, message="late")  # older timestamp, ingested later
+    store.ingest(first)
+    store.ingest([late_but_old])
+    assert [r["message"] for r in store.tail()] == ["m1", "m3", "m5", "late"]
+    assert [r["message"] for r in store.tail(after_id=first[0].id)] == ["late"]  # m5 was the last of batch 1
+    assert [r["message"] for r in store.tail(after_id=first[1].id)] == ["m3", "m5", "late"]
+    assert [r["message"] for r in store.tail(limit=2, last=True)] == ["m5", "late"]
+    assert store.tail(after_id=late_but_old.id) == []
+    with pytest.raises(NotFound):
+        store.tail(after_id="unknown")
+
+
+# -- read-only SQL -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "INSERT INTO records (id) VALUES ('x')",
+        "DELETE FROM records",
+        "UPDATE records SET message = 'x'",
+        "TRUNCATE records",
+        "DROP TABLE records",
+        "CREATE TABLE t (a INT)",
+        "CREATE MACRO m() AS 1",
+        "ALTER TABLE records ADD COLUMN x INT",
+        "ATTACH '/tmp/zoomtrace-evil.duckdb' AS evil",
+        "DETACH store",
+        "COPY records TO '/tmp/zoomtrace-evil.csv'",
+        "EXPORT DATABASE '/tmp/zoomtrace-evil'",
+        "PRAGMA show_tables",
+        "SET threads = 1",
+        "RESET threads",
+        "INSTALL httpfs",
+        "LOAD httpfs",
+        "CHECKPOINT",
+        "VACUUM",
+        "BEGIN TRANSACTION",
+        "CALL pragma_version()",
+        "SELECT 1; DELETE FROM records",
+        "SELECT 1; SELECT 2",
+        "DELETE FROM records; SELECT 1",
+        "EXPLAIN ANALYZE DELETE FROM records",
+        "EXPLAIN ANALYZE /* hidden */ INSERT INTO records (id) VALUES ('x')",
+        "WITH x AS (SELECT 1) INSERT INTO meta SELECT 'k', 'v' FROM x",
+        "MERGE INTO meta USING meta AS m ON true WHEN MATCHED THEN DELETE",
+    ],
+)
+def test_sql_rejects_anything_but_one_read(store: DuckStore, query: str) -> None:
+    store.ingest([rec("log", "app", 1, message="keep me")])
+    with pytest.raises(ReadOnlySQL):
+        store.sql(query)
+    assert store.sql("SELECT message FROM records")[1] == [("keep me",)]
+    assert count(store, "meta") == 2
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("SELECT message FROM records", [("hello",)]),
+        ("  select count(*) AS n from records ; ", [(1,)]),
+        ("WITH x AS (SELECT kind FROM records) SELECT * FROM x", [("log",)]),
+        ("FROM records SELECT level", [("INFO",)]),
+        ("VALUES (1, 'a')", [(1, "a")]),
+    ],
+)
+def test_sql_reads(store: DuckStore, query: str, expected: list[tuple[Any, ...]]) -> None:
+    store.ingest([rec("log", "app", 1, message="hello", level="INFO")])
+    assert store.sql(query)[1] == expected
+
+
+def test_sql_describe_show_summarize_explain(store: DuckStore) -> None:
+    columns, rows = store.sql("DESCRIBE records")
+    assert "column_name" in columns and "trace_id" in [r[0] for r in rows]
+    assert {"records", "traces", "nodes", "blobs"} <= {r[0] for r in store.sql("SHOW TABLES")[1]}
+    assert store.sql("SUMMARIZE traces")[1] is not None
+    assert store.sql("EXPLAIN SELECT * FROM records")[1]
+    assert store.sql("EXPLAIN ANALYZE SELECT count(*) FROM records")[1]
+
+
+def test_sql_errors_and_file_access(store: DuckStore) -> None:
+    with pytest.raises(StoreError, match=r"(?i)SQL error.*no_such_table"):
+        store.sql("SELECT * FROM no_such_table")
+    with pytest.raises(StoreError, match=r"(?i)SQL error"):
+        store.sql("SELEC oops")
+    # reading files is not part of reading the store
+    with pytest.raises(StoreError, match=r"(?i)permission|disabled"):
+        store.sql("SELECT * FROM read_text('/etc/hostname')")
+    # the session still works after failed queries
+    assert store.sql("SELECT 42")[1] == [(42,)]
+
+
+# -- sessions ----------------------------------------------------------------------------------
+
+
+def test_open_store_without_data_explains_what_to_do(tmp_path: Path) -> None:
+    home = tmp_path / "nothing-here"
+    with pytest.raises(StoreError) as info, open_store(home):
+        pass
+    assert "zoomtrace.init" in str(info.value) and "--home" in str(info.value)
+    assert not home.exists()
+    with open_store(home, create=True) as s:
+        assert s.traces() == []
+    assert (home / "store.duckdb").exists()
+
+
+def test_corrupt_store_file_is_named_with_the_way_out(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    path = home / "store.duckdb"
+    path.write_bytes(b"this is not a database" * 1000)
+    with pytest.raises(StoreError) as info, open_store(home):
+        pass
+    message = str(info.value)
+    assert str(path) in message and "move it away" in message.lower() and "spool" in message
+    # a truncated real store is refused the same way
+    path.unlink()
+    with open_store(home, create=True) as s:
+        s.ingest([rec("log", "app", 1)])
+    path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(StoreError, match=r"(?i)move it away"), open_store(home):
+        pass
+
+
+def _session_script(home: Path, hold_s: float) -> str:
+    return textwrap.dedent(f"""
+        import json, sys, time
+        sys.path.insert(0, {str(SRC)!r})
+        from pathlib import Path
+        from zoomtrace.store import open_store
+        with open_store(Path({str(home)!r})) as store:
+            entered = time.time()
+            n = store.sql("SELECT count(*) FROM records")[1][0][0]
+            time.sleep({hold_s})
+            left = time.time()
+        print(json.dumps({{"entered": entered, "left": left, "records": n}}))
+    """)
+
+
+def test_two_processes_share_the_store_without_lock_errors(tmp_path: Path) -> None:
+    from zoomtrace.record import encoder
+    from zoomtrace.spool import SegmentWriter
+
+    home = tmp_path / "home"
+    writer = SegmentWriter(home / "spool", NODE_A)
+    writer.write(encoder.encode([rec("log", "app", i, message=f"m{i}") for i in range(50)]))
+    writer.close()
+    procs = [subprocess.Popen([sys.executable, "-c", _session_script(home, 1.0)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+        results.append(json.loads(out))
+    first, second = sorted(results, key=lambda r: r["entered"])
+    assert second["entered"] >= first["left"]  # the sessions took turns
+    assert first["records"] == second["records"] == 50  # ingested once, seen by both
+
+
+def test_busy_store_gives_up_with_a_clear_message(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with open_store(home, create=True):
+        pass
+    fd = os.open(home / "store.lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        started_at = time.monotonic()
+        with pytest.raises(StoreError, match="busy"), open_store(home, timeout_s=0.5):
+            pass
+        assert 0.4 <= time.monotonic() - started_at < 5
+    finally:
+        os.close(fd)
+    with open_store(home) as s:  # released: works again
+        assert s.traces() == []
+
+
+def test_store_held_by_a_foreign_duckdb_process_is_reported_busy(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with open_store(home, create=True):
+        pass
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time, duckdb
+            con = duckdb.connect({str(home / 'store.duckdb')!r})
+            print("ready", flush=True)
+            time.sleep(30)
+        """)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        with pytest.raises(StoreError, match="busy"), open_store(home):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
