@@ -42,6 +42,7 @@ class Encoder:
         self._dispatch = {
             items.LOG: self._log,
             items.STDLOG: self._stdlog,
+            items.FOREIGN: self._foreign,
             items.SPAN: self._span,
             items.EVENT: self._event,
             items.RAW: self._raw,
@@ -158,6 +159,17 @@ class Encoder:
                 template=template,
                 attrs=self._attrs(extra),
                 error=error,
+            ),
+            parent,
+        )
+
+    def _foreign(self, item: tuple[Any, ...]) -> Record:
+        _, ts, filename, line, function, logger, level, message, attrs, parent, exc = item
+        return self._with_parent(
+            Record(
+                id=uuid7(ts), kind="log", type=logger or "app", ts_ns=ts, node_id=self.node_id,
+                code=self._code_at(filename, line, function), level=level, message=self._text(str(message)),
+                attrs=self._attrs(attrs), error=self.error(exc) if exc is not None else None,
             ),
             parent,
         )

@@ -5,6 +5,8 @@ into records (``zoomtrace.encoder``). Layouts:
 
 - ``(LOG, ts_ns, code, line, logger, level, template, attrs, parent, exc)``
 - ``(STDLOG, logging.LogRecord, parent)``
+- ``(FOREIGN, ts_ns, filename, line, function, logger, level, message, attrs, parent, exc)`` (a log
+  line rendered by another library: structlog, loguru)
 - ``(SPAN, span)`` (an ended or interrupted ``Span``)
 - ``(EVENT, id, ts_ns, code, line, type, obj, sources, attrs, parent)``
 - ``(RAW, id, ts_ns, code, line, type, data, format, attrs, parent)``
@@ -21,3 +23,4 @@ EVENT: Final = 3
 RAW: Final = 4
 RECORD: Final = 5
 NODE_START: Final = 6
+FOREIGN: Final = 7
