@@ -298,6 +298,13 @@ def cmd_collect(args: argparse.Namespace) -> int:
     raise ConfigError("collect needs --otlp HOST:PORT, e.g. zoomtrace collect --otlp 127.0.0.1:4318")
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    from zoomtrace.ui import serve
+
+    serve(Path(args.home), host=args.host, port=args.port, token=args.token)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from zoomtrace.demo import run_demo
 
@@ -357,6 +364,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("record_id")
 
     add("ingest", cmd_ingest, "read new spool data into the store (every command does this first)")
+
+    p = add("ui", cmd_ui, "serve the web story viewer (http://127.0.0.1:8087/), reading the same store", json=False)
+    p.add_argument(
+        "--host", default="127.0.0.1",
+        help="address to listen on; any address other than loopback requires an access token",
+    )
+    p.add_argument("--port", type=int, default=8087, help="port to listen on (0: any free port)")
+    p.add_argument("--token", help="access token (default: $ZOOMTRACE_UI_TOKEN; generated when --host is not loopback)")
 
     p = add("collect", cmd_collect, "store what other processes send: OTLP/HTTP traces and logs (--otlp)", json=False)
     p.add_argument("--otlp", metavar="HOST:PORT", help="accept OTLP/HTTP (protobuf or JSON), e.g. 127.0.0.1:4318")

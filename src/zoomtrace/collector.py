@@ -55,11 +55,14 @@ DEFAULT_CONSUMER_CONFIG: Final[dict[str, Any]] = {
     # A collector that died (SIGKILL) gives up its partitions after this long.
     "session.timeout.ms": 10_000,
     "heartbeat.interval.ms": 2_000,
-    "log_level": 3,
+    # librdkafka would print every failed connection attempt; errors come through error_cb instead.
+    "log_level": 0,
 }
 
 #: Report at most this many malformed messages per reason on stderr (all are counted).
 _MAX_REPORTS: Final = 20
+#: The same Kafka client error is reported at most once per this many seconds.
+_ERROR_REPORT_INTERVAL_S: Final = 30.0
 #: How often a failed store write is retried before the batch is stored record by record.
 _STORE_ATTEMPTS: Final = 3
 
@@ -94,9 +97,11 @@ StoreSession = Callable[[], AbstractContextManager[Store]]
 
 
 class _Collector:
+    #: Set once created (its error callback belongs to this object, so it is made after it).
+    consumer: Consumer
+
     def __init__(
         self,
-        consumer: Consumer,
         session: StoreSession,
         *,
         batch_size: int,
@@ -109,7 +114,7 @@ class _Collector:
         out: IO[str] | None,
         err: IO[str],
     ) -> None:
-        self.consumer, self.session = consumer, session
+        self.session = session
         self.batch_size, self.batch_timeout_s = batch_size, batch_timeout_s
         self.max_value_bytes = max_value_bytes
         self.stats_interval, self.json_stats = stats_interval, json_stats
@@ -118,6 +123,7 @@ class _Collector:
         self.err = err
         self.stats = CollectorStats()
         self._assignment: set[tuple[str, int]] = set()
+        self._reported_at: dict[str, float] = {}
 
     # -- rebalance callbacks (run inside consume()) ------------------------------------------
 
@@ -230,6 +236,14 @@ class _Collector:
             self.stats.commit_failures += 1
             self._say(f"offset commit failed ({exc}); the batch will be read again by the partitions' owner")
 
+    def on_error(self, error: KafkaError) -> None:
+        """Client-level errors (broker down, authentication): librdkafka retries; report, rate-limited."""
+        if error.fatal():
+            self._say(f"fatal Kafka client error: {error.str()}")
+            self.stop.set()
+            return
+        self._say(f"Kafka: {error.str()} (retrying)", key=f"kafka:{error.code()}")
+
     def _kafka_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._PARTITION_EOF:
             return
@@ -288,7 +302,11 @@ class _Collector:
             self.out.flush()
 
     def _say(self, message: str, key: str | None = None) -> None:
-        del key
+        if key is not None:
+            now = time.monotonic()
+            if now - self._reported_at.get(key, -_ERROR_REPORT_INTERVAL_S) < _ERROR_REPORT_INTERVAL_S:
+                return
+            self._reported_at[key] = now
         with contextlib.suppress(Exception):
             self.err.write(f"zoomtrace collect: {message}\n")
             self.err.flush()
@@ -378,15 +396,16 @@ def run_collector(
     else:
         session = _sessions(Path(store_home))
     with _signals(stop):
-        try:
-            consumer = Consumer(consumer_config)
-        except (KafkaException, ValueError, TypeError) as exc:
-            raise ConfigError(f"bad Kafka consumer configuration: {exc}") from None
         collector = _Collector(
-            consumer, session, batch_size=batch_size, batch_timeout_s=batch_timeout_s,
+            session, batch_size=batch_size, batch_timeout_s=batch_timeout_s,
             max_value_bytes=max_value_bytes, stats_interval=stats_interval, json_stats=json_stats, stop=stop,
             idle_exit_s=idle_exit_s, out=out, err=errors,
         )
+        consumer_config.setdefault("error_cb", collector.on_error)
+        try:
+            consumer = collector.consumer = Consumer(consumer_config)
+        except (KafkaException, ValueError, TypeError) as exc:
+            raise ConfigError(f"bad Kafka consumer configuration: {exc}") from None
         try:
             consumer.subscribe([topics_pattern], on_assign=collector.on_assign, on_revoke=collector.on_revoke)
             return collector.run()

@@ -101,6 +101,10 @@ def run_demo(home: Path, *, json_output: bool = False, open_ui: bool = False, ka
     )
     cmd_story(build_parser().parse_args(["--home", str(home), "story", trace_id]))
     print(f"\nMore: zoomtrace --home {home} traces | nodes | story <trace id> | lineage <record id>")
+    from zoomtrace.ui import running_url, trace_url
+
+    if (url := running_url(home)) is not None:
+        print(f"In the web viewer: {trace_url(url, trace_id)}")
     if open_ui:
         from zoomtrace.ui import serve_and_open
 
