@@ -23,10 +23,8 @@ from opentelemetry.instrumentation.requests import RequestsInstrumentor
 from opentelemetry.instrumentation.sqlite3 import SQLite3Instrumentor
 
 import zoomtrace as zt
-from zoomtrace import otel_bridge
 
-zt.init("bridged", env="test")
-otel_bridge.install()  # what zt.init(..., opentelemetry=True) does
+zt.init("bridged", env="test", opentelemetry=True)
 SQLite3Instrumentor().instrument()
 RequestsInstrumentor().instrument()
 
@@ -139,11 +137,9 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 import zoomtrace as zt
-from zoomtrace import otel_bridge
 
 trace.set_tracer_provider(TracerProvider())  # the application had its own SDK set-up already
-zt.init("sdk-first")
-otel_bridge.install()
+zt.init("sdk-first", opentelemetry=True)
 tracer = trace.get_tracer("legacy")
 with zt.span("zoom-root") as root:
     with tracer.start_as_current_span("sdk-span"):
@@ -161,4 +157,7 @@ def test_an_sdk_provider_installed_first_still_feeds_the_story(tmp_path: Path, z
     st = story(zoom_home, trace_id)
     parent_of = {s["name"]: (p["name"] if p else None) for s, p in walk_spans(st["spans"])}
     assert parent_of == {"zoom-root": None, "sdk-span": "zoom-root", "zoom-leaf": "sdk-span"}
-    assert span_named(st, "sdk-span")["code"]["line"] == 15
+    expected_line = (
+        SDK_FIRST.splitlines().index('    with tracer.start_as_current_span("sdk-span"):') + 1
+    )  # file lines count from 1
+    assert span_named(st, "sdk-span")["code"]["line"] == expected_line

@@ -21,9 +21,10 @@ from helpers import SRC, Child, all_records, child_env, run_script, span_named, 
 RECEIVER = """
 import sys
 
-from zoomtrace.otlp_receiver import main
+from zoomtrace.cli import main
 
-sys.exit(main(sys.argv[1:]))
+args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+sys.exit(main(["--home", args["--home"], "collect", "--otlp", args["--listen"]]))
 """
 
 OTEL_SERVICE = """
@@ -167,27 +168,41 @@ def test_an_opentelemetry_sdk_service_appears_in_the_zoom_story(
 
 
 def _json_export(trace_id: str, span_id: str) -> bytes:
-    return json.dumps({
-        "resourceSpans": [{
-            "resource": {"attributes": [
-                {"key": "service.name", "value": {"stringValue": "json-svc"}},
-                {"key": "host.name", "value": {"stringValue": "box-7"}},
-            ]},
-            "scopeSpans": [{
-                "scope": {"name": "json.lib"},
-                "spans": [{
-                    "traceId": trace_id, "spanId": span_id, "name": "json-span", "kind": 3,
-                    "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000000500000000",
-                    "attributes": [
-                        {"key": "rows", "value": {"intValue": "42"}},
-                        {"key": "tags", "value": {"arrayValue": {"values": [{"stringValue": "a"}]}}},
+    return json.dumps(
+        {
+            "resourceSpans": [
+                {
+                    "resource": {
+                        "attributes": [
+                            {"key": "service.name", "value": {"stringValue": "json-svc"}},
+                            {"key": "host.name", "value": {"stringValue": "box-7"}},
+                        ]
+                    },
+                    "scopeSpans": [
+                        {
+                            "scope": {"name": "json.lib"},
+                            "spans": [
+                                {
+                                    "traceId": trace_id,
+                                    "spanId": span_id,
+                                    "name": "json-span",
+                                    "kind": 3,
+                                    "startTimeUnixNano": "1700000000000000000",
+                                    "endTimeUnixNano": "1700000000500000000",
+                                    "attributes": [
+                                        {"key": "rows", "value": {"intValue": "42"}},
+                                        {"key": "tags", "value": {"arrayValue": {"values": [{"stringValue": "a"}]}}},
+                                    ],
+                                    "status": {"code": 2, "message": "it broke"},
+                                    "someFutureField": {"ignored": True},
+                                }
+                            ],
+                        }
                     ],
-                    "status": {"code": 2, "message": "it broke"},
-                    "someFutureField": {"ignored": True},
-                }],
-            }],
-        }],
-    }).encode()
+                }
+            ],
+        }
+    ).encode()
 
 
 def test_otlp_json_is_accepted_with_hex_ids_and_unknown_fields(zoom_home: Path, receiver: Receiver) -> None:
@@ -195,13 +210,36 @@ def test_otlp_json_is_accepted_with_hex_ids_and_unknown_fields(zoom_home: Path, 
     status, body = receiver.post("/v1/traces", _json_export(trace_id, span_id), "application/json")
     assert status == 200, body
     assert json.loads(body) == {}
-    log_body = json.dumps({"resourceLogs": [{"resource": {"attributes": [
-        {"key": "service.name", "value": {"stringValue": "json-svc"}},
-        {"key": "host.name", "value": {"stringValue": "box-7"}}]},
-        "scopeLogs": [{"scope": {"name": "json.logger"}, "logRecords": [{
-            "timeUnixNano": "1700000000100000000", "severityNumber": 17, "severityText": "ERROR",
-            "body": {"stringValue": "json log line"}, "traceId": trace_id, "spanId": span_id,
-            "attributes": [{"key": "user.note", "value": {"stringValue": "kept"}}]}]}]}]}).encode()
+    log_body = json.dumps(
+        {
+            "resourceLogs": [
+                {
+                    "resource": {
+                        "attributes": [
+                            {"key": "service.name", "value": {"stringValue": "json-svc"}},
+                            {"key": "host.name", "value": {"stringValue": "box-7"}},
+                        ]
+                    },
+                    "scopeLogs": [
+                        {
+                            "scope": {"name": "json.logger"},
+                            "logRecords": [
+                                {
+                                    "timeUnixNano": "1700000000100000000",
+                                    "severityNumber": 17,
+                                    "severityText": "ERROR",
+                                    "body": {"stringValue": "json log line"},
+                                    "traceId": trace_id,
+                                    "spanId": span_id,
+                                    "attributes": [{"key": "user.note", "value": {"stringValue": "kept"}}],
+                                }
+                            ],
+                        }
+                    ],
+                }
+            ]
+        }
+    ).encode()
     status, body = receiver.post("/v1/logs", log_body, "application/json")
     assert status == 200, body
 
@@ -227,8 +265,13 @@ def test_otlp_json_is_accepted_with_hex_ids_and_unknown_fields(zoom_home: Path, 
 def test_bad_requests_get_clear_answers(receiver: Receiver) -> None:
     status, body = receiver.post("/v1/traces", b"{not json", "application/json")
     assert status == 400 and b"not JSON" in body
-    status, body = receiver.post("/v1/traces", json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [
-        {"traceId": "zz", "spanId": "eee19b7ec3c1b174"}]}]}]}).encode(), "application/json")
+    status, body = receiver.post(
+        "/v1/traces",
+        json.dumps(
+            {"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz", "spanId": "eee19b7ec3c1b174"}]}]}]}
+        ).encode(),
+        "application/json",
+    )
     assert status == 400 and b"hex" in body
     status, _ = receiver.post("/v1/traces", b"\x0a\xff\xff", "application/x-protobuf")
     assert status == 400
@@ -242,9 +285,14 @@ def test_the_receiver_module_runs_as_a_command(tmp_path: Path) -> None:
     """``python -m zoomtrace.otlp_receiver`` refuses a bad address in one line."""
     import subprocess
 
-    out = subprocess.run([sys.executable, "-m", "zoomtrace.otlp_receiver", "--listen", "nonsense",
-                          "--home", str(tmp_path)], capture_output=True, text=True,
-                         env=child_env(tmp_path, PYTHONPATH=str(SRC)), timeout=30, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "zoomtrace.otlp_receiver", "--listen", "nonsense", "--home", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=child_env(tmp_path, PYTHONPATH=str(SRC)),
+        timeout=30,
+        check=False,
+    )
     assert out.returncode == 2
     assert out.stderr.strip().startswith("zoomtrace: --otlp 'nonsense'")
     assert "Traceback" not in out.stderr

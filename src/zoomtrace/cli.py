@@ -367,7 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("ui", cmd_ui, "serve the web story viewer (http://127.0.0.1:8087/), reading the same store", json=False)
     p.add_argument(
-        "--host", default="127.0.0.1",
+        "--host",
+        default="127.0.0.1",
         help="address to listen on; any address other than loopback requires an access token",
     )
     p.add_argument("--port", type=int, default=8087, help="port to listen on (0: any free port)")

@@ -36,4 +36,4 @@ def install() -> None:
     if not _installed:
         _installed = True
         threading.Thread.start = _start  # type: ignore[method-assign]
-        ThreadPoolExecutor.submit = _submit  # type: ignore[method-assign]
+        ThreadPoolExecutor.submit = _submit  # type: ignore[method-assign, assignment]

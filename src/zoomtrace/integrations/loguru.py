@@ -24,6 +24,17 @@ def sink(message: Any) -> None:
     r = message.record
     exc = r["exception"].value if r["exception"] is not None else None
     node.pipeline.put(
-        (FOREIGN, int(r["time"].timestamp() * 1e9), r["file"].path, r["line"], r["function"], r["name"],
-         r["level"].name, r["message"], dict(r["extra"]), current.get(), exc)
+        (
+            FOREIGN,
+            int(r["time"].timestamp() * 1e9),
+            r["file"].path,
+            r["line"],
+            r["function"],
+            r["name"],
+            r["level"].name,
+            r["message"],
+            dict(r["extra"]),
+            current.get(),
+            exc,
+        )
     )

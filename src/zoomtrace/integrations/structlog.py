@@ -36,7 +36,18 @@ def processor(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict
     exc = sys.exc_info()[1] if event_dict.get("exc_info") or method_name == "exception" else None
     name = event_dict.get("logger") or f.f_globals.get("__name__")
     node.pipeline.put(
-        (FOREIGN, time.time_ns(), f.f_code.co_filename, f.f_lineno, f.f_code.co_qualname, name, level,
-         event_dict.get("event", ""), attrs, current.get(), exc)
+        (
+            FOREIGN,
+            time.time_ns(),
+            f.f_code.co_filename,
+            f.f_lineno,
+            f.f_code.co_qualname,
+            name,
+            level,
+            event_dict.get("event", ""),
+            attrs,
+            current.get(),
+            exc,
+        )
     )
     return event_dict
