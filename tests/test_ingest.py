@@ -223,3 +223,55 @@ def test_reader_errors_surface_in_the_caller(tmp_path: Path, store: DuckStore,
     monkeypatch.setattr("zoomtrace.ingest.read_segment", broken)
     with pytest.raises(MemoryError, match="decoder exploded"):
         ingest_spool(store, spool)
+
+
+def test_a_record_the_store_cannot_hold_is_skipped_not_blocking(tmp_path: Path, store: DuckStore) -> None:
+    spool = tmp_path / "spool"
+    good = logs(0, 3)
+    bad_time = Record(id=uuid7(T0), kind="log", type="app", ts_ns=2**63 + 5, node_id=NODE,
+                      message="from the future")
+    bad_cpu = Record(id=uuid7(T0), kind="span", type="busy", ts_ns=T0, node_id=NODE, cpu_ns=2**64 - 1)
+    w = SegmentWriter(spool, NODE)
+    w.write(encoder.encode([good[0], bad_time, good[1]]))
+    w.write(encoder.encode([bad_cpu, good[2]]))
+    w.close()
+    report = ingest_spool(store, spool)
+    assert (report.records, report.new) == (5, 3)
+    assert messages(store) == ["m0", "m1", "m2"]
+    assert len(report.problems) == 2
+    assert bad_time.id in report.problems[0] and "ts_ns" in report.problems[0]
+    assert bad_cpu.id in report.problems[1] and "cpu_ns" in report.problems[1]
+    assert sorted(p["problem"] for p in store.problems()) == sorted(report.problems)
+    again = ingest_spool(store, spool)  # the offset moved on: nothing is retried or reported twice
+    assert (again.records, again.new, again.problems) == (0, 0, [])
+
+
+def test_a_store_failure_mid_ingest_stops_the_reader_and_keeps_earlier_batches(
+    tmp_path: Path, store: DuckStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    spool = tmp_path / "spool"
+    for i, node in enumerate((NODE, OTHER, uuid7(T0 - 40_000 * MS), uuid7(T0 - 30_000 * MS))):
+        w = SegmentWriter(spool, node)
+        w.write(encoder.encode(logs(10 * i, 3, node=node)))
+        w.close()
+    real = store.ingest_prepared
+    calls = []
+
+    def failing(*args: Any, **kwargs: Any) -> int:
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "ingest_prepared", failing)
+    before = threading.active_count()
+    with pytest.raises(OSError, match="disk full"):
+        ingest_spool(store, spool, batch_records=3)  # one segment per batch
+    assert threading.active_count() == before  # the reader thread is gone
+    assert messages(store) == ["m0", "m1", "m2"]  # the first batch was committed, nothing after it
+    monkeypatch.undo()
+    report = ingest_spool(store, spool)
+    assert (report.records, report.new) == (9, 9)
+    assert len(messages(store)) == 12

@@ -141,6 +141,17 @@ def test_event_payloads_of_any_json_shape(store: DuckStore) -> None:
     assert [store.record(r.id)["payload"] for r in records] == values
 
 
+def test_a_record_the_store_cannot_hold_is_skipped(store: DuckStore) -> None:
+    ok = rec("log", "app", 1, message="fine")
+    huge = rec("span", "busy", 2, cpu_ns=2**63)  # one more than BIGINT holds
+    assert store.ingest([ok, huge]) == 1
+    assert len(store.last_skipped) == 1 and huge.id in store.last_skipped[0] and "cpu_ns" in store.last_skipped[0]
+    assert [p["problem"] for p in store.problems()] == store.last_skipped
+    assert store.ingest([rec("log", "app", 3)]) == 1 and store.last_skipped == []
+    with pytest.raises(NotFound):
+        store.record(huge.id)
+
+
 # -- traces ------------------------------------------------------------------------------------
 
 
@@ -188,6 +199,19 @@ def test_trace_summary_is_the_same_when_records_arrive_in_pieces(store: DuckStor
         other.close()
 
 
+def test_replaced_trace_summaries_are_counted_and_vacuumed(store: DuckStore) -> None:
+    records = checkout_trace()
+    store.ingest(records[:3])
+    store.ingest(records[3:])  # the summary of the trace is replaced once
+    assert store.sql("SELECT value FROM meta WHERE key = 'replaced_rows'")[1] == [("1",)]
+    assert store.maintain() is False  # far below the threshold
+    assert store.maintain(force=True) is True
+    assert store.sql("SELECT value FROM meta WHERE key = 'replaced_rows'")[1] == [("0",)]
+    (t,) = store.traces()
+    assert (t["record_count"], t["span_count"], t["duration_ns"]) == (6, 3, 120 * MS)
+    assert count(store, "traces") == 1
+
+
 def test_remote_parent_root_is_replaced_by_a_parentless_span(store: DuckStore) -> None:
     tid = "b2" * 16
     store.ingest([started(NODE_B, "billing"),
@@ -199,6 +223,14 @@ def test_remote_parent_root_is_replaced_by_a_parentless_span(store: DuckStore) -
     t = store.traces()[0]
     assert (t["root_name"], t["root_service"]) == ("request", "gateway")  # parentless wins though it started later
     assert t["start_ns"] == T0 + 10 * MS and t["duration_ns"] == 20 * MS
+    # the same within one batch (a skewed clock makes the remote-parent span look earlier)
+    other = "c3" * 16
+    store.ingest([rec("span", "skewed", 500, node=NODE_B, trace_id=other, span_id="44" * 8,
+                      parent_span_id="98" * 8, end_ns=T0 + 501 * MS),
+                  rec("span", "entry", 510, trace_id=other, span_id="55" * 8, end_ns=T0 + 520 * MS),
+                  rec("span", "inner", 505, trace_id=other, span_id="66" * 8, parent_span_id="55" * 8,
+                      end_ns=T0 + 506 * MS)])
+    assert store.traces({"text": "entry"})[0]["root_name"] == "entry"
 
 
 def test_traces_filters_order_and_paging(store: DuckStore) -> None:
@@ -299,6 +331,9 @@ def test_nodes_newest_first_with_counts(store: DuckStore) -> None:
     assert by_service["new"]["error_count"] == 2  # the error span and the ERROR log
     assert by_service["old"]["record_count"] == 3  # started + span + log
     assert [n["service"] for n in store.nodes(limit=1, offset=1)] == ["old"]
+    assert store.node(NODE_B)["service"] == "new" and store.node(NODE_B)["group"] == "shop"
+    with pytest.raises(NotFound, match="zoomtrace nodes"):
+        store.node("no-such-node")
 
 
 def test_service_of_a_node_whose_start_arrives_after_its_traces(store: DuckStore) -> None:
@@ -419,10 +454,11 @@ def test_tail_follows_ingestion_order(store: DuckStore) -> None:
 )
 def test_sql_rejects_anything_but_one_read(store: DuckStore, query: str) -> None:
     store.ingest([rec("log", "app", 1, message="keep me")])
+    meta = store.sql("SELECT * FROM meta ORDER BY key")[1]
     with pytest.raises(ReadOnlySQL):
         store.sql(query)
     assert store.sql("SELECT message FROM records")[1] == [("keep me",)]
-    assert count(store, "meta") == 2
+    assert store.sql("SELECT * FROM meta ORDER BY key")[1] == meta
 
 
 @pytest.mark.parametrize(
@@ -438,6 +474,13 @@ def test_sql_rejects_anything_but_one_read(store: DuckStore, query: str) -> None
 def test_sql_reads(store: DuckStore, query: str, expected: list[tuple[Any, ...]]) -> None:
     store.ingest([rec("log", "app", 1, message="hello", level="INFO")])
     assert store.sql(query)[1] == expected
+
+
+def test_sql_max_rows(store: DuckStore) -> None:
+    store.ingest([rec("log", "app", i, message=f"m{i}") for i in range(5)])
+    columns, rows = store.sql("SELECT message FROM records ORDER BY ts_ns", max_rows=2)
+    assert list(columns) == ["message"] and rows == [("m0",), ("m1",)]
+    assert len(store.sql("SELECT * FROM records")[1]) == 5
 
 
 def test_sql_describe_show_summarize_explain(store: DuckStore) -> None:

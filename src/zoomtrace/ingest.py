@@ -13,7 +13,7 @@ import contextlib
 import os
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -23,20 +23,30 @@ from zoomtrace.spool import read_segment, segments
 from zoomtrace.store.duckdb import gc_paused
 
 #: Records per transaction (a segment is never split: its offset covers all of its new frames).
-BATCH_RECORDS: Final = 200_000
+BATCH_RECORDS: Final = 100_000
 
 
 class SpoolTarget(Protocol):
-    """What ingestion needs from a store backend."""
+    """What ingestion needs from a store backend.
+
+    ``prepare`` is the backend's pure-Python work on a batch (no database access); ingestion runs it on
+    its reader thread so that it overlaps the database work of the previous batch.
+    """
+
+    #: Problem lines for the records the last ingest had to skip (they cannot be stored).
+    last_skipped: list[str]
 
     def ingest_offsets(self) -> dict[str, int]: ...
 
-    def ingest_batch(
+    def prepare(self, records: list[Record]) -> Any: ...
+
+    def ingest_prepared(
         self,
-        records: list[Record],
+        batch: Any,
         offsets: dict[str, int] | None = None,
         problems: Sequence[tuple[str | None, str]] = (),
-    ) -> int: ...
+    ) -> int:
+        """Store a prepared batch, offsets and problems in one transaction; returns how many records were new."""
 
 
 @dataclass
@@ -52,29 +62,34 @@ class IngestReport:
     segments: int = 0
 
 
-Batch = tuple[list[Record], dict[str, int], list[tuple[str | None, str]]]
+Batch = tuple[Any, dict[str, int], list[tuple[str | None, str]]]
 
 
 def ingest_spool(store: SpoolTarget, spool_dir: Path, *, batch_records: int = BATCH_RECORDS) -> IngestReport:
     """Ingest everything new in ``spool_dir``; safe while writers append (not alongside another ingest,
     which ``open_store``'s lock prevents).
 
-    Segments are read and decoded on a helper thread while the store writes the previous batch
-    (DuckDB releases the GIL), so on a machine with two cores the two halves overlap.
+    Segments are read, decoded and prepared (``store.prepare``) on a helper thread while the store
+    writes the previous batch (DuckDB releases the GIL), so with two cores the two halves overlap.
     """
     report = IngestReport()
     offsets = store.ingest_offsets()
     with gc_paused():
-        for records, batch_offsets, problems in _prefetch(_read_batches(Path(spool_dir), offsets, report,
-                                                                          batch_records)):
-            report.new += store.ingest_batch(records, batch_offsets, problems)
+        batches = _read_batches(Path(spool_dir), offsets, report, batch_records, store.prepare)
+        for prepared, batch_offsets, problems in _prefetch(batches):
+            report.new += store.ingest_prepared(prepared, batch_offsets, problems)
+            report.problems.extend(store.last_skipped)
     return report
 
 
 def _read_batches(
-    spool_dir: Path, offsets: dict[str, int], report: IngestReport, batch_records: int
+    spool_dir: Path,
+    offsets: dict[str, int],
+    report: IngestReport,
+    batch_records: int,
+    prepare: Callable[[list[Record]], Any],
 ) -> Iterator[Batch]:
-    """Batches of new records with the offsets they reach; a segment is never split across batches."""
+    """Prepared batches of new records with the offsets they reach; a segment is never split across batches."""
     records: list[Record] = []
     batch_offsets: dict[str, int] = {}
     problems: list[tuple[str | None, str]] = []
@@ -106,10 +121,10 @@ def _read_batches(
             batch_offsets[name] = result.offset
         records.extend(result.records)
         if len(records) >= batch_records:
-            yield records, batch_offsets, problems
+            yield prepare(records), batch_offsets, problems
             records, batch_offsets, problems = [], {}, []
     if records or batch_offsets or problems:
-        yield records, batch_offsets, problems
+        yield prepare(records), batch_offsets, problems
 
 
 _DONE: Final = object()
@@ -120,20 +135,24 @@ def _prefetch(batches: Iterator[Batch]) -> Iterator[Batch]:
     slot: queue.Queue[Any] = queue.Queue(maxsize=1)
     stop = threading.Event()
 
+    def put(item: Any) -> bool:
+        """Hand ``item`` over unless the consumer has gone; never blocks for good."""
+        while not stop.is_set():
+            try:
+                slot.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for batch in batches:
-                while not stop.is_set():
-                    try:
-                        slot.put(batch, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(batch):
                     return
-            slot.put(_DONE)
+            put(_DONE)
         except BaseException as exc:  # handed to the consumer, which raises it
-            slot.put(exc)
+            put(exc)
 
     thread = threading.Thread(target=produce, name="zoomtrace-ingest-reader", daemon=True)
     thread.start()

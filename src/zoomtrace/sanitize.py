@@ -30,6 +30,7 @@ import decimal
 import enum
 import math
 import operator
+import re
 import uuid
 from collections.abc import Mapping, Sequence, Set, ValuesView
 from itertools import islice
@@ -76,6 +77,7 @@ _BUILTIN_TYPES: Final = (
 
 _json_encode: Final = msgspec.json.Encoder().encode
 _json_decode: Final = msgspec.json.Decoder().decode
+_NEEDS_CARE: Final = re.compile(rb"null|[0-9]{19}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -480,22 +482,22 @@ def sanitize_payload(obj: Any, limits: Limits = DEFAULT_LIMITS) -> Any:
         cls = type(obj)
         if cls is NoneType or cls is bool or (cls is int and _INT_MIN <= obj <= _INT_MAX):
             return obj
+    # Fast path: msgspec encodes mappings, dataclasses, Structs, dates, UUIDs... in C, and the encoded
+    # size is the payload's true size. A null may stand for NaN or infinity and a long digit run for an
+    # integer msgpack cannot carry: those payloads take the careful path, which spells them out.
     try:
-        # Fast path: msgspec encodes mappings, dataclasses, Structs, dates, UUIDs... in C, and the
-        # encoded size is the payload's true size. A null may stand for NaN or infinity (JSON has
-        # neither): those payloads take the careful path, which spells them out.
-        encoded = _json_encode(obj)
-        if b"null" in encoded and len(encoded) <= limits.max_payload_bytes:
-            raise ValueError("null: maybe a float that JSON cannot hold")
+        encoded: bytes | None = _json_encode(obj)
     except Exception:
+        encoded = None
+    if encoded is not None and len(encoded) <= limits.max_payload_bytes and not _NEEDS_CARE.search(encoded):
+        return _json_decode(encoded)
+    if encoded is None or len(encoded) <= limits.max_payload_bytes:
         value = to_jsonable(obj, limits, max_str=limits.max_payload_bytes)
         try:
             encoded = _json_encode(value)
         except Exception:  # to_jsonable output should always encode; belt and braces
             return {"$unserialisable": _type_name(obj)}
-    else:
-        value = _json_decode(encoded) if len(encoded) <= limits.max_payload_bytes else None
-    if len(encoded) <= limits.max_payload_bytes:
-        return value
+        if len(encoded) <= limits.max_payload_bytes:
+            return value
     preview = encoded[: min(limits.max_attr_value, limits.max_payload_bytes)].decode("utf-8", "ignore")
     return {"$truncated": True, "$original_bytes": len(encoded), "$preview": preview}

@@ -3,10 +3,11 @@
 DuckDB lets one process open a database file at a time, so ``zoomtrace.store.open_store``
 serialises sessions with a file lock; this module is the database itself. Ingestion
 is bulk: records are written as NDJSON by msgspec and loaded with one
-``INSERT OR IGNORE ... SELECT FROM read_json(...)`` per chunk (the Python appender
-and ``executemany`` convert value by value and measured several times slower).
-Summaries (``traces``, ``nodes``) are merged incrementally from the rows each
-transaction added, found cheaply through their shared ``ingest_seq``.
+``INSERT ... SELECT FROM read_json(...)`` per chunk (the Python appender and
+``executemany`` convert value by value and measured slower). Summaries (``traces``,
+``nodes``) are merged incrementally from the rows each transaction added, found
+cheaply through their shared ``ingest_seq``. docs/store.md explains the schema and
+the measurements behind these choices.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from zoomtrace.store.base import TraceFilter
 STORE_SCHEMA: Final = 1
 #: Records per NDJSON chunk (one INSERT each); bounds the staging file and DuckDB's working memory.
 CHUNK: Final = 100_000
+#: Replaced trace summaries that make close() vacuum (also at least a quarter of the traces table).
+VACUUM_MIN_ROWS: Final = 100_000
 #: A single record may be as large as a spool frame.
 _MAX_OBJECT: Final = 512 * 1024 * 1024
 
@@ -62,7 +65,7 @@ _READ_COLUMNS: Final = (
 
 #: Wire shape -> table shape: code flattened, links and error frames as objects, empties as NULL.
 #: Records already stored are skipped by an anti-join restricted to the batch's id range, which zone
-#: maps answer from a few row groups (UUIDv7 ids grow with time, and rows are stored in time order).
+#: maps answer from a few row groups (UUIDv7 ids grow with time, and the spool is read in time order).
 _INSERT_RECORDS: Final = f"""
 INSERT INTO records
 SELECT id, kind, type, ts_ns, end_ns, trace_id, span_id, parent_span_id,
@@ -110,19 +113,31 @@ ON CONFLICT (node_id) DO UPDATE SET
 _ROOT_KEY: Final = "((parent_span_id IS NOT NULL)::HUGEINT << 64) + ts_ns"
 
 #: Per trace, what this transaction added (services and environments through the nodes known now).
+#: Aggregated per (trace, node) first, so that only those pairs, not all records, are joined with nodes.
 _BATCH_TRACES: Final = f"""
 CREATE OR REPLACE TEMP TABLE zt_batch_traces AS
-SELECT r.trace_id, min(ts_ns) AS start_ns, max(greatest(ts_ns, coalesce(end_ns, ts_ns))) AS end_ns,
-       arg_min({{'name': type, 'service': n.service, 'span_id': span_id, 'node_id': r.node_id, 'start_ns': ts_ns,
-                'is_top': parent_span_id IS NULL}}, {_ROOT_KEY}) FILTER (kind = 'span') AS root,
+WITH per_node AS (
+    SELECT trace_id, node_id, min(ts_ns) AS start_ns, max(greatest(ts_ns, coalesce(end_ns, ts_ns))) AS end_ns,
+           arg_min({{'name': type, 'span_id': span_id, 'start_ns': ts_ns, 'is_top': parent_span_id IS NULL}},
+                   {_ROOT_KEY}) FILTER (kind = 'span') AS root,
+           min({_ROOT_KEY}) FILTER (kind = 'span') AS root_key,
+           count(*) FILTER (kind = 'span') AS span_count, count(*) FILTER (kind = 'log') AS log_count,
+           count(*) FILTER (kind = 'event') AS event_count, bool_or({_IS_ERROR}) AS error,
+           count(*) AS record_count
+    FROM records WHERE ingest_seq = $seq AND trace_id IS NOT NULL
+    GROUP BY trace_id, node_id
+)
+SELECT p.trace_id, min(p.start_ns) AS start_ns, max(p.end_ns) AS end_ns,
+       arg_min({{'name': p.root.name, 'service': n.service, 'span_id': p.root.span_id, 'node_id': p.node_id,
+                'start_ns': p.root.start_ns, 'is_top': p.root.is_top}}, p.root_key) AS root,
        coalesce(list_sort(list_distinct(list(n.service) FILTER (n.service IS NOT NULL))), []) AS services,
        coalesce(list_sort(list_distinct(list(n.env) FILTER (n.env IS NOT NULL))), []) AS envs,
-       list_sort(list_distinct(list(r.node_id))) AS node_ids,
-       count(*) FILTER (kind = 'span') AS span_count, count(*) FILTER (kind = 'log') AS log_count,
-       count(*) FILTER (kind = 'event') AS event_count, bool_or({_IS_ERROR}) AS error, count(*) AS record_count
-FROM records AS r LEFT JOIN nodes AS n ON n.node_id = r.node_id
-WHERE r.ingest_seq = $seq AND r.trace_id IS NOT NULL
-GROUP BY r.trace_id
+       list_sort(list(p.node_id)) AS node_ids,
+       sum(p.span_count)::BIGINT AS span_count, sum(p.log_count)::BIGINT AS log_count,
+       sum(p.event_count)::BIGINT AS event_count, bool_or(p.error) AS error,
+       sum(p.record_count)::BIGINT AS record_count
+FROM per_node AS p LEFT JOIN nodes AS n ON n.node_id = p.node_id
+GROUP BY p.trace_id
 """
 
 #: The stored summaries of those traces, which are replaced by their merge with the batch's.
@@ -266,6 +281,8 @@ class DuckStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.staging = self.path.parent / "tmp"
+        #: Problem lines for the records the last ingest_batch() had to skip.
+        self.last_skipped: list[str] = []
         try:
             self._con = duckdb.connect(str(self.path))
         except duckdb.Error as exc:
@@ -287,12 +304,19 @@ class DuckStore:
         con.execute("SET autoload_known_extensions = false")
         con.execute(f"SET allowed_directories = ['{_sql_string(str(self.staging))}/']")
         con.execute("SET enable_external_access = false")
+        # Each large ingest transaction ends with a partly filled row group; DuckDB's checkpoint would merge
+        # them by rewriting everything after them (measured: +1.1 us per record ingested). Vacuuming is
+        # done by maintain() instead, when replaced trace summaries have piled up.
+        con.execute("SET max_vacuum_tasks = 0")
         schema = resources.files("zoomtrace.store").joinpath("schema.sql").read_text()
         con.execute("BEGIN TRANSACTION")
         try:
             for statement in duckdb.extract_statements(schema):
                 con.execute(statement.query)
-            con.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?), ('ingest_seq', '0')", [str(STORE_SCHEMA)])
+            con.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema', ?), ('ingest_seq', '0'), ('replaced_rows', '0')",
+                [str(STORE_SCHEMA)],
+            )
             row = con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
             con.execute("COMMIT")
         except BaseException:
@@ -307,17 +331,45 @@ class DuckStore:
 
     def close(self) -> None:
         with contextlib.suppress(duckdb.Error):
+            self.maintain()
+        with contextlib.suppress(duckdb.Error):
             self._con.close()
+
+    def maintain(self, *, force: bool = False) -> bool:
+        """Vacuum (reclaim replaced trace summaries, merge small row groups) once replaced rows reach a
+        quarter of the traces table, or when ``force``d. Returns whether it ran."""
+        con = self._con
+        row = con.execute(
+            "SELECT CAST(value AS BIGINT), (SELECT count(*) FROM traces) FROM meta WHERE key = 'replaced_rows'"
+        ).fetchone()
+        replaced, total = (row[0], row[1]) if row else (0, 0)
+        if not force and replaced < max(VACUUM_MIN_ROWS, total // 4):
+            return False
+        con.execute("SET max_vacuum_tasks = 100")
+        try:
+            con.execute("CHECKPOINT")
+            con.execute("UPDATE meta SET value = '0' WHERE key = 'replaced_rows'")
+            con.execute("CHECKPOINT")
+        finally:
+            con.execute("SET max_vacuum_tasks = 0")
+        return True
 
     # -- ingestion ----------------------------------------------------------------------
 
     def ingest(self, records: Iterable[Record]) -> int:
-        """Store records idempotently (by id); returns how many were new."""
+        """Store records idempotently (by id); returns how many were new. Records that cannot be stored
+        (a number too large for its column, nesting too deep to encode) are skipped and logged in
+        ``ingest_problems`` (and in ``last_skipped``)."""
         return self.ingest_batch(list(records))
 
     def ingest_offsets(self) -> dict[str, int]:
         """Spool segment name -> offset up to which it is stored."""
         return dict(self._con.execute('SELECT segment, "offset" FROM ingest_offsets').fetchall())
+
+    @staticmethod
+    def prepare(records: list[Record]) -> Prepared:
+        """The Python half of ingestion (no database access, so it can run on another thread)."""
+        return prepare(records)
 
     def ingest_batch(
         self,
@@ -327,81 +379,83 @@ class DuckStore:
     ) -> int:
         """Store ``records`` and, in the same transaction, the spool ``offsets`` they were read up to and the
         ``problems`` met reading them: a crash leaves either all of it or none. Returns how many were new."""
+        return self.ingest_prepared(prepare(records), offsets, problems)
+
+    def ingest_prepared(
+        self,
+        batch: Prepared,
+        offsets: dict[str, int] | None = None,
+        problems: Sequence[tuple[str | None, str]] = (),
+    ) -> int:
+        """``ingest_batch`` for records already prepared (see ``prepare``).
+
+        One bad record must not block the segment behind it forever: when the bulk insert fails, the
+        records are checked one by one, the bad ones skipped (``last_skipped`` says which and why, as
+        does ``ingest_problems``) and the batch retried once.
+        """
+        self.last_skipped = list(batch.skipped)
+        with gc_paused():
+            try:
+                return self._store_batch(batch, offsets, [*problems, *((None, t) for t in batch.skipped)])
+            except (duckdb.ConversionException, duckdb.InvalidInputException, duckdb.OutOfRangeException):
+                good, skipped = _storable(batch.records())
+                if not skipped:
+                    raise
+            retry = prepare(good)
+            self.last_skipped = [*batch.skipped, *skipped, *retry.skipped]
+            return self._store_batch(retry, offsets, [*problems, *((None, t) for t in self.last_skipped)])
+
+    def _store_batch(
+        self, batch: Prepared, offsets: dict[str, int] | None, problems: Sequence[tuple[str | None, str]]
+    ) -> int:
         con = self._con
         now = time.time_ns()
-        with gc_paused():
-            con.execute("BEGIN TRANSACTION")
-            try:
-                new = self._insert(records) if records else 0
-                if offsets:
-                    con.executemany(
-                        "INSERT OR REPLACE INTO ingest_offsets VALUES (?, ?, ?)",
-                        [[segment, offset, now] for segment, offset in offsets.items()],
-                    )
-                if problems:
-                    con.executemany(
-                        "INSERT INTO ingest_problems VALUES (?, ?, ?)", [[now, seg, text] for seg, text in problems]
-                    )
-                con.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(duckdb.Error):
-                    con.execute("ROLLBACK")
-                raise
+        con.execute("BEGIN TRANSACTION")
+        try:
+            new = self._insert(batch) if batch.chunks else 0
+            if offsets:
+                con.executemany(
+                    "INSERT OR REPLACE INTO ingest_offsets VALUES (?, ?, ?)",
+                    [[segment, offset, now] for segment, offset in offsets.items()],
+                )
+            if problems:
+                con.executemany(
+                    "INSERT INTO ingest_problems VALUES (?, ?, ?)", [[now, seg, text] for seg, text in problems]
+                )
+            con.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            raise
         return new
 
-    def _insert(self, records: list[Record]) -> int:
+    def _insert(self, batch: Prepared) -> int:
         con = self._con
         row = con.execute(
             "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS VARCHAR) WHERE key = 'ingest_seq' "
             "RETURNING CAST(value AS BIGINT)"
         ).fetchone()
-        assert row is not None
+        if row is None:
+            raise StoreError(f"the store {self.path} lacks its ingest counter; move it away and rebuild it")
         seq: int = row[0]
-        seen: set[str] = set()
-        rows: list[Record] = []
-        node_records: list[Record] = []
-        blobs: dict[str, bytes] = {}
-        for r in records:
-            if r.id in seen:
-                continue  # given twice in one batch: the first copy counts
-            seen.add(r.id)
-            stored: Record = self._move_payload(r, blobs) if type(r.payload) in _BYTES else r
-            if r.kind == "node":
-                node_records.append(r)
-            rows.append(stored)
         new = 0
         self.staging.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix="ingest-", suffix=".ndjson", dir=self.staging)
         try:
-            for start in range(0, len(rows), CHUNK):
-                chunk = rows[start : start + CHUNK]
-                _write_ndjson(fd, chunk)
-                ids = [r.id for r in chunk]
-                params = {"path": name, "seq": seq, "lo": min(ids), "hi": max(ids)}
-                result = con.execute(_INSERT_RECORDS, params).fetchone()
+            for data, lo, hi in batch.chunks:
+                _write_file(fd, data)
+                result = con.execute(_INSERT_RECORDS, {"path": name, "seq": seq, "lo": lo, "hi": hi}).fetchone()
                 new += result[0] if result else 0
-            if blobs:
-                _write_ndjson(fd, [{"sha256": k, "content": v} for k, v in blobs.items()])
+            if batch.blobs:
+                _write_file(fd, batch.blobs)
                 con.execute(_INSERT_BLOBS, {"path": name})
         finally:
             os.close(fd)
             with contextlib.suppress(OSError):
                 os.unlink(name)
         if new:
-            self._summarise(seq, node_records)
+            self._summarise(seq, batch.node_records)
         return new
-
-    @staticmethod
-    def _move_payload(r: Record, blobs: dict[str, bytes]) -> _Row:
-        """Bytes payloads (raw data, file snapshots) go to ``blobs``; the record keeps their digest."""
-        data = bytes(r.payload)
-        digest = hashlib.sha256(data).hexdigest()
-        blobs[digest] = data
-        fields = msgspec.structs.asdict(r)
-        fields["payload"] = None
-        if r.kind == "raw" and ("raw.sha256" not in r.attrs or "raw.size" not in r.attrs):
-            fields["attrs"] = {"raw.sha256": digest, "raw.size": len(data), **r.attrs}
-        return _Row(**fields, payload_blob=digest)
 
     def _summarise(self, seq: int, node_records: list[Record]) -> None:
         """Merge what this transaction added into ``nodes`` and ``traces``."""
@@ -419,6 +473,10 @@ class DuckStore:
         row = con.execute("SELECT count(*) FROM zt_old_traces").fetchone()
         if row and row[0]:
             con.execute("DELETE FROM traces WHERE trace_id IN (SELECT trace_id FROM zt_old_traces)")
+            con.execute(
+                "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + ? AS VARCHAR) WHERE key = 'replaced_rows'",
+                [row[0]],
+            )
         con.execute(_MERGE_TRACES)
         con.execute("DROP TABLE zt_batch_traces")
         con.execute("DROP TABLE zt_old_traces")
@@ -549,6 +607,13 @@ class DuckStore:
         ).fetchall()
         return [node_dict(r) for r in rows]
 
+    def node(self, node_id: str) -> dict[str, Any]:
+        """One process run by id (raises NotFound)."""
+        row = self._con.execute(f"SELECT {_NODE_COLUMNS} FROM nodes WHERE node_id = ?", [node_id]).fetchone()
+        if row is None:
+            raise NotFound(f"no node {node_id!r} in the store; list process runs with `zoomtrace nodes`")
+        return node_dict(row)
+
     def record(self, record_id: str) -> dict[str, Any]:
         """One record by id (raises NotFound)."""
         row = self._con.execute(f"SELECT {_RECORD_COLUMNS} FROM records WHERE id = ?", [record_id]).fetchone()
@@ -660,8 +725,9 @@ class DuckStore:
         ).fetchall()
         return [{"ts_ns": t, "segment": s, "problem": p} for t, s, p in rows]
 
-    def sql(self, query: str) -> tuple[Sequence[str], list[tuple[Any, ...]]]:
-        """Run one read-only statement (SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN).
+    def sql(self, query: str, *, max_rows: int | None = None) -> tuple[Sequence[str], list[tuple[Any, ...]]]:
+        """Run one read-only statement (SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN);
+        at most ``max_rows`` rows are returned when given.
 
         Statements are classified by DuckDB's own parser, and the query runs in a transaction that is
         rolled back, on a connection that cannot touch files: three independent guards.
@@ -673,7 +739,7 @@ class DuckStore:
             try:
                 cur.execute(query)
                 columns = [d[0] for d in cur.description or ()]
-                rows = cur.fetchall()
+                rows = cur.fetchall() if max_rows is None else cur.fetchmany(max(0, max_rows))
             finally:
                 with contextlib.suppress(duckdb.Error):
                     cur.execute("ROLLBACK")
@@ -758,21 +824,114 @@ def _sql_string(text: str) -> str:
     return text.replace("'", "''")
 
 
-def _write_ndjson(fd: int, items: Sequence[Any]) -> None:
-    """Replace the staging file's content with ``items`` as NDJSON.
+_INT64: Final = range(-(2**63), 2**63)
+_INT32: Final = range(-(2**31), 2**31)
+_row_decoder: Final = msgspec.json.Decoder(_Row)
 
-    Encoded in slices that stay in the CPU cache; the file is overwritten rather than truncated first,
-    so its pages are reused instead of being freed and allocated again for every chunk.
+
+class Prepared(msgspec.Struct):
+    """Records ready for the database: NDJSON chunks (with their lowest and highest id), the blobs they
+    point to, the node records to fold into ``nodes``, and records that could not even be encoded."""
+
+    chunks: list[tuple[bytes, str, str]]
+    blobs: bytes
+    node_records: list[Record]
+    skipped: list[str]
+
+    def records(self) -> list[Record]:
+        """The records back from their NDJSON (only needed when the database refuses a batch)."""
+        return [_row_decoder.decode(line) for data, _, _ in self.chunks for line in data.splitlines() if line]
+
+
+def prepare(records: list[Record]) -> Prepared:
+    """Drop repeated ids, move bytes payloads to blobs and encode NDJSON chunks of CHUNK records.
+
+    Pure Python (no database), so ``ingest_spool`` runs it on its reader thread, and the Record
+    objects are released there too: the database thread then hardly needs the GIL.
     """
-    os.lseek(fd, 0, os.SEEK_SET)
-    size = 0
+    seen: set[str] = set()
+    rows: list[Record] = []
+    node_records: list[Record] = []
+    blobs: dict[str, bytes] = {}
+    for r in records:
+        if r.id in seen:
+            continue  # given twice in one batch: the first copy counts
+        seen.add(r.id)
+        if r.kind == "node":
+            node_records.append(r)
+        rows.append(_move_payload(r, blobs) if type(r.payload) in _BYTES else r)
+    skipped: list[str] = []
+    chunks = []
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start : start + CHUNK]
+        data = _encode_lines(chunk, skipped)
+        if data:
+            ids = [r.id for r in chunk]
+            chunks.append((data, min(ids), max(ids)))
+    blob_lines = _json_encoder.encode_lines([{"sha256": k, "content": v} for k, v in blobs.items()]) if blobs else b""
+    return Prepared(chunks, blob_lines, node_records, skipped)
+
+
+def _move_payload(r: Record, blobs: dict[str, bytes]) -> _Row:
+    """Bytes payloads (raw data, file snapshots) go to ``blobs``; the record keeps their digest."""
+    data = bytes(r.payload)
+    digest = hashlib.sha256(data).hexdigest()
+    blobs[digest] = data
+    fields = msgspec.structs.asdict(r)
+    fields["payload"] = None
+    if r.kind == "raw" and ("raw.sha256" not in r.attrs or "raw.size" not in r.attrs):
+        fields["attrs"] = {"raw.sha256": digest, "raw.size": len(data), **r.attrs}
+    return _Row(**fields, payload_blob=digest)
+
+
+def _encode_lines(records: list[Record], skipped: list[str]) -> bytes:
+    """NDJSON of ``records``, in slices that stay in the CPU cache; a record that cannot be encoded is
+    left out and reported in ``skipped``."""
+    parts = []
     encode = _json_encoder.encode_lines
-    for start in range(0, len(items), _SLICE):
-        view = memoryview(encode(items[start : start + _SLICE]))
-        size += len(view)
-        while view:
-            view = view[os.write(fd, view) :]
-    os.ftruncate(fd, size)
+    for start in range(0, len(records), _SLICE):
+        piece = records[start : start + _SLICE]
+        try:
+            parts.append(encode(piece))
+        except (msgspec.EncodeError, RecursionError, OverflowError, ValueError):
+            good, bad = _storable(piece)
+            skipped.extend(bad)
+            parts.append(encode(good))
+    return b"".join(parts)
+
+
+def _storable(records: list[Record]) -> tuple[list[Record], list[str]]:
+    """Split records into those the store can hold and a problem line for each of the others."""
+    good: list[Record] = []
+    skipped: list[str] = []
+    for r in records:
+        reason = None
+        for name in ("ts_ns", "end_ns", "cpu_ns"):
+            value = getattr(r, name)
+            if value is not None and value not in _INT64:
+                reason = f"{name} {value} is out of range"
+        if r.v not in _INT32:
+            reason = f"schema version {r.v} is out of range"
+        if reason is None:
+            try:
+                _json_encoder.encode(r)
+            except (msgspec.EncodeError, RecursionError, OverflowError, ValueError) as exc:
+                reason = f"it cannot be encoded ({type(exc).__name__}: {exc})"
+        if reason is None:
+            good.append(r)
+        else:
+            skipped.append(f"record {r.id} ({r.kind} {r.type!r} of node {r.node_id}) skipped: {reason}")
+    return good, skipped
+
+
+def _write_file(fd: int, data: bytes) -> None:
+    """Replace the staging file's content with ``data``; overwritten rather than truncated first, so its
+    pages are reused instead of being freed and allocated again for every chunk."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.ftruncate(fd, len(data))
 
 
 def _fold_node_record(row: dict[str, Any], r: Record) -> bool:
