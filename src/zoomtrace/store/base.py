@@ -52,6 +52,12 @@ class Store(Protocol):
     def tail(self, *, after_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Records newer than ``after_id`` in id (time) order."""
 
+    def node(self, node_id: str) -> dict[str, Any]:
+        """One process run by id (raises NotFound)."""
+
+    def snapshots(self, node_id: str) -> list[dict[str, Any]]:
+        """The node's snapshots of dirty files: ``{file, repo, sha256 | problem}``."""
+
     def blob(self, digest: str) -> bytes | None:
         """Content-addressed file snapshot or raw payload."""
 

@@ -614,6 +614,15 @@ class DuckStore:
             raise NotFound(f"no node {node_id!r} in the store; list process runs with `zoomtrace nodes`")
         return node_dict(row)
 
+    def snapshots(self, node_id: str) -> list[dict[str, Any]]:
+        """The node's snapshots of dirty files: ``{file, repo, sha256 | problem}``, oldest first."""
+        rows = self._con.execute(
+            "SELECT attrs FROM records WHERE kind = 'node' AND type = 'snapshot' AND node_id = ? ORDER BY id",
+            [node_id],
+        ).fetchall()
+        snapshots = [msgspec.json.decode(value) if isinstance(value, str) else value for (value,) in rows]
+        return [a for a in snapshots if isinstance(a, dict)]
+
     def record(self, record_id: str) -> dict[str, Any]:
         """One record by id (raises NotFound)."""
         row = self._con.execute(f"SELECT {_RECORD_COLUMNS} FROM records WHERE id = ?", [record_id]).fetchone()

@@ -22,6 +22,8 @@ from functools import lru_cache
 from importlib import metadata
 from typing import Any
 
+from zoomtrace.errors import NotFound
+
 GIT_TIMEOUT_S = 5.0
 #: Files larger than this are not shown (the panel says so).
 MAX_SOURCE_BYTES = 4 * 1024 * 1024
@@ -48,17 +50,17 @@ def _safe_path(path: str) -> bool:
 
 def node_repos(store: Any, node_id: str) -> list[dict[str, Any]]:
     """Repositories the node saw (``nodes.repos``: those listed at start and those met later)."""
-    _, rows = store.sql(f"SELECT repos FROM nodes WHERE node_id = '{node_id}'")
-    return [r for (value,) in rows for r in (_json(value) or []) if isinstance(r, dict)]
+    try:
+        repos = store.node(node_id).get("repos")
+    except NotFound:
+        return []
+    return [r for r in (_json(repos) or []) if isinstance(r, dict)]
 
 
 def node_snapshot(store: Any, node_id: str, file: str) -> tuple[str | None, str | None]:
     """``(sha256, problem)`` of the node's snapshot of ``file``."""
-    _, rows = store.sql(
-        f"SELECT attrs FROM records WHERE kind = 'node' AND type = 'snapshot' AND node_id = '{node_id}' ORDER BY id")
-    for (value,) in rows:
-        attrs = _json(value)
-        if isinstance(attrs, dict) and attrs.get("file") == file:
+    for attrs in store.snapshots(node_id):
+        if attrs.get("file") == file:
             return attrs.get("sha256"), attrs.get("problem")
     return None, None
 
