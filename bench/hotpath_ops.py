@@ -54,7 +54,6 @@ def main() -> int:
     import zoomtrace as zt
     from zoomtrace import items as zitems
     from zoomtrace import record as zrecord
-    from zoomtrace.context import current
     from zoomtrace.sanitize import sanitize_attrs, sanitize_payload, truncate
 
     home = Path(tempfile.mkdtemp(prefix="zt-ops-"))
@@ -106,12 +105,12 @@ def main() -> int:
         row("caller", "ContextVar.get()", cost(cv.get))
         row("caller", "build a 10-tuple + deque.append", cost(tuple10) - cost(lambda: None))
         item = (zitems.LOG, 0, None, 0, None, "INFO", TEMPLATE, {}, None, None)
-        row("caller", "Pipeline.put(item) (pipeline.py:71, method call + 2 len + append)",
+        row("caller", "Pipeline.put(item) (pipeline.py, method call + 2 len + append)",
             cost(drained(lambda: pipeline.put(item))) - cost(drained(lambda: q.append(item))) + cost(
                 lambda: d.append(1) or d.pop()))
         info = zt.log.info
         with zt.span("ops"):
-            row("caller", "zt.log.info(template, amount=, order=) whole call (log.py:24)",
+            row("caller", "zt.log.info(template, amount=, order=) whole call (log.py)",
                 cost(drained(lambda: info(TEMPLATE, amount=12.5, order=7))))
         row("caller", "threading.current_thread() + .name + .ident (span.py __enter__)",
             cost(lambda: (lambda t: (t.name, t.ident))(threading.current_thread())))
@@ -121,7 +120,7 @@ def main() -> int:
         row("caller", "new_trace_id() (record.py, f-string of getrandbits(128))", cost(zrecord.new_trace_id))
         row("caller", "new_span_id()", cost(zrecord.new_span_id))
         row("caller", "random.getrandbits(64) alone", cost(lambda: zrecord._bits(64)))
-        row("caller", "uuid7(ts) (record.py:102)", cost(lambda: zrecord.uuid7(1_780_000_000_000_000_000)))
+        row("caller", "uuid7(ts) (record.py)", cost(lambda: zrecord.uuid7(1_780_000_000_000_000_000)))
         row("caller", "ContextVar.set + reset", cost(lambda: cv.reset(cv.set(1))))
         spans: dict[str, Any] = {}
         row("caller", "open_spans dict set + pop", cost(lambda: (spans.__setitem__("a", 1), spans.pop("a", None))))
@@ -156,7 +155,8 @@ def main() -> int:
                                            None, "fn")))
         row("caller", "  of which os.getpid() (LogRecord.__init__, logging.logProcesses)", cost(os.getpid))
         handler = logging.getLogger().handlers[-1]
-        row("caller", "  of which ZoomHandler.handle(record) (stdlib.py:15)", cost(drained(lambda: handler.handle(rec))))
+        row("caller", "  of which ZoomHandler.handle(record) (stdlib.py)",
+            cost(drained(lambda: handler.handle(rec))))
         q.clear()
 
         # -- worker side ----------------------------------------------------------------------
@@ -167,17 +167,17 @@ def main() -> int:
         parent = zt.span("parent")
         attrs = {"amount": 12.5, "order": 7}
         log_item = (zitems.LOG, time.time_ns(), f.f_code, f.f_lineno, "app", "INFO", TEMPLATE, attrs, parent, None)
-        row("worker", "encode one log item, whole (encoder.py:113 _log via node._encode)",
+        row("worker", "encode one log item, whole (encoder.py _log via node._encode)",
             cost(lambda: node._encode(log_item)))
-        row("worker", "  template.format(**attrs) (encoder.py:116)", cost(lambda: TEMPLATE.format(**attrs)))
+        row("worker", "  template.format(**attrs) (encoder.py)", cost(lambda: TEMPLATE.format(**attrs)))
         message = TEMPLATE.format(**attrs)
         row("worker", "  uuid7(ts)", cost(lambda: zrecord.uuid7(1_780_000_000_000_000_000)))
-        row("worker", "  truncate(message) (sanitize.py:106)", cost(lambda: truncate(message, 32768)))
+        row("worker", "  truncate(message) (sanitize.py)", cost(lambda: truncate(message, 32768)))
         scrubber = enc.scrubber
         row("worker", "  scrubber.scrub_text(message) (scrub.py)", cost(lambda: scrubber.scrub_text(message)))
-        row("worker", "  sanitize_attrs(attrs) (sanitize.py:436)", cost(lambda: sanitize_attrs(attrs, enc.limits)))
-        row("worker", "  scrubber.scrub_attrs(attrs) (scrub.py:292)", cost(lambda: scrubber.scrub_attrs(attrs)))
-        row("worker", "  encoder.code(code, line) (encoder.py:81, a new Code struct)",
+        row("worker", "  sanitize_attrs(attrs) (sanitize.py)", cost(lambda: sanitize_attrs(attrs, enc.limits)))
+        row("worker", "  scrubber.scrub_attrs(attrs) (scrub.py)", cost(lambda: scrubber.scrub_attrs(attrs)))
+        row("worker", "  encoder.code(code, line) (encoder.py, a new Code struct)",
             cost(lambda: enc.code(f.f_code, 10)))
         code = enc.code(f.f_code, 10)
         row("worker", "  Record(...) with 11 fields", cost(lambda: zrecord.Record(
@@ -206,7 +206,7 @@ def main() -> int:
 
         ev_item = (zitems.EVENT, "id", time.time_ns(), f.f_code, f.f_lineno, "OrderPlaced", payload, [], {}, parent)
         row("worker", "encode one event item (1 KB payload), whole", cost(lambda: node._encode(ev_item)))
-        row("worker", "  sanitize_payload(payload) (sanitize.py:472)",
+        row("worker", "  sanitize_payload(payload) (sanitize.py)",
             cost(lambda: sanitize_payload(payload, enc.limits)))
         clean = sanitize_payload(payload, enc.limits)
         row("worker", "  scrubber.scrub_value(payload) (scrub.py, walks every value)",

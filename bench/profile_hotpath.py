@@ -111,7 +111,7 @@ def _pstats_text(prof: cProfile.Profile, n: int, clean_us: float, limit: int = 2
     st = pstats.Stats(prof)
     rows = []
     total_tt = sum(v[2] for v in st.stats.values())  # type: ignore[attr-defined]
-    for (file, line, func), (cc, nc, tt, ct, _callers) in st.stats.items():  # type: ignore[attr-defined]
+    for (file, line, func), (_cc, nc, tt, ct, _callers) in st.stats.items():  # type: ignore[attr-defined]
         rows.append((tt, ct, nc, f"{_short(file)}:{line}({func})"))
     rows.sort(reverse=True)
     out = io.StringIO()
@@ -225,8 +225,9 @@ def summarise_stacks(case: str, text: str, limit: int = 22) -> str:
             continue
         frames = stack.split(";")
         thread = frames[0]
-        thread = "worker" if "zoomtrace-pipeline" in thread else ("caller" if "MainThread" in thread or
-                                                                    "0x" in thread else thread)
+        # The child has two Python threads: the pipeline's worker and the main (calling) thread, which
+        # py-spy sometimes reports without its name.
+        thread = "worker" if "zoomtrace-pipeline" in thread else "caller"
         frames = [f for f in frames[1:] if f]
         if not frames:
             continue

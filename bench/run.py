@@ -22,6 +22,7 @@ import datetime as dt
 import importlib.util
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -232,6 +233,8 @@ def evaluate_targets(res: dict[str, Any], clock: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
 
     def add(name: str, value: float | None, goal: str, ok: bool | None, detail: str = "") -> None:
+        if value is None:  # not measured in this run
+            return
         out.append({"target": name, "measured": None if value is None else round(value, 2), "goal": goal,
                     "met": ok, "detail": detail})
 
@@ -304,24 +307,25 @@ def report(res: dict[str, Any]) -> str:
     errors = res.get("micro", {}).get("_errors")
     if errors:
         lines.append("\nWorker errors: " + "; ".join(f"{k}: {v[0][:200]}" for k, v in errors.items()))
-    ing = res.get("ingest")
-    if ing:
+    ing, kafka = res.get("ingest"), res.get("kafka")
+    if ing or kafka:
         lines.append("\n### 6. Ingest\n")
         lines.append("| path | records | records/s (wall) | min–max | records per CPU-second | note |")
         lines.append("|---|---:|---:|---|---:|---|")
-        if "error" in ing:
+        if ing and "error" in ing:
             lines.append(f"| spool → DuckDB | error: {ing['error'][:100]} | | | | |")
-        else:
+        elif ing:
             lines.append(f"| spool → DuckDB | {ing['records']:,} | **{ing['records_per_s']:,}** | "
                          f"{ing['records_per_s_min']:,}–{ing['records_per_s_max']:,} | {ing['records_per_cpu_s']:,} | "
                          f"spool {ing['spool_mb']} MB |")
-        kafka = res.get("kafka")
         if kafka:
             if "error" in kafka or "skipped" in kafka:
                 lines.append(f"| Kafka → collector → store | {kafka.get('error') or kafka.get('skipped')} | | | | |")
             else:
-                lines.append(f"| Kafka → collector → store | {kafka['stored']:,} | **{kafka.get('records_per_s', 0):,}** "
-                             f"| | | {kafka['batches']} batches, store share {kafka.get('store_share')} |")
+                lines.append(f"| Kafka → collector → store | {kafka['stored']:,} | "
+                             f"**{kafka.get('records_per_s', 0):,}** | | | steady state over {kafka['batches']} "
+                             f"batches; the store write is "
+                             f"{kafka.get('store_share')} of the time |")
     q = res.get("query")
     if q:
         lines.append("\n### 7. Query (synthesised store, warm session)\n")
@@ -331,7 +335,7 @@ def report(res: dict[str, Any]) -> str:
             lines.append("| stored records | story p50 ms | story p95 ms | first ms | new session ms "
                          "| traces page (service) p50/p95 ms | traces page (errors) p50/p95 ms | build s |")
             lines.append("|---:|---:|---:|---:|---:|---|---|---:|")
-            for n, r in sorted(q["sizes"].items(), key=lambda kv: int(kv[0])):
+            for _n, r in sorted(q["sizes"].items(), key=lambda kv: int(kv[0])):
                 s, ts, te = r["story"], r["traces_page_service"], r["traces_page_errors"]
                 lines.append(f"| {r['records']:,} | **{s['p50_ms']}** | {s['p95_ms']} | {s['first_ms']} | "
                              f"{r['story_new_session_ms']} | {ts['p50_ms']} / {ts['p95_ms']} | "
@@ -345,8 +349,9 @@ def report(res: dict[str, Any]) -> str:
             lines.append(f"- `import zoomtrace`: +{mem['import_added_mb']} MB RSS; `zt.init()`: "
                          f"+{mem['init_added_mb']} MB (together +{mem['import_and_init_added_mb']} MB over a "
                          f"{mem['python_baseline_mb']} MB interpreter)")
-            lines.append(f"- burst of {mem['burst_records']:,} `zt.log.info` from one thread ({mem['burst_caller_s']} s)"
-                         f": peak RSS +{mem['burst_peak_added_mb']} MB, queue bound {mem['queue_bound']:,} held "
+            lines.append(f"- burst of {mem['burst_records']:,} `zt.log.info` from one thread "
+                         f"({mem['burst_caller_s']} s): peak RSS +{mem['burst_peak_added_mb']} MB, "
+                         f"queue bound {mem['queue_bound']:,} held "
                          f"(length {mem['queue_len_after_burst']:,} after the burst), {mem['written']:,} written, "
                          f"lost {mem['lost']} (counted and recorded), drained in {mem['burst_drain_s']} s")
     targets = res.get("targets", [])
@@ -372,6 +377,10 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--smoke", action="store_const", dest="mode", const="smoke")
     p.add_argument("--json", type=Path, help="write the results as JSON here")
     p.add_argument("--markdown", type=Path, help="write the report (markdown tables) here")
+    p.add_argument("--from-json", type=Path, metavar="PATH",
+                   help="run nothing: print (and --markdown/--readme) the report of an earlier --json file")
+    p.add_argument("--readme", action="store_true",
+                   help="also put the report into bench/README.md (between its results markers)")
     p.add_argument("--rounds", type=int, help="worker processes per library (interleaved)")
     p.add_argument("--repeats", type=int, help="samples per case in each worker process")
     p.add_argument("--libs", help=f"comma-separated subset of {','.join(LIB_MODULES)}")
@@ -384,6 +393,14 @@ def main(argv: list[str] | None = None) -> int:
     kafka.add_argument("--kafka", metavar="HOST:PORT", help="run the Kafka ingest case against this broker")
     kafka.add_argument("--start-kafka", action="store_true", help="start a broker (scripts/kafka-broker) for it")
     args = p.parse_args(argv)
+    if args.from_json:
+        text = report(json.loads(args.from_json.read_text()))
+        print(text)
+        if args.markdown:
+            args.markdown.write_text(text)
+        if args.readme:
+            update_readme(text)
+        return 0
 
     mode_name = args.mode or "default"
     cfg = dict(MODES[mode_name])
@@ -444,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if broker is not None:
             broker.stop()
+            shutil.rmtree(broker.dir, ignore_errors=True)
     if "query" in only:
         say(f"query: story and traces page at {', '.join(f'{n:,}' for n in cfg['query_sizes'])} records")
         res["query"] = run_worker({"job": "query", "sizes": cfg["query_sizes"], "repeats": cfg["query_repeats"]},
@@ -462,7 +480,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(text)
+    if args.readme:
+        update_readme(text)
     return 0
+
+
+README = BENCH / "README.md"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def update_readme(text: str) -> None:
+    """Replace the results section of bench/README.md with ``text`` (its title as a bold line)."""
+    body = "\n".join((f"**{line[2:]}**" if line.startswith("# ") else line) for line in text.splitlines())
+    readme = README.read_text()
+    start, end = readme.index(START) + len(START), readme.index(END)
+    README.write_text(readme[:start] + "\n" + body + "\n" + readme[end:])
 
 
 if __name__ == "__main__":

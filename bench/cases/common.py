@@ -190,7 +190,6 @@ def machine_info() -> dict[str, Any]:
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
         "memory_gb": round(mem_kb / 1024 / 1024, 1),
-        "hostname": platform.node(),
         "load_average_at_start": [round(x, 2) for x in load],
         "repo": _git_head(),
         "versions": versions(),

@@ -43,7 +43,8 @@ def _sql_background(n: int) -> str:
         ts_ns,
         CASE WHEN j = 0 THEN ts_ns + 20000000 WHEN j < 5 THEN ts_ns + 3000000 END AS end_ns,
         md5('t' || t::VARCHAR) AS trace_id,
-        substr(md5('s' || t::VARCHAR || '-' || (CASE WHEN j < 5 THEN j ELSE 1 + j % 4 END)::VARCHAR), 1, 16) AS span_id,
+        substr(md5('s' || t::VARCHAR || '-' || (CASE WHEN j < 5 THEN j ELSE 1 + j % 4 END)::VARCHAR), 1, 16)
+            AS span_id,
         CASE WHEN j BETWEEN 1 AND 4 THEN substr(md5('s' || t::VARCHAR || '-0'), 1, 16) END AS parent_span_id,
         printf('%012x-7000-8000-%012x', 1000 + (t % 10), t % 10) AS node_id,
         'src/shop/' || svc || '.py' AS code_file,
@@ -80,7 +81,8 @@ def _sql_traces(n: int) -> str:
     return f"""
     INSERT INTO traces BY NAME
     SELECT md5('t' || t::VARCHAR) AS trace_id, start_ns, start_ns + 20000000 AS end_ns, 20000000 AS duration_ns,
-           'GET /orders' AS root_name, svc AS root_service, substr(md5('s' || t::VARCHAR || '-0'), 1, 16) AS root_span_id,
+           'GET /orders' AS root_name, svc AS root_service,
+           substr(md5('s' || t::VARCHAR || '-0'), 1, 16) AS root_span_id,
            printf('%012x-7000-8000-%012x', 1000 + (t % 10), t % 10) AS root_node_id, start_ns AS root_start_ns,
            true AS root_is_top, [svc] AS services, ['prod'] AS envs,
            [printf('%012x-7000-8000-%012x', 1000 + (t % 10), t % 10)] AS node_ids,

@@ -22,7 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/, so that ``cases`` imports
 
-from cases.common import measure  # noqa: E402
+from cases.common import measure
 
 CONCURRENT = ("threads8", "tasks1000")
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 #: Attributes every ``logging.LogRecord`` has; anything else came from ``extra=``.
 _LOGRECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+_PLAIN_LOGRECORD_SIZE = len(logging.makeLogRecord({}).__dict__)
 
 
 class Encoder:
@@ -35,7 +36,9 @@ class Encoder:
         self.provenance = provenance
         self.scrubber = scrubber
         self.limits = limits
-        self._codes: dict[CodeType, tuple[Location, str]] = {}
+        # Code structs are immutable once built, so records share them.
+        self._lines: dict[tuple[CodeType, int], Code] = {}
+        self._places: dict[tuple[str, int, str], Code] = {}
         self._snapshotted: set[str] = set()
         #: Records produced as a side effect (new repositories, file snapshots), written with the batch.
         self.extras: list[Record] = []
@@ -80,15 +83,19 @@ class Encoder:
         return loc
 
     def code(self, code: CodeType, line: int) -> Code:
-        cached = self._codes.get(code)
+        """``Code`` for a line of a code object; cached, since a program has finitely many lines."""
+        cached = self._lines.get((code, line))
         if cached is None:
-            cached = self._codes[code] = (self._where(code.co_filename), code.co_qualname)
-        loc, function = cached
-        return Code(loc.file, line, function, loc.commit, loc.dirty)
+            loc = self._where(code.co_filename)
+            cached = self._lines[(code, line)] = Code(loc.file, line, code.co_qualname, loc.commit, loc.dirty)
+        return cached
 
     def _code_at(self, filename: str, line: int, function: str) -> Code:
-        loc = self._where(filename)
-        return Code(loc.file, line, function, loc.commit, loc.dirty)
+        cached = self._places.get((filename, line, function))
+        if cached is None:
+            loc = self._where(filename)
+            cached = self._places[(filename, line, function)] = Code(loc.file, line, function, loc.commit, loc.dirty)
+        return cached
 
     def error(self, exc: BaseException) -> Error:
         frames = [
@@ -141,7 +148,12 @@ class Encoder:
             message = rec.getMessage()
         except Exception:
             message = f"{rec.msg!r} % {rec.args!r} [unformattable]"
-        extra = {k: v for k, v in rec.__dict__.items() if k not in _LOGRECORD_FIELDS}
+        fields = rec.__dict__
+        extra = (
+            {}
+            if len(fields) == _PLAIN_LOGRECORD_SIZE
+            else {k: v for k, v in fields.items() if k not in _LOGRECORD_FIELDS}
+        )
         error = None
         if rec.exc_info and rec.exc_info[1] is not None:
             error = self.error(rec.exc_info[1])
@@ -167,9 +179,16 @@ class Encoder:
         _, ts, filename, line, function, logger, level, message, attrs, parent, exc = item
         return self._with_parent(
             Record(
-                id=uuid7(ts), kind="log", type=logger or "app", ts_ns=ts, node_id=self.node_id,
-                code=self._code_at(filename, line, function), level=level, message=self._text(str(message)),
-                attrs=self._attrs(attrs), error=self.error(exc) if exc is not None else None,
+                id=uuid7(ts),
+                kind="log",
+                type=logger or "app",
+                ts_ns=ts,
+                node_id=self.node_id,
+                code=self._code_at(filename, line, function),
+                level=level,
+                message=self._text(str(message)),
+                attrs=self._attrs(attrs),
+                error=self.error(exc) if exc is not None else None,
             ),
             parent,
         )

@@ -30,7 +30,6 @@ import decimal
 import enum
 import math
 import operator
-import re
 import uuid
 from collections.abc import Mapping, Sequence, Set, ValuesView
 from itertools import islice
@@ -77,7 +76,15 @@ _BUILTIN_TYPES: Final = (
 
 _json_encode: Final = msgspec.json.Encoder().encode
 _json_decode: Final = msgspec.json.Decoder().decode
-_NEEDS_CARE: Final = re.compile(rb"null|[0-9]{19}")
+# bytes.translate maps digits to b"1" and everything else to b" ": a long digit run is then a substring
+# search, an order of magnitude faster than a regex over the payload.
+_DIGIT_MAP: Final = bytes(0x31 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_LONG_DIGITS: Final = b"1" * 19
+
+
+def _needs_care(encoded: bytes) -> bool:
+    """JSON null may stand for NaN/infinity; 19+ digits may be an integer msgpack cannot carry."""
+    return b"null" in encoded or _LONG_DIGITS in encoded.translate(_DIGIT_MAP)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -489,7 +496,7 @@ def sanitize_payload(obj: Any, limits: Limits = DEFAULT_LIMITS) -> Any:
         encoded: bytes | None = _json_encode(obj)
     except Exception:
         encoded = None
-    if encoded is not None and len(encoded) <= limits.max_payload_bytes and not _NEEDS_CARE.search(encoded):
+    if encoded is not None and len(encoded) <= limits.max_payload_bytes and not _needs_care(encoded):
         return _json_decode(encoded)
     if encoded is None or len(encoded) <= limits.max_payload_bytes:
         value = to_jsonable(obj, limits, max_str=limits.max_payload_bytes)
