@@ -291,11 +291,19 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
+    if args.otlp and args.source:
+        raise ConfigError("collect reads one source at a time: run one collector with --from, another with --otlp")
     if args.otlp:
         from zoomtrace.otlp_receiver import serve
 
-        return serve(Path(args.home), args.otlp)
-    raise ConfigError("collect needs --otlp HOST:PORT, e.g. zoomtrace collect --otlp 127.0.0.1:4318")
+        return serve(Path(args.store or args.home), args.otlp)
+    if args.source:
+        from zoomtrace.collector import run_from_args
+
+        return run_from_args(args)
+    raise ConfigError(
+        "collect needs a source: --from kafka://HOST:9092 (Zoom's Kafka topics) or --otlp 127.0.0.1:4318 (OTLP/HTTP)"
+    )
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -374,8 +382,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8087, help="port to listen on (0: any free port)")
     p.add_argument("--token", help="access token (default: $ZOOMTRACE_UI_TOKEN; generated when --host is not loopback)")
 
-    p = add("collect", cmd_collect, "store what other processes send: OTLP/HTTP traces and logs (--otlp)", json=False)
+    p = add(
+        "collect",
+        cmd_collect,
+        "store what other processes send: Zoom records from Kafka (--from) or OTLP/HTTP traces and logs (--otlp)",
+        json=False,
+    )
     p.add_argument("--otlp", metavar="HOST:PORT", help="accept OTLP/HTTP (protobuf or JSON), e.g. 127.0.0.1:4318")
+    from zoomtrace.collector import add_arguments as add_collector_arguments
+
+    add_collector_arguments(p)
     return parser
 
 
