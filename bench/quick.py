@@ -10,7 +10,6 @@ The full suite against structlog, loguru, OpenTelemetry and others is bench/run.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import tempfile
@@ -18,22 +17,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from cases.common import JsonFormatter  # the stdlib set-up the full suite uses too
+
 import zoomtrace as zt
-
-
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(
-            {
-                "ts": record.created,
-                "level": record.levelname,
-                "logger": record.name,
-                "message": record.getMessage(),
-                "file": record.pathname,
-                "line": record.lineno,
-                "function": record.funcName,
-            }
-        )
 
 
 def per_call_us(fn: Callable[[int], None], n: int, finish: Callable[[], object] = lambda: None) -> float:

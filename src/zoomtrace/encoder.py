@@ -118,12 +118,19 @@ class Encoder:
 
     # -- builders --------------------------------------------------------------------
 
-    def _log(self, item: tuple[Any, ...]) -> Record:
-        _, ts, code, line, logger, level, template, attrs, parent, exc = item
-        try:
-            message = template.format(**attrs) if attrs else template
-        except Exception:  # a template that does not fit its attrs still gets recorded
-            message = f"{template} [unformattable with {sorted(attrs)}]"
+    def _log_record(
+        self,
+        ts: int,
+        code: Code,
+        logger: str | None,
+        level: str,
+        message: str,
+        template: str | None,
+        attrs: dict[str, Any],
+        exc: BaseException | None,
+        parent: Span | SpanContext | None,
+    ) -> Record:
+        """The one way a log line from any source (zt.log, logging, structlog, loguru) becomes a record."""
         return self._with_parent(
             Record(
                 id=uuid7(ts),
@@ -131,19 +138,28 @@ class Encoder:
                 type=logger or "app",
                 ts_ns=ts,
                 node_id=self.node_id,
-                code=self.code(code, line),
+                code=code,
                 level=level,
                 message=self._text(message),
-                template=template if attrs else None,
+                template=template,
                 attrs=self._attrs(attrs),
                 error=self.error(exc) if exc is not None else None,
             ),
             parent,
         )
 
+    def _log(self, item: tuple[Any, ...]) -> Record:
+        _, ts, code, line, logger, level, template, attrs, parent, exc = item
+        try:
+            message = template.format(**attrs) if attrs else template
+        except Exception:  # a template that does not fit its attrs still gets recorded
+            message = f"{template} [unformattable with {sorted(attrs)}]"
+        return self._log_record(
+            ts, self.code(code, line), logger, level, message, template if attrs else None, attrs, exc, parent
+        )
+
     def _stdlog(self, item: tuple[Any, ...]) -> Record:
         _, rec, parent = item
-        ts = int(rec.created * 1e9)
         try:
             message = rec.getMessage()
         except Exception:
@@ -154,44 +170,23 @@ class Encoder:
             if len(fields) == _PLAIN_LOGRECORD_SIZE
             else {k: v for k, v in fields.items() if k not in _LOGRECORD_FIELDS}
         )
-        error = None
-        if rec.exc_info and rec.exc_info[1] is not None:
-            error = self.error(rec.exc_info[1])
-        template = rec.msg if isinstance(rec.msg, str) and rec.args else None
-        return self._with_parent(
-            Record(
-                id=uuid7(ts),
-                kind="log",
-                type=rec.name,
-                ts_ns=ts,
-                node_id=self.node_id,
-                code=self._code_at(rec.pathname, rec.lineno, rec.funcName or "?"),
-                level=rec.levelname,
-                message=self._text(message),
-                template=template,
-                attrs=self._attrs(extra),
-                error=error,
-            ),
+        exc = rec.exc_info[1] if rec.exc_info else None
+        return self._log_record(
+            int(rec.created * 1e9),
+            self._code_at(rec.pathname, rec.lineno, rec.funcName or "?"),
+            rec.name,
+            rec.levelname,
+            message,
+            rec.msg if isinstance(rec.msg, str) and rec.args else None,
+            extra,
+            exc,
             parent,
         )
 
     def _foreign(self, item: tuple[Any, ...]) -> Record:
         _, ts, filename, line, function, logger, level, message, attrs, parent, exc = item
-        return self._with_parent(
-            Record(
-                id=uuid7(ts),
-                kind="log",
-                type=logger or "app",
-                ts_ns=ts,
-                node_id=self.node_id,
-                code=self._code_at(filename, line, function),
-                level=level,
-                message=self._text(str(message)),
-                attrs=self._attrs(attrs),
-                error=self.error(exc) if exc is not None else None,
-            ),
-            parent,
-        )
+        code = self._code_at(filename, line, function)
+        return self._log_record(ts, code, logger, level, str(message), None, attrs, exc, parent)
 
     def _span(self, item: tuple[Any, ...]) -> Record:
         span: Span = item[1]
