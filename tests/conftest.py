@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from support.kafka_broker import KafkaBroker
+from support.kafka_broker import KafkaBroker, free_port_pair
 
 
 @pytest.fixture(scope="session")
@@ -16,6 +16,17 @@ def kafka_broker() -> Iterator[KafkaBroker]:
     """One real Apache Kafka broker for the session (scripts/kafka-broker); fails loudly if it cannot start."""
     broker = KafkaBroker()
     broker.stop()  # a broker left behind by an interrupted session
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[KafkaBroker]:
+    """A broker of this test alone (free ports, own data) to kill and restart at will; a failed start fails."""
+    broker = KafkaBroker(port=free_port_pair(), data_dir=tmp_path / "broker")
     broker.start()
     try:
         yield broker

@@ -46,9 +46,8 @@ def _consume_one(bootstrap: str, topic: str, timeout: float = 30.0) -> tuple[byt
 
 
 @pytest.mark.kafka
-def test_produce_consume_and_survive_restart() -> None:
-    broker = KafkaBroker()
-    broker.start()
+def test_produce_consume_and_survive_restart(own_broker: KafkaBroker) -> None:
+    broker = own_broker
     try:
         topic = f"zt-test-{uuid.uuid4().hex[:8]}"  # auto-created, 3 partitions
         _produce(broker.bootstrap, topic, b"k1", b"hello kafka")

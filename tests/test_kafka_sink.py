@@ -5,26 +5,26 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient, NewTopic
 
 import zoomtrace as zt
-from support.kafka_broker import KafkaBroker
+from support.kafka_broker import KafkaBroker, free_port_pair
 from zoomtrace import kafka_codec
 from zoomtrace.collector import run_collector
 from zoomtrace.errors import ConfigError
+from zoomtrace.ingest import ingest_spool
 from zoomtrace.record import Record, uuid7
 from zoomtrace.sinks.kafka import KafkaSink
 from zoomtrace.spool import read_segment
@@ -40,34 +40,6 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 def unique_env() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
-
-
-def free_port_pair() -> int:
-    """A port P with P+1 also free (the broker's controller listens on P+1)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port >= 65535:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port pair")
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[KafkaBroker]:
-    """A broker of this test alone, free to be killed and restarted; a start failure fails the test."""
-    broker = KafkaBroker(port=free_port_pair(), data_dir=tmp_path / "broker")
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 def consume_all(bootstrap: str, pattern: str, idle_s: float = 4.0, timeout_s: float = 60.0) -> list[Any]:
@@ -353,9 +325,11 @@ def test_nothing_lost_at_exit_while_the_broker_is_down(own_broker: KafkaBroker, 
     own_broker.kill()
     started = time.monotonic()
     first = start_app(tmp_path, home, url, env, 1, 2000)
-    _out, err = first.communicate(timeout=60)
+    out, err = first.communicate(timeout=60)
     assert first.returncode == 0, err
-    assert time.monotonic() - started < 30, "exit took too long with the broker down"
+    assert time.monotonic() - started < 30, "the run took too long with the broker down"
+    shutdown_s = float(out.split("shutdown ")[1].split()[0])
+    assert shutdown_s < 5, f"zt.shutdown() took {shutdown_s}s with the broker down"
 
     # Everything is in the spool, in the standard spool format.
     segments = sorted((home / "spool-kafka").glob("*.zspool"))
@@ -364,6 +338,11 @@ def test_nothing_lost_at_exit_while_the_broker_is_down(own_broker: KafkaBroker, 
     assert Counter(r.kind for r in spooled if r.kind in ("span", "log")) == {"span": 2000, "log": 2000}
     first_node = spooled[0].node_id
     assert (home / "spool-kafka" / f"{first_node}.meta.json").exists()
+    # ... so the local ingest reads it too, e.g. when the broker is gone for good.
+    local = tmp_path / "local-store"
+    with open_store(local, ingest=False, create=True) as store:
+        report = ingest_spool(store, home / "spool-kafka")
+    assert report.problems == [] and report.new == len(spooled)
 
     # The next run (broker back) sends it, then removes the segments.
     own_broker.start(reuse=True)
@@ -407,3 +386,35 @@ def test_write_never_blocks_and_memory_stays_bounded_without_a_broker(tmp_path: 
     spooled = [r for path in sorted((tmp_path / "spool-kafka").glob("*.zspool")) for r in read_segment(path).records]
     assert [r.id for r in spooled if r.type == "app"] == [r.id for r in records]  # all of them, in order
     assert sink.counts.lost == {}
+
+
+def test_a_record_a_topic_refuses_is_counted_lost_not_the_others(kafka_broker: KafkaBroker, tmp_path: Path) -> None:
+    env = unique_env()
+    admin = AdminClient({"bootstrap.servers": kafka_broker.bootstrap})
+    big_topic = NewTopic(f"{env}.big.raw", num_partitions=1, replication_factor=1,
+                         config={"max.message.bytes": str(4 * 1024 * 1024)})
+    for future in admin.create_topics([big_topic]).values():
+        future.result(30)
+    payload = os.urandom(1024 * 1024)  # the default raw limit, incompressible: over the broker's default 1 MiB
+
+    for group in ("small", "big"):  # "small": auto-created topics with the broker's default limit
+        zt.init("uploader", env=env, group=group, home=tmp_path / group, sink=f"kafka://{kafka_broker.bootstrap}")
+        with zt.span("upload"):
+            zt.log.info("before")
+            raw_id = zt.raw(payload, format="bin")
+            zt.log.info("after")
+        zt.shutdown()
+        records = {}
+        for msg in consume_all(kafka_broker.bootstrap, rf"^{env}\.{group}\..*"):
+            record = kafka_codec.decode(msg.value(), msg.headers())
+            records[record.id] = record
+        logs = [r.message for r in records.values() if r.kind == "log"]
+        assert sorted(logs) == ["after", "before"]  # the neighbours of the big record arrive either way
+        if group == "big":
+            assert records[raw_id].payload == payload
+            continue
+        assert raw_id not in records
+        (lost,) = [r for r in records.values() if r.type == "kafka.lost"]
+        assert lost.attrs["reason"] == "kafka:MSG_SIZE_TOO_LARGE" and lost.attrs["ids"] == [raw_id]
+        (summary,) = [r for r in records.values() if r.type == "kafka.sink"]
+        assert summary.attrs["lost"] == {"kafka:MSG_SIZE_TOO_LARGE": 1}

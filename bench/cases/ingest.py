@@ -138,7 +138,7 @@ def run_kafka(spec: dict[str, Any]) -> dict[str, Any]:
         w0, c0 = time.perf_counter(), time.process_time()
         try:
             stats = run_collector(bootstrap, tmp, group_id=f"zt-bench-{env}", topics_pattern=rf"^{env}\..*",
-                                  stats_interval=0, batch_size=spec.get("batch_size", 10_000),
+                                  stats_interval=0,
                                   idle_exit_s=spec.get("idle_exit_s", 5.0), stop=stop, store=timed)
         finally:
             total_wall = time.perf_counter() - w0

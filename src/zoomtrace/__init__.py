@@ -11,6 +11,7 @@ carrying the file, line, function, commit, process and host that produced it::
         order_id = zt.event({"order": 7}, type="OrderPlaced")
 """
 
+from zoomtrace import kafka  # zt.kafka: trace context through the application's own Kafka messages
 from zoomtrace.context import SpanContext, extract, inject
 from zoomtrace.errors import ConfigError, NotFound, ReadOnlySQL, StoreError, ZoomError
 from zoomtrace.events import event, raw
@@ -43,6 +44,7 @@ __all__ = [
     "flush",
     "init",
     "inject",
+    "kafka",
     "log",
     "logger",
     "raw",

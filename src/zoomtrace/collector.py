@@ -3,7 +3,8 @@
 It subscribes to the Zoom topics by pattern (default ``^.*\\.(log|event|raw|span|node)$``; topics
 created later are picked up within ``topic.metadata.refresh.interval.ms``, 10 s by default),
 decodes each message (``zoomtrace.kafka_codec``), writes each batch to the store in one call
-and only then commits the batch's offsets (``enable.auto.commit=false``). A collector killed at
+(on a helper thread, while the next batch is read) and only then commits the batch's offsets
+(``enable.auto.commit=false``). A collector killed at
 any point therefore loses nothing: what it stored but did not commit is read again, and the
 store keeps one copy per record id. Collectors with the same group id share the partitions.
 
@@ -22,25 +23,31 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-
 from zoomtrace import kafka_codec
-from zoomtrace.errors import ConfigError, StoreError
+from zoomtrace.errors import ConfigError, StoreError, ZoomError
 from zoomtrace.record import Record
 from zoomtrace.store.base import Store
+
+if TYPE_CHECKING:
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+# confluent-kafka (the ``kafka`` extra) is imported when the collector runs, not with this module,
+# so the CLI can offer ``zoomtrace collect``'s options without it.
 
 __all__ = ["DEFAULT_GROUP_ID", "DEFAULT_TOPICS_PATTERN", "CollectorStats", "main", "parse_bootstrap", "run_collector"]
 
@@ -61,6 +68,8 @@ DEFAULT_CONSUMER_CONFIG: Final[dict[str, Any]] = {
 
 #: Report at most this many malformed messages per reason on stderr (all are counted).
 _MAX_REPORTS: Final = 20
+#: ``idle_exit_s`` starts counting once partitions are assigned, or after this long without any.
+_JOIN_GRACE_S: Final = 15.0
 #: The same Kafka client error is reported at most once per this many seconds.
 _ERROR_REPORT_INTERVAL_S: Final = 30.0
 #: How often a failed store write is retried before the batch is stored record by record.
@@ -95,6 +104,22 @@ def parse_bootstrap(source: str) -> tuple[str, dict[str, str]]:
 
 StoreSession = Callable[[], AbstractContextManager[Store]]
 
+#: Messages taken from the consumer per call, at most.
+_CONSUME_MAX: Final = 10_000
+#: How often the collector collects cyclic garbage itself (automatic collections, which walk every
+#: record of the batches in hand, are off while it runs).
+_GC_INTERVAL_S: Final = 30.0
+
+
+@dataclass
+class _Batch:
+    """Decoded messages waiting for the store, with the offsets they reach."""
+
+    records: dict[str, Record] = field(default_factory=dict)
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    problems: list[tuple[str | None, str]] = field(default_factory=list)
+    messages: int = 0
+
 
 class _Collector:
     #: Set once created (its error callback belongs to this object, so it is made after it).
@@ -104,6 +129,7 @@ class _Collector:
         self,
         session: StoreSession,
         *,
+        prepare: Callable[[list[Record]], Any] | None,
         batch_size: int,
         batch_timeout_s: float,
         max_value_bytes: int,
@@ -115,6 +141,7 @@ class _Collector:
         err: IO[str],
     ) -> None:
         self.session = session
+        self.prepare = prepare
         self.batch_size, self.batch_timeout_s = batch_size, batch_timeout_s
         self.max_value_bytes = max_value_bytes
         self.stats_interval, self.json_stats = stats_interval, json_stats
@@ -123,66 +150,124 @@ class _Collector:
         self.err = err
         self.stats = CollectorStats()
         self._assignment: set[tuple[str, int]] = set()
+        self._rebalancing = False  # between giving partitions up and getting the new ones
+        self._assigned = False  # the group has handed this member its partitions (maybe none) once
         self._reported_at: dict[str, float] = {}
+        # One batch is written to the store (by this thread) while the next one is consumed and decoded;
+        # the next one grows until the store is free (up to batch_size), so a slow store gets big batches
+        # and a quiet topic gets its records stored at once.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoomtrace-collect-store")
+        self._in_store: tuple[Future[None], dict[tuple[str, int], int]] | None = None
+        self._batch = _Batch()
 
     # -- rebalance callbacks (run inside consume()) ------------------------------------------
 
     def on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assignment = {(tp.topic, tp.partition) for tp in partitions}
         self.stats.partitions = len(self._assignment)
+        self._rebalancing = False
+        self._assigned = True
 
     def on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Every batch is stored and committed before the next consume(): nothing to hand over.
+        # Store and commit what was read before the partitions go to another collector, so that it
+        # does not read them again.
+        self._settle()
+        self._submit()
+        self._settle()
+        self._rebalancing = True
         self._assignment -= {(tp.topic, tp.partition) for tp in partitions}
         self.stats.partitions = len(self._assignment)
 
     # -- the loop ----------------------------------------------------------------------------
 
     def run(self) -> CollectorStats:
-        started = last_report = last_message = time.monotonic()
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._run()
+        finally:
+            self._writer.shutdown(wait=True, cancel_futures=True)
+            if gc_was_enabled:
+                gc.enable()
+
+    def _run(self) -> CollectorStats:
+        started = last_report = last_message = last_gc = time.monotonic()
         reported = CollectorStats()
         while not self.stop.is_set():
-            messages = self.consumer.consume(num_messages=self.batch_size, timeout=self.batch_timeout_s)
+            busy = self._in_store is not None and not self._in_store[0].done()
+            room = max(1, min(_CONSUME_MAX, self.batch_size - self._batch.messages))
+            # While the store is busy, keep reading in short steps, to hand over the moment it is free.
+            timeout = min(self.batch_timeout_s, 0.05) if busy else self.batch_timeout_s
+            messages = self.consumer.consume(num_messages=room, timeout=timeout)
             now = time.monotonic()
             if messages:
                 last_message = now
-                self._handle(messages)
+                self._decode(messages)
+            if self._batch.messages and (not busy or self._batch.messages >= self.batch_size):
+                self._settle()  # the previous batch: stored, then committed
+                self._submit()
             if self.stats_interval > 0 and now - last_report >= self.stats_interval:
                 self._report(now - last_report, reported, now - started)
                 reported = CollectorStats(**{**asdict(self.stats), "malformed_by_reason": {}})
                 last_report = now
-            if not self._assignment:
-                last_message = now  # waiting for partitions (a rebalance) is not being idle
+            if now - last_gc >= _GC_INTERVAL_S:
+                gc.collect()
+                last_gc = now
+            if self._rebalancing or (not self._assigned and now - started < _JOIN_GRACE_S):
+                last_message = now  # waiting for the group to hand out partitions is not being idle
             if self.idle_exit_s is not None and now - last_message >= self.idle_exit_s:
                 break
+        self._settle()
+        self._submit()
+        self._settle()
         now = time.monotonic()
         self.stats.elapsed_s = round(now - started, 3)
         self._report(now - last_report, reported, now - started, final=True)
         return self.stats
 
-    def _handle(self, messages: list[Any]) -> None:
+    def _decode(self, messages: list[Any]) -> None:
         stats = self.stats
-        decode = kafka_codec.decode
+        decode = kafka_codec.decode_message
         limit = self.max_value_bytes
-        by_id: dict[str, Record] = {}
-        offsets: dict[tuple[str, int], int] = {}
-        problems: list[tuple[str | None, str]] = []
+        batch = self._batch
+        records, offsets = batch.records, batch.offsets
         for msg in messages:
             error = msg.error()
             if error is not None:
                 self._kafka_error(error)
                 continue
             stats.consumed += 1
+            batch.messages += 1
             offsets[(msg.topic(), msg.partition())] = msg.offset() + 1
             try:
-                record = decode(msg.value(), msg.headers(), max_value_bytes=limit)
+                record = decode(msg, max_value_bytes=limit)
             except kafka_codec.MalformedMessage as exc:
-                problems.append(self._malformed(msg, exc))
+                batch.problems.append(self._malformed(msg, exc))
                 continue
-            by_id[record.id] = record  # a node record arrives from two topics: store it once
-        if by_id or problems:
-            self._store(list(by_id.values()), problems)
-        stats.batches += 1
+            records[record.id] = record  # a node record arrives from two topics: store it once
+
+    def _submit(self) -> None:
+        """Hand the batch read so far to the store thread (after the previous one has been settled)."""
+        batch = self._batch
+        if not batch.messages:
+            return
+        assert self._in_store is None
+        self._batch = _Batch()
+        if batch.records or batch.problems:
+            future = self._writer.submit(self._store, list(batch.records.values()), batch.problems)
+        else:
+            future = Future()
+            future.set_result(None)
+        self.stats.batches += 1
+        self._in_store = (future, batch.offsets)
+
+    def _settle(self) -> None:
+        """Wait for the batch being stored, then commit its offsets (a store error propagates, uncommitted)."""
+        if self._in_store is None:
+            return
+        future, offsets = self._in_store
+        self._in_store = None
+        future.result()
         if offsets:
             self._commit(offsets)
 
@@ -190,12 +275,22 @@ class _Collector:
         """Write one batch in one store session (the store lock is held only meanwhile, so CLI commands,
         the UI and other collectors sharing the store get their turn between batches)."""
         delay = 0.2
+        prepared: Any = None
+        if self.prepare is not None:
+            try:  # the store's Python half, before its lock is taken (other sessions go on meanwhile)
+                prepared = self.prepare(records)
+            except Exception as exc:
+                self._say(f"preparing {len(records)} records for the store failed ({exc}); storing them plainly")
         for attempt in range(1, _STORE_ATTEMPTS + 1):
             try:
                 with self.session() as store:
-                    batch = getattr(store, "ingest_batch", None)
                     # DuckStore also keeps the malformed messages as ingest problems, in the same transaction.
-                    new = batch(records, problems=problems) if batch is not None else store.ingest(records)
+                    if prepared is not None and hasattr(store, "ingest_prepared"):
+                        new = store.ingest_prepared(prepared, problems=problems)
+                    elif hasattr(store, "ingest_batch"):
+                        new = store.ingest_batch(records, problems=problems)
+                    else:
+                        new = store.ingest(records)
             except Exception as exc:
                 self._say(f"store write of {len(records)} records failed (attempt {attempt}): {exc}")
                 if attempt < _STORE_ATTEMPTS:
@@ -226,6 +321,8 @@ class _Collector:
         self.stats.rejected += rejected
 
     def _commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        from confluent_kafka import KafkaException, TopicPartition
+
         tps = [TopicPartition(topic, partition, offset) for (topic, partition), offset in offsets.items()]
         try:
             self.consumer.commit(offsets=tps, asynchronous=False)
@@ -245,6 +342,8 @@ class _Collector:
         self._say(f"Kafka: {error.str()} (retrying)", key=f"kafka:{error.code()}")
 
     def _kafka_error(self, error: KafkaError) -> None:
+        from confluent_kafka import KafkaError, KafkaException
+
         if error.code() == KafkaError._PARTITION_EOF:
             return
         if error.fatal():
@@ -263,6 +362,8 @@ class _Collector:
     # -- reporting -----------------------------------------------------------------------------
 
     def _lag(self) -> int | None:
+        from confluent_kafka import KafkaException
+
         try:
             assignment = self.consumer.assignment()
             if not assignment:
@@ -359,7 +460,7 @@ def run_collector(
     json_stats: bool = False,
     *,
     config: dict[str, Any] | None = None,
-    batch_size: int = 10_000,
+    batch_size: int = 100_000,
     batch_timeout_s: float = 0.5,
     max_value_bytes: int = kafka_codec.DEFAULT_MAX_VALUE_BYTES,
     idle_exit_s: float | None = None,
@@ -374,7 +475,9 @@ def run_collector(
     consumer). Stops on SIGTERM/SIGINT (when called from the main thread), when ``stop`` is set,
     or after ``idle_exit_s`` seconds without a message. ``store`` replaces opening the store at
     ``store_home`` (the caller then owns it); otherwise each batch is written in its own short store
-    session, so the store stays usable by other commands while the collector runs.
+    session, so the store stays usable by other commands while the collector runs. A store write takes
+    up to ``batch_size`` messages: what arrived while the previous write ran. Automatic garbage
+    collection is off while the collector runs (it collects every 30 s itself).
     """
     servers, url_options = parse_bootstrap(bootstrap)
     if not topics_pattern.startswith("^"):
@@ -390,18 +493,25 @@ def run_collector(
         "enable.auto.commit": False,
     }
     errors = err if err is not None else sys.stderr
+    prepare: Callable[[list[Record]], Any] | None
     if store is not None:
         borrowed = store
         session: StoreSession = lambda: _borrowed(borrowed)  # noqa: E731
+        prepare = None  # no lock to keep short: the store's own ingest_batch/ingest does it all
     else:
         session = _sessions(Path(store_home))
+        from zoomtrace.store import DuckStore
+
+        prepare = DuckStore.prepare
     with _signals(stop):
         collector = _Collector(
-            session, batch_size=batch_size, batch_timeout_s=batch_timeout_s,
+            session, prepare=prepare, batch_size=batch_size, batch_timeout_s=batch_timeout_s,
             max_value_bytes=max_value_bytes, stats_interval=stats_interval, json_stats=json_stats, stop=stop,
             idle_exit_s=idle_exit_s, out=out, err=errors,
         )
         consumer_config.setdefault("error_cb", collector.on_error)
+        from confluent_kafka import Consumer, KafkaException
+
         try:
             consumer = collector.consumer = Consumer(consumer_config)
         except (KafkaException, ValueError, TypeError) as exc:
@@ -417,10 +527,14 @@ def run_collector(
 # -- command line --------------------------------------------------------------------------------
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``zoomtrace collect`` (``--home`` is the CLI's own, used when ``--to`` is absent)."""
-    parser.add_argument("--from", dest="source", required=True, metavar="KAFKA",
-                        help="kafka://host:9092[,host:9092][?client.option=value&...]")
+def add_arguments(parser: argparse.ArgumentParser, *, json_option: bool = True) -> None:
+    """The Kafka options of ``zoomtrace collect`` (``--home`` is the CLI's own, used when ``--to`` is absent).
+
+    ``--from`` is optional here so that the command can offer other sources too; :func:`run_from_args`
+    needs it. ``json_option=False`` when the parser already has ``--json``.
+    """
+    parser.add_argument("--from", dest="source", metavar="KAFKA",
+                        help="read the Zoom topics of the Kafka cluster kafka://host:9092[,host:9092][?option=value&...]")
     parser.add_argument("--to", dest="store", metavar="HOME",
                         help="store (Zoom home directory) to write to (default: --home)")
     parser.add_argument("--group-id", default=DEFAULT_GROUP_ID,
@@ -429,28 +543,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="topics to read, a regular expression (default: %(default)s)")
     parser.add_argument("--stats-interval", type=float, default=10.0, metavar="SECONDS",
                         help="report throughput and lag this often; 0 for only at the end (default: 10)")
-    parser.add_argument("--batch-size", type=int, default=10_000, help="records per store write, at most")
+    parser.add_argument("--batch-size", type=int, default=100_000,
+                        help="messages per store write, at most (batches grow to it while the store is busy)")
     parser.add_argument("--max-value-bytes", type=int, default=kafka_codec.DEFAULT_MAX_VALUE_BYTES,
                         help="skip (and report) messages with a larger value")
     parser.add_argument("--exit-when-idle", type=float, metavar="SECONDS",
                         help="stop after this long without a message while holding partitions (batch runs)")
     parser.add_argument("-X", dest="options", action="append", default=[], metavar="NAME=VALUE",
                         help="a librdkafka consumer option, e.g. -X security.protocol=SSL (repeatable)")
+    if json_option:
+        parser.add_argument("--json", action="store_true", help="stats as JSON lines on stdout")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    """``zoomtrace collect``: run the collector; 0 after a clean stop."""
+    """``zoomtrace collect --from kafka://...``: run the collector; 0 after a clean stop."""
+    if not getattr(args, "source", None):
+        raise ConfigError("collect needs --from kafka://HOST:PORT (the Kafka cluster to read)")
     options: dict[str, str] = {}
     for item in args.options:
         name, equals, value = item.partition("=")
         if not equals:
             raise ConfigError(f"-X needs NAME=VALUE, got {item!r}")
         options[name] = value
-    run_collector(
-        args.source, Path(args.store or args.home), group_id=args.group_id, topics_pattern=args.topics,
-        stats_interval=args.stats_interval, json_stats=args.json, config=options, batch_size=args.batch_size,
-        max_value_bytes=args.max_value_bytes, idle_exit_s=args.exit_when_idle,
-    )
+    from confluent_kafka import KafkaException
+
+    try:
+        run_collector(
+            args.source, Path(args.store or args.home), group_id=args.group_id, topics_pattern=args.topics,
+            stats_interval=args.stats_interval, json_stats=getattr(args, "json", False), config=options,
+            batch_size=args.batch_size, max_value_bytes=args.max_value_bytes, idle_exit_s=args.exit_when_idle,
+        )
+    except KafkaException as exc:  # a fatal client error: one line, like every other failure of the CLI
+        raise ZoomError(f"Kafka: {exc}") from None
     return 0
 
 
@@ -460,12 +584,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     description = "store Zoom records from Kafka (a consumer group)"
     parser = argparse.ArgumentParser(prog="zoomtrace collect", description=description)
     parser.add_argument("--home", default=str(default_home()), help=argparse.SUPPRESS)
-    parser.add_argument("--json", action="store_true", help="stats as JSON lines on stdout")
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:
         return run_from_args(args)
-    except (ConfigError, StoreError, KafkaException) as exc:
+    except ZoomError as exc:
         print(f"zoomtrace collect: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, ConfigError) else 1
 

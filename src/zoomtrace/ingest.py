@@ -171,6 +171,24 @@ def _prefetch(batches: Iterator[Batch]) -> Iterator[Batch]:
         thread.join()
 
 
+#: Spool directories under a home: the embedded sink's, and the Kafka sink's records not sent yet.
+SPOOL_DIRS: Final = ("spool", "spool-kafka")
+
+
 def ingest_home(store: SpoolTarget, home: Path) -> IngestReport:
-    """Ingest ``<home>/spool`` (what ``zoomtrace ingest`` runs)."""
-    return ingest_spool(store, Path(home) / "spool")
+    """Ingest every spool directory of ``home`` (what ``zoomtrace ingest`` and every store session run).
+
+    Records a Kafka sink could not send yet are stored locally too; when they reach Kafka
+    later the collector's copy is the same record id, so they are stored once.
+    """
+    total = IngestReport()
+    for name in SPOOL_DIRS:
+        directory = Path(home) / name
+        if directory.is_dir():
+            report = ingest_spool(store, directory)
+            total.records += report.records
+            total.new += report.new
+            total.problems.extend(report.problems)
+            total.pending_bytes += report.pending_bytes
+            total.segments += report.segments
+    return total

@@ -30,7 +30,7 @@ from typing import Any, Final
 
 import msgspec
 
-from zoomtrace.record import KINDS, SCHEMA_VERSION, Code, Error, Link, Record, encoder, json_encoder
+from zoomtrace.record import KINDS, Code, Error, Link, Record, encoder, json_encoder
 
 __all__ = [
     "DEFAULT_MAX_VALUE_BYTES",
@@ -40,6 +40,7 @@ __all__ = [
     "MalformedMessage",
     "TopicStrategy",
     "decode",
+    "decode_message",
     "encode",
     "header",
     "legal_topic",
@@ -240,9 +241,21 @@ def header(headers: Sequence[tuple[str, str | bytes | None]] | None, name: str) 
 
 
 def _header_map(headers: Iterable[Any] | None) -> dict[str, str]:
-    result: dict[str, str] = {}
+    """The ``zoom.*`` headers as text; raises :class:`MalformedMessage` for anything irregular."""
     if not headers:
-        return result
+        return {}
+    try:  # the common case, fast: well-formed (str, bytes) pairs
+        pairs = [(k, v) for k, v in headers if k[:5] == "zoom."]
+        result = {k: v.decode() for k, v in pairs}
+    except (TypeError, ValueError, AttributeError, UnicodeDecodeError):
+        return _header_map_checked(headers)
+    if len(result) != len(pairs) or sum(map(len, result.values())) > MAX_HEADER_BYTES // 4:
+        return _header_map_checked(headers)  # a repeated header, or large ones: the careful path says which
+    return result
+
+
+def _header_map_checked(headers: Iterable[Any]) -> dict[str, str]:
+    result: dict[str, str] = {}
     total = 0
     for pair in headers:
         try:
@@ -272,7 +285,8 @@ def _int(h: dict[str, str], name: str, required: bool = False) -> int | None:
         if required:
             raise MalformedMessage("bad headers", f"header {name} is missing")
         return None
-    if not re.fullmatch(r"-?[0-9]{1,20}", text):
+    digits = text[1:] if text[:1] == "-" else text
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 20):
         raise MalformedMessage("bad headers", f"header {name} is not an integer: {text!r:.40}")
     return int(text)
 
@@ -282,16 +296,6 @@ def _required(h: dict[str, str], name: str) -> str:
     if not text:
         raise MalformedMessage("bad headers", f"header {name} is missing")
     return text
-
-
-def _json_header(h: dict[str, str], name: str, decoder: Any) -> Any:
-    text = h.get(name)
-    if text is None:
-        return None
-    try:
-        return decoder.decode(text)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise MalformedMessage("bad headers", f"header {name}: {exc}") from None
 
 
 def decode(
@@ -320,9 +324,37 @@ def decode(
     raise MalformedMessage("bad headers", f"unknown zoom.encoding {encoding!r:.40}")
 
 
+#: First bytes of a msgpack map (a msgpack record); no JSON text starts with one of them.
+_MSGPACK_MAP: Final = frozenset([*range(0x80, 0x90), 0xDE, 0xDF])
+
+
+def decode_message(msg: Any, *, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> Record:
+    """:func:`decode` for a consumed confluent-kafka ``Message``, reading its headers only when needed.
+
+    A msgpack record is recognised by its first byte and decoded straight away (reading the headers
+    of a message costs more than decoding its value); anything else, or a value that does not decode
+    as a record, takes the full path through the ``zoom.encoding`` header.
+    """
+    value = msg.value()
+    if value and value[0] in _MSGPACK_MAP and len(value) <= max_value_bytes:
+        try:
+            record: Record = _record_decoder.decode(value)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            pass
+        else:
+            if record.id and record.node_id and record.kind:
+                return record
+    return decode(value, msg.headers(), max_value_bytes=max_value_bytes)
+
+
 def _check(record: Record) -> None:
     if not record.id or not record.node_id or not record.kind:
         raise MalformedMessage("bad value", "record without id, kind or node_id")
+
+
+_TEXT_HEADERS: Final = tuple((f"zoom.{name}", name) for name in _TEXT_FIELDS)
+_JSON_HEADERS: Final = (("zoom.sources", "sources", _sources_decoder), ("zoom.attrs", "attrs", _attrs_decoder),
+                        ("zoom.links", "links", _links_decoder), ("zoom.error", "error", _error_decoder))
 
 
 def _decode_event(value: bytes | None, h: dict[str, str]) -> Record:
@@ -340,16 +372,16 @@ def _decode_event(value: bytes | None, h: dict[str, str]) -> Record:
         "node_id": _required(h, "zoom.node_id"),
         "payload": payload,
     }
-    v = _int(h, "zoom.v")
-    fields["v"] = SCHEMA_VERSION if v is None else v
-    for name in _TEXT_FIELDS:
-        text = h.get(f"zoom.{name}")
+    if "zoom.v" in h:
+        fields["v"] = _int(h, "zoom.v")
+    for header_name, name in _TEXT_HEADERS:
+        text = h.get(header_name)
         if text is not None:
             fields[name] = text
-    for name in ("end_ns", "cpu_ns"):
-        number = _int(h, f"zoom.{name}")
-        if number is not None:
-            fields[name] = number
+    if "zoom.end_ns" in h:
+        fields["end_ns"] = _int(h, "zoom.end_ns")
+    if "zoom.cpu_ns" in h:
+        fields["cpu_ns"] = _int(h, "zoom.cpu_ns")
     file = h.get("zoom.code.file")
     if file is not None:
         line = _int(h, "zoom.code.line", required=True)
@@ -358,10 +390,12 @@ def _decode_event(value: bytes | None, h: dict[str, str]) -> Record:
             file, line, h.get("zoom.code.function", "?"), h.get("zoom.code.commit"),
             h.get("zoom.code.dirty") == "true",
         )
-    for name, decoder in (("sources", _sources_decoder), ("attrs", _attrs_decoder), ("links", _links_decoder),
-                          ("error", _error_decoder)):
-        decoded = _json_header(h, f"zoom.{name}", decoder)
-        if decoded is not None:
-            fields[name] = decoded
+    for header_name, name, decoder in _JSON_HEADERS:
+        text = h.get(header_name)
+        if text is not None:
+            try:
+                fields[name] = decoder.decode(text)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                raise MalformedMessage("bad headers", f"header {header_name}: {exc}") from None
     # Every value above is already checked for its type: no second validation pass.
     return Record(**fields)

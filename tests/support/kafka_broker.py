@@ -14,6 +14,7 @@ of the broker log): tests that need Kafka fail loudly, they never skip.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from pathlib import Path
 
@@ -109,3 +110,18 @@ class KafkaBroker:
     def _check(self, out: subprocess.CompletedProcess[str], what: str) -> None:
         if out.returncode != 0:
             raise RuntimeError(f"kafka-broker {what} failed (exit {out.returncode}):\n{out.stdout}{out.stderr}")
+
+
+def free_port_pair() -> int:
+    """A port P with P+1 also free (the broker's controller listens on P+1)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port: int = s.getsockname()[1]
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair for a Kafka broker")

@@ -12,7 +12,7 @@ beyond a bounded time. Deliveries are confirmed by callbacks; when the broker st
 (no acknowledgement for ``zoom.spool_after_s`` while messages are outstanding, all brokers
 down, a failed delivery, a full producer queue, or a ``flush`` that times out), every
 unconfirmed record and every later one goes to the *Kafka spool*: segment files in the standard
-spool format (``zoomtrace.spool``) under ``<home>/spool-kafka/<node_id>.<seq>.zspool``. Every
+spool format (``zoomtrace.spool``) under ``<home>/spool-kafka/<node_id>.kafka.<seq>.zspool``. Every
 ``zoom.retry_interval_s`` (doubling up to 30 s) the sink replays the oldest segment; once the
 broker acknowledges again, the segments are replayed in order, each deleted once all of its
 records are acknowledged, and new records go directly to Kafka again. Memory stays bounded:
@@ -77,6 +77,9 @@ DEFAULT_PRODUCER_CONFIG: Final[dict[str, Any]] = {
     "queue.buffering.max.messages": 200_000,
     "queue.buffering.max.kbytes": 65_536,
     "message.timeout.ms": 60_000,
+    # Room for a raw payload at the default limit (1 MiB) with its record; topics need max.message.bytes
+    # to match (the broker default is 1 MiB): a record a topic refuses is counted in kafka.lost.
+    "message.max.bytes": 4 * 1024 * 1024,
     # Java clients' default partitioner: the same key lands on the same partition from any language.
     "partitioner": "murmur2_random",
     # librdkafka would print every failed connection; the sink reports outages itself, once.
@@ -98,6 +101,8 @@ _MAX_BACKOFF_S: Final = 10.0
 #: While records wait in the spool, a helper thread probes and replays this often even if the
 #: application records nothing (write() does the same work when it is called).
 _TICK_S: Final = 0.2
+#: At most one ``kafka.lost`` node record per reason this often (the close summary has every count).
+_LOST_NOTE_INTERVAL_S: Final = 10.0
 #: How long write() may wait for the producer's queue to drain before spooling instead.
 _MAX_BLOCK_S: Final = 0.5
 
@@ -191,6 +196,7 @@ class KafkaSink:
         self._online = True
         self._down_reason: str | None = None
         self._fatal = False
+        self._all_down = False
         self._last_progress = clock()
         self._outstanding = 0  # our messages in the producer (direct + replay)
         self._confirmed = True  # an acknowledgement arrived since the last outage
@@ -214,6 +220,8 @@ class KafkaSink:
         self._warned: set[str] = set()
         self._notes: list[Record] = []
         self._ticker: threading.Thread | None = None
+        self._lost_noted: dict[str, float] = {}
+        self._record_error = ("", "")
 
     # -- construction --------------------------------------------------------------------
 
@@ -352,6 +360,8 @@ class KafkaSink:
                     continue
                 pending.pop(seq, None)
                 if outcome == "record":
+                    reason, detail = self._record_error
+                    self._lose(reason, [record], detail)
                     break
                 # The broker is unreachable or the producer is stuck: this record and the rest go to the spool.
                 self._go_offline(outcome)
@@ -361,8 +371,8 @@ class KafkaSink:
 
     def _produce(self, topic: str, value: bytes, key: bytes, headers: kafka_codec.Headers, *, ts: int,
                  callback: Callable[[KafkaError | None, Any], None]) -> str | None:
-        """Hand one message to the producer: None when done, "record" when this record cannot be sent
-        (counted lost), else the reason the sink should go offline. Waits at most ``_MAX_BLOCK_S``."""
+        """Hand one message to the producer: None when done, "record" when Kafka refuses this record itself
+        (``_record_error`` says why), else the reason the sink should go offline. Waits at most ``_MAX_BLOCK_S``."""
         deadline: float | None = None
         while True:
             try:
@@ -378,7 +388,7 @@ class KafkaSink:
             except KafkaException as exc:
                 err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
                 if err is not None and err.code() in _RECORD_ERRORS:
-                    self._count_lost(f"kafka:{err.name()}", 1, err.str())
+                    self._record_error = (f"kafka:{err.name()}", err.str())
                     return "record"
                 if err is not None and err.fatal():
                     self._fatal = True
@@ -405,6 +415,7 @@ class KafkaSink:
             self.counts.sent += 1
             self._last_progress = self._clock()
             self._confirmed = True
+            self._all_down = False
             return
         if err.code() in _RECORD_ERRORS:
             self._lose(f"kafka:{err.name()}", [record], err.str())
@@ -418,9 +429,10 @@ class KafkaSink:
         if err.fatal():
             self._fatal = True
             self._down_reason = self._down_reason or f"fatal producer error: {err.str()}"
-        elif code == KafkaError._ALL_BROKERS_DOWN and self._outstanding > 0:
-            # Only while messages wait: an idle connection closed by the broker is no outage.
-            self._down_reason = self._down_reason or "all brokers are down"
+        elif code == KafkaError._ALL_BROKERS_DOWN:
+            # Reported once, when the last connection fails; an outage as soon as records wait for it
+            # (until then it may be an idle connection closed by the broker). An acknowledgement clears it.
+            self._all_down = True
         elif code in (KafkaError._AUTHENTICATION, KafkaError._SSL):
             self._down_reason = self._down_reason or f"cannot connect: {err.str()}"
 
@@ -431,8 +443,11 @@ class KafkaSink:
             self._producer.poll(0)
         except Exception as exc:  # a failing callback must not stop the worker
             self._warn("poll", f"Kafka producer poll failed: {exc!r}")
-        if self._down_reason is None and self._outstanding > 0 and now - self._last_progress > self.spool_after_s:
-            self._down_reason = f"no acknowledgement from Kafka for {now - self._last_progress:.1f}s"
+        if self._down_reason is None and self._outstanding > 0:
+            if self._online and self._all_down:
+                self._down_reason = "all brokers are down"
+            elif now - self._last_progress > self.spool_after_s:
+                self._down_reason = f"no acknowledgement from Kafka for {now - self._last_progress:.1f}s"
         if self._down_reason is not None:
             self._go_offline(self._down_reason)
         self._replay_step(now)
@@ -440,6 +455,7 @@ class KafkaSink:
     def _go_offline(self, reason: str) -> None:
         """Stop sending: purge the producer and move every unconfirmed record to the spool, in order."""
         self._down_reason = None
+        self._all_down = False  # probes are judged by their acknowledgements
         was_online = self._online
         self._online = False
         self._confirmed = False
@@ -514,6 +530,8 @@ class KafkaSink:
                 if outcome is None:
                     replay.outstanding += 1
                 elif outcome == "record":
+                    reason, detail = self._record_error
+                    self._lose(reason, [record], detail)
                     break
                 else:
                     self._down_reason = self._down_reason or outcome
@@ -569,6 +587,7 @@ class KafkaSink:
             replay.acked += 1
             self._last_progress = self._clock()
             self._confirmed = True
+            self._all_down = False
             return
         if err.code() in _RECORD_ERRORS:
             self._count_lost(f"kafka:{err.name()}", 1, err.str())
@@ -647,20 +666,31 @@ class KafkaSink:
                 self._lock.release()
 
     def _drain(self, timeout: float, reason: str) -> None:
-        """Serve deliveries (and finish the replay in progress) for up to ``timeout``; spool the rest."""
+        """Wait up to ``timeout`` for the records sent directly; spool those still unconfirmed then.
+
+        A replay in progress is waited for only while the broker answers (its records are safe in
+        their segment anyway, which stays queued until every one of them is acknowledged).
+        """
         deadline = self._clock() + timeout
         self._service(self._clock())
         if self._online and self._notes:
             notes, self._notes = self._notes, []
             self._send(notes)
-        while self._outstanding > 0 and self._clock() < deadline and self._down_reason is None:
+
+        def waiting() -> bool:
+            replaying = self._online and self._replay is not None and self._replay.outstanding > 0
+            return bool(self._pending) or replaying
+
+        while waiting() and self._clock() < deadline and self._down_reason is None:
             try:
                 self._producer.poll(min(0.05, max(0.0, deadline - self._clock())))
             except Exception:
                 break
-            if self._replay is not None:
+            if self._online and self._all_down and self._pending:
+                self._down_reason = "all brokers are down"
+            if self._replay is not None and self._online:
                 self._replay_step(self._clock())
-        if self._outstanding > 0 or self._down_reason is not None:
+        if self._pending or self._down_reason is not None:
             self._go_offline(self._down_reason or reason)
         elif self._replay is not None and self._replay.outstanding == 0 and self._replay.index >= len(
             self._replay.records
@@ -697,7 +727,9 @@ class KafkaSink:
         self._take_own_lock()
         while True:
             self._segment_seq += 1
-            path = self.spool_dir / segment_name(self.node_id, self._segment_seq)
+            # "<node_id>.kafka.<seq>.zspool": never the name of one of the node's embedded spool segments,
+            # so `zoomtrace ingest`, which remembers offsets by segment name, can read both directories.
+            path = self.spool_dir / segment_name(f"{self.node_id}.kafka", self._segment_seq)
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
             except FileExistsError:
@@ -830,9 +862,13 @@ class KafkaSink:
 
     def _lose(self, reason: str, records: list[Record], detail: str) -> None:
         self._count_lost(reason, len(records), detail)
-        if reason not in ("spool_error", "spool_full") and not all(r.type.startswith("kafka.") for r in records):
+        if reason in ("spool_error", "spool_full") or all(r.type.startswith("kafka.") for r in records):
+            return  # these could not be written either; the counts go into the kafka.sink summary
+        now = self._clock()
+        if now - self._lost_noted.get(reason, -_LOST_NOTE_INTERVAL_S) >= _LOST_NOTE_INTERVAL_S:
+            self._lost_noted[reason] = now
             self._note("kafka.lost", {"reason": reason, "count": len(records), "detail": detail[:500],
-                                      "ids": [r.id for r in records[:10]]})
+                                      "ids": [r.id for r in records[:10]], "total": self.counts.lost[reason]})
 
     def _count_lost(self, reason: str, n: int, detail: str) -> None:
         self.counts.lost[reason] = self.counts.lost.get(reason, 0) + n

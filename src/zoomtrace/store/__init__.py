@@ -81,10 +81,10 @@ def open_store(
     with store_lock(home, timeout_s):
         store = DuckStore(path)
         try:
-            if ingest and spool.is_dir():
-                from zoomtrace.ingest import ingest_spool
+            if ingest:
+                from zoomtrace.ingest import ingest_home
 
-                ingest_spool(store, spool)
+                ingest_home(store, home)
             yield store
         finally:
             store.close()
