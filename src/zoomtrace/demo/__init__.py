@@ -1,9 +1,13 @@
-"""``zoomtrace demo``: a gateway, an orders service and a billing service as real processes.
+"""``zoomtrace demo``: a small shop of real processes, then the story of its most interesting trace.
 
-They talk JSON over HTTP on localhost with W3C trace context, log through stdlib
-logging, emit data events derived from one another, and one payment is declined
-and retried (a follows-from link). Billing and orders are stopped with SIGTERM.
-Then the story of the trace with the declined payment is printed.
+On the embedded store: a gateway, an orders service and a billing service talk JSON over
+HTTP on localhost with W3C trace context, log through stdlib logging, emit data events
+derived from one another, and one payment is declined and retried (a follows-from link).
+Billing and orders are stopped with SIGTERM.
+
+With ``--kafka BOOTSTRAP``: orders publishes ``OrderPlaced`` data events through Zoom's Kafka
+sink, a billing consumer process reads them from Kafka as business messages, continues their
+traces and derives ``PaymentCaptured``; a collector stores everything from Kafka.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import signal
 import subprocess
 import sys
 import threading
+import uuid
 from pathlib import Path
 
 from zoomtrace.errors import ZoomError
@@ -44,12 +49,10 @@ def _start(module: str, env: dict[str, str], *args: str) -> tuple[subprocess.Pop
     return proc, int(line.split()[1])
 
 
-def run_services(home: Path, sink: str | None = None) -> list[str]:
+def run_services(home: Path) -> list[str]:
     """Run the three services to completion; returns the trace ids of the checkouts."""
     env = {**os.environ, "ZOOMTRACE_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     env.pop("ZOOMTRACE_SINK", None)
-    if sink:
-        env["ZOOMTRACE_SINK"] = sink
     procs: list[subprocess.Popen[str]] = []
     try:
         billing, billing_port = _start("billing", env)
@@ -80,25 +83,77 @@ def run_services(home: Path, sink: str | None = None) -> list[str]:
     return traces
 
 
+KAFKA_ENV = "kafkademo"
+
+
+def run_kafka_services(home: Path, bootstrap: str) -> list[str]:
+    """Orders -> Kafka -> billing, then a collector into ``home``; returns the orders' trace ids."""
+    from zoomtrace.collector import run_collector
+
+    run = uuid.uuid4().hex[:8]
+    env = {**os.environ, "ZOOMTRACE_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    env.pop("ZOOMTRACE_SINK", None)
+    orders = subprocess.run(
+        [sys.executable, "-m", "zoomtrace.demo.kafka_orders", bootstrap, KAFKA_ENV, run],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=90,
+        check=False,
+    )
+    if orders.returncode != 0:
+        raise DemoError(f"the Kafka demo's orders service failed:\n{orders.stderr.strip()}")
+    traces = [line.split()[1] for line in orders.stdout.splitlines() if line.startswith("trace ")]
+    billing = subprocess.run(
+        [sys.executable, "-m", "zoomtrace.demo.kafka_billing", bootstrap, KAFKA_ENV, run, str(len(traces))],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    if billing.returncode != 0:
+        raise DemoError(f"the Kafka demo's billing consumer failed:\n{billing.stderr.strip()}")
+    run_collector(
+        bootstrap,
+        home,
+        group_id=f"zoomtrace-demo-{run}",
+        topics_pattern=rf"^{KAFKA_ENV}\..*",
+        stats_interval=0,
+        idle_exit_s=3.0,
+    )
+    return traces
+
+
 def run_demo(home: Path, *, json_output: bool = False, open_ui: bool = False, kafka: str | None = None) -> int:
     from zoomtrace.cli import dump_json
     from zoomtrace.store import open_store
 
     home.mkdir(parents=True, exist_ok=True)
-    traces = run_services(home, f"kafka://{kafka}" if kafka else None)
+    if kafka:
+        traces = run_kafka_services(home, kafka)
+        trace_id = traces[1]
+        intro = (
+            "Orders published 3 OrderPlaced events to Kafka; billing consumed them in another process. "
+            "Here is the story of one order, across producer, broker and consumer:\n"
+        )
+    else:
+        traces = run_services(home)
+        intro = (
+            f"The demo placed {len(traces)} orders across 3 processes; here is the story of the one whose "
+            "payment was declined and retried:\n"
+        )
     with open_store(home, create=True) as store:
-        interesting = store.traces({"errors_only": True}, limit=1)
-        trace_id = interesting[0]["trace_id"] if interesting else traces[-1]
+        if not kafka:
+            interesting = store.traces({"errors_only": True}, limit=1)
+            trace_id = interesting[0]["trace_id"] if interesting else traces[-1]
         story = store.story(trace_id)
     if json_output:
         dump_json(story)
         return 0
     from zoomtrace.cli import build_parser, cmd_story
 
-    print(
-        f"The demo placed {len(traces)} orders across 3 processes; here is the story of the one whose "
-        "payment was declined and retried:\n"
-    )
+    print(intro)
     cmd_story(build_parser().parse_args(["--home", str(home), "story", trace_id]))
     print(f"\nMore: zoomtrace --home {home} traces | nodes | story <trace id> | lineage <record id>")
     from zoomtrace.ui import running_url, trace_url
