@@ -22,13 +22,7 @@ import msgspec
 
 from zoomtrace.errors import ConfigError, ZoomError
 from zoomtrace.node import default_home
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def safe(text: object) -> str:
-    """Untrusted text for a terminal: control characters (escape sequences) shown, not obeyed."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+from zoomtrace.terminal import safe
 
 
 def one_line(message: str) -> str:

@@ -6,6 +6,7 @@ import sys
 from datetime import UTC, datetime
 
 from zoomtrace.record import Record, json_encoder
+from zoomtrace.terminal import safe
 
 
 def human_line(record: Record) -> str:
@@ -18,8 +19,7 @@ def human_line(record: Record) -> str:
         text = json_encoder.encode(record.attrs or record.payload).decode()
     level = (record.level or record.kind).upper()
     trace = (record.trace_id or "-")[:8]
-    # repr() keeps control characters in untrusted messages from driving the terminal.
-    return f"{ts} {level:<8} {trace} {record.type}: {text!r}"[:4000] + f"  ({where})"
+    return f"{ts} {level:<8} {trace} {safe(record.type)}: {safe(text)[:4000]}  ({safe(where)})"
 
 
 class StdoutSink:

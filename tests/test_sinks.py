@@ -1,0 +1,57 @@
+"""The stdout and file sinks, alone and beside the spool."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from zoomtrace.errors import ConfigError
+from zoomtrace.sinks import open_sink
+
+APP = """
+import sys
+import zoomtrace as zt
+zt.init("sinky", sink=sys.argv[1].split(";"), home=sys.argv[2])
+with zt.span("work", order=7):
+    zt.log.warning("careful with {thing}", thing="glass\\x1b[31m")
+    zt.event({"order": 7}, type="OrderPlaced")
+"""
+
+
+def run_app(tmp_path: Path, sink: str) -> str:
+    script = tmp_path / "app.py"
+    script.write_text(APP)
+    out = subprocess.run([sys.executable, str(script), sink, str(tmp_path / "home")],
+                         capture_output=True, text=True, timeout=60, check=True)
+    return out.stdout
+
+
+def test_stdout_json_lines_carry_every_record(tmp_path: Path) -> None:
+    lines = [json.loads(line) for line in run_app(tmp_path, "stdout+json").splitlines()]
+    kinds = sorted(r["kind"] for r in lines)
+    assert kinds == ["event", "log", "node", "node", "span"]  # started, stopped
+    log = next(r for r in lines if r["kind"] == "log")
+    assert log["message"] == "careful with glass\x1b[31m" and log["level"] == "WARNING"
+
+
+def test_stdout_human_lines_escape_control_characters(tmp_path: Path) -> None:
+    out = run_app(tmp_path, "stdout")
+    assert "careful with glass" in out
+    assert "\x1b" not in out  # an escape sequence in a message must not drive the terminal
+
+
+def test_file_sink_beside_the_spool(tmp_path: Path) -> None:
+    path = tmp_path / "out" / "records.jsonl"
+    run_app(tmp_path, f"spool;file://{path}")
+    in_file = [json.loads(line) for line in path.read_text().splitlines()]
+    assert {r["kind"] for r in in_file} == {"event", "log", "node", "span"}
+    assert list((tmp_path / "home" / "spool").glob("*.zspool"))
+
+
+def test_unknown_sink_says_what_exists(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="kafka://"):
+        open_sink("carrier-pigeon://loft", home=tmp_path, node_id="n")
