@@ -352,10 +352,26 @@ class Scrubber:
                 out[k] = new
         return d if out is None else out
 
+    def _list(self, items: list[Any], depth: int) -> list[Any]:
+        """Payload lists are long and mostly clean: copy only when an item changes."""
+        out: list[Any] | None = None
+        for i, v in enumerate(items):
+            new = self._value(v, depth)
+            if new is not v:
+                if out is None:
+                    out = list(items)
+                out[i] = new
+        return items if out is None else out
+
     def _value(self, v: Any, depth: int) -> Any:
         """A value under a non-sensitive key (or in a list): search inside it."""
-        if type(v) is str:
+        cls = type(v)
+        if cls is str:
             return self._text(v) if self.scrub_values and v not in self._clean else v
+        if cls is int or cls is float or cls is bool or v is None:
+            return v
+        if cls is list and depth < _MAX_NESTING:
+            return self._list(v, depth + 1)
         if isinstance(v, str):  # a str subclass (unsanitised input): judge its plain text
             return self._text(str.__str__(v)) if self.scrub_values else v
         if isinstance(v, (dict, list, tuple)):
