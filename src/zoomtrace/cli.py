@@ -189,7 +189,7 @@ def cmd_story(args: argparse.Namespace) -> int:
     nodes = {n["node_id"]: n for n in story["nodes"]}
     print(f"trace {story['trace_id']}  ·  {len(nodes)} process run(s)")
     for n in story["nodes"]:
-        stop = n.get("stop_cause") or "running"
+        stop = safe(n.get("stop_cause") or "running")
         print(
             f"  node {safe(n['service'])} pid={n['pid']} host={safe(n['host'])} commit {short(n.get('commit'))} "
             f"stop={stop}"
@@ -212,15 +212,17 @@ def cmd_nodes(args: argparse.Namespace) -> int:
         print(
             f"{fmt_ns(n['started_ns'])}  {safe(n['service']):<12} host={safe(n['host'])} pid={n['pid']} "
             f"commit={short(n.get('commit'))} version={safe(n.get('version') or '-')} "
-            f"stopped={fmt_ns(n.get('stopped_ns'))} cause={n.get('stop_cause') or 'running'}"
+            f"stopped={fmt_ns(n.get('stopped_ns'))} cause={safe(n.get('stop_cause') or 'running')}"
         )
     return 0
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
-    after: str | None = None
     with store_session(args) as store:
-        rows = store.tail(limit=args.n, last=True)
+        rows = store.tail(limit=max(args.n, 1), last=True)
+    # Follow from the newest record even when none is shown first (-n 0).
+    after: str | None = rows[-1]["id"] if rows else None
+    rows = rows[-args.n :] if args.n > 0 else []
     while True:
         for r in rows:
             after = r["id"]
@@ -229,7 +231,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
             else:
                 text = r.get("message") or r.get("type")
                 print(
-                    f"{fmt_ns(r['ts_ns'])} {(r.get('level') or r['kind']).upper():<8} "
+                    f"{fmt_ns(r['ts_ns'])} {safe(r.get('level') or r['kind']).upper():<8} "
                     f"{(r.get('trace_id') or '-')[:8]} {safe(text)}   {code_text(r.get('code'))}"
                 )
         sys.stdout.flush()

@@ -311,8 +311,7 @@ class _Collector:
                     except Exception as exc:
                         rejected += 1
                         if rejected <= _MAX_REPORTS:
-                            self._say(f"store refused record {record.id} ({record.kind}/{record.type}): {exc}; "
-                                      "skipped")
+                            self._say(f"store refused record {record.id} ({record.kind}/{record.type}): {exc}; skipped")
         except Exception as exc:
             raise StoreError(f"cannot write to the store ({exc}); stopping without committing") from exc
         if records and rejected == len(records):
@@ -391,13 +390,21 @@ class _Collector:
         stored = stats.stored - before.stored
         rate = stored / interval if interval > 0 else 0.0
         if self.json_stats:
-            line = json.dumps({"event": "final" if final else "stats", **asdict(stats),
-                               "interval_s": round(interval, 3), "records_per_s": round(rate, 1)})
+            line = json.dumps(
+                {
+                    "event": "final" if final else "stats",
+                    **asdict(stats),
+                    "interval_s": round(interval, 3),
+                    "records_per_s": round(rate, 1),
+                }
+            )
         else:
             lag = "?" if stats.lag is None else str(stats.lag)
-            line = (f"collector: {stats.stored} records stored ({stats.new} new), +{stored} at {rate:.0f}/s, "
-                    f"{stats.malformed} malformed, lag {lag} on {stats.partitions} partitions"
-                    + (" — stopped" if final else ""))
+            line = (
+                f"collector: {stats.stored} records stored ({stats.new} new), +{stored} at {rate:.0f}/s, "
+                f"{stats.malformed} malformed, lag {lag} on {stats.partitions} partitions"
+                + (" — stopped" if final else "")
+            )
         with contextlib.suppress(Exception):
             self.out.write(line + "\n")
             self.out.flush()
@@ -505,9 +512,17 @@ def run_collector(
         prepare = DuckStore.prepare
     with _signals(stop):
         collector = _Collector(
-            session, prepare=prepare, batch_size=batch_size, batch_timeout_s=batch_timeout_s,
-            max_value_bytes=max_value_bytes, stats_interval=stats_interval, json_stats=json_stats, stop=stop,
-            idle_exit_s=idle_exit_s, out=out, err=errors,
+            session,
+            prepare=prepare,
+            batch_size=batch_size,
+            batch_timeout_s=batch_timeout_s,
+            max_value_bytes=max_value_bytes,
+            stats_interval=stats_interval,
+            json_stats=json_stats,
+            stop=stop,
+            idle_exit_s=idle_exit_s,
+            out=out,
+            err=errors,
         )
         consumer_config.setdefault("error_cb", collector.on_error)
         from confluent_kafka import Consumer, KafkaException
@@ -533,24 +548,59 @@ def add_arguments(parser: argparse.ArgumentParser, *, json_option: bool = True) 
     ``--from`` is optional here so that the command can offer other sources too; :func:`run_from_args`
     needs it. ``json_option=False`` when the parser already has ``--json``.
     """
-    parser.add_argument("--from", dest="source", metavar="KAFKA",
-                        help="read the Zoom topics of the Kafka cluster kafka://host:9092[,host:9092][?option=value&...]")
-    parser.add_argument("--to", dest="store", metavar="HOME",
-                        help="store (Zoom home directory) to write to (default: --home)")
-    parser.add_argument("--group-id", default=DEFAULT_GROUP_ID,
-                        help="consumer group; collectors sharing one split the partitions (default: %(default)s)")
-    parser.add_argument("--topics", default=DEFAULT_TOPICS_PATTERN, metavar="REGEX",
-                        help="topics to read, a regular expression (default: %(default)s)")
-    parser.add_argument("--stats-interval", type=float, default=10.0, metavar="SECONDS",
-                        help="report throughput and lag this often; 0 for only at the end (default: 10)")
-    parser.add_argument("--batch-size", type=int, default=100_000,
-                        help="messages per store write, at most (batches grow to it while the store is busy)")
-    parser.add_argument("--max-value-bytes", type=int, default=kafka_codec.DEFAULT_MAX_VALUE_BYTES,
-                        help="skip (and report) messages with a larger value")
-    parser.add_argument("--exit-when-idle", type=float, metavar="SECONDS",
-                        help="stop after this long without a message while holding partitions (batch runs)")
-    parser.add_argument("-X", dest="options", action="append", default=[], metavar="NAME=VALUE",
-                        help="a librdkafka consumer option, e.g. -X security.protocol=SSL (repeatable)")
+    parser.add_argument(
+        "--from",
+        dest="source",
+        metavar="KAFKA",
+        help="read the Zoom topics of the Kafka cluster kafka://host:9092[,host:9092][?option=value&...]",
+    )
+    parser.add_argument(
+        "--to", dest="store", metavar="HOME", help="store (Zoom home directory) to write to (default: --home)"
+    )
+    parser.add_argument(
+        "--group-id",
+        default=DEFAULT_GROUP_ID,
+        help="consumer group; collectors sharing one split the partitions (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--topics",
+        default=DEFAULT_TOPICS_PATTERN,
+        metavar="REGEX",
+        help="topics to read, a regular expression (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--stats-interval",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="report throughput and lag this often; 0 for only at the end (default: 10)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=100_000,
+        help="messages per store write, at most (batches grow to it while the store is busy)",
+    )
+    parser.add_argument(
+        "--max-value-bytes",
+        type=int,
+        default=kafka_codec.DEFAULT_MAX_VALUE_BYTES,
+        help="skip (and report) messages with a larger value",
+    )
+    parser.add_argument(
+        "--exit-when-idle",
+        type=float,
+        metavar="SECONDS",
+        help="stop after this long without a message while holding partitions (batch runs)",
+    )
+    parser.add_argument(
+        "-X",
+        dest="options",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a librdkafka consumer option, e.g. -X security.protocol=SSL (repeatable)",
+    )
     if json_option:
         parser.add_argument("--json", action="store_true", help="stats as JSON lines on stdout")
 
@@ -569,9 +619,16 @@ def run_from_args(args: argparse.Namespace) -> int:
 
     try:
         run_collector(
-            args.source, Path(args.store or args.home), group_id=args.group_id, topics_pattern=args.topics,
-            stats_interval=args.stats_interval, json_stats=getattr(args, "json", False), config=options,
-            batch_size=args.batch_size, max_value_bytes=args.max_value_bytes, idle_exit_s=args.exit_when_idle,
+            args.source,
+            Path(args.store or args.home),
+            group_id=args.group_id,
+            topics_pattern=args.topics,
+            stats_interval=args.stats_interval,
+            json_stats=getattr(args, "json", False),
+            config=options,
+            batch_size=args.batch_size,
+            max_value_bytes=args.max_value_bytes,
+            idle_exit_s=args.exit_when_idle,
         )
     except KafkaException as exc:  # a fatal client error: one line, like every other failure of the CLI
         raise ZoomError(f"Kafka: {exc}") from None

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 #: Attributes every ``logging.LogRecord`` has; anything else came from ``extra=``.
 _LOGRECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+MAX_CACHED_TEMPLATES = 4096
 _PLAIN_LOGRECORD_SIZE = len(logging.makeLogRecord({}).__dict__)
 
 
@@ -39,6 +40,7 @@ class Encoder:
         # Code structs are immutable once built, so records share them.
         self._lines: dict[tuple[CodeType, int], Code] = {}
         self._places: dict[tuple[str, int, str], Code] = {}
+        self._templates: dict[str, str] = {}
         self._snapshotted: set[str] = set()
         #: Records produced as a side effect (new repositories, file snapshots), written with the batch.
         self.extras: list[Record] = []
@@ -110,6 +112,15 @@ class Encoder:
         text = truncate(text, self.limits.max_message)
         return self.scrubber.scrub_text(text) if self.scrubber else text
 
+    def _template(self, template: str) -> str:
+        """Templates are few and repeat: scrub each once (``"token={t}"`` hides nothing, ``"token=abc {x}"`` does)."""
+        clean = self._templates.get(template)
+        if clean is None:
+            clean = self._text(template)
+            if len(self._templates) < MAX_CACHED_TEMPLATES:
+                self._templates[template] = clean
+        return clean
+
     def _attrs(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs:
             return attrs
@@ -141,7 +152,7 @@ class Encoder:
                 code=code,
                 level=level,
                 message=self._text(message),
-                template=template,
+                template=self._template(template) if template is not None else None,
                 attrs=self._attrs(attrs),
                 error=self.error(exc) if exc is not None else None,
             ),

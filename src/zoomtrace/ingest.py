@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from zoomtrace.record import Record
-from zoomtrace.spool import read_segment, segments
+from zoomtrace.spool import SPOOL_DIRS, read_segment, segments
 from zoomtrace.store.duckdb import gc_paused
 
 #: Records per transaction (a segment is never split: its offset covers all of its new frames).
@@ -169,10 +169,6 @@ def _prefetch(batches: Iterator[Batch]) -> Iterator[Batch]:
         with contextlib.suppress(queue.Empty):
             slot.get_nowait()
         thread.join()
-
-
-#: Spool directories under a home: the embedded sink's, and the Kafka sink's records not sent yet.
-SPOOL_DIRS: Final = ("spool", "spool-kafka")
 
 
 def ingest_home(store: SpoolTarget, home: Path) -> IngestReport:

@@ -149,8 +149,9 @@ def _span_for(msg: Any, follows_from: bool | None, name: str | None, attrs: dict
 
 
 @contextmanager
-def consume_span(msg: Any, follows_from: bool | None = None, *, name: str | None = None,
-                 **attrs: Any) -> Iterator[Span]:
+def consume_span(
+    msg: Any, follows_from: bool | None = None, *, name: str | None = None, **attrs: Any
+) -> Iterator[Span]:
     """A span for processing one consumed message, continuing the trace in its headers.
 
     Child of the producer's span by default (``follows_from=False``); with ``follows_from=True``
@@ -165,8 +166,9 @@ def consume_span(msg: Any, follows_from: bool | None = None, *, name: str | None
         yield span
 
 
-def traced(messages: Iterable[M], follows_from: bool | None = None, *, skip_errors: bool = True,
-           name: str | None = None) -> Iterator[M]:
+def traced(
+    messages: Iterable[M], follows_from: bool | None = None, *, skip_errors: bool = True, name: str | None = None
+) -> Iterator[M]:
     """Yield each message of ``messages`` inside its own :func:`consume_span`.
 
     The span stays open while the loop body handles the message and ends when the next message

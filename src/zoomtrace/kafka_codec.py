@@ -174,8 +174,17 @@ def event_headers(record: Record, node: dict[str, str] | None = None) -> Headers
         ("zoom.node_id", record.node_id.encode()),
     ]
     add = h.append
-    for name in ("trace_id", "span_id", "parent_span_id", "on_behalf_of", "level", "message", "template",
-                 "status", "thread"):
+    for name in (
+        "trace_id",
+        "span_id",
+        "parent_span_id",
+        "on_behalf_of",
+        "level",
+        "message",
+        "template",
+        "status",
+        "thread",
+    ):
         value = getattr(record, name)
         if value is not None:
             add((f"zoom.{name}", str(value).encode()))
@@ -226,8 +235,17 @@ _links_decoder: Final = msgspec.json.Decoder(list[Link])
 _error_decoder: Final = msgspec.json.Decoder(Error)
 _any_decoder: Final = msgspec.json.Decoder()
 
-_TEXT_FIELDS: Final = ("trace_id", "span_id", "parent_span_id", "on_behalf_of", "level", "message", "template",
-                       "status", "thread")
+_TEXT_FIELDS: Final = (
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "on_behalf_of",
+    "level",
+    "message",
+    "template",
+    "status",
+    "thread",
+)
 
 
 def header(headers: Sequence[tuple[str, str | bytes | None]] | None, name: str) -> bytes | None:
@@ -353,8 +371,12 @@ def _check(record: Record) -> None:
 
 
 _TEXT_HEADERS: Final = tuple((f"zoom.{name}", name) for name in _TEXT_FIELDS)
-_JSON_HEADERS: Final = (("zoom.sources", "sources", _sources_decoder), ("zoom.attrs", "attrs", _attrs_decoder),
-                        ("zoom.links", "links", _links_decoder), ("zoom.error", "error", _error_decoder))
+_JSON_HEADERS: Final = (
+    ("zoom.sources", "sources", _sources_decoder),
+    ("zoom.attrs", "attrs", _attrs_decoder),
+    ("zoom.links", "links", _links_decoder),
+    ("zoom.error", "error", _error_decoder),
+)
 
 
 def _decode_event(value: bytes | None, h: dict[str, str]) -> Record:
@@ -387,7 +409,10 @@ def _decode_event(value: bytes | None, h: dict[str, str]) -> Record:
         line = _int(h, "zoom.code.line", required=True)
         assert line is not None
         fields["code"] = Code(
-            file, line, h.get("zoom.code.function", "?"), h.get("zoom.code.commit"),
+            file,
+            line,
+            h.get("zoom.code.function", "?"),
+            h.get("zoom.code.commit"),
             h.get("zoom.code.dirty") == "true",
         )
     for header_name, name, decoder in _JSON_HEADERS:

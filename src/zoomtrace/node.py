@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from zoomtrace import items
 from zoomtrace.encoder import Encoder
@@ -40,6 +41,12 @@ if TYPE_CHECKING:
 active: Node | None = None
 
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+
+
+def redact_url(url: str) -> str:
+    """A sink URL without user info and query (where passwords and tokens go), for the record."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 def default_home() -> Path:
@@ -80,7 +87,8 @@ class Node:
         self.stopped = False
         self.stop_signal: str | None = None
         self.uncaught: BaseException | None = None
-        self._stop_lock = threading.Lock()
+        # Re-entrant: a signal handler may call stop() while this thread is already inside it.
+        self._stop_lock = threading.RLock()
         self.provenance = Provenance()
         self.encoder = Encoder(self.node_id, self.provenance, scrubber, limits)
         sink_objects: list[Sink] = [open_sink(url, home=home, node_id=self.node_id) for url in self.sink_urls]
@@ -138,7 +146,7 @@ class Node:
             "branch": entry_repo.branch if entry_repo else None,
             "repo": entry_root,
             "repos": [r.as_dict() for r in repos],
-            "sinks": self.sink_urls,
+            "sinks": [redact_url(url) for url in self.sink_urls],
         }
         if entry_root is None:
             attrs["provenance_problem"] = "the entry point is not in a git repository: commits unknown"
@@ -167,11 +175,11 @@ class Node:
         now = time.time_ns()
         for span in list(self.open_spans.values()):
             span.end_ns, span.status = now, "interrupted"
-            self.pipeline.put((items.SPAN, span))
+            self.pipeline.put_unbounded((items.SPAN, span))
         self.open_spans.clear()
         attrs = {"cause": cause, "stopped_ns": now, "uptime_s": (now - self.started_ns) / 1e9}
         err = self.encoder.error(error) if error is not None else None
-        self.pipeline.put((items.RECORD, self.encoder.node_record("stopped", attrs, ts_ns=now, error=err)))
+        self.pipeline.put_unbounded((items.RECORD, self.encoder.node_record("stopped", attrs, ts_ns=now, error=err)))
         self.pipeline.flush(timeout)
         self.pipeline.close(timeout)
 
@@ -204,7 +212,8 @@ def _excepthook(exc_type: type[BaseException], exc: BaseException, tb: Traceback
     _previous_excepthook(exc_type, exc, tb)
 
 
-_previous_excepthook = sys.excepthook
+#: The hook installed before ``init()`` (the application's, Sentry's, rich's...), which Zoom's calls on.
+_previous_excepthook = sys.__excepthook__
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -263,23 +272,31 @@ def _after_fork_in_child() -> None:
         parent_node_id=parent.node_id,
     )
     if "multiprocessing" in sys.modules:
-        # multiprocessing children leave with os._exit, which skips atexit.
+        # multiprocessing children leave with os._exit, which skips atexit, and clear the finalizers
+        # registered before their bootstrap: register ours from its after-fork hooks, which run later.
         from multiprocessing import util
 
-        util.Finalize(None, _at_exit, exitpriority=-100)
+        util.register_after_fork(active, _finalize_in_multiprocessing_child)
+
+
+def _finalize_in_multiprocessing_child(_node: Node) -> None:
+    from multiprocessing import util
+
+    util.Finalize(None, _at_exit, exitpriority=-100)
 
 
 _hooks_installed = False
 
 
 def _install_process_hooks(install_signal_handlers: bool) -> None:
-    global _hooks_installed
+    global _hooks_installed, _previous_excepthook
     if install_signal_handlers:
         _install_signal_handlers()
     if _hooks_installed:
         return
     _hooks_installed = True
     atexit.register(_at_exit)
+    _previous_excepthook = sys.excepthook
     sys.excepthook = _excepthook
     os.register_at_fork(after_in_child=_after_fork_in_child)
 

@@ -66,8 +66,14 @@ _time = time.time_ns
 _lock = threading.Lock()
 _skip_codes: dict[tuple[str, ...], dict[CodeType, bool]] = {}
 #: Packages an instrumented library calls through, skipped along with it.
-_UNDERNEATH: Final = {"requests": ("urllib3",), "httpx": ("httpcore", "anyio", "h11"), "urllib3": ("http",),
-                      "urllib": ("http",), "botocore": ("boto3", "urllib3"), "boto3": ("botocore", "urllib3")}
+_UNDERNEATH: Final = {
+    "requests": ("urllib3",),
+    "httpx": ("httpcore", "anyio", "h11"),
+    "urllib3": ("http",),
+    "urllib": ("http",),
+    "botocore": ("boto3", "urllib3"),
+    "boto3": ("botocore", "urllib3"),
+}
 
 ZoomValue = ZoomSpan | ZoomContext | None
 
@@ -84,7 +90,7 @@ def instrumented_packages(scope: str) -> tuple[str, ...]:
     prefix = "opentelemetry.instrumentation."
     if not scope.startswith(prefix):
         return ()
-    name = scope[len(prefix):].split(".", maxsplit=1)[0]
+    name = scope[len(prefix) :].split(".", maxsplit=1)[0]
     names = {name, name.split("_")[0]}
     for item in list(names):
         names.update(_UNDERNEATH.get(item, ()))
@@ -121,8 +127,11 @@ def _otel_context_of(value: ZoomSpan | ZoomContext) -> trace.SpanContext:
         state = trace.TraceState()
     flags = value.trace_flags if isinstance(value, ZoomContext) else trace.TraceFlags.SAMPLED
     return trace.SpanContext(
-        int(value.trace_id, 16), int(value.span_id, 16), is_remote=isinstance(value, ZoomContext) and value.remote,
-        trace_flags=trace.TraceFlags(flags), trace_state=state,
+        int(value.trace_id, 16),
+        int(value.span_id, 16),
+        is_remote=isinstance(value, ZoomContext) and value.remote,
+        trace_flags=trace.TraceFlags(flags),
+        trace_state=state,
     )
 
 
@@ -136,10 +145,13 @@ def _zoom_value(span: trace.Span, ctx: Context) -> ZoomValue:
     members = otel_baggage.get_all(ctx)
     on_behalf_of = members.get(ON_BEHALF_OF_KEY)
     return ZoomContext(
-        trace.format_trace_id(sc.trace_id), trace.format_span_id(sc.span_id), int(sc.trace_flags),
+        trace.format_trace_id(sc.trace_id),
+        trace.format_span_id(sc.span_id),
+        int(sc.trace_flags),
         tuple(sc.trace_state.items()),
         tuple((str(k), str(v)) for k, v in members.items() if k != ON_BEHALF_OF_KEY),
-        str(on_behalf_of) if on_behalf_of is not None else None, sc.is_remote,
+        str(on_behalf_of) if on_behalf_of is not None else None,
+        sc.is_remote,
     )
 
 
@@ -246,8 +258,9 @@ def _finish(zoom: ZoomSpan, end_time: int | None) -> None:
         node.pipeline.put((items.SPAN, zoom))
 
 
-def _log(zoom: ZoomSpan, name: str, attributes: types.Attributes, timestamp: int | None,
-         exc: BaseException | None = None) -> None:
+def _log(
+    zoom: ZoomSpan, name: str, attributes: types.Attributes, timestamp: int | None, exc: BaseException | None = None
+) -> None:
     """A span event as a log record of the span."""
     node = _node.active
     if node is None:
@@ -267,8 +280,9 @@ class _BridgeSpan(trace.Span):
     looks at the current span.
     """
 
-    def __init__(self, zoom: ZoomSpan, *, owned: bool, record_exception: bool = True,
-                 set_status_on_exception: bool = True) -> None:
+    def __init__(
+        self, zoom: ZoomSpan, *, owned: bool, record_exception: bool = True, set_status_on_exception: bool = True
+    ) -> None:
         self.zoom = zoom
         self.owned = owned
         self._record_exception = record_exception
@@ -319,8 +333,13 @@ class _BridgeSpan(trace.Span):
             self.zoom.status = "ok"
             self._status_final = True  # "Ok ... SHOULD be considered final"
 
-    def record_exception(self, exception: BaseException, attributes: types.Attributes = None,
-                         timestamp: int | None = None, escaped: bool = False) -> None:
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: types.Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
         if not self.is_recording():
             return
         if self.zoom.error is None:
@@ -339,8 +358,9 @@ class _BridgeSpan(trace.Span):
             _open.pop(self.zoom.span_id, None)
             _finish(self.zoom, end_time)
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc_val: BaseException | None,
-                 exc_tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc_val: BaseException | None, exc_tb: TracebackType | None
+    ) -> None:
         if exc_val is not None and isinstance(exc_val, Exception) and self.is_recording():
             if self._record_exception:
                 self.record_exception(exc_val)
@@ -382,14 +402,16 @@ class ZoomTracer(trace.Tracer):
             attrs.update(attributes)
         zoom_links = [
             (trace.format_trace_id(link.context.trace_id), trace.format_span_id(link.context.span_id))
-            for link in links or () if link.context.is_valid
+            for link in links or ()
+            if link.context.is_valid
         ]
         # A server or consumer span starts inside its framework: there is no application line further out.
         code, line = _caller(self._library if kind in (SpanKind.CLIENT, SpanKind.INTERNAL, SpanKind.PRODUCER) else ())
         zoom = ZoomSpan(name, attrs, parent, zoom_links, None, code, line)
         _start(zoom, start_time)
-        span = _BridgeSpan(zoom, owned=True, record_exception=record_exception,
-                           set_status_on_exception=set_status_on_exception)
+        span = _BridgeSpan(
+            zoom, owned=True, record_exception=record_exception, set_status_on_exception=set_status_on_exception
+        )
         _open[zoom.span_id] = span
         return span
 
@@ -406,10 +428,15 @@ class ZoomTracer(trace.Tracer):
         set_status_on_exception: bool = True,
         end_on_exit: bool = True,
     ) -> Iterator[trace.Span]:
-        span = self.start_span(name, context, kind, attributes, links, start_time, record_exception,
-                               set_status_on_exception)
-        with trace.use_span(span, end_on_exit=end_on_exit, record_exception=record_exception,
-                            set_status_on_exception=set_status_on_exception) as active:
+        span = self.start_span(
+            name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception
+        )
+        with trace.use_span(
+            span,
+            end_on_exit=end_on_exit,
+            record_exception=record_exception,
+            set_status_on_exception=set_status_on_exception,
+        ) as active:
             yield active
 
 
@@ -449,10 +476,18 @@ class _CopyToZoom:
         if span.kind is not SpanKind.INTERNAL:
             attrs["span.kind"] = span.kind.name.lower()
         parent = span.parent
-        zoom = ZoomSpan(span.name, attrs, None, [
-            (trace.format_trace_id(link.context.trace_id), trace.format_span_id(link.context.span_id))
-            for link in span.links or ()
-        ], None, code, line)
+        zoom = ZoomSpan(
+            span.name,
+            attrs,
+            None,
+            [
+                (trace.format_trace_id(link.context.trace_id), trace.format_span_id(link.context.span_id))
+                for link in span.links or ()
+            ],
+            None,
+            code,
+            line,
+        )
         zoom.trace_id = trace.format_trace_id(span.context.trace_id)
         zoom.span_id = trace.format_span_id(span.context.span_id)
         if parent is not None:  # made with no parent, the Zoom span has none so far

@@ -458,9 +458,7 @@ def _take_code(attrs: dict[str, Any]) -> Code | None:
         line_no = int(line) if line is not None else 0
     except (TypeError, ValueError):
         line_no = 0
-    return Code(
-        str(file or "?"), line_no, str(function or "?"), str(commit) if commit else None, dirty is True
-    )
+    return Code(str(file or "?"), line_no, str(function or "?"), str(commit) if commit else None, dirty is True)
 
 
 def _take_error(attrs: dict[str, Any]) -> Error | None:
@@ -546,12 +544,22 @@ def _span_records(span: Span, scope: InstrumentationScope, node_id: str) -> list
             attrs.update(event_attrs)  # whatever else the SDK said about the exception
             continue
         event_error = _take_error(event_attrs)
-        records.append(Record(
-            id=derived_id(ts, "span-event", trace_id, span_id, event.SerializeToString(deterministic=True)),
-            kind="log", type=event.name or "event", ts_ns=ts, node_id=node_id, trace_id=trace_id, span_id=span_id,
-            level="ERROR" if event_error is not None else "INFO", message=event.name, attrs=event_attrs,
-            error=event_error, code=code,
-        ))
+        records.append(
+            Record(
+                id=derived_id(ts, "span-event", trace_id, span_id, event.SerializeToString(deterministic=True)),
+                kind="log",
+                type=event.name or "event",
+                ts_ns=ts,
+                node_id=node_id,
+                trace_id=trace_id,
+                span_id=span_id,
+                level="ERROR" if event_error is not None else "INFO",
+                message=event.name,
+                attrs=event_attrs,
+                error=event_error,
+                code=code,
+            )
+        )
     said = {str(status), f"{error.type}: {error.message}" if error is not None else ""}
     if span.status.message and span.status.message not in said:
         attrs[STATUS_DESCRIPTION] = span.status.message
@@ -560,13 +568,28 @@ def _span_records(span: Span, scope: InstrumentationScope, node_id: str) -> list
         for lt, ls in ((_id_hex(link.trace_id, 16), _id_hex(link.span_id, 8)) for link in span.links)
         if lt is not None and ls is not None
     ]
-    records.insert(0, Record(
-        id=str(record_id) if record_id else derived_id(start, "span", trace_id, span_id),
-        kind="span", type=span.name, ts_ns=start, end_ns=int(span.end_time_unix_nano) or start, node_id=node_id,
-        trace_id=trace_id, span_id=span_id, parent_span_id=_id_hex(span.parent_span_id, 8), links=links,
-        on_behalf_of=str(on_behalf_of) if on_behalf_of else None, code=code, attrs=attrs, status=str(status),
-        error=error, cpu_ns=cpu if isinstance(cpu, int) else None, thread=str(thread) if thread else None,
-    ))
+    records.insert(
+        0,
+        Record(
+            id=str(record_id) if record_id else derived_id(start, "span", trace_id, span_id),
+            kind="span",
+            type=span.name,
+            ts_ns=start,
+            end_ns=int(span.end_time_unix_nano) or start,
+            node_id=node_id,
+            trace_id=trace_id,
+            span_id=span_id,
+            parent_span_id=_id_hex(span.parent_span_id, 8),
+            links=links,
+            on_behalf_of=str(on_behalf_of) if on_behalf_of else None,
+            code=code,
+            attrs=attrs,
+            status=str(status),
+            error=error,
+            cpu_ns=cpu if isinstance(cpu, int) else None,
+            thread=str(thread) if thread else None,
+        ),
+    )
     return records
 
 
@@ -607,10 +630,21 @@ def _log_record(log: LogRecord, scope: InstrumentationScope, node_id: str, resou
     if not record_id:
         record_id = derived_id(ts, "log", resource_key, scope.name, log.SerializeToString(deterministic=True))
     return Record(
-        id=str(record_id), kind=kind, type=str(type_), ts_ns=ts, node_id=node_id,
-        trace_id=_id_hex(log.trace_id, 16), span_id=_id_hex(log.span_id, 8), level=_level(log),
-        message=message, template=str(template) if template else None, attrs=attrs, payload=payload,
-        sources=[str(s) for s in sources] if isinstance(sources, list) else [], error=error, code=code,
+        id=str(record_id),
+        kind=kind,
+        type=str(type_),
+        ts_ns=ts,
+        node_id=node_id,
+        trace_id=_id_hex(log.trace_id, 16),
+        span_id=_id_hex(log.span_id, 8),
+        level=_level(log),
+        message=message,
+        template=str(template) if template else None,
+        attrs=attrs,
+        payload=payload,
+        sources=[str(s) for s in sources] if isinstance(sources, list) else [],
+        error=error,
+        code=code,
         on_behalf_of=str(on_behalf_of) if on_behalf_of else None,
     )
 

@@ -146,8 +146,11 @@ class OtlpReceiver:
         if isinstance(request, ExportTraceServiceRequest):
             response = ExportTraceServiceResponse()
             if rejected:
-                response.partial_success.CopyFrom(ExportTracePartialSuccess(
-                    rejected_spans=rejected, error_message="spans without valid trace and span ids were dropped"))
+                response.partial_success.CopyFrom(
+                    ExportTracePartialSuccess(
+                        rejected_spans=rejected, error_message="spans without valid trace and span ids were dropped"
+                    )
+                )
         else:
             response = ExportLogsServiceResponse()
             if rejected:
@@ -167,8 +170,9 @@ class OtlpReceiver:
             except OtlpJsonError as exc:
                 raise _BadRequest(400, f"bad OTLP/JSON: {exc}") from None
         if content_type not in _PROTOBUF:
-            raise _BadRequest(415, f"unsupported content type {content_type!r}: send application/x-protobuf "
-                                   "or application/json")
+            raise _BadRequest(
+                415, f"unsupported content type {content_type!r}: send application/x-protobuf or application/json"
+            )
         message = ExportTraceServiceRequest() if signal_ == "traces" else ExportLogsServiceRequest()
         try:
             message.ParseFromString(body)
@@ -222,6 +226,8 @@ class _Handler(BaseHTTPRequestHandler):
                 length = int(self.headers.get("Content-Length") or 0)
             except ValueError:
                 raise _BadRequest(400, "bad Content-Length") from None
+            if length < 0:
+                raise _BadRequest(400, "bad Content-Length")
             if length > MAX_BODY_BYTES:
                 raise _BadRequest(413, f"body over {MAX_BODY_BYTES} bytes")
             raw = self.rfile.read(length)
@@ -282,8 +288,10 @@ def serve(home: Path, listen: str, *, ready: Any = None) -> int:
     thread = threading.Thread(target=receiver.serve_forever, name="zoomtrace-otlp-receiver", daemon=True)
     thread.start()
     out = ready if ready is not None else sys.stdout
-    out.write(f"zoomtrace: OTLP receiver listening on {receiver.url} (POST /v1/traces, /v1/logs), "
-              f"storing into {receiver.home}\n")
+    out.write(
+        f"zoomtrace: OTLP receiver listening on {receiver.url} (POST /v1/traces, /v1/logs), "
+        f"storing into {receiver.home}\n"
+    )
     out.flush()
     try:
         stop.wait()
@@ -293,8 +301,9 @@ def serve(home: Path, listen: str, *, ready: Any = None) -> int:
         for sig, handler in previous.items():
             with contextlib.suppress(Exception):
                 signal.signal(sig, handler)
-    sys.stderr.write(f"zoomtrace: OTLP receiver stopped after {receiver.requests} requests, "
-                     f"{receiver.stored} new records stored\n")
+    sys.stderr.write(
+        f"zoomtrace: OTLP receiver stopped after {receiver.requests} requests, {receiver.stored} new records stored\n"
+    )
     return 0
 
 

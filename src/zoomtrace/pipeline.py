@@ -57,7 +57,6 @@ class Pipeline:
         self._queue: deque[Any] = deque()
         self._wake = threading.Event()
         self._space = threading.Event()
-        self._lock = threading.Lock()
         self._stopping = False
         #: Records lost, by reason ("queue_full", "encode_error", "sink_error:<sink>").
         self.lost: dict[str, int] = {}
@@ -67,6 +66,11 @@ class Pipeline:
         self._thread.start()
 
     # -- caller side ---------------------------------------------------------------
+
+    def put_unbounded(self, item: tuple[Any, ...]) -> None:
+        """Enqueue past the bound: for the few lifecycle records (stopped, interrupted spans) that must not drop."""
+        self._queue.append(item)
+        self._wake.set()
 
     def put(self, item: tuple[Any, ...]) -> None:
         """Enqueue one item; never raises, never blocks longer than the configured deadline."""
@@ -88,8 +92,9 @@ class Pipeline:
         self.count_lost("queue_full", 1)
 
     def count_lost(self, reason: str, n: int) -> None:
-        with self._lock:
-            self.lost[reason] = self.lost.get(reason, 0) + n
+        # No lock: this runs on the caller's thread, possibly re-entered from a signal handler
+        # (SIGTERM while the queue is full), where a lock held by the same thread would deadlock.
+        self.lost[reason] = self.lost.get(reason, 0) + n
 
     def flush(self, timeout: float | None = 5.0) -> bool:
         """Write everything enqueued before this call; True if done within ``timeout``."""
@@ -134,6 +139,7 @@ class Pipeline:
             for _ in range(n):
                 item = queue.popleft()
                 if type(item) is _Flush:
+                    records.extend(self._extras())  # snapshots and repositories met while encoding
                     self._write(records)
                     records = []
                     self._flush_sinks()

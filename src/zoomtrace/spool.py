@@ -29,6 +29,8 @@ MAGIC: Final = b"ZT"
 FORMAT_VERSION: Final = 1
 HEADER: Final = struct.Struct("<2sBBII")
 SUFFIX: Final = ".zspool"
+#: Spool directories under a Zoom home: the embedded sink's, and the Kafka sink's records not sent yet.
+SPOOL_DIRS: Final = ("spool", "spool-kafka")
 #: A frame larger than this is treated as corruption (a writer never produces one).
 MAX_FRAME: Final = 256 * 1024 * 1024
 
@@ -124,7 +126,13 @@ def read_segment(path: Path, offset: int = 0) -> ReadResult:
             pos += skipped
             continue
         if end - pos - hsize < length:
-            break  # incomplete: its writer may still be writing it
+            resume = _next_valid_frame(data, pos + 1)
+            if resume is None:
+                break  # incomplete: its writer may still be writing it
+            # A complete frame follows, so this one's length is corrupt, not still being written.
+            result.problems.append(f"{path.name}: frame at offset {offset + pos} has a corrupt length; skipped")
+            pos = resume
+            continue
         payload = data[pos + hsize : pos + hsize + length]
         if zlib.crc32(payload) != crc:
             result.problems.append(f"{path.name}: frame at offset {offset + pos} fails its checksum; skipped")
@@ -139,6 +147,19 @@ def read_segment(path: Path, offset: int = 0) -> ReadResult:
     result.offset = offset + pos
     result.pending_bytes = end - pos
     return result
+
+
+def _next_valid_frame(data: bytes, start: int) -> int | None:
+    """Position of the next complete frame that passes its checksum, if any."""
+    hsize = HEADER.size
+    pos = data.find(MAGIC, start)
+    while pos >= 0 and len(data) - pos >= hsize:
+        _magic, version, _flags, length, crc = HEADER.unpack_from(data, pos)
+        body = data[pos + hsize : pos + hsize + length]
+        if version == FORMAT_VERSION and len(body) == length and zlib.crc32(body) == crc:
+            return pos
+        pos = data.find(MAGIC, pos + 1)
+    return None
 
 
 def segments(directory: Path) -> Iterator[Path]:

@@ -24,48 +24,92 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 #: Node fields a story shows for each process run of the trace.
-NODE_FIELDS = ("node_id", "service", "env", "group", "version", "host", "pid", "commit", "started_ns",
-               "stopped_ns", "stop_cause")
+NODE_FIELDS = (
+    "node_id",
+    "service",
+    "env",
+    "group",
+    "version",
+    "host",
+    "pid",
+    "commit",
+    "started_ns",
+    "stopped_ns",
+    "stop_cause",
+)
 
 
 def _code(code: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not code:
         return None
-    return {"file": code.get("file"), "line": code.get("line"), "function": code.get("function"),
-            "commit": code.get("commit"), "dirty": bool(code.get("dirty"))}
+    return {
+        "file": code.get("file"),
+        "line": code.get("line"),
+        "function": code.get("function"),
+        "commit": code.get("commit"),
+        "dirty": bool(code.get("dirty")),
+    }
 
 
 def _story_record(r: Mapping[str, Any], service: str | None) -> dict[str, Any]:
     return {
-        "id": r["id"], "kind": r["kind"], "type": r["type"], "level": r.get("level"), "message": r.get("message"),
-        "template": r.get("template"), "attrs": r.get("attrs") or {}, "payload": r.get("payload"),
-        "payload_blob": r.get("payload_blob"), "ts_ns": r["ts_ns"], "sources": list(r.get("sources") or ()),
-        "code": _code(r.get("code")), "error": r.get("error"), "span_id": r.get("span_id"),
-        "node_id": r.get("node_id"), "service": service,
+        "id": r["id"],
+        "kind": r["kind"],
+        "type": r["type"],
+        "level": r.get("level"),
+        "message": r.get("message"),
+        "template": r.get("template"),
+        "attrs": r.get("attrs") or {},
+        "payload": r.get("payload"),
+        "payload_blob": r.get("payload_blob"),
+        "ts_ns": r["ts_ns"],
+        "sources": list(r.get("sources") or ()),
+        "code": _code(r.get("code")),
+        "error": r.get("error"),
+        "span_id": r.get("span_id"),
+        "node_id": r.get("node_id"),
+        "service": service,
     }
 
 
 def _span(r: Mapping[str, Any], service: str | None) -> dict[str, Any]:
     end = r.get("end_ns")
     return {
-        "id": r["id"], "span_id": r["span_id"], "parent_span_id": r.get("parent_span_id"), "name": r["type"],
-        "service": service, "node_id": r.get("node_id"), "start_ns": r["ts_ns"], "end_ns": end,
-        "duration_ns": end - r["ts_ns"] if end is not None else None, "status": r.get("status"),
-        "error": r.get("error"), "cpu_ns": r.get("cpu_ns"), "thread": r.get("thread"),
-        "attrs": r.get("attrs") or {}, "links": [dict(link) for link in r.get("links") or ()],
-        "on_behalf_of": r.get("on_behalf_of"), "code": _code(r.get("code")), "remote_parent": False,
-        "records": [], "children": [],
+        "id": r["id"],
+        "span_id": r["span_id"],
+        "parent_span_id": r.get("parent_span_id"),
+        "name": r["type"],
+        "service": service,
+        "node_id": r.get("node_id"),
+        "start_ns": r["ts_ns"],
+        "end_ns": end,
+        "duration_ns": end - r["ts_ns"] if end is not None else None,
+        "status": r.get("status"),
+        "error": r.get("error"),
+        "cpu_ns": r.get("cpu_ns"),
+        "thread": r.get("thread"),
+        "attrs": r.get("attrs") or {},
+        "links": [dict(link) for link in r.get("links") or ()],
+        "on_behalf_of": r.get("on_behalf_of"),
+        "code": _code(r.get("code")),
+        "remote_parent": False,
+        "records": [],
+        "children": [],
     }
 
 
 def _better_span(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     """When a span was recorded twice (e.g. *interrupted* at stop, then again): keep the ended, later one."""
     return (a.get("end_ns") is not None, a.get("end_ns") or 0, a["id"]) > (
-        b.get("end_ns") is not None, b.get("end_ns") or 0, b["id"])
+        b.get("end_ns") is not None,
+        b.get("end_ns") or 0,
+        b["id"],
+    )
 
 
-def assemble(trace_id: str, records_rows: Iterable[Mapping[str, Any]],
-             nodes_rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+def assemble(
+    trace_id: str, records_rows: Iterable[Mapping[str, Any]], nodes_rows: Iterable[Mapping[str, Any]]
+) -> dict[str, Any]:
     """Build the story of ``trace_id`` from its records (store record dicts) and the nodes they came from.
 
     Spans whose parent is not in the trace (a remote parent that was not recorded) are roots, marked
@@ -133,10 +177,7 @@ def assemble(trace_id: str, records_rows: Iterable[Mapping[str, Any]],
     starts = [r["ts_ns"] for r in rows]
     ends = [max(r["ts_ns"], r.get("end_ns") or r["ts_ns"]) for r in rows]
     node_ids = {r.get("node_id") for r in rows if r.get("node_id")}
-    story_nodes = [
-        {k: nodes.get(nid, {}).get(k) for k in NODE_FIELDS} | {"node_id": nid}
-        for nid in node_ids
-    ]
+    story_nodes = [{k: nodes.get(nid, {}).get(k) for k in NODE_FIELDS} | {"node_id": nid} for nid in node_ids]
     story_nodes.sort(key=lambda n: (n["started_ns"] is None, n["started_ns"] or 0, n["node_id"]))
     start = min(starts) if starts else None
     end = max(ends) if ends else None

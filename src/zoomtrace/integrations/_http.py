@@ -21,10 +21,21 @@ from zoomtrace.scrub import SCRUBBED, Scrubber
 from zoomtrace.span import Span
 
 #: Query keys whose values the semantic conventions require to be redacted (``url.full``, ``url.query``).
-SIGNED_URL_KEYS: Final = frozenset({"awsaccesskeyid", "signature", "sig", "x-goog-signature", "x-amz-signature",
-                                     "x-amz-credential", "x-amz-security-token", "x-goog-credential"})
-KNOWN_METHODS: Final = frozenset({"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE",
-                                  "QUERY"})
+SIGNED_URL_KEYS: Final = frozenset(
+    {
+        "awsaccesskeyid",
+        "signature",
+        "sig",
+        "x-goog-signature",
+        "x-amz-signature",
+        "x-amz-credential",
+        "x-amz-security-token",
+        "x-goog-credential",
+    }
+)
+KNOWN_METHODS: Final = frozenset(
+    {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE", "QUERY"}
+)
 DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
 _default_scrubber: Scrubber | None = None
@@ -159,9 +170,7 @@ def client_error(span: Span, exc: BaseException) -> None:
     span.attrs["error.type"] = type(exc).__qualname__
 
 
-def server_span(
-    method: str, carrier: Any, attrs: dict[str, Any], code: tuple[CodeType, int] | None
-) -> Span:
+def server_span(method: str, carrier: Any, attrs: dict[str, Any], code: tuple[CodeType, int] | None) -> Span:
     """A server span continuing the caller's trace (``traceparent`` in ``carrier``), not yet entered."""
     from zoomtrace.context import extract
 

@@ -24,8 +24,20 @@ from zoomtrace.integrations._http import client_error, client_response, client_s
 
 __all__ = ["AsyncTracingTransport", "TracingTransport", "instrument", "uninstrument"]
 
-_LIBRARY: Final = ("httpx", "httpcore", "anyio", "asyncio", "sniffio", "h11", "h2", "contextlib", "functools",
-                   "zoomtrace.integrations", "wrapt", "opentelemetry")
+_LIBRARY: Final = (
+    "httpx",
+    "httpcore",
+    "anyio",
+    "asyncio",
+    "sniffio",
+    "h11",
+    "h2",
+    "contextlib",
+    "functools",
+    "zoomtrace.integrations",
+    "wrapt",
+    "opentelemetry",
+)
 #: Set on a request once traced, so a traced transport inside an instrumented one makes one span, not two.
 _TRACED: Final = "zoomtrace.traced"
 _MARK: Final = "_zoomtrace_original"

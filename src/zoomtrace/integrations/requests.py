@@ -27,8 +27,7 @@ from zoomtrace.integrations._http import client_error, client_response, client_s
 __all__ = ["instrument", "uninstrument"]
 
 #: Frames of these packages are skipped to find the application line that made the call.
-_LIBRARY: Final = ("requests", "urllib3", "zoomtrace.integrations", "contextlib", "functools", "wrapt",
-                   "opentelemetry")
+_LIBRARY: Final = ("requests", "urllib3", "zoomtrace.integrations", "contextlib", "functools", "wrapt", "opentelemetry")
 _MARK: Final = "_zoomtrace_original"
 
 Send = Callable[..., requests.Response]

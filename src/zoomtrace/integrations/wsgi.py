@@ -86,8 +86,9 @@ class ZoomMiddleware:
         self._flask_hooks(getattr(app, "__self__", app))
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        span = server_span(environ.get("REQUEST_METHOD", "GET"), _headers(environ), request_attributes(environ),
-                           self._code)
+        span = server_span(
+            environ.get("REQUEST_METHOD", "GET"), _headers(environ), request_attributes(environ), self._code
+        )
         open_detached(span)
         status: list[int] = []
 

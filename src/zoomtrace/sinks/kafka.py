@@ -240,8 +240,9 @@ class KafkaSink:
                 name = key[5:]
                 kind = ZOOM_OPTIONS.get(name)
                 if kind is None:
-                    raise ConfigError(f"unknown Kafka sink option {key!r}: use one of "
-                                      + ", ".join(f"zoom.{n}" for n in ZOOM_OPTIONS))
+                    raise ConfigError(
+                        f"unknown Kafka sink option {key!r}: use one of " + ", ".join(f"zoom.{n}" for n in ZOOM_OPTIONS)
+                    )
                 try:
                     kwargs[name] = kind(value)
                 except ValueError:
@@ -369,8 +370,16 @@ class KafkaSink:
                 return
         self._producer.poll(0)
 
-    def _produce(self, topic: str, value: bytes, key: bytes, headers: kafka_codec.Headers, *, ts: int,
-                 callback: Callable[[KafkaError | None, Any], None]) -> str | None:
+    def _produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes,
+        headers: kafka_codec.Headers,
+        *,
+        ts: int,
+        callback: Callable[[KafkaError | None, Any], None],
+    ) -> str | None:
         """Hand one message to the producer: None when done, "record" when Kafka refuses this record itself
         (``_record_error`` says why), else the reason the sink should go offline. Waits at most ``_MAX_BLOCK_S``."""
         deadline: float | None = None
@@ -498,8 +507,10 @@ class KafkaSink:
         if records:
             self._spool(records)
         if was_online or records:
-            self._note("kafka.spooling", {"reason": reason, "moved": len(records), "spool": str(self.spool_dir),
-                                          "bootstrap": self.bootstrap})
+            self._note(
+                "kafka.spooling",
+                {"reason": reason, "moved": len(records), "spool": str(self.spool_dir), "bootstrap": self.bootstrap},
+            )
         self._down_reason = None  # set again by the purged messages' callbacks: this outage is handled
 
     def _replay_step(self, now: float) -> None:
@@ -567,8 +578,10 @@ class KafkaSink:
             for problem in result.problems:
                 self._warn(f"problem:{path.name}", f"Kafka spool: {problem}")
             if result.pending_bytes:
-                self._warn(f"torn:{path.name}",
-                           f"Kafka spool: {path.name} ends with {result.pending_bytes} bytes of an incomplete frame")
+                self._warn(
+                    f"torn:{path.name}",
+                    f"Kafka spool: {path.name} ends with {result.pending_bytes} bytes of an incomplete frame",
+                )
             replay = _Replay(path, node_id, result.records)
             self._replay = replay
             if last_own and not self._online and self._confirmed:
@@ -637,8 +650,9 @@ class KafkaSink:
         self._note("kafka.replayed", attrs)
         self._warned.discard("offline")
         with contextlib.suppress(Exception):
-            sys.stderr.write(f"zoomtrace: Kafka at {self.bootstrap} is back; {attrs['replayed']} spooled records "
-                             "replayed\n")
+            sys.stderr.write(
+                f"zoomtrace: Kafka at {self.bootstrap} is back; {attrs['replayed']} spooled records replayed\n"
+            )
 
     def _ensure_ticker(self) -> None:
         """Start the replay helper thread unless it runs (the spool must drain in an idle process too)."""
@@ -692,8 +706,10 @@ class KafkaSink:
                 self._replay_step(self._clock())
         if self._pending or self._down_reason is not None:
             self._go_offline(self._down_reason or reason)
-        elif self._replay is not None and self._replay.outstanding == 0 and self._replay.index >= len(
-            self._replay.records
+        elif (
+            self._replay is not None
+            and self._replay.outstanding == 0
+            and self._replay.index >= len(self._replay.records)
         ):
             self._finish_replay(self._replay)
 
@@ -753,8 +769,13 @@ class KafkaSink:
         fd = os.open(self.spool_dir / f"{self.node_id}.lock", os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._lock_fd = fd
-        meta = {"node_id": self.node_id, **self._node, "topic": self.topic_template,
-                "node_topic": self.node_topic_template, "bootstrap": self.bootstrap}
+        meta = {
+            "node_id": self.node_id,
+            **self._node,
+            "topic": self.topic_template,
+            "node_topic": self.node_topic_template,
+            "bootstrap": self.bootstrap,
+        }
         tmp = self.spool_dir / f".{self.node_id}.meta.json.tmp"
         tmp.write_text(json.dumps(meta))
         tmp.replace(self.spool_dir / f"{self.node_id}.meta.json")
@@ -814,7 +835,9 @@ class KafkaSink:
             meta = json.loads((self.spool_dir / f"{node_id}.meta.json").read_text())
             node = {k: str(meta.get(k) or "") for k in ("service", "env", "group")}
             strategy = kafka_codec.TopicStrategy(
-                node["env"] or "local", node["group"] or "default", node["service"],
+                node["env"] or "local",
+                node["group"] or "default",
+                node["service"],
                 str(meta.get("topic") or kafka_codec.DEFAULT_TOPIC),
                 str(meta.get("node_topic", kafka_codec.DEFAULT_NODE_TOPIC)),
             )
@@ -835,8 +858,15 @@ class KafkaSink:
             for name in (f"{foreign.node_id}.meta.json", f"{foreign.node_id}.lock"):
                 with contextlib.suppress(OSError):
                     (self.spool_dir / name).unlink()
-            self._note("kafka.replayed", {"from_node_id": foreign.node_id, "replayed": foreign.records,
-                                          "segments": foreign.segments, "bootstrap": self.bootstrap})
+            self._note(
+                "kafka.replayed",
+                {
+                    "from_node_id": foreign.node_id,
+                    "replayed": foreign.records,
+                    "segments": foreign.segments,
+                    "bootstrap": self.bootstrap,
+                },
+            )
         with contextlib.suppress(OSError):
             os.close(foreign.lock_fd)
 
@@ -867,8 +897,16 @@ class KafkaSink:
         now = self._clock()
         if now - self._lost_noted.get(reason, -_LOST_NOTE_INTERVAL_S) >= _LOST_NOTE_INTERVAL_S:
             self._lost_noted[reason] = now
-            self._note("kafka.lost", {"reason": reason, "count": len(records), "detail": detail[:500],
-                                      "ids": [r.id for r in records[:10]], "total": self.counts.lost[reason]})
+            self._note(
+                "kafka.lost",
+                {
+                    "reason": reason,
+                    "count": len(records),
+                    "detail": detail[:500],
+                    "ids": [r.id for r in records[:10]],
+                    "total": self.counts.lost[reason],
+                },
+            )
 
     def _count_lost(self, reason: str, n: int, detail: str) -> None:
         self.counts.lost[reason] = self.counts.lost.get(reason, 0) + n

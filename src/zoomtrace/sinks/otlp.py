@@ -110,6 +110,10 @@ def endpoint_for(signal: str, base_url: str | None, environ: Mapping[str, str] =
     return Endpoint(url, headers, max(timeout_s, 0.001), compression == "gzip", context)
 
 
+#: How long closing may take in all (at exit, on SIGTERM), whatever is still queued or in flight.
+CLOSE_DEADLINE_S = 5.0
+
+
 @dataclass
 class _Batch:
     signal: str
@@ -170,11 +174,21 @@ class OtlpSink:
         resources = {node_id: self._resource(node_id) for node_id in {r.node_id for r in records}}
         traces, logs = records_to_otlp(records, resources)
         if traces is not None:
-            self._enqueue(_Batch("traces", traces.SerializeToString(), sum(
-                len(ss.spans) for rs in traces.resource_spans for ss in rs.scope_spans)))
+            self._enqueue(
+                _Batch(
+                    "traces",
+                    traces.SerializeToString(),
+                    sum(len(ss.spans) for rs in traces.resource_spans for ss in rs.scope_spans),
+                )
+            )
         if logs is not None:
-            self._enqueue(_Batch("logs", logs.SerializeToString(), sum(
-                len(sl.log_records) for rl in logs.resource_logs for sl in rl.scope_logs)))
+            self._enqueue(
+                _Batch(
+                    "logs",
+                    logs.SerializeToString(),
+                    sum(len(sl.log_records) for rl in logs.resource_logs for sl in rl.scope_logs),
+                )
+            )
 
     def _resource(self, node_id: str) -> dict[str, Any]:
         known = self._resources.get(node_id)
@@ -191,8 +205,11 @@ class OtlpSink:
         with self._cond:
             if len(self._queue) >= self._max_queue:
                 dropped = self._queue.popleft()  # the oldest goes: the newest says most about now
-                self._lost(f"otlp_queue_full:{dropped.signal}", dropped.count,
-                           "the OTLP endpoint cannot keep up; dropping the oldest batches")
+                self._lost(
+                    f"otlp_queue_full:{dropped.signal}",
+                    dropped.count,
+                    "the OTLP endpoint cannot keep up; dropping the oldest batches",
+                )
             self._queue.append(batch)
             self._cond.notify_all()
 
@@ -218,8 +235,18 @@ class OtlpSink:
             self._closing = True
             self._cond.notify_all()
         self._stop.set()  # interrupts back-off waits: each batch gets one last attempt
-        limit = max(e.timeout_s for e in self.endpoints.values())
-        self._thread.join(limit * (len(self._queue) + 2))
+        # One deadline for everything: an unresponsive backend must not hold the application's exit.
+        self._thread.join(CLOSE_DEADLINE_S)
+        if self._thread.is_alive():
+            with self._cond:
+                stranded, self._queue = list(self._queue), deque()
+            for batch in stranded:
+                self._lost(
+                    f"otlp_unsent_at_exit:{batch.signal}",
+                    batch.count,
+                    f"OTLP backend did not take the last records within {CLOSE_DEADLINE_S:g} s",
+                )
+            return  # the sender thread is a daemon; its connection closes with the process
         for conn in self._connections.values():
             conn.close()
 
@@ -262,8 +289,11 @@ class OtlpSink:
             retryable = status == 0 or status in RETRYABLE
             if not retryable or batch.attempts >= self.max_attempts or self._stop.is_set():
                 why = "gave up after retries" if retryable else "rejected"
-                self._lost(f"otlp_{'failed' if retryable else 'rejected'}:{batch.signal}", batch.count,
-                           f"OTLP {batch.signal} export to {endpoint.url} {why} ({problem})")
+                self._lost(
+                    f"otlp_{'failed' if retryable else 'rejected'}:{batch.signal}",
+                    batch.count,
+                    f"OTLP {batch.signal} export to {endpoint.url} {why} ({problem})",
+                )
                 return
             wait = _retry_after(headers.get("retry-after")) or delay * (1 + random.random() / 2)
             delay = min(delay * 2, 8.0)

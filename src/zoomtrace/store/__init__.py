@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Final
 
 from zoomtrace.errors import StoreError
+from zoomtrace.spool import SPOOL_DIRS
 from zoomtrace.store.base import Store, TraceFilter
 from zoomtrace.store.duckdb import DuckStore
 
@@ -25,7 +26,6 @@ __all__ = ["DuckStore", "Store", "TraceFilter", "open_store", "store_lock"]
 
 STORE_FILE: Final = "store.duckdb"
 LOCK_FILE: Final = "store.lock"
-SPOOL_DIR: Final = "spool"
 #: How long a session waits for another one to finish before giving up.
 LOCK_TIMEOUT_S: Final = 30.0
 
@@ -67,12 +67,11 @@ def open_store(
     store file is corrupt, or when another session holds the store for longer than ``timeout_s``.
     """
     home = Path(home).absolute()
-    spool = home / SPOOL_DIR
     path = home / STORE_FILE
-    if not create and not spool.is_dir() and not path.exists():
+    if not create and not path.exists() and not any((home / name).is_dir() for name in SPOOL_DIRS):
         raise StoreError(
             f"no zoomtrace data at {home}: run a program that calls zoomtrace.init() (it records into "
-            f"{spool}), or point at another home with --home or $ZOOMTRACE_HOME"
+            f"{home / SPOOL_DIRS[0]}), or point at another home with --home or $ZOOMTRACE_HOME"
         )
     try:
         home.mkdir(parents=True, exist_ok=True)

@@ -211,8 +211,25 @@ _NODE_COLUMNS: Final = (
 _NODE_JSON: Final = frozenset({"repos", "stop_error", "lost", "attrs"})
 #: Node fields a node record may set (everything but the id and the counts, which ingestion maintains).
 _NODE_FIELDS: Final = (
-    "service", "env", "grp", "version", "host", "pid", "parent_node_id", "python", "platform", "commit", "branch",
-    "repos", "started_ns", "stopped_ns", "stop_cause", "stop_error", "lost", "argv", "attrs",
+    "service",
+    "env",
+    "grp",
+    "version",
+    "host",
+    "pid",
+    "parent_node_id",
+    "python",
+    "platform",
+    "commit",
+    "branch",
+    "repos",
+    "started_ns",
+    "stopped_ns",
+    "stop_cause",
+    "stop_error",
+    "lost",
+    "argv",
+    "attrs",
 )
 
 
@@ -222,28 +239,80 @@ def _json_or_none(text: str | None) -> Any:
 
 def record_dict(row: Sequence[Any]) -> dict[str, Any]:
     """A ``records`` row (selected as ``_RECORD_COLUMNS``) in the JSON shape the CLI and UI show."""
-    (rid, kind, type_, ts_ns, end_ns, trace_id, span_id, parent_span_id, links, on_behalf_of, node_id, code_file,
-     code_line, code_function, code_commit, code_dirty, level, message, template, attrs, payload, payload_blob,
-     sources, error, status, cpu_ns, thread, version) = row
+    (
+        rid,
+        kind,
+        type_,
+        ts_ns,
+        end_ns,
+        trace_id,
+        span_id,
+        parent_span_id,
+        links,
+        on_behalf_of,
+        node_id,
+        code_file,
+        code_line,
+        code_function,
+        code_commit,
+        code_dirty,
+        level,
+        message,
+        template,
+        attrs,
+        payload,
+        payload_blob,
+        sources,
+        error,
+        status,
+        cpu_ns,
+        thread,
+        version,
+    ) = row
     code = None
     if code_file is not None:
-        code = {"file": code_file, "line": code_line, "function": code_function, "commit": code_commit,
-                "dirty": bool(code_dirty)}
+        code = {
+            "file": code_file,
+            "line": code_line,
+            "function": code_function,
+            "commit": code_commit,
+            "dirty": bool(code_dirty),
+        }
     return {
-        "id": rid, "kind": kind, "type": type_, "ts_ns": ts_ns, "end_ns": end_ns, "trace_id": trace_id,
-        "span_id": span_id, "parent_span_id": parent_span_id, "links": _json_or_none(links) or [],
-        "on_behalf_of": on_behalf_of, "node_id": node_id, "code": code, "level": level, "message": message,
-        "template": template, "attrs": _json_or_none(attrs) or {}, "payload": _json_or_none(payload),
-        "payload_blob": payload_blob, "sources": list(sources or ()), "error": _json_or_none(error),
-        "status": status, "cpu_ns": cpu_ns, "thread": thread, "v": version,
+        "id": rid,
+        "kind": kind,
+        "type": type_,
+        "ts_ns": ts_ns,
+        "end_ns": end_ns,
+        "trace_id": trace_id,
+        "span_id": span_id,
+        "parent_span_id": parent_span_id,
+        "links": _json_or_none(links) or [],
+        "on_behalf_of": on_behalf_of,
+        "node_id": node_id,
+        "code": code,
+        "level": level,
+        "message": message,
+        "template": template,
+        "attrs": _json_or_none(attrs) or {},
+        "payload": _json_or_none(payload),
+        "payload_blob": payload_blob,
+        "sources": list(sources or ()),
+        "error": _json_or_none(error),
+        "status": status,
+        "cpu_ns": cpu_ns,
+        "thread": thread,
+        "v": version,
     }
 
 
 def node_dict(row: Sequence[Any]) -> dict[str, Any]:
     """A ``nodes`` row (selected as ``_NODE_COLUMNS``); ``grp`` is shown as ``group``."""
     names = [c.strip() for c in _NODE_COLUMNS.split(",")]
-    out = {("group" if n == "grp" else n): (_json_or_none(v) if n in _NODE_JSON else v)
-           for n, v in zip(names, row, strict=True)}
+    out = {
+        ("group" if n == "grp" else n): (_json_or_none(v) if n in _NODE_JSON else v)
+        for n, v in zip(names, row, strict=True)
+    }
     out["repos"] = out["repos"] or []
     return out
 
@@ -464,8 +533,10 @@ class DuckStore:
         started: set[str] = set()
         if node_records:
             new_ids = {
-                rid for (rid,) in con.execute("SELECT id FROM records WHERE ingest_seq = ? AND kind = 'node'", [seq])
-                .fetchall()
+                rid
+                for (rid,) in con.execute(
+                    "SELECT id FROM records WHERE ingest_seq = ? AND kind = 'node'", [seq]
+                ).fetchall()
             }
             started = self._apply_node_records([r for r in node_records if r.id in new_ids])
         con.execute(_BATCH_TRACES, {"seq": seq})
@@ -505,8 +576,10 @@ class DuckStore:
             for r in sorted(recs, key=lambda r: (r.ts_ns, r.id)):
                 if _fold_node_record(row, r):
                     identified.add(node_id)
-            values = [_json_encoder.encode(row.get(k)).decode() if k in _NODE_JSON and row.get(k) is not None
-                      else row.get(k) for k in _NODE_FIELDS]
+            values = [
+                _json_encoder.encode(row.get(k)).decode() if k in _NODE_JSON and row.get(k) is not None else row.get(k)
+                for k in _NODE_FIELDS
+            ]
             assignments = ", ".join(f"{k} = ?" for k in _NODE_FIELDS)
             con.execute("INSERT OR IGNORE INTO nodes (node_id) VALUES (?)", [node_id])
             con.execute(f"UPDATE nodes SET {assignments} WHERE node_id = ?", [*values, node_id])
@@ -543,7 +616,8 @@ class DuckStore:
             # A trace's records are no older than its start: the bound lets zone maps skip old row groups.
             bound = " AND ts_ns >= $since" if "since" in params else ""
             where.append(
-                "trace_id IN (SELECT trace_id FROM records WHERE trace_id IS NOT NULL" + bound
+                "trace_id IN (SELECT trace_id FROM records WHERE trace_id IS NOT NULL"
+                + bound
                 + " AND (message ILIKE $text ESCAPE '\\' OR CAST(attrs AS VARCHAR) ILIKE $text ESCAPE '\\'"
                 " OR type ILIKE $text ESCAPE '\\'))"
             )
@@ -806,7 +880,7 @@ def _explained(query: str) -> str | None:
             i += 1
             if depth == 0:
                 break
-    return query[tokens[i][0]:] if i < len(tokens) else None
+    return query[tokens[i][0] :] if i < len(tokens) else None
 
 
 def _one_line(exc: BaseException) -> str:
@@ -947,10 +1021,20 @@ def _fold_node_record(row: dict[str, Any], r: Record) -> bool:
     """Apply one node record to a nodes row (a dict). True if it identified the node (a *started* record)."""
     attrs = r.attrs
     if r.type == "started":
-        for key, column in (("service", "service"), ("env", "env"), ("group", "grp"), ("version", "version"),
-                            ("host", "host"), ("pid", "pid"), ("parent_node_id", "parent_node_id"),
-                            ("python", "python"), ("platform", "platform"), ("commit", "commit"),
-                            ("branch", "branch"), ("argv", "argv")):
+        for key, column in (
+            ("service", "service"),
+            ("env", "env"),
+            ("group", "grp"),
+            ("version", "version"),
+            ("host", "host"),
+            ("pid", "pid"),
+            ("parent_node_id", "parent_node_id"),
+            ("python", "python"),
+            ("platform", "platform"),
+            ("commit", "commit"),
+            ("branch", "branch"),
+            ("argv", "argv"),
+        ):
             if attrs.get(key) is not None:
                 row[column] = attrs[key]
         row["started_ns"] = attrs.get("started_ns") or r.ts_ns

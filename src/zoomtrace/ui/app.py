@@ -45,8 +45,10 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 MAX_PAGE = 500
 
 #: The front end loads nothing from elsewhere and runs no inline script or style attribute from data.
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-       "font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 SECURITY_HEADERS = [
     (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
@@ -98,7 +100,8 @@ class Guard:
         request = Request(scope)
         if self.allowed_hosts is not None and _host_name(request.headers.get("host", "")) not in self.allowed_hosts:
             await PlainTextResponse("unknown host: open the viewer through the address it printed", 421)(
-                scope, receive, send_with_headers)
+                scope, receive, send_with_headers
+            )
             return
         if self.token is not None:
             given = request.query_params.get("token")
@@ -107,8 +110,9 @@ class Guard:
                 rest = QueryParams([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
                 target = request.url.path + (f"?{urlencode(list(rest.multi_items()))}" if rest else "")
                 response: Response = RedirectResponse(target, 303)
-                response.set_cookie(COOKIE, self.token, httponly=True, samesite="strict",
-                                    secure=request.url.scheme == "https", path="/")
+                response.set_cookie(
+                    COOKIE, self.token, httponly=True, samesite="strict", secure=request.url.scheme == "https", path="/"
+                )
                 await response(scope, receive, send_with_headers)
                 return
             auth = request.headers.get("authorization", "")
@@ -117,8 +121,10 @@ class Guard:
             if not any(v is not None and _same(v, self.token) for v in (bearer, cookie)):
                 await PlainTextResponse(
                     "this viewer needs its access token: open the address it printed at start "
-                    "(…?token=…) or send 'Authorization: Bearer <token>'", 401,
-                    headers={"www-authenticate": "Bearer"})(scope, receive, send_with_headers)
+                    "(…?token=…) or send 'Authorization: Bearer <token>'",
+                    401,
+                    headers={"www-authenticate": "Bearer"},
+                )(scope, receive, send_with_headers)
                 return
         await self.app(scope, receive, send_with_headers)
 
@@ -167,8 +173,12 @@ def trace_filter(params: QueryParams) -> dict[str, Any]:
             filt[key] = value
     if params.get("errors") in ("1", "true", "on", "yes"):
         filt["errors_only"] = True
-    for key, field, parse in (("min", "min_duration_ns", parse_duration), ("max", "max_duration_ns", parse_duration),
-                              ("since", "since_ns", parse_time), ("until", "until_ns", parse_time)):
+    for key, field, parse in (
+        ("min", "min_duration_ns", parse_duration),
+        ("max", "max_duration_ns", parse_duration),
+        ("since", "since_ns", parse_time),
+        ("until", "until_ns", parse_time),
+    ):
         value = (params.get(key) or "").strip()
         if value:
             try:
@@ -245,8 +255,9 @@ class Api:
         context = _int(params, "context", 12, 0, 500)
         commit = params.get("commit") or None
         dirty = {"1": True, "true": True, "0": False, "false": False}.get(params.get("dirty") or "")
-        result = await self.call(lambda s: read_source(s, node_id=node_id, file=file, line=line, commit=commit,
-                                                       dirty=dirty, context=context))
+        result = await self.call(
+            lambda s: read_source(s, node_id=node_id, file=file, line=line, commit=commit, dirty=dirty, context=context)
+        )
         return JSON(result)
 
     async def pulse(self, request: Request) -> Response:
@@ -307,8 +318,13 @@ def _wrap(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
     return endpoint
 
 
-def create_app(home: str | os.PathLike[str], token: str | None = None, *,
-               allowed_hosts: frozenset[str] | set[str] | None = LOOPBACK_HOSTS, compress: bool = False) -> Starlette:
+def create_app(
+    home: str | os.PathLike[str],
+    token: str | None = None,
+    *,
+    allowed_hosts: frozenset[str] | set[str] | None = LOOPBACK_HOSTS,
+    compress: bool = False,
+) -> Starlette:
     """The viewer as an ASGI app reading the store under ``home``.
 
     ``token``: when set, every request must carry it (see the module docstring).

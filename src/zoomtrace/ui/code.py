@@ -44,8 +44,9 @@ def _json(value: Any) -> Any:
 
 def _safe_path(path: str) -> bool:
     parts = path.split("/")
-    return bool(path) and not path.startswith(("/", "-")) and "\0" not in path and ".." not in parts \
-        and "\\" not in path
+    return (
+        bool(path) and not path.startswith(("/", "-")) and "\0" not in path and ".." not in parts and "\\" not in path
+    )
 
 
 def node_repos(store: Any, node_id: str) -> list[dict[str, Any]]:
@@ -71,9 +72,15 @@ def git_blob(root: str, commit: str, path: str) -> bytes | None:
     try:
         out = subprocess.run(
             ["git", "-C", root, "cat-file", "blob", f"{commit}:{path}"],
-            capture_output=True, timeout=GIT_TIMEOUT_S, check=False,
-            env={"GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C", "PATH": "/usr/local/bin:/usr/bin:/bin",
-                 "GIT_CONFIG_NOSYSTEM": "1"},
+            capture_output=True,
+            timeout=GIT_TIMEOUT_S,
+            check=False,
+            env={
+                "GIT_OPTIONAL_LOCKS": "0",
+                "LC_ALL": "C",
+                "PATH": "/usr/local/bin:/usr/bin:/bin",
+                "GIT_CONFIG_NOSYSTEM": "1",
+            },
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -99,8 +106,16 @@ def _installed(file: str) -> tuple[bytes | None, str | None]:
     return None, f"{m['path']} is not a file of {m['dist']} {m['version']}"
 
 
-def read_source(store: Any, *, node_id: str | None, file: str, line: int, commit: str | None = None,
-                dirty: bool | None = None, context: int = 12) -> dict[str, Any]:
+def read_source(
+    store: Any,
+    *,
+    node_id: str | None,
+    file: str,
+    line: int,
+    commit: str | None = None,
+    dirty: bool | None = None,
+    context: int = 12,
+) -> dict[str, Any]:
     """Lines ``line - context`` … ``line + context`` of ``file`` as it ran, with where they came from.
 
     ``commit`` and ``dirty`` come from the record's ``code``; when unknown (error frames carry
@@ -108,8 +123,18 @@ def read_source(store: Any, *, node_id: str | None, file: str, line: int, commit
     Returns ``{file, line, commit, dirty, origin, repo, start, lines, total_lines, problem}``;
     ``origin`` is ``snapshot``, ``git``, ``installed`` or None (then ``problem`` says why).
     """
-    result: dict[str, Any] = {"file": file, "line": line, "commit": commit, "dirty": dirty, "origin": None,
-                              "repo": None, "start": None, "lines": [], "total_lines": None, "problem": None}
+    result: dict[str, Any] = {
+        "file": file,
+        "line": line,
+        "commit": commit,
+        "dirty": dirty,
+        "origin": None,
+        "repo": None,
+        "start": None,
+        "lines": [],
+        "total_lines": None,
+        "problem": None,
+    }
     problems: list[str] = []  # why nothing could be shown
     notes: list[str] = []  # caveats about what is shown
     bad_commit = commit is not None and not _COMMIT.fullmatch(commit)
@@ -159,13 +184,16 @@ def read_source(store: Any, *, node_id: str | None, file: str, line: int, commit
                 if content is not None:
                     result["origin"], result["repo"], result["commit"] = "git", root, rev
                     if dirty:
-                        notes.append("the file was dirty when it ran but no snapshot is stored: this is the "
-                                     "committed version, not necessarily the code that ran")
+                        notes.append(
+                            "the file was dirty when it ran but no snapshot is stored: this is the "
+                            "committed version, not necessarily the code that ran"
+                        )
                     break
             else:
                 where = f"at {commit[:12]} " if commit else ""
-                problems.append(f"{file} {where}is not in the repositories this process recorded "
-                                "(moved, or the commit is gone)")
+                problems.append(
+                    f"{file} {where}is not in the repositories this process recorded (moved, or the commit is gone)"
+                )
 
     if content is None and installed:
         content, problem = _installed(file)
@@ -183,7 +211,7 @@ def read_source(store: Any, *, node_id: str | None, file: str, line: int, commit
         start = max(1, line - context)
         end = min(len(text), max(line, 1) + context)
         result["start"] = start
-        result["lines"] = text[start - 1:end]
+        result["lines"] = text[start - 1 : end]
         if line > len(text):
             notes.append(f"line {line} is past the end of the file ({len(text)} lines)")
         problems = notes

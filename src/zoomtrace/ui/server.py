@@ -72,8 +72,9 @@ class Running:
         self.thread.join(10)
 
 
-def _prepare(home: str | os.PathLike[str], host: str, port: int, token: str | None
-             ) -> tuple[object, socket.socket, str, str | None]:
+def _prepare(
+    home: str | os.PathLike[str], host: str, port: int, token: str | None
+) -> tuple[object, socket.socket, str, str | None]:
     import uvicorn
 
     from zoomtrace.ui.app import LOOPBACK_HOSTS, create_app
@@ -84,8 +85,9 @@ def _prepare(home: str | os.PathLike[str], host: str, port: int, token: str | No
     app = create_app(home, token=token, allowed_hosts=LOOPBACK_HOSTS if loopback else None, compress=not loopback)
     sock = _bind(host, port)
     url = _url(host, sock.getsockname()[1])
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", server_header=False,
-                            timeout_graceful_shutdown=2)
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="off", server_header=False, timeout_graceful_shutdown=2
+    )
     return uvicorn.Server(config), sock, url, token
 
 
@@ -112,8 +114,14 @@ def running_url(home: str | os.PathLike[str]) -> str | None:
     return url if isinstance(url, str) else None
 
 
-def serve(home: str | os.PathLike[str], host: str = "127.0.0.1", port: int = DEFAULT_PORT,
-          token: str | None = None, *, open_path: str | None = None) -> None:
+def serve(
+    home: str | os.PathLike[str],
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    token: str | None = None,
+    *,
+    open_path: str | None = None,
+) -> None:
     """Serve the viewer for ``home`` until interrupted, printing its address (and token) first.
 
     ``token`` defaults to ``$ZOOMTRACE_UI_TOKEN`` (an argument would show in ``ps``); on an
@@ -143,12 +151,17 @@ def serve(home: str | os.PathLike[str], host: str = "127.0.0.1", port: int = DEF
 
 
 @contextmanager
-def background(home: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 0,
-               token: str | None = None) -> Iterator[Running]:
+def background(
+    home: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 0, token: str | None = None
+) -> Iterator[Running]:
     """Serve in a daemon thread for the duration of the block (tests, benchmarks)."""
     server, sock, url, token = _prepare(Path(home).absolute(), host, port, token)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},  # type: ignore[attr-defined]
-                              name="zoomtrace-ui", daemon=True)
+    thread = threading.Thread(
+        target=server.run,  # type: ignore[attr-defined]
+        kwargs={"sockets": [sock]},
+        name="zoomtrace-ui",
+        daemon=True,
+    )
     thread.start()
     deadline = time.monotonic() + 10
     while not getattr(server, "started", False):

@@ -1,0 +1,43 @@
+"""The spool format: a corrupt length in the middle of a segment costs that frame only."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+from zoomtrace.record import Record, encoder
+from zoomtrace.spool import HEADER, SegmentWriter, read_segment
+
+
+def write_frames(directory: Path, n: int) -> tuple[Path, list[int]]:
+    writer = SegmentWriter(directory, "node")
+    offsets = []
+    size = 0
+    for i in range(n):
+        payload = encoder.encode([Record(id=f"r{i}", kind="log", type="t", ts_ns=i, node_id="node")])
+        offsets.append(size)
+        size += HEADER.size + len(payload)
+        writer.write(payload)
+    writer.close()
+    return next(directory.iterdir()), offsets
+
+
+def test_corrupt_length_mid_segment_skips_only_that_frame(tmp_path: Path) -> None:
+    path, offsets = write_frames(tmp_path, 4)
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<I", data, offsets[1] + 4, 10_000)  # frame 2 claims a longer payload than it has
+    path.write_bytes(bytes(data))
+    result = read_segment(path)
+    assert [r.id for r in result.records] == ["r0", "r2", "r3"]
+    assert len(result.problems) == 1 and f"offset {offsets[1]}" in result.problems[0]
+    assert result.pending_bytes == 0
+
+
+def test_torn_last_frame_stays_pending(tmp_path: Path) -> None:
+    path, offsets = write_frames(tmp_path, 3)
+    data = path.read_bytes()
+    path.write_bytes(data[: offsets[2] + HEADER.size + 2])  # the writer was killed mid-frame
+    result = read_segment(path)
+    assert [r.id for r in result.records] == ["r0", "r1"]
+    assert result.problems == []
+    assert result.offset == offsets[2] and result.pending_bytes == HEADER.size + 2
