@@ -98,22 +98,35 @@ def main() -> int:
             if len(d) > 10000:
                 d.clear()
 
-        row("caller", "call of a Python function with a template and 2 keyword attrs (the API's floor)",
-            cost(lambda: empty(TEMPLATE, amount=12.5, order=7)) - cost(lambda: None))
+        row(
+            "caller",
+            "call of a Python function with a template and 2 keyword attrs (the API's floor)",
+            cost(lambda: empty(TEMPLATE, amount=12.5, order=7)) - cost(lambda: None),
+        )
         row("caller", "sys._getframe(1) + f_code + f_lineno", cost(frame_read) - cost(lambda: None))
         row("caller", "time.time_ns()", cost(time.time_ns))
         row("caller", "ContextVar.get()", cost(cv.get))
         row("caller", "build a 10-tuple + deque.append", cost(tuple10) - cost(lambda: None))
         item = (zitems.LOG, 0, None, 0, None, "INFO", TEMPLATE, {}, None, None)
-        row("caller", "Pipeline.put(item) (pipeline.py, method call + 2 len + append)",
-            cost(drained(lambda: pipeline.put(item))) - cost(drained(lambda: q.append(item))) + cost(
-                lambda: d.append(1) or d.pop()))
+        row(
+            "caller",
+            "Pipeline.put(item) (pipeline.py, method call + 2 len + append)",
+            cost(drained(lambda: pipeline.put(item)))
+            - cost(drained(lambda: q.append(item)))
+            + cost(lambda: d.append(1) or d.pop()),
+        )
         info = zt.log.info
         with zt.span("ops"):
-            row("caller", "zt.log.info(template, amount=, order=) whole call (log.py)",
-                cost(drained(lambda: info(TEMPLATE, amount=12.5, order=7))))
-        row("caller", "threading.current_thread() + .name + .ident (span.py __enter__)",
-            cost(lambda: (lambda t: (t.name, t.ident))(threading.current_thread())))
+            row(
+                "caller",
+                "zt.log.info(template, amount=, order=) whole call (log.py)",
+                cost(drained(lambda: info(TEMPLATE, amount=12.5, order=7))),
+            )
+        row(
+            "caller",
+            "threading.current_thread() + .name + .ident (span.py __enter__)",
+            cost(lambda: (lambda t: (t.name, t.ident))(threading.current_thread())),
+        )
         row("caller", "threading.get_ident()", cost(threading.get_ident))
         row("caller", "time.thread_time_ns() (a system call: CLOCK_THREAD_CPUTIME_ID)", cost(time.thread_time_ns))
         row("caller", "asyncio._get_running_loop()", cost(asyncio._get_running_loop))
@@ -125,8 +138,11 @@ def main() -> int:
         spans: dict[str, Any] = {}
         row("caller", "open_spans dict set + pop", cost(lambda: (spans.__setitem__("a", 1), spans.pop("a", None))))
         with zt.span("ops"):
-            row("caller", "zt.span('work', order=, user=) object only (span() + Span.__init__)",
-                cost(lambda: zt.span("work", order=7, user="u1")))
+            row(
+                "caller",
+                "zt.span('work', order=, user=) object only (span() + Span.__init__)",
+                cost(lambda: zt.span("work", order=7, user="u1")),
+            )
             s = zt.span("work", order=7, user="u1")
 
             def enter_exit() -> None:
@@ -142,21 +158,32 @@ def main() -> int:
             row("caller", "with zt.span('work', order=, user=): pass  whole", cost(drained(whole_span)))
         payload = order_payload()
         with zt.span("ops"):
-            row("caller", "zt.event(payload 1 KB, type=) whole call", cost(drained(lambda: zt.event(payload,
-                                                                                                type="OrderPlaced"))))
+            row(
+                "caller",
+                "zt.event(payload 1 KB, type=) whole call",
+                cost(drained(lambda: zt.event(payload, type="OrderPlaced"))),
+            )
         row("caller", "[str(s) for s in ()] (events.py, sources)", cost(lambda: [str(s) for s in ()]))
         std = logging.getLogger("ops.std")
         with zt.span("ops"):
-            row("caller", "logging.getLogger().info('%s', a, b) captured by Zoom, whole call",
-                cost(drained(lambda: std.info(PERCENT_TEMPLATE, 12.5, 7))))
+            row(
+                "caller",
+                "logging.getLogger().info('%s', a, b) captured by Zoom, whole call",
+                cost(drained(lambda: std.info(PERCENT_TEMPLATE, 12.5, 7))),
+            )
         rec = std.makeRecord("ops.std", logging.INFO, __file__, 10, PERCENT_TEMPLATE, (12.5, 7), None, "fn")
-        row("caller", "  of which logging.LogRecord(...) creation (stdlib)",
-            cost(lambda: logging.LogRecord("ops.std", logging.INFO, __file__, 10, PERCENT_TEMPLATE, (12.5, 7),
-                                           None, "fn")))
+        row(
+            "caller",
+            "  of which logging.LogRecord(...) creation (stdlib)",
+            cost(
+                lambda: logging.LogRecord(
+                    "ops.std", logging.INFO, __file__, 10, PERCENT_TEMPLATE, (12.5, 7), None, "fn"
+                )
+            ),
+        )
         row("caller", "  of which os.getpid() (LogRecord.__init__, logging.logProcesses)", cost(os.getpid))
         handler = logging.getLogger().handlers[-1]
-        row("caller", "  of which ZoomHandler.handle(record) (stdlib.py)",
-            cost(drained(lambda: handler.handle(rec))))
+        row("caller", "  of which ZoomHandler.handle(record) (stdlib.py)", cost(drained(lambda: handler.handle(rec))))
         q.clear()
 
         # -- worker side ----------------------------------------------------------------------
@@ -167,8 +194,11 @@ def main() -> int:
         parent = zt.span("parent")
         attrs = {"amount": 12.5, "order": 7}
         log_item = (zitems.LOG, time.time_ns(), f.f_code, f.f_lineno, "app", "INFO", TEMPLATE, attrs, parent, None)
-        row("worker", "encode one log item, whole (encoder.py _log via node._encode)",
-            cost(lambda: node._encode(log_item)))
+        row(
+            "worker",
+            "encode one log item, whole (encoder.py _log via node._encode)",
+            cost(lambda: node._encode(log_item)),
+        )
         row("worker", "  template.format(**attrs) (encoder.py)", cost(lambda: TEMPLATE.format(**attrs)))
         message = TEMPLATE.format(**attrs)
         row("worker", "  uuid7(ts)", cost(lambda: zrecord.uuid7(1_780_000_000_000_000_000)))
@@ -177,24 +207,50 @@ def main() -> int:
         row("worker", "  scrubber.scrub_text(message) (scrub.py)", cost(lambda: scrubber.scrub_text(message)))
         row("worker", "  sanitize_attrs(attrs) (sanitize.py)", cost(lambda: sanitize_attrs(attrs, enc.limits)))
         row("worker", "  scrubber.scrub_attrs(attrs) (scrub.py)", cost(lambda: scrubber.scrub_attrs(attrs)))
-        row("worker", "  encoder.code(code, line) (encoder.py, a new Code struct)",
-            cost(lambda: enc.code(f.f_code, 10)))
+        row(
+            "worker", "  encoder.code(code, line) (encoder.py, a new Code struct)", cost(lambda: enc.code(f.f_code, 10))
+        )
         code = enc.code(f.f_code, 10)
-        row("worker", "  Record(...) with 11 fields", cost(lambda: zrecord.Record(
-            id="0", kind="log", type="app", ts_ns=1, node_id="n", code=code, level="INFO", message=message,
-            template=TEMPLATE, attrs=attrs, error=None)))
+        row(
+            "worker",
+            "  Record(...) with 11 fields",
+            cost(
+                lambda: zrecord.Record(
+                    id="0",
+                    kind="log",
+                    type="app",
+                    ts_ns=1,
+                    node_id="n",
+                    code=code,
+                    level="INFO",
+                    message=message,
+                    template=TEMPLATE,
+                    attrs=attrs,
+                    error=None,
+                )
+            ),
+        )
         recs = [node._encode(log_item) for _ in range(4096)]
-        row("worker", "  msgspec msgpack encode, per record (batch of 4096)",
-            cost(lambda: zrecord.encoder.encode(recs), number=20) / 4096)
+        row(
+            "worker",
+            "  msgspec msgpack encode, per record (batch of 4096)",
+            cost(lambda: zrecord.encoder.encode(recs), number=20) / 4096,
+        )
         data = zrecord.encoder.encode(recs)
         from zoomtrace.spool import frame as spool_frame
 
-        row("worker", "  spool frame (crc32) per record (batch of 4096)", cost(lambda: spool_frame(data), number=50)
-            / 4096)
+        row(
+            "worker",
+            "  spool frame (crc32) per record (batch of 4096)",
+            cost(lambda: spool_frame(data), number=50) / 4096,
+        )
         fd = os.open(home / "ops.bin", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         framed = spool_frame(data)
-        row("worker", "  os.write of the frame, per record (batch of 4096)",
-            cost(lambda: os.write(fd, framed), number=50) / 4096)
+        row(
+            "worker",
+            "  os.write of the frame, per record (batch of 4096)",
+            cost(lambda: os.write(fd, framed), number=50) / 4096,
+        )
         os.close(fd)
         row("worker", "  msgspec msgpack encode of the attrs dict alone", cost(lambda: msgspec.msgpack.encode(attrs)))
 
@@ -206,34 +262,51 @@ def main() -> int:
 
         ev_item = (zitems.EVENT, "id", time.time_ns(), f.f_code, f.f_lineno, "OrderPlaced", payload, [], {}, parent)
         row("worker", "encode one event item (1 KB payload), whole", cost(lambda: node._encode(ev_item)))
-        row("worker", "  sanitize_payload(payload) (sanitize.py)",
-            cost(lambda: sanitize_payload(payload, enc.limits)))
+        row("worker", "  sanitize_payload(payload) (sanitize.py)", cost(lambda: sanitize_payload(payload, enc.limits)))
         clean = sanitize_payload(payload, enc.limits)
-        row("worker", "  scrubber.scrub_value(payload) (scrub.py, walks every value)",
-            cost(lambda: scrubber.scrub_value(clean)))
+        row(
+            "worker",
+            "  scrubber.scrub_value(payload) (scrub.py, walks every value)",
+            cost(lambda: scrubber.scrub_value(clean)),
+        )
         row("worker", "  msgspec.json.encode(payload)", cost(lambda: msgspec.json.encode(payload)))
         enc_json = msgspec.json.encode(payload)
         row("worker", "  msgspec.json.decode(json)", cost(lambda: msgspec.json.decode(enc_json)))
         row("worker", "  msgspec.msgpack.encode(payload)", cost(lambda: msgspec.msgpack.encode(payload)))
-        row("worker", "  scrub_text on the payload's whole JSON text, once",
-            cost(lambda: scrubber.scrub_text(enc_json.decode())))
+        row(
+            "worker",
+            "  scrub_text on the payload's whole JSON text, once",
+            cost(lambda: scrubber.scrub_text(enc_json.decode())),
+        )
 
         std_item = (zitems.STDLOG, rec, parent)
-        row("worker", "encode one stdlib LogRecord item, whole (encoder.py _stdlog)",
-            cost(lambda: node._encode(std_item)))
+        row(
+            "worker",
+            "encode one stdlib LogRecord item, whole (encoder.py _stdlog)",
+            cost(lambda: node._encode(std_item)),
+        )
         from zoomtrace.encoder import _LOGRECORD_FIELDS
 
-        row("worker", "  extras: {k: v for k in rec.__dict__ if k not in FIELDS}",
-            cost(lambda: {k: v for k, v in rec.__dict__.items() if k not in _LOGRECORD_FIELDS}))
+        row(
+            "worker",
+            "  extras: {k: v for k in rec.__dict__ if k not in FIELDS}",
+            cost(lambda: {k: v for k, v in rec.__dict__.items() if k not in _LOGRECORD_FIELDS}),
+        )
         row("worker", "  rec.getMessage()", cost(rec.getMessage))
-        row("worker", "  encoder._code_at(pathname, lineno, funcName)",
-            cost(lambda: enc._code_at(rec.pathname, rec.lineno, rec.funcName)))
+        row(
+            "worker",
+            "  encoder._code_at(pathname, lineno, funcName)",
+            cost(lambda: enc._code_at(rec.pathname, rec.lineno, rec.funcName)),
+        )
         zt.shutdown()
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
-    text = [f"Python {sys.version.split()[0]}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; best of 7\n",
-            "| side | µs | operation |", "|---|---:|---|"]
+    text = [
+        f"Python {sys.version.split()[0]}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; best of 7\n",
+        "| side | µs | operation |",
+        "|---|---:|---|",
+    ]
     text += [f"| {s} | {us:.3f} | {w} |" for s, w, us in rows]
     out = "\n".join(text) + "\n"
     print(out)

@@ -81,8 +81,14 @@ def main() -> int:
             ok = templates.get(t)
             if ok is None:
                 f = t.lower()
-                ok = templates[t] = (t.isascii() and len(t) <= 1024 and not zscrub._default_hint(f)
-                                     and "://" not in t and "-----begin" not in f and zscrub._digit_count(t) == 0)
+                ok = templates[t] = (
+                    t.isascii()
+                    and len(t) <= 1024
+                    and not zscrub._default_hint(f)
+                    and "://" not in t
+                    and "-----begin" not in f
+                    and zscrub._digit_count(t) == 0
+                )
             return ok
 
         def encode_log(item: tuple[Any, ...]) -> Any:
@@ -94,11 +100,16 @@ def main() -> int:
             for k, v in attrs.items():
                 ok = keys.get(k)
                 if ok is None:
-                    ok = keys[k] = (type(k) is str and k.isascii() and len(k) <= max_attr
-                                    and not scrubber.is_sensitive(k))
+                    ok = keys[k] = (
+                        type(k) is str and k.isascii() and len(k) <= max_attr and not scrubber.is_sensitive(k)
+                    )
                 cls = type(v)
-                if not ok or not ((cls is int and int_min <= v <= int_max and -10**12 < v < 10**12)
-                                  or (cls is float and v - v == 0.0 and -1e12 < v < 1e12) or cls is bool or v is None):
+                if not ok or not (
+                    (cls is int and int_min <= v <= int_max and -(10**12) < v < 10**12)
+                    or (cls is float and v - v == 0.0 and -1e12 < v < 1e12)
+                    or cls is bool
+                    or v is None
+                ):
                     return node._encode(item)  # strings, containers, big numbers: the careful path
             try:
                 message = template.format(**attrs) if attrs else template
@@ -108,11 +119,33 @@ def main() -> int:
             if c is None:
                 c = codes[(code, line)] = enc.code(code, line)
             if parent is None:
-                return Record(id=uuid7(ts), kind="log", type=logger or "app", ts_ns=ts, node_id=node_id, code=c,
-                              level=level, message=message, template=template if attrs else None, attrs=attrs)
-            return Record(id=uuid7(ts), kind="log", type=logger or "app", ts_ns=ts, node_id=node_id, code=c,
-                          level=level, message=message, template=template if attrs else None, attrs=attrs,
-                          trace_id=parent.trace_id, span_id=parent.span_id, on_behalf_of=parent.on_behalf_of)
+                return Record(
+                    id=uuid7(ts),
+                    kind="log",
+                    type=logger or "app",
+                    ts_ns=ts,
+                    node_id=node_id,
+                    code=c,
+                    level=level,
+                    message=message,
+                    template=template if attrs else None,
+                    attrs=attrs,
+                )
+            return Record(
+                id=uuid7(ts),
+                kind="log",
+                type=logger or "app",
+                ts_ns=ts,
+                node_id=node_id,
+                code=c,
+                level=level,
+                message=message,
+                template=template if attrs else None,
+                attrs=attrs,
+                trace_id=parent.trace_id,
+                span_id=parent.span_id,
+                on_behalf_of=parent.on_behalf_of,
+            )
 
         def frame_here() -> Any:
             return sys._getframe(0)
@@ -124,24 +157,31 @@ def main() -> int:
         a, b = node._encode(log_item), encode_log(log_item)
         a.id = b.id = "x"
         assert msgspec.msgpack.encode(a) == msgspec.msgpack.encode(b), (a, b)
-        compare("worker: encode one log record (encoder.py _log)", cost(lambda: node._encode(log_item)),
-                cost(lambda: encode_log(log_item)),
-                "fused: no dispatch layers, Code cached per (code, line), template scrub decision cached, "
-                "attrs checked once (sanitize + scrub) with a per-key cache; numbers-only fast path")
+        compare(
+            "worker: encode one log record (encoder.py _log)",
+            cost(lambda: node._encode(log_item)),
+            cost(lambda: encode_log(log_item)),
+            "fused: no dispatch layers, Code cached per (code, line), template scrub decision cached, "
+            "attrs checked once (sanitize + scrub) with a per-key cache; numbers-only fast path",
+        )
 
         # uuid7: formatting the 36-character string is most of its cost.
         bits = zrecord._bits
 
         def id_bytes(ts_ns: int) -> bytes:
             r = bits(74)
-            return ((ts_ns // 1_000_000) << 80 | (0x7000 | r >> 62) << 64 | 0x8000000000000000
-                    | (r & 0x3FFFFFFFFFFFFFFF)).to_bytes(16, "big")
+            return (
+                (ts_ns // 1_000_000) << 80 | (0x7000 | r >> 62) << 64 | 0x8000000000000000 | (r & 0x3FFFFFFFFFFFFFFF)
+            ).to_bytes(16, "big")
 
         ts = 1_780_000_000_123_456_789
         assert id_bytes(ts).hex()[:12] == uuid7(ts).replace("-", "")[:12]
-        compare("uuid7(ts) string (record.py), per log/span record on the worker, per event on the caller",
-                cost(lambda: uuid7(ts)), cost(lambda: id_bytes(ts)),
-                "the same 128 bits as 16 bytes (msgpack bin), formatted as text at ingest or on read")
+        compare(
+            "uuid7(ts) string (record.py), per log/span record on the worker, per event on the caller",
+            cost(lambda: uuid7(ts)),
+            cost(lambda: id_bytes(ts)),
+            "the same 128 bits as 16 bytes (msgpack bin), formatted as text at ingest or on read",
+        )
 
         # -- 2. the span, caller side ------------------------------------------------------------------
         get_ident, thread_time, time_ns = threading.get_ident, time.thread_time_ns, time.time_ns
@@ -155,8 +195,21 @@ def main() -> int:
             name resolved by the worker from its ident, rarely-set fields left unset, the queue append
             inlined (the pipeline's bound checks kept)."""
 
-            __slots__ = ("_cpu", "_sid", "_tid", "_token", "attrs", "code", "cpu_ns", "end_ns", "ident", "line",
-                         "name", "parent", "start_ns")
+            __slots__ = (
+                "_cpu",
+                "_sid",
+                "_tid",
+                "_token",
+                "attrs",
+                "code",
+                "cpu_ns",
+                "end_ns",
+                "ident",
+                "line",
+                "name",
+                "parent",
+                "start_ns",
+            )
 
             measure_cpu = True
 
@@ -193,8 +246,9 @@ def main() -> int:
 
         sentinel = object()
 
-        def lean_span(name: str, *, follows_from: Any = None, context: Any = sentinel, on_behalf_of: Any = None,
-                      **attrs: Any) -> LeanSpan:
+        def lean_span(
+            name: str, *, follows_from: Any = None, context: Any = sentinel, on_behalf_of: Any = None, **attrs: Any
+        ) -> LeanSpan:
             fr = sys._getframe(1)
             return LeanSpan(name, attrs, current.get() if context is sentinel else context, fr.f_code, fr.f_lineno)
 
@@ -207,10 +261,13 @@ def main() -> int:
                 pass
 
         with zt.span("outer"):
-            compare("caller: with zt.span('work', order=, user=): pass", cost(drained(span_now)),
-                    cost(drained(span_sketch)),
-                    "ints for ids, thread ident only, fewer slots set, put inlined; the two thread_time_ns "
-                    "system calls (cpu_ns) stay")
+            compare(
+                "caller: with zt.span('work', order=, user=): pass",
+                cost(drained(span_now)),
+                cost(drained(span_sketch)),
+                "ints for ids, thread ident only, fewer slots set, put inlined; the two thread_time_ns "
+                "system calls (cpu_ns) stay",
+            )
 
         class NoCpuSpan(LeanSpan):
             __slots__ = ()
@@ -222,8 +279,12 @@ def main() -> int:
                 pass
 
         with zt.span("outer"):
-            compare("caller: the sketch without cpu_ns (what the 2 thread_time_ns system calls cost)",
-                    cost(drained(span_sketch)), cost(drained(cpu_free)), "cpu_ns opt-in, or sampled")
+            compare(
+                "caller: the sketch without cpu_ns (what the 2 thread_time_ns system calls cost)",
+                cost(drained(span_sketch)),
+                cost(drained(cpu_free)),
+                "cpu_ns opt-in, or sampled",
+            )
 
         # -- 3. the 1 KB data event, worker side -----------------------------------------------------
         payload = order_payload()
@@ -239,13 +300,22 @@ def main() -> int:
             def needs_care_sketch(e: bytes) -> bool:
                 return b"null" in e or run19 in e.translate(digits_to_1)
 
-            for sample in (encoded, b'{"a":null}', b"[1180591620717411303424]", b'{"x":"12345678901234567890"}',
-                           b"[1234567890123456789]", b"[123456789012345678]"):
+            for sample in (
+                encoded,
+                b'{"a":null}',
+                b"[1180591620717411303424]",
+                b'{"x":"12345678901234567890"}',
+                b"[1234567890123456789]",
+                b"[123456789012345678]",
+            ):
                 assert needs_care_sketch(sample) == bool(needs_care.search(sample)), sample
-            compare("worker: sanitize_payload's guard _NEEDS_CARE.search(json) (sanitize.py)",
-                    cost(lambda: needs_care.search(encoded)), cost(lambda: needs_care_sketch(encoded)),
-                    "b'null' in json, then 19 digits in a row via bytes.translate (digits -> '1', rest -> ' ') "
-                    "and one substring search: same answer, no regex scan")
+            compare(
+                "worker: sanitize_payload's guard _NEEDS_CARE.search(json) (sanitize.py)",
+                cost(lambda: needs_care.search(encoded)),
+                cost(lambda: needs_care_sketch(encoded)),
+                "b'null' in json, then 19 digits in a row via bytes.translate (digits -> '1', rest -> ' ') "
+                "and one substring search: same answer, no regex scan",
+            )
 
         from zoomtrace.scrub import _MAX_NESTING, _scrub_value
 
@@ -306,9 +376,12 @@ def main() -> int:
         assert walk_dict(scrubber, clean, 0) is clean
         bad = {"a": [{"password": "x", "url": "https://u:pw@h"}], "n": 1, "t": ("a", {"token": 3})}
         assert walk_dict(scrubber, bad, 0) == scrubber.scrub_value(bad)
-        compare("worker: scrub the 1 KB event payload (scrub.py _dict/_value walk)",
-                cost(lambda: scrubber.scrub_value(clean)), cost(lambda: walk_dict(scrubber, clean, 0)),
-                "same walk, common cases inlined in the loops (about 60 _value calls per payload saved)")
+        compare(
+            "worker: scrub the 1 KB event payload (scrub.py _dict/_value walk)",
+            cost(lambda: scrubber.scrub_value(clean)),
+            cost(lambda: walk_dict(scrubber, clean, 0)),
+            "same walk, common cases inlined in the loops (about 60 _value calls per payload saved)",
+        )
 
         # Tried and rejected: a precheck on the payload's encoded text (skip the walk when no rule can
         # match anywhere) costs about as much as the walk in pure Python on 1 KB.
@@ -317,15 +390,19 @@ def main() -> int:
         mp = msgspec.msgpack.Encoder().encode(payload)
         folded = mp.lower().decode("latin-1")
         digit_run = re.compile(zscrub._DIGIT_RUN.pattern.encode())
-        compare("  (rejected) skip the walk after a precheck of the payload's msgpack text",
-                cost(lambda: scrubber.scrub_value(clean)),
-                cost(lambda: zscrub._default_hint(folded)) + cost(lambda: digit_run.search(mp)),
-                "14 substring tests (_default_hint) + the 13-digit-run regex over ~800 bytes: about a walk's cost")
+        compare(
+            "  (rejected) skip the walk after a precheck of the payload's msgpack text",
+            cost(lambda: scrubber.scrub_value(clean)),
+            cost(lambda: zscrub._default_hint(folded)) + cost(lambda: digit_run.search(mp)),
+            "14 substring tests (_default_hint) + the 13-digit-run regex over ~800 bytes: about a walk's cost",
+        )
         json_encode, json_decode = msgspec.json.Encoder().encode, msgspec.json.Decoder().decode
-        compare("worker: sanitize_payload's fast path, JSON encode + decode (sanitize.py)",
-                cost(lambda: json_decode(json_encode(payload))),
-                cost(lambda: (msgspec.to_builtins(payload), json_encode(payload))),
-                "to_builtins for the copy the walk needs, the encode only for the size limit (minor)")
+        compare(
+            "worker: sanitize_payload's fast path, JSON encode + decode (sanitize.py)",
+            cost(lambda: json_decode(json_encode(payload))),
+            cost(lambda: (msgspec.to_builtins(payload), json_encode(payload))),
+            "to_builtins for the copy the walk needs, the encode only for the size limit (minor)",
+        )
 
         # -- 4. the stdlib record, worker side -------------------------------------------------------
         from zoomtrace.encoder import _LOGRECORD_FIELDS
@@ -339,9 +416,12 @@ def main() -> int:
                 return {}
             return {k: d[k] for k in d.keys() - _LOGRECORD_FIELDS}
 
-        compare("worker: stdlib record extras (encoder.py _stdlog dictcomp)",
-                cost(lambda: {k: v for k, v in rec.__dict__.items() if k not in _LOGRECORD_FIELDS}),
-                cost(extras_sketch), "a record without extra= has exactly the standard attributes: count them")
+        compare(
+            "worker: stdlib record extras (encoder.py _stdlog dictcomp)",
+            cost(lambda: {k: v for k, v in rec.__dict__.items() if k not in _LOGRECORD_FIELDS}),
+            cost(extras_sketch),
+            "a record without extra= has exactly the standard attributes: count them",
+        )
         loc_cache: dict[Any, Any] = {}
 
         def code_at_sketch() -> Any:
@@ -351,21 +431,29 @@ def main() -> int:
                 c = loc_cache[key] = enc._code_at(*key)
             return c
 
-        compare("worker: stdlib record callsite (encoder._code_at)",
-                cost(lambda: enc._code_at(rec.pathname, rec.lineno, rec.funcName)), cost(code_at_sketch),
-                "Code cached per (pathname, lineno, funcName)")
+        compare(
+            "worker: stdlib record callsite (encoder._code_at)",
+            cost(lambda: enc._code_at(rec.pathname, rec.lineno, rec.funcName)),
+            cost(code_at_sketch),
+            "Code cached per (pathname, lineno, funcName)",
+        )
         message = rec.getMessage()
-        compare("worker: scrub_text(message) vs a cached clean-template test + digit count",
-                cost(lambda: scrubber.scrub_text(message)),
-                cost(lambda: template_clean(rec.msg) and zscrub._digit_count(message) < 13),
-                "a message from a clean template with numeric args needs only the card check")
+        compare(
+            "worker: scrub_text(message) vs a cached clean-template test + digit count",
+            cost(lambda: scrubber.scrub_text(message)),
+            cost(lambda: template_clean(rec.msg) and zscrub._digit_count(message) < 13),
+            "a message from a clean template with numeric args needs only the card check",
+        )
         q.clear()
         zt.shutdown()
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
-    text = [f"Python {sys.version.split()[0]}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; best of 7\n",
-            "| step | now µs | sketch µs | saves µs | how |", "|---|---:|---:|---:|---|"]
+    text = [
+        f"Python {sys.version.split()[0]}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; best of 7\n",
+        "| step | now µs | sketch µs | saves µs | how |",
+        "|---|---:|---:|---:|---|",
+    ]
     text += [f"| {w} | {a:.3f} | {b:.3f} | {a - b:.3f} | {n} |" for w, a, b, n in rows]
     out = "\n".join(text) + "\n"
     print(out)

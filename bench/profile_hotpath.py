@@ -126,7 +126,7 @@ def _short(path: str) -> str:
     for marker in ("/src/zoomtrace/", "/site-packages/", "/lib/python3"):
         i = path.find(marker)
         if i >= 0:
-            return path[i + 1:] if marker != "/lib/python3" else "stdlib/" + path.rsplit("/", 1)[-1]
+            return path[i + 1 :] if marker != "/lib/python3" else "stdlib/" + path.rsplit("/", 1)[-1]
     return path.rsplit("/", 1)[-1] if path.startswith("/") else path
 
 
@@ -145,22 +145,30 @@ def profile_case(zt: Any, node: Any, case: str, n: int, tool: str) -> str:
         c0 = time.thread_time_ns()
         parked.drain()
         worker_us = (time.thread_time_ns() - c0) / n / 1e3
-        out.append(f"clean: caller {caller_us:.3f} µs/record CPU ({caller_wall:.3f} wall), "
-                   f"worker {worker_us:.3f} µs/record CPU ({queued} items queued), "
-                   f"total {caller_us + worker_us:.3f} µs/record\n")
+        out.append(
+            f"clean: caller {caller_us:.3f} µs/record CPU ({caller_wall:.3f} wall), "
+            f"worker {worker_us:.3f} µs/record CPU ({queued} items queued), "
+            f"total {caller_us + worker_us:.3f} µs/record\n"
+        )
         if tool == "cprofile":
             prof = cProfile.Profile()
             prof.enable()
             run(n)
             prof.disable()
-            out.append("\n### caller side (cProfile, own time; µs scaled to the clean timing)\n```\n"
-                       + _pstats_text(prof, n, caller_us) + "```\n")
+            out.append(
+                "\n### caller side (cProfile, own time; µs scaled to the clean timing)\n```\n"
+                + _pstats_text(prof, n, caller_us)
+                + "```\n"
+            )
             prof = cProfile.Profile()
             prof.enable()
             parked.drain()
             prof.disable()
-            out.append("\n### worker side (cProfile, own time; µs scaled to the clean timing)\n```\n"
-                       + _pstats_text(prof, n, worker_us) + "```\n")
+            out.append(
+                "\n### worker side (cProfile, own time; µs scaled to the clean timing)\n```\n"
+                + _pstats_text(prof, n, worker_us)
+                + "```\n"
+            )
         elif tool == "pyinstrument":
             from pyinstrument import Profiler
 
@@ -202,8 +210,26 @@ def pyspy(case: str, seconds: float, rate: int) -> str:
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     with tempfile.TemporaryDirectory() as d:
         raw = Path(d) / "stacks.txt"
-        cmd = [spy, "record", "--format", "raw", "--rate", str(rate), "--threads", "--gil", "--nonblocking",
-               "-o", str(raw), "--", sys.executable, __file__, "--child", case, "--seconds", str(seconds)]
+        cmd = [
+            spy,
+            "record",
+            "--format",
+            "raw",
+            "--rate",
+            str(rate),
+            "--threads",
+            "--gil",
+            "--nonblocking",
+            "-o",
+            str(raw),
+            "--",
+            sys.executable,
+            __file__,
+            "--child",
+            case,
+            "--seconds",
+            str(seconds),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds * 4 + 120)
         if proc.returncode != 0 or not raw.exists():
             return f"## {case}: py-spy failed ({proc.returncode}): {proc.stderr[-800:]}\n"
@@ -291,8 +317,9 @@ def main() -> int:
             zt.shutdown()
         finally:
             shutil.rmtree(home, ignore_errors=True)
-    header = (f"Python {sys.version.split()[0]}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, "
-              f"tool {args.tool}\n\n")
+    header = (
+        f"Python {sys.version.split()[0]}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, tool {args.tool}\n\n"
+    )
     for case, text in texts.items():
         print(header + text if case == args.cases[0] else text)
         if args.out:

@@ -65,17 +65,56 @@ CASE_TITLES = {
 METRICS = ("caller_cpu_us", "caller_wall_us", "e2e_cpu_us", "e2e_wall_us")
 
 MODES: dict[str, dict[str, Any]] = {
-    "smoke": {"rounds": 1, "repeats": 1, "n": 200, "ingest_records": 3000, "ingest_repeats": 1,
-              "query_sizes": [20_000], "query_repeats": 3, "burst": 20_000, "kafka_records": 3000},
-    "quick": {"rounds": 1, "repeats": 3, "budget_s": 0.15, "nmin": 2000, "nmax": 20_000,
-              "ingest_records": 60_000, "ingest_repeats": 1, "query_sizes": [1_000_000], "query_repeats": 15,
-              "burst": 200_000, "kafka_records": 60_000},
-    "default": {"rounds": 3, "repeats": 3, "budget_s": 0.3, "nmin": 5000, "nmax": 50_000,
-                "ingest_records": 300_000, "ingest_repeats": 3, "query_sizes": [1_000_000, 10_000_000],
-                "query_repeats": 30, "burst": 1_000_000, "kafka_records": 300_000},
-    "full": {"rounds": 5, "repeats": 5, "budget_s": 0.5, "nmin": 10_000, "nmax": 50_000,
-             "ingest_records": 1_000_000, "ingest_repeats": 3, "query_sizes": [1_000_000, 10_000_000],
-             "query_repeats": 50, "burst": 1_000_000, "kafka_records": 1_000_000},
+    "smoke": {
+        "rounds": 1,
+        "repeats": 1,
+        "n": 200,
+        "ingest_records": 3000,
+        "ingest_repeats": 1,
+        "query_sizes": [20_000],
+        "query_repeats": 3,
+        "burst": 20_000,
+        "kafka_records": 3000,
+    },
+    "quick": {
+        "rounds": 1,
+        "repeats": 3,
+        "budget_s": 0.15,
+        "nmin": 2000,
+        "nmax": 20_000,
+        "ingest_records": 60_000,
+        "ingest_repeats": 1,
+        "query_sizes": [1_000_000],
+        "query_repeats": 15,
+        "burst": 200_000,
+        "kafka_records": 60_000,
+    },
+    "default": {
+        "rounds": 3,
+        "repeats": 3,
+        "budget_s": 0.3,
+        "nmin": 5000,
+        "nmax": 50_000,
+        "ingest_records": 300_000,
+        "ingest_repeats": 3,
+        "query_sizes": [1_000_000, 10_000_000],
+        "query_repeats": 30,
+        "burst": 1_000_000,
+        "kafka_records": 300_000,
+    },
+    "full": {
+        "rounds": 5,
+        "repeats": 5,
+        "budget_s": 0.5,
+        "nmin": 10_000,
+        "nmax": 50_000,
+        "ingest_records": 1_000_000,
+        "ingest_repeats": 3,
+        "query_sizes": [1_000_000, 10_000_000],
+        "query_repeats": 50,
+        "burst": 1_000_000,
+        "kafka_records": 1_000_000,
+    },
 }
 
 
@@ -97,8 +136,14 @@ def run_worker(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile(prefix="zt-bench-", suffix=".json", delete=False) as f:
         out = Path(f.name)
     try:
-        proc = subprocess.run([sys.executable, str(WORKER), json.dumps(spec), str(out)], capture_output=True,
-                              text=True, timeout=timeout, env=_worker_env(), cwd=tempfile.gettempdir())
+        proc = subprocess.run(
+            [sys.executable, str(WORKER), json.dumps(spec), str(out)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=_worker_env(),
+            cwd=tempfile.gettempdir(),
+        )
         text = out.read_text() if out.exists() else ""
         if not text:
             tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-15:]
@@ -123,7 +168,7 @@ def run_micro(libs: list[str], cases: list[str], cfg: dict[str, Any]) -> tuple[d
     info: dict[str, dict[str, Any]] = {}
     setups: dict[str, str] = {}
     for rnd in range(cfg["rounds"]):
-        order = libs[rnd % len(libs):] + libs[: rnd % len(libs)]  # rotate: no library always goes first
+        order = libs[rnd % len(libs) :] + libs[: rnd % len(libs)]  # rotate: no library always goes first
         for lib in order:
             spec = {"job": "micro", "lib": lib, "cases": cases, "repeats": cfg["repeats"]}
             if cfg.get("n"):
@@ -132,8 +177,10 @@ def run_micro(libs: list[str], cases: list[str], cfg: dict[str, Any]) -> tuple[d
                 spec.update(budget_s=cfg["budget_s"], nmin=cfg["nmin"], nmax=cfg["nmax"])
             t = time.perf_counter()
             res = run_worker(spec, timeout=900)
-            say(f"  round {rnd + 1}/{cfg['rounds']} {lib:<12} {time.perf_counter() - t:6.1f} s"
-                + (f"  ERROR {res['error']}" if "error" in res else ""))
+            say(
+                f"  round {rnd + 1}/{cfg['rounds']} {lib:<12} {time.perf_counter() - t:6.1f} s"
+                + (f"  ERROR {res['error']}" if "error" in res else "")
+            )
             if "error" in res:
                 info.setdefault(lib, {}).setdefault("_errors", []).append(res["error"] + " " + res.get("stderr", ""))
                 continue
@@ -157,8 +204,10 @@ def run_micro(libs: list[str], cases: list[str], cfg: dict[str, Any]) -> tuple[d
             row: dict[str, Any] = {"n": sorted(set(slot["n"])) if slot else [], "samples": len(got)}
             for metric in METRICS:
                 if got:
-                    row[metric] = {k: round(v, 3) if isinstance(v, float) else v
-                                   for k, v in summarise([s[metric] for s in got]).items()}
+                    row[metric] = {
+                        k: round(v, 3) if isinstance(v, float) else v
+                        for k, v in summarise([s[metric] for s in got]).items()
+                    }
             if slot and slot["lost"]:
                 row["lost"] = slot["lost"]
             if slot and slot["errors"]:
@@ -208,8 +257,10 @@ def micro_table(micro: dict[str, Any], clock: str) -> list[str]:
         other = "e2e_wall_us" if clock == "cpu" else "e2e_cpu_us"
         zoom = _m(rows.get("zoomtrace", {}), em)
         lines.append(f"\n### {CASE_TITLES[case]}\n")
-        lines.append(f"| library | caller µs | end-to-end µs | e2e {'wall' if clock == 'cpu' else 'CPU'} µs "
-                     "| spread (IQR %, min–max) | × zoomtrace | n × samples |")
+        lines.append(
+            f"| library | caller µs | end-to-end µs | e2e {'wall' if clock == 'cpu' else 'CPU'} µs "
+            "| spread (IQR %, min–max) | × zoomtrace | n × samples |"
+        )
         lines.append("|---|---:|---:|---:|---|---:|---|")
         order = sorted(rows, key=lambda lib: (_m(rows[lib], em) is None, _m(rows[lib], em) or 0))
         for lib in order:
@@ -221,9 +272,11 @@ def micro_table(micro: dict[str, Any], clock: str) -> list[str]:
             ratio = _m(row, em) / zoom if zoom and lib != "zoomtrace" and _m(row, em) else None
             spread = f"{e['iqr_pct']:.0f} %, {e['min']:.2f}–{e['max']:.2f}"
             lost = f" (lost {row['lost']})" if row.get("lost") else ""
-            lines.append(f"| {lib}{lost} | {fmt(_m(row, cm))} | **{fmt(_m(row, em))}** | {fmt(_m(row, other))} | "
-                         f"{spread} | {fmt(ratio, 1) + '×' if ratio else ''} | "
-                         f"{'/'.join(str(x) for x in row['n'])} × {row['samples']} |")
+            lines.append(
+                f"| {lib}{lost} | {fmt(_m(row, cm))} | **{fmt(_m(row, em))}** | {fmt(_m(row, other))} | "
+                f"{spread} | {fmt(ratio, 1) + '×' if ratio else ''} | "
+                f"{'/'.join(str(x) for x in row['n'])} × {row['samples']} |"
+            )
     return lines
 
 
@@ -235,8 +288,15 @@ def evaluate_targets(res: dict[str, Any], clock: str) -> list[dict[str, Any]]:
     def add(name: str, value: float | None, goal: str, ok: bool | None, detail: str = "") -> None:
         if value is None:  # not measured in this run
             return
-        out.append({"target": name, "measured": None if value is None else round(value, 2), "goal": goal,
-                    "met": ok, "detail": detail})
+        out.append(
+            {
+                "target": name,
+                "measured": None if value is None else round(value, 2),
+                "goal": goal,
+                "met": ok,
+                "detail": detail,
+            }
+        )
 
     def get(case: str, lib: str, kind: str) -> float | None:
         return _m(micro.get(case, {}).get(lib, {}), headline(case, kind, clock))
@@ -248,8 +308,13 @@ def evaluate_targets(res: dict[str, Any], clock: str) -> list[dict[str, Any]]:
     if peers and log_e2e:
         fastest = min(peers, key=lambda k: peers[k])
         ratio = peers[fastest] / log_e2e
-        add("log e2e: × faster than the fastest peer", ratio, "≥ 2", ratio >= 2,
-            f"fastest peer {fastest} {peers[fastest]:.2f} µs")
+        add(
+            "log e2e: × faster than the fastest peer",
+            ratio,
+            "≥ 2",
+            ratio >= 2,
+            f"fastest peer {fastest} {peers[fastest]:.2f} µs",
+        )
     if "stdlib-json" in peers and log_e2e:
         ratio = peers["stdlib-json"] / log_e2e
         add("log e2e: × faster than stdlib JSON file handler", ratio, "≥ 4", ratio >= 4)
@@ -258,23 +323,47 @@ def evaluate_targets(res: dict[str, Any], clock: str) -> list[dict[str, Any]]:
     add("span caller µs", span_caller, "≤ 5", None if span_caller is None else span_caller <= 5)
     otel_e2e, otel_caller = get("span", "otel-sdk", "e2e"), get("span", "otel-sdk", "caller")
     if otel_e2e and span_e2e:
-        add("span e2e: × faster than OpenTelemetry SDK", otel_e2e / span_e2e, "≥ 20", otel_e2e / span_e2e >= 20,
-            f"otel-sdk {otel_e2e:.2f} µs end-to-end")
+        add(
+            "span e2e: × faster than OpenTelemetry SDK",
+            otel_e2e / span_e2e,
+            "≥ 20",
+            otel_e2e / span_e2e >= 20,
+            f"otel-sdk {otel_e2e:.2f} µs end-to-end",
+        )
     if otel_caller and span_caller:
-        add("span caller: × faster than OpenTelemetry SDK", otel_caller / span_caller, "≥ 20",
-            otel_caller / span_caller >= 20, f"otel-sdk {otel_caller:.2f} µs caller")
+        add(
+            "span caller: × faster than OpenTelemetry SDK",
+            otel_caller / span_caller,
+            "≥ 20",
+            otel_caller / span_caller >= 20,
+            f"otel-sdk {otel_caller:.2f} µs caller",
+        )
     cap, base = get("stdlib", "zoomtrace", "e2e"), get("stdlib", "stdlib-json", "e2e")
     if cap and base:
-        add("stdlib captured by Zoom / stdlib JSON handler alone (e2e)", cap / base, "≤ 1", cap / base <= 1,
-            f"{cap:.2f} vs {base:.2f} µs")
+        add(
+            "stdlib captured by Zoom / stdlib JSON handler alone (e2e)",
+            cap / base,
+            "≤ 1",
+            cap / base <= 1,
+            f"{cap:.2f} vs {base:.2f} µs",
+        )
     ing = res.get("ingest", {})
     if "records_per_s" in ing:
-        add("ingest spool → DuckDB records/s (wall)", ing["records_per_s"], "≥ 250,000",
-            ing["records_per_s"] >= 250_000, f"{ing['records_per_cpu_s']:,} records per CPU-second")
+        add(
+            "ingest spool → DuckDB records/s (wall)",
+            ing["records_per_s"],
+            "≥ 250,000",
+            ing["records_per_s"] >= 250_000,
+            f"{ing['records_per_cpu_s']:,} records per CPU-second",
+        )
     kafka = res.get("kafka", {})
     if kafka.get("records_per_s"):
-        add("Kafka → collector → store records/s", kafka["records_per_s"], "≥ 100,000",
-            kafka["records_per_s"] >= 100_000)
+        add(
+            "Kafka → collector → store records/s",
+            kafka["records_per_s"],
+            "≥ 100,000",
+            kafka["records_per_s"] >= 100_000,
+        )
     sizes = res.get("query", {}).get("sizes", {})
     if sizes:
         biggest = max(sizes, key=int)
@@ -282,11 +371,20 @@ def evaluate_targets(res: dict[str, Any], clock: str) -> list[dict[str, Any]]:
         add(f"story p50 ms at {int(biggest) / 1e6:g} M records", p50, "≤ 50 (at 10 M)", p50 <= 50)
     mem = res.get("memory", {})
     if "init_added_mb" in mem:
-        add("zt.init() RSS added MB", mem["init_added_mb"], "≤ 15", mem["init_added_mb"] <= 15,
-            f"import zoomtrace adds {mem['import_added_mb']} MB more")
-        add("burst: peak RSS added MB (queue bound holds)", mem["burst_peak_added_mb"], "bounded",
+        add(
+            "zt.init() RSS added MB",
+            mem["init_added_mb"],
+            "≤ 15",
+            mem["init_added_mb"] <= 15,
+            f"import zoomtrace adds {mem['import_added_mb']} MB more",
+        )
+        add(
+            "burst: peak RSS added MB (queue bound holds)",
+            mem["burst_peak_added_mb"],
+            "bounded",
             bool(mem.get("accounted")) and mem.get("queue_len_after_burst", 0) <= mem["queue_bound"],
-            f"{mem['burst_records']:,} records, {mem['written']:,} written, lost {mem['lost']}")
+            f"{mem['burst_records']:,} records, {mem['written']:,} written, lost {mem['lost']}",
+        )
     return out
 
 
@@ -315,45 +413,57 @@ def report(res: dict[str, Any]) -> str:
         if ing and "error" in ing:
             lines.append(f"| spool → DuckDB | error: {ing['error'][:100]} | | | | |")
         elif ing:
-            lines.append(f"| spool → DuckDB | {ing['records']:,} | **{ing['records_per_s']:,}** | "
-                         f"{ing['records_per_s_min']:,}–{ing['records_per_s_max']:,} | {ing['records_per_cpu_s']:,} | "
-                         f"spool {ing['spool_mb']} MB |")
+            lines.append(
+                f"| spool → DuckDB | {ing['records']:,} | **{ing['records_per_s']:,}** | "
+                f"{ing['records_per_s_min']:,}–{ing['records_per_s_max']:,} | {ing['records_per_cpu_s']:,} | "
+                f"spool {ing['spool_mb']} MB |"
+            )
         if kafka:
             if "error" in kafka or "skipped" in kafka:
                 lines.append(f"| Kafka → collector → store | {kafka.get('error') or kafka.get('skipped')} | | | | |")
             else:
-                lines.append(f"| Kafka → collector → store | {kafka['stored']:,} | "
-                             f"**{kafka.get('records_per_s', 0):,}** | | | steady state over {kafka['batches']} "
-                             f"batches; the store write is "
-                             f"{kafka.get('store_share')} of the time |")
+                lines.append(
+                    f"| Kafka → collector → store | {kafka['stored']:,} | "
+                    f"**{kafka.get('records_per_s', 0):,}** | | | steady state over {kafka['batches']} "
+                    f"batches; the store write is "
+                    f"{kafka.get('store_share')} of the time |"
+                )
     q = res.get("query")
     if q:
         lines.append("\n### 7. Query (synthesised store, warm session)\n")
         if "error" in q:
             lines.append(f"error: {q['error']}")
         else:
-            lines.append("| stored records | story p50 ms | story p95 ms | first ms | new session ms "
-                         "| traces page (service) p50/p95 ms | traces page (errors) p50/p95 ms | build s |")
+            lines.append(
+                "| stored records | story p50 ms | story p95 ms | first ms | new session ms "
+                "| traces page (service) p50/p95 ms | traces page (errors) p50/p95 ms | build s |"
+            )
             lines.append("|---:|---:|---:|---:|---:|---|---|---:|")
             for _n, r in sorted(q["sizes"].items(), key=lambda kv: int(kv[0])):
                 s, ts, te = r["story"], r["traces_page_service"], r["traces_page_errors"]
-                lines.append(f"| {r['records']:,} | **{s['p50_ms']}** | {s['p95_ms']} | {s['first_ms']} | "
-                             f"{r['story_new_session_ms']} | {ts['p50_ms']} / {ts['p95_ms']} | "
-                             f"{te['p50_ms']} / {te['p95_ms']} | {r['build_s']} |")
+                lines.append(
+                    f"| {r['records']:,} | **{s['p50_ms']}** | {s['p95_ms']} | {s['first_ms']} | "
+                    f"{r['story_new_session_ms']} | {ts['p50_ms']} / {ts['p95_ms']} | "
+                    f"{te['p50_ms']} / {te['p95_ms']} | {r['build_s']} |"
+                )
     mem = res.get("memory")
     if mem:
         lines.append("\n### 8. Memory\n")
         if "error" in mem:
             lines.append(f"error: {mem['error']}")
         else:
-            lines.append(f"- `import zoomtrace`: +{mem['import_added_mb']} MB RSS; `zt.init()`: "
-                         f"+{mem['init_added_mb']} MB (together +{mem['import_and_init_added_mb']} MB over a "
-                         f"{mem['python_baseline_mb']} MB interpreter)")
-            lines.append(f"- burst of {mem['burst_records']:,} `zt.log.info` from one thread "
-                         f"({mem['burst_caller_s']} s): peak RSS +{mem['burst_peak_added_mb']} MB, "
-                         f"queue bound {mem['queue_bound']:,} held "
-                         f"(length {mem['queue_len_after_burst']:,} after the burst), {mem['written']:,} written, "
-                         f"lost {mem['lost']} (counted and recorded), drained in {mem['burst_drain_s']} s")
+            lines.append(
+                f"- `import zoomtrace`: +{mem['import_added_mb']} MB RSS; `zt.init()`: "
+                f"+{mem['init_added_mb']} MB (together +{mem['import_and_init_added_mb']} MB over a "
+                f"{mem['python_baseline_mb']} MB interpreter)"
+            )
+            lines.append(
+                f"- burst of {mem['burst_records']:,} `zt.log.info` from one thread "
+                f"({mem['burst_caller_s']} s): peak RSS +{mem['burst_peak_added_mb']} MB, "
+                f"queue bound {mem['queue_bound']:,} held "
+                f"(length {mem['queue_len_after_burst']:,} after the burst), {mem['written']:,} written, "
+                f"lost {mem['lost']} (counted and recorded), drained in {mem['burst_drain_s']} s"
+            )
     targets = res.get("targets", [])
     if targets:
         lines.append("\n### Targets (issue 6), this run\n")
@@ -377,18 +487,27 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--smoke", action="store_const", dest="mode", const="smoke")
     p.add_argument("--json", type=Path, help="write the results as JSON here")
     p.add_argument("--markdown", type=Path, help="write the report (markdown tables) here")
-    p.add_argument("--from-json", type=Path, metavar="PATH",
-                   help="run nothing: print (and --markdown/--readme) the report of an earlier --json file")
-    p.add_argument("--readme", action="store_true",
-                   help="also put the report into bench/README.md (between its results markers)")
+    p.add_argument(
+        "--from-json",
+        type=Path,
+        metavar="PATH",
+        help="run nothing: print (and --markdown/--readme) the report of an earlier --json file",
+    )
+    p.add_argument(
+        "--readme", action="store_true", help="also put the report into bench/README.md (between its results markers)"
+    )
     p.add_argument("--rounds", type=int, help="worker processes per library (interleaved)")
     p.add_argument("--repeats", type=int, help="samples per case in each worker process")
     p.add_argument("--libs", help=f"comma-separated subset of {','.join(LIB_MODULES)}")
     p.add_argument("--cases", help=f"comma-separated subset of {','.join(MICRO_CASES)}")
     p.add_argument("--only", help="comma-separated subset of micro,ingest,query,memory,kafka")
     p.add_argument("--query-sizes", help="stored records for the query case, e.g. 1000000,10000000")
-    p.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
-                   help="headline clock: cpu (default; robust to other load) or wall")
+    p.add_argument(
+        "--clock",
+        choices=("cpu", "wall"),
+        default="cpu",
+        help="headline clock: cpu (default; robust to other load) or wall",
+    )
     kafka = p.add_mutually_exclusive_group()
     kafka.add_argument("--kafka", metavar="HOST:PORT", help="run the Kafka ingest case against this broker")
     kafka.add_argument("--start-kafka", action="store_true", help="start a broker (scripts/kafka-broker) for it")
@@ -423,8 +542,14 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join([Path(sys.executable).name, "bench/run.py", *(argv if argv is not None else sys.argv[1:])]),
         "started_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine_info(),
-        "settings": {**cfg, "clock": args.clock, "libs": libs, "missing_libs": missing, "cases": cases,
-                     "payload_json_bytes": PAYLOAD_JSON_BYTES},
+        "settings": {
+            **cfg,
+            "clock": args.clock,
+            "libs": libs,
+            "missing_libs": missing,
+            "cases": cases,
+            "payload_json_bytes": PAYLOAD_JSON_BYTES,
+        },
     }
     if missing:
         say(f"not installed (pip install -e '.[bench]'): {', '.join(missing)}")
@@ -434,8 +559,9 @@ def main(argv: list[str] | None = None) -> int:
         res["micro"], res["libs"] = run_micro(libs, cases, cfg)
     if "ingest" in only:
         say(f"ingest: spool -> DuckDB, {cfg['ingest_records']:,} records")
-        res["ingest"] = run_worker({"job": "ingest", "records": cfg["ingest_records"],
-                                    "repeats": cfg["ingest_repeats"]}, timeout=1800)
+        res["ingest"] = run_worker(
+            {"job": "ingest", "records": cfg["ingest_records"], "repeats": cfg["ingest_repeats"]}, timeout=1800
+        )
     broker = None
     bootstrap = args.kafka
     if "kafka" in only and args.start_kafka:
@@ -443,8 +569,9 @@ def main(argv: list[str] | None = None) -> int:
         from tests.support.kafka_broker import KafkaBroker
 
         port = _free_port()
-        broker = KafkaBroker(port=port, data_dir=Path(tempfile.mkdtemp(prefix="zt-bench-kafka-")),
-                             controller_port=_free_port())
+        broker = KafkaBroker(
+            port=port, data_dir=Path(tempfile.mkdtemp(prefix="zt-bench-kafka-")), controller_port=_free_port()
+        )
         say(f"starting a Kafka broker on 127.0.0.1:{port}")
         try:
             bootstrap = broker.start()
@@ -454,8 +581,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if "kafka" in only and bootstrap:
             say(f"ingest: Kafka {bootstrap} -> collector -> store, {cfg['kafka_records']:,} records")
-            res["kafka"] = run_worker({"job": "kafka", "bootstrap": bootstrap, "records": cfg["kafka_records"]},
-                                      timeout=1800)
+            res["kafka"] = run_worker(
+                {"job": "kafka", "bootstrap": bootstrap, "records": cfg["kafka_records"]}, timeout=1800
+            )
         elif "kafka" in only and "kafka" not in res:
             res["kafka"] = {"skipped": "no broker: pass --kafka HOST:PORT or --start-kafka"}
     finally:
@@ -464,8 +592,9 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(broker.dir, ignore_errors=True)
     if "query" in only:
         say(f"query: story and traces page at {', '.join(f'{n:,}' for n in cfg['query_sizes'])} records")
-        res["query"] = run_worker({"job": "query", "sizes": cfg["query_sizes"], "repeats": cfg["query_repeats"]},
-                                  timeout=3600)
+        res["query"] = run_worker(
+            {"job": "query", "sizes": cfg["query_sizes"], "repeats": cfg["query_repeats"]}, timeout=3600
+        )
     if "memory" in only:
         say(f"memory: init, burst of {cfg['burst']:,}")
         res["memory"] = run_worker({"job": "memory", "records": cfg["burst"]}, timeout=1800)

@@ -30,12 +30,19 @@ import urllib.request
 from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 #: A batch of requests, each a span with nested work spans and log lines: ``spans`` spans and
 #: ``records`` records in all (spans included), one log line in a thousand an error.
-BIG_TRACE_SCRIPT = r'''
+BIG_TRACE_SCRIPT = r"""
 import json
 import logging
 import sys
@@ -89,7 +96,7 @@ def main():
 
 
 main()
-'''
+"""
 
 
 def make_big_trace(home: Path, spans: int = 20_000, records: int = 100_000) -> str:
@@ -99,8 +106,15 @@ def make_big_trace(home: Path, spans: int = 20_000, records: int = 100_000) -> s
     script.write_text(BIG_TRACE_SCRIPT)
     env = {**os.environ, "ZOOMTRACE_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     env.pop("ZOOMTRACE_SINK", None)
-    out = subprocess.run([sys.executable, str(script), str(spans), str(records)], capture_output=True, text=True,
-                         env=env, timeout=600, check=False, cwd=str(home.parent))
+    out = subprocess.run(
+        [sys.executable, str(script), str(spans), str(records)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+        cwd=str(home.parent),
+    )
     if out.returncode != 0:
         raise RuntimeError(f"the big-trace script failed ({out.returncode}):\n{out.stderr}")
     line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
@@ -171,14 +185,18 @@ def main() -> int:
             rows = page.locator("[data-testid=span-row]").count()
             t = time.perf_counter()
             page.eval_on_selector(".wf-body", "b => { b.scrollTop = b.scrollHeight; }")
-            page.wait_for_function("() => document.querySelectorAll('[data-testid=span-row]').length > 0 && "
-                                   "[...document.querySelectorAll('[data-testid=span-row]')].some(r => "
-                                   "r.getBoundingClientRect().top > 0)")
+            page.wait_for_function(
+                "() => document.querySelectorAll('[data-testid=span-row]').length > 0 && "
+                "[...document.querySelectorAll('[data-testid=span-row]')].some(r => "
+                "r.getBoundingClientRect().top > 0)"
+            )
             scroll_ms = (time.perf_counter() - t) * 1000
             heap = page.evaluate("() => performance.memory ? performance.memory.usedJSHeapSize : 0")
             browser.close()
-        print(f"  browser: open the story  {open_s:8.2f} s   (model + first draw {render_ms:.0f} ms; "
-              f"{rows} span rows in the DOM)")
+        print(
+            f"  browser: open the story  {open_s:8.2f} s   (model + first draw {render_ms:.0f} ms; "
+            f"{rows} span rows in the DOM)"
+        )
         print(f"  browser: scroll to end   {scroll_ms:8.0f} ms")
         if heap:
             print(f"  browser: JS heap         {heap / 1e6:8.0f} MB")

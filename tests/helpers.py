@@ -53,9 +53,23 @@ def child_env(home: Path | None, **extra: str) -> dict[str, str]:
 
 def git(repo: Path, *args: str) -> str:
     out = subprocess.run(
-        ["git", "-c", "user.name=Zoom Test", "-c", "user.email=zoom@example.invalid",
-         "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false", *args],
-        cwd=repo, capture_output=True, text=True, timeout=TIMEOUT, check=False,
+        [
+            "git",
+            "-c",
+            "user.name=Zoom Test",
+            "-c",
+            "user.email=zoom@example.invalid",
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "commit.gpgsign=false",
+            *args,
+        ],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
     )
     if out.returncode != 0:
         raise AssertionError(f"git {' '.join(args)} failed: {out.stderr}")
@@ -114,11 +128,16 @@ def function_range(path: Path, name: str) -> tuple[int, int]:
 class Child:
     """A running Python script whose stdout lines can be awaited (readiness lines, results)."""
 
-    def __init__(self, script: Path, home: Path | None, *args: str, cwd: Path | None = None,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, script: Path, home: Path | None, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+    ) -> None:
         self.proc = subprocess.Popen(
-            [PY, str(script), *args], cwd=cwd or script.parent, env=env or child_env(home),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [PY, str(script), *args],
+            cwd=cwd or script.parent,
+            env=env or child_env(home),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.stdout: list[str] = []
@@ -155,9 +174,10 @@ class Child:
                 self.wait()
                 raise AssertionError(
                     f"{self.proc.args} ended (rc={self.proc.returncode}) before printing {prefix!r}\n"
-                    f"stdout: {''.join(self.stdout)}\nstderr: {self.stderr}")
+                    f"stdout: {''.join(self.stdout)}\nstderr: {self.stderr}"
+                )
             if line.startswith(prefix):
-                return line[len(prefix):].strip()
+                return line[len(prefix) :].strip()
 
     def expect_json(self, prefix: str) -> Any:
         return json.loads(self.expect(prefix))
@@ -181,8 +201,14 @@ class Child:
             self.proc.wait(TIMEOUT)
 
 
-def run_script(script: Path, home: Path | None, *args: str, cwd: Path | None = None,
-               env: dict[str, str] | None = None, expect_rc: int | None = 0) -> Child:
+def run_script(
+    script: Path,
+    home: Path | None,
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    expect_rc: int | None = 0,
+) -> Child:
     """Run a script to completion; returns the finished Child (stdout lines, stderr, returncode)."""
     child = Child(script, home, *args, cwd=cwd, env=env)
     rc = child.wait()
@@ -193,7 +219,7 @@ def run_script(script: Path, home: Path | None, *args: str, cwd: Path | None = N
 
 def result_lines(child: Child, prefix: str) -> list[Any]:
     """All JSON values printed on stdout lines starting with ``prefix``."""
-    return [json.loads(line[len(prefix):]) for line in child.stdout if line.startswith(prefix)]
+    return [json.loads(line[len(prefix) :]) for line in child.stdout if line.startswith(prefix)]
 
 
 def result(child: Child, prefix: str = "RESULT ") -> Any:
@@ -205,14 +231,21 @@ def result(child: Child, prefix: str = "RESULT ") -> Any:
 # -- the CLI -------------------------------------------------------------------------------------
 
 
-def cli(home: Path | None, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-        timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
+def cli(
+    home: Path | None, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = TIMEOUT
+) -> subprocess.CompletedProcess[str]:
     cmd = [PY, "-m", "zoomtrace"]
     if home is not None:
         cmd += ["--home", str(home)]
-    return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=timeout,
-                          cwd=cwd or (home.parent if home is not None else None),
-                          env=env or child_env(None), check=False)
+    return subprocess.run(
+        cmd + list(args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd or (home.parent if home is not None else None),
+        env=env or child_env(None),
+        check=False,
+    )
 
 
 def _strict_json(text: str) -> Any:
@@ -287,8 +320,9 @@ def assert_one_line_error(out: subprocess.CompletedProcess[str]) -> str:
 # -- walking a story -----------------------------------------------------------------------------
 
 
-def walk_spans(spans: list[dict[str, Any]], parent: dict[str, Any] | None = None
-               ) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
+def walk_spans(
+    spans: list[dict[str, Any]], parent: dict[str, Any] | None = None
+) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
     """Every span of a story tree with the span it is nested under (None for roots)."""
     for s in spans:
         yield s, parent

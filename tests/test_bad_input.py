@@ -21,7 +21,7 @@ except ImportError:  # tests/ imported as a package
 
 BIG = 2_000_003  # characters of the oversized message / payload string
 
-BAD = '''
+BAD = """
 import dataclasses
 import json
 import logging
@@ -70,7 +70,7 @@ with zt.span("bad-input", weird=Weird()) as s:
     ids["raw"] = zt.raw(b"\\x00\\x01binary\\xff", format="bin", type="Blob")
     zt.log.info("still works after all that")
 print("RESULT " + json.dumps({"trace_id": s.trace_id, "ids": ids}), flush=True)
-'''
+"""
 
 VALID = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 MALFORMED = {
@@ -86,7 +86,7 @@ MALFORMED = {
     "pairs_garbage": [["traceparent", "nope"], ["x", "y"]],
 }
 
-TRACEPARENT = '''
+TRACEPARENT = """
 import json
 import sys
 
@@ -118,7 +118,7 @@ for name, carrier in controls.items():
         pass
     out["control-" + name] = {"trace_id": s.trace_id}
 print("RESULT " + json.dumps(out), flush=True)
-'''
+"""
 
 SECRETS = {
     "hunter2",
@@ -133,7 +133,7 @@ SECRETS = {
     "4111 1111 1111 1111",
 }
 
-SECRET_SCRIPT = '''
+SECRET_SCRIPT = """
 import json
 import logging
 import sys
@@ -157,9 +157,9 @@ with zt.span("login", authorization="Bearer SEKRIT_BEARER_11") as s:
     zt.log.info("key " + pem + " loaded")
     zt.log.info("paid with card 4111 1111 1111 1111 today")
 print("RESULT " + json.dumps({"trace_id": s.trace_id}), flush=True)
-'''
+"""
 
-FRAMES = '''
+FRAMES = """
 import glob
 import json
 import os
@@ -178,14 +178,13 @@ for batch in range(3):
     files = glob.glob(os.path.join(home, "spool", "*.zspool"))
     out.append({"trace_id": s.trace_id, "files": {f: os.path.getsize(f) for f in files}})
 print("RESULT " + json.dumps(out), flush=True)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("bad") / "app"
-    h.make_repo(root, {"bad.py": BAD, "traceparent.py": TRACEPARENT, "secrets.py": SECRET_SCRIPT,
-                       "frames.py": FRAMES})
+    h.make_repo(root, {"bad.py": BAD, "traceparent.py": TRACEPARENT, "secrets.py": SECRET_SCRIPT, "frames.py": FRAMES})
     return root
 
 
@@ -329,8 +328,10 @@ def test_malformed_traceparent_starts_a_new_trace(traceparents: dict[str, Any], 
 
 
 def test_malformed_traceparent_spans_are_roots(traceparents: dict[str, Any]) -> None:
-    rows = h.sql(traceparents["home"],
-                 "SELECT type, trace_id, parent_span_id FROM records WHERE kind = 'span' AND type LIKE 'after-%'")
+    rows = h.sql(
+        traceparents["home"],
+        "SELECT type, trace_id, parent_span_id FROM records WHERE kind = 'span' AND type LIKE 'after-%'",
+    )
     assert sorted(r["type"] for r in rows) == sorted(f"after-{n}" for n in MALFORMED)
     for r in rows:
         assert not r["parent_span_id"]

@@ -24,8 +24,16 @@ OFFERS = {
     "otel-sdk": {"log", "span", "event"},
     "logfire": {"log", "span", "event"},
 }
-MODULES = {"zoomtrace": "zoomtrace", "floor": "msgspec", "stdlib-json": "logging", "structlog": "structlog",
-           "loguru": "loguru", "eliot": "eliot", "otel-sdk": "opentelemetry.sdk", "logfire": "logfire"}
+MODULES = {
+    "zoomtrace": "zoomtrace",
+    "floor": "msgspec",
+    "stdlib-json": "logging",
+    "structlog": "structlog",
+    "loguru": "loguru",
+    "eliot": "eliot",
+    "otel-sdk": "opentelemetry.sdk",
+    "logfire": "logfire",
+}
 METRICS = ("caller_cpu_us", "caller_wall_us", "e2e_cpu_us", "e2e_wall_us")
 
 
@@ -33,7 +41,10 @@ def test_smoke_run_emits_every_case_as_json(tmp_path: Path) -> None:
     out, md = tmp_path / "bench.json", tmp_path / "bench.md"
     proc = subprocess.run(
         [sys.executable, str(REPO / "bench" / "run.py"), "--smoke", "--json", str(out), "--markdown", str(md)],
-        capture_output=True, text=True, timeout=240, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=REPO,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(out.read_text())
@@ -71,6 +82,16 @@ def test_smoke_run_emits_every_case_as_json(tmp_path: Path) -> None:
 
     targets = {t["target"] for t in res["targets"]}
     assert "log end-to-end µs" in targets and "span caller µs" in targets
-    for case in ("1. Log record", "2. Span", "3. Data event", "4. stdlib", "5a.", "5b.", "6. Ingest", "7. Query",
-                 "8. Memory", "Targets"):
+    for case in (
+        "1. Log record",
+        "2. Span",
+        "3. Data event",
+        "4. stdlib",
+        "5a.",
+        "5b.",
+        "6. Ingest",
+        "7. Query",
+        "8. Memory",
+        "Targets",
+    ):
         assert case in md.read_text(), case

@@ -22,7 +22,7 @@ try:
 except ImportError:  # tests/ imported as a package
     from tests import helpers as h
 
-APP = '''
+APP = """
 import json
 import logging
 
@@ -45,7 +45,7 @@ print("RESULT " + json.dumps({
     "first": first.trace_id, "failing": failing.trace_id, "later": later.trace_id,
     "placed": placed, "shipped": shipped,
 }), flush=True)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -88,10 +88,26 @@ def test_failing_trace_story_shows_the_error(app: dict[str, Any]) -> None:
 
 def test_nodes_json(app: dict[str, Any]) -> None:
     (row,) = h.nodes(app["home"])
-    assert set(row) >= {"node_id", "service", "env", "group", "version", "host", "pid", "commit", "started_ns",
-                        "stopped_ns", "stop_cause"}
+    assert set(row) >= {
+        "node_id",
+        "service",
+        "env",
+        "group",
+        "version",
+        "host",
+        "pid",
+        "commit",
+        "started_ns",
+        "stopped_ns",
+        "stop_cause",
+    }
     assert (row["service"], row["env"], row["group"], row["version"], row["stop_cause"]) == (
-        "cli-app", "ci", "cli", "0.9", "exit")
+        "cli-app",
+        "ci",
+        "cli",
+        "0.9",
+        "exit",
+    )
     assert row["commit"] == h.git(app["repo"], "rev-parse", "HEAD")
 
 
@@ -142,18 +158,34 @@ def test_zoomtrace_home_environment_variable_selects_the_store(app: dict[str, An
 def test_console_script(app: dict[str, Any]) -> None:
     exe = Path(h.PY).parent / "zoomtrace"
     assert exe.exists(), "the zoomtrace command is not installed next to the interpreter"
-    out = subprocess.run([str(exe), "--home", str(app["home"]), "nodes", "--json"], capture_output=True, text=True,
-                         timeout=h.TIMEOUT, env=h.child_env(None), check=False)
+    out = subprocess.run(
+        [str(exe), "--home", str(app["home"]), "nodes", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=h.TIMEOUT,
+        env=h.child_env(None),
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)[0]["service"] == "cli-app"
 
 
 def test_two_commands_at_once_do_not_fail_on_a_lock(app: dict[str, Any]) -> None:
-    cmds = [[h.PY, "-m", "zoomtrace", "--home", str(app["home"]), *args, "--json"]
-            for args in (["story", app["run"]["first"]], ["traces"], ["nodes"], ["ingest"],
-                         ["story", app["run"]["later"]], ["sql", "SELECT count(*) AS n FROM records"])]
-    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=h.child_env(None))
-             for c in cmds]
+    cmds = [
+        [h.PY, "-m", "zoomtrace", "--home", str(app["home"]), *args, "--json"]
+        for args in (
+            ["story", app["run"]["first"]],
+            ["traces"],
+            ["nodes"],
+            ["ingest"],
+            ["story", app["run"]["later"]],
+            ["sql", "SELECT count(*) AS n FROM records"],
+        )
+    ]
+    procs = [
+        subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=h.child_env(None))
+        for c in cmds
+    ]
     for p in procs:
         out, err = p.communicate(timeout=h.TIMEOUT)
         assert p.returncode == 0, f"{p.args[4:]}: {err}"
@@ -178,8 +210,9 @@ def test_unknown_record_id_for_lineage(app: dict[str, Any]) -> None:
     h.assert_one_line_error(h.cli(app["home"], "lineage", "01900000-0000-7000-8000-000000000000"))
 
 
-@pytest.mark.parametrize("args", [["traces"], ["story", "0123456789abcdef0123456789abcdef"], ["nodes"],
-                                  ["sql", "SELECT 1"]])
+@pytest.mark.parametrize(
+    "args", [["traces"], ["story", "0123456789abcdef0123456789abcdef"], ["nodes"], ["sql", "SELECT 1"]]
+)
 def test_missing_home(tmp_path: Path, args: list[str]) -> None:
     missing = tmp_path / "no" / "such" / "home"
     line = h.assert_one_line_error(h.cli(missing, *args, cwd=tmp_path))
@@ -206,9 +239,16 @@ def test_write_sql_is_refused_and_changes_nothing(app: dict[str, Any], tmp_path:
         "  delete from records  ",
     ]
     # All at once: each must be refused on its own (and none may fail on a lock instead).
-    procs = [subprocess.Popen([h.PY, "-m", "zoomtrace", "--home", str(app["home"]), "sql", q],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=h.child_env(None))
-             for q in queries]
+    procs = [
+        subprocess.Popen(
+            [h.PY, "-m", "zoomtrace", "--home", str(app["home"]), "sql", q],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=h.child_env(None),
+        )
+        for q in queries
+    ]
     for query, p in zip(queries, procs, strict=True):
         out, err = p.communicate(timeout=h.TIMEOUT)
         line = h.assert_one_line_error(subprocess.CompletedProcess(p.args, p.returncode, out, err))
@@ -217,7 +257,8 @@ def test_write_sql_is_refused_and_changes_nothing(app: dict[str, Any], tmp_path:
     assert not leak.exists()
     assert not other.exists()
     assert h.sql(app["home"], "SELECT count(*) AS n FROM records WHERE message = 'changed' OR id = 'forged'") == [
-        {"n": 0}]
+        {"n": 0}
+    ]
 
 
 def test_corrupt_store_file(app: dict[str, Any], tmp_path: Path) -> None:

@@ -143,8 +143,11 @@ class Services:
     def __init__(self, tmp: Path, home: Path) -> None:
         self.dir = tmp
         peers = tmp / "peers.json"
-        for name, text in (("flask_service.py", FLASK_SERVICE), ("fastapi_service.py", FASTAPI_SERVICE),
-                           ("client.py", CLIENT)):
+        for name, text in (
+            ("flask_service.py", FLASK_SERVICE),
+            ("fastapi_service.py", FASTAPI_SERVICE),
+            ("client.py", CLIENT),
+        ):
             (tmp / name).write_text(text.lstrip("\n"))
         self.flask = Child(tmp / "flask_service.py", home, str(peers))
         self.fastapi = Child(tmp / "fastapi_service.py", home, str(peers))

@@ -25,9 +25,19 @@ OTHER = uuid7(T0 - 50_000 * MS)
 
 
 def logs(start: int, n: int, *, node: str = NODE, trace: str | None = None) -> list[Record]:
-    return [Record(id=uuid7(T0 + (start + i) * MS), kind="log", type="app", ts_ns=T0 + (start + i) * MS,
-                   node_id=node, message=f"m{start + i}", trace_id=trace, span_id="aa" * 8 if trace else None)
-            for i in range(n)]
+    return [
+        Record(
+            id=uuid7(T0 + (start + i) * MS),
+            kind="log",
+            type="app",
+            ts_ns=T0 + (start + i) * MS,
+            node_id=node,
+            message=f"m{start + i}",
+            trace_id=trace,
+            span_id="aa" * 8 if trace else None,
+        )
+        for i in range(n)
+    ]
 
 
 @pytest.fixture
@@ -210,8 +220,7 @@ def test_empty_and_missing_spool(tmp_path: Path, store: DuckStore) -> None:
     assert (report.records, report.new, report.problems, report.pending_bytes) == (0, 0, [], 0)
 
 
-def test_reader_errors_surface_in_the_caller(tmp_path: Path, store: DuckStore,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reader_errors_surface_in_the_caller(tmp_path: Path, store: DuckStore, monkeypatch: pytest.MonkeyPatch) -> None:
     spool = tmp_path / "spool"
     w = SegmentWriter(spool, NODE)
     w.write(encoder.encode(logs(0, 1)))
@@ -228,8 +237,7 @@ def test_reader_errors_surface_in_the_caller(tmp_path: Path, store: DuckStore,
 def test_a_record_the_store_cannot_hold_is_skipped_not_blocking(tmp_path: Path, store: DuckStore) -> None:
     spool = tmp_path / "spool"
     good = logs(0, 3)
-    bad_time = Record(id=uuid7(T0), kind="log", type="app", ts_ns=2**63 + 5, node_id=NODE,
-                      message="from the future")
+    bad_time = Record(id=uuid7(T0), kind="log", type="app", ts_ns=2**63 + 5, node_id=NODE, message="from the future")
     bad_cpu = Record(id=uuid7(T0), kind="span", type="busy", ts_ns=T0, node_id=NODE, cpu_ns=2**64 - 1)
     w = SegmentWriter(spool, NODE)
     w.write(encoder.encode([good[0], bad_time, good[1]]))

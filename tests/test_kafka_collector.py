@@ -49,8 +49,14 @@ def make_records(n: int, node_id: str) -> list[Record]:
         if i % 10 == 0:
             trace, span = new_trace_id(), new_span_id()
         ts = time.time_ns()
-        common: dict[str, Any] = {"id": uuid7(ts), "ts_ns": ts, "node_id": node_id, "trace_id": trace,
-                                  "span_id": span, "code": Code("app/handler.py", 10 + i % 7, "handle", "c0ffee")}
+        common: dict[str, Any] = {
+            "id": uuid7(ts),
+            "ts_ns": ts,
+            "node_id": node_id,
+            "trace_id": trace,
+            "span_id": span,
+            "code": Code("app/handler.py", 10 + i % 7, "handle", "c0ffee"),
+        }
         kind = ("log", "span", "event", "log", "raw")[i % 5]
         if kind == "log":
             out.append(Record(kind="log", type="app", level="INFO", message=f"step {i}", attrs={"i": i}, **common))
@@ -59,16 +65,20 @@ def make_records(n: int, node_id: str) -> list[Record]:
         elif kind == "event":
             out.append(Record(kind="event", type="Thing", payload={"i": i, "name": f"thing {i}"}, **common))
         else:
-            out.append(Record(kind="raw", type="blob", payload=f"raw {i}".encode(), attrs={"raw.format": "bin"},
-                              **common))
+            out.append(
+                Record(kind="raw", type="blob", payload=f"raw {i}".encode(), attrs={"raw.format": "bin"}, **common)
+            )
     return out
 
 
 def publish(bootstrap: str, env: str, records: list[Record], tmp_path: Path) -> None:
     """Send ``records`` through the Kafka sink, as an instrumented service would."""
     node_id = records[0].node_id
-    sink = KafkaSink.from_url(f"kafka://{bootstrap}?linger.ms=5&zoom.env={env}&zoom.group=app",
-                              home=tmp_path / f"sink-{uuid.uuid4().hex[:6]}", node_id=node_id)
+    sink = KafkaSink.from_url(
+        f"kafka://{bootstrap}?linger.ms=5&zoom.env={env}&zoom.group=app",
+        home=tmp_path / f"sink-{uuid.uuid4().hex[:6]}",
+        node_id=node_id,
+    )
     for i in range(0, len(records), 5000):
         sink.write(records[i : i + 5000])
     sink.flush()
@@ -79,8 +89,14 @@ def publish(bootstrap: str, env: str, records: list[Record], tmp_path: Path) -> 
 def collect(bootstrap: str, home: Path, env: str, group_id: str | None = None, **kwargs: Any) -> CollectorStats:
     kwargs.setdefault("idle_exit_s", 4.0)
     kwargs.setdefault("stats_interval", 0)
-    return run_collector(bootstrap, home, group_id=group_id or f"c-{uuid.uuid4().hex}",
-                         topics_pattern=pattern(env), config={"topic.metadata.refresh.interval.ms": 1000}, **kwargs)
+    return run_collector(
+        bootstrap,
+        home,
+        group_id=group_id or f"c-{uuid.uuid4().hex}",
+        topics_pattern=pattern(env),
+        config={"topic.metadata.refresh.interval.ms": 1000},
+        **kwargs,
+    )
 
 
 def sql(home: Path, query: str) -> list[tuple[Any, ...]]:
@@ -100,10 +116,29 @@ class CollectorProcess:
 
     def __init__(self, bootstrap: str, home: Path, env: str, group_id: str, *extra: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "zoomtrace.collector", "--from", f"kafka://{bootstrap}", "--to", str(home),
-             "--group-id", group_id, "--topics", pattern(env), "--json", "--stats-interval", "0.2",
-             "-X", "topic.metadata.refresh.interval.ms=1000", *extra],
-            env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "zoomtrace.collector",
+                "--from",
+                f"kafka://{bootstrap}",
+                "--to",
+                str(home),
+                "--group-id",
+                group_id,
+                "--topics",
+                pattern(env),
+                "--json",
+                "--stats-interval",
+                "0.2",
+                "-X",
+                "topic.metadata.refresh.interval.ms=1000",
+                *extra,
+            ],
+            env=child_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         self.lines: queue.Queue[dict[str, Any]] = queue.Queue()
         self.last: dict[str, Any] = {}
@@ -160,7 +195,8 @@ def test_collector_stores_everything_once_and_is_idempotent(kafka_broker: KafkaB
     assert first.malformed == 0 and first.commit_failures == 0
     assert first.new >= len(records)  # + the sink's own kafka.sink node record
     assert sql(home, "SELECT count(*), count(DISTINCT id) FROM records WHERE type <> 'kafka.sink'") == [
-        (len(records), len(records))]
+        (len(records), len(records))
+    ]
     (event,) = [r for r in records if r.kind == "event"][:1]
     with open_store(home, ingest=False) as store:
         got = store.record(event.id)
@@ -180,16 +216,29 @@ def test_new_topics_are_picked_up_without_restart(kafka_broker: KafkaBroker, tmp
     publish(kafka_broker.bootstrap, env, make_records(10, uuid7()), tmp_path)  # one service exists
     stop = threading.Event()
     result: list[CollectorStats] = []
-    thread = threading.Thread(target=lambda: result.append(run_collector(
-        kafka_broker.bootstrap, home, group_id=f"c-{uuid.uuid4().hex}", topics_pattern=pattern(env),
-        stats_interval=0, stop=stop, config={"topic.metadata.refresh.interval.ms": 1000})))
+    thread = threading.Thread(
+        target=lambda: result.append(
+            run_collector(
+                kafka_broker.bootstrap,
+                home,
+                group_id=f"c-{uuid.uuid4().hex}",
+                topics_pattern=pattern(env),
+                stats_interval=0,
+                stop=stop,
+                config={"topic.metadata.refresh.interval.ms": 1000},
+            )
+        )
+    )
     thread.start()
     try:
         time.sleep(3)
         # A new service (new group, so new topics) starts publishing while the collector runs.
         late = make_records(50, uuid7())
-        sink = KafkaSink.from_url(f"kafka://{kafka_broker.bootstrap}?zoom.env={env}&zoom.group=newcomer",
-                                  home=tmp_path / "late", node_id=late[0].node_id)
+        sink = KafkaSink.from_url(
+            f"kafka://{kafka_broker.bootstrap}?zoom.env={env}&zoom.group=newcomer",
+            home=tmp_path / "late",
+            node_id=late[0].node_id,
+        )
         sink.write(late)
         sink.close()
         deadline = time.monotonic() + 60
@@ -212,17 +261,24 @@ def test_malformed_messages_are_reported_and_skipped(kafka_broker: KafkaBroker, 
     log = next(r for r in good if r.kind == "log")
     producer = Producer({"bootstrap.servers": kafka_broker.bootstrap})
     bad_topic, log_topic = f"{env}.bad.event", f"{env}.bad.log"
-    valid_event_headers = [("zoom.encoding", b"json"), ("zoom.id", uuid7().encode()), ("zoom.type", b"T"),
-                           ("zoom.ts_ns", b"1"), ("zoom.node_id", b"n")]
+    valid_event_headers = [
+        ("zoom.encoding", b"json"),
+        ("zoom.id", uuid7().encode()),
+        ("zoom.type", b"T"),
+        ("zoom.ts_ns", b"1"),
+        ("zoom.node_id", b"n"),
+    ]
     producer.produce(bad_topic, b'{"a": 1}', headers=[("zoom.encoding", b"json"), ("zoom.type", b"T")])  # no id
-    producer.produce(bad_topic, b'{"a": 1}', headers=[*valid_event_headers[:4], ("zoom.ts_ns", b"soon"),
-                                                      ("zoom.node_id", b"n")])  # bad ts, twice ts
+    producer.produce(
+        bad_topic, b'{"a": 1}', headers=[*valid_event_headers[:4], ("zoom.ts_ns", b"soon"), ("zoom.node_id", b"n")]
+    )  # bad ts, twice ts
     producer.produce(bad_topic, b"\xff\xfe not json", headers=valid_event_headers)  # non-JSON value
     producer.produce(bad_topic, b'{"plain": "business message without zoom headers"}')
     producer.produce(log_topic, b"x" * 300_000, headers=[("zoom.encoding", b"msgpack")])  # huge value
     producer.produce(log_topic, b"\x93garbage", headers=[("zoom.encoding", b"msgpack")])  # not a record
-    producer.produce(log_topic, encoder.encode(log), headers=[("zoom.encoding", b"msgpack"),
-                                                             ("zoom.id", b"\xff\xfe")])  # bad header, ignored
+    producer.produce(
+        log_topic, encoder.encode(log), headers=[("zoom.encoding", b"msgpack"), ("zoom.id", b"\xff\xfe")]
+    )  # bad header, ignored
     assert producer.flush(10) == 0
     publish(kafka_broker.bootstrap, env, good, tmp_path)  # the good ones come after the bad ones
 
@@ -334,8 +390,9 @@ def test_store_write_failure_commits_nothing(kafka_broker: KafkaBroker, tmp_path
     assert stats.new >= len(records)
 
 
-def test_command_line_entry_stops_cleanly_on_sigterm(kafka_broker: KafkaBroker, tmp_path: Path,
-                                                     collectors: list[CollectorProcess]) -> None:
+def test_command_line_entry_stops_cleanly_on_sigterm(
+    kafka_broker: KafkaBroker, tmp_path: Path, collectors: list[CollectorProcess]
+) -> None:
     env = unique_env()
     publish(kafka_broker.bootstrap, env, make_records(100, uuid7()), tmp_path)
     c = CollectorProcess(kafka_broker.bootstrap, tmp_path / "store", env, f"c-{uuid.uuid4().hex}")

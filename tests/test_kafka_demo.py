@@ -23,7 +23,10 @@ def test_kafka_demo_tells_one_story_across_the_broker(kafka_broker: KafkaBroker,
     home = tmp_path / "home"
     out = subprocess.run(
         [sys.executable, "-m", "zoomtrace", "--home", str(home), "demo", "--kafka", kafka_broker.bootstrap, "--json"],
-        capture_output=True, text=True, timeout=240, check=True,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=True,
     )
     story = json.loads(out.stdout)
     spans = {s["name"]: (s, p) for s, p in walk(story["spans"])}

@@ -30,8 +30,14 @@ def spans(path: Path) -> dict[str, Record]:
 
 
 def consume(bootstrap: str, topic: str, n: int, timeout_s: float = 30.0) -> list[Any]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"p-{uuid.uuid4().hex}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"p-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.subscribe([topic])
     out: list[Any] = []
     deadline = time.monotonic() + timeout_s
@@ -199,8 +205,9 @@ def test_attribute_style_records_work_too(kafka_broker: KafkaBroker, producer: P
         producer.produce(topic, value=b"v", key=b"k", headers=ztk.headers())
     assert producer.flush(10) == 0
     (msg,) = consume(kafka_broker.bootstrap, topic, 1)
-    record = AiokafkaStyleRecord(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(),
-                                 tuple(msg.headers()))
+    record = AiokafkaStyleRecord(
+        msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(), tuple(msg.headers())
+    )
     with ztk.consume_span(record) as span:
         pass
     assert (span.trace_id, span.parent_span_id) == (sender.trace_id, sender.span_id)
@@ -211,8 +218,13 @@ def test_consumer_continues_a_zoom_data_event_with_lineage(kafka_broker: KafkaBr
     """orders publishes OrderPlaced through the Kafka sink; billing consumes it and derives PaymentCaptured."""
     env = f"t{uuid.uuid4().hex[:10]}"
     path = tmp_path / "records.jsonl"
-    zt.init("orders", env=env, group="shop", home=tmp_path / "home",
-            sink=[f"kafka://{kafka_broker.bootstrap}?linger.ms=1", f"file://{path}"])
+    zt.init(
+        "orders",
+        env=env,
+        group="shop",
+        home=tmp_path / "home",
+        sink=[f"kafka://{kafka_broker.bootstrap}?linger.ms=1", f"file://{path}"],
+    )
     with zt.span("place order") as placing:
         order_id = zt.event({"order": 7, "total": 12.5}, type="OrderPlaced")
     assert zt.flush(10)

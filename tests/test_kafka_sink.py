@@ -44,10 +44,15 @@ def unique_env() -> str:
 
 def consume_all(bootstrap: str, pattern: str, idle_s: float = 4.0, timeout_s: float = 60.0) -> list[Any]:
     """Every message on the topics matching ``pattern``, with a plain confluent-kafka consumer."""
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap, "group.id": f"plain-{uuid.uuid4().hex}", "auto.offset.reset": "earliest",
-        "enable.auto.commit": False, "topic.metadata.refresh.interval.ms": 1000,
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"plain-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "topic.metadata.refresh.interval.ms": 1000,
+        }
+    )
     consumer.subscribe([pattern])
     messages: list[Any] = []
     deadline = time.monotonic() + timeout_s
@@ -66,9 +71,14 @@ def consume_all(bootstrap: str, pattern: str, idle_s: float = 4.0, timeout_s: fl
 def collect(bootstrap: str, home: Path, env: str, **kwargs: Any) -> Any:
     """Run the collector in this process until the topics of ``env`` are drained."""
     return run_collector(
-        bootstrap, home, group_id=f"c-{uuid.uuid4().hex}", topics_pattern=rf"^{env}\..*\.(log|event|raw|span|node)$",
-        stats_interval=0, idle_exit_s=4.0,
-        config={"topic.metadata.refresh.interval.ms": 1000}, **kwargs,
+        bootstrap,
+        home,
+        group_id=f"c-{uuid.uuid4().hex}",
+        topics_pattern=rf"^{env}\..*\.(log|event|raw|span|node)$",
+        stats_interval=0,
+        idle_exit_s=4.0,
+        config={"topic.metadata.refresh.interval.ms": 1000},
+        **kwargs,
     )
 
 
@@ -122,8 +132,13 @@ def start_app(tmp_path: Path, home: Path, url: str, env: str, phases: int, ops: 
     script = tmp_path / "app.py"
     script.write_text(APP)
     return subprocess.Popen(
-        [sys.executable, str(script), url, env, str(phases), str(ops)], cwd=tmp_path, env=child_env(home),
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, str(script), url, env, str(phases), str(ops)],
+        cwd=tmp_path,
+        env=child_env(home),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -150,12 +165,20 @@ def store_rows(home: Path, query: str) -> list[tuple[Any, ...]]:
 def test_every_kind_round_trips_through_kafka_into_the_store(kafka_broker: KafkaBroker, tmp_path: Path) -> None:
     env = unique_env()
     jsonl = tmp_path / "same.jsonl"
-    zt.init("shop-orders", env=env, group="shop", home=tmp_path / "app-home",
-            sink=[f"kafka://{kafka_broker.bootstrap}?linger.ms=5", f"file://{jsonl}"])
+    zt.init(
+        "shop-orders",
+        env=env,
+        group="shop",
+        home=tmp_path / "app-home",
+        sink=[f"kafka://{kafka_broker.bootstrap}?linger.ms=5", f"file://{jsonl}"],
+    )
     with zt.span("checkout", user="u1", on_behalf_of="customer-42") as span:
         zt.log.info("charged {amount} for {user}", amount=12.5, user="u1")
-        placed = zt.event({"order": 7, "total": 12.5, "items": [{"sku": "A-1", "qty": 2}], "note": "ünïcode"},
-                          type="OrderPlaced", channel="web")
+        placed = zt.event(
+            {"order": 7, "total": 12.5, "items": [{"sku": "A-1", "qty": 2}], "note": "ünïcode"},
+            type="OrderPlaced",
+            channel="web",
+        )
         zt.event({"order": 7, "paid": True}, type="PaymentCaptured", sources=[placed])
         zt.raw(b"\x00\x01\x02 binary \xff", format="bin", type="card-response")
         try:
@@ -171,8 +194,14 @@ def test_every_kind_round_trips_through_kafka_into_the_store(kafka_broker: Kafka
     # On the wire: every record decodes back equal, field for field.
     messages = consume_all(kafka_broker.bootstrap, rf"^{env}\..*")
     topics = Counter(m.topic() for m in messages)
-    assert set(topics) == {f"{env}.shop.log", f"{env}.shop.event", f"{env}.shop.raw", f"{env}.shop.span",
-                           f"{env}.shop.node", f"{env}.zoom.node"}
+    assert set(topics) == {
+        f"{env}.shop.log",
+        f"{env}.shop.event",
+        f"{env}.shop.raw",
+        f"{env}.shop.span",
+        f"{env}.shop.node",
+        f"{env}.zoom.node",
+    }
     wire: dict[str, Record] = {}
     for msg in messages:
         record = kafka_codec.decode(msg.value(), msg.headers())
@@ -191,14 +220,17 @@ def test_every_kind_round_trips_through_kafka_into_the_store(kafka_broker: Kafka
         for rid, r in expected.items():
             got = store.record(rid)
             assert (got["kind"], got["type"], got["ts_ns"], got["node_id"]) == (r.kind, r.type, r.ts_ns, r.node_id)
-            assert (got["trace_id"], got["span_id"], got["parent_span_id"]) == (r.trace_id, r.span_id,
-                                                                                r.parent_span_id)
+            assert (got["trace_id"], got["span_id"], got["parent_span_id"]) == (r.trace_id, r.span_id, r.parent_span_id)
             assert got["on_behalf_of"] == r.on_behalf_of
             assert got["attrs"] == r.attrs
             assert got["sources"] == r.sources
             assert (got["level"], got["message"], got["template"]) == (r.level, r.message, r.template)
-            assert (got["end_ns"], got["status"], got["cpu_ns"], got["thread"]) == (r.end_ns, r.status, r.cpu_ns,
-                                                                                    r.thread)
+            assert (got["end_ns"], got["status"], got["cpu_ns"], got["thread"]) == (
+                r.end_ns,
+                r.status,
+                r.cpu_ns,
+                r.thread,
+            )
             if r.code is not None:
                 assert got["code"] == msgspec.structs.asdict(r.code)
             if r.error is not None:
@@ -207,8 +239,10 @@ def test_every_kind_round_trips_through_kafka_into_the_store(kafka_broker: Kafka
                 assert store.blob(got["payload_blob"]) == wire[rid].payload
             elif r.payload is not None:
                 assert got["payload"] == r.payload
-        (count,) = store.sql(f"SELECT count(*) FROM records WHERE node_id = '{next(iter(expected.values())).node_id}'"
-                             f" AND type NOT LIKE 'kafka.%'")[1][0]
+        (count,) = store.sql(
+            f"SELECT count(*) FROM records WHERE node_id = '{next(iter(expected.values())).node_id}'"
+            f" AND type NOT LIKE 'kafka.%'"
+        )[1][0]
         assert count == len(expected)
     assert span.on_behalf_of == "customer-42"
 
@@ -245,15 +279,18 @@ def test_event_is_the_business_message_with_zoom_headers(kafka_broker: KafkaBrok
     from opentelemetry import trace
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-    otel = trace.get_current_span(TraceContextTextMapPropagator().extract(
-        {k: v.decode() for k, v in msg.headers()})).get_span_context()
+    otel = trace.get_current_span(
+        TraceContextTextMapPropagator().extract({k: v.decode() for k, v in msg.headers()})
+    ).get_span_context()
     assert f"{otel.trace_id:032x}" == span.trace_id and f"{otel.span_id:016x}" == span.span_id
 
 
 def test_client_options_pass_through_the_url(kafka_broker: KafkaBroker, tmp_path: Path) -> None:
     env = unique_env()
-    url = (f"kafka://{kafka_broker.bootstrap}?linger.ms=1&compression.type=zstd&acks=all"
-           f"&zoom.topic={env}.custom.{{kind}}&zoom.node_topic=")
+    url = (
+        f"kafka://{kafka_broker.bootstrap}?linger.ms=1&compression.type=zstd&acks=all"
+        f"&zoom.topic={env}.custom.{{kind}}&zoom.node_topic="
+    )
     zt.init("svc", env=env, group="g", home=tmp_path / "home", sink=url)
     zt.log.info("hello")
     zt.shutdown()
@@ -307,8 +344,11 @@ def test_broker_stopped_mid_run_every_record_arrives_exactly_once(own_broker: Ka
     stats = collect(own_broker.bootstrap, store_home, env)
     assert stats.malformed == 0
     total = 3 * ops
-    rows = store_rows(store_home, "SELECT kind, count(*), count(DISTINCT id), count(DISTINCT attrs->>'n') "
-                                  "FROM records WHERE kind IN ('span', 'log') GROUP BY kind ORDER BY kind")
+    rows = store_rows(
+        store_home,
+        "SELECT kind, count(*), count(DISTINCT id), count(DISTINCT attrs->>'n') "
+        "FROM records WHERE kind IN ('span', 'log') GROUP BY kind ORDER BY kind",
+    )
     assert rows == [("log", total, total, total), ("span", total, total, total)]
     notes = store_rows(store_home, "SELECT type, attrs FROM records WHERE type LIKE 'kafka.%' ORDER BY ts_ns")
     types = [t for t, _ in notes]
@@ -354,11 +394,16 @@ def test_nothing_lost_at_exit_while_the_broker_is_down(own_broker: KafkaBroker, 
 
     store_home = tmp_path / "store-home"
     collect(own_broker.bootstrap, store_home, env)
-    rows = store_rows(store_home, f"SELECT kind, count(DISTINCT id) FROM records WHERE node_id = '{first_node}' "
-                                  "AND kind IN ('span', 'log') GROUP BY kind ORDER BY kind")
+    rows = store_rows(
+        store_home,
+        f"SELECT kind, count(DISTINCT id) FROM records WHERE node_id = '{first_node}' "
+        "AND kind IN ('span', 'log') GROUP BY kind ORDER BY kind",
+    )
     assert rows == [("log", 2000), ("span", 2000)]
-    adopted = store_rows(store_home, "SELECT attrs FROM records WHERE type = 'kafka.replayed' "
-                                     f"AND attrs->>'from_node_id' = '{first_node}'")
+    adopted = store_rows(
+        store_home,
+        f"SELECT attrs FROM records WHERE type = 'kafka.replayed' AND attrs->>'from_node_id' = '{first_node}'",
+    )
     assert adopted and json.loads(adopted[0][0])["replayed"] >= 4000
 
 
@@ -366,11 +411,11 @@ def test_write_never_blocks_and_memory_stays_bounded_without_a_broker(tmp_path: 
     port = free_port_pair()  # nothing listens there
     sink = KafkaSink.from_url(
         f"kafka://127.0.0.1:{port}?zoom.max_pending=500&zoom.spool_after_s=1&zoom.close_timeout_s=1",
-        home=tmp_path, node_id=uuid7(),
+        home=tmp_path,
+        node_id=uuid7(),
     )
     records = [
-        Record(id=uuid7(), kind="log", type="app", ts_ns=time.time_ns(), node_id=sink.node_id,
-               message=f"m{i}")
+        Record(id=uuid7(), kind="log", type="app", ts_ns=time.time_ns(), node_id=sink.node_id, message=f"m{i}")
         for i in range(20_000)
     ]
     slowest = 0.0
@@ -391,8 +436,9 @@ def test_write_never_blocks_and_memory_stays_bounded_without_a_broker(tmp_path: 
 def test_a_record_a_topic_refuses_is_counted_lost_not_the_others(kafka_broker: KafkaBroker, tmp_path: Path) -> None:
     env = unique_env()
     admin = AdminClient({"bootstrap.servers": kafka_broker.bootstrap})
-    big_topic = NewTopic(f"{env}.big.raw", num_partitions=1, replication_factor=1,
-                         config={"max.message.bytes": str(4 * 1024 * 1024)})
+    big_topic = NewTopic(
+        f"{env}.big.raw", num_partitions=1, replication_factor=1, config={"max.message.bytes": str(4 * 1024 * 1024)}
+    )
     for future in admin.create_topics([big_topic]).values():
         future.result(30)
     payload = os.urandom(1024 * 1024)  # the default raw limit, incompressible: over the broker's default 1 MiB

@@ -20,7 +20,7 @@ try:
 except ImportError:  # tests/ imported as a package
     from tests import helpers as h
 
-CAPTURE = '''
+CAPTURE = """
 import json
 import logging
 
@@ -67,9 +67,9 @@ s = pay(7)
 log.warning("outside any span")  # @log-outside
 print("RESULT " + json.dumps({"trace_id": s.trace_id, "span_id": s.span_id, "root_level": level_after_init,
                               "seen": seen}), flush=True)
-'''
+"""
 
-NOT_RAISED = '''
+NOT_RAISED = """
 import json
 import logging
 
@@ -82,7 +82,7 @@ with zt.span("s") as s:
     log.info("info is below this node's capture level")
     log.warning("warning is captured")  # @warning-captured
 print("RESULT " + json.dumps({"trace_id": s.trace_id, "root_level": logging.getLogger().level}), flush=True)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -125,13 +125,14 @@ def test_root_level_never_raised(tmp_path: Path, logs: dict[str, Any]) -> None:
     assert ran["root_level"] == logging.DEBUG
     st = h.story(home, ran["trace_id"])
     assert [r["message"] for r, _ in h.all_records(st)] == ["warning is captured"]
-    (rec, _), = h.all_records(st)
+    ((rec, _),) = h.all_records(st)
     assert rec["code"]["line"] == h.marker_line(logs["repo"] / "not_raised.py", "warning-captured")
 
 
 def test_records_in_span_carry_its_context_and_their_own_code(logs: dict[str, Any]) -> None:
-    got = [(r["kind"], r["level"].upper(), r["message"], r["code"]["line"], r["code"]["function"])
-           for r in records(logs)]
+    got = [
+        (r["kind"], r["level"].upper(), r["message"], r["code"]["line"], r["code"]["function"]) for r in records(logs)
+    ]
     assert got == [
         ("log", "INFO", "paying order 7", line(logs, "log-info"), "pay"),
         ("log", "WARNING", "slow card", line(logs, "log-extra"), "pay"),

@@ -22,7 +22,7 @@ except ImportError:  # tests/ imported as a package
     from tests import helpers as h
 
 SCRIPTS = {
-    "normal.py": '''
+    "normal.py": """
         import json, os, logging
         import zoomtrace as zt
 
@@ -30,8 +30,8 @@ SCRIPTS = {
         with zt.span("work") as s:
             logging.getLogger("normal").info("did the work")
         print("RESULT " + json.dumps({"pid": os.getpid(), "trace_id": s.trace_id}), flush=True)
-    ''',
-    "crash.py": '''
+    """,
+    "crash.py": """
         import json, os
         import zoomtrace as zt
 
@@ -44,8 +44,8 @@ SCRIPTS = {
 
 
         explode()
-    ''',
-    "term.py": '''
+    """,
+    "term.py": """
         import json, os, threading
         import zoomtrace as zt
 
@@ -57,8 +57,8 @@ SCRIPTS = {
                                               "outer": outer.span_id, "inner": inner.span_id}), flush=True)
                 threading.Event().wait(60)
         print("NOT REACHED", flush=True)
-    ''',
-    "own_handler.py": '''
+    """,
+    "own_handler.py": """
         import json, os, signal, sys, threading
         import zoomtrace as zt
 
@@ -79,8 +79,8 @@ SCRIPTS = {
             zt.log.info("graceful shutdown finished")
         print("CLEAN EXIT", flush=True)
         sys.exit(3)
-    ''',
-    "interrupt.py": '''
+    """,
+    "interrupt.py": """
         import json, os, threading
         import zoomtrace as zt
 
@@ -88,8 +88,8 @@ SCRIPTS = {
         with zt.span("busy") as s:
             print("RESULT " + json.dumps({"pid": os.getpid(), "trace_id": s.trace_id}), flush=True)
             threading.Event().wait(60)
-    ''',
-    "shutdown.py": '''
+    """,
+    "shutdown.py": """
         import json, os
         import zoomtrace as zt
 
@@ -99,8 +99,8 @@ SCRIPTS = {
         zt.shutdown()
         zt.log.info("after shutdown: not recorded")
         print("RESULT " + json.dumps({"pid": os.getpid(), "trace_id": s.trace_id}), flush=True)
-    ''',
-    "forker.py": '''
+    """,
+    "forker.py": """
         import json, os, sys
         import zoomtrace as zt
 
@@ -118,7 +118,7 @@ SCRIPTS = {
             zt.log.info("child {pid} exited with {status}", pid=pid, status=status)  # @parent-log
         print("RESULT " + json.dumps({"pid": os.getpid(), "child_pid": pid, "status": status,
                                       "trace_id": parent.trace_id, "parent_span": parent.span_id}), flush=True)
-    ''',
+    """,
 }
 
 
@@ -305,8 +305,10 @@ def test_fork_child_is_a_new_node_whose_parent_is_the_forking_node(forked: dict[
     assert child["service"] == parent["service"] == "forker"
     assert parent["stop_cause"] == "exit"
     # The child's node names its parent (in the listing, or at least in its "started" record).
-    started = h.sql(forked["home"], "SELECT * FROM records WHERE kind = 'node' AND type = 'started' "
-                                    f"AND node_id = '{child['node_id']}'")
+    started = h.sql(
+        forked["home"],
+        f"SELECT * FROM records WHERE kind = 'node' AND type = 'started' AND node_id = '{child['node_id']}'",
+    )
     assert len(started) == 1
     assert parent["node_id"] in json.dumps(child) + json.dumps(started[0], default=str)
 

@@ -94,14 +94,20 @@ def spans_of(requests: list[ExportTraceServiceRequest]) -> list[tuple[dict[str, 
     """Every span with its resource attributes and scope name."""
     return [
         (attrs(rs.resource.attributes), ss.scope.name, span)
-        for req in requests for rs in req.resource_spans for ss in rs.scope_spans for span in ss.spans
+        for req in requests
+        for rs in req.resource_spans
+        for ss in rs.scope_spans
+        for span in ss.spans
     ]
 
 
 def logs_of(requests: list[ExportLogsServiceRequest]) -> list[tuple[dict[str, Any], str, Any]]:
     return [
         (attrs(rl.resource.attributes), sl.scope.name, log)
-        for req in requests for rl in req.resource_logs for sl in rl.scope_logs for log in sl.log_records
+        for req in requests
+        for rl in req.resource_logs
+        for sl in rl.scope_logs
+        for log in sl.log_records
     ]
 
 
@@ -195,7 +201,8 @@ def test_otlp_export_carries_resource_code_links_lineage_and_dirty(tmp_path: Pat
     _, retry = by_name["retry"]
     assert retry.trace_id.hex() == result["retry_trace"]
     assert [(link.trace_id.hex(), link.span_id.hex()) for link in retry.links] == [
-        (result["trace_id"], result["span_id"])]
+        (result["trace_id"], result["span_id"])
+    ]
 
     # stdlib logging: a log record in the span, scope = logger name, severity mapped.
     (log,) = [(scope, log) for _, scope, log in logs if from_any(log.body) == "charged 12.5"]
@@ -250,9 +257,13 @@ def test_standard_variables_headers_gzip_and_retry(tmp_path: Path) -> None:
     try:
         script = tmp_path / "env_app.py"
         script.write_text(ENV_APP)
-        env = child_env(tmp_path / "home", OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{server.port}",
-                        OTEL_EXPORTER_OTLP_HEADERS="x-team=zoom,x-note=a%20b",
-                        OTEL_EXPORTER_OTLP_COMPRESSION="gzip", OTEL_EXPORTER_OTLP_TIMEOUT="5000")
+        env = child_env(
+            tmp_path / "home",
+            OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{server.port}",
+            OTEL_EXPORTER_OTLP_HEADERS="x-team=zoom,x-note=a%20b",
+            OTEL_EXPORTER_OTLP_COMPRESSION="gzip",
+            OTEL_EXPORTER_OTLP_TIMEOUT="5000",
+        )
         child = Child(script, None, env=env)
         trace_id = json.loads(child.expect("RESULT"))["trace_id"]
         assert child.wait() == 0, child.stderr

@@ -20,7 +20,7 @@ try:
 except ImportError:  # tests/ imported as a package
     from tests import helpers as h
 
-BURST = '''
+BURST = """
 import json
 import sys
 
@@ -31,9 +31,9 @@ zt.init("burst", env="ci", queue_size=queue_size, on_full=policy, block_timeout_
 for i in range(n):
     zt.log.info("burst {i}", i=i)
 print("RESULT " + json.dumps({"flushed": zt.flush()}), flush=True)
-'''
+"""
 
-THREADS = '''
+THREADS = """
 import contextvars
 import json
 import threading
@@ -61,9 +61,9 @@ with zt.span("root") as root:
 print("RESULT " + json.dumps({"trace_id": root.trace_id, "root": root.span_id, "flushed": zt.flush(),
                               "threads": THREADS, "per_thread": PER_THREAD}), flush=True)
 threading.Event().wait(60)  # killed with SIGKILL: only what flush() wrote can survive
-'''
+"""
 
-PARENTS = '''
+PARENTS = """
 import asyncio
 import json
 import threading
@@ -118,9 +118,9 @@ with zt.span("root") as root:
         pool.submit(work, "executor").result()
     asyncio.run(main())
 print("RESULT " + json.dumps({"trace_id": root.trace_id, "current_after": zt.current_span() is None}), flush=True)
-'''
+"""
 
-READ_ONLY = '''
+READ_ONLY = """
 import json
 import logging
 
@@ -135,7 +135,7 @@ with zt.span("work"):
         total += i
 zt.flush()
 print("RESULT " + json.dumps({"total": total}), flush=True)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -251,16 +251,19 @@ def parents(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, A
     return h.story(home, ran["trace_id"])
 
 
-@pytest.mark.parametrize(("name", "parent"), [
-    ("work-thread", "root"),
-    ("work-executor", "root"),
-    ("async-parent", "root"),
-    ("task-gather-a", "async-parent"),
-    ("task-gather-b", "async-parent"),
-    ("task-create_task", "async-parent"),
-    ("work-to_thread", "async-parent"),
-    ("work-run_in_executor", "async-parent"),
-])
+@pytest.mark.parametrize(
+    ("name", "parent"),
+    [
+        ("work-thread", "root"),
+        ("work-executor", "root"),
+        ("async-parent", "root"),
+        ("task-gather-a", "async-parent"),
+        ("task-gather-b", "async-parent"),
+        ("task-create_task", "async-parent"),
+        ("work-to_thread", "async-parent"),
+        ("work-run_in_executor", "async-parent"),
+    ],
+)
 def test_span_keeps_its_parent(parents: dict[str, Any], name: str, parent: str) -> None:
     tree = {s["span_id"]: (s, p) for s, p in h.walk_spans(parents["spans"])}
     spans = [s for s, _ in tree.values() if s["name"] == name]
@@ -331,4 +334,3 @@ def test_unwritable_spool_keeps_the_app_running_with_one_warning(repo: Path, tmp
     child = h.run_script(repo / "read_only.py", home)
     check_app_kept_running(child)
     assert (home / "spool").read_text() == "not a directory\n"
-

@@ -23,7 +23,7 @@ try:
 except ImportError:  # tests/ imported as a package
     from tests import helpers as h
 
-MAIN = '''
+MAIN = """
 import json
 import site
 import sys
@@ -45,25 +45,25 @@ with zt.span("root") as root:  # @main-span
     otherlib.helper.run()
     zoomext.core.work(3)
 print("RESULT " + json.dumps({"trace_id": root.trace_id}), flush=True)
-'''
+"""
 
-CLEAN = '''
+CLEAN = """
 import zoomtrace as zt
 
 
 def run():
     zt.log.info("from clean")  # @clean-log
-'''
+"""
 
-CHANGED_COMMITTED = '''
+CHANGED_COMMITTED = """
 import zoomtrace as zt
 
 
 def run():
     zt.log.info("from changed")  # @changed-log
-'''
+"""
 
-CHANGED_NOW = '''
+CHANGED_NOW = """
 import zoomtrace as zt
 
 # This comment and the extra lines below were added after the commit.
@@ -73,25 +73,25 @@ def run():
     value = 1
     zt.log.info("from changed")  # @changed-log
     return value
-'''
+"""
 
-FRESH = '''
+FRESH = """
 import zoomtrace as zt
 
 
 def run():
     zt.log.info("from fresh")  # @fresh-log
-'''
+"""
 
-HELPER = '''
+HELPER = """
 import logging
 
 
 def run():
     logging.getLogger("otherlib").warning("from the other repository")  # @helper-log
-'''
+"""
 
-EXT_CORE = '''
+EXT_CORE = """
 import logging
 
 import zoomtrace as zt
@@ -100,9 +100,9 @@ import zoomtrace as zt
 def work(n):
     with zt.span("zoomext.work", n=n):  # @ext-span
         logging.getLogger("zoomext").info("library did %d", n)  # @ext-log
-'''
+"""
 
-PLAIN = '''
+PLAIN = """
 import json
 import os
 import sys
@@ -117,21 +117,24 @@ zt.init("plain", env="ci")
 with zt.span("plain-work") as s:  # @plain-span
     logging.getLogger("plain").warning("no git here")  # @plain-log
 print("RESULT " + json.dumps({"trace_id": s.trace_id}), flush=True)
-'''
+"""
 
 
 def make_site_packages(root: Path) -> Path:
     """An installed distribution ``zoomext 2.5.1``, laid out exactly as pip installs one."""
     site = root / "lib" / "python3.11" / "site-packages"
-    h.write_files(site, {
-        "zoomext/__init__.py": "",
-        "zoomext/core.py": EXT_CORE,
-        "zoomext-2.5.1.dist-info/METADATA": "Metadata-Version: 2.1\nName: zoomext\nVersion: 2.5.1\n",
-        "zoomext-2.5.1.dist-info/INSTALLER": "pip\n",
-        "zoomext-2.5.1.dist-info/top_level.txt": "zoomext\n",
-        "zoomext-2.5.1.dist-info/RECORD": "zoomext/__init__.py,,\nzoomext/core.py,,\n"
-                                          "zoomext-2.5.1.dist-info/METADATA,,\nzoomext-2.5.1.dist-info/RECORD,,\n",
-    })
+    h.write_files(
+        site,
+        {
+            "zoomext/__init__.py": "",
+            "zoomext/core.py": EXT_CORE,
+            "zoomext-2.5.1.dist-info/METADATA": "Metadata-Version: 2.1\nName: zoomext\nVersion: 2.5.1\n",
+            "zoomext-2.5.1.dist-info/INSTALLER": "pip\n",
+            "zoomext-2.5.1.dist-info/top_level.txt": "zoomext\n",
+            "zoomext-2.5.1.dist-info/RECORD": "zoomext/__init__.py,,\nzoomext/core.py,,\n"
+            "zoomext-2.5.1.dist-info/METADATA,,\nzoomext-2.5.1.dist-info/RECORD,,\n",
+        },
+    )
     return site
 
 
@@ -139,16 +142,33 @@ def make_site_packages(root: Path) -> Path:
 def prov(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     base = tmp_path_factory.mktemp("prov")
     repo, other = base / "app", base / "other"
-    head = h.make_repo(repo, {"main.py": MAIN, "pkg/__init__.py": "", "pkg/sub/__init__.py": "",
-                              "pkg/sub/clean.py": CLEAN, "pkg/sub/changed.py": CHANGED_COMMITTED})
+    head = h.make_repo(
+        repo,
+        {
+            "main.py": MAIN,
+            "pkg/__init__.py": "",
+            "pkg/sub/__init__.py": "",
+            "pkg/sub/clean.py": CLEAN,
+            "pkg/sub/changed.py": CHANGED_COMMITTED,
+        },
+    )
     h.write_files(repo, {"pkg/sub/changed.py": CHANGED_NOW, "pkg/sub/fresh.py": FRESH})  # modified, untracked
     other_head = h.make_repo(other, {"otherlib/__init__.py": "", "otherlib/helper.py": HELPER})
     site = make_site_packages(base / "venv")
     home = base / "home"
     child = h.run_script(repo / "main.py", home, str(other), str(site), cwd=base)
     ran = h.result(child)
-    return {"base": base, "repo": repo, "other": other, "head": head, "other_head": other_head, "site": site,
-            "home": home, "run": ran, "story": h.story(home, ran["trace_id"])}
+    return {
+        "base": base,
+        "repo": repo,
+        "other": other,
+        "head": head,
+        "other_head": other_head,
+        "site": site,
+        "home": home,
+        "run": ran,
+        "story": h.story(home, ran["trace_id"]),
+    }
 
 
 def code_by_message(st: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -158,19 +178,33 @@ def code_by_message(st: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_repo_relative_posix_paths_with_commit(prov: dict[str, Any]) -> None:
     codes = code_by_message(prov["story"])
     repo, head = prov["repo"], prov["head"]
-    assert codes["in main"] == {"file": "main.py", "line": h.marker_line(repo / "main.py", "main-log"),
-                                "function": "<module>", "commit": head, "dirty": False}
-    assert codes["from clean"] == {"file": "pkg/sub/clean.py",
-                                   "line": h.marker_line(repo / "pkg/sub/clean.py", "clean-log"),
-                                   "function": "run", "commit": head, "dirty": False}
+    assert codes["in main"] == {
+        "file": "main.py",
+        "line": h.marker_line(repo / "main.py", "main-log"),
+        "function": "<module>",
+        "commit": head,
+        "dirty": False,
+    }
+    assert codes["from clean"] == {
+        "file": "pkg/sub/clean.py",
+        "line": h.marker_line(repo / "pkg/sub/clean.py", "clean-log"),
+        "function": "run",
+        "commit": head,
+        "dirty": False,
+    }
 
 
 def test_modified_file_is_dirty_with_the_line_that_ran(prov: dict[str, Any]) -> None:
     code = code_by_message(prov["story"])["from changed"]
     line = h.marker_line(prov["repo"] / "pkg/sub/changed.py", "changed-log")
     assert line != h.marker_line_in_text(CHANGED_COMMITTED, "changed-log")  # the line that ran, not HEAD's
-    assert code == {"file": "pkg/sub/changed.py", "line": line, "function": "run", "commit": prov["head"],
-                    "dirty": True}
+    assert code == {
+        "file": "pkg/sub/changed.py",
+        "line": line,
+        "function": "run",
+        "commit": prov["head"],
+        "dirty": True,
+    }
 
 
 def test_untracked_file_is_dirty(prov: dict[str, Any]) -> None:
@@ -183,9 +217,13 @@ def test_untracked_file_is_dirty(prov: dict[str, Any]) -> None:
 
 def test_other_repository_has_its_own_root_and_commit(prov: dict[str, Any]) -> None:
     code = code_by_message(prov["story"])["from the other repository"]
-    assert code == {"file": "otherlib/helper.py",
-                    "line": h.marker_line(prov["other"] / "otherlib/helper.py", "helper-log"),
-                    "function": "run", "commit": prov["other_head"], "dirty": False}
+    assert code == {
+        "file": "otherlib/helper.py",
+        "line": h.marker_line(prov["other"] / "otherlib/helper.py", "helper-log"),
+        "function": "run",
+        "commit": prov["other_head"],
+        "dirty": False,
+    }
     assert prov["other_head"] != prov["head"]
 
 
@@ -230,9 +268,12 @@ def test_node_lists_every_repository_and_its_differing_files(prov: dict[str, Any
 def test_dirty_file_content_is_snapshotted(prov: dict[str, Any]) -> None:
     """The code that actually ran can be shown: the dirty file's content is stored, content-addressed."""
     content = (prov["repo"] / "pkg/sub/changed.py").read_bytes()
-    digests = {hashlib.sha256(content).hexdigest(),
-               subprocess.run(["git", "hash-object", "--stdin"], input=content, capture_output=True,
-                              check=True).stdout.decode().strip()}
+    digests = {
+        hashlib.sha256(content).hexdigest(),
+        subprocess.run(["git", "hash-object", "--stdin"], input=content, capture_output=True, check=True)
+        .stdout.decode()
+        .strip(),
+    }
     text = json.dumps(h.sql(prov["home"], "SELECT * FROM records WHERE kind = 'node'"), default=str)
     assert any(d in text for d in digests), "no record refers to the dirty file's content by its digest"
 

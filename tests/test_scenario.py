@@ -179,13 +179,20 @@ threading.Event().wait()
 def shop(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     base = tmp_path_factory.mktemp("scenario")
     repo = base / "shop"
-    head = h.make_repo(repo, {
-        "front.py": FRONT, "back.py": BACK, "lib/__init__.py": "", "lib/pricing.py": PRICING,
-        "worker.py": WORKER, "README.md": "# shop\n",
-    })
+    head = h.make_repo(
+        repo,
+        {
+            "front.py": FRONT,
+            "back.py": BACK,
+            "lib/__init__.py": "",
+            "lib/pricing.py": PRICING,
+            "worker.py": WORKER,
+            "README.md": "# shop\n",
+        },
+    )
     # Modified after the commit: back.py now differs from HEAD (and its lines moved).
     back_path = repo / "back.py"
-    back_path.write_text('# hotfix: applied on the server, not committed yet\n' + back_path.read_text())
+    back_path.write_text("# hotfix: applied on the server, not committed yet\n" + back_path.read_text())
     home = base / "home"
     cwd = base  # the services run from outside the repository: paths must still be repo-relative
 
@@ -198,7 +205,13 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         back.signal(signal.SIGTERM)
         back_rc = back.wait()
     return {
-        "repo": repo, "home": home, "head": head, "run": ran, "back_rc": back_rc, "back": back, "front": front,
+        "repo": repo,
+        "home": home,
+        "head": head,
+        "run": ran,
+        "back_rc": back_rc,
+        "back": back,
+        "front": front,
     }
 
 
@@ -210,8 +223,11 @@ def told(shop: dict[str, Any]) -> dict[str, Any]:
 
 def expected_code(shop: dict[str, Any], rel: str, marker: str, function: str) -> dict[str, Any]:
     return {
-        "file": rel, "line": h.marker_line(shop["repo"] / rel, marker), "function": function,
-        "commit": shop["head"], "dirty": rel == "back.py",
+        "file": rel,
+        "line": h.marker_line(shop["repo"] / rel, marker),
+        "function": function,
+        "commit": shop["head"],
+        "dirty": rel == "back.py",
     }
 
 
@@ -252,8 +268,19 @@ def test_nodes_listing_agrees(told: dict[str, Any]) -> None:
     assert {r["service"]: r["stop_cause"] for r in rows} == {"front": "exit", "back": "SIGTERM"}
     story_nodes = {n["node_id"]: n for n in told["story"]["nodes"]}
     for row in rows:
-        for key in ("node_id", "service", "env", "group", "version", "host", "pid", "commit", "started_ns",
-                    "stopped_ns", "stop_cause"):
+        for key in (
+            "node_id",
+            "service",
+            "env",
+            "group",
+            "version",
+            "host",
+            "pid",
+            "commit",
+            "started_ns",
+            "stopped_ns",
+            "stop_cause",
+        ):
             assert row[key] == story_nodes[row["node_id"]][key], key
 
 
@@ -267,10 +294,13 @@ def test_span_tree_across_processes(told: dict[str, Any]) -> None:
         return [(s["name"], shape(s.get("children") or [])) for s in spans]
 
     assert shape(st["spans"]) == [
-        ("checkout", [
-            ("charge", [("handle_charge", [("pricing.charge", [])])]),
-            ("charge_retry", [("handle_charge", [("pricing.charge", [])])]),
-        ]),
+        (
+            "checkout",
+            [
+                ("charge", [("handle_charge", [("pricing.charge", [])])]),
+                ("charge_retry", [("handle_charge", [("pricing.charge", [])])]),
+            ],
+        ),
     ]
     for s, parent in h.walk_spans(st["spans"]):
         assert len(s["span_id"]) == 16
@@ -284,8 +314,8 @@ def test_span_tree_across_processes(told: dict[str, Any]) -> None:
 
 def test_on_behalf_of_is_inherited_by_every_span_across_processes(told: dict[str, Any]) -> None:
     assert {s["name"]: s["on_behalf_of"] for s in h.all_spans(told["story"])} == {
-        name: "tenant-42" for name in
-        ("checkout", "charge", "charge_retry", "handle_charge", "pricing.charge")}
+        name: "tenant-42" for name in ("checkout", "charge", "charge_retry", "handle_charge", "pricing.charge")
+    }
 
 
 def test_spans_record_their_thread(told: dict[str, Any]) -> None:
@@ -324,10 +354,13 @@ def test_exception_marks_its_span_error_with_frames(told: dict[str, Any]) -> Non
     assert "card declined for order 7" in err["message"]
     raise_line = h.marker_line(repo / "lib/pricing.py", "pricing-raise")
     assert {"file": "lib/pricing.py", "line": raise_line} in [
-        {"file": f["file"], "line": f["line"]} for f in err["frames"]]
+        {"file": f["file"], "line": f["line"]} for f in err["frames"]
+    ]
     # The handler caught it: its own span is fine.
     assert [s["status"] for s in sorted(h.spans_named(st, "handle_charge"), key=lambda s: s["start_ns"])] == [
-        "ok", "ok"]
+        "ok",
+        "ok",
+    ]
     for s in h.all_spans(st):
         if s["name"] != "pricing.charge":
             assert s["status"] == "ok", s["name"]
@@ -345,7 +378,11 @@ def test_span_code_locations(told: dict[str, Any]) -> None:
         code = code_of(s)
         # @traced reports the decorated function, not the wrapper inside zoomtrace.
         assert (code["file"], code["function"], code["commit"], code["dirty"]) == (
-            "lib/pricing.py", "charge", told["head"], False)
+            "lib/pricing.py",
+            "charge",
+            told["head"],
+            False,
+        )
         assert first <= code["line"] <= last, code
 
 
@@ -372,8 +409,7 @@ def test_every_record_is_on_its_span_with_exact_code(told: dict[str, Any]) -> No
         ],
         retry["span_id"]: [
             ("event", "Receipt", expected_code(told, "front.py", "front-event-receipt", "main")),
-            ("log", f"order 7 charged as {run['charge_id']}",
-             expected_code(told, "front.py", "front-log-ok", "main")),
+            ("log", f"order 7 charged as {run['charge_id']}", expected_code(told, "front.py", "front-log-ok", "main")),
         ],
         handle1["span_id"]: [
             ("log", "charging order 7", expected_code(told, "back.py", "back-log-charging", "charge_order")),
@@ -412,8 +448,10 @@ def test_no_record_is_missing_or_duplicated(told: dict[str, Any]) -> None:
     # One trace only, and the store holds exactly these records (nothing duplicated by re-ingestion).
     traces = h.cli_json(told["home"], "traces")
     assert [t["trace_id"] for t in traces] == [told["run"]["trace_id"]]
-    counts = {row["kind"]: row["n"] for row in h.sql(
-        told["home"], "SELECT kind, count(*) AS n FROM records WHERE kind <> 'node' GROUP BY kind")}
+    counts = {
+        row["kind"]: row["n"]
+        for row in h.sql(told["home"], "SELECT kind, count(*) AS n FROM records WHERE kind <> 'node' GROUP BY kind")
+    }
     assert counts == {"span": 7, "log": 8, "event": 3}
 
 
@@ -468,8 +506,15 @@ def test_story_renders_for_humans(shop: dict[str, Any]) -> None:
     out = h.cli(shop["home"], "story", shop["run"]["trace_id"])
     assert out.returncode == 0, out.stderr
     text = out.stdout
-    for needle in ("checkout", "charge_retry", "handle_charge", "pricing.charge", "charging order 7",
-                   "lib/pricing.py", shop["head"][:7]):
+    for needle in (
+        "checkout",
+        "charge_retry",
+        "handle_charge",
+        "pricing.charge",
+        "charging order 7",
+        "lib/pricing.py",
+        shop["head"][:7],
+    ):
         assert needle in text, needle
     line = h.marker_line(shop["repo"] / "back.py", "back-log-charging")
     assert f"back.py:{line}" in text

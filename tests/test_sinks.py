@@ -25,8 +25,13 @@ with zt.span("work", order=7):
 def run_app(tmp_path: Path, sink: str) -> str:
     script = tmp_path / "app.py"
     script.write_text(APP)
-    out = subprocess.run([sys.executable, str(script), sink, str(tmp_path / "home")],
-                         capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, str(script), sink, str(tmp_path / "home")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return out.stdout
 
 

@@ -39,10 +39,23 @@ def rec(kind: str, type_: str, ts: int, *, node: str = NODE_A, **fields: Any) ->
 
 
 def started(node: str, service: str, *, env: str = "prod", ts: int = -5000, **attrs: Any) -> Record:
-    base = {"node_id": node, "service": service, "env": env, "group": "shop", "version": "1.2", "host": "h1",
-            "pid": 4242, "started_ns": T0 + ts * MS, "parent_node_id": None, "python": "3.11.7",
-            "platform": "Linux", "argv": "app.py --serve", "commit": "c0ffee", "branch": "main",
-            "repos": [{"root": "/src/app", "head": "c0ffee", "branch": "main", "dirty": [], "problem": None}]}
+    base = {
+        "node_id": node,
+        "service": service,
+        "env": env,
+        "group": "shop",
+        "version": "1.2",
+        "host": "h1",
+        "pid": 4242,
+        "started_ns": T0 + ts * MS,
+        "parent_node_id": None,
+        "python": "3.11.7",
+        "platform": "Linux",
+        "argv": "app.py --serve",
+        "commit": "c0ffee",
+        "branch": "main",
+        "repos": [{"root": "/src/app", "head": "c0ffee", "branch": "main", "dirty": [], "problem": None}],
+    }
     return rec("node", "started", ts, node=node, attrs=base | attrs)
 
 
@@ -79,12 +92,24 @@ def test_ingest_is_idempotent_by_id(store: DuckStore) -> None:
 
 def test_record_round_trips_every_field(store: DuckStore) -> None:
     r = rec(
-        "span", "charge", 10, trace_id="ab" * 16, span_id="cd" * 8, parent_span_id="ef" * 8, end_ns=T0 + 25 * MS,
-        links=[Link("12" * 16, "34" * 8)], on_behalf_of="user-7",
-        code=Code("shop/pay.py", 88, "charge", "deadbeef", True), level=None, message=None,
+        "span",
+        "charge",
+        10,
+        trace_id="ab" * 16,
+        span_id="cd" * 8,
+        parent_span_id="ef" * 8,
+        end_ns=T0 + 25 * MS,
+        links=[Link("12" * 16, "34" * 8)],
+        on_behalf_of="user-7",
+        code=Code("shop/pay.py", 88, "charge", "deadbeef", True),
+        level=None,
+        message=None,
         attrs={"amount": 12.5, "currency": "EUR", "nested": {"k": [1, 2]}},
         error=Error("CardDeclined", "insufficient funds", [Frame("shop/pay.py", 90, "charge")]),
-        status="error", cpu_ns=1234, thread="worker-1", sources=["src-1", "src-2"],
+        status="error",
+        cpu_ns=1234,
+        thread="worker-1",
+        sources=["src-1", "src-2"],
     )
     store.ingest([r])
     got = store.record(r.id)
@@ -93,29 +118,36 @@ def test_record_round_trips_every_field(store: DuckStore) -> None:
     assert (got["trace_id"], got["span_id"], got["parent_span_id"]) == ("ab" * 16, "cd" * 8, "ef" * 8)
     assert got["links"] == [{"trace_id": "12" * 16, "span_id": "34" * 8}]
     assert got["on_behalf_of"] == "user-7"
-    assert got["code"] == {"file": "shop/pay.py", "line": 88, "function": "charge", "commit": "deadbeef",
-                           "dirty": True}
+    assert got["code"] == {"file": "shop/pay.py", "line": 88, "function": "charge", "commit": "deadbeef", "dirty": True}
     assert got["attrs"] == {"amount": 12.5, "currency": "EUR", "nested": {"k": [1, 2]}}
-    assert got["error"] == {"type": "CardDeclined", "message": "insufficient funds",
-                            "frames": [{"file": "shop/pay.py", "line": 90, "function": "charge"}]}
+    assert got["error"] == {
+        "type": "CardDeclined",
+        "message": "insufficient funds",
+        "frames": [{"file": "shop/pay.py", "line": 90, "function": "charge"}],
+    }
     assert (got["status"], got["cpu_ns"], got["thread"]) == ("error", 1234, "worker-1")
     assert got["sources"] == ["src-1", "src-2"]
     assert got["node_id"] == NODE_A
     # flattened code columns, as documented for SQL users
-    _, rows = store.sql(f"SELECT code_file, code_line, code_function, code_commit, code_dirty FROM records "
-                           f"WHERE id = '{r.id}'")
+    _, rows = store.sql(
+        f"SELECT code_file, code_line, code_function, code_commit, code_dirty FROM records WHERE id = '{r.id}'"
+    )
     assert rows == [("shop/pay.py", 88, "charge", "deadbeef", True)]
 
 
 def test_raw_and_snapshot_payloads_go_to_blobs(store: DuckStore) -> None:
     data = b"\x00\x01binary\xff" * 3
     digest = hashlib.sha256(data).hexdigest()
-    raw = rec("raw", "Blob", 1, attrs={"raw.format": "bin", "raw.size": len(data), "raw.sha256": digest},
-              payload=data)
+    raw = rec("raw", "Blob", 1, attrs={"raw.format": "bin", "raw.size": len(data), "raw.sha256": digest}, payload=data)
     bare = rec("raw", "Bare", 2, payload=b"no attrs")  # built by hand, without the encoder's raw.* attrs
     source = b"print('dirty')\n"
-    snap = rec("node", "snapshot", 3, attrs={"file": "app.py", "repo": "/src", "sha256":
-                                              hashlib.sha256(source).hexdigest()}, payload=source)
+    snap = rec(
+        "node",
+        "snapshot",
+        3,
+        attrs={"file": "app.py", "repo": "/src", "sha256": hashlib.sha256(source).hexdigest()},
+        payload=source,
+    )
     assert store.ingest([raw, bare, snap]) == 3
     got = store.record(raw.id)
     assert got["payload"] is None
@@ -134,8 +166,14 @@ def test_raw_and_snapshot_payloads_go_to_blobs(store: DuckStore) -> None:
 
 
 def test_event_payloads_of_any_json_shape(store: DuckStore) -> None:
-    values: list[Any] = [{"order": 7, "items": [{"sku": "A", "qty": 2}]}, [1, "two", None], "just text", 42, None,
-                         {"big": 2**70, "unicode": "café ☕", "quote": 'he said "hi"\n'}]
+    values: list[Any] = [
+        {"order": 7, "items": [{"sku": "A", "qty": 2}]},
+        [1, "two", None],
+        "just text",
+        42,
+        None,
+        {"big": 2**70, "unicode": "café ☕", "quote": 'he said "hi"\n'},
+    ]
     records = [rec("event", "E", i, payload=v) for i, v in enumerate(values)]
     store.ingest(records)
     assert [store.record(r.id)["payload"] for r in records] == values
@@ -160,12 +198,37 @@ def checkout_trace(tid: str = "a1" * 16, *, start: int = 0) -> list[Record]:
     root, child, grand = "11" * 8, "22" * 8, "33" * 8
     return [
         rec("span", "POST /checkout", start, trace_id=tid, span_id=root, end_ns=T0 + (start + 100) * MS),
-        rec("span", "place order", start + 10, node=NODE_B, trace_id=tid, span_id=child, parent_span_id=root,
-            end_ns=T0 + (start + 60) * MS),
-        rec("span", "charge", start + 20, node=NODE_B, trace_id=tid, span_id=grand, parent_span_id=child,
-            end_ns=T0 + (start + 120) * MS, status="error"),
-        rec("log", "app", start + 30, node=NODE_B, trace_id=tid, span_id=grand, level="ERROR",
-            message="card declined for order 7"),
+        rec(
+            "span",
+            "place order",
+            start + 10,
+            node=NODE_B,
+            trace_id=tid,
+            span_id=child,
+            parent_span_id=root,
+            end_ns=T0 + (start + 60) * MS,
+        ),
+        rec(
+            "span",
+            "charge",
+            start + 20,
+            node=NODE_B,
+            trace_id=tid,
+            span_id=grand,
+            parent_span_id=child,
+            end_ns=T0 + (start + 120) * MS,
+            status="error",
+        ),
+        rec(
+            "log",
+            "app",
+            start + 30,
+            node=NODE_B,
+            trace_id=tid,
+            span_id=grand,
+            level="ERROR",
+            message="card declined for order 7",
+        ),
         rec("log", "app", start + 5, trace_id=tid, span_id=root, level="INFO", message="received checkout"),
         rec("event", "OrderPlaced", start + 15, node=NODE_B, trace_id=tid, span_id=child, payload={"order": 7}),
     ]
@@ -191,8 +254,13 @@ def test_trace_summary_is_the_same_when_records_arrive_in_pieces(store: DuckStor
     other = DuckStore(tmp_path / "other.duckdb")
     try:
         # the root span (records[2]) after its descendants, the node identities after the spans they describe
-        for piece in ([records[3], records[4]], [records[6], records[7]], [records[1]], [records[5], records[2]],
-                      [records[0]]):
+        for piece in (
+            [records[3], records[4]],
+            [records[6], records[7]],
+            [records[1]],
+            [records[5], records[2]],
+            [records[0]],
+        ):
             other.ingest(piece)
         assert other.traces() == whole
     finally:
@@ -214,43 +282,95 @@ def test_replaced_trace_summaries_are_counted_and_vacuumed(store: DuckStore) -> 
 
 def test_remote_parent_root_is_replaced_by_a_parentless_span(store: DuckStore) -> None:
     tid = "b2" * 16
-    store.ingest([started(NODE_B, "billing"),
-                  rec("span", "handle", 10, node=NODE_B, trace_id=tid, span_id="22" * 8, parent_span_id="99" * 8,
-                      end_ns=T0 + 20 * MS)])
+    store.ingest(
+        [
+            started(NODE_B, "billing"),
+            rec(
+                "span",
+                "handle",
+                10,
+                node=NODE_B,
+                trace_id=tid,
+                span_id="22" * 8,
+                parent_span_id="99" * 8,
+                end_ns=T0 + 20 * MS,
+            ),
+        ]
+    )
     assert store.traces()[0]["root_name"] == "handle"  # only a span with an unrecorded (remote) parent so far
-    store.ingest([started(NODE_A, "gateway"),
-                  rec("span", "request", 15, trace_id=tid, span_id="11" * 8, end_ns=T0 + 30 * MS)])
+    store.ingest(
+        [started(NODE_A, "gateway"), rec("span", "request", 15, trace_id=tid, span_id="11" * 8, end_ns=T0 + 30 * MS)]
+    )
     t = store.traces()[0]
     assert (t["root_name"], t["root_service"]) == ("request", "gateway")  # parentless wins though it started later
     assert t["start_ns"] == T0 + 10 * MS and t["duration_ns"] == 20 * MS
     # the same within one batch (a skewed clock makes the remote-parent span look earlier)
     other = "c3" * 16
-    store.ingest([rec("span", "skewed", 500, node=NODE_B, trace_id=other, span_id="44" * 8,
-                      parent_span_id="98" * 8, end_ns=T0 + 501 * MS),
-                  rec("span", "entry", 510, trace_id=other, span_id="55" * 8, end_ns=T0 + 520 * MS),
-                  rec("span", "inner", 505, trace_id=other, span_id="66" * 8, parent_span_id="55" * 8,
-                      end_ns=T0 + 506 * MS)])
+    store.ingest(
+        [
+            rec(
+                "span",
+                "skewed",
+                500,
+                node=NODE_B,
+                trace_id=other,
+                span_id="44" * 8,
+                parent_span_id="98" * 8,
+                end_ns=T0 + 501 * MS,
+            ),
+            rec("span", "entry", 510, trace_id=other, span_id="55" * 8, end_ns=T0 + 520 * MS),
+            rec("span", "inner", 505, trace_id=other, span_id="66" * 8, parent_span_id="55" * 8, end_ns=T0 + 506 * MS),
+        ]
+    )
     assert store.traces({"text": "entry"})[0]["root_name"] == "entry"
 
 
 def test_traces_filters_order_and_paging(store: DuckStore) -> None:
-    def one(tid: str, start: int, service_node: str, *, dur: int, error: bool = False, text: str = "",
-            attrs: dict[str, Any] | None = None) -> list[Record]:
-        span = rec("span", f"op-{tid[:2]}", start, node=service_node, trace_id=tid, span_id=tid[:16],
-                   end_ns=T0 + (start + dur) * MS, status="error" if error else "ok")
-        log = rec("log", "app", start + 1, node=service_node, trace_id=tid, span_id=tid[:16], level="INFO",
-                  message=text or "nothing special", attrs=attrs or {})
+    def one(
+        tid: str,
+        start: int,
+        service_node: str,
+        *,
+        dur: int,
+        error: bool = False,
+        text: str = "",
+        attrs: dict[str, Any] | None = None,
+    ) -> list[Record]:
+        span = rec(
+            "span",
+            f"op-{tid[:2]}",
+            start,
+            node=service_node,
+            trace_id=tid,
+            span_id=tid[:16],
+            end_ns=T0 + (start + dur) * MS,
+            status="error" if error else "ok",
+        )
+        log = rec(
+            "log",
+            "app",
+            start + 1,
+            node=service_node,
+            trace_id=tid,
+            span_id=tid[:16],
+            level="INFO",
+            message=text or "nothing special",
+            attrs=attrs or {},
+        )
         return [span, log]
 
     t1, t2, t3, t4, t5 = ("01" * 16, "02" * 16, "03" * 16, "04" * 16, "05" * 16)
-    store.ingest([
-        started(NODE_A, "gateway", env="prod"), started(NODE_B, "billing", env="staging"),
-        *one(t1, 0, NODE_A, dur=10),
-        *one(t2, 100, NODE_B, dur=500, error=True, text="Payment DECLINED 100%"),
-        *one(t3, 200, NODE_A, dur=50, attrs={"customer": "ACME_corp"}),
-        *one(t4, 300, NODE_B, dur=5),
-        *one(t5, 300, NODE_A, dur=7),  # same start as t4: trace id breaks the tie (descending)
-    ])
+    store.ingest(
+        [
+            started(NODE_A, "gateway", env="prod"),
+            started(NODE_B, "billing", env="staging"),
+            *one(t1, 0, NODE_A, dur=10),
+            *one(t2, 100, NODE_B, dur=500, error=True, text="Payment DECLINED 100%"),
+            *one(t3, 200, NODE_A, dur=50, attrs={"customer": "ACME_corp"}),
+            *one(t4, 300, NODE_B, dur=5),
+            *one(t5, 300, NODE_A, dur=7),  # same start as t4: trace id breaks the tie (descending)
+        ]
+    )
 
     def ids(**filt: Any) -> list[str]:
         return [t["trace_id"] for t in store.traces(filt)]  # type: ignore[arg-type]
@@ -272,8 +392,19 @@ def test_traces_filters_order_and_paging(store: DuckStore) -> None:
     assert [t["trace_id"] for t in store.traces(limit=2, offset=2)] == [t3, t2]
     assert [t["trace_id"] for t in store.traces(limit=2, offset=4)] == [t1]
     row = store.traces({"service": "billing", "errors_only": True})[0]
-    assert set(row) >= {"trace_id", "start_ns", "duration_ns", "root_name", "root_service", "services",
-                        "span_count", "log_count", "event_count", "error", "record_count"}
+    assert set(row) >= {
+        "trace_id",
+        "start_ns",
+        "duration_ns",
+        "root_name",
+        "root_service",
+        "services",
+        "span_count",
+        "log_count",
+        "event_count",
+        "error",
+        "record_count",
+    }
     assert (row["root_service"], row["services"], row["duration_ns"]) == ("billing", ["billing"], 500 * MS)
 
 
@@ -283,22 +414,47 @@ def test_traces_filters_order_and_paging(store: DuckStore) -> None:
 def node_records() -> list[Record]:
     return [
         started(NODE_A, "orders", ts=-5000),
-        rec("node", "repo", -4000, attrs={"root": "/src/lib", "head": "beef", "branch": "dev", "dirty": ["x.py"],
-                                          "problem": None}),
+        rec(
+            "node",
+            "repo",
+            -4000,
+            attrs={"root": "/src/lib", "head": "beef", "branch": "dev", "dirty": ["x.py"], "problem": None},
+        ),
         rec("node", "lost", -3500, attrs={"lost": {"queue_full": 2}, "total": 2}),
         rec("node", "lost", -3000, attrs={"lost": {"queue_full": 5, "too_big": 1}, "total": 6}),
-        rec("node", "stopped", -1000, attrs={"cause": "exception", "stopped_ns": T0 - 1000 * MS, "uptime_s": 4.0},
-            error=Error("ValueError", "bad order", [Frame("orders/app.py", 12, "main")])),
+        rec(
+            "node",
+            "stopped",
+            -1000,
+            attrs={"cause": "exception", "stopped_ns": T0 - 1000 * MS, "uptime_s": 4.0},
+            error=Error("ValueError", "bad order", [Frame("orders/app.py", 12, "main")]),
+        ),
     ]
 
 
 EXPECTED_NODE = {
-    "node_id": NODE_A, "service": "orders", "env": "prod", "group": "shop", "version": "1.2", "host": "h1",
-    "pid": 4242, "parent_node_id": None, "python": "3.11.7", "platform": "Linux", "commit": "c0ffee",
-    "branch": "main", "started_ns": T0 - 5000 * MS, "stopped_ns": T0 - 1000 * MS, "stop_cause": "exception",
-    "stop_error": {"type": "ValueError", "message": "bad order",
-                   "frames": [{"file": "orders/app.py", "line": 12, "function": "main"}]},
-    "lost": {"queue_full": 5, "too_big": 1}, "argv": "app.py --serve",
+    "node_id": NODE_A,
+    "service": "orders",
+    "env": "prod",
+    "group": "shop",
+    "version": "1.2",
+    "host": "h1",
+    "pid": 4242,
+    "parent_node_id": None,
+    "python": "3.11.7",
+    "platform": "Linux",
+    "commit": "c0ffee",
+    "branch": "main",
+    "started_ns": T0 - 5000 * MS,
+    "stopped_ns": T0 - 1000 * MS,
+    "stop_cause": "exception",
+    "stop_error": {
+        "type": "ValueError",
+        "message": "bad order",
+        "frames": [{"file": "orders/app.py", "line": 12, "function": "main"}],
+    },
+    "lost": {"queue_full": 5, "too_big": 1},
+    "argv": "app.py --serve",
 }
 
 
@@ -319,15 +475,17 @@ def test_nodes_are_derived_whatever_the_order_of_arrival(tmp_path: Path, order: 
 
 
 def test_nodes_newest_first_with_counts(store: DuckStore) -> None:
-    store.ingest([started(NODE_A, "old", ts=-9000), started(NODE_B, "new", ts=-1000),
-                  *checkout_trace()])
+    store.ingest([started(NODE_A, "old", ts=-9000), started(NODE_B, "new", ts=-1000), *checkout_trace()])
     rows = store.nodes()
     assert [n["service"] for n in rows] == ["new", "old"]
     by_service = {n["service"]: n for n in rows}
     # checkout_trace: node A has the root span and one log, node B two spans, one log, one event
     assert (by_service["old"]["span_count"], by_service["old"]["log_count"]) == (1, 1)
     assert (by_service["new"]["span_count"], by_service["new"]["log_count"], by_service["new"]["event_count"]) == (
-        2, 1, 1)
+        2,
+        1,
+        1,
+    )
     assert by_service["new"]["error_count"] == 2  # the error span and the ERROR log
     assert by_service["old"]["record_count"] == 3  # started + span + log
     assert [n["service"] for n in store.nodes(limit=1, offset=1)] == ["old"]
@@ -393,8 +551,14 @@ def test_search_message_and_attrs_newest_first(store: DuckStore) -> None:
 def test_search_finds_recent_and_old_records(store: DuckStore) -> None:
     now = time.time_ns()
     recent = Record(id=uuid7(now), kind="log", type="app", ts_ns=now, node_id=NODE_A, message="needle now")
-    day_old = Record(id=uuid7(now - 2 * 86_400 * 10**9), kind="log", type="app", ts_ns=now - 2 * 86_400 * 10**9,
-                     node_id=NODE_A, message="needle then")
+    day_old = Record(
+        id=uuid7(now - 2 * 86_400 * 10**9),
+        kind="log",
+        type="app",
+        ts_ns=now - 2 * 86_400 * 10**9,
+        node_id=NODE_A,
+        message="needle then",
+    )
     ancient = rec("log", "app", 1, message="needle long ago")
     ancient.ts_ns = 10**18  # 2001
     store.ingest([ancient, day_old, recent])
@@ -559,8 +723,15 @@ def test_two_processes_share_the_store_without_lock_errors(tmp_path: Path) -> No
     writer = SegmentWriter(home / "spool", NODE_A)
     writer.write(encoder.encode([rec("log", "app", i, message=f"m{i}") for i in range(50)]))
     writer.close()
-    procs = [subprocess.Popen([sys.executable, "-c", _session_script(home, 1.0)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _session_script(home, 1.0)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     results = []
     for p in procs:
         out, err = p.communicate(timeout=60)
@@ -593,13 +764,18 @@ def test_store_held_by_a_foreign_duckdb_process_is_reported_busy(tmp_path: Path)
     with open_store(home, create=True):
         pass
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import sys, time, duckdb
-            con = duckdb.connect({str(home / 'store.duckdb')!r})
+            con = duckdb.connect({str(home / "store.duckdb")!r})
             print("ready", flush=True)
             time.sleep(30)
-        """)],
-        stdout=subprocess.PIPE, text=True,
+        """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"

@@ -22,11 +22,40 @@ GW = uuid7(T0 - 5000 * MS)  # gateway node
 BL = uuid7(T0 - 4000 * MS)  # billing node
 ROOT, CHILD1, CHILD2, GRAND, REMOTE, MISSING = ("a0" * 8, "b1" * 8, "b2" * 8, "c3" * 8, "d4" * 8, "ee" * 8)
 
-SPAN_KEYS = {"span_id", "parent_span_id", "name", "service", "node_id", "start_ns", "end_ns", "status", "attrs",
-             "links", "on_behalf_of", "code", "records", "children", "error", "cpu_ns", "thread", "duration_ns"}
+SPAN_KEYS = {
+    "span_id",
+    "parent_span_id",
+    "name",
+    "service",
+    "node_id",
+    "start_ns",
+    "end_ns",
+    "status",
+    "attrs",
+    "links",
+    "on_behalf_of",
+    "code",
+    "records",
+    "children",
+    "error",
+    "cpu_ns",
+    "thread",
+    "duration_ns",
+}
 RECORD_KEYS = {"id", "kind", "type", "level", "message", "attrs", "payload", "ts_ns", "sources", "code", "error"}
-NODE_KEYS = {"node_id", "service", "env", "group", "version", "host", "pid", "commit", "started_ns", "stopped_ns",
-             "stop_cause"}
+NODE_KEYS = {
+    "node_id",
+    "service",
+    "env",
+    "group",
+    "version",
+    "host",
+    "pid",
+    "commit",
+    "started_ns",
+    "stopped_ns",
+    "stop_cause",
+}
 CODE_KEYS = {"file", "line", "function", "commit", "dirty"}
 
 
@@ -36,10 +65,25 @@ def rec(kind: str, type_: str, ts: int, *, node: str = GW, **fields: Any) -> Rec
 
 
 def node_started(node: str, service: str, pid: int) -> Record:
-    return Record(id=uuid7(T0 - 4500 * MS), kind="node", type="started", ts_ns=T0 - 4500 * MS, node_id=node,
-                  attrs={"node_id": node, "service": service, "env": "prod", "group": "shop", "version": "2.0",
-                         "host": f"host-{service}", "pid": pid, "started_ns": T0 - 4500 * MS - pid,
-                         "commit": f"commit-{service}", "repos": []})
+    return Record(
+        id=uuid7(T0 - 4500 * MS),
+        kind="node",
+        type="started",
+        ts_ns=T0 - 4500 * MS,
+        node_id=node,
+        attrs={
+            "node_id": node,
+            "service": service,
+            "env": "prod",
+            "group": "shop",
+            "version": "2.0",
+            "host": f"host-{service}",
+            "pid": pid,
+            "started_ns": T0 - 4500 * MS - pid,
+            "commit": f"commit-{service}",
+            "repos": [],
+        },
+    )
 
 
 def trace_records() -> list[Record]:
@@ -47,20 +91,48 @@ def trace_records() -> list[Record]:
     REMOTE's parent was never recorded. Two logs belong to no recorded span."""
     code = Code("gw/app.py", 12, "handle", "c0mmit", True)
     return [
-        rec("span", "GET /pay", 0, span_id=ROOT, end_ns=T0 + 100 * MS, code=code, attrs={"http.route": "/pay"},
-            status="ok", cpu_ns=777, thread="MainThread", on_behalf_of="user-1",
-            links=[Link("77" * 16, "88" * 8)]),
+        rec(
+            "span",
+            "GET /pay",
+            0,
+            span_id=ROOT,
+            end_ns=T0 + 100 * MS,
+            code=code,
+            attrs={"http.route": "/pay"},
+            status="ok",
+            cpu_ns=777,
+            thread="MainThread",
+            on_behalf_of="user-1",
+            links=[Link("77" * 16, "88" * 8)],
+        ),
         rec("span", "second step", 40, span_id=CHILD2, parent_span_id=ROOT, end_ns=T0 + 60 * MS),
-        rec("span", "charge", 10, node=BL, span_id=CHILD1, parent_span_id=ROOT, end_ns=T0 + 90 * MS,
-            status="error", error=Error("Declined", "no funds", [Frame("bl/pay.py", 7, "charge")])),
+        rec(
+            "span",
+            "charge",
+            10,
+            node=BL,
+            span_id=CHILD1,
+            parent_span_id=ROOT,
+            end_ns=T0 + 90 * MS,
+            status="error",
+            error=Error("Declined", "no funds", [Frame("bl/pay.py", 7, "charge")]),
+        ),
         rec("span", "db", 20, node=BL, span_id=GRAND, parent_span_id=CHILD1, end_ns=T0 + 30 * MS),
         rec("span", "callback", 200, node=BL, span_id=REMOTE, parent_span_id=MISSING, end_ns=T0 + 210 * MS),
         # records of ROOT, deliberately out of time order
         rec("log", "app", 50, span_id=ROOT, level="INFO", message="later", code=code),
         rec("log", "app", 5, span_id=ROOT, level="INFO", message="earlier", attrs={"k": "v"}),
         rec("event", "Payment", 25, node=BL, span_id=GRAND, payload={"amount": 3}, sources=["src-id"]),
-        rec("log", "app", 26, node=BL, span_id=CHILD1, level="ERROR", message="declined",
-            error=Error("Declined", "no funds", [])),
+        rec(
+            "log",
+            "app",
+            26,
+            node=BL,
+            span_id=CHILD1,
+            level="ERROR",
+            message="declined",
+            error=Error("Declined", "no funds", []),
+        ),
         rec("log", "app", 300, span_id=MISSING, level="WARNING", message="orphan of unknown span"),
         rec("log", "app", 1, span_id=None, level="INFO", message="no span at all"),
     ]
@@ -69,8 +141,14 @@ def trace_records() -> list[Record]:
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[DuckStore]:
     s = DuckStore(tmp_path / "store.duckdb")
-    s.ingest([node_started(GW, "gateway", 11), node_started(BL, "billing", 22), *trace_records(),
-              rec("log", "app", 3, trace_id="ff" * 16, message="another trace")])
+    s.ingest(
+        [
+            node_started(GW, "gateway", 11),
+            node_started(BL, "billing", 22),
+            *trace_records(),
+            rec("log", "app", 3, trace_id="ff" * 16, message="another trace"),
+        ]
+    )
     try:
         yield s
     finally:
@@ -92,20 +170,26 @@ def test_story_shape_and_nesting(store: DuckStore) -> None:
     assert (root["start_ns"], root["end_ns"], root["duration_ns"]) == (T0, T0 + 100 * MS, 100 * MS)
     assert root["code"] == {"file": "gw/app.py", "line": 12, "function": "handle", "commit": "c0mmit", "dirty": True}
     assert root["links"] == [{"trace_id": "77" * 16, "span_id": "88" * 8}]
-    assert (root["status"], root["cpu_ns"], root["thread"], root["on_behalf_of"]) == ("ok", 777, "MainThread",
-                                                                                       "user-1")
+    assert (root["status"], root["cpu_ns"], root["thread"], root["on_behalf_of"]) == ("ok", 777, "MainThread", "user-1")
     assert root["attrs"] == {"http.route": "/pay"}
     charge = root["children"][0]
     assert (charge["service"], charge["status"]) == ("billing", "error")
-    assert charge["error"] == {"type": "Declined", "message": "no funds",
-                               "frames": [{"file": "bl/pay.py", "line": 7, "function": "charge"}]}
+    assert charge["error"] == {
+        "type": "Declined",
+        "message": "no funds",
+        "frames": [{"file": "bl/pay.py", "line": 7, "function": "charge"}],
+    }
 
     assert [r["message"] for r in root["records"]] == ["earlier", "later"]
     assert root["records"][0]["attrs"] == {"k": "v"}
     assert root["records"][1]["code"]["file"] == "gw/app.py"
     (event,) = charge["children"][0]["records"]
-    assert (event["kind"], event["type"], event["payload"], event["sources"]) == ("event", "Payment", {"amount": 3},
-                                                                                  ["src-id"])
+    assert (event["kind"], event["type"], event["payload"], event["sources"]) == (
+        "event",
+        "Payment",
+        {"amount": 3},
+        ["src-id"],
+    )
     (declined,) = charge["records"]
     assert declined["error"] == {"type": "Declined", "message": "no funds", "frames": []}
     assert [r["message"] for r in story["records"]] == ["no span at all", "orphan of unknown span"]
@@ -128,7 +212,12 @@ def test_story_shape_and_nesting(store: DuckStore) -> None:
         assert set(n) >= NODE_KEYS
     billing = story["nodes"][0]
     assert (billing["node_id"], billing["pid"], billing["host"], billing["commit"], billing["group"]) == (
-        BL, 22, "host-billing", "commit-billing", "shop")
+        BL,
+        22,
+        "host-billing",
+        "commit-billing",
+        "shop",
+    )
     assert billing["stop_cause"] is None and billing["stopped_ns"] is None
 
 
@@ -161,18 +250,40 @@ def test_story_of_records_written_through_the_spool(tmp_path: Path) -> None:
 
 
 def span(span_id: str, start: int, parent: str | None = None, **extra: Any) -> dict[str, Any]:
-    return {"id": f"id-{span_id}", "kind": "span", "type": f"op-{span_id}", "ts_ns": start, "end_ns": start + 5,
-            "trace_id": "t", "span_id": span_id, "parent_span_id": parent, "node_id": "n1", **extra}
+    return {
+        "id": f"id-{span_id}",
+        "kind": "span",
+        "type": f"op-{span_id}",
+        "ts_ns": start,
+        "end_ns": start + 5,
+        "trace_id": "t",
+        "span_id": span_id,
+        "parent_span_id": parent,
+        "node_id": "n1",
+        **extra,
+    }
 
 
 def log(rid: str, ts: int, span_id: str | None, **extra: Any) -> dict[str, Any]:
-    return {"id": rid, "kind": "log", "type": "app", "ts_ns": ts, "trace_id": "t", "span_id": span_id,
-            "node_id": "n1", "message": rid, **extra}
+    return {
+        "id": rid,
+        "kind": "log",
+        "type": "app",
+        "ts_ns": ts,
+        "trace_id": "t",
+        "span_id": span_id,
+        "node_id": "n1",
+        "message": rid,
+        **extra,
+    }
 
 
 def test_assemble_orders_ties_by_id_and_fills_defaults() -> None:
-    story = assemble("t", [span("b", 10, "r"), span("a", 10, "r"), span("r", 0), log("y", 7, "r"), log("x", 7, "r")],
-                     [{"node_id": "n1", "service": "svc"}])
+    story = assemble(
+        "t",
+        [span("b", 10, "r"), span("a", 10, "r"), span("r", 0), log("y", 7, "r"), log("x", 7, "r")],
+        [{"node_id": "n1", "service": "svc"}],
+    )
     (root,) = story["spans"]
     assert [c["span_id"] for c in root["children"]] == ["a", "b"]
     assert [r["id"] for r in root["records"]] == ["x", "y"]
@@ -180,9 +291,21 @@ def test_assemble_orders_ties_by_id_and_fills_defaults() -> None:
     assert root["records"][0]["sources"] == [] and root["records"][0]["attrs"] == {}
     assert root["service"] == "svc"
     assert (story["start_ns"], story["end_ns"], story["duration_ns"]) == (0, 15, 15)
-    assert story["nodes"] == [{"node_id": "n1", "service": "svc", "env": None, "group": None, "version": None,
-                               "host": None, "pid": None, "commit": None, "started_ns": None, "stopped_ns": None,
-                               "stop_cause": None}]
+    assert story["nodes"] == [
+        {
+            "node_id": "n1",
+            "service": "svc",
+            "env": None,
+            "group": None,
+            "version": None,
+            "host": None,
+            "pid": None,
+            "commit": None,
+            "started_ns": None,
+            "stopped_ns": None,
+            "stop_cause": None,
+        }
+    ]
 
 
 def test_assemble_survives_a_parent_cycle_and_self_parent() -> None:

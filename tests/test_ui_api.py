@@ -29,7 +29,7 @@ except ImportError:  # tests/ imported as a package
 
 XSS = "<img src=x onerror=alert(1)>"
 
-APP = '''
+APP = """
 import json
 import logging
 import time
@@ -68,9 +68,9 @@ def main():
 
 XSS = "<img src=x onerror=alert(1)>"
 main()
-'''
+"""
 
-UTIL_COMMITTED = '''
+UTIL_COMMITTED = """
 import logging
 
 import zoomtrace as zt
@@ -87,11 +87,11 @@ def charge(declined):
     if declined:
         raise Declined("card declined by issuer")
     log.info("captured")
-'''
+"""
 
 # The version that runs: two lines added on top shift everything, so a viewer showing the
 # committed file instead of the snapshot would point at the wrong lines.
-UTIL_DIRTY = '''
+UTIL_DIRTY = """
 # Edited after the commit: this process runs uncommitted code.
 # (and the viewer must show this version)
 import logging
@@ -110,7 +110,7 @@ def charge(declined):
     if declined:
         raise Declined("card declined by issuer")  # @raise
     log.info("captured")  # @log-captured
-'''
+"""
 
 
 class Shop:
@@ -275,8 +275,14 @@ def test_nodes(client: TestClient, shop: Shop) -> None:
 
 def code_of(client: TestClient, record: dict[str, Any], node_id: str, **extra: Any) -> dict[str, Any]:
     c = record["code"]
-    params = {"file": c["file"], "line": c["line"], "node": node_id, "commit": c["commit"],
-              "dirty": "1" if c["dirty"] else "0", **extra}
+    params = {
+        "file": c["file"],
+        "line": c["line"],
+        "node": node_id,
+        "commit": c["commit"],
+        "dirty": "1" if c["dirty"] else "0",
+        **extra,
+    }
     return get(client, "/api/code", **params)  # type: ignore[no-any-return]
 
 
@@ -364,22 +370,34 @@ def test_the_api_is_read_only(client: TestClient, shop: Shop, method: str) -> No
 
 
 def test_pages_and_assets_are_served_with_a_strict_policy(client: TestClient, shop: Shop) -> None:
-    for path in ("/", "/nodes", f"/trace/{shop.trace_id}", "/record/x", "/static/js/main.js", "/static/app.css",
-                 "/api/traces"):
+    for path in (
+        "/",
+        "/nodes",
+        f"/trace/{shop.trace_id}",
+        "/record/x",
+        "/static/js/main.js",
+        "/static/app.css",
+        "/api/traces",
+    ):
         response = client.get(path)
         assert response.status_code == 200, path
         csp = response.headers["content-security-policy"]
         assert "script-src 'self'" in csp and "default-src 'none'" in csp and "unsafe" not in csp
         assert response.headers["x-content-type-options"] == "nosniff"
-    assert "<script type=\"module\" src=\"/static/js/main.js\">" in client.get("/").text
-    assert client.get("/static/js/main.js").headers["content-type"].startswith(("text/javascript",
-                                                                                "application/javascript"))
+    assert '<script type="module" src="/static/js/main.js">' in client.get("/").text
+    assert (
+        client.get("/static/js/main.js")
+        .headers["content-type"]
+        .startswith(("text/javascript", "application/javascript"))
+    )
 
 
 def test_front_end_builds_no_html_from_strings_and_loads_nothing_remote() -> None:
     """Untrusted text can only become text: no HTML-parsing sink exists in the front end."""
-    sinks = re.compile(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|\beval\(|new Function|"
-                       r"createContextualFragment|DOMParser|srcdoc")
+    sinks = re.compile(
+        r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|\beval\(|new Function|"
+        r"createContextualFragment|DOMParser|srcdoc"
+    )
     files = sorted(p for p in STATIC.rglob("*") if p.is_file())
     assert {p.name for p in files} >= {"index.html", "app.css", "main.js", "waterfall.js", "records.js", "detail.js"}
     for path in files:
@@ -437,7 +455,7 @@ def test_serving_beyond_loopback_generates_a_token(shop: Shop) -> None:
 # -- live updates --------------------------------------------------------------------------------
 
 
-LATE = '''
+LATE = """
 import json
 import zoomtrace as zt
 
@@ -445,7 +463,7 @@ zt.init("late", env="test")
 with zt.span("late-arrival") as s:
     zt.log.info("arrived late")
 print("RESULT " + json.dumps({"trace_id": s.trace_id}), flush=True)
-'''
+"""
 
 
 def test_pulse_changes_when_records_arrive(tmp_path: Path, shop: Shop) -> None:
@@ -476,10 +494,14 @@ def serve_child(home: Path, *args: str, env: dict[str, str] | None = None) -> An
     import subprocess
     import sys
 
-    code = ("import sys; from zoomtrace.ui import serve; "
-            "serve(sys.argv[1], host=sys.argv[2], port=0)")
-    return subprocess.Popen([sys.executable, "-c", code, str(home), *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env or h.child_env(None))
+    code = "import sys; from zoomtrace.ui import serve; serve(sys.argv[1], host=sys.argv[2], port=0)"
+    return subprocess.Popen(
+        [sys.executable, "-c", code, str(home), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env or h.child_env(None),
+    )
 
 
 def read_until(proc: Any, prefix: str) -> list[str]:
@@ -532,8 +554,9 @@ def test_serve_beyond_loopback_prints_the_token(shop: Shop) -> None:
         with pytest.raises(urllib.error.HTTPError) as denied:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/api/about", timeout=10)
         assert denied.value.code == 401
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/about",
-                                         headers={"Authorization": "Bearer from-the-environment-123"})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/about", headers={"Authorization": "Bearer from-the-environment-123"}
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 200
     finally:

@@ -27,13 +27,20 @@ except ImportError:  # tests/ imported as a package
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SHOTS = h.REPO / "build" / "screenshots"
 XSS = "<img src=x onerror=alert(1)>"
 XSS_SPAN = "<b>bold</b><script>alert(2)</script>"
 
-HOSTILE = f'''
+HOSTILE = f"""
 import json
 import zoomtrace as zt
 
@@ -42,7 +49,7 @@ with zt.span({XSS_SPAN!r}, note='"><svg onload=alert(3)>') as s:
     zt.log.warning({XSS!r})
     zt.event({{"html": "<iframe src=javascript:alert(4)>"}}, type="Evil<i>Event</i>")
 print("RESULT " + json.dumps({{"trace_id": s.trace_id}}), flush=True)
-'''
+"""
 
 
 # -- fixtures --------------------------------------------------------------------------------------
@@ -77,8 +84,10 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
-        pytest.fail(f"Chromium is missing at {CHROMIUM}: install it with `apt-get install -y chromium` "
-                    "(browser tests never skip)")
+        pytest.fail(
+            f"Chromium is missing at {CHROMIUM}: install it with `apt-get install -y chromium` "
+            "(browser tests never skip)"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -152,7 +161,8 @@ def span_rows(page: Watched) -> list[tuple[str, int]]:
     rows = page.page.eval_on_selector_all(
         "[data-testid=span-row]",
         "rows => rows.sort((a, b) => parseFloat(a.style.top) - parseFloat(b.style.top))"
-        "            .map(r => [r.dataset.span, Number(r.dataset.depth)])")
+        "            .map(r => [r.dataset.span, Number(r.dataset.depth)])",
+    )
     return [(span_id, depth) for span_id, depth in rows]
 
 
@@ -181,8 +191,9 @@ def test_filter_traces_to_errors(page: Watched, demo: dict[str, Any]) -> None:
     page.goto("/", ready="traces")
     page.page.check("[data-testid=filter-errors]")
     page.page.wait_for_function("() => document.querySelectorAll('[data-testid=trace-row]').length === 1")
-    rows = page.page.eval_on_selector_all("[data-testid=trace-row]",
-                                          "rows => rows.map(r => [r.dataset.trace, r.dataset.error])")
+    rows = page.page.eval_on_selector_all(
+        "[data-testid=trace-row]", "rows => rows.map(r => [r.dataset.trace, r.dataset.error])"
+    )
     assert rows == [[demo["trace_id"], "1"]]
     assert "errors=1" in page.page.url  # the filter is in the address, so it can be shared
 
@@ -205,8 +216,10 @@ def test_story_shows_the_span_tree_and_counts(page: Watched, demo: dict[str, Any
     assert text_of(page, "record-count") == str(len(records) + len(expected))
     # One colour per service: the three services' bars have three colours.
     colors = page.page.eval_on_selector_all(
-        "[data-testid=span-row]", "rows => rows.map(r => [r.querySelector('.wf-svc').textContent, "
-        "getComputedStyle(r.querySelector('.wf-bar')).backgroundColor])")
+        "[data-testid=span-row]",
+        "rows => rows.map(r => [r.querySelector('.wf-svc').textContent, "
+        "getComputedStyle(r.querySelector('.wf-bar')).backgroundColor])",
+    )
     by_service: dict[str, set[str]] = {}
     for service, color in colors:
         by_service.setdefault(service, set()).add(color)
@@ -286,11 +299,13 @@ def test_filter_the_records_to_errors(page: Watched, demo: dict[str, Any]) -> No
     page.goto(f"/trace/{demo['trace_id']}", ready="story")
     page.page.click("[data-testid=errors-only]")
     page.page.wait_for_function(
-        f"() => document.querySelectorAll('[data-testid=records] [data-testid=record-row]').length === {expected}")
+        f"() => document.querySelectorAll('[data-testid=records] [data-testid=record-row]').length === {expected}"
+    )
     total = len(records_of(story)) + len(spans)
     assert text_of(page, "record-count") == f"{expected} of {total}"
-    kinds = page.page.eval_on_selector_all("[data-testid=records] [data-testid=record-row]",
-                                           "rows => rows.map(r => r.textContent)")
+    kinds = page.page.eval_on_selector_all(
+        "[data-testid=records] [data-testid=record-row]", "rows => rows.map(r => r.textContent)"
+    )
     assert any("capture_payment" in k and "error" in k for k in kinds)
 
 
@@ -311,7 +326,8 @@ def test_lineage_of_a_data_event(page: Watched, demo: dict[str, Any]) -> None:
     page.page.wait_for_function("() => document.querySelectorAll('svg.lin-edges path').length === 1")
     graph.locator(f"[data-record='{order['id']}']").click()
     page.page.wait_for_function(
-        "() => document.querySelector('[data-testid=detail-title]').textContent === 'OrderPlaced'")
+        "() => document.querySelector('[data-testid=detail-title]').textContent === 'OrderPlaced'"
+    )
     # OrderPlaced's own lineage shows PaymentCaptured downstream.
     page.page.locator(f"[data-testid=lineage] [data-record='{paid['id']}']").wait_for()
 
@@ -322,8 +338,14 @@ def test_node_panel(page: Watched, demo: dict[str, Any]) -> None:
     page.goto(f"/trace/{demo['trace_id']}", ready="story")
     page.page.locator("[data-testid=node-chip]", has_text="billing").click()
     panel = page.page.locator("[data-testid=detail] [data-testid=node-panel]").inner_text()
-    for value in (billing["host"], str(billing["pid"]), billing["version"], billing["commit"][:8], "SIGTERM",
-                  billing["node_id"]):
+    for value in (
+        billing["host"],
+        str(billing["pid"]),
+        billing["version"],
+        billing["commit"][:8],
+        "SIGTERM",
+        billing["node_id"],
+    ):
         assert value in panel
 
 
@@ -343,7 +365,8 @@ def test_untrusted_text_is_rendered_as_text(page: Watched, demo: dict[str, Any])
     page.page.wait_for_timeout(300)  # give any injected handler the chance to fire (it must not)
     injected = page.page.evaluate(
         "() => document.querySelectorAll('img[src=x], iframe, svg[onload], main script').length"
-        " + [...document.querySelectorAll('b, i')].filter(e => ['bold', 'Event'].includes(e.textContent)).length")
+        " + [...document.querySelectorAll('b, i')].filter(e => ['bold', 'Event'].includes(e.textContent)).length"
+    )
     assert injected == 0
 
 
@@ -384,7 +407,8 @@ def test_a_20000_span_trace_opens_and_scrolls(browser: Any, big: dict[str, Any])
             watched.page.eval_on_selector(".wf-body", "b => { b.scrollTop = b.scrollHeight; }")
             watched.page.wait_for_function(
                 "() => [...document.querySelectorAll('[data-testid=span-row]')]"
-                ".some(r => Number(r.style.top.replace('px', '')) >= (20000 - 1) * 24)")
+                ".some(r => Number(r.style.top.replace('px', '')) >= (20000 - 1) * 24)"
+            )
             assert watched.page.locator("[data-testid=span-row]").count() < 200
             shot(watched, "big-trace.png")
         finally:

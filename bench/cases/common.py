@@ -31,8 +31,10 @@ def order_payload() -> dict[str, Any]:
             {"sku": f"SKU-{i:05d}", "name": f"Widget model {i}", "qty": i % 3 + 1, "unit_price": 9.99 + i}
             for i in range(8)
         ],
-        "shipping": {"method": "express", "address": {"street": "12 Analytical Row", "city": "London",
-                                                      "postcode": "N1 7AA", "country": "GB"}},
+        "shipping": {
+            "method": "express",
+            "address": {"street": "12 Analytical Row", "city": "London", "postcode": "N1 7AA", "country": "GB"},
+        },
         "total": 153.42,
         "paid": True,
         "notes": "leave at the door, ring twice" * 2,
@@ -150,10 +152,19 @@ def _cpu_model() -> str:
 
 def _git_head() -> dict[str, Any]:
     try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5, check=True).stdout.strip() != ""
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = (
+            subprocess.run(
+                ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=True,
+            ).stdout.strip()
+            != ""
+        )
         return {"commit": head, "dirty": dirty}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
@@ -163,8 +174,18 @@ def versions() -> dict[str, str | None]:
     from importlib import metadata
 
     out: dict[str, str | None] = {}
-    for dist in ("zoomtrace", "msgspec", "duckdb", "structlog", "loguru", "eliot", "opentelemetry-sdk", "logfire",
-                 "orjson", "confluent-kafka"):
+    for dist in (
+        "zoomtrace",
+        "msgspec",
+        "duckdb",
+        "structlog",
+        "loguru",
+        "eliot",
+        "opentelemetry-sdk",
+        "logfire",
+        "orjson",
+        "confluent-kafka",
+    ):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

@@ -126,8 +126,15 @@ def run_kafka(spec: dict[str, Any]) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="zt-bench-kafka-"))
     env = f"bench{os.getpid()}t{int(time.time())}"
     try:
-        zt.init("bench-kafka", env=env, group="bench", sink=f"kafka://{bootstrap}", home=tmp / "home",
-                capture_logging=False, install_signal_handlers=False)
+        zt.init(
+            "bench-kafka",
+            env=env,
+            group="bench",
+            sink=f"kafka://{bootstrap}",
+            home=tmp / "home",
+            capture_logging=False,
+            install_signal_handlers=False,
+        )
         t = time.perf_counter()
         emitted = _emit(zt, spec["records"])
         produce_s = time.perf_counter() - t
@@ -137,9 +144,16 @@ def run_kafka(spec: dict[str, Any]) -> dict[str, Any]:
         stop = threading.Event()
         w0, c0 = time.perf_counter(), time.process_time()
         try:
-            stats = run_collector(bootstrap, tmp, group_id=f"zt-bench-{env}", topics_pattern=rf"^{env}\..*",
-                                  stats_interval=0,
-                                  idle_exit_s=spec.get("idle_exit_s", 5.0), stop=stop, store=timed)
+            stats = run_collector(
+                bootstrap,
+                tmp,
+                group_id=f"zt-bench-{env}",
+                topics_pattern=rf"^{env}\..*",
+                stats_interval=0,
+                idle_exit_s=spec.get("idle_exit_s", 5.0),
+                stop=stop,
+                store=timed,
+            )
         finally:
             total_wall = time.perf_counter() - w0
             total_cpu = time.process_time() - c0

@@ -127,6 +127,7 @@ class Floor(Lib):
 
     def threads8(self, n: int) -> None:
         emit = self.emit
+
         def some(t: int, k: int) -> None:
             for i in range(k):
                 emit(TEMPLATE, amount=12.5, order=i)
@@ -248,6 +249,7 @@ class Stdlib(Lib):
 
     def threads8(self, n: int) -> None:
         info = self.log_.info
+
         def some(t: int, k: int) -> None:
             for i in range(k):
                 info(PERCENT_TEMPLATE, 12.5, i)
@@ -267,8 +269,10 @@ class Stdlib(Lib):
 
 class Structlog(Lib):
     name = "structlog"
-    setup = ("structlog's production recipe: contextvars, level, timestamp, CallsiteParameterAdder "
-             "(pathname, lineno, func_name), JSONRenderer(orjson) to BytesLoggerFactory(file), cached filtering logger")
+    setup = (
+        "structlog's production recipe: contextvars, level, timestamp, CallsiteParameterAdder "
+        "(pathname, lineno, func_name), JSONRenderer(orjson) to BytesLoggerFactory(file), cached filtering logger"
+    )
 
     def __init__(self, tmp: Path) -> None:
         import orjson
@@ -306,6 +310,7 @@ class Structlog(Lib):
 
     def threads8(self, n: int) -> None:
         info = self.log_.info
+
         def some(t: int, k: int) -> None:
             for i in range(k):
                 info("charged", amount=12.5, order=i)
@@ -348,6 +353,7 @@ class Loguru(Lib):
 
     def threads8(self, n: int) -> None:
         info = self.logger.info
+
         def some(t: int, k: int) -> None:
             for i in range(k):
                 info(TEMPLATE, amount=12.5, order=i)
@@ -411,9 +417,11 @@ def _one_line(obj: Any) -> str:
 
 class OTel(Lib):
     name = "otel-sdk"
-    setup = ("TracerProvider + BatchSpanProcessor(ConsoleSpanExporter(file)); LoggerProvider + "
-             "BatchLogRecordProcessor(ConsoleLogExporter(file)) behind the stdlib LoggingHandler (callsite "
-             "captured); queues of 100,000; logs inside an active span; events via Logger.emit(body=payload)")
+    setup = (
+        "TracerProvider + BatchSpanProcessor(ConsoleSpanExporter(file)); LoggerProvider + "
+        "BatchLogRecordProcessor(ConsoleLogExporter(file)) behind the stdlib LoggingHandler (callsite "
+        "captured); queues of 100,000; logs inside an active span; events via Logger.emit(body=payload)"
+    )
 
     def __init__(self, tmp: Path) -> None:
         from opentelemetry._logs import SeverityNumber
@@ -478,8 +486,10 @@ class OTel(Lib):
 
 class Logfire(Lib):
     name = "logfire"
-    setup = ("logfire.configure(send_to_logfire=False, console=False, metrics=False) + additional "
-             "BatchSpanProcessor(ConsoleSpanExporter(file)), queue 100,000; scrubbing and callsite on (defaults)")
+    setup = (
+        "logfire.configure(send_to_logfire=False, console=False, metrics=False) + additional "
+        "BatchSpanProcessor(ConsoleSpanExporter(file)), queue 100,000; scrubbing and callsite on (defaults)"
+    )
 
     def __init__(self, tmp: Path) -> None:
         import logfire
@@ -525,7 +535,5 @@ class Logfire(Lib):
         self.logfire.shutdown()
 
 
-LIBS: dict[str, type[Lib]] = {
-    cls.name: cls for cls in (Zoom, Floor, Stdlib, Structlog, Loguru, Eliot, OTel, Logfire)
-}
+LIBS: dict[str, type[Lib]] = {cls.name: cls for cls in (Zoom, Floor, Stdlib, Structlog, Loguru, Eliot, OTel, Logfire)}
 CASES = ("log", "span", "event", "stdlib", "threads8", "tasks1000")

@@ -166,8 +166,12 @@ def build_store(path: Path, n: int) -> dict[str, Any]:
     count = con.execute("SELECT count(*) FROM records").fetchone()
     traces = con.execute("SELECT count(*) FROM traces").fetchone()
     store.close()
-    return {"build_s": round(time.perf_counter() - t0, 2), "records": count[0] if count else 0,
-            "traces": traces[0] if traces else 0, "file_mb": round(path.stat().st_size / 2**20, 1)}
+    return {
+        "build_s": round(time.perf_counter() - t0, 2),
+        "records": count[0] if count else 0,
+        "traces": traces[0] if traces else 0,
+        "file_mb": round(path.stat().st_size / 2**20, 1),
+    }
 
 
 def _timed(fn: Any, repeats: int) -> dict[str, Any]:
@@ -209,9 +213,11 @@ def run_query(spec: dict[str, Any]) -> dict[str, Any]:
                     "story_records": got,
                     "story": _timed(lambda s=store: s.story(TARGET), spec["repeats"]),
                     "traces_page_service": _timed(
-                        lambda s=store: s.traces({"service": "billing"}, limit=50), spec["repeats"]),
+                        lambda s=store: s.traces({"service": "billing"}, limit=50), spec["repeats"]
+                    ),
                     "traces_page_errors": _timed(
-                        lambda s=store: s.traces({"errors_only": True}, limit=50), spec["repeats"]),
+                        lambda s=store: s.traces({"errors_only": True}, limit=50), spec["repeats"]
+                    ),
                 }
             finally:
                 store.close()

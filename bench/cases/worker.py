@@ -56,8 +56,9 @@ def run_micro(spec: dict[str, Any]) -> dict[str, Any]:
                     measure(fn, min(n, 1000) if case not in CONCURRENT else n, lib.finish)  # warm-up
                 else:
                     warm = measure(fn, 8000 if case in CONCURRENT else spec.get("calibrate_n", 1000), lib.finish)
-                    n = _round_n(case, spec["budget_s"] * 1e6 / max(warm["e2e_wall_us"], 0.01),
-                                 spec["nmin"], spec["nmax"])
+                    n = _round_n(
+                        case, spec["budget_s"] * 1e6 / max(warm["e2e_wall_us"], 0.01), spec["nmin"], spec["nmax"]
+                    )
                 samples = []
                 for _ in range(spec["repeats"]):
                     gc.collect()
