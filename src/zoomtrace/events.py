@@ -19,7 +19,8 @@ def event(obj: Any, type: str | None = None, sources: Iterable[str] = (), **attr
     """Record a data event and return its record id (pass it in ``sources`` of derived events).
 
     ``obj`` may be a dataclass, a pydantic model, a msgspec Struct or a mapping; it
-    becomes the event's JSON payload. ``type`` defaults to its class name.
+    becomes the event's JSON payload. ``type`` defaults to its class name. It is encoded
+    off the caller's thread: do not mutate it after the call (pass a copy if you will).
     """
     ts = _time()
     record_id = uuid7(ts)

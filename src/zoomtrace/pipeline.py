@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Literal
@@ -84,11 +85,14 @@ class Pipeline:
 
     def _full(self, item: tuple[Any, ...]) -> None:
         if self._on_full == "block" and threading.current_thread() is not self._thread:
-            self._wake.set()
-            self._space.clear()
-            if self._space.wait(self._block_timeout_s) and len(self._queue) < self._maxsize:
-                self._queue.append(item)
-                return
+            deadline = time.monotonic() + self._block_timeout_s
+            while (left := deadline - time.monotonic()) > 0:
+                self._space.clear()
+                self._wake.set()
+                if len(self._queue) < self._maxsize:  # the worker may have drained before the clear
+                    self._queue.append(item)
+                    return
+                self._space.wait(left)
         self.count_lost("queue_full", 1)
 
     def count_lost(self, reason: str, n: int) -> None:
@@ -111,6 +115,12 @@ class Pipeline:
         self._wake.set()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                # Still writing (a stuck sink): closing under it could tear a frame; the OS closes files at exit.
+                self._warn(
+                    "close", f"the pipeline did not finish within {timeout:g} s; {len(self._queue)} items unsent"
+                )
+                return
         for sink in self.sinks:
             try:
                 sink.close()
