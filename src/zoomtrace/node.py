@@ -31,7 +31,7 @@ from zoomtrace.pipeline import OnFull, Pipeline
 from zoomtrace.provenance import Provenance, find_repo_root
 from zoomtrace.record import Record, uuid7
 from zoomtrace.sanitize import Limits
-from zoomtrace.scrub import DEFAULT_PATTERNS, Scrubber
+from zoomtrace.scrub import DEFAULT_PATTERNS, SCRUBBED, Scrubber
 from zoomtrace.sinks import Sink, default_sinks, open_sink
 
 if TYPE_CHECKING:
@@ -135,13 +135,13 @@ class Node:
         repos = [self.provenance.repo(root) for root in sorted(roots)]
         self.provenance.take_new_repos()  # listed here, not again as "repo" records
         entry_repo = self.provenance.repos.get(entry_root) if entry_root else None
-        argv = " ".join(sys.argv)
+        argv = " ".join(self._scrubbed_argv())
         attrs: dict[str, Any] = {
             **self.describe(),
             "parent_node_id": self.parent_node_id,
             "python": platform.python_version(),
             "platform": platform.platform(),
-            "argv": self.scrubber.scrub_text(argv) if self.scrubber else argv,
+            "argv": argv,
             "commit": entry_repo.head if entry_repo else None,
             "branch": entry_repo.branch if entry_repo else None,
             "repo": entry_root,
@@ -151,6 +151,17 @@ class Node:
         if entry_root is None:
             attrs["provenance_problem"] = "the entry point is not in a git repository: commits unknown"
         return self.encoder.node_record("started", attrs, ts_ns=self.started_ns)
+
+    def _scrubbed_argv(self) -> list[str]:
+        """The command line, with ``--password VALUE`` as well as ``--password=VALUE`` forms scrubbed."""
+        if self.scrubber is None:
+            return list(sys.argv)
+        out: list[str] = []
+        secret_next = False
+        for arg in sys.argv:
+            out.append(SCRUBBED if secret_next else self.scrubber.scrub_text(arg))
+            secret_next = arg.startswith("-") and "=" not in arg and self.scrubber.is_sensitive(arg.lstrip("-"))
+        return out
 
     def describe(self) -> dict[str, Any]:
         return {
