@@ -70,6 +70,7 @@ class Node:
         limits: Limits,
         scrubber: Scrubber | None,
         parent_node_id: str | None = None,
+        provenance: Provenance | None = None,
     ) -> None:
         self.service, self.env, self.group, self.version = service, env, group, version
         self.home = home
@@ -89,7 +90,9 @@ class Node:
         self.uncaught: BaseException | None = None
         # Re-entrant: a signal handler may call stop() while this thread is already inside it.
         self._stop_lock = threading.RLock()
-        self.provenance = Provenance()
+        # A forked child runs the parent's code from the parent's checkout: reuse what git said then
+        # rather than run git again in every worker of a pre-forking server.
+        self.provenance = provenance or Provenance()
         self.encoder = Encoder(self.node_id, self.provenance, scrubber, limits)
         sink_objects: list[Sink] = [open_sink(url, home=home, node_id=self.node_id) for url in self.sink_urls]
         self._lost_reported: dict[str, int] = {}
@@ -281,6 +284,7 @@ def _after_fork_in_child() -> None:
         limits=parent.limits,
         scrubber=parent.scrubber,
         parent_node_id=parent.node_id,
+        provenance=parent.provenance,
     )
     if "multiprocessing" in sys.modules:
         # multiprocessing children leave with os._exit, which skips atexit, and clear the finalizers
