@@ -49,27 +49,37 @@ def _start(module: str, env: dict[str, str], *args: str) -> tuple[subprocess.Pop
     return proc, int(line.split()[1])
 
 
-def run_services(home: Path) -> list[str]:
-    """Run the three services to completion; returns the trace ids of the checkouts."""
+def _demo_env(home: Path) -> dict[str, str]:
     env = {**os.environ, "ZOOMTRACE_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     env.pop("ZOOMTRACE_SINK", None)
+    return env
+
+
+def _run_to_end(module: str, env: dict[str, str], *args: str, what: str, timeout: float) -> list[str]:
+    """Run ``zoomtrace.demo.<module>`` to completion; returns the trace ids it printed (``trace <id> ...``)."""
+    done = subprocess.run(
+        [sys.executable, "-m", f"zoomtrace.demo.{module}", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise DemoError(f"the demo's {what} failed:\n{done.stderr.strip()}")
+    return [line.split()[1] for line in done.stdout.splitlines() if line.startswith("trace ")]
+
+
+def run_services(home: Path) -> list[str]:
+    """Run the three services to completion; returns the trace ids of the checkouts."""
+    env = _demo_env(home)
     procs: list[subprocess.Popen[str]] = []
     try:
         billing, billing_port = _start("billing", env)
         procs.append(billing)
         orders, orders_port = _start("orders", env, "--billing-port", str(billing_port))
         procs.append(orders)
-        gateway = subprocess.run(
-            [sys.executable, "-m", "zoomtrace.demo.gateway", "--orders-port", str(orders_port)],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-            check=False,
-        )
-        if gateway.returncode != 0:
-            raise DemoError(f"the demo's gateway failed:\n{gateway.stderr.strip()}")
-        traces = [line.split()[1] for line in gateway.stdout.splitlines() if line.startswith("trace ")]
+        traces = _run_to_end("gateway", env, "--orders-port", str(orders_port), what="gateway", timeout=60)
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -91,29 +101,10 @@ def run_kafka_services(home: Path, bootstrap: str) -> list[str]:
     from zoomtrace.collector import run_collector
 
     run = uuid.uuid4().hex[:8]
-    env = {**os.environ, "ZOOMTRACE_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    env.pop("ZOOMTRACE_SINK", None)
-    orders = subprocess.run(
-        [sys.executable, "-m", "zoomtrace.demo.kafka_orders", bootstrap, KAFKA_ENV, run],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=90,
-        check=False,
-    )
-    if orders.returncode != 0:
-        raise DemoError(f"the Kafka demo's orders service failed:\n{orders.stderr.strip()}")
-    traces = [line.split()[1] for line in orders.stdout.splitlines() if line.startswith("trace ")]
-    billing = subprocess.run(
-        [sys.executable, "-m", "zoomtrace.demo.kafka_billing", bootstrap, KAFKA_ENV, run, str(len(traces))],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    if billing.returncode != 0:
-        raise DemoError(f"the Kafka demo's billing consumer failed:\n{billing.stderr.strip()}")
+    env = _demo_env(home)
+    traces = _run_to_end("kafka_orders", env, bootstrap, KAFKA_ENV, run, what="Kafka orders service", timeout=90)
+    n = str(len(traces))
+    _run_to_end("kafka_billing", env, bootstrap, KAFKA_ENV, run, n, what="Kafka billing consumer", timeout=120)
     run_collector(
         bootstrap,
         home,
