@@ -62,12 +62,16 @@ def open_sink(url: str, *, home: Path, node_id: str) -> Sink:
 
         return FileSink(Path(urlsplit(url).path))
     if scheme == "kafka":
-        from zoomtrace.sinks.kafka import KafkaSink
-
+        try:
+            from zoomtrace.sinks.kafka import KafkaSink
+        except ImportError as exc:
+            raise ConfigError(f"the Kafka sink needs confluent-kafka ({exc}): install 'zoomtrace[kafka]'") from None
         return KafkaSink.from_url(url, home=home, node_id=node_id)
     if scheme in ("otlp+http", "otlp+https", "otlp"):
-        from zoomtrace.sinks.otlp import OtlpSink
-
+        try:
+            from zoomtrace.sinks.otlp import OtlpSink
+        except ImportError as exc:
+            raise ConfigError(f"the OTLP sink needs opentelemetry-proto ({exc}): install 'zoomtrace[otel]'") from None
         return OtlpSink.from_url(url)
     raise ConfigError(
         f"unknown sink {url!r}: use 'spool', 'stdout', 'stdout+json', 'file:///path.jsonl', "
