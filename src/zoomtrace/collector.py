@@ -301,7 +301,23 @@ class _Collector:
             self.stats.new += new
             return
         # The batch keeps failing: find the records the store refuses, skip them, keep the others.
-        rejected = 0
+        # Each refused record gets a second chance in a later session, so a passing store hiccup
+        # during this pass does not cost records; only those refused twice are skipped.
+        refused = self._store_one_by_one(records)
+        if refused:
+            time.sleep(delay)
+            refused = self._store_one_by_one([record for record, _ in refused])
+        for n, (record, why) in enumerate(refused):
+            if n < _MAX_REPORTS:
+                self._say(f"store refused record {record.id} ({record.kind}/{record.type}) twice: {why}; skipped")
+        if records and len(refused) == len(records):
+            # Nothing at all can be written: the store is broken. Stop without committing (no loss).
+            raise StoreError(f"the store refuses every record ({len(refused)}); stopping without committing")
+        self.stats.rejected += len(refused)
+
+    def _store_one_by_one(self, records: list[Record]) -> list[tuple[Record, Exception]]:
+        """Store records singly in one session; returns those the store refused, with why."""
+        refused: list[tuple[Record, Exception]] = []
         try:
             with self.session() as store:
                 for record in records:
@@ -309,15 +325,10 @@ class _Collector:
                         self.stats.new += store.ingest([record])
                         self.stats.stored += 1
                     except Exception as exc:
-                        rejected += 1
-                        if rejected <= _MAX_REPORTS:
-                            self._say(f"store refused record {record.id} ({record.kind}/{record.type}): {exc}; skipped")
+                        refused.append((record, exc))
         except Exception as exc:
             raise StoreError(f"cannot write to the store ({exc}); stopping without committing") from exc
-        if records and rejected == len(records):
-            # Nothing at all can be written: the store is broken. Stop without committing (no loss).
-            raise StoreError(f"the store refuses every record ({rejected}); stopping without committing")
-        self.stats.rejected += rejected
+        return refused
 
     def _commit(self, offsets: dict[tuple[str, int], int]) -> None:
         from confluent_kafka import KafkaException, TopicPartition
