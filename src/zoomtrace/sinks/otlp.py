@@ -112,6 +112,8 @@ def endpoint_for(signal: str, base_url: str | None, environ: Mapping[str, str] =
 
 #: How long closing may take in all (at exit, on SIGTERM), whatever is still queued or in flight.
 CLOSE_DEADLINE_S = 5.0
+#: How long one flush waits for the backend: the pipeline's worker is held meanwhile.
+FLUSH_WAIT_S = 2.0
 
 
 @dataclass
@@ -216,11 +218,12 @@ class OtlpSink:
     def flush(self, timeout: float | None = None) -> None:
         """Wait until every batch handed over so far is delivered or given up.
 
-        Waits at most ``timeout`` seconds (default: the longest request timeout), so a dead
-        backend holds the pipeline's worker that long at most; the sender goes on retrying.
+        Waits at most ``timeout`` seconds (default: the shorter of the longest request timeout and
+        ``FLUSH_WAIT_S``), so a dead backend holds the pipeline's worker (and the application's exit)
+        that long at most; the sender goes on retrying.
         """
         if timeout is None:
-            timeout = max(e.timeout_s for e in self.endpoints.values())
+            timeout = min(FLUSH_WAIT_S, max(e.timeout_s for e in self.endpoints.values()))
         deadline = time.monotonic() + timeout
         with self._cond:
             while (self._queue or self._busy) and self._thread.is_alive():
