@@ -29,7 +29,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from cases.common import PERCENT_TEMPLATE, TEMPLATE, order_payload  # noqa: E402
+from cases.common import PERCENT_TEMPLATE, TEMPLATE, order_payload, parked_node  # noqa: E402
 
 
 def cost(stmt: Any, number: int = 0, repeat: int = 7) -> float:
@@ -64,21 +64,8 @@ def main() -> int:
         print(f"{section:<8} {us:8.3f} µs  {what}", file=sys.stderr)
 
     try:
-        node = zt.init("ops", home=home, install_signal_handlers=False)
-        zt.flush(30)
+        node, q, drained = parked_node("ops", home)
         pipeline, enc = node.pipeline, node.encoder
-        pipeline._interval_s, pipeline._wake_at = 3600.0, 10**12  # park the worker
-        pipeline._wake.set()
-        time.sleep(0.1)
-        q = pipeline._queue
-
-        def drained(fn: Any) -> Any:
-            def call() -> None:
-                fn()
-                if len(q) > 50_000:
-                    q.clear()
-
-            return call
 
         # -- caller side: primitives ------------------------------------------------------------
         cv: contextvars.ContextVar[Any] = contextvars.ContextVar("x", default=None)

@@ -23,7 +23,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from cases.common import TEMPLATE, order_payload  # noqa: E402
+from cases.common import TEMPLATE, order_payload, parked_node  # noqa: E402
 from hotpath_ops import cost  # noqa: E402
 
 
@@ -50,21 +50,8 @@ def main() -> int:
         print(f"{what:<60} now {now:7.3f} µs  sketch {sketch:7.3f} µs  saves {now - sketch:7.3f}", file=sys.stderr)
 
     try:
-        node = zt.init("proto", home=home, install_signal_handlers=False)
-        zt.flush(30)
-        pipeline, enc = node.pipeline, node.encoder
-        pipeline._interval_s, pipeline._wake_at = 3600.0, 10**12
-        pipeline._wake.set()
-        time.sleep(0.1)
-        q = pipeline._queue
-
-        def drained(fn: Any) -> Any:
-            def call() -> None:
-                fn()
-                if len(q) > 50_000:
-                    q.clear()
-
-            return call
+        node, q, drained = parked_node("proto", home)
+        enc = node.encoder
 
         # -- 1. the log record's encoding, fused ----------------------------------------------------
         scrubber = enc.scrubber

@@ -215,3 +215,31 @@ def machine_info() -> dict[str, Any]:
         "repo": _git_head(),
         "versions": versions(),
     }
+
+
+def parked_node(service: str, home: Path) -> tuple[Any, Any, Callable[[Callable[[], object]], Callable[[], None]]]:
+    """A started node whose pipeline worker is parked, so caller-side costs are measured alone.
+
+    Returns ``(node, queue, drained)``: ``drained(fn)`` wraps ``fn`` so the parked queue is cleared
+    before it grows past 50,000 items.
+    """
+    import zoomtrace as zt
+
+    node = zt.init(service, home=home, install_signal_handlers=False)
+    zt.flush(30)
+    pipeline = node.pipeline
+    pipeline._interval_s, pipeline._wake_at = 3600.0, 10**12  # park the worker
+    pipeline._wake.set()
+    time.sleep(0.1)  # let it take the wake-up and go back to its hour-long wait
+    queue = pipeline._queue
+
+    def drained(fn: Callable[[], object]) -> Callable[[], None]:
+        def call() -> None:
+            fn()
+            if len(queue) > 50_000:
+                queue.clear()
+
+        return call
+
+    return node, queue, drained
+
