@@ -52,9 +52,9 @@ def main() -> int:
     import msgspec
 
     import zoomtrace as zt
-    from zoomtrace import items as zitems
-    from zoomtrace import record as zrecord
-    from zoomtrace.sanitize import sanitize_attrs, sanitize_payload, truncate
+    from zoomtrace.capture import _items as zitems
+    from zoomtrace.runtime.sanitize import sanitize_attrs, sanitize_payload, truncate
+    from zoomtrace.wire import record as zrecord
 
     home = Path(tempfile.mkdtemp(prefix="zt-ops-"))
     rows: list[tuple[str, str, float]] = []
@@ -224,7 +224,7 @@ def main() -> int:
             cost(lambda: zrecord.encoder.encode(recs), number=20) / 4096,
         )
         data = zrecord.encoder.encode(recs)
-        from zoomtrace.spool import frame as spool_frame
+        from zoomtrace.wire.spool import frame as spool_frame
 
         row(
             "worker",
@@ -272,7 +272,7 @@ def main() -> int:
             "encode one stdlib LogRecord item, whole (encoder.py _stdlog)",
             cost(lambda: node._encode(std_item)),
         )
-        from zoomtrace.encoder import _LOGRECORD_FIELDS
+        from zoomtrace.runtime.encoder import _LOGRECORD_FIELDS
 
         row(
             "worker",

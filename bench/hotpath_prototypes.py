@@ -35,12 +35,12 @@ def main() -> int:
     import msgspec
 
     import zoomtrace as zt
-    from zoomtrace import items as zitems
-    from zoomtrace import node as znode
-    from zoomtrace import record as zrecord
-    from zoomtrace import scrub as zscrub
-    from zoomtrace.context import current
-    from zoomtrace.sanitize import sanitize_payload
+    from zoomtrace.capture import _active as znode
+    from zoomtrace.capture import _items as zitems
+    from zoomtrace.capture.context import current
+    from zoomtrace.runtime import scrub as zscrub
+    from zoomtrace.runtime.sanitize import sanitize_payload
+    from zoomtrace.wire import record as zrecord
 
     home = Path(tempfile.mkdtemp(prefix="zt-proto-"))
     rows: list[tuple[str, float, float, str]] = []
@@ -277,7 +277,7 @@ def main() -> int:
         payload = order_payload()
         clean = sanitize_payload(payload, limits)
         encoded = msgspec.json.encode(payload)
-        import zoomtrace.sanitize as zsanitize
+        import zoomtrace.runtime.sanitize as zsanitize
 
         needs_care = getattr(zsanitize, "_NEEDS_CARE", None)
         if needs_care is not None:  # the fast path's guard (sanitize.py): a regex over the whole JSON
@@ -304,7 +304,7 @@ def main() -> int:
                 "and one substring search: same answer, no regex scan",
             )
 
-        from zoomtrace.scrub import _MAX_NESTING, _scrub_value
+        from zoomtrace.runtime.scrub import _MAX_NESTING, _scrub_value
 
         def walk_dict(sc: Any, d: dict[Any, Any], depth: int) -> dict[Any, Any]:
             """Scrubber._dict with the common values (clean strings, numbers, nested dicts and lists)
@@ -392,7 +392,7 @@ def main() -> int:
         )
 
         # -- 4. the stdlib record, worker side -------------------------------------------------------
-        from zoomtrace.encoder import _LOGRECORD_FIELDS
+        from zoomtrace.runtime.encoder import _LOGRECORD_FIELDS
 
         rec = logging.LogRecord("a", 20, __file__, 10, "charged %s for %s", (12.5, 7), None, "fn")
         base_keys = len(rec.__dict__)

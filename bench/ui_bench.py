@@ -130,7 +130,7 @@ def main() -> int:
     parser.add_argument("--no-browser", action="store_true")
     args = parser.parse_args()
 
-    from zoomtrace.store import open_store
+    from zoomtrace.collect import open_session
     from zoomtrace.ui.server import background
 
     tmp = tempfile.TemporaryDirectory(prefix="zt-ui-bench-")
@@ -140,7 +140,7 @@ def main() -> int:
     trace_id = make_big_trace(home, args.spans, args.records)
     record_s = time.perf_counter() - t
     t = time.perf_counter()
-    with open_store(home) as store:
+    with open_session(home) as store:
         ingest_s = time.perf_counter() - t
         t = time.perf_counter()
         story = store.story(trace_id)

@@ -47,7 +47,8 @@ def zoom_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _no_zoom_node_leaks() -> Iterator[None]:
     """Tests that start a node in-process get it shut down, so the next test starts clean."""
     yield
-    import zoomtrace.node
+    from zoomtrace.runtime import lifecycle
 
-    if zoomtrace.node.active is not None and zoomtrace.node.active.pid == os.getpid():
-        zoomtrace.node.shutdown()
+    node = lifecycle.running()
+    if node is not None and node.pid == os.getpid():
+        lifecycle.shutdown()

@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 
-from zoomtrace.ingest import IngestReport, ingest_home, ingest_spool
-from zoomtrace.record import Record, encoder, uuid7
-from zoomtrace.spool import HEADER, SegmentWriter, frame, segment_name
+from zoomtrace.collect import open_session
+from zoomtrace.collect.spool_ingest import IngestReport, ingest_home, ingest_spool
 from zoomtrace.store import open_store
 from zoomtrace.store.duckdb import DuckStore
+from zoomtrace.wire.record import Record, encoder, uuid7
+from zoomtrace.wire.spool import HEADER, SegmentWriter, frame, segment_name
 
 T0 = 1_800_000_000_000_000_000
 MS = 1_000_000
@@ -198,13 +199,13 @@ def test_a_session_ingests_first_so_a_query_right_after_a_run_sees_everything(tm
     home = tmp_path / "home"
     w = SegmentWriter(home / "spool", NODE)
     w.write(encoder.encode(logs(0, 3)))
-    with open_store(home) as s:
+    with open_session(home) as s:
         assert len(s.tail()) == 3
     w.write(encoder.encode(logs(3, 2)))
-    with open_store(home) as s:
+    with open_session(home) as s:
         assert [r["message"] for r in s.tail()] == ["m0", "m1", "m2", "m3", "m4"]
     w.write(encoder.encode(logs(5, 1)))
-    with open_store(home, ingest=False) as s:
+    with open_store(home) as s:
         assert len(s.tail()) == 5  # not ingested on request
         report = ingest_home(s, home)
         assert isinstance(report, IngestReport) and (report.records, report.new) == (1, 1)
@@ -229,7 +230,7 @@ def test_reader_errors_surface_in_the_caller(tmp_path: Path, store: DuckStore, m
     def broken(path: Path, offset: int = 0) -> Any:
         raise MemoryError("decoder exploded")
 
-    monkeypatch.setattr("zoomtrace.ingest.read_segment", broken)
+    monkeypatch.setattr("zoomtrace.collect.spool_ingest.read_segment", broken)
     with pytest.raises(MemoryError, match="decoder exploded"):
         ingest_spool(store, spool)
 

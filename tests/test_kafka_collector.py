@@ -20,10 +20,10 @@ import pytest
 from confluent_kafka import Producer
 
 from support.kafka_broker import KafkaBroker
-from zoomtrace.collector import CollectorStats, run_collector
-from zoomtrace.record import Code, Record, encoder, new_span_id, new_trace_id, uuid7
+from zoomtrace.collect.kafka_collector import CollectorStats, run_collector
 from zoomtrace.sinks.kafka import KafkaSink
 from zoomtrace.store import open_store
+from zoomtrace.wire.record import Code, Record, encoder, new_span_id, new_trace_id, uuid7
 
 pytestmark = pytest.mark.kafka
 
@@ -100,7 +100,7 @@ def collect(bootstrap: str, home: Path, env: str, group_id: str | None = None, *
 
 
 def sql(home: Path, query: str) -> list[tuple[Any, ...]]:
-    with open_store(home, ingest=False) as store:
+    with open_store(home) as store:
         return store.sql(query)[1]
 
 
@@ -112,14 +112,14 @@ def child_env() -> dict[str, str]:
 
 
 class CollectorProcess:
-    """``python -m zoomtrace.collector`` in its own process, its JSON stats read as they come."""
+    """``python -m zoomtrace.collect.kafka_collector`` in its own process, its JSON stats read as they come."""
 
     def __init__(self, bootstrap: str, home: Path, env: str, group_id: str, *extra: str) -> None:
         self.proc = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
-                "zoomtrace.collector",
+                "zoomtrace.collect.kafka_collector",
                 "--from",
                 f"kafka://{bootstrap}",
                 "--to",
@@ -198,7 +198,7 @@ def test_collector_stores_everything_once_and_is_idempotent(kafka_broker: KafkaB
         (len(records), len(records))
     ]
     (event,) = [r for r in records if r.kind == "event"][:1]
-    with open_store(home, ingest=False) as store:
+    with open_store(home) as store:
         got = store.record(event.id)
     assert got["payload"] == event.payload and got["code"]["file"] == "app/handler.py"
 
@@ -293,7 +293,7 @@ def test_malformed_messages_are_reported_and_skipped(kafka_broker: KafkaBroker, 
     assert f"{bad_topic}[" in report and "huge value" in report and "non-JSON value" in report
     stored = {row[0] for row in sql(home, "SELECT id FROM records")}
     assert {r.id for r in good} <= stored and log.id in stored and event.id in stored
-    with open_store(home, ingest=False) as store:
+    with open_store(home) as store:
         problems = store.problems()
     assert len(problems) == 6 and all(p["segment"].startswith(f"kafka:{env}.bad.") for p in problems)
 

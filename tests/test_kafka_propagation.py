@@ -13,9 +13,9 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 import zoomtrace as zt
-import zoomtrace.kafka as ztk
+import zoomtrace.integrations.kafka as ztk
 from support.kafka_broker import KafkaBroker
-from zoomtrace.record import Record
+from zoomtrace.wire.record import Record
 
 pytestmark = pytest.mark.kafka
 

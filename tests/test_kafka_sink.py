@@ -21,14 +21,14 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 import zoomtrace as zt
 from support.kafka_broker import KafkaBroker, free_port_pair
-from zoomtrace import kafka_codec
-from zoomtrace.collector import run_collector
+from zoomtrace.collect.kafka_collector import run_collector
+from zoomtrace.collect.spool_ingest import ingest_spool
 from zoomtrace.errors import ConfigError
-from zoomtrace.ingest import ingest_spool
-from zoomtrace.record import Record, uuid7
 from zoomtrace.sinks.kafka import KafkaSink
-from zoomtrace.spool import read_segment
 from zoomtrace.store import open_store
+from zoomtrace.wire import kafka_codec
+from zoomtrace.wire.record import Record, uuid7
+from zoomtrace.wire.spool import read_segment
 
 pytestmark = pytest.mark.kafka
 
@@ -155,7 +155,7 @@ def expect_line(proc: subprocess.Popen[str], prefix: str, timeout_s: float = 60.
 
 
 def store_rows(home: Path, query: str) -> list[tuple[Any, ...]]:
-    with open_store(home, ingest=False) as store:
+    with open_store(home) as store:
         return store.sql(query)[1]
 
 
@@ -216,7 +216,7 @@ def test_every_kind_round_trips_through_kafka_into_the_store(kafka_broker: Kafka
     home = tmp_path / "store-home"
     stats = collect(kafka_broker.bootstrap, home, env)
     assert stats.malformed == 0
-    with open_store(home, ingest=False) as store:
+    with open_store(home) as store:
         for rid, r in expected.items():
             got = store.record(rid)
             assert (got["kind"], got["type"], got["ts_ns"], got["node_id"]) == (r.kind, r.type, r.ts_ns, r.node_id)
@@ -380,7 +380,7 @@ def test_nothing_lost_at_exit_while_the_broker_is_down(own_broker: KafkaBroker, 
     assert (home / "spool-kafka" / f"{first_node}.meta.json").exists()
     # ... so the local ingest reads it too, e.g. when the broker is gone for good.
     local = tmp_path / "local-store"
-    with open_store(local, ingest=False, create=True) as store:
+    with open_store(local, create=True) as store:
         report = ingest_spool(store, home / "spool-kafka")
     assert report.problems == [] and report.new == len(spooled)
 

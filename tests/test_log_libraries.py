@@ -12,7 +12,7 @@ from loguru import logger as loguru_logger
 import zoomtrace as zt
 from zoomtrace.integrations import loguru as zoom_loguru
 from zoomtrace.integrations import structlog as zoom_structlog
-from zoomtrace.spool import read_segment, segments
+from zoomtrace.wire.spool import read_segment, segments
 
 
 def logs(home: Path) -> list[dict]:

@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 from helpers import Child, child_env, make_repo, marker_line, run_script, story, write_files
-from zoomtrace.otlp_mapping import from_any
+from zoomtrace.wire.otlp_mapping import from_any
 
 
 class Capture:

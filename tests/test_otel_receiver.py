@@ -21,7 +21,7 @@ from helpers import SRC, Child, all_records, child_env, run_script, span_named, 
 RECEIVER = """
 import sys
 
-from zoomtrace.cli import main
+from zoomtrace.cli.main import main
 
 args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
 sys.exit(main(["--home", args["--home"], "collect", "--otlp", args["--listen"]]))
@@ -282,11 +282,11 @@ def test_bad_requests_get_clear_answers(receiver: Receiver) -> None:
 
 
 def test_the_receiver_module_runs_as_a_command(tmp_path: Path) -> None:
-    """``python -m zoomtrace.otlp_receiver`` refuses a bad address in one line."""
+    """``python -m zoomtrace.collect.otlp_receiver`` refuses a bad address in one line."""
     import subprocess
 
     out = subprocess.run(
-        [sys.executable, "-m", "zoomtrace.otlp_receiver", "--listen", "nonsense", "--home", str(tmp_path)],
+        [sys.executable, "-m", "zoomtrace.collect.otlp_receiver", "--listen", "nonsense", "--home", str(tmp_path)],
         capture_output=True,
         text=True,
         env=child_env(tmp_path, PYTHONPATH=str(SRC)),

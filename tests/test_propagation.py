@@ -1,4 +1,4 @@
-"""Tests of zoomtrace.propagation, written from the specification texts.
+"""Tests of zoomtrace.wire.propagation, written from the specification texts.
 
 Trace Context: W3C Recommendation "Trace Context" (Level 1), sections "traceparent Header",
 "Versioning of traceparent", "tracestate Header", "tracestate Limits", "Mutating the tracestate
@@ -19,8 +19,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from zoomtrace.context import SpanContext
-from zoomtrace.propagation import (
+from zoomtrace.capture.context import SpanContext
+from zoomtrace.wire.propagation import (
     MAX_BAGGAGE_BYTES,
     MAX_BAGGAGE_MEMBERS,
     MAX_TRACESTATE_MEMBERS,

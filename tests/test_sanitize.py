@@ -1,4 +1,4 @@
-"""zoomtrace.sanitize: arbitrary user values become bounded, JSON-safe builtins, and nothing raises.
+"""zoomtrace.runtime.sanitize: arbitrary user values become bounded, JSON-safe builtins, and nothing raises.
 
 Expected values come from the documented contract (JSON has no NaN, msgpack no
 integers beyond 64 bits, markers as documented) or from independent oracles
@@ -27,8 +27,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from zoomtrace import sanitize as sanitize_module
-from zoomtrace.sanitize import (
+from zoomtrace.runtime import sanitize as sanitize_module
+from zoomtrace.runtime.sanitize import (
     DEFAULT_LIMITS,
     MAX_DEPTH,
     RECURSIVE,

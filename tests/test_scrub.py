@@ -1,4 +1,4 @@
-"""zoomtrace.scrub: secrets never reach a record; ordinary data does, unchanged.
+"""zoomtrace.runtime.scrub: secrets never reach a record; ordinary data does, unchanged.
 
 Expected outputs follow the documented contract (the key stays, the value goes,
 ``SCRUBBED`` marks the spot); card numbers are checked against a Luhn
@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from zoomtrace.scrub import DEFAULT_PATTERNS, SCRUBBED, Scrubber
+from zoomtrace.runtime.scrub import DEFAULT_PATTERNS, SCRUBBED, Scrubber
 
 S = Scrubber()
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from zoomtrace.record import Record, encoder
-from zoomtrace.spool import HEADER, SegmentWriter, read_segment
+from zoomtrace.wire.record import Record, encoder
+from zoomtrace.wire.spool import HEADER, SegmentWriter, read_segment
 
 
 def write_frames(directory: Path, n: int) -> tuple[Path, list[int]]:

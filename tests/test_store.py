@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 
+from zoomtrace.collect import open_session
 from zoomtrace.errors import NotFound, ReadOnlySQL, StoreError
-from zoomtrace.record import Code, Error, Frame, Link, Record, uuid7
-from zoomtrace.store import open_store
 from zoomtrace.store.duckdb import DuckStore
+from zoomtrace.wire.record import Code, Error, Frame, Link, Record, uuid7
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 T0 = 1_800_000_000_000_000_000  # a fixed epoch (2027) so that expected times are literal
@@ -673,11 +673,11 @@ def test_sql_errors_and_file_access(store: DuckStore) -> None:
 
 def test_open_store_without_data_explains_what_to_do(tmp_path: Path) -> None:
     home = tmp_path / "nothing-here"
-    with pytest.raises(StoreError) as info, open_store(home):
+    with pytest.raises(StoreError) as info, open_session(home):
         pass
     assert "zoomtrace.init" in str(info.value) and "--home" in str(info.value)
     assert not home.exists()
-    with open_store(home, create=True) as s:
+    with open_session(home, create=True) as s:
         assert s.traces() == []
     assert (home / "store.duckdb").exists()
 
@@ -687,16 +687,16 @@ def test_corrupt_store_file_is_named_with_the_way_out(tmp_path: Path) -> None:
     home.mkdir()
     path = home / "store.duckdb"
     path.write_bytes(b"this is not a database" * 1000)
-    with pytest.raises(StoreError) as info, open_store(home):
+    with pytest.raises(StoreError) as info, open_session(home):
         pass
     message = str(info.value)
     assert str(path) in message and "move it away" in message.lower() and "spool" in message
     # a truncated real store is refused the same way
     path.unlink()
-    with open_store(home, create=True) as s:
+    with open_session(home, create=True) as s:
         s.ingest([rec("log", "app", 1)])
     path.write_bytes(path.read_bytes()[:5000])
-    with pytest.raises(StoreError, match=r"(?i)move it away"), open_store(home):
+    with pytest.raises(StoreError, match=r"(?i)move it away"), open_session(home):
         pass
 
 
@@ -705,8 +705,8 @@ def _session_script(home: Path, hold_s: float) -> str:
         import json, sys, time
         sys.path.insert(0, {str(SRC)!r})
         from pathlib import Path
-        from zoomtrace.store import open_store
-        with open_store(Path({str(home)!r})) as store:
+        from zoomtrace.collect import open_session
+        with open_session(Path({str(home)!r})) as store:
             entered = time.time()
             n = store.sql("SELECT count(*) FROM records")[1][0][0]
             time.sleep({hold_s})
@@ -716,8 +716,8 @@ def _session_script(home: Path, hold_s: float) -> str:
 
 
 def test_two_processes_share_the_store_without_lock_errors(tmp_path: Path) -> None:
-    from zoomtrace.record import encoder
-    from zoomtrace.spool import SegmentWriter
+    from zoomtrace.wire.record import encoder
+    from zoomtrace.wire.spool import SegmentWriter
 
     home = tmp_path / "home"
     writer = SegmentWriter(home / "spool", NODE_A)
@@ -744,24 +744,24 @@ def test_two_processes_share_the_store_without_lock_errors(tmp_path: Path) -> No
 
 def test_busy_store_gives_up_with_a_clear_message(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    with open_store(home, create=True):
+    with open_session(home, create=True):
         pass
     fd = os.open(home / "store.lock", os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         started_at = time.monotonic()
-        with pytest.raises(StoreError, match="busy"), open_store(home, timeout_s=0.5):
+        with pytest.raises(StoreError, match="busy"), open_session(home, timeout_s=0.5):
             pass
         assert 0.4 <= time.monotonic() - started_at < 5
     finally:
         os.close(fd)
-    with open_store(home) as s:  # released: works again
+    with open_session(home) as s:  # released: works again
         assert s.traces() == []
 
 
 def test_store_held_by_a_foreign_duckdb_process_is_reported_busy(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    with open_store(home, create=True):
+    with open_session(home, create=True):
         pass
     holder = subprocess.Popen(
         [
@@ -779,7 +779,7 @@ def test_store_held_by_a_foreign_duckdb_process_is_reported_busy(tmp_path: Path)
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
-        with pytest.raises(StoreError, match="busy"), open_store(home):
+        with pytest.raises(StoreError, match="busy"), open_session(home):
             pass
     finally:
         holder.kill()

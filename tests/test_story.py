@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
+from zoomtrace.collect import open_session
 from zoomtrace.errors import NotFound
-from zoomtrace.record import Code, Error, Frame, Link, Record, encoder, uuid7
-from zoomtrace.spool import SegmentWriter
-from zoomtrace.store import open_store
+from zoomtrace.read.story import assemble
 from zoomtrace.store.duckdb import DuckStore
-from zoomtrace.story import assemble
+from zoomtrace.wire.record import Code, Error, Frame, Link, Record, encoder, uuid7
+from zoomtrace.wire.spool import SegmentWriter
 
 T0 = 1_800_000_000_000_000_000
 MS = 1_000_000
@@ -239,7 +239,7 @@ def test_story_of_records_written_through_the_spool(tmp_path: Path) -> None:
     w.write(encoder.encode(records[:5]))
     w.write(encoder.encode(records[5:]))
     w.close()
-    with open_store(home) as s:
+    with open_session(home) as s:
         story = s.story(TID)
     assert [sp["span_id"] for sp in story["spans"]] == [ROOT, REMOTE]
     assert story["spans"][0]["children"][0]["service"] is None  # billing's start was never recorded

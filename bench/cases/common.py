@@ -242,4 +242,3 @@ def parked_node(service: str, home: Path) -> tuple[Any, Any, Callable[[Callable[
         return call
 
     return node, queue, drained
-

@@ -4,9 +4,9 @@ The records are real: a Zoom node records them (one request = a span, 4 logs wit
 and a small data event, so 6 records), through its own pipeline, into the spool or Kafka.
 Then ingestion into a fresh store is timed:
 
-- spool: ``zoomtrace.ingest.ingest_spool(DuckStore, spool_dir)`` (what ``zoomtrace ingest`` and every
+- spool: ``zoomtrace.collect.spool_ingest.ingest_spool(DuckStore, spool_dir)`` (what ``zoomtrace ingest`` and every
   CLI query run), into a new store file each repeat;
-- kafka: ``zoomtrace.collector.run_collector`` (what ``zoomtrace collect`` runs) in this process,
+- kafka: ``zoomtrace.collect.kafka_collector.run_collector`` (what ``zoomtrace collect`` runs) in this process,
   consuming the run's own topics into a store; the rate is taken between the end of the first batch
   and the end of the last (steady state: the consumer-group join is not counted).
 
@@ -61,7 +61,7 @@ def _rates(n: int, wall: list[float], cpu: list[float]) -> dict[str, Any]:
 
 def run_ingest(spec: dict[str, Any]) -> dict[str, Any]:
     import zoomtrace as zt
-    from zoomtrace.ingest import ingest_spool
+    from zoomtrace.collect.spool_ingest import ingest_spool
     from zoomtrace.store.duckdb import DuckStore
 
     tmp = Path(tempfile.mkdtemp(prefix="zt-bench-ingest-"))
@@ -119,7 +119,7 @@ class _TimedStore:
 
 def run_kafka(spec: dict[str, Any]) -> dict[str, Any]:
     import zoomtrace as zt
-    from zoomtrace.collector import run_collector
+    from zoomtrace.collect.kafka_collector import run_collector
     from zoomtrace.store.duckdb import DuckStore
 
     bootstrap = spec["bootstrap"]

@@ -1,5 +1,5 @@
 import sys
 
-from zoomtrace.cli import main
+from zoomtrace.cli.main import main
 
 sys.exit(main())

@@ -98,7 +98,7 @@ KAFKA_ENV = "kafkademo"
 
 def run_kafka_services(home: Path, bootstrap: str) -> list[str]:
     """Orders -> Kafka -> billing, then a collector into ``home``; returns the orders' trace ids."""
-    from zoomtrace.collector import run_collector
+    from zoomtrace.collect.kafka_collector import run_collector
 
     run = uuid.uuid4().hex[:8]
     env = _demo_env(home)
@@ -117,8 +117,8 @@ def run_kafka_services(home: Path, bootstrap: str) -> list[str]:
 
 
 def run_demo(home: Path, *, json_output: bool = False, open_ui: bool = False, kafka: str | None = None) -> int:
-    from zoomtrace.cli import dump_json
-    from zoomtrace.store import open_store
+    from zoomtrace.collect import open_session
+    from zoomtrace.read.render import dump_json, print_story
 
     home.mkdir(parents=True, exist_ok=True)
     if kafka:
@@ -134,7 +134,7 @@ def run_demo(home: Path, *, json_output: bool = False, open_ui: bool = False, ka
             f"The demo placed {len(traces)} orders across 3 processes; here is the story of the one whose "
             "payment was declined and retried:\n"
         )
-    with open_store(home, create=True) as store:
+    with open_session(home, create=True) as store:
         if not kafka:
             interesting = store.traces({"errors_only": True}, limit=1)
             trace_id = interesting[0]["trace_id"] if interesting else traces[-1]
@@ -142,10 +142,8 @@ def run_demo(home: Path, *, json_output: bool = False, open_ui: bool = False, ka
     if json_output:
         dump_json(story)
         return 0
-    from zoomtrace.cli import build_parser, cmd_story
-
     print(intro)
-    cmd_story(build_parser().parse_args(["--home", str(home), "story", trace_id]))
+    print_story(story)
     print(f"\nMore: zoomtrace --home {home} traces | nodes | story <trace id> | lineage <record id>")
     from zoomtrace.ui import running_url, trace_url
 

@@ -15,10 +15,10 @@ from types import CodeType, FrameType, TracebackType
 from typing import Any, Final
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
-from zoomtrace import node as _node
-from zoomtrace.context import SpanContext, current
-from zoomtrace.scrub import SCRUBBED, Scrubber
-from zoomtrace.span import Span
+from zoomtrace.capture import _active
+from zoomtrace.capture.context import SpanContext, current
+from zoomtrace.capture.span import Span
+from zoomtrace.runtime.scrub import SCRUBBED, Scrubber
 
 #: Query keys whose values the semantic conventions require to be redacted (``url.full``, ``url.query``).
 SIGNED_URL_KEYS: Final = frozenset(
@@ -44,7 +44,7 @@ _default_scrubber: Scrubber | None = None
 def _scrubber() -> Scrubber | None:
     """The running node's scrubber (None if the application turned scrubbing off), else the default one."""
     global _default_scrubber
-    node = _node.active
+    node = _active.active
     if node is not None:
         return node.scrubber
     if _default_scrubber is None:
@@ -172,7 +172,7 @@ def client_error(span: Span, exc: BaseException) -> None:
 
 def server_span(method: str, carrier: Any, attrs: dict[str, Any], code: tuple[CodeType, int] | None) -> Span:
     """A server span continuing the caller's trace (``traceparent`` in ``carrier``), not yet entered."""
-    from zoomtrace.context import extract
+    from zoomtrace.capture.context import extract
 
     parent: Span | SpanContext | None = extract(carrier) or current.get()
     name, method_attributes = method_attrs(method)

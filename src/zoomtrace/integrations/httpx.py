@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import httpx
 
-from zoomtrace.context import inject
+from zoomtrace.capture.context import inject
 from zoomtrace.integrations._http import client_error, client_response, client_span
 
 __all__ = ["AsyncTracingTransport", "TracingTransport", "instrument", "uninstrument"]

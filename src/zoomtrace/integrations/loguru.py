@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from zoomtrace import node as _node
-from zoomtrace.context import current
-from zoomtrace.items import FOREIGN
+from zoomtrace.capture import _active
+from zoomtrace.capture._items import FOREIGN
+from zoomtrace.capture.context import current
 
 
 def sink(message: Any) -> None:
-    node = _node.active
+    node = _active.active
     if node is None:
         return
     r = message.record

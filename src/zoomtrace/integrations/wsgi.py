@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from zoomtrace.capture.span import Span, current_span
 from zoomtrace.integrations._http import (
     activated,
     close_detached,
@@ -31,7 +32,6 @@ from zoomtrace.integrations._http import (
     set_error,
     split_host,
 )
-from zoomtrace.span import Span, current_span
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo

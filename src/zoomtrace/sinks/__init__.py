@@ -21,7 +21,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from zoomtrace.errors import ConfigError
-from zoomtrace.record import Record
+from zoomtrace.wire.record import Record
 
 
 class Sink(Protocol):

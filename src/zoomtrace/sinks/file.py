@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from zoomtrace.record import Record, json_encoder
+from zoomtrace.wire.record import Record, json_encoder
 
 
 class FileSink:

@@ -5,14 +5,14 @@ sink's own (see ``ZOOM_OPTIONS``); every other option is passed to librdkafka as
 ``kafka://k1:9092?linger.ms=5&compression.type=zstd&security.protocol=SSL``.
 
 Delivery: an idempotent producer with ``acks=all``, lz4 compression and batching; the message
-key is the record's trace id (``zoomtrace.kafka_codec`` has the topic and message format).
+key is the record's trace id (``zoomtrace.wire.kafka_codec`` has the topic and message format).
 
 Broker down: ``write`` runs on the pipeline's worker thread and never waits for the broker
 beyond a bounded time. Deliveries are confirmed by callbacks; when the broker stops confirming
 (no acknowledgement for ``zoom.spool_after_s`` while messages are outstanding, all brokers
 down, a failed delivery, a full producer queue, or a ``flush`` that times out), every
 unconfirmed record and every later one goes to the *Kafka spool*: segment files in the standard
-spool format (``zoomtrace.spool``) under ``<home>/spool-kafka/<node_id>.kafka.<seq>.zspool``. Every
+spool format (``zoomtrace.wire.spool``) under ``<home>/spool-kafka/<node_id>.kafka.<seq>.zspool``. Every
 ``zoom.retry_interval_s`` (doubling up to 30 s) the sink replays the oldest segment; once the
 broker acknowledges again, the segments are replayed in order, each deleted once all of its
 records are acknowledged, and new records go directly to Kafka again. Memory stays bounded:
@@ -46,10 +46,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from zoomtrace import kafka_codec
 from zoomtrace.errors import ConfigError
-from zoomtrace.record import Record, encoder, uuid7
-from zoomtrace.spool import SUFFIX, frame, read_segment, segment_name
+from zoomtrace.wire import kafka_codec
+from zoomtrace.wire.record import Record, encoder, uuid7
+from zoomtrace.wire.spool import SUFFIX, frame, read_segment, segment_name
 
 #: The sink's own URL options (``zoom.<name>``), with their types.
 ZOOM_OPTIONS: Final[dict[str, type]] = {
@@ -320,9 +320,9 @@ class KafkaSink:
                 attrs = record.attrs
                 break
         if attrs is None:
-            from zoomtrace import node as _node
+            from zoomtrace.runtime import lifecycle as _node
 
-            active = _node.active
+            active = _node.running()
             if active is not None and active.node_id == self.node_id:
                 attrs = {"env": active.env, "group": active.group, "service": active.service}
         attrs = attrs or {}

@@ -2,7 +2,7 @@
 
 ``sink="otlp+http://host:4318"`` (or ``otlp+https://``) sends spans to ``/v1/traces`` and
 logs, data events, raw data and node lifecycle records to ``/v1/logs``, as protobuf
-(``zoomtrace.otlp_mapping`` says how each field maps). ``sink="otlp"`` takes everything from
+(``zoomtrace.wire.otlp_mapping`` says how each field maps). ``sink="otlp"`` takes everything from
 the standard variables:
 
 =====================================================  ==============================================
@@ -46,8 +46,8 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from zoomtrace.errors import ConfigError
-from zoomtrace.otlp_mapping import node_resource, records_to_otlp
-from zoomtrace.record import Record
+from zoomtrace.wire.otlp_mapping import node_resource, records_to_otlp
+from zoomtrace.wire.record import Record
 
 DEFAULT_ENDPOINT: Final = "http://localhost:4318"
 RETRYABLE: Final = frozenset({429, 502, 503, 504})
@@ -196,9 +196,9 @@ class OtlpSink:
         known = self._resources.get(node_id)
         if known is not None:
             return known
-        from zoomtrace import node as _node
+        from zoomtrace.runtime import lifecycle as _node
 
-        active = _node.active
+        active = _node.running()
         if active is not None and active.node_id == node_id:
             return node_resource(active.describe())
         return node_resource({"node_id": node_id})
@@ -388,8 +388,8 @@ def _retry_after(value: str | None) -> float | None:
 
 def _count_on_active_node(reason: str, count: int) -> None:
     """Count lost records on the running node, so its next ``lost`` record says so."""
-    from zoomtrace import node as _node
+    from zoomtrace.runtime import lifecycle as _node
 
-    active = _node.active
+    active = _node.running()
     if active is not None:
         active.pipeline.count_lost(reason, count)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zoomtrace.record import Record, encoder
-from zoomtrace.spool import SegmentWriter
+from zoomtrace.wire.record import Record, encoder
+from zoomtrace.wire.spool import SegmentWriter
 
 
 class SpoolSink:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 
-from zoomtrace.record import Record, json_encoder
-from zoomtrace.terminal import safe
+from zoomtrace._terminal import safe
+from zoomtrace.wire.record import Record, json_encoder
 
 
 def human_line(record: Record) -> str:

@@ -1,10 +1,16 @@
-"""Opening the store of a Zoom home: ``<home>/store.duckdb``, one session at a time.
+"""The store: where records are kept and queried.
+
+``protocols`` says what every backend does: ``StoreWriter`` (what spool ingest, the
+Kafka collector and the OTLP receiver write through) and ``StoreReader`` (the rows
+``zoomtrace.read`` assembles stories from). ``duckdb`` is the embedded backend, one
+file per Zoom home: ``<home>/store.duckdb``, one session at a time.
 
 DuckDB lets a single process open a database file. Two CLI commands at once, or the
 CLI while the UI answers a request, must wait for each other rather than fail, so every
 session holds an exclusive ``flock`` on ``<home>/store.lock`` for its whole life
-(sessions are short: open, ingest new spool data, answer, close). A long-lived
-program such as the UI must open a session per request, not keep one open.
+(sessions are short: open, answer, close). A long-lived program such as the UI must
+open a session per request, not keep one open. Ingesting the home's spool on opening
+is ``zoomtrace.collect.open_session``'s job, above this package.
 """
 
 from __future__ import annotations
@@ -18,11 +24,10 @@ from pathlib import Path
 from typing import Final
 
 from zoomtrace.errors import StoreError
-from zoomtrace.spool import SPOOL_DIRS
-from zoomtrace.store.base import Store, TraceFilter
-from zoomtrace.store.duckdb import DuckStore
+from zoomtrace.store.protocols import Store, StoreReader, StoreWriter, TraceFilter
+from zoomtrace.wire.spool import SPOOL_DIRS
 
-__all__ = ["DuckStore", "Store", "TraceFilter", "open_store", "store_lock"]
+__all__ = ["Store", "StoreReader", "StoreWriter", "TraceFilter", "open_store", "store_lock"]
 
 STORE_FILE: Final = "store.duckdb"
 LOCK_FILE: Final = "store.lock"
@@ -58,10 +63,8 @@ def store_lock(home: Path, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def open_store(
-    home: Path, *, ingest: bool = True, create: bool = False, timeout_s: float = LOCK_TIMEOUT_S
-) -> Iterator[DuckStore]:
-    """A store session: lock, open, ingest new spool data (so a query right after a run sees it all), yield, close.
+def open_store(home: Path, *, create: bool = False, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[Store]:
+    """A store session: lock, open, yield, close (``zoomtrace.collect.open_session`` also ingests the spool).
 
     Raises StoreError when ``home`` holds neither a spool nor a store (unless ``create``), when the
     store file is corrupt, or when another session holds the store for longer than ``timeout_s``.
@@ -77,13 +80,11 @@ def open_store(
         home.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreError(f"cannot create the zoomtrace home {home}: {exc.strerror}") from None
+    from zoomtrace.store.duckdb import DuckStore
+
     with store_lock(home, timeout_s):
         store = DuckStore(path)
         try:
-            if ingest:
-                from zoomtrace.ingest import ingest_home
-
-                ingest_home(store, home)
             yield store
         finally:
             store.close()

@@ -164,7 +164,7 @@ def _id(value: str, what: str) -> str:
 
 def trace_filter(params: QueryParams) -> dict[str, Any]:
     """The traces page's query string as a store ``TraceFilter`` (durations like ``250ms``, times ISO or ``15m``)."""
-    from zoomtrace.cli import parse_duration, parse_time
+    from zoomtrace.read.times import parse_duration, parse_time
 
     filt: dict[str, Any] = {}
     for key in ("service", "env", "text"):
@@ -197,11 +197,11 @@ class Api:
 
     @contextmanager
     def store(self, *, ingest: bool) -> Iterator[Any]:
-        from zoomtrace.store import open_store
+        from zoomtrace.collect import open_session
 
         if not self.home.exists():
             raise StoreError(f"no Zoom home at {self.home}: run instrumented code (or `zoomtrace demo`) first")
-        with open_store(self.home, ingest=ingest) as store:
+        with open_session(self.home, ingest=ingest) as store:
             yield store
 
     async def call(self, fn: Callable[[Any], Any], *, ingest: bool = False) -> Any:
@@ -265,7 +265,7 @@ class Api:
         return JSON({"version": await run_in_threadpool(home_fingerprint, self.home)})
 
     async def about(self, request: Request) -> Response:
-        from zoomtrace import __version__
+        from zoomtrace._version import __version__
 
         return JSON({"version": __version__, "home": str(self.home)})
 

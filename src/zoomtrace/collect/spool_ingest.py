@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from zoomtrace.record import Record
-from zoomtrace.spool import SPOOL_DIRS, read_segment, segments
-from zoomtrace.store.duckdb import gc_paused
+from zoomtrace.store._gc import gc_paused
+from zoomtrace.wire.record import Record
+from zoomtrace.wire.spool import SPOOL_DIRS, read_segment, segments
 
 #: Records per transaction (a segment is never split: its offset covers all of its new frames).
 BATCH_RECORDS: Final = 100_000

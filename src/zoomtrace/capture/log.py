@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from zoomtrace import node as _node
-from zoomtrace.context import current
-from zoomtrace.items import LOG
+from zoomtrace.capture import _active
+from zoomtrace.capture._items import LOG
+from zoomtrace.capture.context import current
 
 _time = time.time_ns
 _getframe = sys._getframe
@@ -22,7 +22,7 @@ _getframe = sys._getframe
 
 def _method(level: str, levelno: int, with_exception: bool = False) -> Callable[..., None]:
     def emit(self: Logger, template: str, /, **attrs: Any) -> None:
-        node = _node.active
+        node = _active.active
         if node is None or levelno < node.levelno:
             return
         f = _getframe(1)

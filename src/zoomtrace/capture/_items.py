@@ -1,7 +1,7 @@
 """What the caller's thread hands to the pipeline: plain tuples, tagged by their first element.
 
 Tuples are the cheapest thing to build on the hot path; the worker turns them
-into records (``zoomtrace.encoder``). Layouts:
+into records (``zoomtrace.runtime.encoder``). Layouts:
 
 - ``(LOG, ts_ns, code, line, logger, level, template, attrs, parent, exc)``
 - ``(STDLOG, logging.LogRecord, parent)``

@@ -46,7 +46,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeL
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
-from zoomtrace.record import Code, Error, Frame, Link, Record
+from zoomtrace.wire.record import Code, Error, Frame, Link, Record
 
 __all__ = [
     "SCOPE",
@@ -95,7 +95,7 @@ _SEVERITY: Final = {"DEBUG": 5, "INFO": 9, "WARNING": 13, "ERROR": 17, "CRITICAL
 _SEVERITY_TEXT: Final = {"WARN": "WARNING", "FATAL": "CRITICAL", "TRACE": "DEBUG", "ERR": "ERROR"}
 _INT64: Final = (-(2**63), 2**63 - 1)
 
-#: Node record fields -> resource attributes (``zoomtrace.record.OTEL_NAMES`` and Zoom's own).
+#: Node record fields -> resource attributes (``zoomtrace.wire.record.OTEL_NAMES`` and Zoom's own).
 _RESOURCE_FROM_NODE: Final = {
     "service": "service.name",
     "version": "service.version",
@@ -249,7 +249,7 @@ def resource_node_id(resource: Mapping[str, Any]) -> str:
 
 def node_resource(node: Mapping[str, Any]) -> dict[str, Any]:
     """Resource attributes for a node, from the attributes of its *started* record (or ``Node.describe()``)."""
-    from zoomtrace import __version__
+    from zoomtrace._version import __version__
 
     attrs: dict[str, Any] = {}
     for key, name in _RESOURCE_FROM_NODE.items():

@@ -11,7 +11,7 @@
    already installed an SDK ``TracerProvider``, its spans are copied into Zoom as they end
    (ids and all) instead, and it keeps exporting them as configured.
 
-2. It makes OpenTelemetry's *current context* and Zoom's (``zoomtrace.context.current``)
+2. It makes OpenTelemetry's *current context* and Zoom's (``zoomtrace.capture.context.current``)
    one: OpenTelemetry's runtime context is wrapped so that attaching a context sets
    Zoom's current span, and reading it reflects a ``zt.span`` opened since. So a
    ``zt.span`` inside an OpenTelemetry span is its child, an OpenTelemetry span inside a
@@ -41,12 +41,12 @@ from opentelemetry.context.context import Context, _RuntimeContext
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.util import types
 
-from zoomtrace import items
-from zoomtrace import node as _node
-from zoomtrace.context import SpanContext as ZoomContext
-from zoomtrace.context import current
-from zoomtrace.propagation import ON_BEHALF_OF_KEY
-from zoomtrace.span import Span as ZoomSpan
+from zoomtrace.capture import _active
+from zoomtrace.capture import _items as items
+from zoomtrace.capture.context import SpanContext as ZoomContext
+from zoomtrace.capture.context import current
+from zoomtrace.capture.span import Span as ZoomSpan
+from zoomtrace.wire.propagation import ON_BEHALF_OF_KEY
 
 try:  # what the API itself uses, so ``@tracer.start_as_current_span(...)`` also decorates coroutines
     from opentelemetry.util._decorator import _agnosticcontextmanager as _contextmanager
@@ -56,7 +56,7 @@ except ImportError:  # pragma: no cover - older opentelemetry-api
 __all__ = ["ZoomTracer", "ZoomTracerProvider", "install", "installed"]
 
 #: Frames of these packages are not "the code that started the span": the application is further out.
-_LIBRARY: Final = ("opentelemetry", "wrapt", "contextlib", "functools", "zoomtrace.otel_bridge", "asyncio")
+_LIBRARY: Final = ("opentelemetry", "wrapt", "contextlib", "functools", "zoomtrace.capture.otel_bridge", "asyncio")
 _SCOPE_NAME: Final = "otel.scope.name"
 _SCOPE_VERSION: Final = "otel.scope.version"
 
@@ -171,7 +171,7 @@ class _Token:
 
 
 class SharedRuntimeContext(_RuntimeContext):
-    """OpenTelemetry's runtime context, kept in step with ``zoomtrace.context.current``.
+    """OpenTelemetry's runtime context, kept in step with ``zoomtrace.capture.context.current``.
 
     It wraps the runtime context in use (so tokens handed out before it was installed still
     detach), and Zoom's current span is the truth about *which span* is current.
@@ -242,7 +242,7 @@ def _start(zoom: ZoomSpan, start_time: int | None) -> None:
     thread = threading.current_thread()
     zoom.thread = thread.name
     zoom._thread_ident = thread.ident
-    node = _node.active
+    node = _active.active
     if node is not None:
         node.open_spans[zoom.span_id] = zoom
     zoom.start_ns = start_time if start_time is not None else _time()
@@ -252,7 +252,7 @@ def _finish(zoom: ZoomSpan, end_time: int | None) -> None:
     zoom.end_ns = end_time if end_time is not None else _time()
     if zoom._cpu_start is not None and threading.get_ident() == zoom._thread_ident and end_time is None:
         zoom.cpu_ns = _thread_time() - zoom._cpu_start
-    node = _node.active
+    node = _active.active
     if node is not None:
         node.open_spans.pop(zoom.span_id, None)
         node.pipeline.put((items.SPAN, zoom))
@@ -262,7 +262,7 @@ def _log(
     zoom: ZoomSpan, name: str, attributes: types.Attributes, timestamp: int | None, exc: BaseException | None = None
 ) -> None:
     """A span event as a log record of the span."""
-    node = _node.active
+    node = _active.active
     if node is None:
         return
     code, line = _caller()
@@ -468,7 +468,7 @@ class _CopyToZoom:
 
     def on_end(self, span: Any) -> None:
         code, line, thread = self._starts.pop(span.context.span_id, (None, 0, None))
-        node = _node.active
+        node = _active.active
         if node is None or code is None:
             return
         attrs: dict[str, Any] = dict(span.attributes or {})
@@ -509,7 +509,8 @@ class _CopyToZoom:
         """Nothing to release: records go through the node's pipeline."""
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return _node.flush(timeout_millis / 1000)
+        node = _active.active
+        return node.flush(timeout_millis / 1000) if node is not None else True
 
 
 # -- installation ----------------------------------------------------------------------------

@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterable
 from types import CodeType, TracebackType
 from typing import Any, Final, ParamSpec, TypeVar, overload
 
-from zoomtrace import node as _node
-from zoomtrace.context import SpanContext, current
-from zoomtrace.items import SPAN
-from zoomtrace.record import new_span_id, new_trace_id
+from zoomtrace.capture import _active
+from zoomtrace.capture._items import SPAN
+from zoomtrace.capture.context import SpanContext, current
+from zoomtrace.wire.record import new_span_id, new_trace_id
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -114,7 +114,7 @@ class Span:
         self.thread = thread.name
         self._thread_ident = thread.ident
         self._token = current.set(self)
-        node = _node.active
+        node = _active.active
         if node is not None:
             node.open_spans[self.span_id] = self
         self.start_ns = _time()
@@ -133,7 +133,7 @@ class Span:
             current.reset(self._token)
         except ValueError:  # exited in another context (e.g. a generator finished elsewhere)
             current.set(None)
-        node = _node.active
+        node = _active.active
         if node is not None:
             node.open_spans.pop(self.span_id, None)
             node.pipeline.put((SPAN, self))

@@ -18,8 +18,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Literal
 
-from zoomtrace.record import Record
 from zoomtrace.sinks import Sink
+from zoomtrace.wire.record import Record
 
 OnFull = Literal["drop", "block"]
 

@@ -15,15 +15,15 @@ import traceback
 from types import CodeType
 from typing import TYPE_CHECKING, Any
 
-from zoomtrace import items
-from zoomtrace.context import SpanContext
-from zoomtrace.provenance import Location, Provenance, snapshot
-from zoomtrace.record import Code, Error, Frame, Link, Record, uuid7
-from zoomtrace.sanitize import Limits, sanitize_attrs, sanitize_payload, truncate
-from zoomtrace.scrub import Scrubber
+from zoomtrace.capture import _items as items
+from zoomtrace.capture.context import SpanContext
+from zoomtrace.runtime.provenance import Location, Provenance, snapshot
+from zoomtrace.runtime.sanitize import Limits, sanitize_attrs, sanitize_payload, truncate
+from zoomtrace.runtime.scrub import Scrubber
+from zoomtrace.wire.record import Code, Error, Frame, Link, Record, uuid7
 
 if TYPE_CHECKING:
-    from zoomtrace.span import Span
+    from zoomtrace.capture.span import Span
 
 #: Attributes every ``logging.LogRecord`` has; anything else came from ``extra=``.
 _LOGRECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}

@@ -9,99 +9,27 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from zoomtrace._terminal import safe
 from zoomtrace.errors import ConfigError, ZoomError
-from zoomtrace.node import default_home
-from zoomtrace.terminal import safe
-
-
-def one_line(message: str) -> str:
-    """Multi-line messages (DuckDB's carets and ``LINE 1:`` excerpts) folded into one line."""
-    parts = [p.strip() for p in message.splitlines()]
-    return " ".join(p for p in parts if p and not p.startswith(("LINE ", "^")))
-
-
-def dump_json(value: Any) -> None:
-    sys.stdout.write(msgspec.json.format(msgspec.json.encode(value), indent=2).decode() + "\n")
-
-
-def fmt_ns(ns: int | None) -> str:
-    if ns is None:
-        return "-"
-    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-
-
-def fmt_duration(ns: int | None) -> str:
-    if ns is None:
-        return "-"
-    if ns < 1_000_000:
-        return f"{ns / 1e3:.0f} µs"
-    if ns < 1_000_000_000:
-        return f"{ns / 1e6:.1f} ms"
-    return f"{ns / 1e9:.2f} s"
-
-
-_UNITS = {
-    "ns": 1,
-    "us": 1_000,
-    "µs": 1_000,
-    "ms": 1_000_000,
-    "s": 1_000_000_000,
-    "m": 60_000_000_000,
-    "h": 3_600_000_000_000,
-    "d": 86_400_000_000_000,
-}
-
-
-def parse_duration(text: str) -> int:
-    """``250ms``, ``1.5s``, ``10m`` -> nanoseconds."""
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ns|us|µs|ms|s|m|h|d)\s*", text)
-    if not m:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (examples: 250ms, 1.5s, 10m, 2h)")
-    return int(float(m.group(1)) * _UNITS[m.group(2)])
-
-
-def parse_time(text: str) -> int:
-    """An ISO time (``2026-11-28T10:00``) or an age (``10m`` ago) -> epoch nanoseconds."""
-    try:
-        return time.time_ns() - parse_duration(text)
-    except argparse.ArgumentTypeError:
-        pass
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a time: {text!r} (use an ISO time or an age like 10m)") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp() * 1e9)
-
-
-def short(commit: str | None) -> str:
-    return commit[:8] if commit else "no-commit"
-
-
-def code_text(code: dict[str, Any] | None) -> str:
-    if not code:
-        return ""
-    dirty = " dirty" if code.get("dirty") else ""
-    return f"{safe(code.get('file'))}:{code.get('line')} @{short(code.get('commit'))}{dirty}"
+from zoomtrace.read.render import code_text, dump_json, fmt_duration, fmt_ns, one_line, print_story, short
+from zoomtrace.read.times import parse_duration, parse_time
+from zoomtrace.wire.spool import default_home
 
 
 @contextmanager
 def store_session(args: argparse.Namespace, *, ingest: bool = True) -> Iterator[Any]:
-    from zoomtrace.store import open_store
+    from zoomtrace.collect import open_session
 
-    with open_store(Path(args.home), ingest=ingest) as store:
+    with open_session(Path(args.home), ingest=ingest) as store:
         yield store
 
 
@@ -142,63 +70,13 @@ def cmd_traces(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_record(r: dict[str, Any], indent: str) -> None:
-    kind = r["kind"]
-    if kind == "log":
-        label, text = (r.get("level") or "LOG"), r.get("message") or ""
-    elif kind == "event":
-        label = "EVENT"
-        text = f"{r['type']} {msgspec.json.encode(r.get('payload')).decode()[:200]}"
-        if r.get("sources"):
-            text += f"  ← {', '.join(s[:13] for s in r['sources'])}"
-    else:
-        label, text = kind.upper(), f"{r['type']} {r.get('attrs', {})}"
-    print(f"{indent}{label:<8} {safe(text)}   {code_text(r.get('code'))}")
-    if r.get("error"):
-        err = r["error"]
-        print(f"{indent}         ↳ {safe(err['type'])}: {safe(err['message'])}")
-
-
-def _print_span(s: dict[str, Any], depth: int) -> None:
-    indent = "  " * depth
-    status = s.get("status") or "ok"
-    marker = {"ok": "", "error": "  ✗ error", "interrupted": "  ⚠ interrupted"}.get(status, f"  {status}")
-    links = "".join(f"  (follows {link['span_id'][:8]})" for link in s.get("links") or [])
-    print(
-        f"{indent}▸ {safe(s['name'])}  [{safe(s.get('service') or '?')}]  {fmt_duration(s.get('duration_ns'))}"
-        f"{marker}{links}   {code_text(s.get('code'))}"
-    )
-    if s.get("error"):
-        err = s["error"]
-        print(f"{indent}    ↳ {safe(err['type'])}: {safe(err['message'])}")
-    entries: list[tuple[int, int, dict[str, Any]]] = [(r["ts_ns"], 0, r) for r in s.get("records", [])]
-    entries += [(c["start_ns"], 1, c) for c in s.get("children", [])]
-    for _, is_span, item in sorted(entries, key=lambda e: (e[0], e[1])):
-        if is_span:
-            _print_span(item, depth + 1)
-        else:
-            _print_record(item, indent + "    ")
-
-
 def cmd_story(args: argparse.Namespace) -> int:
     with store_session(args) as store:
         story = store.story(args.trace_id)
     if args.json:
         dump_json(story)
-        return 0
-    nodes = {n["node_id"]: n for n in story["nodes"]}
-    print(f"trace {story['trace_id']}  ·  {len(nodes)} process run(s)")
-    for n in story["nodes"]:
-        stop = safe(n.get("stop_cause") or "running")
-        print(
-            f"  node {safe(n['service'])} pid={n['pid']} host={safe(n['host'])} commit {short(n.get('commit'))} "
-            f"stop={stop}"
-        )
-    print()
-    for root in story["spans"]:
-        _print_span(root, 0)
-    for r in story["records"]:
-        _print_record(r, "")
+    else:
+        print_story(story)
     return 0
 
 
@@ -273,7 +151,7 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from zoomtrace.ingest import ingest_home
+    from zoomtrace.collect.spool_ingest import ingest_home
 
     with store_session(args, ingest=False) as store:
         report = ingest_home(store, Path(args.home))
@@ -290,11 +168,11 @@ def cmd_collect(args: argparse.Namespace) -> int:
     if args.otlp and args.source:
         raise ConfigError("collect reads one source at a time: run one collector with --from, another with --otlp")
     if args.otlp:
-        from zoomtrace.otlp_receiver import serve
+        from zoomtrace.collect.otlp_receiver import serve
 
         return serve(Path(args.store or args.home), args.otlp)
     if args.source:
-        from zoomtrace.collector import run_from_args
+        from zoomtrace.collect.kafka_collector import run_from_args
 
         return run_from_args(args)
     raise ConfigError(
@@ -385,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
         json=False,
     )
     p.add_argument("--otlp", metavar="HOST:PORT", help="accept OTLP/HTTP (protobuf or JSON), e.g. 127.0.0.1:4318")
-    from zoomtrace.collector import add_arguments as add_collector_arguments
+    from zoomtrace.collect.kafka_collector import add_arguments as add_collector_arguments
 
     add_collector_arguments(p)
     return parser

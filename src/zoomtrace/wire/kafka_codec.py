@@ -30,7 +30,7 @@ from typing import Any, Final
 
 import msgspec
 
-from zoomtrace.record import KINDS, Code, Error, Link, Record, encoder, json_encoder
+from zoomtrace.wire.record import KINDS, Code, Error, Link, Record, encoder, json_encoder
 
 __all__ = [
     "DEFAULT_MAX_VALUE_BYTES",
@@ -218,7 +218,7 @@ def event_headers(record: Record, node: dict[str, str] | None = None) -> Headers
     if tp is not None:
         add(("traceparent", tp))
         if record.on_behalf_of:
-            from zoomtrace.propagation import ON_BEHALF_OF_KEY, format_baggage
+            from zoomtrace.wire.propagation import ON_BEHALF_OF_KEY, format_baggage
 
             baggage = format_baggage([(ON_BEHALF_OF_KEY, record.on_behalf_of)])
             if baggage:

@@ -2,7 +2,7 @@
 
 It subscribes to the Zoom topics by pattern (default ``^.*\\.(log|event|raw|span|node)$``; topics
 created later are picked up within ``topic.metadata.refresh.interval.ms``, 10 s by default),
-decodes each message (``zoomtrace.kafka_codec``), writes each batch to the store in one call
+decodes each message (``zoomtrace.wire.kafka_codec``), writes each batch to the store in one call
 (on a helper thread, while the next batch is read) and only then commits the batch's offsets
 (``enable.auto.commit=false``). A collector killed at
 any point therefore loses nothing: what it stored but did not commit is read again, and the
@@ -16,7 +16,7 @@ SIGTERM and SIGINT stop it cleanly: the batch in hand is stored and committed, t
 leaves its group (its partitions move to the other collectors at once) and the store is closed.
 
 Run it as ``zoomtrace collect --from kafka://host:9092 [--to HOME] [--group-id ID]`` or
-``python -m zoomtrace.collector ...`` (same options).
+``python -m zoomtrace.collect.kafka_collector ...`` (same options).
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ from types import FrameType
 from typing import IO, TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
-from zoomtrace import kafka_codec
 from zoomtrace.errors import ConfigError, StoreError, ZoomError
-from zoomtrace.record import Record
-from zoomtrace.store.base import Store
+from zoomtrace.store.protocols import Store
+from zoomtrace.wire import kafka_codec
+from zoomtrace.wire.record import Record
 
 if TYPE_CHECKING:
     from confluent_kafka import Consumer, KafkaError, TopicPartition
@@ -459,7 +459,7 @@ def _sessions(store_home: Path) -> StoreSession:
     home = Path(store_home)
 
     def session() -> AbstractContextManager[Store]:
-        return open_store(home, ingest=False, create=True)
+        return open_store(home, create=True)
 
     return session
 
@@ -518,7 +518,7 @@ def run_collector(
         prepare = None  # no lock to keep short: the store's own ingest_batch/ingest does it all
     else:
         session = _sessions(Path(store_home))
-        from zoomtrace.store import DuckStore
+        from zoomtrace.store.duckdb import DuckStore
 
         prepare = DuckStore.prepare
     with _signals(stop):
@@ -647,7 +647,7 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from zoomtrace.node import default_home
+    from zoomtrace.wire.spool import default_home
 
     description = "store Zoom records from Kafka (a consumer group)"
     parser = argparse.ArgumentParser(prog="zoomtrace collect", description=description)

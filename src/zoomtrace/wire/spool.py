@@ -23,7 +23,7 @@ from typing import Final
 
 import msgspec
 
-from zoomtrace.record import Record, batch_decoder
+from zoomtrace.wire.record import Record, batch_decoder
 
 MAGIC: Final = b"ZT"
 FORMAT_VERSION: Final = 1
@@ -31,6 +31,13 @@ HEADER: Final = struct.Struct("<2sBBII")
 SUFFIX: Final = ".zspool"
 #: Spool directories under a Zoom home: the embedded sink's, and the Kafka sink's records not sent yet.
 SPOOL_DIRS: Final = ("spool", "spool-kafka")
+
+
+def default_home() -> Path:
+    """The Zoom home (spool and embedded store): ``$ZOOMTRACE_HOME``, else ``./.zoomtrace``."""
+    return Path(os.environ.get("ZOOMTRACE_HOME") or ".zoomtrace").absolute()
+
+
 #: A frame larger than this is treated as corruption (a writer never produces one).
 MAX_FRAME: Final = 256 * 1024 * 1024
 

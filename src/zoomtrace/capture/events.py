@@ -7,10 +7,10 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from zoomtrace import node as _node
-from zoomtrace.context import current
-from zoomtrace.items import EVENT, RAW
-from zoomtrace.record import uuid7
+from zoomtrace.capture import _active
+from zoomtrace.capture._items import EVENT, RAW
+from zoomtrace.capture.context import current
+from zoomtrace.wire.record import uuid7
 
 _time = time.time_ns
 
@@ -24,7 +24,7 @@ def event(obj: Any, type: str | None = None, sources: Iterable[str] = (), **attr
     """
     ts = _time()
     record_id = uuid7(ts)
-    node = _node.active
+    node = _active.active
     if node is not None:
         f = sys._getframe(1)
         node.pipeline.put(
@@ -37,7 +37,7 @@ def raw(data: bytes | bytearray | memoryview, format: str = "bin", type: str = "
     """Record a raw payload (stored once by digest, size-limited) and return its record id."""
     ts = _time()
     record_id = uuid7(ts)
-    node = _node.active
+    node = _active.active
     if node is not None:
         f = sys._getframe(1)
         node.pipeline.put((RAW, record_id, ts, f.f_code, f.f_lineno, type, bytes(data), format, attrs, current.get()))

@@ -1,10 +1,10 @@
 """The OTLP receiver: services instrumented with OpenTelemetry join the Zoom story.
 
-``zoomtrace collect --otlp 127.0.0.1:4318`` (or ``python -m zoomtrace.otlp_receiver --listen
+``zoomtrace collect --otlp 127.0.0.1:4318`` (or ``python -m zoomtrace.collect.otlp_receiver --listen
 127.0.0.1:4318``) accepts OTLP/HTTP exports on ``POST /v1/traces`` and ``POST /v1/logs``, as
 protobuf (``application/x-protobuf``) or JSON (``application/json``, OTLP/JSON rules: hex ids,
 lowerCamelCase names), optionally gzip-compressed. Each request is mapped to Zoom records
-(``zoomtrace.otlp_mapping``: unknown attributes kept) and stored in one store session, so a
+(``zoomtrace.wire.otlp_mapping``: unknown attributes kept) and stored in one store session, so a
 span of an OpenTelemetry service appears in ``zoomtrace story`` beside the Zoom spans of the
 same trace. The response is sent only once the records are stored: an exporter that gets
 ``200`` can forget them. A busy store answers ``503`` with ``Retry-After``, which OTLP
@@ -41,8 +41,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from zoomtrace.errors import ConfigError, StoreError
-from zoomtrace.otlp_mapping import OtlpJsonError, logs_request_from_json, otlp_to_records, traces_request_from_json
-from zoomtrace.record import Record
+from zoomtrace.wire.otlp_mapping import OtlpJsonError, logs_request_from_json, otlp_to_records, traces_request_from_json
+from zoomtrace.wire.record import Record
 
 __all__ = ["OtlpReceiver", "main", "parse_listen", "serve"]
 
@@ -185,7 +185,7 @@ class OtlpReceiver:
             return
         from zoomtrace.store import open_store
 
-        with self._store_lock, open_store(self.home, ingest=False, create=True) as store:
+        with self._store_lock, open_store(self.home, create=True) as store:
             self.stored += store.ingest(records)
 
     @staticmethod
@@ -308,9 +308,10 @@ def serve(home: Path, listen: str, *, ready: Any = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from zoomtrace.node import default_home
+    from zoomtrace.wire.spool import default_home
 
-    parser = argparse.ArgumentParser(prog="python -m zoomtrace.otlp_receiver", description=__doc__.split("\n")[0])
+    prog = "python -m zoomtrace.collect.otlp_receiver"
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     parser.add_argument("--listen", default="127.0.0.1:4318", help="HOST:PORT to listen on (default %(default)s)")
     parser.add_argument("--home", default=None, help="the Zoom home to store into (default $ZOOMTRACE_HOME)")
     args = parser.parse_args(argv)

@@ -24,9 +24,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
-from zoomtrace import propagation
-from zoomtrace.context import context_of, current
-from zoomtrace.span import Span, _links
+from zoomtrace.capture.context import context_of, current
+from zoomtrace.capture.span import Span, _links
+from zoomtrace.wire import propagation
 
 __all__ = ["configure", "consume_span", "headers", "produce", "record_id", "traced"]
 

@@ -17,11 +17,9 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar, cast
 from urllib.parse import quote, unquote
-
-if TYPE_CHECKING:
-    from zoomtrace.context import SpanContext
 
 __all__ = [
     "BAGGAGE",
@@ -31,6 +29,7 @@ __all__ = [
     "ON_BEHALF_OF_KEY",
     "TRACEPARENT",
     "TRACESTATE",
+    "SpanContext",
     "extract",
     "format_baggage",
     "format_traceparent",
@@ -49,6 +48,23 @@ BAGGAGE: Final = "baggage"
 
 #: The baggage key that carries :attr:`SpanContext.on_behalf_of`.
 ON_BEHALF_OF_KEY: Final = "zoom.on_behalf_of"
+
+
+@dataclass(frozen=True, slots=True)
+class SpanContext:
+    """A position in a trace received from elsewhere (another process, a message)."""
+
+    trace_id: str
+    span_id: str
+    trace_flags: int = 1
+    #: W3C tracestate members in header order, ``((key, value), ...)``.
+    tracestate: tuple[tuple[str, str], ...] = ()
+    #: W3C baggage members in header order, ``((key, value), ...)`` (values decoded).
+    baggage: tuple[tuple[str, str], ...] = ()
+    #: The user or tenant the work is done for, carried in baggage as ``zoom.on_behalf_of``.
+    on_behalf_of: str | None = None
+    remote: bool = True
+
 
 #: "There can be a maximum of 32 list-members in a list" (tracestate Header Field Values).
 MAX_TRACESTATE_MEMBERS: Final = 32
@@ -432,9 +448,6 @@ def extract(carrier: object) -> SpanContext | None:
     the ``traceparent`` ("tracestate Header"). The ``zoom.on_behalf_of`` baggage member becomes
     ``on_behalf_of`` (the first one if repeated) and is not repeated in ``baggage``.
     """
-    # Imported here so that zoomtrace.context may itself import this module at its top.
-    from zoomtrace.context import SpanContext
-
     try:
         headers = headers_of(carrier)
         lines = headers.get(TRACEPARENT)

@@ -1,0 +1,248 @@
+"""When the node starts and stops, and why: ``init``, ``flush``, ``shutdown`` and the process hooks.
+
+``init()`` starts this process's node. The node records *stopped* with its cause at
+interpreter exit, on an uncaught exception, on ``SIGTERM`` (Zoom's handler, or chained
+before the application's) and on ``SIGINT``; spans still open then are recorded as
+``interrupted``. A forked child starts a node of its own whose parent is the forking node.
+The running node sits in ``zoomtrace.capture._active``, where the hot path finds it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any, cast
+
+from zoomtrace.capture import _active
+from zoomtrace.capture._active import LEVELS
+from zoomtrace.errors import ConfigError
+from zoomtrace.runtime.node import Node
+from zoomtrace.runtime.pipeline import OnFull
+from zoomtrace.runtime.sanitize import Limits
+from zoomtrace.runtime.scrub import DEFAULT_PATTERNS, Scrubber
+from zoomtrace.sinks import default_sinks
+from zoomtrace.wire.spool import default_home
+
+
+def running() -> Node | None:
+    """The running node of this process, if any."""
+    return cast(Node | None, _active.active)
+
+
+def _set_running(node: Node | None) -> None:
+    _active.active = node
+
+
+def _stop_cause() -> tuple[str, BaseException | None]:
+    node = running()
+    assert node is not None
+    if node.stop_signal is not None:
+        return node.stop_signal, None
+    if isinstance(node.uncaught, KeyboardInterrupt):
+        return "SIGINT", None
+    if node.uncaught is not None:
+        return "exception", node.uncaught
+    return "exit", None
+
+
+def _at_exit() -> None:
+    node = running()
+    if node is not None and node.pid == os.getpid():
+        cause, error = _stop_cause()
+        node.stop(cause, error)
+
+
+def _excepthook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    node = running()
+    if node is not None:
+        node.uncaught = exc
+    _previous_excepthook(exc_type, exc, tb)
+
+
+#: The hook installed before ``init()`` (the application's, Sentry's, rich's...), which Zoom's calls on.
+_previous_excepthook = sys.__excepthook__
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """Zoom's own SIGTERM handler (only when the application has none): record, then die as by default."""
+    node = running()
+    if node is not None:
+        node.stop_signal = "SIGTERM"
+        node.stop("SIGTERM")
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _chain(name: str, previous: Any) -> Any:
+    """Wrap the application's own handler: note the signal, then let the application decide."""
+
+    def handler(signum: int, frame: FrameType | None) -> Any:
+        node = running()
+        if node is not None:
+            node.stop_signal = name
+        return previous(signum, frame)
+
+    handler.__wrapped__ = previous  # type: ignore[attr-defined]
+    return handler
+
+
+def _install_signal_handlers() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal.signal only works in the main thread; exit is still recorded by atexit
+    term = signal.getsignal(signal.SIGTERM)
+    if term in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    elif callable(term) and term is not _on_sigterm and getattr(term, "__wrapped__", None) is None:
+        signal.signal(signal.SIGTERM, _chain("SIGTERM", term))
+    interrupt = signal.getsignal(signal.SIGINT)
+    if callable(interrupt) and getattr(interrupt, "__wrapped__", None) is None:
+        signal.signal(signal.SIGINT, _chain("SIGINT", interrupt))
+
+
+def _after_fork_in_child() -> None:
+    parent = running()
+    if parent is None:
+        return
+    child = Node(
+        parent.service,
+        env=parent.env,
+        group=parent.group,
+        version=parent.version,
+        home=parent.home,
+        sinks=parent.sink_urls,
+        level=parent.level,
+        queue_size=parent.queue_size,
+        on_full=parent.on_full,
+        block_timeout_s=parent.block_timeout_s,
+        limits=parent.limits,
+        scrubber=parent.scrubber,
+        parent_node_id=parent.node_id,
+        provenance=parent.provenance,
+    )
+    _set_running(child)
+    if "multiprocessing" in sys.modules:
+        # multiprocessing children leave with os._exit, which skips atexit, and clear the finalizers
+        # registered before their bootstrap: register ours from its after-fork hooks, which run later.
+        from multiprocessing import util
+
+        util.register_after_fork(child, _finalize_in_multiprocessing_child)
+
+
+def _finalize_in_multiprocessing_child(_node: Node) -> None:
+    from multiprocessing import util
+
+    util.Finalize(None, _at_exit, exitpriority=-100)
+
+
+_hooks_installed = False
+
+
+def _install_process_hooks(install_signal_handlers: bool) -> None:
+    global _hooks_installed, _previous_excepthook
+    if install_signal_handlers:
+        _install_signal_handlers()
+    if _hooks_installed:
+        return
+    _hooks_installed = True
+    atexit.register(_at_exit)
+    _previous_excepthook = sys.excepthook
+    sys.excepthook = _excepthook
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def init(
+    service: str,
+    *,
+    env: str = "local",
+    group: str = "default",
+    version: str | None = None,
+    sink: str | Sequence[str] | None = None,
+    home: str | os.PathLike[str] | None = None,
+    capture_logging: bool = True,
+    level: str = "INFO",
+    queue_size: int = 100_000,
+    on_full: OnFull = "drop",
+    block_timeout_s: float = 0.1,
+    limits: Limits | None = None,
+    scrub: bool | Scrubber = True,
+    install_signal_handlers: bool = True,
+    opentelemetry: bool = False,
+    propagate_to_threads: bool = True,
+) -> Node:
+    """Start this process's node and its pipeline; returns the running node if already started.
+
+    ``sink`` is a sink URL or a list of them (default: ``$ZOOMTRACE_SINK`` or the
+    embedded ``spool`` under ``home``, itself ``$ZOOMTRACE_HOME`` or ``./.zoomtrace``).
+    ``level`` is the lowest level recorded, from ``zt.log`` and from stdlib logging.
+    ``opentelemetry=True`` makes spans created through ``opentelemetry-api`` (any OpenTelemetry
+    instrumentation library) Zoom spans and shares the current context with OpenTelemetry
+    (needs ``zoomtrace[otel]``; see docs/opentelemetry.md). ``propagate_to_threads`` makes new
+    threads and thread-pool tasks continue the span that started them (see ``zoomtrace.capture.threads``).
+    """
+    if opentelemetry:
+        try:
+            from zoomtrace.capture.otel_bridge import install as install_opentelemetry
+        except ImportError:
+            raise ConfigError("opentelemetry=True needs the OpenTelemetry API: pip install 'zoomtrace[otel]'") from None
+        install_opentelemetry()
+    current = running()
+    if current is not None and not current.stopped and current.pid == os.getpid():
+        return current
+    level = level.upper()
+    if level not in LEVELS:
+        raise ConfigError(f"unknown level {level!r}: use one of {', '.join(LEVELS)}")
+    if on_full not in ("drop", "block"):
+        raise ConfigError(f"unknown on_full policy {on_full!r}: use 'drop' or 'block'")
+    if queue_size < 1:
+        raise ConfigError("queue_size must be at least 1")
+    sink = sink or os.environ.get("ZOOMTRACE_SINK") or default_sinks()
+    sinks = [s.strip() for s in sink.split(";")] if isinstance(sink, str) else list(sink)
+    scrubber = scrub if isinstance(scrub, Scrubber) else Scrubber(DEFAULT_PATTERNS) if scrub else None
+    node = Node(
+        service,
+        env=env,
+        group=group,
+        version=version,
+        home=Path(home).absolute() if home else default_home(),
+        sinks=sinks,
+        level=level,
+        queue_size=queue_size,
+        on_full=on_full,
+        block_timeout_s=block_timeout_s,
+        limits=limits or Limits(),
+        scrubber=scrubber,
+    )
+    _set_running(node)
+    _install_process_hooks(install_signal_handlers)
+    if propagate_to_threads:
+        from zoomtrace.capture import threads
+
+        threads.install()
+    if capture_logging:
+        from zoomtrace.capture.stdlib_logging import capture
+
+        capture(node.levelno)
+    return node
+
+
+def flush(timeout: float = 5.0) -> bool:
+    """Write everything recorded so far; True when done within ``timeout`` seconds."""
+    node = running()
+    return node.flush(timeout) if node is not None else True
+
+
+def shutdown(timeout: float = 5.0) -> None:
+    """Record this node's stop (cause ``shutdown``) and close its sinks. Recording stops until ``init()``."""
+    node = running()
+    if node is not None:
+        node.stop("shutdown", timeout=timeout)
+        _set_running(None)
+        from zoomtrace.capture.stdlib_logging import release
+
+        release()

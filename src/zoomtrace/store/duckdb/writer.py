@@ -1,0 +1,516 @@
+"""Writing into the DuckDB store: bulk, idempotent ingestion and the summaries it maintains.
+
+Records are written as NDJSON by msgspec and loaded with one ``INSERT ... SELECT FROM
+read_json(...)`` per chunk (the Python appender and ``executemany`` convert value by value and
+measured slower). Summaries (``traces``, ``nodes``) are merged incrementally from the rows each
+transaction added, found cheaply through their shared ``ingest_seq``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import duckdb
+import msgspec
+
+from zoomtrace.errors import StoreError
+from zoomtrace.store._gc import gc_paused
+from zoomtrace.store.duckdb._common import _NODE_COLUMNS, _NODE_FIELDS, _NODE_JSON, _json_encoder, _json_or_none
+from zoomtrace.wire.record import Record
+
+#: Records per NDJSON chunk (one INSERT each); bounds the staging file and DuckDB's working memory.
+CHUNK: Final = 100_000
+#: A single record may be as large as a spool frame.
+_MAX_OBJECT: Final = 512 * 1024 * 1024
+
+#: Records encoded per slice when staging (small enough for the CPU cache).
+_SLICE: Final = 2_000
+_BYTES: Final[frozenset[type]] = frozenset({bytes, bytearray, memoryview})
+
+
+class _Row(Record, kw_only=True, omit_defaults=True):
+    """A record whose bytes payload was moved to ``blobs`` (only such records pay for the copy)."""
+
+    payload_blob: str | None = None
+
+
+_READ_COLUMNS: Final = (
+    "{id: 'VARCHAR', kind: 'VARCHAR', type: 'VARCHAR', ts_ns: 'BIGINT', end_ns: 'BIGINT', trace_id: 'VARCHAR', "
+    "span_id: 'VARCHAR', parent_span_id: 'VARCHAR', links: 'VARCHAR[][]', on_behalf_of: 'VARCHAR', "
+    "node_id: 'VARCHAR', code: 'VARCHAR[]', level: 'VARCHAR', message: 'VARCHAR', template: 'VARCHAR', "
+    "attrs: 'JSON', payload: 'JSON', payload_blob: 'VARCHAR', sources: 'VARCHAR[]', "
+    "error: 'STRUCT(type VARCHAR, message VARCHAR, frames VARCHAR[][])', status: 'VARCHAR', cpu_ns: 'BIGINT', "
+    "thread: 'VARCHAR', v: 'INTEGER'}"
+)
+
+#: Wire shape -> table shape: code flattened, links and error frames as objects, empties as NULL.
+#: Records already stored are skipped by an anti-join restricted to the batch's id range, which zone
+#: maps answer from a few row groups (UUIDv7 ids grow with time, and the spool is read in time order).
+_INSERT_RECORDS: Final = f"""
+INSERT INTO records
+SELECT id, kind, type, ts_ns, end_ns, trace_id, span_id, parent_span_id,
+    CASE WHEN len(links) > 0 THEN to_json(list_transform(links, lambda l: {{'trace_id': l[1], 'span_id': l[2]}})) END,
+    on_behalf_of, node_id,
+    code[1], TRY_CAST(code[2] AS INTEGER), code[3], code[4], TRY_CAST(code[5] AS BOOLEAN),
+    level, message, template, attrs, payload, payload_blob,
+    CASE WHEN len(sources) > 0 THEN sources END,
+    CASE WHEN error IS NOT NULL THEN to_json({{
+        'type': error.type, 'message': error.message,
+        'frames': list_transform(coalesce(error.frames, []),
+                                 lambda f: {{'file': f[1], 'line': TRY_CAST(f[2] AS BIGINT), 'function': f[3]}})
+    }}) END,
+    status, cpu_ns, thread, v, $seq
+FROM read_json($path, format = 'newline_delimited', columns = {_READ_COLUMNS}, maximum_object_size = {_MAX_OBJECT})
+WHERE id NOT IN (SELECT id FROM records WHERE id BETWEEN $lo AND $hi)
+"""
+
+_INSERT_BLOBS: Final = f"""
+INSERT OR IGNORE INTO blobs
+SELECT sha256, from_base64(content), octet_length(from_base64(content))
+FROM read_json($path, format = 'newline_delimited', columns = {{sha256: 'VARCHAR', content: 'VARCHAR'}},
+               maximum_object_size = {_MAX_OBJECT})
+"""
+
+_IS_ERROR: Final = "coalesce(status = 'error' OR error IS NOT NULL OR level IN ('ERROR', 'CRITICAL', 'FATAL'), false)"
+
+_UPSERT_NODE_COUNTS: Final = f"""
+INSERT INTO nodes (node_id, first_seen_ns, record_count, span_count, log_count, event_count, raw_count, error_count)
+SELECT node_id, min(ts_ns), count(*), count(*) FILTER (kind = 'span'), count(*) FILTER (kind = 'log'),
+       count(*) FILTER (kind = 'event'), count(*) FILTER (kind = 'raw'), count(*) FILTER ({_IS_ERROR})
+FROM records WHERE ingest_seq = $seq GROUP BY node_id
+ON CONFLICT (node_id) DO UPDATE SET
+    first_seen_ns = least(nodes.first_seen_ns, excluded.first_seen_ns),
+    record_count = nodes.record_count + excluded.record_count,
+    span_count = nodes.span_count + excluded.span_count,
+    log_count = nodes.log_count + excluded.log_count,
+    event_count = nodes.event_count + excluded.event_count,
+    raw_count = nodes.raw_count + excluded.raw_count,
+    error_count = nodes.error_count + excluded.error_count
+"""
+
+#: The root of a trace: a span without a parent if there is one, else the earliest (remote parent).
+#: One HUGEINT orders candidates (parentless first, then by start) far faster than a struct key.
+_ROOT_KEY: Final = "((parent_span_id IS NOT NULL)::HUGEINT << 64) + ts_ns"
+
+#: Per trace, what this transaction added (services and environments through the nodes known now).
+#: Aggregated per (trace, node) first, so that only those pairs, not all records, are joined with nodes.
+_BATCH_TRACES: Final = f"""
+CREATE OR REPLACE TEMP TABLE zt_batch_traces AS
+WITH per_node AS (
+    SELECT trace_id, node_id, min(ts_ns) AS start_ns, max(greatest(ts_ns, coalesce(end_ns, ts_ns))) AS end_ns,
+           arg_min({{'name': type, 'span_id': span_id, 'start_ns': ts_ns, 'is_top': parent_span_id IS NULL}},
+                   {_ROOT_KEY}) FILTER (kind = 'span') AS root,
+           min({_ROOT_KEY}) FILTER (kind = 'span') AS root_key,
+           count(*) FILTER (kind = 'span') AS span_count, count(*) FILTER (kind = 'log') AS log_count,
+           count(*) FILTER (kind = 'event') AS event_count, bool_or({_IS_ERROR}) AS error,
+           count(*) AS record_count
+    FROM records WHERE ingest_seq = $seq AND trace_id IS NOT NULL
+    GROUP BY trace_id, node_id
+)
+SELECT p.trace_id, min(p.start_ns) AS start_ns, max(p.end_ns) AS end_ns,
+       arg_min({{'name': p.root.name, 'service': n.service, 'span_id': p.root.span_id, 'node_id': p.node_id,
+                'start_ns': p.root.start_ns, 'is_top': p.root.is_top}}, p.root_key) AS root,
+       coalesce(list_sort(list_distinct(list(n.service) FILTER (n.service IS NOT NULL))), []) AS services,
+       coalesce(list_sort(list_distinct(list(n.env) FILTER (n.env IS NOT NULL))), []) AS envs,
+       list_sort(list(p.node_id)) AS node_ids,
+       sum(p.span_count)::BIGINT AS span_count, sum(p.log_count)::BIGINT AS log_count,
+       sum(p.event_count)::BIGINT AS event_count, bool_or(p.error) AS error,
+       sum(p.record_count)::BIGINT AS record_count
+FROM per_node AS p LEFT JOIN nodes AS n ON n.node_id = p.node_id
+GROUP BY p.trace_id
+"""
+
+#: The stored summaries of those traces, which are replaced by their merge with the batch's.
+_OLD_TRACES: Final = """
+CREATE OR REPLACE TEMP TABLE zt_old_traces AS
+SELECT * FROM traces WHERE trace_id IN (SELECT trace_id FROM zt_batch_traces)
+"""
+
+_NEW_ROOT_WINS: Final = (
+    "(b.root.span_id IS NOT NULL AND (o.root_span_id IS NULL OR (b.root.is_top AND NOT o.root_is_top)"
+    " OR (b.root.is_top = o.root_is_top AND b.root.start_ns < o.root_start_ns)))"
+)
+
+
+def _root(field: str) -> str:
+    return f"CASE WHEN {_NEW_ROOT_WINS} THEN b.root.{field} ELSE o.root_{field} END AS root_{field}"
+
+
+_MERGE_TRACES: Final = f"""
+INSERT INTO traces BY NAME
+SELECT b.trace_id,
+       CASE WHEN regexp_full_match(substr(b.trace_id, 1, 15), '[0-9a-fA-F]+')
+            THEN CAST('0x' || substr(b.trace_id, 1, 15) AS BIGINT) END AS trace_key,
+       least(o.start_ns, b.start_ns) AS start_ns,
+       greatest(o.end_ns, b.end_ns) AS end_ns,
+       greatest(o.end_ns, b.end_ns) - least(o.start_ns, b.start_ns) AS duration_ns,
+       {_root("name")}, {_root("service")}, {_root("span_id")}, {_root("node_id")}, {_root("start_ns")},
+       {_root("is_top")},
+       list_sort(list_distinct(list_concat(coalesce(o.services, []), b.services))) AS services,
+       list_sort(list_distinct(list_concat(coalesce(o.envs, []), b.envs))) AS envs,
+       list_sort(list_distinct(list_concat(coalesce(o.node_ids, []), b.node_ids))) AS node_ids,
+       coalesce(o.span_count, 0) + b.span_count AS span_count,
+       coalesce(o.log_count, 0) + b.log_count AS log_count,
+       coalesce(o.event_count, 0) + b.event_count AS event_count,
+       coalesce(o.error, false) OR b.error AS error,
+       coalesce(o.record_count, 0) + b.record_count AS record_count
+FROM zt_batch_traces AS b LEFT JOIN zt_old_traces AS o ON o.trace_id = b.trace_id
+"""
+
+#: When a node's *started* record arrives after some of its traces were stored, those traces learn its
+#: service and environment here. A trace holding the node's records ends no earlier than the node's
+#: first record, which keeps this scan to recent row groups.
+_REFRESH_TRACE_NODES: Final = """
+UPDATE traces SET services = s.services, envs = s.envs, root_service = s.root_service
+FROM (
+    SELECT t.trace_id,
+           coalesce(list_sort(list_distinct(list(n.service) FILTER (n.service IS NOT NULL))), []) AS services,
+           coalesce(list_sort(list_distinct(list(n.env) FILTER (n.env IS NOT NULL))), []) AS envs,
+           any_value(n.service) FILTER (n.node_id = t.root_node_id) AS root_service
+    FROM (
+        SELECT trace_id, root_node_id, unnest(node_ids) AS node_id FROM traces
+        WHERE end_ns >= $since AND list_has_any(node_ids, $nodes)
+    ) AS t
+    JOIN nodes n ON n.node_id = t.node_id
+    GROUP BY t.trace_id
+) AS s
+WHERE traces.trace_id = s.trace_id
+"""
+
+
+class DuckWriter:
+    """The write half of ``DuckStore``."""
+
+    _con: duckdb.DuckDBPyConnection
+    path: Path
+    staging: Path
+    last_skipped: list[str]
+
+    def ingest(self, records: Iterable[Record]) -> int:
+        """Store records idempotently (by id); returns how many were new. Records that cannot be stored
+        (a number too large for its column, nesting too deep to encode) are skipped and logged in
+        ``ingest_problems`` (and in ``last_skipped``)."""
+        return self.ingest_batch(list(records))
+
+    def ingest_offsets(self) -> dict[str, int]:
+        """Spool segment name -> offset up to which it is stored."""
+        return dict(self._con.execute('SELECT segment, "offset" FROM ingest_offsets').fetchall())
+
+    @staticmethod
+    def prepare(records: list[Record]) -> Prepared:
+        """The Python half of ingestion (no database access, so it can run on another thread)."""
+        return prepare(records)
+
+    def ingest_batch(
+        self,
+        records: list[Record],
+        offsets: dict[str, int] | None = None,
+        problems: Sequence[tuple[str | None, str]] = (),
+    ) -> int:
+        """Store ``records`` and, in the same transaction, the spool ``offsets`` they were read up to and the
+        ``problems`` met reading them: a crash leaves either all of it or none. Returns how many were new."""
+        return self.ingest_prepared(prepare(records), offsets, problems)
+
+    def ingest_prepared(
+        self,
+        batch: Prepared,
+        offsets: dict[str, int] | None = None,
+        problems: Sequence[tuple[str | None, str]] = (),
+    ) -> int:
+        """``ingest_batch`` for records already prepared (see ``prepare``).
+
+        One bad record must not block the segment behind it forever: when the bulk insert fails, the
+        records are checked one by one, the bad ones skipped (``last_skipped`` says which and why, as
+        does ``ingest_problems``) and the batch retried once.
+        """
+        self.last_skipped = list(batch.skipped)
+        with gc_paused():
+            try:
+                return self._store_batch(batch, offsets, [*problems, *((None, t) for t in batch.skipped)])
+            except (duckdb.ConversionException, duckdb.InvalidInputException, duckdb.OutOfRangeException):
+                good, skipped = _storable(batch.records())
+                if not skipped:
+                    raise
+            retry = prepare(good)
+            self.last_skipped = [*batch.skipped, *skipped, *retry.skipped]
+            return self._store_batch(retry, offsets, [*problems, *((None, t) for t in self.last_skipped)])
+
+    def _store_batch(
+        self, batch: Prepared, offsets: dict[str, int] | None, problems: Sequence[tuple[str | None, str]]
+    ) -> int:
+        con = self._con
+        now = time.time_ns()
+        con.execute("BEGIN TRANSACTION")
+        try:
+            new = self._insert(batch) if batch.chunks else 0
+            if offsets:
+                con.executemany(
+                    "INSERT OR REPLACE INTO ingest_offsets VALUES (?, ?, ?)",
+                    [[segment, offset, now] for segment, offset in offsets.items()],
+                )
+            if problems:
+                con.executemany(
+                    "INSERT INTO ingest_problems VALUES (?, ?, ?)", [[now, seg, text] for seg, text in problems]
+                )
+            con.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            raise
+        return new
+
+    def _insert(self, batch: Prepared) -> int:
+        con = self._con
+        row = con.execute(
+            "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS VARCHAR) WHERE key = 'ingest_seq' "
+            "RETURNING CAST(value AS BIGINT)"
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"the store {self.path} lacks its ingest counter; move it away and rebuild it")
+        seq: int = row[0]
+        new = 0
+        self.staging.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix="ingest-", suffix=".ndjson", dir=self.staging)
+        try:
+            for data, lo, hi in batch.chunks:
+                _write_file(fd, data)
+                result = con.execute(_INSERT_RECORDS, {"path": name, "seq": seq, "lo": lo, "hi": hi}).fetchone()
+                new += result[0] if result else 0
+            if batch.blobs:
+                _write_file(fd, batch.blobs)
+                con.execute(_INSERT_BLOBS, {"path": name})
+        finally:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+        if new:
+            self._summarise(seq, batch.node_records)
+        return new
+
+    def _summarise(self, seq: int, node_records: list[Record]) -> None:
+        """Merge what this transaction added into ``nodes`` and ``traces``."""
+        con = self._con
+        con.execute(_UPSERT_NODE_COUNTS, {"seq": seq})
+        started: set[str] = set()
+        if node_records:
+            new_ids = {
+                rid
+                for (rid,) in con.execute(
+                    "SELECT id FROM records WHERE ingest_seq = ? AND kind = 'node'", [seq]
+                ).fetchall()
+            }
+            started = self._apply_node_records([r for r in node_records if r.id in new_ids])
+        con.execute(_BATCH_TRACES, {"seq": seq})
+        con.execute(_OLD_TRACES)
+        row = con.execute("SELECT count(*) FROM zt_old_traces").fetchone()
+        if row and row[0]:
+            con.execute("DELETE FROM traces WHERE trace_id IN (SELECT trace_id FROM zt_old_traces)")
+            con.execute(
+                "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + ? AS VARCHAR) WHERE key = 'replaced_rows'",
+                [row[0]],
+            )
+        con.execute(_MERGE_TRACES)
+        con.execute("DROP TABLE zt_batch_traces")
+        con.execute("DROP TABLE zt_old_traces")
+        if started:
+            row = con.execute(
+                "SELECT min(first_seen_ns) FROM nodes WHERE node_id = ANY($nodes)", {"nodes": sorted(started)}
+            ).fetchone()
+            since = row[0] if row and row[0] is not None else 0
+            con.execute(_REFRESH_TRACE_NODES, {"nodes": sorted(started), "since": since})
+
+    def _apply_node_records(self, records: list[Record]) -> set[str]:
+        """Fold node lifecycle records into ``nodes`` so that any order of arrival gives the same row.
+
+        Returns the node ids whose identity (service, env) is now known, so traces can show them.
+        """
+        con = self._con
+        by_node: dict[str, list[Record]] = {}
+        for r in records:
+            by_node.setdefault(r.node_id, []).append(r)
+        identified: set[str] = set()
+        names = [c.strip() for c in _NODE_COLUMNS.split(",")]
+        for node_id, recs in by_node.items():
+            found = con.execute(f"SELECT {_NODE_COLUMNS} FROM nodes WHERE node_id = ?", [node_id]).fetchone()
+            current = dict(zip(names, found, strict=True)) if found else {"node_id": node_id}
+            row = {k: (_json_or_none(v) if k in _NODE_JSON else v) for k, v in current.items()}
+            for r in sorted(recs, key=lambda r: (r.ts_ns, r.id)):
+                if _fold_node_record(row, r):
+                    identified.add(node_id)
+            values = [
+                _json_encoder.encode(row.get(k)).decode() if k in _NODE_JSON and row.get(k) is not None else row.get(k)
+                for k in _NODE_FIELDS
+            ]
+            assignments = ", ".join(f"{k} = ?" for k in _NODE_FIELDS)
+            con.execute("INSERT OR IGNORE INTO nodes (node_id) VALUES (?)", [node_id])
+            con.execute(f"UPDATE nodes SET {assignments} WHERE node_id = ?", [*values, node_id])
+        return identified
+
+    # -- queries ------------------------------------------------------------------------
+
+
+_INT64: Final = range(-(2**63), 2**63)
+_INT32: Final = range(-(2**31), 2**31)
+_row_decoder: Final = msgspec.json.Decoder(_Row)
+
+
+class Prepared(msgspec.Struct):
+    """Records ready for the database: NDJSON chunks (with their lowest and highest id), the blobs they
+    point to, the node records to fold into ``nodes``, and records that could not even be encoded."""
+
+    chunks: list[tuple[bytes, str, str]]
+    blobs: bytes
+    node_records: list[Record]
+    skipped: list[str]
+
+    def records(self) -> list[Record]:
+        """The records back from their NDJSON (only needed when the database refuses a batch)."""
+        return [_row_decoder.decode(line) for data, _, _ in self.chunks for line in data.splitlines() if line]
+
+
+def prepare(records: list[Record]) -> Prepared:
+    """Drop repeated ids, move bytes payloads to blobs and encode NDJSON chunks of CHUNK records.
+
+    Pure Python (no database), so ``ingest_spool`` runs it on its reader thread, and the Record
+    objects are released there too: the database thread then hardly needs the GIL.
+    """
+    seen: set[str] = set()
+    rows: list[Record] = []
+    node_records: list[Record] = []
+    blobs: dict[str, bytes] = {}
+    for r in records:
+        if r.id in seen:
+            continue  # given twice in one batch: the first copy counts
+        seen.add(r.id)
+        if r.kind == "node":
+            node_records.append(r)
+        rows.append(_move_payload(r, blobs) if type(r.payload) in _BYTES else r)
+    skipped: list[str] = []
+    chunks = []
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start : start + CHUNK]
+        data = _encode_lines(chunk, skipped)
+        if data:
+            ids = [r.id for r in chunk]
+            chunks.append((data, min(ids), max(ids)))
+    blob_lines = _json_encoder.encode_lines([{"sha256": k, "content": v} for k, v in blobs.items()]) if blobs else b""
+    return Prepared(chunks, blob_lines, node_records, skipped)
+
+
+def _move_payload(r: Record, blobs: dict[str, bytes]) -> _Row:
+    """Bytes payloads (raw data, file snapshots) go to ``blobs``; the record keeps their digest."""
+    data = bytes(r.payload)
+    digest = hashlib.sha256(data).hexdigest()
+    blobs[digest] = data
+    fields = msgspec.structs.asdict(r)
+    fields["payload"] = None
+    if r.kind == "raw" and ("raw.sha256" not in r.attrs or "raw.size" not in r.attrs):
+        fields["attrs"] = {"raw.sha256": digest, "raw.size": len(data), **r.attrs}
+    return _Row(**fields, payload_blob=digest)
+
+
+def _encode_lines(records: list[Record], skipped: list[str]) -> bytes:
+    """NDJSON of ``records``, in slices that stay in the CPU cache; a record that cannot be encoded is
+    left out and reported in ``skipped``."""
+    parts = []
+    encode = _json_encoder.encode_lines
+    for start in range(0, len(records), _SLICE):
+        piece = records[start : start + _SLICE]
+        try:
+            parts.append(encode(piece))
+        except (msgspec.EncodeError, RecursionError, OverflowError, ValueError):
+            good, bad = _storable(piece)
+            skipped.extend(bad)
+            parts.append(encode(good))
+    return b"".join(parts)
+
+
+def _storable(records: list[Record]) -> tuple[list[Record], list[str]]:
+    """Split records into those the store can hold and a problem line for each of the others."""
+    good: list[Record] = []
+    skipped: list[str] = []
+    for r in records:
+        reason = None
+        for name in ("ts_ns", "end_ns", "cpu_ns"):
+            value = getattr(r, name)
+            if value is not None and value not in _INT64:
+                reason = f"{name} {value} is out of range"
+        if r.v not in _INT32:
+            reason = f"schema version {r.v} is out of range"
+        if reason is None:
+            try:
+                _json_encoder.encode(r)
+            except (msgspec.EncodeError, RecursionError, OverflowError, ValueError) as exc:
+                reason = f"it cannot be encoded ({type(exc).__name__}: {exc})"
+        if reason is None:
+            good.append(r)
+        else:
+            skipped.append(f"record {r.id} ({r.kind} {r.type!r} of node {r.node_id}) skipped: {reason}")
+    return good, skipped
+
+
+def _write_file(fd: int, data: bytes) -> None:
+    """Replace the staging file's content with ``data``; overwritten rather than truncated first, so its
+    pages are reused instead of being freed and allocated again for every chunk."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.ftruncate(fd, len(data))
+
+
+def _fold_node_record(row: dict[str, Any], r: Record) -> bool:
+    """Apply one node record to a nodes row (a dict). True if it identified the node (a *started* record)."""
+    attrs = r.attrs
+    if r.type == "started":
+        for key, column in (
+            ("service", "service"),
+            ("env", "env"),
+            ("group", "grp"),
+            ("version", "version"),
+            ("host", "host"),
+            ("pid", "pid"),
+            ("parent_node_id", "parent_node_id"),
+            ("python", "python"),
+            ("platform", "platform"),
+            ("commit", "commit"),
+            ("branch", "branch"),
+            ("argv", "argv"),
+        ):
+            if attrs.get(key) is not None:
+                row[column] = attrs[key]
+        row["started_ns"] = attrs.get("started_ns") or r.ts_ns
+        repos = [repo for repo in attrs.get("repos") or [] if isinstance(repo, dict)]
+        roots = {repo.get("root") for repo in repos}
+        row["repos"] = repos + [repo for repo in row.get("repos") or [] if repo.get("root") not in roots]
+        row["attrs"] = attrs
+        return True
+    if r.type == "stopped":
+        stopped_ns = attrs.get("stopped_ns") or r.ts_ns
+        if row.get("stopped_ns") is None or stopped_ns >= row["stopped_ns"]:
+            row["stopped_ns"] = stopped_ns
+            row["stop_cause"] = attrs.get("cause")
+            row["stop_error"] = msgspec.to_builtins(r.error) if r.error is not None else None
+            if row["stop_error"] is not None:
+                row["stop_error"]["frames"] = [
+                    {"file": f[0], "line": f[1], "function": f[2]} for f in row["stop_error"].get("frames", [])
+                ]
+    elif r.type == "repo":
+        repos = row.get("repos") or []
+        if attrs.get("root") not in {repo.get("root") for repo in repos}:
+            row["repos"] = [*repos, attrs]
+    elif r.type == "lost":
+        lost = attrs.get("lost")
+        if isinstance(lost, dict):
+            total = sum(v for v in lost.values() if isinstance(v, int))
+            old = row.get("lost") or {}
+            if total >= sum(v for v in old.values() if isinstance(v, int)):
+                row["lost"] = lost
+    return False
