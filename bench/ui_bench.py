@@ -3,7 +3,7 @@
 The trace is recorded by real instrumented code (a child process using ``zt.span`` and
 stdlib logging), ingested into a fresh home, then opened three ways:
 
-* ``store.story``     — the store assembling the story (Python, in process);
+* ``story``           — the store's rows assembled into the story (``zoomtrace.read.query.story``, in process);
 * ``GET /api/trace``  — the viewer's API over HTTP (store + JSON encoding + transfer);
 * ``browser``         — Chromium (Debian's, driven by Playwright) from navigation until the
                          waterfall and the record list are drawn (``main[data-ready]``), plus
@@ -131,6 +131,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from zoomtrace.collect import open_session
+    from zoomtrace.read import query
     from zoomtrace.ui.server import background
 
     tmp = tempfile.TemporaryDirectory(prefix="zt-ui-bench-")
@@ -143,25 +144,21 @@ def main() -> int:
     with open_session(home) as store:
         ingest_s = time.perf_counter() - t
         t = time.perf_counter()
-        story = store.story(trace_id)
+        story = query.story(store, trace_id)
         story_s = time.perf_counter() - t
 
-    def count(spans: list[dict]) -> tuple[int, int]:
-        n = r = 0
-        stack = list(spans)
-        while stack:
-            s = stack.pop()
-            n += 1
-            r += len(s["records"])
-            stack.extend(s["children"])
-        return n, r
-
-    n_spans, n_records = count(story["spans"])
-    n_records += len(story["records"]) + n_spans
+    n_spans = n_records = 0
+    stack = list(story.spans)
+    while stack:
+        s = stack.pop()
+        n_spans += 1
+        n_records += len(s.records)
+        stack.extend(s.children)
+    n_records += len(story.records) + n_spans
     print(f"trace {trace_id}: {n_spans:,} spans, {n_records:,} records (spans included)")
     print(f"  record (child process)   {record_s:8.2f} s")
     print(f"  ingest into the store    {ingest_s:8.2f} s")
-    print(f"  store.story              {story_s:8.2f} s")
+    print(f"  story                    {story_s:8.2f} s")
 
     with background(home) as server:
         url = f"{server.url}api/trace/{trace_id}"

@@ -14,7 +14,7 @@ import pytest
 
 from zoomtrace.collect import open_session
 from zoomtrace.collect.spool_ingest import IngestReport, ingest_home, ingest_spool
-from zoomtrace.store import open_store
+from zoomtrace.store import WriteReport, open_store
 from zoomtrace.store.duckdb import DuckStore
 from zoomtrace.wire.record import Record, encoder, uuid7
 from zoomtrace.wire.spool import HEADER, SegmentWriter, frame, segment_name
@@ -255,7 +255,7 @@ def test_a_record_the_store_cannot_hold_is_skipped_not_blocking(tmp_path: Path, 
     assert (again.records, again.new, again.problems) == (0, 0, [])
 
 
-def test_a_store_failure_mid_ingest_stops_the_reader_and_keeps_earlier_batches(
+def test_a_store_failure_mid_ingest_stops_reading_and_keeps_earlier_batches(
     tmp_path: Path, store: DuckStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import threading
@@ -265,20 +265,20 @@ def test_a_store_failure_mid_ingest_stops_the_reader_and_keeps_earlier_batches(
         w = SegmentWriter(spool, node)
         w.write(encoder.encode(logs(10 * i, 3, node=node)))
         w.close()
-    real = store.ingest_prepared
+    real = store.write
     calls = []
 
-    def failing(*args: Any, **kwargs: Any) -> int:
+    def failing(*args: Any, **kwargs: Any) -> WriteReport:
         calls.append(1)
         if len(calls) == 2:
             raise OSError("disk full")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(store, "ingest_prepared", failing)
+    monkeypatch.setattr(store, "write", failing)
     before = threading.active_count()
     with pytest.raises(OSError, match="disk full"):
         ingest_spool(store, spool, batch_records=3)  # one segment per batch
-    assert threading.active_count() == before  # the reader thread is gone
+    assert threading.active_count() == before  # the writing thread is gone
     assert messages(store) == ["m0", "m1", "m2"]  # the first batch was committed, nothing after it
     monkeypatch.undo()
     report = ingest_spool(store, spool)

@@ -21,8 +21,9 @@ from confluent_kafka import Producer
 
 from support.kafka_broker import KafkaBroker
 from zoomtrace.collect.kafka_collector import CollectorStats, run_collector
+from zoomtrace.sinks import NodeIdentity
 from zoomtrace.sinks.kafka import KafkaSink
-from zoomtrace.store import open_store
+from zoomtrace.store import WriteReport, open_store
 from zoomtrace.wire.record import Code, Record, encoder, new_span_id, new_trace_id, uuid7
 
 pytestmark = pytest.mark.kafka
@@ -77,7 +78,8 @@ def publish(bootstrap: str, env: str, records: list[Record], tmp_path: Path) -> 
     sink = KafkaSink.from_url(
         f"kafka://{bootstrap}?linger.ms=5&zoom.env={env}&zoom.group=app",
         home=tmp_path / f"sink-{uuid.uuid4().hex[:6]}",
-        node_id=node_id,
+        node=NodeIdentity(node_id),
+        report_loss=lambda reason, n: None,  # counted in sink.counts.lost too, asserted empty below
     )
     for i in range(0, len(records), 5000):
         sink.write(records[i : i + 5000])
@@ -237,7 +239,8 @@ def test_new_topics_are_picked_up_without_restart(kafka_broker: KafkaBroker, tmp
         sink = KafkaSink.from_url(
             f"kafka://{kafka_broker.bootstrap}?zoom.env={env}&zoom.group=newcomer",
             home=tmp_path / "late",
-            node_id=late[0].node_id,
+            node=NodeIdentity(late[0].node_id),
+            report_loss=lambda reason, n: None,
         )
         sink.write(late)
         sink.close()
@@ -254,7 +257,9 @@ def test_new_topics_are_picked_up_without_restart(kafka_broker: KafkaBroker, tmp
     assert not thread.is_alive() and result
 
 
-def test_malformed_messages_are_reported_and_skipped(kafka_broker: KafkaBroker, tmp_path: Path) -> None:
+def test_malformed_messages_are_reported_and_skipped(
+    kafka_broker: KafkaBroker, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     env = unique_env()
     good = make_records(20, uuid7())
     event = next(r for r in good if r.kind == "event")
@@ -283,12 +288,11 @@ def test_malformed_messages_are_reported_and_skipped(kafka_broker: KafkaBroker, 
     publish(kafka_broker.bootstrap, env, good, tmp_path)  # the good ones come after the bad ones
 
     home = tmp_path / "store"
-    errors = tmp_path / "stderr.txt"
-    with errors.open("w") as err:
-        stats = collect(kafka_broker.bootstrap, home, env, max_value_bytes=100_000, err=err)
+    capsys.readouterr()
+    stats = collect(kafka_broker.bootstrap, home, env, max_value_bytes=100_000)
     assert stats.malformed == 6, stats
     assert stats.malformed_by_reason == {"bad headers": 3, "non-JSON value": 1, "huge value": 1, "bad value": 1}
-    report = errors.read_text()
+    report = capsys.readouterr().err
     assert report.count("skipped malformed message") == 6
     assert f"{bad_topic}[" in report and "huge value" in report and "non-JSON value" in report
     stored = {row[0] for row in sql(home, "SELECT id FROM records")}
@@ -379,13 +383,22 @@ def test_store_write_failure_commits_nothing(kafka_broker: KafkaBroker, tmp_path
     group = f"c-{uuid.uuid4().hex}"
 
     class Refusing:
-        def ingest(self, batch: Any) -> int:
+        def prepare(self, records: list[Record]) -> list[Record]:
+            return records
+
+        def write(self, batch: Any, **kwargs: Any) -> WriteReport:
             raise OSError("disk full")
+
+        def offsets(self) -> dict[str, int]:
+            return {}
+
+        def close(self) -> None:
+            pass
 
     from zoomtrace.errors import StoreError
 
     with pytest.raises(StoreError, match="without committing"):
-        collect(kafka_broker.bootstrap, tmp_path / "unused", env, group_id=group, store=Refusing())  # type: ignore[arg-type]
+        collect(kafka_broker.bootstrap, tmp_path / "unused", env, group_id=group, store=Refusing())
     stats = collect(kafka_broker.bootstrap, tmp_path / "store", env, group_id=group)
     assert stats.new >= len(records)
 

@@ -24,6 +24,7 @@ from support.kafka_broker import KafkaBroker, free_port_pair
 from zoomtrace.collect.kafka_collector import run_collector
 from zoomtrace.collect.spool_ingest import ingest_spool
 from zoomtrace.errors import ConfigError
+from zoomtrace.sinks import NodeIdentity
 from zoomtrace.sinks.kafka import KafkaSink
 from zoomtrace.store import open_store
 from zoomtrace.wire import kafka_codec
@@ -297,12 +298,16 @@ def test_client_options_pass_through_the_url(kafka_broker: KafkaBroker, tmp_path
     topics = {m.topic() for m in consume_all(kafka_broker.bootstrap, rf"^{env}\..*")}
     assert topics == {f"{env}.custom.log", f"{env}.custom.node"}
 
+    def open_sink(query: str) -> KafkaSink:
+        url = f"kafka://{kafka_broker.bootstrap}?{query}"
+        return KafkaSink.from_url(url, home=tmp_path, node=NodeIdentity("n"), report_loss=lambda reason, n: None)
+
     with pytest.raises(ConfigError, match=r"zoom\.nope"):
-        KafkaSink.from_url(f"kafka://{kafka_broker.bootstrap}?zoom.nope=1", home=tmp_path, node_id="n")
+        open_sink("zoom.nope=1")
     with pytest.raises(ConfigError, match="producer configuration"):
-        KafkaSink.from_url(f"kafka://{kafka_broker.bootstrap}?no.such.option=1", home=tmp_path, node_id="n")
+        open_sink("no.such.option=1")
     with pytest.raises(ConfigError, match="topic template"):
-        KafkaSink.from_url(f"kafka://{kafka_broker.bootstrap}?zoom.topic={{nope}}", home=tmp_path, node_id="n")
+        open_sink("zoom.topic={nope}")
 
 
 # -- broker down ---------------------------------------------------------------------------------
@@ -409,13 +414,16 @@ def test_nothing_lost_at_exit_while_the_broker_is_down(own_broker: KafkaBroker, 
 
 def test_write_never_blocks_and_memory_stays_bounded_without_a_broker(tmp_path: Path) -> None:
     port = free_port_pair()  # nothing listens there
+    reported: Counter[str] = Counter()
     sink = KafkaSink.from_url(
         f"kafka://127.0.0.1:{port}?zoom.max_pending=500&zoom.spool_after_s=1&zoom.close_timeout_s=1",
         home=tmp_path,
-        node_id=uuid7(),
+        node=NodeIdentity(uuid7()),
+        report_loss=lambda reason, n: reported.update({reason: n}),
     )
+    node_id = sink.node.node_id
     records = [
-        Record(id=uuid7(), kind="log", type="app", ts_ns=time.time_ns(), node_id=sink.node_id, message=f"m{i}")
+        Record(id=uuid7(), kind="log", type="app", ts_ns=time.time_ns(), node_id=node_id, message=f"m{i}")
         for i in range(20_000)
     ]
     slowest = 0.0
@@ -423,14 +431,14 @@ def test_write_never_blocks_and_memory_stays_bounded_without_a_broker(tmp_path: 
         t = time.monotonic()
         sink.write(records[i : i + 1000])
         slowest = max(slowest, time.monotonic() - t)
-        assert len(sink._pending) <= 500
+        assert len(sink.producer.pending) <= 500
     t = time.monotonic()
     sink.flush()
     sink.close()
     assert slowest < 2.0 and time.monotonic() - t < 6.0
     spooled = [r for path in sorted((tmp_path / "spool-kafka").glob("*.zspool")) for r in read_segment(path).records]
     assert [r.id for r in spooled if r.type == "app"] == [r.id for r in records]  # all of them, in order
-    assert sink.counts.lost == {}
+    assert sink.counts.lost == {} and reported == {}
 
 
 def test_a_record_a_topic_refuses_is_counted_lost_not_the_others(kafka_broker: KafkaBroker, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from zoomtrace.errors import ConfigError
-from zoomtrace.sinks import open_sink
+from zoomtrace.sinks import NodeIdentity, open_sink
 
 APP = """
 import sys
@@ -59,4 +59,4 @@ def test_file_sink_beside_the_spool(tmp_path: Path) -> None:
 
 def test_unknown_sink_says_what_exists(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="kafka://"):
-        open_sink("carrier-pigeon://loft", home=tmp_path, node_id="n")
+        open_sink("carrier-pigeon://loft", home=tmp_path, node=NodeIdentity("n"), report_loss=lambda reason, n: None)

@@ -41,3 +41,16 @@ def test_torn_last_frame_stays_pending(tmp_path: Path) -> None:
     assert [r.id for r in result.records] == ["r0", "r1"]
     assert result.problems == []
     assert result.offset == offsets[2] and result.pending_bytes == HEADER.size + 2
+
+
+def test_writer_names_rolls_and_tells_each_new_segment(tmp_path: Path) -> None:
+    opened: list[Path] = []
+    writer = SegmentWriter(tmp_path, "node.kafka", max_bytes=100, on_segment=opened.append)
+    payload = encoder.encode([Record(id="r", kind="log", type="t", ts_ns=1, node_id="node", message="x" * 80)])
+    sizes = [writer.write(payload) for _ in range(3)]  # each frame fills a segment
+    assert sizes == [HEADER.size + len(payload)] * 3
+    assert [p.name for p in opened] == [f"node.kafka.00000{i}.zspool" for i in (1, 2, 3)]
+    assert writer.segment == opened[-1]
+    writer.close(sync=True)
+    assert writer.segment is None
+    assert [len(read_segment(p).records) for p in opened] == [1, 1, 1]

@@ -19,10 +19,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from zoomtrace.collect import open_session
 from zoomtrace.errors import NotFound, ReadOnlySQL, StoreError
+from zoomtrace.read import model, query
+from zoomtrace.store import WriteReport
 from zoomtrace.store.duckdb import DuckStore
 from zoomtrace.wire.record import Code, Error, Frame, Link, Record, uuid7
 
@@ -182,10 +185,11 @@ def test_event_payloads_of_any_json_shape(store: DuckStore) -> None:
 def test_a_record_the_store_cannot_hold_is_skipped(store: DuckStore) -> None:
     ok = rec("log", "app", 1, message="fine")
     huge = rec("span", "busy", 2, cpu_ns=2**63)  # one more than BIGINT holds
-    assert store.ingest([ok, huge]) == 1
-    assert len(store.last_skipped) == 1 and huge.id in store.last_skipped[0] and "cpu_ns" in store.last_skipped[0]
-    assert [p["problem"] for p in store.problems()] == store.last_skipped
-    assert store.ingest([rec("log", "app", 3)]) == 1 and store.last_skipped == []
+    report = store.write(store.prepare([ok, huge]))
+    assert report.new == 1
+    assert len(report.skipped) == 1 and huge.id in report.skipped[0] and "cpu_ns" in report.skipped[0]
+    assert [p["problem"] for p in store.problems()] == report.skipped
+    assert store.write(store.prepare([rec("log", "app", 3)])) == WriteReport(new=1, skipped=[])
     with pytest.raises(NotFound):
         store.record(huge.id)
 
@@ -514,6 +518,30 @@ def test_record_not_found(store: DuckStore) -> None:
         store.record("nope")
 
 
+def test_rows_carry_exactly_the_read_model_fields(store: DuckStore) -> None:
+    """The store's rows are named as the read model's fields, in its order (the JSON contract)."""
+    records = [started(NODE_A, "gateway"), *checkout_trace()]
+    store.ingest(records)
+    record_fields = list(model.RecordView.__struct_fields__)
+    node_fields = list(model.NodeView.__struct_fields__)
+    assert list(store.record(records[1].id)) == record_fields
+    assert [list(r) for r in store.tail()] == [record_fields] * len(records)
+    assert [list(n) for n in store.nodes()] == [node_fields, node_fields]  # NODE_B is known by its records only
+    assert list(store.node(NODE_A)) == node_fields
+    assert [list(t) for t in store.traces()] == [list(model.TraceSummary.__struct_fields__)]
+    rows = store.trace_rows("a1" * 16)
+    assert rows.trace_id == "a1" * 16 and len(rows.records) == len(records) - 1
+    assert all(list(r) == record_fields for r in rows.records)
+    assert sorted(n["node_id"] for n in rows.nodes) == sorted([NODE_A, NODE_B])
+    # Rows converted to the read model and back are the same values.
+    for rows_of, view in (
+        (rows.records, model.RecordView),
+        (rows.nodes, model.NodeView),
+        (store.traces(), model.TraceSummary),
+    ):
+        assert [msgspec.to_builtins(msgspec.convert(row, view)) for row in rows_of] == rows_of
+
+
 def test_lineage_is_transitive_both_ways_with_a_depth_limit(store: DuckStore) -> None:
     a = rec("event", "A", 1)
     b = rec("event", "B", 2, sources=[a.id])
@@ -522,17 +550,21 @@ def test_lineage_is_transitive_both_ways_with_a_depth_limit(store: DuckStore) ->
     e = rec("event", "E", 5, sources=[d.id])
     unrelated = rec("event", "X", 6)
     store.ingest([a, b, c, d, e, unrelated])
-    lin = store.lineage(c.id)
+
+    def lineage(record_id: str, **depth: int) -> Any:
+        return msgspec.to_builtins(query.lineage(store, record_id, **depth))
+
+    lin = lineage(c.id)
     assert lin["record"]["id"] == c.id
     assert [(r["id"], r["depth"]) for r in lin["upstream"]] == [(b.id, 1), (a.id, 2)]
     assert [(r["id"], r["depth"]) for r in lin["downstream"]] == [(d.id, 1), (e.id, 2)]
-    lin_a = store.lineage(a.id)
+    lin_a = lineage(a.id)
     assert lin_a["upstream"] == []
     # d derives from a directly and through b, c: listed once, at its shortest distance
     assert [(r["id"], r["depth"]) for r in lin_a["downstream"]] == [(b.id, 1), (d.id, 1), (c.id, 2), (e.id, 2)]
-    assert [r["id"] for r in store.lineage(a.id, depth=1)["downstream"]] == [b.id, d.id]
+    assert [r["id"] for r in lineage(a.id, depth=1)["downstream"]] == [b.id, d.id]
     with pytest.raises(NotFound):
-        store.lineage("missing")
+        lineage("missing")
 
 
 def test_search_message_and_attrs_newest_first(store: DuckStore) -> None:

@@ -6,12 +6,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from zoomtrace.collect import open_session
 from zoomtrace.errors import NotFound
+from zoomtrace.read import model, query
 from zoomtrace.read.story import assemble
 from zoomtrace.store.duckdb import DuckStore
+from zoomtrace.store.protocols import StoreReader
 from zoomtrace.wire.record import Code, Error, Frame, Link, Record, encoder, uuid7
 from zoomtrace.wire.spool import SegmentWriter
 
@@ -22,41 +25,23 @@ GW = uuid7(T0 - 5000 * MS)  # gateway node
 BL = uuid7(T0 - 4000 * MS)  # billing node
 ROOT, CHILD1, CHILD2, GRAND, REMOTE, MISSING = ("a0" * 8, "b1" * 8, "b2" * 8, "c3" * 8, "d4" * 8, "ee" * 8)
 
-SPAN_KEYS = {
-    "span_id",
-    "parent_span_id",
-    "name",
-    "service",
-    "node_id",
-    "start_ns",
-    "end_ns",
-    "status",
-    "attrs",
-    "links",
-    "on_behalf_of",
-    "code",
-    "records",
-    "children",
-    "error",
-    "cpu_ns",
-    "thread",
-    "duration_ns",
-}
-RECORD_KEYS = {"id", "kind", "type", "level", "message", "attrs", "payload", "ts_ns", "sources", "code", "error"}
-NODE_KEYS = {
-    "node_id",
-    "service",
-    "env",
-    "group",
-    "version",
-    "host",
-    "pid",
-    "commit",
-    "started_ns",
-    "stopped_ns",
-    "stop_cause",
-}
-CODE_KEYS = {"file", "line", "function", "commit", "dirty"}
+SPAN_KEYS = set(model.StorySpan.__struct_fields__)
+RECORD_KEYS = set(model.StoryRecord.__struct_fields__)
+NODE_KEYS = set(model.StoryNode.__struct_fields__)
+CODE_KEYS = set(model.Code.__struct_fields__)
+
+
+def story_json(store: StoreReader, trace_id: str) -> dict[str, Any]:
+    """The story as ``zoomtrace story --json`` and the UI's API show it."""
+    told = msgspec.json.decode(msgspec.json.encode(query.story(store, trace_id)))
+    assert isinstance(told, dict)
+    return told
+
+
+def assemble_json(trace_id: str, records: list[dict[str, Any]], nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    told = msgspec.json.decode(msgspec.json.encode(assemble(trace_id, records, nodes)))
+    assert isinstance(told, dict)
+    return told
 
 
 def rec(kind: str, type_: str, ts: int, *, node: str = GW, **fields: Any) -> Record:
@@ -156,7 +141,7 @@ def store(tmp_path: Path) -> Iterator[DuckStore]:
 
 
 def test_story_shape_and_nesting(store: DuckStore) -> None:
-    story = store.story(TID)
+    story = story_json(store, TID)
     assert story["trace_id"] == TID
     # roots in start order: the gateway root (0 ms), the remote-parent span (200 ms)
     assert [s["span_id"] for s in story["spans"]] == [ROOT, REMOTE]
@@ -223,13 +208,13 @@ def test_story_shape_and_nesting(store: DuckStore) -> None:
 
 def test_story_of_unknown_trace(store: DuckStore) -> None:
     with pytest.raises(NotFound, match="zoomtrace traces"):
-        store.story("00" * 16)
+        query.story(store, "00" * 16)
 
 
 def test_story_by_unique_prefix(store: DuckStore) -> None:
-    assert store.story(TID[:10])["trace_id"] == TID
+    assert query.story(store, TID[:10]).trace_id == TID
     with pytest.raises(NotFound):
-        store.story("5f5f5f5f")
+        query.story(store, "5f5f5f5f")
 
 
 def test_story_of_records_written_through_the_spool(tmp_path: Path) -> None:
@@ -240,13 +225,13 @@ def test_story_of_records_written_through_the_spool(tmp_path: Path) -> None:
     w.write(encoder.encode(records[5:]))
     w.close()
     with open_session(home) as s:
-        story = s.story(TID)
+        story = story_json(s, TID)
     assert [sp["span_id"] for sp in story["spans"]] == [ROOT, REMOTE]
     assert story["spans"][0]["children"][0]["service"] is None  # billing's start was never recorded
     assert [n["node_id"] for n in story["nodes"]] == [GW, BL]  # known start first, then unknown
 
 
-# -- assemble on plain dicts -------------------------------------------------------------------
+# -- assemble on plain rows --------------------------------------------------------------------
 
 
 def span(span_id: str, start: int, parent: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -279,7 +264,7 @@ def log(rid: str, ts: int, span_id: str | None, **extra: Any) -> dict[str, Any]:
 
 
 def test_assemble_orders_ties_by_id_and_fills_defaults() -> None:
-    story = assemble(
+    story = assemble_json(
         "t",
         [span("b", 10, "r"), span("a", 10, "r"), span("r", 0), log("y", 7, "r"), log("x", 7, "r")],
         [{"node_id": "n1", "service": "svc"}],
@@ -309,7 +294,7 @@ def test_assemble_orders_ties_by_id_and_fills_defaults() -> None:
 
 
 def test_assemble_survives_a_parent_cycle_and_self_parent() -> None:
-    story = assemble("t", [span("a", 1, "b"), span("b", 2, "a"), span("s", 3, "s"), log("l", 4, "a")], [])
+    story = assemble_json("t", [span("a", 1, "b"), span("b", 2, "a"), span("s", 3, "s"), log("l", 4, "a")], [])
     seen: list[str] = []
 
     def walk(spans: list[dict[str, Any]]) -> None:
@@ -325,7 +310,7 @@ def test_assemble_survives_a_parent_cycle_and_self_parent() -> None:
 def test_assemble_keeps_the_ended_copy_of_a_span_recorded_twice() -> None:
     interrupted = span("r", 0, status="interrupted", end_ns=None, id="id-1")
     ended = span("r", 0, status="ok", end_ns=50, id="id-2")
-    story = assemble("t", [ended, interrupted], [])
+    story = assemble_json("t", [ended, interrupted], [])
     (root,) = story["spans"]
     assert (root["status"], root["end_ns"], root["duration_ns"]) == ("ok", 50, 50)
 
@@ -333,5 +318,5 @@ def test_assemble_keeps_the_ended_copy_of_a_span_recorded_twice() -> None:
 def test_assemble_ignores_records_of_other_traces_and_node_records() -> None:
     other = log("o", 1, None, trace_id="other")
     node = {"id": "n", "kind": "node", "type": "started", "ts_ns": 0, "node_id": "n1", "trace_id": None}
-    story = assemble("t", [other, node, log("mine", 2, None)], [])
+    story = assemble_json("t", [other, node, log("mine", 2, None)], [])
     assert [r["id"] for r in story["records"]] == ["mine"]

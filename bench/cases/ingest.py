@@ -101,17 +101,23 @@ def run_ingest(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 class _TimedStore:
-    """The collector's store, timing each batch it is handed."""
+    """The collector's store, timing each batch it writes."""
 
     def __init__(self, store: Any) -> None:
         self.store = store
         self.batches: list[tuple[float, float, int]] = []
+        self._sizes: dict[int, int] = {}  # id of a prepared batch -> its records
 
-    def ingest_batch(self, records: list[Any], offsets: Any = None, problems: Any = ()) -> int:
+    def prepare(self, records: list[Any]) -> Any:
+        batch = self.store.prepare(records)
+        self._sizes[id(batch)] = len(records)
+        return batch
+
+    def write(self, batch: Any, **kwargs: Any) -> Any:
         t = time.perf_counter()
-        new: int = self.store.ingest_batch(records, offsets, problems)
-        self.batches.append((t, time.perf_counter(), len(records)))
-        return new
+        report = self.store.write(batch, **kwargs)
+        self.batches.append((t, time.perf_counter(), self._sizes.pop(id(batch))))
+        return report
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)

@@ -195,6 +195,7 @@ def _timed(fn: Any, repeats: int) -> dict[str, Any]:
 
 
 def run_query(spec: dict[str, Any]) -> dict[str, Any]:
+    from zoomtrace.read import query
     from zoomtrace.store.duckdb import DuckStore
 
     tmp = Path(tempfile.mkdtemp(prefix="zt-bench-query-"))
@@ -206,17 +207,16 @@ def run_query(spec: dict[str, Any]) -> dict[str, Any]:
             # A session as the CLI opens one: open, query, close; the file is warm in the page cache.
             store = DuckStore(path)
             try:
-                story = store.story(TARGET)
-                got = sum(1 for _ in _walk(story))
+                got = sum(1 for _ in _walk(query.story(store, TARGET)))
                 res = {
                     **built,
                     "story_records": got,
-                    "story": _timed(lambda s=store: s.story(TARGET), spec["repeats"]),
+                    "story": _timed(lambda s=store: query.story(s, TARGET), spec["repeats"]),
                     "traces_page_service": _timed(
-                        lambda s=store: s.traces({"service": "billing"}, limit=50), spec["repeats"]
+                        lambda s=store: query.traces(s, {"service": "billing"}, limit=50), spec["repeats"]
                     ),
                     "traces_page_errors": _timed(
-                        lambda s=store: s.traces({"errors_only": True}, limit=50), spec["repeats"]
+                        lambda s=store: query.traces(s, {"errors_only": True}, limit=50), spec["repeats"]
                     ),
                 }
             finally:
@@ -224,7 +224,7 @@ def run_query(spec: dict[str, Any]) -> dict[str, Any]:
             # Cold session: the CLI's case, a new process opening the file for one story.
             t = time.perf_counter()
             store = DuckStore(path)
-            store.story(TARGET)
+            query.story(store, TARGET)
             store.close()
             res["story_new_session_ms"] = round((time.perf_counter() - t) * 1e3, 2)
             out["sizes"][str(n)] = res
@@ -234,12 +234,14 @@ def run_query(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _walk(story: dict[str, Any]) -> Any:
-    def spans(items: list[dict[str, Any]]) -> Any:
+def _walk(story: Any) -> Any:
+    """Every span and record of a ``zoomtrace.read.model.Story``."""
+
+    def spans(items: list[Any]) -> Any:
         for s in items:
             yield s
-            yield from s.get("records", [])
-            yield from spans(s.get("children", []))
+            yield from s.records
+            yield from spans(s.children)
 
-    yield from spans(story.get("spans", []))
-    yield from story.get("records", [])
+    yield from spans(story.spans)
+    yield from story.records

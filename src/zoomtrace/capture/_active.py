@@ -22,13 +22,18 @@ class Queue(Protocol):
 
 
 class Recorder(Protocol):
-    """What capture needs from the running node."""
+    """What capture needs from the running node (read-only: capture never replaces them)."""
 
-    pid: int
-    levelno: int
-    pipeline: Queue
-    open_spans: dict[str, Span]
-    scrubber: Scrubber | None
+    @property
+    def pid(self) -> int: ...
+    @property
+    def levelno(self) -> int: ...
+    @property
+    def pipeline(self) -> Queue: ...
+    @property
+    def open_spans(self) -> dict[str, Span]: ...
+    @property
+    def scrubber(self) -> Scrubber | None: ...
 
     def flush(self, timeout: float = 5.0) -> bool: ...
 

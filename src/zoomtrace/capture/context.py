@@ -16,6 +16,9 @@ from zoomtrace.wire.propagation import SpanContext
 if TYPE_CHECKING:
     from zoomtrace.capture.span import Span
 
+# SpanContext is re-exported: capture's name for a remote position in a trace.
+__all__ = ["SpanContext", "context_of", "current", "extract", "inject"]
+
 
 #: The open span of the current task/thread, or a remote SpanContext to continue.
 current: ContextVar[Span | SpanContext | None] = ContextVar("zoomtrace_current", default=None)

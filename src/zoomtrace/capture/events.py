@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from zoomtrace.capture import _active
@@ -15,30 +15,55 @@ from zoomtrace.wire.record import uuid7
 _time = time.time_ns
 
 
-def event(obj: Any, type: str | None = None, sources: Iterable[str] = (), **attrs: Any) -> str:
+def event(
+    obj: Any,
+    /,
+    type: str | None = None,
+    sources: Iterable[str] = (),
+    *,
+    attrs: Mapping[str, Any] | None = None,
+    **fields: Any,
+) -> str:
     """Record a data event and return its record id (pass it in ``sources`` of derived events).
 
     ``obj`` may be a dataclass, a pydantic model, a msgspec Struct or a mapping; it
     becomes the event's JSON payload. ``type`` defaults to its class name. It is encoded
     off the caller's thread: do not mutate it after the call (pass a copy if you will).
+    Attributes are the keywords and/or the ``attrs`` mapping, which is how to record one
+    named ``type``, ``sources`` or ``attrs``; keywords win on a clash.
     """
     ts = _time()
     record_id = uuid7(ts)
     node = _active.active
     if node is not None:
+        if attrs is not None:
+            fields = {**attrs, **fields}
         f = sys._getframe(1)
         node.pipeline.put(
-            (EVENT, record_id, ts, f.f_code, f.f_lineno, type, obj, [str(s) for s in sources], attrs, current.get())
+            (EVENT, record_id, ts, f.f_code, f.f_lineno, type, obj, [str(s) for s in sources], fields, current.get())
         )
     return record_id
 
 
-def raw(data: bytes | bytearray | memoryview, format: str = "bin", type: str = "raw", **attrs: Any) -> str:
-    """Record a raw payload (stored once by digest, size-limited) and return its record id."""
+def raw(
+    data: bytes | bytearray | memoryview,
+    /,
+    format: str = "bin",
+    type: str = "raw",
+    *,
+    attrs: Mapping[str, Any] | None = None,
+    **fields: Any,
+) -> str:
+    """Record a raw payload (stored once by digest, size-limited) and return its record id.
+
+    Attributes are given as to :func:`event` (``attrs`` for one named ``format`` or ``type``).
+    """
     ts = _time()
     record_id = uuid7(ts)
     node = _active.active
     if node is not None:
+        if attrs is not None:
+            fields = {**attrs, **fields}
         f = sys._getframe(1)
-        node.pipeline.put((RAW, record_id, ts, f.f_code, f.f_lineno, type, bytes(data), format, attrs, current.get()))
+        node.pipeline.put((RAW, record_id, ts, f.f_code, f.f_lineno, type, bytes(data), format, fields, current.get()))
     return record_id

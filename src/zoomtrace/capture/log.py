@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Final
 
 from zoomtrace.capture import _active
 from zoomtrace.capture._items import LOG
@@ -19,39 +19,98 @@ from zoomtrace.capture.context import current
 _time = time.time_ns
 _getframe = sys._getframe
 
-
-def _method(level: str, levelno: int, with_exception: bool = False) -> Callable[..., None]:
-    def emit(self: Logger, template: str, /, **attrs: Any) -> None:
-        node = _active.active
-        if node is None or levelno < node.levelno:
-            return
-        f = _getframe(1)
-        exc = sys.exc_info()[1] if with_exception else None
-        name = self.name or f.f_globals.get("__name__")
-        node.pipeline.put((LOG, _time(), f.f_code, f.f_lineno, name, level, template, attrs, current.get(), exc))
-
-    emit.__name__ = level.lower() if not with_exception else "exception"
-    emit.__doc__ = f"Record a {level} log line; ``template`` uses ``str.format`` fields filled from ``attrs``."
-    return emit
+# Level numbers as stdlib ``logging`` has them (``_active.LEVELS``), as constants: the cheapest lookup.
+_DEBUG: Final = 10
+_INFO: Final = 20
+_WARNING: Final = 30
+_ERROR: Final = 40
+_CRITICAL: Final = 50
 
 
 class Logger:
-    """A named source of log records (the name defaults to the calling module)."""
+    """A named source of log records (the name defaults to the calling module).
+
+    Every method takes a ``str.format`` template filled from the attributes, given as
+    keywords (``amount=12.5``) and/or as the ``attrs`` mapping, which is how to record an
+    attribute named ``attrs``; keywords win over the mapping on a clash. Each level is
+    written out in full: a shared helper would add a Python call to every log line.
+    """
 
     __slots__ = ("name",)
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name
 
-    debug = _method("DEBUG", 10)
-    info = _method("INFO", 20)
-    warning = _method("WARNING", 30)
-    error = _method("ERROR", 40)
-    critical = _method("CRITICAL", 50)
-    exception = _method("ERROR", 40, with_exception=True)
+    def debug(self, template: str, /, *, attrs: Mapping[str, Any] | None = None, **fields: Any) -> None:
+        """Record a DEBUG log line."""
+        node = _active.active
+        if node is None or node.levelno > _DEBUG:
+            return
+        if attrs is not None:
+            fields = {**attrs, **fields}
+        f = _getframe(1)
+        name = self.name or f.f_globals.get("__name__")
+        node.pipeline.put((LOG, _time(), f.f_code, f.f_lineno, name, "DEBUG", template, fields, current.get(), None))
+
+    def info(self, template: str, /, *, attrs: Mapping[str, Any] | None = None, **fields: Any) -> None:
+        """Record an INFO log line."""
+        node = _active.active
+        if node is None or node.levelno > _INFO:
+            return
+        if attrs is not None:
+            fields = {**attrs, **fields}
+        f = _getframe(1)
+        name = self.name or f.f_globals.get("__name__")
+        node.pipeline.put((LOG, _time(), f.f_code, f.f_lineno, name, "INFO", template, fields, current.get(), None))
+
+    def warning(self, template: str, /, *, attrs: Mapping[str, Any] | None = None, **fields: Any) -> None:
+        """Record a WARNING log line."""
+        node = _active.active
+        if node is None or node.levelno > _WARNING:
+            return
+        if attrs is not None:
+            fields = {**attrs, **fields}
+        f = _getframe(1)
+        name = self.name or f.f_globals.get("__name__")
+        node.pipeline.put((LOG, _time(), f.f_code, f.f_lineno, name, "WARNING", template, fields, current.get(), None))
+
+    def error(self, template: str, /, *, attrs: Mapping[str, Any] | None = None, **fields: Any) -> None:
+        """Record an ERROR log line."""
+        node = _active.active
+        if node is None or node.levelno > _ERROR:
+            return
+        if attrs is not None:
+            fields = {**attrs, **fields}
+        f = _getframe(1)
+        name = self.name or f.f_globals.get("__name__")
+        node.pipeline.put((LOG, _time(), f.f_code, f.f_lineno, name, "ERROR", template, fields, current.get(), None))
+
+    def critical(self, template: str, /, *, attrs: Mapping[str, Any] | None = None, **fields: Any) -> None:
+        """Record a CRITICAL log line."""
+        node = _active.active
+        if node is None or node.levelno > _CRITICAL:
+            return
+        if attrs is not None:
+            fields = {**attrs, **fields}
+        f = _getframe(1)
+        name = self.name or f.f_globals.get("__name__")
+        node.pipeline.put((LOG, _time(), f.f_code, f.f_lineno, name, "CRITICAL", template, fields, current.get(), None))
+
+    def exception(self, template: str, /, *, attrs: Mapping[str, Any] | None = None, **fields: Any) -> None:
+        """Record an ERROR log line with the exception being handled (call it in an ``except`` block)."""
+        node = _active.active
+        if node is None or node.levelno > _ERROR:
+            return
+        if attrs is not None:
+            fields = {**attrs, **fields}
+        f = _getframe(1)
+        name = self.name or f.f_globals.get("__name__")
+        exc = sys.exc_info()[1]
+        node.pipeline.put((LOG, _time(), f.f_code, f.f_lineno, name, "ERROR", template, fields, current.get(), exc))
 
 
 def logger(name: str | None = None) -> Logger:
+    """A logger whose records are typed ``name`` instead of the calling module's name."""
     return Logger(name)
 
 

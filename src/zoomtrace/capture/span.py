@@ -6,13 +6,12 @@ record is built by the pipeline's worker when the span ends.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from types import CodeType, TracebackType
 from typing import Any, Final, ParamSpec, TypeVar, overload
 
@@ -25,7 +24,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _CURRENT: Final[Any] = object()
-_running_loop = asyncio._get_running_loop
+_modules = sys.modules
 _thread_time = time.thread_time_ns
 _time = time.time_ns
 
@@ -102,9 +101,11 @@ class Span:
         self._cpu_start: int | None = None
         self._token: Any = None
 
-    def set(self, **attrs: Any) -> Span:
-        """Add or replace attributes; they are recorded when the span ends."""
-        self.attrs.update(attrs)
+    def set(self, /, *, attrs: Mapping[str, Any] | None = None, **fields: Any) -> Span:
+        """Add or replace attributes (keywords and/or the ``attrs`` mapping); they are recorded when the span ends."""
+        if attrs is not None:
+            self.attrs.update(attrs)
+        self.attrs.update(fields)
         return self
 
     def __enter__(self) -> Span:
@@ -139,6 +140,23 @@ class Span:
             node.pipeline.put((SPAN, self))
 
 
+def _no_loop_yet() -> Any:
+    """Stands for ``asyncio._get_running_loop``, so that ``import zoomtrace`` need not import asyncio (26 ms).
+
+    No coroutine can be running before asyncio is imported. Once it is, its own function
+    (bound in the package only after ``asyncio.events`` is complete) replaces this one.
+    """
+    global _running_loop
+    get = getattr(_modules.get("asyncio"), "_get_running_loop", None)
+    if get is None:
+        return None
+    _running_loop = get
+    return get()
+
+
+_running_loop: Callable[[], Any] = _no_loop_yet
+
+
 def _links(follows_from: Span | SpanContext | Iterable[Span | SpanContext] | None) -> list[tuple[str, str]]:
     if follows_from is None:
         return []
@@ -149,20 +167,26 @@ def _links(follows_from: Span | SpanContext | Iterable[Span | SpanContext] | Non
 
 def span(
     name: str,
+    /,
     *,
+    attrs: Mapping[str, Any] | None = None,
     follows_from: Span | SpanContext | Iterable[Span | SpanContext] | None = None,
     context: SpanContext | Span | None = _CURRENT,
     on_behalf_of: str | None = None,
-    **attrs: Any,
+    **fields: Any,
 ) -> Span:
     """A new span, child of the current one (or of ``context``; ``context=None`` starts a new trace).
 
+    Attributes are the keywords (``user="u1"``) and/or the ``attrs`` mapping, which is how to
+    record one named like a parameter (``attrs={"context": "batch"}``); keywords win on a clash.
     ``follows_from`` links the span to other spans without making it their child
     (a retry, a batch, a message consumed later).
     """
     f = sys._getframe(1)
     parent = current.get() if context is _CURRENT else context
-    return Span(name, attrs, parent, _links(follows_from), on_behalf_of, f.f_code, f.f_lineno)
+    if attrs is not None:
+        fields = {**attrs, **fields}
+    return Span(name, fields, parent, _links(follows_from), on_behalf_of, f.f_code, f.f_lineno)
 
 
 def current_span() -> Span | None:
@@ -174,9 +198,15 @@ def current_span() -> Span | None:
 @overload
 def traced(fn: Callable[P, R], /) -> Callable[P, R]: ...
 @overload
-def traced(name: str | None = None, /, **attrs: Any) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
-def traced(fn_or_name: Any = None, /, **attrs: Any) -> Any:
-    """Run a function (sync or async) in a span named after it; the span points at the function's body."""
+def traced(
+    name: str | None = None, /, *, attrs: Mapping[str, Any] | None = None, **fields: Any
+) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+def traced(fn_or_name: Any = None, /, *, attrs: Mapping[str, Any] | None = None, **fields: Any) -> Any:
+    """Run a function (sync or async) in a span named after it; the span points at the function's body.
+
+    The span's attributes are given as to :func:`span` (keywords and/or ``attrs``).
+    """
+    span_attrs = {**attrs, **fields} if attrs is not None else fields
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         name = fn_or_name if isinstance(fn_or_name, str) else fn.__qualname__
@@ -187,14 +217,14 @@ def traced(fn_or_name: Any = None, /, **attrs: Any) -> Any:
 
             @functools.wraps(fn)
             async def run_async(*args: Any, **kwargs: Any) -> Any:
-                with Span(name, dict(attrs), current.get(), [], None, code, line):
+                with Span(name, dict(span_attrs), current.get(), [], None, code, line):
                     return await fn(*args, **kwargs)
 
             return run_async
 
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> Any:
-            with Span(name, dict(attrs), current.get(), [], None, code, line):
+            with Span(name, dict(span_attrs), current.get(), [], None, code, line):
                 return fn(*args, **kwargs)
 
         return run

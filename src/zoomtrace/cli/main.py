@@ -20,7 +20,8 @@ import msgspec
 
 from zoomtrace._terminal import safe
 from zoomtrace.errors import ConfigError, ZoomError
-from zoomtrace.read.render import code_text, dump_json, fmt_duration, fmt_ns, one_line, print_story, short
+from zoomtrace.read.query import lineage, nodes, story, tail, trace_filter, traces
+from zoomtrace.read.render import dump_json, node_line, one_line, print_lineage, print_story, record_line, trace_line
 from zoomtrace.read.times import parse_duration, parse_time
 from zoomtrace.wire.spool import default_home
 
@@ -37,87 +38,69 @@ def store_session(args: argparse.Namespace, *, ingest: bool = True) -> Iterator[
 
 
 def cmd_traces(args: argparse.Namespace) -> int:
-    filt: dict[str, Any] = {}
-    for key in ("service", "env", "text"):
-        if getattr(args, key):
-            filt[key] = getattr(args, key)
-    if args.errors:
-        filt["errors_only"] = True
-    if args.min_duration is not None:
-        filt["min_duration_ns"] = args.min_duration
-    if args.max_duration is not None:
-        filt["max_duration_ns"] = args.max_duration
-    if args.since is not None:
-        filt["since_ns"] = args.since
-    if args.until is not None:
-        filt["until_ns"] = args.until
+    filt = trace_filter(
+        service=args.service,
+        env=args.env,
+        text=args.text,
+        errors_only=args.errors,
+        min_duration_ns=args.min_duration,
+        max_duration_ns=args.max_duration,
+        since_ns=args.since,
+        until_ns=args.until,
+    )
     with store_session(args) as store:
-        rows = store.traces(filt, limit=args.limit, offset=args.offset)
+        rows = traces(store, filt, limit=args.limit, offset=args.offset)
     if args.json:
         dump_json(rows)
         return 0
     if not rows:
         print("no traces match")
         return 0
-    for r in rows:
-        mark = "✗" if r["error"] else " "
-        services = ",".join(r.get("services") or [])
-        print(
-            f"{mark} {r['trace_id']}  {fmt_ns(r['start_ns'])}  {fmt_duration(r['duration_ns']):>9}  "
-            f"{safe(r.get('root_name') or '-')} [{safe(services)}]  spans={r['span_count']} logs={r['log_count']} "
-            f"events={r['event_count']}"
-        )
+    for t in rows:
+        print(trace_line(t))
     return 0
 
 
 def cmd_story(args: argparse.Namespace) -> int:
     with store_session(args) as store:
-        story = store.story(args.trace_id)
+        told = story(store, args.trace_id)
     if args.json:
-        dump_json(story)
+        dump_json(told)
     else:
-        print_story(story)
+        print_story(told)
     return 0
 
 
 def cmd_nodes(args: argparse.Namespace) -> int:
     with store_session(args) as store:
-        rows = store.nodes(limit=args.limit)
+        rows = nodes(store, limit=args.limit)
     if args.json:
         dump_json(rows)
         return 0
     for n in rows:
-        print(
-            f"{fmt_ns(n['started_ns'])}  {safe(n['service']):<12} host={safe(n['host'])} pid={n['pid']} "
-            f"commit={short(n.get('commit'))} version={safe(n.get('version') or '-')} "
-            f"stopped={fmt_ns(n.get('stopped_ns'))} cause={safe(n.get('stop_cause') or 'running')}"
-        )
+        print(node_line(n))
     return 0
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
     with store_session(args) as store:
-        rows = store.tail(limit=max(args.n, 1), last=True)
+        rows = tail(store, limit=max(args.n, 1), last=True)
     # Follow from the newest record even when none is shown first (-n 0).
-    after: str | None = rows[-1]["id"] if rows else None
+    after: str | None = rows[-1].id if rows else None
     rows = rows[-args.n :] if args.n > 0 else []
     while True:
         for r in rows:
-            after = r["id"]
+            after = r.id
             if args.json:
                 sys.stdout.write(msgspec.json.encode(r).decode() + "\n")
             else:
-                text = r.get("message") or r.get("type")
-                print(
-                    f"{fmt_ns(r['ts_ns'])} {safe(r.get('level') or r['kind']).upper():<8} "
-                    f"{(r.get('trace_id') or '-')[:8]} {safe(text)}   {code_text(r.get('code'))}"
-                )
+                print(record_line(r))
         sys.stdout.flush()
         if not args.follow:
             return 0
         time.sleep(args.interval)
         with store_session(args) as store:
-            rows = store.tail(after_id=after, limit=1000)
+            rows = tail(store, after_id=after, limit=1000)
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
@@ -134,19 +117,11 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 def cmd_lineage(args: argparse.Namespace) -> int:
     with store_session(args) as store:
-        lineage = store.lineage(args.record_id)
+        found = lineage(store, args.record_id)
     if args.json:
-        dump_json(lineage)
-        return 0
-
-    def line(r: dict[str, Any]) -> str:
-        return f"{r['id']}  {safe(r['type'])}  {code_text(r.get('code'))}"
-
-    for r in lineage["upstream"]:
-        print(f"  ↑ {line(r)}")
-    print(f"● {line(lineage['record'])}")
-    for r in lineage["downstream"]:
-        print(f"  ↓ {line(r)}")
+        dump_json(found)
+    else:
+        print_lineage(found)
     return 0
 
 

@@ -2,9 +2,9 @@
 
 It subscribes to the Zoom topics by pattern (default ``^.*\\.(log|event|raw|span|node)$``; topics
 created later are picked up within ``topic.metadata.refresh.interval.ms``, 10 s by default),
-decodes each message (``zoomtrace.wire.kafka_codec``), writes each batch to the store in one call
-(on a helper thread, while the next batch is read) and only then commits the batch's offsets
-(``enable.auto.commit=false``). A collector killed at
+decodes each message (``zoomtrace.wire.kafka_codec``), writes each batch to the store in one
+transaction (``zoomtrace.collect.batching``, on a helper thread while the next batch is read) and
+only then commits the batch's offsets (``enable.auto.commit=false``). A collector killed at
 any point therefore loses nothing: what it stored but did not commit is read again, and the
 store keeps one copy per record id. Collectors with the same group id share the partitions.
 
@@ -25,21 +25,20 @@ import argparse
 import contextlib
 import gc
 import json
-import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import AbstractContextManager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import IO, TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
-from zoomtrace.errors import ConfigError, StoreError, ZoomError
-from zoomtrace.store.protocols import Store
+from zoomtrace._stderr import say
+from zoomtrace.collect.batching import Background, BatchWriter, Retry, Target, Written, home_target, open_target
+from zoomtrace.collect.signals import stop_on_signals
+from zoomtrace.errors import ConfigError, ZoomError
+from zoomtrace.store import Problem, StoreWriter
 from zoomtrace.wire import kafka_codec
 from zoomtrace.wire.record import Record
 
@@ -72,8 +71,6 @@ _MAX_REPORTS: Final = 20
 _JOIN_GRACE_S: Final = 15.0
 #: The same Kafka client error is reported at most once per this many seconds.
 _ERROR_REPORT_INTERVAL_S: Final = 30.0
-#: How often a failed store write is retried before the batch is stored record by record.
-_STORE_ATTEMPTS: Final = 3
 
 
 @dataclass
@@ -102,8 +99,6 @@ def parse_bootstrap(source: str) -> tuple[str, dict[str, str]]:
     return parts.netloc, dict(parse_qsl(parts.query, keep_blank_values=True))
 
 
-StoreSession = Callable[[], AbstractContextManager[Store]]
-
 #: Messages taken from the consumer per call, at most.
 _CONSUME_MAX: Final = 10_000
 #: How often the collector collects cyclic garbage itself (automatic collections, which walk every
@@ -117,7 +112,7 @@ class _Batch:
 
     records: dict[str, Record] = field(default_factory=dict)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
-    problems: list[tuple[str | None, str]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
     messages: int = 0
 
 
@@ -127,9 +122,8 @@ class _Collector:
 
     def __init__(
         self,
-        session: StoreSession,
+        target: Target,
         *,
-        prepare: Callable[[list[Record]], Any] | None,
         batch_size: int,
         batch_timeout_s: float,
         max_value_bytes: int,
@@ -138,26 +132,22 @@ class _Collector:
         stop: threading.Event,
         idle_exit_s: float | None,
         out: IO[str] | None,
-        err: IO[str],
     ) -> None:
-        self.session = session
-        self.prepare = prepare
         self.batch_size, self.batch_timeout_s = batch_size, batch_timeout_s
         self.max_value_bytes = max_value_bytes
         self.stats_interval, self.json_stats = stats_interval, json_stats
         self.stop, self.idle_exit_s = stop, idle_exit_s
         self.out = out if out is not None else (sys.stdout if json_stats else sys.stderr)
-        self.err = err
         self.stats = CollectorStats()
         self._assignment: set[tuple[str, int]] = set()
         self._rebalancing = False  # between giving partitions up and getting the new ones
         self._assigned = False  # the group has handed this member its partitions (maybe none) once
         self._reported_at: dict[str, float] = {}
-        # One batch is written to the store (by this thread) while the next one is consumed and decoded;
+        # One batch is written to the store (on a helper thread) while the next one is consumed and decoded;
         # the next one grows until the store is free (up to batch_size), so a slow store gets big batches
         # and a quiet topic gets its records stored at once.
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoomtrace-collect-store")
-        self._in_store: tuple[Future[None], dict[tuple[str, int], int]] | None = None
+        self._writer = BatchWriter(target, retry=Retry())
+        self._background = Background(self._writer, name="zoomtrace-collect-store")
         self._batch = _Batch()
 
     # -- rebalance callbacks (run inside consume()) ------------------------------------------
@@ -171,9 +161,8 @@ class _Collector:
     def on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Store and commit what was read before the partitions go to another collector, so that it
         # does not read them again.
-        self._settle()
         self._submit()
-        self._settle()
+        self._background.settle()
         self._rebalancing = True
         self._assignment -= {(tp.topic, tp.partition) for tp in partitions}
         self.stats.partitions = len(self._assignment)
@@ -184,9 +173,9 @@ class _Collector:
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            return self._run()
+            with self._background:
+                return self._run()
         finally:
-            self._writer.shutdown(wait=True, cancel_futures=True)
             if gc_was_enabled:
                 gc.enable()
 
@@ -194,7 +183,9 @@ class _Collector:
         started = last_report = last_message = last_gc = time.monotonic()
         reported = CollectorStats()
         while not self.stop.is_set():
-            busy = self._in_store is not None and not self._in_store[0].done()
+            busy = self._background.busy
+            if not busy:
+                self._background.settle()  # a batch just stored: count it and commit its offsets now
             room = max(1, min(_CONSUME_MAX, self.batch_size - self._batch.messages))
             # While the store is busy, keep reading in short steps, to hand over the moment it is free.
             timeout = min(self.batch_timeout_s, 0.05) if busy else self.batch_timeout_s
@@ -204,7 +195,6 @@ class _Collector:
                 last_message = now
                 self._decode(messages)
             if self._batch.messages and (not busy or self._batch.messages >= self.batch_size):
-                self._settle()  # the previous batch: stored, then committed
                 self._submit()
             if self.stats_interval > 0 and now - last_report >= self.stats_interval:
                 self._report(now - last_report, reported, now - started)
@@ -217,9 +207,8 @@ class _Collector:
                 last_message = now  # waiting for the group to hand out partitions is not being idle
             if self.idle_exit_s is not None and now - last_message >= self.idle_exit_s:
                 break
-        self._settle()
         self._submit()
-        self._settle()
+        self._background.settle()
         now = time.monotonic()
         self.stats.elapsed_s = round(now - started, 3)
         self._report(now - last_report, reported, now - started, final=True)
@@ -247,88 +236,21 @@ class _Collector:
             records[record.id] = record  # a node record arrives from two topics: store it once
 
     def _submit(self) -> None:
-        """Hand the batch read so far to the store thread (after the previous one has been settled)."""
+        """Prepare the batch read so far and hand it to the store thread, once the previous one is stored and
+        its offsets committed (a store error propagates from here, uncommitted)."""
         batch = self._batch
         if not batch.messages:
             return
-        assert self._in_store is None
         self._batch = _Batch()
-        if batch.records or batch.problems:
-            future = self._writer.submit(self._store, list(batch.records.values()), batch.problems)
-        else:
-            future = Future()
-            future.set_result(None)
+        prepared = self._writer.batch(list(batch.records.values()), problems=batch.problems)
         self.stats.batches += 1
-        self._in_store = (future, batch.offsets)
+        self._background.submit(prepared, lambda written: self._stored(written, batch.offsets))
 
-    def _settle(self) -> None:
-        """Wait for the batch being stored, then commit its offsets (a store error propagates, uncommitted)."""
-        if self._in_store is None:
-            return
-        future, offsets = self._in_store
-        self._in_store = None
-        future.result()
-        if offsets:
-            self._commit(offsets)
-
-    def _store(self, records: list[Record], problems: list[tuple[str | None, str]]) -> None:
-        """Write one batch in one store session (the store lock is held only meanwhile, so CLI commands,
-        the UI and other collectors sharing the store get their turn between batches)."""
-        delay = 0.2
-        prepared: Any = None
-        if self.prepare is not None:
-            try:  # the store's Python half, before its lock is taken (other sessions go on meanwhile)
-                prepared = self.prepare(records)
-            except Exception as exc:
-                self._say(f"preparing {len(records)} records for the store failed ({exc}); storing them plainly")
-        for attempt in range(1, _STORE_ATTEMPTS + 1):
-            try:
-                with self.session() as store:
-                    # DuckStore also keeps the malformed messages as ingest problems, in the same transaction.
-                    if prepared is not None and hasattr(store, "ingest_prepared"):
-                        new = store.ingest_prepared(prepared, problems=problems)
-                    elif hasattr(store, "ingest_batch"):
-                        new = store.ingest_batch(records, problems=problems)
-                    else:
-                        new = store.ingest(records)
-            except Exception as exc:
-                self._say(f"store write of {len(records)} records failed (attempt {attempt}): {exc}")
-                if attempt < _STORE_ATTEMPTS:
-                    time.sleep(delay)
-                    delay *= 4
-                continue
-            self.stats.stored += len(records)
-            self.stats.new += new
-            return
-        # The batch keeps failing: find the records the store refuses, skip them, keep the others.
-        # Each refused record gets a second chance in a later session, so a passing store hiccup
-        # during this pass does not cost records; only those refused twice are skipped.
-        refused = self._store_one_by_one(records)
-        if refused:
-            time.sleep(delay)
-            refused = self._store_one_by_one([record for record, _ in refused])
-        for n, (record, why) in enumerate(refused):
-            if n < _MAX_REPORTS:
-                self._say(f"store refused record {record.id} ({record.kind}/{record.type}) twice: {why}; skipped")
-        if records and len(refused) == len(records):
-            # Nothing at all can be written: the store is broken. Stop without committing (no loss).
-            raise StoreError(f"the store refuses every record ({len(refused)}); stopping without committing")
-        self.stats.rejected += len(refused)
-
-    def _store_one_by_one(self, records: list[Record]) -> list[tuple[Record, Exception]]:
-        """Store records singly in one session; returns those the store refused, with why."""
-        refused: list[tuple[Record, Exception]] = []
-        try:
-            with self.session() as store:
-                for record in records:
-                    try:
-                        self.stats.new += store.ingest([record])
-                        self.stats.stored += 1
-                    except Exception as exc:
-                        refused.append((record, exc))
-        except Exception as exc:
-            raise StoreError(f"cannot write to the store ({exc}); stopping without committing") from exc
-        return refused
+    def _stored(self, written: Written, offsets: dict[tuple[str, int], int]) -> None:
+        self.stats.stored += written.stored
+        self.stats.new += written.new
+        self.stats.rejected += written.refused
+        self._commit(offsets)
 
     def _commit(self, offsets: dict[tuple[str, int], int]) -> None:
         from confluent_kafka import KafkaException, TopicPartition
@@ -421,52 +343,13 @@ class _Collector:
             self.out.flush()
 
     def _say(self, message: str, key: str | None = None) -> None:
+        """Report on stderr; with a ``key``, at most once per ``_ERROR_REPORT_INTERVAL_S``."""
         if key is not None:
             now = time.monotonic()
             if now - self._reported_at.get(key, -_ERROR_REPORT_INTERVAL_S) < _ERROR_REPORT_INTERVAL_S:
                 return
             self._reported_at[key] = now
-        with contextlib.suppress(Exception):
-            self.err.write(f"zoomtrace collect: {message}\n")
-            self.err.flush()
-
-
-@contextlib.contextmanager
-def _signals(stop: threading.Event) -> Iterator[None]:
-    """SIGTERM/SIGINT set ``stop`` (a second one acts as usual); only from the main thread."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous: dict[signal.Signals, Any] = {}
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-        sig = signal.Signals(signum)
-        signal.signal(sig, previous.get(sig, signal.SIG_DFL))
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        previous[sig] = signal.signal(sig, handler)
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-def _sessions(store_home: Path) -> StoreSession:
-    from zoomtrace.store import open_store
-
-    home = Path(store_home)
-
-    def session() -> AbstractContextManager[Store]:
-        return open_store(home, create=True)
-
-    return session
-
-
-@contextlib.contextmanager
-def _borrowed(store: Store) -> Iterator[Store]:
-    yield store
+        say(message)
 
 
 def run_collector(
@@ -483,9 +366,8 @@ def run_collector(
     max_value_bytes: int = kafka_codec.DEFAULT_MAX_VALUE_BYTES,
     idle_exit_s: float | None = None,
     stop: threading.Event | None = None,
-    store: Store | None = None,
+    store: StoreWriter | None = None,
     out: IO[str] | None = None,
-    err: IO[str] | None = None,
 ) -> CollectorStats:
     """Consume the Zoom topics into the store at ``store_home`` until stopped; returns the totals.
 
@@ -510,21 +392,10 @@ def run_collector(
         "group.id": group_id,
         "enable.auto.commit": False,
     }
-    errors = err if err is not None else sys.stderr
-    prepare: Callable[[list[Record]], Any] | None
-    if store is not None:
-        borrowed = store
-        session: StoreSession = lambda: _borrowed(borrowed)  # noqa: E731
-        prepare = None  # no lock to keep short: the store's own ingest_batch/ingest does it all
-    else:
-        session = _sessions(Path(store_home))
-        from zoomtrace.store.duckdb import DuckStore
-
-        prepare = DuckStore.prepare
-    with _signals(stop):
+    target = open_target(store) if store is not None else home_target(Path(store_home))
+    with stop_on_signals(stop):
         collector = _Collector(
-            session,
-            prepare=prepare,
+            target,
             batch_size=batch_size,
             batch_timeout_s=batch_timeout_s,
             max_value_bytes=max_value_bytes,
@@ -533,7 +404,6 @@ def run_collector(
             stop=stop,
             idle_exit_s=idle_exit_s,
             out=out,
-            err=errors,
         )
         consumer_config.setdefault("error_cb", collector.on_error)
         from confluent_kafka import Consumer, KafkaException

@@ -4,7 +4,8 @@
 127.0.0.1:4318``) accepts OTLP/HTTP exports on ``POST /v1/traces`` and ``POST /v1/logs``, as
 protobuf (``application/x-protobuf``) or JSON (``application/json``, OTLP/JSON rules: hex ids,
 lowerCamelCase names), optionally gzip-compressed. Each request is mapped to Zoom records
-(``zoomtrace.wire.otlp_mapping``: unknown attributes kept) and stored in one store session, so a
+(``zoomtrace.wire.otlp_mapping``: unknown attributes kept) and stored in one transaction of one
+store session (``zoomtrace.collect.batching``), so a
 span of an OpenTelemetry service appears in ``zoomtrace story`` beside the Zoom spans of the
 same trace. The response is sent only once the records are stored: an exporter that gets
 ``200`` can forget them. A busy store answers ``503`` with ``Retry-After``, which OTLP
@@ -14,9 +15,7 @@ exporters retry.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import signal
 import socket
 import sys
 import threading
@@ -24,7 +23,6 @@ import zlib
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import FrameType
 from typing import Any, Final
 
 from google.protobuf import json_format
@@ -40,6 +38,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from zoomtrace._stderr import say
+from zoomtrace.collect.batching import BatchWriter, home_target
+from zoomtrace.collect.signals import stop_on_signals
 from zoomtrace.errors import ConfigError, StoreError
 from zoomtrace.wire.otlp_mapping import OtlpJsonError, logs_request_from_json, otlp_to_records, traces_request_from_json
 from zoomtrace.wire.record import Record
@@ -98,7 +99,8 @@ class OtlpReceiver:
 
     def __init__(self, home: Path, host: str = "127.0.0.1", port: int = 4318) -> None:
         self.home = Path(home).absolute()
-        self._store_lock = threading.Lock()
+        self._writer = BatchWriter(home_target(self.home))
+        self._store_lock = threading.Lock()  # one write at a time (they would only queue for the store's lock)
         self._known_nodes: set[str] = set()
         self.stored = 0
         self.requests = 0
@@ -183,10 +185,9 @@ class OtlpReceiver:
     def _store(self, records: list[Record]) -> None:
         if not records:
             return
-        from zoomtrace.store import open_store
-
-        with self._store_lock, open_store(self.home, create=True) as store:
-            self.stored += store.ingest(records)
+        batch = self._writer.batch(records)  # before the lock: requests prepare theirs side by side
+        with self._store_lock:
+            self.stored += self._writer.write(batch).new
 
     @staticmethod
     def _error(is_json: bool, code: int, message: str) -> bytes:
@@ -211,7 +212,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             status, answer_type, data, extra = receiver.handle(path, content_type, body)
         except Exception as exc:  # a bug must cost one request, not the receiver
-            sys.stderr.write(f"zoomtrace: OTLP receiver failed on {path}: {exc!r}\n")
+            say(f"OTLP receiver failed on {path}: {exc!r}")
             status, answer_type, data, extra = 500, "text/plain", b"internal error", {}
         self._answer(status, answer_type, data, extra)
 
@@ -280,30 +281,21 @@ def serve(home: Path, listen: str, *, ready: Any = None) -> int:
     host, port = parse_listen(listen)
     receiver = OtlpReceiver(home, host, port)
     stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    thread = threading.Thread(target=receiver.serve_forever, name="zoomtrace-otlp-receiver", daemon=True)
-    thread.start()
-    out = ready if ready is not None else sys.stdout
-    out.write(
-        f"zoomtrace: OTLP receiver listening on {receiver.url} (POST /v1/traces, /v1/logs), "
-        f"storing into {receiver.home}\n"
-    )
-    out.flush()
-    try:
-        stop.wait()
-    finally:
-        receiver.shutdown()
-        thread.join()
-        for sig, handler in previous.items():
-            with contextlib.suppress(Exception):
-                signal.signal(sig, handler)
-    sys.stderr.write(
-        f"zoomtrace: OTLP receiver stopped after {receiver.requests} requests, {receiver.stored} new records stored\n"
-    )
+    with stop_on_signals(stop):
+        thread = threading.Thread(target=receiver.serve_forever, name="zoomtrace-otlp-receiver", daemon=True)
+        thread.start()
+        out = ready if ready is not None else sys.stdout
+        out.write(
+            f"zoomtrace: OTLP receiver listening on {receiver.url} (POST /v1/traces, /v1/logs), "
+            f"storing into {receiver.home}\n"
+        )
+        out.flush()
+        try:
+            stop.wait()
+        finally:
+            receiver.shutdown()
+            thread.join()
+    say(f"OTLP receiver stopped after {receiver.requests} requests, {receiver.stored} new records stored")
     return 0
 
 
@@ -318,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return serve(Path(args.home) if args.home else default_home(), args.listen)
     except ConfigError as exc:
-        sys.stderr.write(f"zoomtrace: {exc}\n")
+        say(str(exc))
         return 2
 
 

@@ -9,44 +9,20 @@ up to, so a crash can neither lose records nor count them twice.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import queue
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Final
 
+from zoomtrace.collect.batching import Background, Batch, BatchWriter, Written, open_target
+from zoomtrace.store import Problem, StoreWriter
 from zoomtrace.store._gc import gc_paused
 from zoomtrace.wire.record import Record
 from zoomtrace.wire.spool import SPOOL_DIRS, read_segment, segments
 
 #: Records per transaction (a segment is never split: its offset covers all of its new frames).
 BATCH_RECORDS: Final = 100_000
-
-
-class SpoolTarget(Protocol):
-    """What ingestion needs from a store backend.
-
-    ``prepare`` is the backend's pure-Python work on a batch (no database access); ingestion runs it on
-    its reader thread so that it overlaps the database work of the previous batch.
-    """
-
-    #: Problem lines for the records the last ingest had to skip (they cannot be stored).
-    last_skipped: list[str]
-
-    def ingest_offsets(self) -> dict[str, int]: ...
-
-    def prepare(self, records: list[Record]) -> Any: ...
-
-    def ingest_prepared(
-        self,
-        batch: Any,
-        offsets: dict[str, int] | None = None,
-        problems: Sequence[tuple[str | None, str]] = (),
-    ) -> int:
-        """Store a prepared batch, offsets and problems in one transaction; returns how many records were new."""
 
 
 @dataclass
@@ -61,38 +37,34 @@ class IngestReport:
     pending_bytes: int = 0
     segments: int = 0
 
+    def add(self, written: Written) -> None:
+        """Count a stored batch."""
+        self.new += written.new
+        self.problems.extend(written.skipped)
 
-Batch = tuple[Any, dict[str, int], list[tuple[str | None, str]]]
 
-
-def ingest_spool(store: SpoolTarget, spool_dir: Path, *, batch_records: int = BATCH_RECORDS) -> IngestReport:
+def ingest_spool(store: StoreWriter, spool_dir: Path, *, batch_records: int = BATCH_RECORDS) -> IngestReport:
     """Ingest everything new in ``spool_dir``; safe while writers append (not alongside another ingest,
     which ``open_store``'s lock prevents).
 
-    Segments are read, decoded and prepared (``store.prepare``) on a helper thread while the store
-    writes the previous batch (DuckDB releases the GIL), so with two cores the two halves overlap.
+    Segments are read, decoded and prepared on this thread while a helper thread writes the previous
+    batch (DuckDB releases the GIL), so with two cores the two halves overlap.
     """
     report = IngestReport()
-    offsets = store.ingest_offsets()
-    with gc_paused():
-        batches = _read_batches(Path(spool_dir), offsets, report, batch_records, store.prepare)
-        for prepared, batch_offsets, problems in _prefetch(batches):
-            report.new += store.ingest_prepared(prepared, batch_offsets, problems)
-            report.problems.extend(store.last_skipped)
+    writer = BatchWriter(open_target(store))
+    with gc_paused(), Background(writer, name="zoomtrace-ingest-store") as background:
+        for batch in _read_batches(Path(spool_dir), store.offsets(), report, batch_records, writer):
+            background.submit(batch, report.add)
     return report
 
 
 def _read_batches(
-    spool_dir: Path,
-    offsets: dict[str, int],
-    report: IngestReport,
-    batch_records: int,
-    prepare: Callable[[list[Record]], Any],
+    spool_dir: Path, offsets: dict[str, int], report: IngestReport, batch_records: int, writer: BatchWriter
 ) -> Iterator[Batch]:
     """Prepared batches of new records with the offsets they reach; a segment is never split across batches."""
     records: list[Record] = []
     batch_offsets: dict[str, int] = {}
-    problems: list[tuple[str | None, str]] = []
+    problems: list[Problem] = []
     for path in segments(spool_dir):
         name = path.name
         report.segments += 1
@@ -121,57 +93,13 @@ def _read_batches(
             batch_offsets[name] = result.offset
         records.extend(result.records)
         if len(records) >= batch_records:
-            yield prepare(records), batch_offsets, problems
+            yield writer.batch(records, offsets=batch_offsets, problems=problems)
             records, batch_offsets, problems = [], {}, []
     if records or batch_offsets or problems:
-        yield prepare(records), batch_offsets, problems
+        yield writer.batch(records, offsets=batch_offsets, problems=problems)
 
 
-_DONE: Final = object()
-
-
-def _prefetch(batches: Iterator[Batch]) -> Iterator[Batch]:
-    """Run ``batches`` one step ahead on a helper thread; its exceptions are raised here."""
-    slot: queue.Queue[Any] = queue.Queue(maxsize=1)
-    stop = threading.Event()
-
-    def put(item: Any) -> bool:
-        """Hand ``item`` over unless the consumer has gone; never blocks for good."""
-        while not stop.is_set():
-            try:
-                slot.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for batch in batches:
-                if not put(batch):
-                    return
-            put(_DONE)
-        except BaseException as exc:  # handed to the consumer, which raises it
-            put(exc)
-
-    thread = threading.Thread(target=produce, name="zoomtrace-ingest-reader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = slot.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        with contextlib.suppress(queue.Empty):
-            slot.get_nowait()
-        thread.join()
-
-
-def ingest_home(store: SpoolTarget, home: Path) -> IngestReport:
+def ingest_home(store: StoreWriter, home: Path) -> IngestReport:
     """Ingest every spool directory of ``home`` (what ``zoomtrace ingest`` and every store session run).
 
     Records a Kafka sink could not send yet are stored locally too; when they reach Kafka

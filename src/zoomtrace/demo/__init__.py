@@ -118,6 +118,7 @@ def run_kafka_services(home: Path, bootstrap: str) -> list[str]:
 
 def run_demo(home: Path, *, json_output: bool = False, open_ui: bool = False, kafka: str | None = None) -> int:
     from zoomtrace.collect import open_session
+    from zoomtrace.read import query
     from zoomtrace.read.render import dump_json, print_story
 
     home.mkdir(parents=True, exist_ok=True)
@@ -136,9 +137,9 @@ def run_demo(home: Path, *, json_output: bool = False, open_ui: bool = False, ka
         )
     with open_session(home, create=True) as store:
         if not kafka:
-            interesting = store.traces({"errors_only": True}, limit=1)
-            trace_id = interesting[0]["trace_id"] if interesting else traces[-1]
-        story = store.story(trace_id)
+            interesting = query.traces(store, {"errors_only": True}, limit=1)
+            trace_id = interesting[0].trace_id if interesting else traces[-1]
+        story = query.story(store, trace_id)
     if json_output:
         dump_json(story)
         return 0

@@ -25,7 +25,7 @@ def main() -> None:
             status, _reply = post(
                 ORDERS, {"order_id": order_id, "customer": customer, "items": items, "total": total, "flaky": flaky}
             )
-            s.set(**{"http.response.status_code": status})
+            s.set(attrs={"http.response.status_code": status})
             print(f"trace {s.trace_id} order {order_id} -> {status}", flush=True)
 
 

@@ -35,7 +35,7 @@ def serve(routes: dict[str, Route]) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length) or b"{}")
             with zt.span(f"POST {self.path}", context=zt.extract(self.headers)) as s:
-                s.set(**{"http.route": self.path})
+                s.set(attrs={"http.route": self.path})
                 if route is None:
                     status, reply = 404, {"error": "no such route"}
                 else:
@@ -44,7 +44,7 @@ def serve(routes: dict[str, Route]) -> None:
                     except Exception as exc:
                         s.status, s.error = "error", exc
                         status, reply = 500, {"error": str(exc)}
-                s.set(**{"http.response.status_code": status})
+                s.set(attrs={"http.response.status_code": status})
             data = json.dumps(reply).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

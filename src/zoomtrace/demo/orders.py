@@ -33,12 +33,12 @@ def place(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     }
     with zt.span("charge", attempt=1) as first:
         status, reply = post(BILLING, request)
-        first.set(**{"http.response.status_code": status})
+        first.set(attrs={"http.response.status_code": status})
     if status == 402:
         log.warning("payment for order %s declined, retrying once", order.order_id)
         with zt.span("charge.retry", follows_from=first, attempt=2) as retry:
             status, reply = post(BILLING, request)
-            retry.set(**{"http.response.status_code": status})
+            retry.set(attrs={"http.response.status_code": status})
     if status != 200:
         log.error("order %s could not be charged: %s", order.order_id, reply.get("error"))
         return 502, {"error": "payment failed"}

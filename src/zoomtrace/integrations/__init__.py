@@ -1,15 +1,12 @@
-"""HTTP integrations: the trace crosses HTTP calls, and each call is a span.
+"""Integrations: other libraries' logs, calls and messages join the story.
 
-Outgoing calls get a *client* span and the W3C headers (``traceparent``, ``tracestate``,
-``baggage``); incoming requests continue the caller's trace in a *server* span with the
-standard ``http.*`` / ``url.*`` attributes (OpenTelemetry semantic conventions)::
-
-    from zoomtrace.integrations import requests as zt_requests, wsgi
-
-    zt_requests.instrument()                       # every requests.Session
-    client = httpx.Client(transport=zoomtrace.integrations.httpx.TracingTransport())
-    app.wsgi_app = wsgi.ZoomMiddleware(app.wsgi_app)          # Flask
-    app.add_middleware(zoomtrace.integrations.asgi.ZoomMiddleware)  # FastAPI / Starlette
-
-Each module imports its library only when used; nothing here is imported by ``import zoomtrace``.
+Logging libraries: ``structlog.processor`` and ``loguru.sink`` record their log lines
+(stdlib ``logging`` needs nothing: ``zt.init`` captures it). HTTP: ``requests.instrument()``,
+``httpx.TracingTransport``, ``wsgi.ZoomMiddleware`` and ``asgi.ZoomMiddleware`` make each
+outgoing call a *client* span carrying the W3C headers, and each incoming request a *server*
+span continuing the caller's trace, with OpenTelemetry's ``http.*`` / ``url.*`` attributes
+(``_http`` holds what they share). Kafka: ``kafka``, reached as ``zt.kafka``, carries the
+trace through the application's own messages (``produce``, ``headers``, ``consume_span``,
+``traced``). Each module imports its library only when used; ``import zoomtrace`` imports
+none of them.
 """

@@ -150,7 +150,13 @@ def _span_for(msg: Any, follows_from: bool | None, name: str | None, attrs: dict
 
 @contextmanager
 def consume_span(
-    msg: Any, follows_from: bool | None = None, *, name: str | None = None, **attrs: Any
+    msg: Any,
+    /,
+    follows_from: bool | None = None,
+    *,
+    name: str | None = None,
+    attrs: Mapping[str, Any] | None = None,
+    **fields: Any,
 ) -> Iterator[Span]:
     """A span for processing one consumed message, continuing the trace in its headers.
 
@@ -159,9 +165,10 @@ def consume_span(
     producer's span. Attributes: ``messaging.system``, ``messaging.destination.name`` (topic),
     ``messaging.destination.partition.id``, ``messaging.kafka.offset``,
     ``messaging.kafka.message.key`` (when UTF-8), ``messaging.message.id`` (the Zoom record id
-    of a data event), plus ``attrs``. The span is named ``process <topic>`` unless ``name`` is given.
+    of a data event), plus the keywords and/or the ``attrs`` mapping (as for ``zt.span``). The span
+    is named ``process <topic>`` unless ``name`` is given.
     """
-    span = _span_for(msg, follows_from, name, attrs, 3)
+    span = _span_for(msg, follows_from, name, {**attrs, **fields} if attrs is not None else fields, 3)
     with span:
         yield span
 

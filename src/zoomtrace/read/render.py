@@ -1,4 +1,4 @@
-"""The story for people and for programs: terminal text and JSON, shared by the CLI, the UI and the demo.
+"""The read model for people and for programs: terminal text and JSON, shared by the CLI, the UI and the demo.
 
 Every string that came from a record is untrusted: it is printed through ``safe``, so a log
 message cannot move the cursor, clear the screen or fake other lines.
@@ -13,6 +13,17 @@ from typing import Any
 import msgspec
 
 from zoomtrace._terminal import safe
+from zoomtrace.read.model import (
+    Code,
+    ErrorInfo,
+    Lineage,
+    NodeView,
+    RecordView,
+    Story,
+    StoryRecord,
+    StorySpan,
+    TraceSummary,
+)
 
 
 def one_line(message: str) -> str:
@@ -45,63 +56,106 @@ def short(commit: str | None) -> str:
     return commit[:8] if commit else "no-commit"
 
 
-def code_text(code: dict[str, Any] | None) -> str:
-    if not code:
+def code_text(code: Code | None) -> str:
+    if code is None:
         return ""
-    dirty = " dirty" if code.get("dirty") else ""
-    return f"{safe(code.get('file'))}:{code.get('line')} @{short(code.get('commit'))}{dirty}"
+    dirty = " dirty" if code.dirty else ""
+    return f"{safe(code.file)}:{code.line} @{short(code.commit)}{dirty}"
 
 
-def _print_record(r: dict[str, Any], indent: str) -> None:
-    kind = r["kind"]
-    if kind == "log":
-        label, text = (r.get("level") or "LOG"), r.get("message") or ""
-    elif kind == "event":
-        label = "EVENT"
-        text = f"{r['type']} {msgspec.json.encode(r.get('payload')).decode()[:200]}"
-        if r.get("sources"):
-            text += f"  ← {', '.join(s[:13] for s in r['sources'])}"
-    else:
-        label, text = kind.upper(), f"{r['type']} {r.get('attrs', {})}"
-    print(f"{indent}{label:<8} {safe(text)}   {code_text(r.get('code'))}")
-    if r.get("error"):
-        err = r["error"]
-        print(f"{indent}         ↳ {safe(err['type'])}: {safe(err['message'])}")
+def _error_text(error: ErrorInfo) -> str:
+    return f"↳ {safe(error.type)}: {safe(error.message)}"
 
 
-def _print_span(s: dict[str, Any], depth: int) -> None:
-    indent = "  " * depth
-    status = s.get("status") or "ok"
-    marker = {"ok": "", "error": "  ✗ error", "interrupted": "  ⚠ interrupted"}.get(status, f"  {status}")
-    links = "".join(f"  (follows {link['span_id'][:8]})" for link in s.get("links") or [])
-    print(
-        f"{indent}▸ {safe(s['name'])}  [{safe(s.get('service') or '?')}]  {fmt_duration(s.get('duration_ns'))}"
-        f"{marker}{links}   {code_text(s.get('code'))}"
+# -- one line per row -------------------------------------------------------------------------
+
+
+def trace_line(t: TraceSummary) -> str:
+    """A trace summary as one line of ``zoomtrace traces``."""
+    mark = "✗" if t.error else " "
+    return (
+        f"{mark} {t.trace_id}  {fmt_ns(t.start_ns)}  {fmt_duration(t.duration_ns):>9}  "
+        f"{safe(t.root_name or '-')} [{safe(','.join(t.services))}]  spans={t.span_count} logs={t.log_count} "
+        f"events={t.event_count}"
     )
-    if s.get("error"):
-        err = s["error"]
-        print(f"{indent}    ↳ {safe(err['type'])}: {safe(err['message'])}")
-    entries: list[tuple[int, int, dict[str, Any]]] = [(r["ts_ns"], 0, r) for r in s.get("records", [])]
-    entries += [(c["start_ns"], 1, c) for c in s.get("children", [])]
-    for _, is_span, item in sorted(entries, key=lambda e: (e[0], e[1])):
-        if is_span:
+
+
+def node_line(n: NodeView) -> str:
+    """A process run as one line of ``zoomtrace nodes``."""
+    return (
+        f"{fmt_ns(n.started_ns)}  {safe(n.service):<12} host={safe(n.host)} pid={n.pid} "
+        f"commit={short(n.commit)} version={safe(n.version or '-')} "
+        f"stopped={fmt_ns(n.stopped_ns)} cause={safe(n.stop_cause or 'running')}"
+    )
+
+
+def record_line(r: RecordView) -> str:
+    """A record as one line of ``zoomtrace tail``."""
+    return (
+        f"{fmt_ns(r.ts_ns)} {safe(r.level or r.kind).upper():<8} "
+        f"{(r.trace_id or '-')[:8]} {safe(r.message or r.type)}   {code_text(r.code)}"
+    )
+
+
+def print_lineage(lineage: Lineage) -> None:
+    """Upstream records, the record itself, downstream records: one line each."""
+
+    def line(r: RecordView) -> str:
+        return f"{r.id}  {safe(r.type)}  {code_text(r.code)}"
+
+    for r in lineage.upstream:
+        print(f"  ↑ {line(r)}")
+    print(f"● {line(lineage.record)}")
+    for r in lineage.downstream:
+        print(f"  ↓ {line(r)}")
+
+
+# -- the story --------------------------------------------------------------------------------
+
+
+def _print_record(r: StoryRecord, indent: str) -> None:
+    if r.kind == "log":
+        label, text = (r.level or "LOG"), r.message or ""
+    elif r.kind == "event":
+        label = "EVENT"
+        text = f"{r.type} {msgspec.json.encode(r.payload).decode()[:200]}"
+        if r.sources:
+            text += f"  ← {', '.join(s[:13] for s in r.sources)}"
+    else:
+        label, text = r.kind.upper(), f"{r.type} {r.attrs}"
+    print(f"{indent}{label:<8} {safe(text)}   {code_text(r.code)}")
+    if r.error is not None:
+        print(f"{indent}         {_error_text(r.error)}")
+
+
+def _print_span(s: StorySpan, depth: int) -> None:
+    indent = "  " * depth
+    status = s.status or "ok"
+    marker = {"ok": "", "error": "  ✗ error", "interrupted": "  ⚠ interrupted"}.get(status, f"  {status}")
+    links = "".join(f"  (follows {(link.span_id or '')[:8]})" for link in s.links)
+    print(
+        f"{indent}▸ {safe(s.name)}  [{safe(s.service or '?')}]  {fmt_duration(s.duration_ns)}"
+        f"{marker}{links}   {code_text(s.code)}"
+    )
+    if s.error is not None:
+        print(f"{indent}    {_error_text(s.error)}")
+    entries: list[tuple[int, int, StoryRecord | StorySpan]] = [(r.ts_ns, 0, r) for r in s.records]
+    entries += [(c.start_ns, 1, c) for c in s.children]
+    for _, _, item in sorted(entries, key=lambda e: (e[0], e[1])):
+        if isinstance(item, StorySpan):
             _print_span(item, depth + 1)
         else:
             _print_record(item, indent + "    ")
 
 
-def print_story(story: dict[str, Any]) -> None:
+def print_story(story: Story) -> None:
     """The story as an indented tree: its process runs, then spans with their records, in causal and time order."""
-    nodes = {n["node_id"]: n for n in story["nodes"]}
-    print(f"trace {story['trace_id']}  ·  {len(nodes)} process run(s)")
-    for n in story["nodes"]:
-        stop = safe(n.get("stop_cause") or "running")
-        print(
-            f"  node {safe(n['service'])} pid={n['pid']} host={safe(n['host'])} commit {short(n.get('commit'))} "
-            f"stop={stop}"
-        )
+    print(f"trace {story.trace_id}  ·  {len(story.nodes)} process run(s)")
+    for n in story.nodes:
+        stop = safe(n.stop_cause or "running")
+        print(f"  node {safe(n.service)} pid={n.pid} host={safe(n.host)} commit {short(n.commit)} stop={stop}")
     print()
-    for root in story["spans"]:
+    for root in story.spans:
         _print_span(root, 0)
-    for r in story["records"]:
+    for r in story.records:
         _print_record(r, "")

@@ -1,7 +1,8 @@
 """The node: one process run, with its build, its machine, its start, its stop and the cause.
 
-A ``Node`` owns the pipeline and the encoder of this process and records *started*
-(completed with git provenance by the worker, so start-up stays fast) and *stopped*.
+A ``Node`` owns the pipeline and the encoder of this process, opens the sinks with its
+identity, and records *started* (completed with git provenance by the worker, so start-up
+stays fast) and *stopped*.
 When it starts and stops, and why, is ``zoomtrace.runtime.lifecycle``'s business.
 """
 
@@ -25,7 +26,7 @@ from zoomtrace.runtime.pipeline import OnFull, Pipeline
 from zoomtrace.runtime.provenance import Provenance, find_repo_root
 from zoomtrace.runtime.sanitize import Limits
 from zoomtrace.runtime.scrub import SCRUBBED, Scrubber
-from zoomtrace.sinks import Sink, open_sink
+from zoomtrace.sinks import NodeIdentity, ReportLoss, Sink, open_sink
 from zoomtrace.wire.record import Record, uuid7
 
 if TYPE_CHECKING:
@@ -79,17 +80,22 @@ class Node:
         # rather than run git again in every worker of a pre-forking server.
         self.provenance = provenance or Provenance()
         self.encoder = Encoder(self.node_id, self.provenance, scrubber, limits)
-        sink_objects: list[Sink] = [open_sink(url, home=home, node_id=self.node_id) for url in self.sink_urls]
+        self.identity = NodeIdentity(
+            self.node_id, service=service, env=env, group=group, version=version, host=self.host, pid=self.pid
+        )
         self._lost_reported: dict[str, int] = {}
         self.pipeline = Pipeline(
             self._encode,
-            sink_objects,
+            self._open_sinks,
             maxsize=queue_size,
             on_full=on_full,
             block_timeout_s=block_timeout_s,
             extras=self._extras,
         )
         self.pipeline.put((items.NODE_START,))
+
+    def _open_sinks(self, report_loss: ReportLoss) -> list[Sink]:
+        return [open_sink(url, home=self.home, node=self.identity, report_loss=report_loss) for url in self.sink_urls]
 
     # -- worker side -------------------------------------------------------------------
 
@@ -152,16 +158,7 @@ class Node:
         return out
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "node_id": self.node_id,
-            "service": self.service,
-            "env": self.env,
-            "group": self.group,
-            "version": self.version,
-            "host": self.host,
-            "pid": self.pid,
-            "started_ns": self.started_ns,
-        }
+        return {**self.identity.as_attrs(), "started_ns": self.started_ns}
 
     # -- lifecycle -----------------------------------------------------------------------
 

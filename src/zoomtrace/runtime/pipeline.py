@@ -5,20 +5,20 @@ worker wakes every ``interval_s`` (or sooner when the queue fills up or someone
 flushes), turns items into records with the encoder and writes them to the sinks
 in batches. A full queue drops (or blocks up to a deadline, if so configured);
 every dropped or unwritable record is counted and the counts are themselves
-recorded, never silent.
+recorded, never silent. The sinks count here too: the pipeline opens them with
+``count_lost`` as their loss reporter, so ``lost`` is the one count of the process.
 """
 
 from __future__ import annotations
 
-import contextlib
-import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Literal
 
-from zoomtrace.sinks import Sink
+from zoomtrace._stderr import WarnOnce
+from zoomtrace.sinks import ReportLoss, Sink
 from zoomtrace.wire.record import Record
 
 OnFull = Literal["drop", "block"]
@@ -34,10 +34,12 @@ class _Flush:
 
 
 class Pipeline:
+    """The queue and its worker; ``open_sinks`` is given ``count_lost`` and returns the sinks to write to."""
+
     def __init__(
         self,
         encode: Callable[[tuple[Any, ...]], Record | None],
-        sinks: list[Sink],
+        open_sinks: Callable[[ReportLoss], list[Sink]],
         *,
         maxsize: int = 100_000,
         on_full: OnFull = "drop",
@@ -47,7 +49,6 @@ class Pipeline:
         extras: Callable[[], list[Record]] = list,
     ) -> None:
         self._encode = encode
-        self.sinks = sinks
         self._extras = extras
         self._maxsize = maxsize
         self._wake_at = maxsize // 4
@@ -59,10 +60,11 @@ class Pipeline:
         self._wake = threading.Event()
         self._space = threading.Event()
         self._stopping = False
-        #: Records lost, by reason ("queue_full", "encode_error", "sink_error:<sink>").
+        #: Records lost, by reason ("queue_full", "encode_error", "sink_error:<sink>", and the sinks' own).
         self.lost: dict[str, int] = {}
         self.written = 0
-        self._warned: set[str] = set()
+        self._warn = WarnOnce()
+        self.sinks = open_sinks(self.count_lost)
         self._thread = threading.Thread(target=self._run, name="zoomtrace-pipeline", daemon=True)
         self._thread.start()
 
@@ -96,8 +98,10 @@ class Pipeline:
         self.count_lost("queue_full", 1)
 
     def count_lost(self, reason: str, n: int) -> None:
+        """Count ``n`` records lost for ``reason``: the node's next ``lost`` record reports them."""
         # No lock: this runs on the caller's thread, possibly re-entered from a signal handler
-        # (SIGTERM while the queue is full), where a lock held by the same thread would deadlock.
+        # (SIGTERM while the queue is full), where a lock held by the same thread would deadlock;
+        # and on the sinks' threads.
         self.lost[reason] = self.lost.get(reason, 0) + n
 
     def flush(self, timeout: float | None = 5.0) -> bool:
@@ -189,10 +193,3 @@ class Pipeline:
                 sink.flush()
             except Exception as exc:
                 self._warn(f"flush:{type(sink).__name__}", f"could not flush {type(sink).__name__}: {exc}")
-
-    def _warn(self, key: str, message: str) -> None:
-        """One line on stderr per kind of problem: the application keeps running."""
-        if key not in self._warned:
-            self._warned.add(key)
-            with contextlib.suppress(Exception):
-                sys.stderr.write(f"zoomtrace: {message} (further such warnings suppressed)\n")

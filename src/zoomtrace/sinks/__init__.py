@@ -1,7 +1,10 @@
 """Sinks: where the pipeline's worker writes encoded records.
 
 A sink is anything with ``write(records)``, ``flush()`` and ``close()``; it runs on
-the worker thread only. ``open_sink`` turns a sink URL into one:
+the worker thread only. ``open_sink`` turns a sink URL into one, and gives it what it
+cannot learn from the records: the identity of the node that writes (topic names, the
+OTLP resource, file names) and the node's loss counter, to which it reports every record
+it gives up on (the node's ``lost`` record counts them, beside the pipeline's own):
 
 ==========================  ===============================================
 ``spool`` (default)          segment files under ``$ZOOMTRACE_HOME/spool``
@@ -16,12 +19,36 @@ the worker thread only. ``open_sink`` turns a sink URL into one:
 from __future__ import annotations
 
 import os
+import socket
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from zoomtrace.errors import ConfigError
 from zoomtrace.wire.record import Record
+
+
+@dataclass(frozen=True, slots=True)
+class NodeIdentity:
+    """The node a sink writes for, as ``init()`` named it (defaults: those of ``init()`` and this process)."""
+
+    node_id: str
+    service: str = ""
+    env: str = "local"
+    group: str = "default"
+    version: str | None = None
+    host: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+
+    def as_attrs(self) -> dict[str, Any]:
+        """The identity as the attributes of the node's *started* record spell it."""
+        return asdict(self)
+
+
+#: Counts ``n`` records lost for ``reason`` in the node's ``lost`` record; never raises, any thread.
+ReportLoss = Callable[[str, int], None]
 
 
 class Sink(Protocol):
@@ -45,14 +72,14 @@ def default_sinks() -> list[str]:
     return ["spool", "otlp"] if any(os.environ.get(v) for v in OTLP_ENDPOINT_VARS) else ["spool"]
 
 
-def open_sink(url: str, *, home: Path, node_id: str) -> Sink:
-    """Open the sink named by ``url`` (see the module docstring)."""
+def open_sink(url: str, *, home: Path, node: NodeIdentity, report_loss: ReportLoss) -> Sink:
+    """Open the sink named by ``url`` (see the module docstring) for ``node``."""
     scheme = urlsplit(url).scheme if "://" in url else url
     if scheme == "spool":
         from zoomtrace.sinks.spool import SpoolSink
 
         path = urlsplit(url).path if "://" in url else ""
-        return SpoolSink(Path(path) if path else home / "spool", node_id)
+        return SpoolSink(Path(path) if path else home / "spool", node.node_id)
     if scheme in ("stdout", "stdout+json"):
         from zoomtrace.sinks.stdout import StdoutSink
 
@@ -66,13 +93,13 @@ def open_sink(url: str, *, home: Path, node_id: str) -> Sink:
             from zoomtrace.sinks.kafka import KafkaSink
         except ImportError as exc:
             raise ConfigError(f"the Kafka sink needs confluent-kafka ({exc}): install 'zoomtrace[kafka]'") from None
-        return KafkaSink.from_url(url, home=home, node_id=node_id)
+        return KafkaSink.from_url(url, home=home, node=node, report_loss=report_loss)
     if scheme in ("otlp+http", "otlp+https", "otlp"):
         try:
             from zoomtrace.sinks.otlp import OtlpSink
         except ImportError as exc:
             raise ConfigError(f"the OTLP sink needs opentelemetry-proto ({exc}): install 'zoomtrace[otel]'") from None
-        return OtlpSink.from_url(url)
+        return OtlpSink.from_url(url, node=node, report_loss=report_loss)
     raise ConfigError(
         f"unknown sink {url!r}: use 'spool', 'stdout', 'stdout+json', 'file:///path.jsonl', "
         "'kafka://host:9092' or 'otlp+http://host:4318'"

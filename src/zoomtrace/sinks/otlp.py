@@ -22,22 +22,23 @@ The pipeline's worker only encodes a batch and hands it over: a thread of this s
 does the HTTP, so a slow or unreachable backend never holds the worker. It retries
 what OTLP says to retry (429, 502, 503, 504, connection errors; ``Retry-After`` honoured)
 with exponential back-off, at most ``max_attempts`` times. Batches it could not deliver,
-or that did not fit its bounded queue, are counted as lost in the node's ``lost`` record.
+or that did not fit its bounded queue, are reported to the node's loss counter (its ``lost`` record).
+
+The resource of the node's records is its identity, given at open; the node's *started* record
+adds what only the worker learns (commit, branch, command line), before any other record is sent.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import http.client
 import os
 import random
 import ssl
-import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
@@ -45,15 +46,15 @@ from urllib.parse import unquote, urlsplit
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from zoomtrace._stderr import WarnOnce
 from zoomtrace.errors import ConfigError
+from zoomtrace.sinks import NodeIdentity, ReportLoss
 from zoomtrace.wire.otlp_mapping import node_resource, records_to_otlp
 from zoomtrace.wire.record import Record
 
 DEFAULT_ENDPOINT: Final = "http://localhost:4318"
 RETRYABLE: Final = frozenset({429, 502, 503, 504})
 _PATHS: Final = {"traces": "/v1/traces", "logs": "/v1/logs"}
-
-LostCallback = Callable[[str, int], None]
 
 
 @dataclass(frozen=True)
@@ -132,29 +133,33 @@ class OtlpSink:
         traces: Endpoint,
         logs: Endpoint,
         *,
+        node: NodeIdentity,
+        report_loss: ReportLoss,
         max_queue: int = 64,
         max_attempts: int = 5,
-        on_lost: LostCallback | None = None,
     ) -> None:
         self.endpoints = {"traces": traces, "logs": logs}
         self.max_attempts = max_attempts
         self._max_queue = max_queue
-        self._on_lost = on_lost or _count_on_active_node
-        #: node id -> resource attributes, learned from each node's *started* record.
-        self._resources: dict[str, dict[str, Any]] = {}
+        self.node = node
+        self._report_loss = report_loss
+        #: The node's resource attributes (by node id, as the OTLP mapping takes them).
+        self._resources: dict[str, dict[str, Any]] = {node.node_id: node_resource(node.as_attrs())}
         self._queue: deque[_Batch] = deque()
         self._cond = threading.Condition()
         self._busy = False
         self._closing = False
         self._stop = threading.Event()
         self._connections: dict[str, http.client.HTTPConnection] = {}
-        self._warned: set[str] = set()
+        self._warn = WarnOnce()
         self.sent = {"traces": 0, "logs": 0}
         self._thread = threading.Thread(target=self._run, name="zoomtrace-otlp", daemon=True)
         self._thread.start()
 
     @classmethod
-    def from_url(cls, url: str, environ: Mapping[str, str] = os.environ) -> OtlpSink:
+    def from_url(
+        cls, url: str, *, node: NodeIdentity, report_loss: ReportLoss, environ: Mapping[str, str] = os.environ
+    ) -> OtlpSink:
         """``otlp+http://host:4318[/prefix]``, ``otlp+https://...``, or ``otlp`` (the standard variables)."""
         base: str | None = None
         if "://" in url:
@@ -165,16 +170,20 @@ class OtlpSink:
                 base = ("https" if scheme == "otlp+https" else "http") + "://" + rest
         elif url != "otlp":
             raise ConfigError(f"not an OTLP sink URL: {url!r} (use otlp+http://host:4318)")
-        return cls(endpoint_for("traces", base, environ), endpoint_for("logs", base, environ))
+        return cls(
+            endpoint_for("traces", base, environ),
+            endpoint_for("logs", base, environ),
+            node=node,
+            report_loss=report_loss,
+        )
 
     # -- worker side: encode and hand over ---------------------------------------------
 
     def write(self, records: list[Record]) -> None:
         for record in records:
-            if record.kind == "node" and record.type == "started":
+            if record.kind == "node" and record.type == "started" and record.node_id == self.node.node_id:
                 self._resources[record.node_id] = node_resource(record.attrs)
-        resources = {node_id: self._resource(node_id) for node_id in {r.node_id for r in records}}
-        traces, logs = records_to_otlp(records, resources)
+        traces, logs = records_to_otlp(records, self._resources)
         if traces is not None:
             self._enqueue(
                 _Batch(
@@ -191,17 +200,6 @@ class OtlpSink:
                     sum(len(sl.log_records) for rl in logs.resource_logs for sl in rl.scope_logs),
                 )
             )
-
-    def _resource(self, node_id: str) -> dict[str, Any]:
-        known = self._resources.get(node_id)
-        if known is not None:
-            return known
-        from zoomtrace.runtime import lifecycle as _node
-
-        active = _node.running()
-        if active is not None and active.node_id == node_id:
-            return node_resource(active.describe())
-        return node_resource({"node_id": node_id})
 
     def _enqueue(self, batch: _Batch) -> None:
         with self._cond:
@@ -368,13 +366,8 @@ class OtlpSink:
 
     def _lost(self, reason: str, count: int, message: str) -> None:
         if count:
-            with contextlib.suppress(Exception):  # counting must never break the sender
-                self._on_lost(reason, count)
-        key = reason.split(":", maxsplit=1)[0]
-        if key not in self._warned:
-            self._warned.add(key)
-            with contextlib.suppress(Exception):  # no stderr (a daemon): nothing else to tell
-                sys.stderr.write(f"zoomtrace: {message} (further such warnings suppressed)\n")
+            self._report_loss(reason, count)
+        self._warn(reason.split(":", maxsplit=1)[0], message)
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -384,12 +377,3 @@ def _retry_after(value: str | None) -> float | None:
         return max(float(value), 0.0)
     except ValueError:
         return None  # an HTTP date: rare for OTLP endpoints; the back-off applies
-
-
-def _count_on_active_node(reason: str, count: int) -> None:
-    """Count lost records on the running node, so its next ``lost`` record says so."""
-    from zoomtrace.runtime import lifecycle as _node
-
-    active = _node.running()
-    if active is not None:
-        active.pipeline.count_lost(reason, count)

@@ -1,9 +1,9 @@
 """The store: where records are kept and queried.
 
 ``protocols`` says what every backend does: ``StoreWriter`` (what spool ingest, the
-Kafka collector and the OTLP receiver write through) and ``StoreReader`` (the rows
-``zoomtrace.read`` assembles stories from). ``duckdb`` is the embedded backend, one
-file per Zoom home: ``<home>/store.duckdb``, one session at a time.
+Kafka collector and the OTLP receiver write through, with its ``WriteReport``) and
+``StoreReader`` (the rows ``zoomtrace.read`` assembles stories from). ``duckdb`` is the
+embedded backend, one file per Zoom home: ``<home>/store.duckdb``, one session at a time.
 
 DuckDB lets a single process open a database file. Two CLI commands at once, or the
 CLI while the UI answers a request, must wait for each other rather than fail, so every
@@ -19,15 +19,35 @@ import contextlib
 import fcntl
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
 
 from zoomtrace.errors import StoreError
-from zoomtrace.store.protocols import Store, StoreReader, StoreWriter, TraceFilter
+from zoomtrace.store.protocols import (
+    PreparedBatch,
+    Problem,
+    Store,
+    StoreReader,
+    StoreWriter,
+    TraceFilter,
+    WriteReport,
+)
+from zoomtrace.wire.record import Record
 from zoomtrace.wire.spool import SPOOL_DIRS
 
-__all__ = ["Store", "StoreReader", "StoreWriter", "TraceFilter", "open_store", "store_lock"]
+__all__ = [
+    "PreparedBatch",
+    "Problem",
+    "Store",
+    "StoreReader",
+    "StoreWriter",
+    "TraceFilter",
+    "WriteReport",
+    "open_store",
+    "prepare_for",
+    "store_lock",
+]
 
 STORE_FILE: Final = "store.duckdb"
 LOCK_FILE: Final = "store.lock"
@@ -88,3 +108,11 @@ def open_store(home: Path, *, create: bool = False, timeout_s: float = LOCK_TIME
             yield store
         finally:
             store.close()
+
+
+def prepare_for(home: Path) -> Callable[[list[Record]], PreparedBatch]:
+    """``StoreWriter.prepare`` of the store ``open_store(home)`` opens, without opening it: a writer that takes
+    a short session per batch (the Kafka collector) prepares the next batch before it takes the lock."""
+    from zoomtrace.store.duckdb import prepare
+
+    return prepare

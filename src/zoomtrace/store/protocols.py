@@ -9,8 +9,10 @@ same table and column names (docs/store.md).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol, TypedDict
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple, Protocol, TypeAlias, TypedDict
+
+import msgspec
 
 from zoomtrace.wire.record import Record
 
@@ -26,38 +28,94 @@ class TraceFilter(TypedDict, total=False):
     text: str
 
 
+#: A problem met reading a source: ``(source name, or None when it concerns no source, what happened)``.
+Problem: TypeAlias = tuple[str | None, str]
+
+#: What ``StoreWriter.prepare`` returns: opaque to callers, meant only for ``write`` of the same backend.
+PreparedBatch: TypeAlias = Any
+
+
+class WriteReport(msgspec.Struct, frozen=True):
+    """What one ``StoreWriter.write`` did."""
+
+    #: Records of the batch whose id the store did not hold before this write.
+    new: int
+    #: One line per record left out because the store cannot hold it (also kept among the store's problems).
+    skipped: list[str] = []
+
+
 class StoreWriter(Protocol):
-    """Bulk, idempotent writes: prepare a batch, write it with its source offsets and problems, report what was new."""
+    """How records get into a store: prepared batches, written idempotently, one transaction each.
 
-    #: Problem lines for the records the last write had to skip (they cannot be stored).
-    last_skipped: list[str]
+    The contract of every backend (spool ingest, the Kafka collector and the OTLP receiver rely on
+    it, through ``zoomtrace.collect.batching``):
 
-    def prepare(self, records: list[Record]) -> Any:
-        """The backend's pure-Python work on a batch (no database access), so it can run on another thread."""
+    - **Idempotent by record id.** A record whose ``id`` is stored already is not stored again,
+      whatever its content; within one batch the first copy of an id counts. Writers re-send freely
+      because of it: a collector that crashed after writing a batch but before committing its Kafka
+      offsets reads the batch again, and the Kafka sink's local spool and Kafka may both deliver a record.
+    - **One transaction per write.** ``write`` stores the records, the source ``offsets`` and the
+      ``problems`` of a batch together: after a crash either all of them are stored or none. Spool
+      ingest resumes from the offsets, so offsets stored without their records would lose those
+      records (records stored without their offsets are merely read again, and kept once).
+    - **"New" means not stored before.** ``WriteReport.new`` is exactly the number of the batch's
+      distinct ids the store did not hold before this write (``zoomtrace ingest``, the collector's
+      stats and the tests report it).
+    - **A record the store cannot hold is skipped, not fatal.** A value outside its column's range or
+      one that cannot be encoded leaves that record out: one line for it in ``WriteReport.skipped``,
+      kept among the store's problems in the same transaction, and the rest of the batch is stored.
+      Any other failure raises and stores nothing of the batch.
+    - **One thread at a time** uses a store object (``prepare`` excepted, see there).
+    """
 
-    def ingest_prepared(
-        self,
-        batch: Any,
-        offsets: dict[str, int] | None = None,
-        problems: Sequence[tuple[str | None, str]] = (),
-    ) -> int:
-        """Store a prepared batch, the source ``offsets`` it was read up to and the ``problems`` met reading it,
-        in one transaction; returns how many records were new."""
+    def prepare(self, records: list[Record]) -> PreparedBatch:
+        """The backend's pure-Python work on a batch (dropping repeated ids, encoding), before ``write``.
 
-    def ingest_offsets(self) -> dict[str, int]:
-        """Source (spool segment) name -> offset up to which it is stored."""
+        It touches no connection and no session state: it may run on any thread, while a session of
+        the same backend writes, and ``zoomtrace.store.prepare_for`` offers it without opening the
+        store (the Kafka collector prepares the next batch before it takes the store lock). It does not
+        raise for a bad record: one it cannot encode is left out, and reported by the ``write``.
+        """
+
+    def write(
+        self, batch: PreparedBatch, *, offsets: Mapping[str, int] | None = None, problems: Sequence[Problem] = ()
+    ) -> WriteReport:
+        """Store a prepared batch, the source ``offsets`` it was read up to and the ``problems`` met reading
+        it, in one transaction.
+
+        ``offsets`` maps a source name (a spool segment's file name) to the byte offset up to which it
+        is now stored, replacing the source's earlier offset. ``problems`` are kept for
+        ``StoreReader.problems``. The batch may hold no records (offsets or problems only).
+        """
+
+    def offsets(self) -> dict[str, int]:
+        """Source name -> offset up to which it is stored (the last one ``write`` was given for it)."""
 
     def close(self) -> None: ...
 
 
+class TraceRows(NamedTuple):
+    """A trace's raw material, which ``zoomtrace.read.story`` assembles into its story."""
+
+    #: The trace's full id (the reader may have asked with a unique prefix).
+    trace_id: str
+    #: Every record of the trace, in no particular order (read model: ``RecordView``).
+    records: list[dict[str, Any]]
+    #: The stored process runs among the records' nodes (read model: ``NodeView``).
+    nodes: list[dict[str, Any]]
+
+
 class StoreReader(Protocol):
-    """Queries; rows come back as plain values, and ``zoomtrace.read`` makes the story of them."""
+    """Queries. Rows are plain dicts whose keys are the fields of the read model
+    (``zoomtrace.read.model``: ``RecordView``, ``NodeView``, ``TraceSummary``), empty JSON values
+    as ``[]``/``{}``; ``zoomtrace.read`` assembles stories and lineage from them."""
 
     def traces(self, filt: TraceFilter | None = None, *, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
         """Trace summaries, newest first (by start time, then trace id, for a deterministic order)."""
 
-    def story(self, trace_id: str) -> dict[str, Any]:
-        """The story of one trace (raises ``zoomtrace.errors.NotFound`` for an unknown trace id)."""
+    def trace_rows(self, trace_id: str) -> TraceRows:
+        """A trace's records and nodes, by full id or a unique prefix of at least 4 characters
+        (raises ``zoomtrace.errors.NotFound`` for an unknown or ambiguous id)."""
 
     def nodes(self, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
         """Process runs, newest first."""
@@ -68,8 +126,11 @@ class StoreReader(Protocol):
     def record(self, record_id: str) -> dict[str, Any]:
         """One record by id (raises NotFound)."""
 
-    def lineage(self, record_id: str, *, depth: int = 20) -> dict[str, Any]:
-        """``{"record": ..., "upstream": [...], "downstream": [...]}`` through ``sources``."""
+    def records(self, record_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The stored records among ``record_ids``, in time order (then by id)."""
+
+    def derived_from(self, record_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Records whose ``sources`` name any of ``record_ids``, in time order (then by id)."""
 
     def search(self, text: str, *, limit: int = 100) -> list[dict[str, Any]]:
         """Records whose message or attrs contain ``text``, newest first."""

@@ -37,6 +37,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zoomtrace.errors import ConfigError, NotFound, StoreError, ZoomError
+from zoomtrace.read import query
+from zoomtrace.read.times import parse_duration, parse_time
+from zoomtrace.store.protocols import TraceFilter
 from zoomtrace.ui.code import read_source
 
 STATIC = Path(str(resources.files("zoomtrace.ui") / "static"))
@@ -162,30 +165,31 @@ def _id(value: str, what: str) -> str:
     return value
 
 
-def trace_filter(params: QueryParams) -> dict[str, Any]:
+def trace_filter(params: QueryParams) -> TraceFilter:
     """The traces page's query string as a store ``TraceFilter`` (durations like ``250ms``, times ISO or ``15m``)."""
-    from zoomtrace.read.times import parse_duration, parse_time
 
-    filt: dict[str, Any] = {}
-    for key in ("service", "env", "text"):
-        value = (params.get(key) or "").strip()
-        if value:
-            filt[key] = value
-    if params.get("errors") in ("1", "true", "on", "yes"):
-        filt["errors_only"] = True
-    for key, field, parse in (
-        ("min", "min_duration_ns", parse_duration),
-        ("max", "max_duration_ns", parse_duration),
-        ("since", "since_ns", parse_time),
-        ("until", "until_ns", parse_time),
-    ):
-        value = (params.get(key) or "").strip()
-        if value:
-            try:
-                filt[field] = parse(value)
-            except Exception as exc:  # argparse.ArgumentTypeError carries the helpful message
-                raise BadRequest(str(exc)) from None
-    return filt
+    def text(name: str) -> str:
+        return (params.get(name) or "").strip()
+
+    def parsed(name: str, parse: Callable[[str], int]) -> int | None:
+        value = text(name)
+        if not value:
+            return None
+        try:
+            return parse(value)
+        except Exception as exc:  # argparse.ArgumentTypeError carries the helpful message
+            raise BadRequest(str(exc)) from None
+
+    return query.trace_filter(
+        service=text("service"),
+        env=text("env"),
+        text=text("text"),
+        errors_only=params.get("errors") in ("1", "true", "on", "yes"),
+        min_duration_ns=parsed("min", parse_duration),
+        max_duration_ns=parsed("max", parse_duration),
+        since_ns=parsed("since", parse_time),
+        until_ns=parsed("until", parse_time),
+    )
 
 
 # -- the store, one short session per request --------------------------------------------------
@@ -218,30 +222,31 @@ class Api:
         filt = trace_filter(params)
         limit = _int(params, "limit", 50, 1, MAX_PAGE)
         offset = _int(params, "offset", 0)
-        rows = await self.call(lambda s: s.traces(filt, limit=limit + 1, offset=offset), ingest=True)
+        rows = await self.call(lambda s: query.traces(s, filt, limit=limit + 1, offset=offset), ingest=True)
         return JSON({"traces": rows[:limit], "limit": limit, "offset": offset, "has_more": len(rows) > limit})
 
     async def story(self, request: Request) -> Response:
         trace_id = _id(request.path_params["trace_id"], "trace id")
-        story = await self.call(lambda s: s.story(trace_id), ingest=True)
-        return JSON(story)
+        return JSON(await self.call(lambda s: query.story(s, trace_id), ingest=True))
 
     async def record(self, request: Request) -> Response:
         record_id = _id(request.path_params["record_id"], "record id")
-        return JSON(await self.call(lambda s: s.record(record_id)))
+        return JSON(await self.call(lambda s: query.record(s, record_id)))
 
     async def lineage(self, request: Request) -> Response:
         record_id = _id(request.path_params["record_id"], "record id")
-        return JSON(await self.call(lambda s: s.lineage(record_id)))
+        return JSON(await self.call(lambda s: query.lineage(s, record_id)))
 
     async def nodes(self, request: Request) -> Response:
         params = request.query_params
         limit = _int(params, "limit", 200, 1, MAX_PAGE)
         offset = _int(params, "offset", 0)
-        rows = await self.call(lambda s: s.nodes(limit=limit + 1, offset=offset), ingest=True)
-        for row in rows:
-            row.pop("attrs", None)  # the started record again (repos, argv): the panel shows the columns
-        return JSON({"nodes": rows[:limit], "limit": limit, "offset": offset, "has_more": len(rows) > limit})
+        rows = await self.call(lambda s: query.nodes(s, limit=limit + 1, offset=offset), ingest=True)
+        # The panel shows the columns; a node's attrs (its started record again: repos, argv) are left out.
+        page = [msgspec.structs.asdict(n) for n in rows[:limit]]
+        for row in page:
+            del row["attrs"]
+        return JSON({"nodes": page, "limit": limit, "offset": offset, "has_more": len(rows) > limit})
 
     async def code(self, request: Request) -> Response:
         params = request.query_params

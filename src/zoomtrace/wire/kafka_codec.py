@@ -11,9 +11,10 @@ Key
 
 Value and headers, by ``zoom.encoding``
     ``json`` (data events): the value is the event payload as JSON, exactly the business message;
-    every other field of the record travels in a ``zoom.<field>`` header (UTF-8 text; integers in
-    decimal; ``attrs``, ``sources``, ``links`` and ``error`` as JSON; ``code`` flattened into
-    ``zoom.code.file``, ``.line``, ``.function``, ``.commit``, ``.dirty``), plus W3C ``traceparent``
+    every other field of the record travels in a ``zoom.<field>`` header, derived from ``Record``'s
+    fields (text as UTF-8; integers in decimal; anything else, such as ``attrs``, ``sources``,
+    ``links`` and ``error``, as JSON; None and empty lists and mappings left out; ``code`` flattened
+    into ``zoom.code.file``, ``.line``, ``.function``, ``.commit``, ``.dirty``), plus W3C ``traceparent``
     (and ``baggage`` for ``on_behalf_of``) so any consumer continues the trace. ``zoom.service``,
     ``zoom.env`` and ``zoom.group`` name the producing node (informational).
 
@@ -26,11 +27,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any, Final
+from types import NoneType, UnionType
+from typing import Any, Final, NamedTuple, Union, get_args, get_origin
 
 import msgspec
 
-from zoomtrace.wire.record import KINDS, Code, Error, Link, Record, encoder, json_encoder
+from zoomtrace.wire.propagation import ON_BEHALF_OF_KEY, SAMPLED, format_baggage, format_traceparent
+from zoomtrace.wire.record import KINDS, Code, Record, encoder, json_encoder
 
 __all__ = [
     "DEFAULT_MAX_VALUE_BYTES",
@@ -122,13 +125,48 @@ class TopicStrategy:
         return found
 
 
+# -- the zoom.<field> headers of a data event -----------------------------------------------------
+
+
+class _Header(NamedTuple):
+    """How one record field travels in its ``zoom.<field>`` header."""
+
+    name: str
+    header: str
+    #: ``str`` (sent as UTF-8 text) or ``int`` (in decimal); None: sent as JSON, read back by ``decoder``.
+    scalar: type | None
+    required: bool
+    decoder: msgspec.json.Decoder[Any]
+
+
+#: Fields without a ``zoom.<field>`` header: the payload is the value, ``code`` is flattened.
+_NOT_HEADERS: Final = frozenset({"payload", "code"})
+
+
+def _scalar(annotation: Any) -> type | None:
+    """``str`` or ``int`` for a field of that type (optional or not), None for one sent as JSON."""
+    union = get_origin(annotation) in (Union, UnionType)
+    types = (set(get_args(annotation)) if union else {annotation}) - {NoneType}
+    return types.pop() if types in ({str}, {int}) else None
+
+
+#: Every other field of ``Record``, in its order: a new field needs no change here.
+_HEADERS: Final = tuple(
+    _Header(f.name, f"zoom.{f.name}", _scalar(f.type), f.required, msgspec.json.Decoder(f.type))
+    for f in msgspec.structs.fields(Record)
+    if f.name not in _NOT_HEADERS
+)
+
+
 # -- encoding ------------------------------------------------------------------------------------
 
 
-def _traceparent(trace_id: str | None, span_id: str | None) -> bytes | None:
-    if trace_id and span_id and len(trace_id) == 32 and len(span_id) == 16:
-        return f"00-{trace_id}-{span_id}-01".encode("ascii")
-    return None
+def _traceparent(record: Record) -> bytes | None:
+    """W3C ``traceparent`` of a record in a trace; Zoom keeps every record, so it is sampled."""
+    if record.trace_id is None or record.span_id is None:
+        return None
+    value = format_traceparent(record.trace_id, record.span_id, SAMPLED)
+    return value.encode("ascii") if value is not None else None
 
 
 def _json(value: Any) -> bytes:
@@ -156,42 +194,27 @@ def encode(record: Record, node: dict[str, str] | None = None) -> tuple[bytes, b
         ("zoom.id", record.id.encode()),
         ("zoom.type", record.type.encode()),
     ]
-    tp = _traceparent(record.trace_id, record.span_id)
+    tp = _traceparent(record)
     if tp is not None:
         headers.append(("traceparent", tp))
     return key_of(record), encoder.encode(record), headers
 
 
 def event_headers(record: Record, node: dict[str, str] | None = None) -> Headers:
-    """Every field of ``record`` but its payload, as ``zoom.*`` headers (plus trace context)."""
-    h: Headers = [
-        (ENCODING, JSON),
-        ("zoom.v", str(record.v).encode()),
-        ("zoom.id", record.id.encode()),
-        ("zoom.kind", record.kind.encode()),
-        ("zoom.type", record.type.encode()),
-        ("zoom.ts_ns", str(record.ts_ns).encode()),
-        ("zoom.node_id", record.node_id.encode()),
-    ]
+    """Every field of ``record`` but its payload, as ``zoom.*`` headers (plus trace context).
+
+    A field that is None or an empty list or mapping has no header.
+    """
+    h: Headers = [(ENCODING, JSON)]
     add = h.append
-    for name in (
-        "trace_id",
-        "span_id",
-        "parent_span_id",
-        "on_behalf_of",
-        "level",
-        "message",
-        "template",
-        "status",
-        "thread",
-    ):
+    for name, header, scalar, _, _ in _HEADERS:
         value = getattr(record, name)
-        if value is not None:
-            add((f"zoom.{name}", str(value).encode()))
-    for name in ("end_ns", "cpu_ns"):
-        value = getattr(record, name)
-        if value is not None:
-            add((f"zoom.{name}", str(value).encode()))
+        if value is None:
+            continue
+        if scalar is not None:
+            add((header, str(value).encode()))
+        elif value not in ([], {}):
+            add((header, _json(value)))
     code = record.code
     if code is not None:
         add(("zoom.code.file", code.file.encode()))
@@ -201,25 +224,15 @@ def event_headers(record: Record, node: dict[str, str] | None = None) -> Headers
             add(("zoom.code.commit", code.commit.encode()))
         if code.dirty:
             add(("zoom.code.dirty", b"true"))
-    if record.sources:
-        add(("zoom.sources", json_encoder.encode(record.sources)))
-    if record.attrs:
-        add(("zoom.attrs", _json(record.attrs)))
-    if record.links:
-        add(("zoom.links", json_encoder.encode(record.links)))
-    if record.error is not None:
-        add(("zoom.error", json_encoder.encode(record.error)))
     if node:
         for name in ("service", "env", "group"):
             value = node.get(name)
             if value:
                 add((f"zoom.{name}", value.encode()))
-    tp = _traceparent(record.trace_id, record.span_id)
+    tp = _traceparent(record)
     if tp is not None:
         add(("traceparent", tp))
         if record.on_behalf_of:
-            from zoomtrace.wire.propagation import ON_BEHALF_OF_KEY, format_baggage
-
             baggage = format_baggage([(ON_BEHALF_OF_KEY, record.on_behalf_of)])
             if baggage:
                 add(("baggage", baggage.encode("ascii")))
@@ -229,23 +242,7 @@ def event_headers(record: Record, node: dict[str, str] | None = None) -> Headers
 # -- decoding ------------------------------------------------------------------------------------
 
 _record_decoder: Final = msgspec.msgpack.Decoder(Record)
-_sources_decoder: Final = msgspec.json.Decoder(list[str])
-_attrs_decoder: Final = msgspec.json.Decoder(dict[str, Any])
-_links_decoder: Final = msgspec.json.Decoder(list[Link])
-_error_decoder: Final = msgspec.json.Decoder(Error)
 _any_decoder: Final = msgspec.json.Decoder()
-
-_TEXT_FIELDS: Final = (
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "on_behalf_of",
-    "level",
-    "message",
-    "template",
-    "status",
-    "thread",
-)
 
 
 def header(headers: Sequence[tuple[str, str | bytes | None]] | None, name: str) -> bytes | None:
@@ -297,23 +294,11 @@ def _header_map_checked(headers: Iterable[Any]) -> dict[str, str]:
     return result
 
 
-def _int(h: dict[str, str], name: str, required: bool = False) -> int | None:
-    text = h.get(name)
-    if text is None:
-        if required:
-            raise MalformedMessage("bad headers", f"header {name} is missing")
-        return None
+def _int(name: str, text: str) -> int:
     digits = text[1:] if text[:1] == "-" else text
     if not (digits.isascii() and digits.isdigit() and len(digits) <= 20):
         raise MalformedMessage("bad headers", f"header {name} is not an integer: {text!r:.40}")
     return int(text)
-
-
-def _required(h: dict[str, str], name: str) -> str:
-    text = h.get(name)
-    if not text:
-        raise MalformedMessage("bad headers", f"header {name} is missing")
-    return text
 
 
 def decode(
@@ -370,15 +355,6 @@ def _check(record: Record) -> None:
         raise MalformedMessage("bad value", "record without id, kind or node_id")
 
 
-_TEXT_HEADERS: Final = tuple((f"zoom.{name}", name) for name in _TEXT_FIELDS)
-_JSON_HEADERS: Final = (
-    ("zoom.sources", "sources", _sources_decoder),
-    ("zoom.attrs", "attrs", _attrs_decoder),
-    ("zoom.links", "links", _links_decoder),
-    ("zoom.error", "error", _error_decoder),
-)
-
-
 def _decode_event(value: bytes | None, h: dict[str, str]) -> Record:
     if value is None:
         raise MalformedMessage("bad value", "no value (tombstone) on an event topic")
@@ -386,41 +362,34 @@ def _decode_event(value: bytes | None, h: dict[str, str]) -> Record:
         payload = _any_decoder.decode(value)
     except msgspec.DecodeError as exc:
         raise MalformedMessage("non-JSON value", str(exc)) from None
-    fields: dict[str, Any] = {
-        "id": _required(h, "zoom.id"),
-        "kind": h.get("zoom.kind", "event"),
-        "type": _required(h, "zoom.type"),
-        "ts_ns": _int(h, "zoom.ts_ns", required=True),
-        "node_id": _required(h, "zoom.node_id"),
-        "payload": payload,
-    }
-    if "zoom.v" in h:
-        fields["v"] = _int(h, "zoom.v")
-    for header_name, name in _TEXT_HEADERS:
-        text = h.get(header_name)
-        if text is not None:
+    h.setdefault("zoom.kind", "event")  # the topic holds data events
+    fields: dict[str, Any] = {"payload": payload}
+    for name, header, scalar, required, decoder in _HEADERS:
+        text = h.get(header)
+        if not text and required:
+            raise MalformedMessage("bad headers", f"header {header} is missing")
+        if text is None:
+            continue
+        if scalar is str:
             fields[name] = text
-    if "zoom.end_ns" in h:
-        fields["end_ns"] = _int(h, "zoom.end_ns")
-    if "zoom.cpu_ns" in h:
-        fields["cpu_ns"] = _int(h, "zoom.cpu_ns")
+        elif scalar is int:
+            fields[name] = _int(header, text)
+        else:
+            try:
+                fields[name] = decoder.decode(text)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                raise MalformedMessage("bad headers", f"header {header}: {exc}") from None
     file = h.get("zoom.code.file")
     if file is not None:
-        line = _int(h, "zoom.code.line", required=True)
-        assert line is not None
+        line = h.get("zoom.code.line")
+        if line is None:
+            raise MalformedMessage("bad headers", "header zoom.code.line is missing")
         fields["code"] = Code(
             file,
-            line,
+            _int("zoom.code.line", line),
             h.get("zoom.code.function", "?"),
             h.get("zoom.code.commit"),
             h.get("zoom.code.dirty") == "true",
         )
-    for header_name, name, decoder in _JSON_HEADERS:
-        text = h.get(header_name)
-        if text is not None:
-            try:
-                fields[name] = decoder.decode(text)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                raise MalformedMessage("bad headers", f"header {header_name}: {exc}") from None
     # Every value above is already checked for its type: no second validation pass.
     return Record(**fields)

@@ -17,13 +17,16 @@ Attribute names used (besides OpenTelemetry semantic conventions):
 ======================  =============================================================
 ``zoom.record.id``      the record id (lineage in ``zoom.sources`` refers to these)
 ``zoom.kind``           ``log`` / ``event`` / ``raw`` / ``node`` on log records
-``zoom.sources``        ids of the records a data event was derived from (lineage)
+``zoom.message``        the message of a data event that also has a payload
 ``zoom.code.commit``    the git commit of the record's file
 ``zoom.code.dirty``     whether that file differed from the commit when the node started
-``zoom.template``       the un-rendered message of a log
-``zoom.on_behalf_of``   the user or tenant the work is done for
 ``zoom.status``         a span status other than ok/error (``interrupted``)
-``zoom.cpu_ns``         CPU time of the thread while a synchronous span was open
+``zoom.<field>``        every record field OpenTelemetry has no place for (derived from
+                        ``Record``, see ``_PLAIN_FIELDS``): ``zoom.on_behalf_of`` (the user
+                        or tenant the work is done for), ``zoom.template`` (the un-rendered
+                        message of a log), ``zoom.sources`` (ids of the records a data event
+                        was derived from), ``zoom.cpu_ns`` (CPU time of the thread while a
+                        synchronous span was open)
 ``span.kind``           ``server`` / ``client`` / ``producer`` / ``consumer`` (OTLP span kind)
 ======================  =============================================================
 """
@@ -38,6 +41,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
+import msgspec
 from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -63,13 +67,10 @@ SCOPE: Final = "zoomtrace"
 
 RECORD_ID: Final = "zoom.record.id"
 KIND: Final = "zoom.kind"
-SOURCES: Final = "zoom.sources"
+MESSAGE: Final = "zoom.message"
 COMMIT: Final = "zoom.code.commit"
 DIRTY: Final = "zoom.code.dirty"
-TEMPLATE: Final = "zoom.template"
-ON_BEHALF_OF: Final = "zoom.on_behalf_of"
 STATUS: Final = "zoom.status"
-CPU: Final = "zoom.cpu_ns"
 NODE_ID: Final = "zoom.node.id"
 SPAN_KIND: Final = "span.kind"
 SCOPE_NAME: Final = "otel.scope.name"
@@ -95,7 +96,37 @@ _SEVERITY: Final = {"DEBUG": 5, "INFO": 9, "WARNING": 13, "ERROR": 17, "CRITICAL
 _SEVERITY_TEXT: Final = {"WARN": "WARNING", "FATAL": "CRITICAL", "TRACE": "DEBUG", "ERR": "ERROR"}
 _INT64: Final = (-(2**63), 2**63 - 1)
 
-#: Node record fields -> resource attributes (``zoomtrace.wire.record.OTEL_NAMES`` and Zoom's own).
+#: Record fields that have a place in OTLP, or a mapping of their own here (``v``: OTLP is read as the
+#: current schema). Every other field is *plain*: it travels as a ``zoom.<field>`` attribute, both ways.
+_MAPPED_FIELDS: Final = frozenset(
+    {
+        "id",
+        "v",
+        "kind",
+        "type",
+        "ts_ns",
+        "end_ns",
+        "node_id",
+        "trace_id",
+        "span_id",
+        "parent_span_id",
+        "links",
+        "code",
+        "level",
+        "message",
+        "attrs",
+        "payload",
+        "error",
+        "status",
+        "thread",
+    }
+)
+#: ``(field, attribute, type)`` of the plain fields, from ``Record``: a new field needs no change here.
+_PLAIN_FIELDS: Final = tuple(
+    (f.name, f"zoom.{f.name}", f.type) for f in msgspec.structs.fields(Record) if f.name not in _MAPPED_FIELDS
+)
+
+#: Node record fields -> resource attributes (OpenTelemetry semantic conventions and Zoom's own).
 _RESOURCE_FROM_NODE: Final = {
     "service": "service.name",
     "version": "service.version",
@@ -117,13 +148,6 @@ _NODE_FROM_RESOURCE.update({"deployment.environment": "env", "service.namespace"
 # ----------------------------------------------------------------------------------------
 # values
 # ----------------------------------------------------------------------------------------
-
-
-def to_any(value: Any) -> AnyValue:
-    """A JSON-like Python value as an OTLP ``AnyValue`` (``None`` is the empty value)."""
-    out = AnyValue()
-    _fill(out, value, 0)
-    return out
 
 
 def _fill(out: AnyValue, value: Any, depth: int) -> None:
@@ -189,6 +213,34 @@ def _json_safe(value: Any) -> Any:
 def _put(attributes: Any, key: str, value: Any) -> None:
     kv: KeyValue = attributes.add(key=key)
     _fill(kv.value, value, 0)
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value in ("", [], {})
+
+
+def _put_plain(attributes: Any, record: Record) -> None:
+    """The plain fields of ``record`` that have a value, as ``zoom.<field>`` attributes."""
+    for name, key, _ in _PLAIN_FIELDS:
+        value = getattr(record, name)
+        if not _empty(value):
+            _put(attributes, key, value)
+
+
+def _take_plain(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The plain fields in ``attrs`` (taken out of it); a value of the wrong type stays an attribute."""
+    fields: dict[str, Any] = {}
+    for name, key, annotation in _PLAIN_FIELDS:
+        if key not in attrs:
+            continue
+        value = attrs.pop(key)
+        if _empty(value):
+            continue
+        try:
+            fields[name] = msgspec.convert(value, annotation)
+        except msgspec.ValidationError:
+            attrs[key] = value
+    return fields
 
 
 def _attrs(attributes: Iterable[KeyValue]) -> dict[str, Any]:
@@ -312,10 +364,7 @@ def _span(record: Record) -> tuple[str, Span]:
         _put(span.attributes, key, value)
     _put(span.attributes, RECORD_ID, record.id)
     _code_attrs(span.attributes, record.code)
-    if record.on_behalf_of:
-        _put(span.attributes, ON_BEHALF_OF, record.on_behalf_of)
-    if record.cpu_ns is not None:
-        _put(span.attributes, CPU, record.cpu_ns)
+    _put_plain(span.attributes, record)
     if record.thread:
         _put(span.attributes, THREAD, record.thread)
     for link in record.links:
@@ -369,13 +418,8 @@ def _log(record: Record) -> tuple[str, LogRecord]:
     if record.kind != "log":
         _put(log.attributes, KIND, record.kind)
         if record.kind != "node" and record.message is not None and record.payload is not None:
-            _put(log.attributes, "zoom.message", record.message)
-    if record.template:
-        _put(log.attributes, TEMPLATE, record.template)
-    if record.sources:
-        _put(log.attributes, SOURCES, list(record.sources))
-    if record.on_behalf_of:
-        _put(log.attributes, ON_BEHALF_OF, record.on_behalf_of)
+            _put(log.attributes, MESSAGE, record.message)
+    _put_plain(log.attributes, record)
     _code_attrs(log.attributes, record.code)
     if record.error is not None:
         _error_attrs(log.attributes, record.error)
@@ -525,8 +569,7 @@ def _span_records(span: Span, scope: InstrumentationScope, node_id: str) -> list
     attrs = {**_scope_attrs(scope), **_attrs(span.attributes)}
     record_id = attrs.pop(RECORD_ID, None)
     code = _take_code(attrs)
-    on_behalf_of = attrs.pop(ON_BEHALF_OF, None)
-    cpu = attrs.pop(CPU, None)
+    plain = _take_plain(attrs)
     thread = attrs.pop(THREAD, None)
     status = attrs.pop(STATUS, None)
     if span.kind not in (Span.SPAN_KIND_INTERNAL, Span.SPAN_KIND_UNSPECIFIED):
@@ -581,13 +624,12 @@ def _span_records(span: Span, scope: InstrumentationScope, node_id: str) -> list
             span_id=span_id,
             parent_span_id=_id_hex(span.parent_span_id, 8),
             links=links,
-            on_behalf_of=str(on_behalf_of) if on_behalf_of else None,
             code=code,
             attrs=attrs,
             status=str(status),
             error=error,
-            cpu_ns=cpu if isinstance(cpu, int) else None,
             thread=str(thread) if thread else None,
+            **plain,
         ),
     )
     return records
@@ -602,10 +644,8 @@ def _log_record(log: LogRecord, scope: InstrumentationScope, node_id: str, resou
     ts = int(log.time_unix_nano) or int(log.observed_time_unix_nano)
     code = _take_code(attrs)
     error = _take_error(attrs)
-    template = attrs.pop(TEMPLATE, None)
-    sources = attrs.pop(SOURCES, None)
-    on_behalf_of = attrs.pop(ON_BEHALF_OF, None)
-    message_attr = attrs.pop("zoom.message", None)
+    plain = _take_plain(attrs)
+    message_attr = attrs.pop(MESSAGE, None)
     message: str | None = None
     payload: Any = None
     if not kind:
@@ -639,13 +679,11 @@ def _log_record(log: LogRecord, scope: InstrumentationScope, node_id: str, resou
         span_id=_id_hex(log.span_id, 8),
         level=_level(log),
         message=message,
-        template=str(template) if template else None,
         attrs=attrs,
         payload=payload,
-        sources=[str(s) for s in sources] if isinstance(sources, list) else [],
         error=error,
         code=code,
-        on_behalf_of=str(on_behalf_of) if on_behalf_of else None,
+        **plain,
     )
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "MAX_BAGGAGE_MEMBERS",
     "MAX_TRACESTATE_MEMBERS",
     "ON_BEHALF_OF_KEY",
+    "SAMPLED",
     "TRACEPARENT",
     "TRACESTATE",
     "SpanContext",
@@ -84,11 +85,12 @@ _VERSION_PREFIX = re.compile(r"[0-9a-f]{2}-")
 # "Versioning of traceparent": the first four fields, the flags followed by the end or a dash.
 _TRACEPARENT_FUTURE = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:-|\Z)")
 _FUTURE_MIN_LENGTH: Final = 55
+# What we send: version 00, ids not all zero, flags in one byte (so two hex digits).
+_SENDABLE_00 = re.compile(r"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
 _ZERO_TRACE_ID: Final = "0" * 32
 _ZERO_PARENT_ID: Final = "0" * 16
-_TRACE_ID = re.compile(r"[0-9a-f]{32}")
-_SPAN_ID = re.compile(r"[0-9a-f]{16}")
-_FLAG_SAMPLED: Final = 0x01
+#: The ``sampled`` trace flag.
+SAMPLED: Final = 0x01
 
 # --- tracestate: "list-members" Key and Value ---------------------------------------------------
 # key = simple-key / multi-tenant-key
@@ -217,7 +219,7 @@ def parse_traceparent(value: str) -> tuple[str, str, int] | None:
         if len(value) < _FUTURE_MIN_LENGTH:
             return None  # "shorter than 55 characters": the regex below implies it; this is the cheap exit
         match = _TRACEPARENT_FUTURE.match(value)
-        mask = _FLAG_SAMPLED
+        mask = SAMPLED
     if match is None:
         return None
     trace_id, parent_id, flags = match.groups()
@@ -230,20 +232,14 @@ def format_traceparent(trace_id: str, span_id: str, trace_flags: int) -> str | N
     """A version ``00`` ``traceparent``, or ``None`` when the ids or flags cannot be sent.
 
     Ids are lower-cased (HEXDIGLC); all-zero ids and flags outside one byte give ``None``, as an
-    invalid trace context is not added to outgoing requests ("Processing Model").
+    invalid trace context is not added to outgoing requests ("Processing Model"). The one
+    formatter of Zoom's outgoing trace context: HTTP and Kafka headers, and Kafka records.
     """
-    ids: tuple[object, object] = (trace_id, span_id)
-    flags: object = trace_flags
-    if not (isinstance(ids[0], str) and isinstance(ids[1], str)):
+    given: tuple[object, object, object] = (trace_id, span_id, trace_flags)  # typed, but callers may err
+    if not (isinstance(given[0], str) and isinstance(given[1], str) and isinstance(given[2], int)):
         return None
-    if not isinstance(flags, int) or not 0 <= flags <= 0xFF:
-        return None
-    trace_id, span_id = trace_id.lower(), span_id.lower()
-    if _TRACE_ID.fullmatch(trace_id) is None or _SPAN_ID.fullmatch(span_id) is None:
-        return None
-    if trace_id == _ZERO_TRACE_ID or span_id == _ZERO_PARENT_ID:
-        return None
-    return f"00-{trace_id}-{span_id}-{trace_flags:02x}"
+    value = f"00-{trace_id}-{span_id}-{trace_flags:02x}".lower()
+    return value if _SENDABLE_00.fullmatch(value) else None
 
 
 # --------------------------------------------------------------------------------------------------

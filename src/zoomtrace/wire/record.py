@@ -1,36 +1,22 @@
 """The record: one model for logs, data events, raw data, spans and node lifecycle.
 
-Every stage after capture speaks this model. Field names follow OpenTelemetry
-semantic conventions where a counterpart exists (see ``OTEL_NAMES``) so that
-export is a mapping, not a rewrite.
+Every stage after capture speaks this model. The Kafka codec and the OTLP mapping
+derive their ``zoom.<field>`` headers and attributes from its fields, so a new
+optional field of plain type (text, number, list) travels without a change there.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import msgspec
 
 #: Bumped whenever a field changes meaning or is removed (adding optional fields is compatible).
 SCHEMA_VERSION: Final = 1
 
-Kind = Literal["log", "event", "raw", "span", "node"]
 KINDS: Final[tuple[str, ...]] = ("log", "event", "raw", "span", "node")
-
-#: Zoom field -> OpenTelemetry semantic-convention attribute.
-OTEL_NAMES: Final[dict[str, str]] = {
-    "code.file": "code.file.path",
-    "code.line": "code.line.number",
-    "code.function": "code.function.name",
-    "service": "service.name",
-    "version": "service.version",
-    "env": "deployment.environment.name",
-    "host": "host.name",
-    "pid": "process.pid",
-    "commit": "vcs.ref.head.revision",
-}
 
 
 class Code(msgspec.Struct, omit_defaults=True, array_like=True, gc=False):

@@ -16,7 +16,7 @@ import contextlib
 import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -46,36 +46,56 @@ def frame(payload: bytes) -> bytes:
     return HEADER.pack(MAGIC, FORMAT_VERSION, 0, len(payload), zlib.crc32(payload)) + payload
 
 
-def segment_name(node_id: str, seq: int) -> str:
-    return f"{node_id}.{seq:06d}{SUFFIX}"
+def segment_name(prefix: str, seq: int) -> str:
+    return f"{prefix}.{seq:06d}{SUFFIX}"
 
 
 class SegmentWriter:
-    """Appends frames to ``dir/<node_id>.<seq>.zspool``, rolling to a new segment by size or after an error."""
+    """Appends frames to ``dir/<prefix>.<seq>.zspool``, rolling to a new segment by size or after an error.
 
-    def __init__(self, directory: Path, node_id: str, max_bytes: int = 64 * 1024 * 1024) -> None:
+    ``prefix`` is the writing node's id; a second writer of the same node in the same directory
+    adds a suffix (the Kafka sink's ``<node_id>.kafka``), so that segment names never collide.
+    ``on_segment`` is told each new segment's path as soon as the file exists.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        prefix: str,
+        max_bytes: int = 64 * 1024 * 1024,
+        on_segment: Callable[[Path], None] | None = None,
+    ) -> None:
         self.directory = directory
-        self.node_id = node_id
+        self.prefix = prefix
         self.max_bytes = max_bytes
+        self._on_segment = on_segment
         self._seq = 0
         self._fd: int | None = None
+        self._segment: Path | None = None
         self._size = 0
+
+    @property
+    def segment(self) -> Path | None:
+        """The segment being written, until it is closed (later frames then start a new one)."""
+        return self._segment
 
     def _open(self) -> int:
         self.directory.mkdir(parents=True, exist_ok=True)
         while True:
             self._seq += 1
-            path = self.directory / segment_name(self.node_id, self._seq)
+            path = self.directory / segment_name(self.prefix, self._seq)
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
             except FileExistsError:
                 continue
-            self._fd, self._size = fd, 0
+            self._fd, self._segment, self._size = fd, path, 0
+            if self._on_segment is not None:
+                self._on_segment(path)
             return fd
 
-    def write(self, payload: bytes) -> None:
-        """Write one frame with a single ``write`` call. On error the segment is abandoned,
-        so a later frame never follows a torn one in the same file; the error propagates."""
+    def write(self, payload: bytes) -> int:
+        """Write one frame with a single ``write`` call; returns its size in bytes. On error the segment
+        is abandoned, so a later frame never follows a torn one in the same file; the error propagates."""
         data = frame(payload)
         fd = self._fd if self._fd is not None and self._size < self.max_bytes else self._roll()
         try:
@@ -86,19 +106,19 @@ class SegmentWriter:
             self.close()
             raise
         self._size += written
+        return written
 
     def _roll(self) -> int:
         self.close()
         return self._open()
 
-    def sync(self) -> None:
-        if self._fd is not None:
-            os.fsync(self._fd)
-
-    def close(self) -> None:
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
+    def close(self, *, sync: bool = False) -> None:
+        """Close the segment; ``sync`` first makes it durable (for records that exist nowhere else)."""
+        fd, self._fd, self._segment = self._fd, None, None
+        if fd is not None:
             with contextlib.suppress(OSError):
+                if sync:
+                    os.fsync(fd)
                 os.close(fd)
 
 

@@ -44,8 +44,6 @@ class DuckStore(DuckReader, DuckWriter):
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.staging = self.path.parent / "tmp"
-        #: Problem lines for the records the last ingest_batch() had to skip.
-        self.last_skipped: list[str] = []
         try:
             self._con = duckdb.connect(str(self.path))
         except duckdb.Error as exc:
@@ -116,5 +114,3 @@ class DuckStore(DuckReader, DuckWriter):
         finally:
             con.execute("SET max_vacuum_tasks = 0")
         return True
-
-    # -- ingestion ----------------------------------------------------------------------

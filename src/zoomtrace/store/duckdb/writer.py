@@ -13,7 +13,7 @@ import hashlib
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -23,6 +23,7 @@ import msgspec
 from zoomtrace.errors import StoreError
 from zoomtrace.store._gc import gc_paused
 from zoomtrace.store.duckdb._common import _NODE_COLUMNS, _NODE_FIELDS, _NODE_JSON, _json_encoder, _json_or_none
+from zoomtrace.store.protocols import Problem, WriteReport
 from zoomtrace.wire.record import Record
 
 #: Records per NDJSON chunk (one INSERT each); bounds the staging file and DuckDB's working memory.
@@ -186,65 +187,49 @@ WHERE traces.trace_id = s.trace_id
 
 
 class DuckWriter:
-    """The write half of ``DuckStore``."""
+    """The write half of ``DuckStore``: the ``StoreWriter`` protocol on DuckDB."""
 
     _con: duckdb.DuckDBPyConnection
     path: Path
     staging: Path
-    last_skipped: list[str]
 
     def ingest(self, records: Iterable[Record]) -> int:
-        """Store records idempotently (by id); returns how many were new. Records that cannot be stored
-        (a number too large for its column, nesting too deep to encode) are skipped and logged in
-        ``ingest_problems`` (and in ``last_skipped``)."""
-        return self.ingest_batch(list(records))
+        """``prepare`` and ``write`` in one call, for tests and scripts; returns how many records were new."""
+        return self.write(prepare(list(records))).new
 
-    def ingest_offsets(self) -> dict[str, int]:
+    def offsets(self) -> dict[str, int]:
         """Spool segment name -> offset up to which it is stored."""
         return dict(self._con.execute('SELECT segment, "offset" FROM ingest_offsets').fetchall())
 
     @staticmethod
     def prepare(records: list[Record]) -> Prepared:
-        """The Python half of ingestion (no database access, so it can run on another thread)."""
+        """The Python half of a write (no database access, so it can run on another thread)."""
         return prepare(records)
 
-    def ingest_batch(
-        self,
-        records: list[Record],
-        offsets: dict[str, int] | None = None,
-        problems: Sequence[tuple[str | None, str]] = (),
-    ) -> int:
-        """Store ``records`` and, in the same transaction, the spool ``offsets`` they were read up to and the
-        ``problems`` met reading them: a crash leaves either all of it or none. Returns how many were new."""
-        return self.ingest_prepared(prepare(records), offsets, problems)
-
-    def ingest_prepared(
-        self,
-        batch: Prepared,
-        offsets: dict[str, int] | None = None,
-        problems: Sequence[tuple[str | None, str]] = (),
-    ) -> int:
-        """``ingest_batch`` for records already prepared (see ``prepare``).
+    def write(
+        self, batch: Prepared, *, offsets: Mapping[str, int] | None = None, problems: Sequence[Problem] = ()
+    ) -> WriteReport:
+        """Store ``batch`` and, in the same transaction, the spool ``offsets`` it was read up to and the
+        ``problems`` met reading it: a crash leaves either all of it or none.
 
         One bad record must not block the segment behind it forever: when the bulk insert fails, the
-        records are checked one by one, the bad ones skipped (``last_skipped`` says which and why, as
-        does ``ingest_problems``) and the batch retried once.
+        records are checked one by one, the bad ones skipped (reported in ``WriteReport.skipped`` and kept
+        in ``ingest_problems``) and the batch written once more.
         """
-        self.last_skipped = list(batch.skipped)
         with gc_paused():
             try:
-                return self._store_batch(batch, offsets, [*problems, *((None, t) for t in batch.skipped)])
+                new = self._store_batch(batch, offsets, [*problems, *((None, t) for t in batch.skipped)])
+                return WriteReport(new, list(batch.skipped))
             except (duckdb.ConversionException, duckdb.InvalidInputException, duckdb.OutOfRangeException):
-                good, skipped = _storable(batch.records())
-                if not skipped:
+                good, refused = _storable(batch.records())
+                if not refused:
                     raise
             retry = prepare(good)
-            self.last_skipped = [*batch.skipped, *skipped, *retry.skipped]
-            return self._store_batch(retry, offsets, [*problems, *((None, t) for t in self.last_skipped)])
+            skipped = [*batch.skipped, *refused, *retry.skipped]
+            new = self._store_batch(retry, offsets, [*problems, *((None, t) for t in skipped)])
+            return WriteReport(new, skipped)
 
-    def _store_batch(
-        self, batch: Prepared, offsets: dict[str, int] | None, problems: Sequence[tuple[str | None, str]]
-    ) -> int:
+    def _store_batch(self, batch: Prepared, offsets: Mapping[str, int] | None, problems: Sequence[Problem]) -> int:
         con = self._con
         now = time.time_ns()
         con.execute("BEGIN TRANSACTION")
@@ -353,8 +338,6 @@ class DuckWriter:
             con.execute(f"UPDATE nodes SET {assignments} WHERE node_id = ?", [*values, node_id])
         return identified
 
-    # -- queries ------------------------------------------------------------------------
-
 
 _INT64: Final = range(-(2**63), 2**63)
 _INT32: Final = range(-(2**31), 2**31)
@@ -378,8 +361,9 @@ class Prepared(msgspec.Struct):
 def prepare(records: list[Record]) -> Prepared:
     """Drop repeated ids, move bytes payloads to blobs and encode NDJSON chunks of CHUNK records.
 
-    Pure Python (no database), so ``ingest_spool`` runs it on its reader thread, and the Record
-    objects are released there too: the database thread then hardly needs the GIL.
+    Pure Python (no database), so spool ingest runs it on its reading thread while another thread
+    writes the previous batch, and the Record objects are released there too: the writing thread
+    then hardly needs the GIL.
     """
     seen: set[str] = set()
     rows: list[Record] = []

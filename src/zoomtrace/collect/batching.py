@@ -1,0 +1,215 @@
+"""Batches of records into the store: the one write path of spool ingest, the Kafka collector and the OTLP receiver.
+
+Each writer goes through the store's ``StoreWriter`` protocol the same way: ``BatchWriter.batch``
+prepares records (the store's pure-Python half, which needs no session, so it runs before the
+store lock is taken), ``BatchWriter.write`` stores the batch with the source offsets it reaches and
+the problems met reading it, in one transaction of one session. A writer whose source cannot hold
+a batch back for long (the Kafka collector) gives it a ``Retry``: a failed write is tried again,
+and records the store keeps refusing get a second chance before they are skipped. ``Background``
+writes one batch on a helper thread while the caller reads and prepares the next.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Final
+
+from zoomtrace._stderr import say
+from zoomtrace.errors import StoreError
+from zoomtrace.store import PreparedBatch, Problem, StoreWriter, open_store, prepare_for
+from zoomtrace.wire.record import Record
+
+__all__ = ["Background", "Batch", "BatchWriter", "Retry", "Target", "Written", "home_target", "open_target"]
+
+#: At most this many records refused twice are reported one by one (all are counted).
+_MAX_REFUSED_REPORTS: Final = 20
+
+
+@dataclass(frozen=True)
+class Target:
+    """A store to write to: its ``prepare``, and a session for each write."""
+
+    prepare: Callable[[list[Record]], PreparedBatch]
+    session: Callable[[], AbstractContextManager[StoreWriter]]
+
+
+def open_target(store: StoreWriter) -> Target:
+    """A store the caller holds open: every write goes into that one session."""
+    return Target(store.prepare, lambda: contextlib.nullcontext(store))
+
+
+def home_target(home: Path) -> Target:
+    """The store of ``home``, in a short session per write: the store lock is held only meanwhile, so CLI
+    commands, the UI and other writers get their turn between batches."""
+    home = Path(home)
+    return Target(prepare_for(home), lambda: open_store(home, create=True))
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How a failed write is tried again, for writers whose source cannot hold a batch back for long.
+
+    The whole batch is tried ``attempts`` times, each in a new session, ``delay_s`` apart (four times
+    longer each time). If it keeps failing, its records are written one by one; those the store
+    refuses get a second chance in a later session, so a passing store hiccup costs nothing, and
+    only records refused twice are skipped. A store that refuses every record raises ``StoreError``.
+    """
+
+    attempts: int = 3
+    delay_s: float = 0.2
+
+
+@dataclass
+class Batch:
+    """Records prepared for one write, with the source offsets they reach and the problems met reading them."""
+
+    prepared: PreparedBatch
+    #: Records handed to the store (repeated ids included).
+    size: int
+    offsets: dict[str, int] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    #: The records themselves, kept only for a ``Retry``'s writes one by one.
+    records: list[Record] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Written:
+    """What writing one batch did."""
+
+    #: Records the store did not hold before.
+    new: int
+    #: Records the store took (new or already there).
+    stored: int
+    #: One line per record the store cannot hold, skipped (the store keeps these lines among its problems).
+    skipped: list[str] = field(default_factory=list)
+    #: Records the store refused twice under a ``Retry``, skipped.
+    refused: int = 0
+
+
+class BatchWriter:
+    """Prepares batches and writes them to one ``Target``, retrying as its ``Retry`` says (without one, a
+    failed write raises at once: the source still holds the batch, e.g. spool offsets or an OTLP
+    exporter that retries)."""
+
+    def __init__(self, target: Target, *, retry: Retry | None = None) -> None:
+        self.target = target
+        self.retry = retry
+
+    def batch(
+        self, records: list[Record], *, offsets: Mapping[str, int] | None = None, problems: Sequence[Problem] = ()
+    ) -> Batch:
+        """Prepare ``records`` (no session is opened); safe on any thread."""
+        return Batch(
+            self.target.prepare(records),
+            len(records),
+            dict(offsets or {}),
+            list(problems),
+            records if self.retry is not None else [],  # else released here, not on the writing thread
+        )
+
+    def write(self, batch: Batch) -> Written:
+        """Store ``batch`` in one transaction of a new session."""
+        retry = self.retry
+        if retry is None:
+            return self._write(batch)
+        delay = retry.delay_s
+        for attempt in range(1, retry.attempts + 1):
+            try:
+                return self._write(batch)
+            except Exception as exc:
+                say(f"store write of {batch.size} records failed (attempt {attempt}): {exc}")
+                if attempt < retry.attempts:
+                    time.sleep(delay)
+                    delay *= 4
+        return self._one_by_one(batch, delay)
+
+    def _write(self, batch: Batch) -> Written:
+        with self.target.session() as store:
+            report = store.write(batch.prepared, offsets=batch.offsets, problems=batch.problems)
+        return Written(report.new, batch.size, report.skipped)
+
+    def _one_by_one(self, batch: Batch, delay: float) -> Written:
+        """The batch keeps failing: store the records the store takes, give the others a second chance in a
+        later session, skip those refused twice; then the batch's offsets and problems."""
+        new, skipped, refused = self._singly(batch.records)
+        if refused:
+            time.sleep(delay)
+            more, skipped_too, refused = self._singly([record for record, _ in refused])
+            new, skipped = new + more, skipped + skipped_too
+        for record, why in refused[:_MAX_REFUSED_REPORTS]:
+            say(f"store refused record {record.id} ({record.kind}/{record.type}) twice: {why}; skipped")
+        if batch.records and len(refused) == len(batch.records):
+            # Nothing at all can be written: the store is broken. Stop before the source moves on (no loss).
+            raise StoreError(f"the store refuses every record ({len(refused)}); stopping without committing")
+        self._write(Batch(self.target.prepare([]), 0, batch.offsets, batch.problems))
+        return Written(new, len(batch.records) - len(refused), skipped, len(refused))
+
+    def _singly(self, records: list[Record]) -> tuple[int, list[str], list[tuple[Record, Exception]]]:
+        """Store records one at a time in one session: how many were new, the store's skipped lines, and the
+        records it refused, with why."""
+        new, skipped, refused = 0, [], []
+        try:
+            with self.target.session() as store:
+                for record in records:
+                    try:
+                        report = store.write(self.target.prepare([record]))
+                    except Exception as exc:
+                        refused.append((record, exc))
+                        continue
+                    new += report.new
+                    skipped += report.skipped
+        except Exception as exc:
+            raise StoreError(f"cannot write to the store ({exc}); stopping without committing") from exc
+        return new, skipped, refused
+
+
+class Background:
+    """Writes one batch at a time on a helper thread, so that the caller reads and prepares the next one
+    meanwhile (DuckDB releases the GIL: on two cores the halves overlap).
+
+    Used as a context manager: leaving it normally waits for the last batch (and raises its error);
+    leaving it on an error waits for the batch being written and lets the first error through.
+    """
+
+    def __init__(self, writer: BatchWriter, *, name: str) -> None:
+        self.writer = writer
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._pending: tuple[Future[Written], Callable[[Written], None]] | None = None
+
+    @property
+    def busy(self) -> bool:
+        """A batch is being written."""
+        return self._pending is not None and not self._pending[0].done()
+
+    def submit(self, batch: Batch, then: Callable[[Written], None]) -> None:
+        """Settle the batch being written, then start writing ``batch``; ``then`` gets what it did, on the
+        caller's thread, at the next ``submit`` or ``settle``."""
+        self.settle()
+        self._pending = (self._pool.submit(self.writer.write, batch), then)
+
+    def settle(self) -> None:
+        """Wait for the batch being written and call its ``then``; its write error is raised here instead."""
+        if self._pending is None:
+            return
+        future, then = self._pending
+        self._pending = None
+        then(future.result())
+
+    def __enter__(self) -> Background:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            if exc is None:
+                self.settle()
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)

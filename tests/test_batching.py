@@ -1,0 +1,154 @@
+"""The shared write path (``zoomtrace.collect.batching``) on a real DuckDB store and on stores that fail on purpose:
+retries, the second chance of refused records, and the helper thread that writes one batch at a time."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from zoomtrace.collect.batching import Background, BatchWriter, Retry, Target, Written, open_target
+from zoomtrace.errors import StoreError
+from zoomtrace.store import Problem, WriteReport
+from zoomtrace.store.duckdb import DuckStore
+from zoomtrace.wire.record import Record, uuid7
+
+T0 = 1_800_000_000_000_000_000
+NO_WAIT = Retry(attempts=2, delay_s=0.0)
+
+
+def logs(n: int, start: int = 0) -> list[Record]:
+    return [
+        Record(id=uuid7(T0 + i), kind="log", type="app", ts_ns=T0 + i, node_id="n", message=f"m{i}")
+        for i in range(start, start + n)
+    ]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[DuckStore]:
+    s = DuckStore(tmp_path / "store.duckdb")
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+class Flaky:
+    """A store in front of a real one that fails its first ``fail_batches`` writes and refuses the records in
+    ``refuse`` (each up to ``times`` times, counted per record id)."""
+
+    def __init__(self, real: DuckStore, *, fail_batches: int = 0, refuse: Sequence[str] = (), times: int = 1) -> None:
+        self.real, self.fail_batches, self.times = real, fail_batches, times
+        self.refusals = dict.fromkeys(refuse, 0)
+        self.sessions = 0
+
+    def prepare(self, records: list[Record]) -> tuple[list[str], Any]:
+        return [r.id for r in records], self.real.prepare(records)
+
+    def write(
+        self, batch: Any, *, offsets: Mapping[str, int] | None = None, problems: Sequence[Problem] = ()
+    ) -> WriteReport:
+        ids, prepared = batch
+        if self.fail_batches:
+            self.fail_batches -= 1
+            raise OSError("disk hiccup")
+        for record_id in ids:
+            if record_id in self.refusals and self.refusals[record_id] < self.times:
+                self.refusals[record_id] += 1
+                raise OSError(f"refusing {record_id}")
+        return self.real.write(prepared, offsets=offsets, problems=problems)
+
+    def target(self) -> Target:
+        @contextlib.contextmanager
+        def session() -> Iterator[Flaky]:
+            self.sessions += 1
+            yield self
+
+        return Target(self.prepare, session)
+
+
+def stored_ids(store: DuckStore) -> set[str]:
+    return {row[0] for row in store.sql("SELECT id FROM records")[1]}
+
+
+def test_a_batch_with_its_offsets_and_problems_in_one_write(store: DuckStore) -> None:
+    writer = BatchWriter(open_target(store))
+    records = logs(3)
+    batch = writer.batch(records + records[:1], offsets={"seg-1": 120}, problems=[("seg-1", "bad frame")])
+    assert batch.records == []  # without a Retry the records are not kept
+    assert writer.write(batch) == Written(new=3, stored=4, skipped=[])
+    assert store.offsets() == {"seg-1": 120}
+    assert [p["problem"] for p in store.problems()] == ["bad frame"]
+    assert writer.write(writer.batch(records)).new == 0  # idempotent by id
+
+
+def test_without_retry_a_failed_write_raises_at_once(store: DuckStore) -> None:
+    flaky = Flaky(store, fail_batches=1)
+    writer = BatchWriter(flaky.target())
+    with pytest.raises(OSError, match="disk hiccup"):
+        writer.write(writer.batch(logs(2)))
+    assert flaky.sessions == 1 and stored_ids(store) == set()
+
+
+def test_a_failed_write_is_tried_again_in_a_new_session(store: DuckStore, capsys: pytest.CaptureFixture[str]) -> None:
+    flaky = Flaky(store, fail_batches=1)
+    writer = BatchWriter(flaky.target(), retry=NO_WAIT)
+    assert writer.write(writer.batch(logs(3))) == Written(new=3, stored=3)
+    assert flaky.sessions == 2
+    assert "store write of 3 records failed (attempt 1): disk hiccup" in capsys.readouterr().err
+
+
+def test_a_record_refused_once_gets_a_second_chance(store: DuckStore, capsys: pytest.CaptureFixture[str]) -> None:
+    records = logs(4)
+    flaky = Flaky(store, fail_batches=2, refuse=[records[1].id], times=1)
+    writer = BatchWriter(flaky.target(), retry=NO_WAIT)
+    written = writer.write(writer.batch(records, problems=[("kafka:t[0]@7", "malformed message skipped")]))
+    assert written == Written(new=4, stored=4, skipped=[], refused=0)
+    assert stored_ids(store) == {r.id for r in records}
+    assert [p["problem"] for p in store.problems()] == ["malformed message skipped"]  # kept after one by one
+    assert "refused" not in capsys.readouterr().err
+
+
+def test_a_record_refused_twice_is_skipped_and_reported(store: DuckStore, capsys: pytest.CaptureFixture[str]) -> None:
+    records = logs(4)
+    flaky = Flaky(store, fail_batches=2, refuse=[records[2].id], times=2)
+    writer = BatchWriter(flaky.target(), retry=NO_WAIT)
+    assert writer.write(writer.batch(records)) == Written(new=3, stored=3, skipped=[], refused=1)
+    assert stored_ids(store) == {r.id for r in records} - {records[2].id}
+    assert f"store refused record {records[2].id} (log/app) twice" in capsys.readouterr().err
+
+
+def test_a_store_refusing_everything_stops_the_writer(store: DuckStore) -> None:
+    records = logs(2)
+    flaky = Flaky(store, fail_batches=2, refuse=[r.id for r in records], times=2)
+    writer = BatchWriter(flaky.target(), retry=NO_WAIT)
+    with pytest.raises(StoreError, match=r"refuses every record \(2\); stopping without committing"):
+        writer.write(writer.batch(records))
+    assert stored_ids(store) == set()
+
+
+def test_background_writes_in_order_and_reports_on_the_callers_thread(store: DuckStore) -> None:
+    writer = BatchWriter(open_target(store))
+    seen: list[tuple[int, str]] = []
+    before = threading.active_count()
+    with Background(writer, name="test-store") as background:
+        for start in (0, 10, 20):
+            batch = writer.batch(logs(5, start))
+            background.submit(batch, lambda w: seen.append((w.new, threading.current_thread().name)))
+    assert seen == [(5, threading.current_thread().name)] * 3
+    assert len(stored_ids(store)) == 15
+    assert threading.active_count() == before
+
+
+def test_background_raises_a_write_error_at_the_next_hand_over(store: DuckStore) -> None:
+    flaky = Flaky(store, fail_batches=1)
+    writer = BatchWriter(flaky.target())
+    background = Background(writer, name="test-store")
+    with pytest.raises(OSError, match="disk hiccup"), background:
+        background.submit(writer.batch(logs(1)), lambda w: None)
+        background.submit(writer.batch(logs(1, 5)), lambda w: None)
+    assert stored_ids(store) == set()  # the batch after the failed one was never written
