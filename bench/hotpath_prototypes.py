@@ -35,8 +35,8 @@ def main() -> int:
     import msgspec
 
     import zoomtrace as zt
-    from zoomtrace.capture import _active as znode
     from zoomtrace.capture import _items as zitems
+    from zoomtrace.capture import recorder as znode
     from zoomtrace.capture.context import current
     from zoomtrace.runtime import scrub as zscrub
     from zoomtrace.runtime.sanitize import sanitize_payload

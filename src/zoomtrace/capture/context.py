@@ -8,23 +8,37 @@ installed (``zt.init`` does it by default).
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from zoomtrace.wire import propagation
 from zoomtrace.wire.propagation import SpanContext
 
-if TYPE_CHECKING:
-    from zoomtrace.capture.span import Span
-
 # SpanContext is re-exported: capture's name for a remote position in a trace.
-__all__ = ["SpanContext", "context_of", "current", "extract", "inject"]
+__all__ = ["Position", "SpanContext", "context_of", "current", "extract", "inject"]
+
+
+class Position(Protocol):
+    """A place in a trace to continue from: an open ``Span`` of this process, or a remote ``SpanContext``."""
+
+    @property
+    def trace_id(self) -> str: ...
+    @property
+    def span_id(self) -> str: ...
+    @property
+    def trace_flags(self) -> int: ...
+    @property
+    def tracestate(self) -> tuple[tuple[str, str], ...]: ...
+    @property
+    def baggage(self) -> tuple[tuple[str, str], ...]: ...
+    @property
+    def on_behalf_of(self) -> str | None: ...
 
 
 #: The open span of the current task/thread, or a remote SpanContext to continue.
-current: ContextVar[Span | SpanContext | None] = ContextVar("zoomtrace_current", default=None)
+current: ContextVar[Position | None] = ContextVar("zoomtrace_current", default=None)
 
 
-def context_of(value: Span | SpanContext) -> SpanContext:
+def context_of(value: Position) -> SpanContext:
     """The propagatable part of a span (or the remote context itself)."""
     if isinstance(value, SpanContext):
         return value
@@ -33,7 +47,7 @@ def context_of(value: Span | SpanContext) -> SpanContext:
     )
 
 
-def inject(carrier: Any = None, *, context: Span | SpanContext | None = None) -> Any:
+def inject(carrier: Any = None, *, context: Position | None = None) -> Any:
     """Add W3C ``traceparent`` (and ``tracestate``, ``baggage``) for the current span to ``carrier``.
 
     ``carrier`` is a dict of headers (default: a new one) or a list of ``(name, value)``

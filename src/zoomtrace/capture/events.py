@@ -7,9 +7,9 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from zoomtrace.capture import _active
-from zoomtrace.capture._items import EVENT, RAW
+from zoomtrace.capture import recorder
 from zoomtrace.capture.context import current
+from zoomtrace.capture.items import EVENT, RAW
 from zoomtrace.wire.record import uuid7
 
 _time = time.time_ns
@@ -34,7 +34,7 @@ def event(
     """
     ts = _time()
     record_id = uuid7(ts)
-    node = _active.active
+    node = recorder.active
     if node is not None:
         if attrs is not None:
             fields = {**attrs, **fields}
@@ -60,7 +60,7 @@ def raw(
     """
     ts = _time()
     record_id = uuid7(ts)
-    node = _active.active
+    node = recorder.active
     if node is not None:
         if attrs is not None:
             fields = {**attrs, **fields}

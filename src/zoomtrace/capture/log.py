@@ -12,14 +12,14 @@ import time
 from collections.abc import Mapping
 from typing import Any, Final
 
-from zoomtrace.capture import _active
-from zoomtrace.capture._items import LOG
+from zoomtrace.capture import recorder
 from zoomtrace.capture.context import current
+from zoomtrace.capture.items import LOG
 
 _time = time.time_ns
 _getframe = sys._getframe
 
-# Level numbers as stdlib ``logging`` has them (``_active.LEVELS``), as constants: the cheapest lookup.
+# Level numbers as stdlib ``logging`` has them (``recorder.LEVELS``), as constants: the cheapest lookup.
 _DEBUG: Final = 10
 _INFO: Final = 20
 _WARNING: Final = 30
@@ -43,7 +43,7 @@ class Logger:
 
     def debug(self, template: str, /, *, attrs: Mapping[str, Any] | None = None, **fields: Any) -> None:
         """Record a DEBUG log line."""
-        node = _active.active
+        node = recorder.active
         if node is None or node.levelno > _DEBUG:
             return
         if attrs is not None:
@@ -54,7 +54,7 @@ class Logger:
 
     def info(self, template: str, /, *, attrs: Mapping[str, Any] | None = None, **fields: Any) -> None:
         """Record an INFO log line."""
-        node = _active.active
+        node = recorder.active
         if node is None or node.levelno > _INFO:
             return
         if attrs is not None:
@@ -65,7 +65,7 @@ class Logger:
 
     def warning(self, template: str, /, *, attrs: Mapping[str, Any] | None = None, **fields: Any) -> None:
         """Record a WARNING log line."""
-        node = _active.active
+        node = recorder.active
         if node is None or node.levelno > _WARNING:
             return
         if attrs is not None:
@@ -76,7 +76,7 @@ class Logger:
 
     def error(self, template: str, /, *, attrs: Mapping[str, Any] | None = None, **fields: Any) -> None:
         """Record an ERROR log line."""
-        node = _active.active
+        node = recorder.active
         if node is None or node.levelno > _ERROR:
             return
         if attrs is not None:
@@ -87,7 +87,7 @@ class Logger:
 
     def critical(self, template: str, /, *, attrs: Mapping[str, Any] | None = None, **fields: Any) -> None:
         """Record a CRITICAL log line."""
-        node = _active.active
+        node = recorder.active
         if node is None or node.levelno > _CRITICAL:
             return
         if attrs is not None:
@@ -98,7 +98,7 @@ class Logger:
 
     def exception(self, template: str, /, *, attrs: Mapping[str, Any] | None = None, **fields: Any) -> None:
         """Record an ERROR log line with the exception being handled (call it in an ``except`` block)."""
-        node = _active.active
+        node = recorder.active
         if node is None or node.levelno > _ERROR:
             return
         if attrs is not None:

@@ -41,10 +41,9 @@ from opentelemetry.context.context import Context, _RuntimeContext
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.util import types
 
-from zoomtrace.capture import _active
-from zoomtrace.capture import _items as items
+from zoomtrace.capture import items, recorder
+from zoomtrace.capture.context import Position, current
 from zoomtrace.capture.context import SpanContext as ZoomContext
-from zoomtrace.capture.context import current
 from zoomtrace.capture.span import Span as ZoomSpan
 from zoomtrace.wire.propagation import ON_BEHALF_OF_KEY
 
@@ -75,7 +74,7 @@ _UNDERNEATH: Final = {
     "boto3": ("botocore", "urllib3"),
 }
 
-ZoomValue = ZoomSpan | ZoomContext | None
+ZoomValue = Position | None
 
 
 # -- where a span was started ---------------------------------------------------------------
@@ -120,7 +119,7 @@ def _caller(extra: tuple[str, ...] = ()) -> tuple[CodeType, int]:
 # -- Zoom <-> OpenTelemetry span contexts -----------------------------------------------------
 
 
-def _otel_context_of(value: ZoomSpan | ZoomContext) -> trace.SpanContext:
+def _otel_context_of(value: Position) -> trace.SpanContext:
     try:
         state = trace.TraceState(list(value.tracestate))
     except Exception:
@@ -242,7 +241,7 @@ def _start(zoom: ZoomSpan, start_time: int | None) -> None:
     thread = threading.current_thread()
     zoom.thread = thread.name
     zoom._thread_ident = thread.ident
-    node = _active.active
+    node = recorder.active
     if node is not None:
         node.open_spans[zoom.span_id] = zoom
     zoom.start_ns = start_time if start_time is not None else _time()
@@ -252,7 +251,7 @@ def _finish(zoom: ZoomSpan, end_time: int | None) -> None:
     zoom.end_ns = end_time if end_time is not None else _time()
     if zoom._cpu_start is not None and threading.get_ident() == zoom._thread_ident and end_time is None:
         zoom.cpu_ns = _thread_time() - zoom._cpu_start
-    node = _active.active
+    node = recorder.active
     if node is not None:
         node.open_spans.pop(zoom.span_id, None)
         node.pipeline.put((items.SPAN, zoom))
@@ -262,7 +261,7 @@ def _log(
     zoom: ZoomSpan, name: str, attributes: types.Attributes, timestamp: int | None, exc: BaseException | None = None
 ) -> None:
     """A span event as a log record of the span."""
-    node = _active.active
+    node = recorder.active
     if node is None:
         return
     code, line = _caller()
@@ -468,7 +467,7 @@ class _CopyToZoom:
 
     def on_end(self, span: Any) -> None:
         code, line, thread = self._starts.pop(span.context.span_id, (None, 0, None))
-        node = _active.active
+        node = recorder.active
         if node is None or code is None:
             return
         attrs: dict[str, Any] = dict(span.attributes or {})
@@ -509,7 +508,7 @@ class _CopyToZoom:
         """Nothing to release: records go through the node's pipeline."""
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        node = _active.active
+        node = recorder.active
         return node.flush(timeout_millis / 1000) if node is not None else True
 
 

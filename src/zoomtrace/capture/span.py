@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterable, Mapping
 from types import CodeType, TracebackType
 from typing import Any, Final, ParamSpec, TypeVar, overload
 
-from zoomtrace.capture import _active
-from zoomtrace.capture._items import SPAN
-from zoomtrace.capture.context import SpanContext, current
+from zoomtrace.capture import recorder
+from zoomtrace.capture.context import Position, SpanContext, current
+from zoomtrace.capture.items import SPAN
 from zoomtrace.wire.record import new_span_id, new_trace_id
 
 P = ParamSpec("P")
@@ -65,7 +65,7 @@ class Span:
         self,
         name: str,
         attrs: dict[str, Any],
-        parent: Span | SpanContext | None,
+        parent: Position | None,
         links: list[tuple[str, str]],
         on_behalf_of: str | None,
         code: CodeType,
@@ -115,7 +115,7 @@ class Span:
         self.thread = thread.name
         self._thread_ident = thread.ident
         self._token = current.set(self)
-        node = _active.active
+        node = recorder.active
         if node is not None:
             node.open_spans[self.span_id] = self
         self.start_ns = _time()
@@ -134,7 +134,7 @@ class Span:
             current.reset(self._token)
         except ValueError:  # exited in another context (e.g. a generator finished elsewhere)
             current.set(None)
-        node = _active.active
+        node = recorder.active
         if node is not None:
             node.open_spans.pop(self.span_id, None)
             node.pipeline.put((SPAN, self))

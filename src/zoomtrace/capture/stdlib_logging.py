@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from zoomtrace.capture import _active
-from zoomtrace.capture._items import STDLOG
+from zoomtrace.capture import recorder
 from zoomtrace.capture.context import current
+from zoomtrace.capture.items import STDLOG
 
 
 class ZoomHandler(logging.Handler):
@@ -14,7 +14,7 @@ class ZoomHandler(logging.Handler):
 
     def handle(self, record: logging.LogRecord) -> bool:
         # No handler lock and no filters to run per record: the pipeline's queue is thread-safe.
-        node = _active.active
+        node = recorder.active
         if node is not None and record.levelno >= self.level:
             node.pipeline.put((STDLOG, record, current.get()))
         return True

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from zoomtrace._gc import gc_paused
 from zoomtrace.collect.batching import Background, Batch, BatchWriter, Written, open_target
 from zoomtrace.store import Problem, StoreWriter
-from zoomtrace.store._gc import gc_paused
 from zoomtrace.wire.record import Record
 from zoomtrace.wire.spool import SPOOL_DIRS, read_segment, segments
 

@@ -15,8 +15,9 @@ from types import CodeType, FrameType, TracebackType
 from typing import Any, Final
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
-from zoomtrace.capture import _active
-from zoomtrace.capture.context import SpanContext, current
+from zoomtrace.capture import recorder
+from zoomtrace.capture.context import Position, current
+from zoomtrace.capture.recorder import SecretKeys
 from zoomtrace.capture.span import Span
 from zoomtrace.runtime.scrub import SCRUBBED, Scrubber
 
@@ -41,10 +42,10 @@ DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 _default_scrubber: Scrubber | None = None
 
 
-def _scrubber() -> Scrubber | None:
+def _scrubber() -> SecretKeys | None:
     """The running node's scrubber (None if the application turned scrubbing off), else the default one."""
     global _default_scrubber
-    node = _active.active
+    node = recorder.active
     if node is not None:
         return node.scrubber
     if _default_scrubber is None:
@@ -52,7 +53,7 @@ def _scrubber() -> Scrubber | None:
     return _default_scrubber
 
 
-def _secret_key(key: str, scrubber: Scrubber | None) -> bool:
+def _secret_key(key: str, scrubber: SecretKeys | None) -> bool:
     name = unquote_plus(key)
     return name.lower() in SIGNED_URL_KEYS or (scrubber is not None and scrubber.is_sensitive(name))
 
@@ -174,7 +175,7 @@ def server_span(method: str, carrier: Any, attrs: dict[str, Any], code: tuple[Co
     """A server span continuing the caller's trace (``traceparent`` in ``carrier``), not yet entered."""
     from zoomtrace.capture.context import extract
 
-    parent: Span | SpanContext | None = extract(carrier) or current.get()
+    parent: Position | None = extract(carrier) or current.get()
     name, method_attributes = method_attrs(method)
     where = code or (sys._getframe(1).f_code, sys._getframe(1).f_lineno)
     return Span(name, {"span.kind": "server", **method_attributes, **attrs}, parent, [], None, where[0], where[1])

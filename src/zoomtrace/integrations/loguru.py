@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from zoomtrace.capture import _active
-from zoomtrace.capture._items import FOREIGN
+from zoomtrace.capture import recorder
 from zoomtrace.capture.context import current
+from zoomtrace.capture.items import FOREIGN
 
 
 def sink(message: Any) -> None:
-    node = _active.active
+    node = recorder.active
     if node is None:
         return
     r = message.record

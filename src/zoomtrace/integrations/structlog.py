@@ -15,19 +15,19 @@ import sys
 import time
 from typing import Any
 
-from zoomtrace.capture import _active
-from zoomtrace.capture._items import FOREIGN
+from zoomtrace.capture import recorder
 from zoomtrace.capture.context import current
+from zoomtrace.capture.items import FOREIGN
 
 _LEVELS = {"warn": "WARNING", "exception": "ERROR", "fatal": "CRITICAL", "msg": "INFO"}
 
 
 def processor(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    node = _active.active
+    node = recorder.active
     if node is None:
         return event_dict
     level = _LEVELS.get(method_name, method_name.upper())
-    if node.levelno > _active.LEVELS.get(level, 20):
+    if node.levelno > recorder.LEVELS.get(level, 20):
         return event_dict
     f = sys._getframe(1)
     while f.f_back is not None and f.f_globals.get("__name__", "").startswith("structlog"):

@@ -14,8 +14,8 @@ from typing import Any, Final
 
 import msgspec
 
+from zoomtrace._gc import gc_paused
 from zoomtrace.read.model import Story, StoryNode, StoryRecord, StorySpan
-from zoomtrace.store._gc import gc_paused
 
 #: The fields a span takes from its record under another name: ``field -> record field``.
 _SPAN_RENAMED: Final = {"name": "type", "start_ns": "ts_ns"}

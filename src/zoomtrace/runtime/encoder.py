@@ -15,7 +15,7 @@ import traceback
 from types import CodeType
 from typing import TYPE_CHECKING, Any
 
-from zoomtrace.capture import _items as items
+from zoomtrace.capture import items
 from zoomtrace.capture.context import SpanContext
 from zoomtrace.runtime.provenance import Location, Provenance, snapshot
 from zoomtrace.runtime.sanitize import Limits, sanitize_attrs, sanitize_payload, truncate

@@ -4,7 +4,7 @@
 interpreter exit, on an uncaught exception, on ``SIGTERM`` (Zoom's handler, or chained
 before the application's) and on ``SIGINT``; spans still open then are recorded as
 ``interrupted``. A forked child starts a node of its own whose parent is the forking node.
-The running node sits in ``zoomtrace.capture._active``, where the hot path finds it.
+The running node sits in ``zoomtrace.capture.recorder``, where the hot path finds it.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, cast
 
-from zoomtrace.capture import _active
-from zoomtrace.capture._active import LEVELS
+from zoomtrace.capture import recorder
+from zoomtrace.capture.recorder import LEVELS
 from zoomtrace.errors import ConfigError
 from zoomtrace.runtime.node import Node
 from zoomtrace.runtime.pipeline import OnFull
@@ -32,11 +32,11 @@ from zoomtrace.wire.spool import default_home
 
 def running() -> Node | None:
     """The running node of this process, if any."""
-    return cast(Node | None, _active.active)
+    return cast(Node | None, recorder.active)
 
 
 def _set_running(node: Node | None) -> None:
-    _active.active = node
+    recorder.active = node
 
 
 def _stop_cause() -> tuple[str, BaseException | None]:

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from zoomtrace.capture import _items as items
-from zoomtrace.capture._active import LEVELS
+from zoomtrace.capture import items
+from zoomtrace.capture.recorder import LEVELS
 from zoomtrace.runtime.encoder import Encoder
 from zoomtrace.runtime.pipeline import OnFull, Pipeline
 from zoomtrace.runtime.provenance import Provenance, find_repo_root

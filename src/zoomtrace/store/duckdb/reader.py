@@ -18,8 +18,8 @@ from typing import Any, Final
 import duckdb
 import msgspec
 
+from zoomtrace._gc import gc_paused
 from zoomtrace.errors import NotFound, ReadOnlySQL, StoreError
-from zoomtrace.store._gc import gc_paused
 from zoomtrace.store.duckdb._common import _one_line
 from zoomtrace.store.protocols import TraceFilter, TraceRows
 

@@ -20,8 +20,8 @@ from typing import Any, Final
 import duckdb
 import msgspec
 
+from zoomtrace._gc import gc_paused
 from zoomtrace.errors import StoreError
-from zoomtrace.store._gc import gc_paused
 from zoomtrace.store.duckdb._common import _NODE_COLUMNS, _NODE_FIELDS, _NODE_JSON, _json_encoder, _json_or_none
 from zoomtrace.store.protocols import Problem, WriteReport
 from zoomtrace.wire.record import Record

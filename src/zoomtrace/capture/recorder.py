@@ -7,11 +7,7 @@ lookup the hot path can make, and ``None`` (no node) costs one comparison.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
-
-if TYPE_CHECKING:
-    from zoomtrace.capture.span import Span
-    from zoomtrace.runtime.scrub import Scrubber
+from typing import Any, Protocol
 
 #: Log levels by name, as stdlib ``logging`` numbers them.
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
@@ -19,6 +15,12 @@ LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 
 class Queue(Protocol):
     def put(self, item: tuple[Any, ...]) -> None: ...
+
+
+class SecretKeys(Protocol):
+    """The part of the node's scrubber that capture's integrations ask: is a key's value a secret?"""
+
+    def is_sensitive(self, key: str) -> bool: ...
 
 
 class Recorder(Protocol):
@@ -31,9 +33,11 @@ class Recorder(Protocol):
     @property
     def pipeline(self) -> Queue: ...
     @property
-    def open_spans(self) -> dict[str, Span]: ...
+    def open_spans(self) -> dict[str, Any]:
+        """Spans entered and not yet exited, by span id (recorded as interrupted if the node stops first)."""
+
     @property
-    def scrubber(self) -> Scrubber | None: ...
+    def scrubber(self) -> SecretKeys | None: ...
 
     def flush(self, timeout: float = 5.0) -> bool: ...
 
