@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, get_args
 
 import duckdb
 import msgspec
@@ -416,13 +416,21 @@ def _encode_lines(records: list[Record], skipped: list[str]) -> bytes:
     return b"".join(parts)
 
 
+def _is_int(annotation: Any) -> bool:
+    return annotation is int or int in get_args(annotation)
+
+
+#: The record's integer fields, stored as BIGINT (all but the schema version, an INTEGER).
+_BIGINT_FIELDS: Final = tuple(f.name for f in msgspec.structs.fields(Record) if f.name != "v" and _is_int(f.type))
+
+
 def _storable(records: list[Record]) -> tuple[list[Record], list[str]]:
     """Split records into those the store can hold and a problem line for each of the others."""
     good: list[Record] = []
     skipped: list[str] = []
     for r in records:
         reason = None
-        for name in ("ts_ns", "end_ns", "cpu_ns"):
+        for name in _BIGINT_FIELDS:
             value = getattr(r, name)
             if value is not None and value not in _INT64:
                 reason = f"{name} {value} is out of range"
