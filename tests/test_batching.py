@@ -1,4 +1,4 @@
-"""The shared write path (``zoomtrace.collect.batching``) on a real DuckDB store and on stores that fail on purpose:
+"""The shared write path (``zoomtrace.collect._batching``) on a real DuckDB store and on stores that fail on purpose:
 retries, the second chance of refused records, and the helper thread that writes one batch at a time."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from zoomtrace.collect.batching import Background, BatchWriter, Retry, Target, Written, open_target
+from zoomtrace.collect._batching import Background, BatchWriter, Retry, Target, Written, open_target
 from zoomtrace.errors import StoreError
 from zoomtrace.store import Problem, WriteReport
 from zoomtrace.store.duckdb import DuckStore

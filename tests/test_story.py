@@ -12,7 +12,7 @@ import pytest
 from zoomtrace.collect import open_session
 from zoomtrace.errors import NotFound
 from zoomtrace.read import model, query
-from zoomtrace.read.story import assemble
+from zoomtrace.read._story import assemble
 from zoomtrace.store.duckdb import DuckStore
 from zoomtrace.store.protocols import StoreReader
 from zoomtrace.wire.record import Code, Error, Frame, Link, Record, encoder, uuid7

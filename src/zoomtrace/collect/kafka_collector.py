@@ -3,7 +3,7 @@
 It subscribes to the Zoom topics by pattern (default ``^.*\\.(log|event|raw|span|node)$``; topics
 created later are picked up within ``topic.metadata.refresh.interval.ms``, 10 s by default),
 decodes each message (``zoomtrace.wire.kafka_codec``), writes each batch to the store in one
-transaction (``zoomtrace.collect.batching``, on a helper thread while the next batch is read) and
+transaction (``zoomtrace.collect._batching``, on a helper thread while the next batch is read) and
 only then commits the batch's offsets (``enable.auto.commit=false``). A collector killed at
 any point therefore loses nothing: what it stored but did not commit is read again, and the
 store keeps one copy per record id. Collectors with the same group id share the partitions.
@@ -35,8 +35,8 @@ from typing import IO, TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
 from zoomtrace._stderr import say
-from zoomtrace.collect.batching import Background, BatchWriter, Retry, Target, Written, home_target, open_target
-from zoomtrace.collect.signals import stop_on_signals
+from zoomtrace.collect._batching import Background, BatchWriter, Retry, Target, Written, home_target, open_target
+from zoomtrace.collect._signals import stop_on_signals
 from zoomtrace.errors import ConfigError, ZoomError
 from zoomtrace.store import Problem, StoreWriter
 from zoomtrace.wire import kafka_codec

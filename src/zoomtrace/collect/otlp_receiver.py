@@ -5,7 +5,7 @@
 protobuf (``application/x-protobuf``) or JSON (``application/json``, OTLP/JSON rules: hex ids,
 lowerCamelCase names), optionally gzip-compressed. Each request is mapped to Zoom records
 (``zoomtrace.wire.otlp_mapping``: unknown attributes kept) and stored in one transaction of one
-store session (``zoomtrace.collect.batching``), so a
+store session (``zoomtrace.collect._batching``), so a
 span of an OpenTelemetry service appears in ``zoomtrace story`` beside the Zoom spans of the
 same trace. The response is sent only once the records are stored: an exporter that gets
 ``200`` can forget them. A busy store answers ``503`` with ``Retry-After``, which OTLP
@@ -39,8 +39,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from zoomtrace._stderr import say
-from zoomtrace.collect.batching import BatchWriter, home_target
-from zoomtrace.collect.signals import stop_on_signals
+from zoomtrace.collect._batching import BatchWriter, home_target
+from zoomtrace.collect._signals import stop_on_signals
 from zoomtrace.errors import ConfigError, StoreError
 from zoomtrace.wire.otlp_mapping import OtlpJsonError, logs_request_from_json, otlp_to_records, traces_request_from_json
 from zoomtrace.wire.record import Record

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Final
 
 from zoomtrace._gc import gc_paused
-from zoomtrace.collect.batching import Background, Batch, BatchWriter, Written, open_target
+from zoomtrace.collect._batching import Background, Batch, BatchWriter, Written, open_target
 from zoomtrace.store import Problem, StoreWriter
 from zoomtrace.wire.record import Record
 from zoomtrace.wire.spool import SPOOL_DIRS, read_segment, segments

@@ -2,7 +2,7 @@
 
 ``model`` declares the read model once (msgspec Structs for a record, a node, a trace
 summary, a lineage and a story with its spans, records and nodes); ``query`` asks a
-``StoreReader`` for rows and answers in the model, with ``story`` assembling a trace's
+``StoreReader`` for rows and answers in the model, with ``_story`` assembling a trace's
 rows into its story; ``render`` writes the model for a terminal or as JSON and ``times``
 parses durations and times, for the CLI, the UI and the demo alike.
 """

@@ -3,7 +3,7 @@
 A ``StoreReader`` answers in rows (plain dicts); these functions turn them into the read
 model's Structs (``zoomtrace.read.model``), so what a reader is shown is exactly the model's
 fields whatever the backend, and assemble what the store does not: a trace's story
-(``zoomtrace.read.story``) and a record's lineage.
+(``zoomtrace.read._story``) and a record's lineage.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import cast
 
 import msgspec
 
+from zoomtrace.read._story import assemble
 from zoomtrace.read.model import Lineage, LineageRecord, NodeView, RecordView, Story, TraceSummary
-from zoomtrace.read.story import assemble
 from zoomtrace.store.protocols import StoreReader, TraceFilter
 
 

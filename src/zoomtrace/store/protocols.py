@@ -1,7 +1,7 @@
 """What every store backend does, written once: ``StoreWriter`` and ``StoreReader``.
 
 Writers (spool ingest, the Kafka collector, the OTLP receiver) go through
-``StoreWriter`` by way of ``zoomtrace.collect.batching``; readers (``zoomtrace.read``,
+``StoreWriter`` by way of ``zoomtrace.collect._batching``; readers (``zoomtrace.read``,
 and through it the CLI, the UI and the demo) through ``StoreReader``. The DuckDB store
 implements both; a distributed backend (ClickHouse) implements the same two, with the
 same table and column names (docs/store.md).
@@ -48,7 +48,7 @@ class StoreWriter(Protocol):
     """How records get into a store: prepared batches, written idempotently, one transaction each.
 
     The contract of every backend (spool ingest, the Kafka collector and the OTLP receiver rely on
-    it, through ``zoomtrace.collect.batching``):
+    it, through ``zoomtrace.collect._batching``):
 
     - **Idempotent by record id.** A record whose ``id`` is stored already is not stored again,
       whatever its content; within one batch the first copy of an id counts. Writers re-send freely
@@ -95,7 +95,7 @@ class StoreWriter(Protocol):
 
 
 class TraceRows(NamedTuple):
-    """A trace's raw material, which ``zoomtrace.read.story`` assembles into its story."""
+    """A trace's raw material, which ``zoomtrace.read._story`` assembles into its story."""
 
     #: The trace's full id (the reader may have asked with a unique prefix).
     trace_id: str

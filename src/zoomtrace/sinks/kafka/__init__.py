@@ -1,7 +1,7 @@
 """Apache Kafka sink: every record to Kafka, and to a durable local spool while the broker is away.
 
 URL: ``kafka://host:9092[,host2:9092][?option=value&...]``. Options named ``zoom.*`` are the
-sink's own (see ``sink.ZOOM_OPTIONS``); every other option is passed to librdkafka as is, e.g.
+sink's own (see ``_sink.ZOOM_OPTIONS``); every other option is passed to librdkafka as is, e.g.
 ``kafka://k1:9092?linger.ms=5&compression.type=zstd&security.protocol=SSL``.
 
 Delivery: an idempotent producer with ``acks=all``, lz4 compression and batching; the message
@@ -27,11 +27,11 @@ the next process that uses this spool directory (a lock file ``<node_id>.lock`` 
 sink keeps others off its segments), or read into a local store by ``zoomtrace ingest``. A
 ``<node_id>.meta.json`` beside the segments keeps the node's topics for that replay.
 
-The modules: ``sink`` (the sink: outages, notes, the summary), ``producer`` (direct sending,
-delivery callbacks, health), ``spool`` (the durable spool on the shared segment writer) and
-``replay`` (sending the spool back, adopting exited nodes' segments).
+The modules: ``_sink`` (the sink: outages, notes, the summary), ``_producer`` (direct sending,
+delivery callbacks, health), ``_spool`` (the durable spool on the shared segment writer) and
+``_replay`` (sending the spool back, adopting exited nodes' segments).
 """
 
-from zoomtrace.sinks.kafka.sink import KafkaSink
+from zoomtrace.sinks.kafka._sink import KafkaSink
 
 __all__ = ["KafkaSink"]

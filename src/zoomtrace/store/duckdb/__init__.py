@@ -2,7 +2,7 @@
 
 DuckDB lets one process open a database file at a time, so ``zoomtrace.store.open_store``
 serialises sessions with a file lock; this package is the database itself:
-``writer`` ingests, ``reader`` answers. docs/store.md explains the schema and
+``_writer`` ingests, ``_reader`` answers. docs/store.md explains the schema and
 the measurements behind these choices.
 """
 
@@ -17,8 +17,8 @@ import duckdb
 
 from zoomtrace.errors import StoreError
 from zoomtrace.store.duckdb._common import _one_line, _sql_string
-from zoomtrace.store.duckdb.reader import DuckReader, check_read_only
-from zoomtrace.store.duckdb.writer import DuckWriter, Prepared, prepare
+from zoomtrace.store.duckdb._reader import DuckReader, check_read_only
+from zoomtrace.store.duckdb._writer import DuckWriter, Prepared, prepare
 
 __all__ = ["STORE_SCHEMA", "DuckStore", "Prepared", "check_read_only", "prepare"]
 

@@ -19,9 +19,9 @@ from urllib.parse import parse_qsl, urlsplit
 from zoomtrace._stderr import WarnOnce, say
 from zoomtrace.errors import ConfigError
 from zoomtrace.sinks import NodeIdentity, ReportLoss
-from zoomtrace.sinks.kafka.producer import DEFAULT_PRODUCER_CONFIG, RecordProducer, Route
-from zoomtrace.sinks.kafka.replay import Replayer, SegmentReplay
-from zoomtrace.sinks.kafka.spool import KafkaSpool, SpoolFull
+from zoomtrace.sinks.kafka._producer import DEFAULT_PRODUCER_CONFIG, RecordProducer, Route
+from zoomtrace.sinks.kafka._replay import Replayer, SegmentReplay
+from zoomtrace.sinks.kafka._spool import KafkaSpool, SpoolFull
 from zoomtrace.wire import kafka_codec
 from zoomtrace.wire.record import Record, uuid7
 

@@ -18,8 +18,8 @@ from typing import Any
 from confluent_kafka import KafkaError
 
 from zoomtrace._stderr import WarnOnce
-from zoomtrace.sinks.kafka.producer import Lose, RecordProducer, Refused, Route, refusal
-from zoomtrace.sinks.kafka.spool import KafkaSpool, read_meta, release, try_lock
+from zoomtrace.sinks.kafka._producer import Lose, RecordProducer, Refused, Route, refusal
+from zoomtrace.sinks.kafka._spool import KafkaSpool, read_meta, release, try_lock
 from zoomtrace.wire import kafka_codec
 from zoomtrace.wire.record import Record
 from zoomtrace.wire.spool import SUFFIX, read_segment
