@@ -44,6 +44,12 @@ def zoom_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _default_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests use the store they name: a ZOOMTRACE_STORE of the developer's shell does not redirect them."""
+    monkeypatch.delenv("ZOOMTRACE_STORE", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def _no_zoom_node_leaks() -> Iterator[None]:
     """Tests that start a node in-process get it shut down, so the next test starts clean."""
     yield

@@ -35,7 +35,7 @@ HEX32 = set("0123456789abcdef")
 
 def child_env(home: Path | None, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    for key in ("ZOOMTRACE_SINK", "ZOOMTRACE_DEBUG", "PYTHONSTARTUP"):
+    for key in ("ZOOMTRACE_SINK", "ZOOMTRACE_STORE", "ZOOMTRACE_DEBUG", "PYTHONSTARTUP"):
         env.pop(key, None)
     env["PYTHONPATH"] = str(SRC) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env["PYTHONUNBUFFERED"] = "1"

@@ -309,3 +309,173 @@ def test_demo_tells_a_multi_process_story_and_leaves_no_process_behind(tmp_path:
     assert processes_mentioning(str(home)) == []
     # The demo's story is in the store, like any other.
     assert h.story(home, st["trace_id"])["trace_id"] == st["trace_id"]
+
+
+# -- choosing the store: --store and $ZOOMTRACE_STORE -------------------------------------------
+
+
+def test_store_option_and_environment_variable_choose_the_store(app: dict[str, Any], tmp_path: Path) -> None:
+    """``--store`` beats ``$ZOOMTRACE_STORE``, which beats the home's own store; each is filled from the spool."""
+    home = app["home"]
+    from_option, from_env = tmp_path / "option.duckdb", tmp_path / "env.duckdb"
+    env = h.child_env(None, ZOOMTRACE_STORE=f"duckdb://{from_env}")
+    out = h.cli(home, "--store", f"duckdb://{from_option}", "traces", "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == h.cli_json(home, "traces")
+    assert from_option.exists() and not from_env.exists()
+    out = h.cli(home, "traces", "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == h.cli_json(home, "traces")
+    assert from_env.exists()
+
+
+# -- the same commands on ClickHouse's engine in-process (chdb://) --------------------------------
+
+
+@pytest.fixture(scope="module")
+def chdb(app: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A chdb:// store of its own for the module's home (filled from the home's spool by the first command)."""
+    return f"chdb://{tmp_path_factory.mktemp('chdb') / 'store'}"
+
+
+def on_chdb(app: dict[str, Any], chdb: str, *args: str) -> Any:
+    return h.cli_json(app["home"], "--store", chdb, *args)
+
+
+def test_chdb_story_json_is_the_same_as_on_the_default_store(app: dict[str, Any], chdb: str) -> None:
+    for name in ("first", "failing", "later"):
+        trace_id = app["run"][name]
+        assert on_chdb(app, chdb, "story", trace_id) == h.story(app["home"], trace_id), name
+
+
+@pytest.mark.parametrize("args", [["traces"], ["traces", "--errors"], ["nodes"]])
+def test_chdb_listings_are_the_same_as_on_the_default_store(app: dict[str, Any], chdb: str, args: list[str]) -> None:
+    assert on_chdb(app, chdb, *args) == h.cli_json(app["home"], *args)
+
+
+def test_chdb_lineage_and_tail(app: dict[str, Any], chdb: str) -> None:
+    for record_id in (app["run"]["placed"], app["run"]["shipped"]):
+        assert on_chdb(app, chdb, "lineage", record_id) == h.cli_json(app["home"], "lineage", record_id)
+    newest = on_chdb(app, chdb, "tail")
+    assert newest and {r["id"] for r in newest} == {r["id"] for r in h.cli_json(app["home"], "tail")}
+
+
+def test_chdb_sql_and_idempotent_ingest(app: dict[str, Any], chdb: str) -> None:
+    shipped = app["run"]["shipped"]
+    assert on_chdb(app, chdb, "sql", f"SELECT type FROM records WHERE id = '{shipped}'") == [{"type": "Shipped"}]
+    on_chdb(app, chdb, "ingest")
+    report = on_chdb(app, chdb, "ingest")
+    assert report["new"] == 0
+    (row,) = on_chdb(app, chdb, "sql", "SELECT count() AS n, uniqExact(id) AS d FROM records")
+    assert int(row["n"]) == int(row["d"]) == record_count(app["home"])
+
+
+def test_chdb_speaks_the_opentelemetry_exporters_tables(app: dict[str, Any], chdb: str) -> None:
+    spans = on_chdb(app, chdb, "sql", "SELECT TraceId, SpanName, ServiceName, Duration FROM otel_traces")
+    assert {(s["TraceId"], s["SpanName"], s["ServiceName"]) for s in spans} >= {
+        (app["run"]["first"], "first-order", "cli-app"),
+        (app["run"]["failing"], "failing-order", "cli-app"),
+    }
+    logs = on_chdb(app, chdb, "sql", "SELECT Body, SeverityText FROM otel_logs")
+    assert {"Body": "placing order 1", "SeverityText": "INFO"} in logs
+
+
+@pytest.mark.parametrize("args", [["traces"], ["nodes"], ["tail"], ["story", "{first}"]])
+def test_chdb_human_output_works(app: dict[str, Any], chdb: str, args: list[str]) -> None:
+    out = h.cli(app["home"], "--store", chdb, *(a.format(**app["run"]) for a in args))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() and "Traceback" not in out.stderr
+
+
+def test_chdb_commands_at_once_take_turns(app: dict[str, Any], chdb: str) -> None:
+    """chDB lets one process open a data directory at a time: commands wait for each other, never fail."""
+    cmds = [
+        [h.PY, "-m", "zoomtrace", "--home", str(app["home"]), "--store", chdb, *args, "--json"]
+        for args in (["story", app["run"]["first"]], ["traces"], ["nodes"], ["ingest"], ["tail"])
+    ]
+    procs = [
+        subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=h.child_env(None))
+        for c in cmds
+    ]
+    for p in procs:
+        out, err = p.communicate(timeout=h.TIMEOUT * 2)
+        assert p.returncode == 0, f"{p.args[7:]}: {err}"
+        json.loads(out.splitlines()[0] if p.args[7] == "tail" else out)
+
+
+def test_chdb_viewer_answers_as_the_command_line_does(app: dict[str, Any], chdb: str) -> None:
+    from starlette.testclient import TestClient
+
+    from zoomtrace.ui import create_app
+
+    client = TestClient(create_app(app["home"], store=chdb), base_url="http://127.0.0.1:8087")
+    trace_id = app["run"]["first"]
+    assert client.get(f"/api/trace/{trace_id}").json() == on_chdb(app, chdb, "story", trace_id)
+    assert client.get("/api/traces").json()["traces"] == on_chdb(app, chdb, "traces")
+    assert client.get("/api/about").json()["store"] == chdb
+    pulse = client.get("/api/pulse")
+    assert pulse.status_code == 200 and pulse.json()["version"]
+
+
+OTLP_SPAN = {
+    "resourceSpans": [
+        {
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "otel-svc"}}]},
+            "scopeSpans": [
+                {
+                    "spans": [
+                        {
+                            "traceId": "5b8efff798038103d269b633813fc60d",
+                            "spanId": "eee19b7ec3c1b175",
+                            "name": "otlp-span",
+                            "startTimeUnixNano": "1700000000000000000",
+                            "endTimeUnixNano": "1700000000500000000",
+                        }
+                    ]
+                }
+            ],
+        }
+    ]
+}
+
+
+def test_the_otlp_receiver_writes_to_the_store_it_is_given(tmp_path: Path) -> None:
+    import http.client
+    import signal
+
+    home, store = tmp_path / "home", f"chdb://{tmp_path / 'otlp-store'}"
+    proc = subprocess.Popen(
+        [h.PY, "-m", "zoomtrace", "--home", str(home), "--store", store, "collect", "--otlp", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=h.child_env(None),
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert f"storing into {store}" in line, line
+        port = int(line.split("listening on ")[1].split()[0].rsplit(":", 1)[1])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request("POST", "/v1/traces", json.dumps(OTLP_SPAN), {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        assert response.status == 200, response.read()
+        conn.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=h.TIMEOUT)
+    assert proc.returncode == 0, err
+    told = h.cli_json(home, "--store", store, "story", "5b8efff798038103d269b633813fc60d")
+    assert [s["name"] for s in told["spans"]] == ["otlp-span"]
+    assert not (home / "store.duckdb").exists()
+
+
+def test_demo_on_chdb_tells_the_same_story(tmp_path: Path) -> None:
+    home, store = tmp_path / "demo-home", f"chdb://{tmp_path / 'demo-store'}"
+    out = h.cli(home, "--store", store, "demo", "--json", cwd=tmp_path, timeout=90)
+    assert out.returncode == 0, out.stderr
+    told = json.loads(out.stdout)
+    assert len({n["service"] for n in told["nodes"]}) >= 2
+    assert not (home / "store.duckdb").exists(), "the demo's services record into the spool, the story is on chdb"
+    assert h.cli_json(home, "--store", store, "story", told["trace_id"]) == told
+    assert h.story(home, told["trace_id"]) == told  # the home's spool tells the same story on the default store

@@ -45,3 +45,25 @@ def test_kafka_demo_tells_one_story_across_the_broker(kafka_broker: KafkaBroker,
     assert captured[0]["payload"]["amount"] == placed[0]["payload"]["total"]
     assert {n["service"] for n in story["nodes"]} == {"orders", "billing"}
     assert all(n["stop_cause"] == "exit" for n in story["nodes"])
+
+
+@pytest.mark.kafka
+def test_kafka_demo_stores_into_the_store_it_is_given(kafka_broker: KafkaBroker, tmp_path: Path) -> None:
+    """``--store chdb://DIR``: the collector writes there, and the story told is the one stored there."""
+    home, store = tmp_path / "home", f"chdb://{tmp_path / 'store'}"
+    zoomtrace = [sys.executable, "-m", "zoomtrace", "--home", str(home), "--store", store]
+    out = subprocess.run(
+        [*zoomtrace, "demo", "--kafka", kafka_broker.bootstrap, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=True,
+    )
+    story = json.loads(out.stdout)
+    assert {n["service"] for n in story["nodes"]} == {"orders", "billing"}
+    assert {s["name"] for s, _ in walk(story["spans"])} >= {"place_order", "charge_order"}
+    assert not (home / "store.duckdb").exists()
+    again = subprocess.run(
+        [*zoomtrace, "story", story["trace_id"], "--json"], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert json.loads(again.stdout) == story

@@ -1,8 +1,9 @@
 """The ``zoomtrace`` command: tell the story of what the instrumented processes did.
 
-Every command reads the store under ``--home`` (or ``$ZOOMTRACE_HOME``, default
-``./.zoomtrace``), ingesting new spool data first. Errors are one line and a
-non-zero exit status, never a traceback (``ZOOMTRACE_DEBUG=1`` shows it).
+Every command reads the store ``--store`` names (or ``$ZOOMTRACE_STORE``; by default the DuckDB
+file of the home), ingesting the new spool data of ``--home`` (or ``$ZOOMTRACE_HOME``, default
+``./.zoomtrace``) first. Errors are one line and a non-zero exit status, never a traceback
+(``ZOOMTRACE_DEBUG=1`` shows it), and never a store URL's password.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from zoomtrace.errors import ConfigError, ZoomError
 from zoomtrace.read.query import lineage, nodes, story, tail, trace_filter, traces
 from zoomtrace.read.render import dump_json, node_line, one_line, print_lineage, print_story, record_line, trace_line
 from zoomtrace.read.times import parse_duration, parse_time
+from zoomtrace.store.urls import StoreUrl, add_store_arguments, parse_retention, resolve_store
 from zoomtrace.wire.spool import default_home
 
 
@@ -30,7 +32,7 @@ from zoomtrace.wire.spool import default_home
 def store_session(args: argparse.Namespace, *, ingest: bool = True) -> Iterator[Any]:
     from zoomtrace.collect import open_session
 
-    with open_session(Path(args.home), ingest=ingest) as store:
+    with open_session(Path(args.home), store=args.store, ingest=ingest, retention_days=args.retention_days) as store:
         yield store
 
 
@@ -145,7 +147,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     if args.otlp:
         from zoomtrace.collect.otlp_receiver import serve
 
-        return serve(Path(args.store or args.home), args.otlp)
+        return serve(Path(args.to or args.home), args.otlp, store=args.store, retention_days=args.retention_days)
     if args.source:
         from zoomtrace.collect.kafka_collector import run_from_args
 
@@ -158,14 +160,28 @@ def cmd_collect(args: argparse.Namespace) -> int:
 def cmd_ui(args: argparse.Namespace) -> int:
     from zoomtrace.ui import serve
 
-    serve(Path(args.home), host=args.host, port=args.port, token=args.token)
+    serve(
+        Path(args.home),
+        host=args.host,
+        port=args.port,
+        token=args.token,
+        store=args.store,
+        retention_days=args.retention_days,
+    )
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from zoomtrace.demo import run_demo
 
-    return run_demo(Path(args.home), json_output=args.json, open_ui=args.ui, kafka=args.kafka)
+    return run_demo(
+        Path(args.home),
+        json_output=args.json,
+        open_ui=args.ui,
+        kafka=args.kafka,
+        store=args.store,
+        retention_days=args.retention_days,
+    )
 
 
 # -- parser --------------------------------------------------------------------------
@@ -176,8 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--home",
         default=str(default_home()),
-        help="store and spool directory (default: $ZOOMTRACE_HOME or ./.zoomtrace)",
+        help="spool directory, and the default store's (default: $ZOOMTRACE_HOME or ./.zoomtrace)",
     )
+    add_store_arguments(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str, *, json: bool = True) -> Any:
@@ -244,14 +261,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _shown(exc: BaseException, store: StoreUrl | None) -> str:
+    """An error's message as it may be printed: without the store URL's password."""
+    return store.hide(str(exc)) if store is not None else str(exc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    store: StoreUrl | None = None
     try:
+        store = resolve_store(Path(args.home), args.store)  # a bad URL is reported before any work starts
+        args.retention_days = parse_retention(args.retention) if args.retention else None
+        store.check_retention(args.retention_days)
         result: int = args.fn(args)
         return result
     except ZoomError as exc:
-        print(f"zoomtrace: {one_line(str(exc))}", file=sys.stderr)
+        print(f"zoomtrace: {one_line(_shown(exc, store))}", file=sys.stderr)
         return 2 if isinstance(exc, ConfigError) else 1
     except KeyboardInterrupt:
         return 130
@@ -261,7 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("ZOOMTRACE_DEBUG"):
             raise
         print(
-            f"zoomtrace: unexpected error: {type(exc).__name__}: {exc} (set ZOOMTRACE_DEBUG=1 for details)",
+            f"zoomtrace: unexpected error: {type(exc).__name__}: {_shown(exc, store)} "
+            "(set ZOOMTRACE_DEBUG=1 for details)",
             file=sys.stderr,
         )
         return 1

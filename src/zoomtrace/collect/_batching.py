@@ -23,7 +23,7 @@ from typing import Final
 
 from zoomtrace._stderr import say
 from zoomtrace.errors import StoreError
-from zoomtrace.store import PreparedBatch, Problem, StoreWriter, open_store, prepare_for
+from zoomtrace.store import PreparedBatch, Problem, StoreWriter, open_store, prepare_for, resolve_store
 from zoomtrace.wire.record import Record
 
 __all__ = ["Background", "Batch", "BatchWriter", "Retry", "Target", "Written", "home_target", "open_target"]
@@ -45,11 +45,13 @@ def open_target(store: StoreWriter) -> Target:
     return Target(store.prepare, lambda: contextlib.nullcontext(store))
 
 
-def home_target(home: Path) -> Target:
-    """The store of ``home``, in a short session per write: the store lock is held only meanwhile, so CLI
-    commands, the UI and other writers get their turn between batches."""
+def home_target(home: Path, url: str | None = None, *, retention_days: int | None = None) -> Target:
+    """The store ``open_store(home, url=url)`` opens (created if need be), in a short session per write: an
+    embedded store's lock is held only meanwhile, so CLI commands, the UI and other writers get their turn
+    between batches."""
     home = Path(home)
-    return Target(prepare_for(home), lambda: open_store(home, create=True))
+    resolve_store(home, url).check_retention(retention_days)  # a mistake is reported now, not at the first write
+    return Target(prepare_for(home, url), lambda: open_store(home, url=url, create=True, retention_days=retention_days))
 
 
 @dataclass(frozen=True)

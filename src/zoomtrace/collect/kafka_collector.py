@@ -15,8 +15,9 @@ throughput and lag (one line on stderr, or one JSON object per line on stdout wi
 SIGTERM and SIGINT stop it cleanly: the batch in hand is stored and committed, the consumer
 leaves its group (its partitions move to the other collectors at once) and the store is closed.
 
-Run it as ``zoomtrace collect --from kafka://host:9092 [--to HOME] [--group-id ID]`` or
-``python -m zoomtrace.collect.kafka_collector ...`` (same options).
+Run it as ``zoomtrace [--store URL] collect --from kafka://host:9092 [--to HOME] [--group-id ID]`` or
+``python -m zoomtrace.collect.kafka_collector [--store URL] ...`` (same options). The store is the
+URL's (``zoomtrace.store.urls``: ``chdb://DIR``, ``clickhouse://…``), else the home's DuckDB file.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from zoomtrace.collect._batching import Background, BatchWriter, Retry, Target, 
 from zoomtrace.collect._signals import stop_on_signals
 from zoomtrace.errors import ConfigError, ZoomError
 from zoomtrace.store import Problem, StoreWriter
+from zoomtrace.store.urls import add_store_arguments, parse_retention
 from zoomtrace.wire import kafka_codec
 from zoomtrace.wire.record import Record
 
@@ -367,15 +369,19 @@ def run_collector(
     idle_exit_s: float | None = None,
     stop: threading.Event | None = None,
     store: StoreWriter | None = None,
+    store_url: str | None = None,
+    retention_days: int | None = None,
     out: IO[str] | None = None,
 ) -> CollectorStats:
-    """Consume the Zoom topics into the store at ``store_home`` until stopped; returns the totals.
+    """Consume the Zoom topics into the store of ``store_home`` until stopped; returns the totals.
 
     ``bootstrap`` is ``host:port[,host:port]`` or ``kafka://...?option=value`` (options go to the
     consumer). Stops on SIGTERM/SIGINT (when called from the main thread), when ``stop`` is set,
-    or after ``idle_exit_s`` seconds without a message. ``store`` replaces opening the store at
-    ``store_home`` (the caller then owns it); otherwise each batch is written in its own short store
-    session, so the store stays usable by other commands while the collector runs. A store write takes
+    or after ``idle_exit_s`` seconds without a message. The store is ``store_url``, else
+    ``$ZOOMTRACE_STORE``, else the DuckDB file of ``store_home`` (a ClickHouse store is created with
+    ``retention_days`` if need be); each batch is written in its own short store session, so the store
+    stays usable by other commands while the collector runs. ``store`` replaces opening one (the caller
+    then owns it). A store write takes
     up to ``batch_size`` messages: what arrived while the previous write ran. Automatic garbage
     collection is off while the collector runs (it collects every 30 s itself).
     """
@@ -392,7 +398,10 @@ def run_collector(
         "group.id": group_id,
         "enable.auto.commit": False,
     }
-    target = open_target(store) if store is not None else home_target(Path(store_home))
+    if store is not None:
+        target = open_target(store)
+    else:
+        target = home_target(Path(store_home), store_url, retention_days=retention_days)
     with stop_on_signals(stop):
         collector = _Collector(
             target,
@@ -424,7 +433,7 @@ def run_collector(
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, json_option: bool = True) -> None:
-    """The Kafka options of ``zoomtrace collect`` (``--home`` is the CLI's own, used when ``--to`` is absent).
+    """The Kafka options of ``zoomtrace collect`` (``--home``, ``--store`` and ``--retention`` are the CLI's own).
 
     ``--from`` is optional here so that the command can offer other sources too; :func:`run_from_args`
     needs it. ``json_option=False`` when the parser already has ``--json``.
@@ -436,7 +445,9 @@ def add_arguments(parser: argparse.ArgumentParser, *, json_option: bool = True) 
         help="read the Zoom topics of the Kafka cluster kafka://host:9092[,host:9092][?option=value&...]",
     )
     parser.add_argument(
-        "--to", dest="store", metavar="HOME", help="store (Zoom home directory) to write to (default: --home)"
+        "--to",
+        metavar="HOME",
+        help="Zoom home whose store to write to (default: --home; --store names another store)",
     )
     parser.add_argument(
         "--group-id",
@@ -501,7 +512,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     try:
         run_collector(
             args.source,
-            Path(args.store or args.home),
+            Path(args.to or args.home),
             group_id=args.group_id,
             topics_pattern=args.topics,
             stats_interval=args.stats_interval,
@@ -510,6 +521,8 @@ def run_from_args(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             max_value_bytes=args.max_value_bytes,
             idle_exit_s=args.exit_when_idle,
+            store_url=args.store,
+            retention_days=parse_retention(args.retention) if args.retention else None,
         )
     except KafkaException as exc:  # a fatal client error: one line, like every other failure of the CLI
         raise ZoomError(f"Kafka: {exc}") from None
@@ -522,6 +535,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     description = "store Zoom records from Kafka (a consumer group)"
     parser = argparse.ArgumentParser(prog="zoomtrace collect", description=description)
     parser.add_argument("--home", default=str(default_home()), help=argparse.SUPPRESS)
+    add_store_arguments(parser)
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:

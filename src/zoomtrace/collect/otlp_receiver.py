@@ -1,7 +1,7 @@
 """The OTLP receiver: services instrumented with OpenTelemetry join the Zoom story.
 
-``zoomtrace collect --otlp 127.0.0.1:4318`` (or ``python -m zoomtrace.collect.otlp_receiver --listen
-127.0.0.1:4318``) accepts OTLP/HTTP exports on ``POST /v1/traces`` and ``POST /v1/logs``, as
+``zoomtrace [--store URL] collect --otlp 127.0.0.1:4318`` (or ``python -m zoomtrace.collect.otlp_receiver
+--listen 127.0.0.1:4318 [--store URL]``) accepts OTLP/HTTP exports on ``POST /v1/traces`` and ``POST /v1/logs``, as
 protobuf (``application/x-protobuf``) or JSON (``application/json``, OTLP/JSON rules: hex ids,
 lowerCamelCase names), optionally gzip-compressed. Each request is mapped to Zoom records
 (``zoomtrace.wire.otlp_mapping``: unknown attributes kept) and stored in one transaction of one
@@ -42,6 +42,7 @@ from zoomtrace._stderr import say
 from zoomtrace.collect._batching import BatchWriter, home_target
 from zoomtrace.collect._signals import stop_on_signals
 from zoomtrace.errors import ConfigError, StoreError
+from zoomtrace.store.urls import add_store_arguments, parse_retention, resolve_store
 from zoomtrace.wire.otlp_mapping import OtlpJsonError, logs_request_from_json, otlp_to_records, traces_request_from_json
 from zoomtrace.wire.record import Record
 
@@ -95,11 +96,23 @@ class _Server(ThreadingHTTPServer):
 
 
 class OtlpReceiver:
-    """An OTLP/HTTP server storing what it receives into the Zoom store of ``home``."""
+    """An OTLP/HTTP server storing what it receives into the store ``store`` (a store URL), else
+    ``$ZOOMTRACE_STORE``, else the DuckDB file of ``home``."""
 
-    def __init__(self, home: Path, host: str = "127.0.0.1", port: int = 4318) -> None:
+    def __init__(
+        self,
+        home: Path,
+        host: str = "127.0.0.1",
+        port: int = 4318,
+        *,
+        store: str | None = None,
+        retention_days: int | None = None,
+    ) -> None:
         self.home = Path(home).absolute()
-        self._writer = BatchWriter(home_target(self.home))
+        where = resolve_store(self.home, store)
+        #: Where records go, as it may be shown (no password).
+        self.destination = str(self.home) if where.default else where.redacted
+        self._writer = BatchWriter(home_target(self.home, where.url, retention_days=retention_days))
         self._store_lock = threading.Lock()  # one write at a time (they would only queue for the store's lock)
         self._known_nodes: set[str] = set()
         self.stored = 0
@@ -276,10 +289,13 @@ class _Handler(BaseHTTPRequestHandler):
         """One line per request would drown the terminal; failures are reported where they happen."""
 
 
-def serve(home: Path, listen: str, *, ready: Any = None) -> int:
-    """Run the receiver until SIGINT or SIGTERM; announces ``listening on URL`` on stdout first."""
+def serve(
+    home: Path, listen: str, *, ready: Any = None, store: str | None = None, retention_days: int | None = None
+) -> int:
+    """Run the receiver until SIGINT or SIGTERM; announces ``listening on URL`` on stdout first. ``store`` is
+    a store URL (else ``$ZOOMTRACE_STORE``, else the DuckDB file of ``home``)."""
     host, port = parse_listen(listen)
-    receiver = OtlpReceiver(home, host, port)
+    receiver = OtlpReceiver(home, host, port, store=store, retention_days=retention_days)
     stop = threading.Event()
     with stop_on_signals(stop):
         thread = threading.Thread(target=receiver.serve_forever, name="zoomtrace-otlp-receiver", daemon=True)
@@ -287,7 +303,7 @@ def serve(home: Path, listen: str, *, ready: Any = None) -> int:
         out = ready if ready is not None else sys.stdout
         out.write(
             f"zoomtrace: OTLP receiver listening on {receiver.url} (POST /v1/traces, /v1/logs), "
-            f"storing into {receiver.home}\n"
+            f"storing into {receiver.destination}\n"
         )
         out.flush()
         try:
@@ -305,10 +321,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     prog = "python -m zoomtrace.collect.otlp_receiver"
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     parser.add_argument("--listen", default="127.0.0.1:4318", help="HOST:PORT to listen on (default %(default)s)")
-    parser.add_argument("--home", default=None, help="the Zoom home to store into (default $ZOOMTRACE_HOME)")
+    parser.add_argument(
+        "--home", default=None, help="the Zoom home, whose store.duckdb is the default store (default $ZOOMTRACE_HOME)"
+    )
+    add_store_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        return serve(Path(args.home) if args.home else default_home(), args.listen)
+        retention_days = parse_retention(args.retention) if args.retention else None
+        home = Path(args.home) if args.home else default_home()
+        return serve(home, args.listen, store=args.store, retention_days=retention_days)
     except ConfigError as exc:
         say(str(exc))
         return 2

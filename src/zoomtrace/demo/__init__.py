@@ -8,6 +8,10 @@ Billing and orders are stopped with SIGTERM.
 With ``--kafka BOOTSTRAP``: orders publishes ``OrderPlaced`` data events through Zoom's Kafka
 sink, a billing consumer process reads them from Kafka as business messages, continues their
 traces and derives ``PaymentCaptured``; a collector stores everything from Kafka.
+
+The services record into the home's spool (and Kafka) whatever the store; with ``store`` (a store
+URL such as ``chdb://DIR``) the collector and the story's session use that store instead of the
+home's DuckDB file.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import uuid
 from pathlib import Path
 
 from zoomtrace.errors import ZoomError
+from zoomtrace.store.urls import resolve_store
 
 STARTUP_TIMEOUT_S = 20.0
 
@@ -96,8 +101,11 @@ def run_services(home: Path) -> list[str]:
 KAFKA_ENV = "kafkademo"
 
 
-def run_kafka_services(home: Path, bootstrap: str) -> list[str]:
-    """Orders -> Kafka -> billing, then a collector into ``home``; returns the orders' trace ids."""
+def run_kafka_services(
+    home: Path, bootstrap: str, *, store: str | None = None, retention_days: int | None = None
+) -> list[str]:
+    """Orders -> Kafka -> billing, then a collector into the store (``store``, else the home's); returns the
+    orders' trace ids."""
     from zoomtrace.collect.kafka_collector import run_collector
 
     run = uuid.uuid4().hex[:8]
@@ -112,18 +120,30 @@ def run_kafka_services(home: Path, bootstrap: str) -> list[str]:
         topics_pattern=rf"^{KAFKA_ENV}\..*",
         stats_interval=0,
         idle_exit_s=3.0,
+        store_url=store,
+        retention_days=retention_days,
     )
     return traces
 
 
-def run_demo(home: Path, *, json_output: bool = False, open_ui: bool = False, kafka: str | None = None) -> int:
+def run_demo(
+    home: Path,
+    *,
+    json_output: bool = False,
+    open_ui: bool = False,
+    kafka: str | None = None,
+    store: str | None = None,
+    retention_days: int | None = None,
+) -> int:
+    """Run the shop (through Kafka at ``kafka`` if given), then print the story of its most interesting trace
+    from ``store`` (a store URL, else ``$ZOOMTRACE_STORE``, else the home's DuckDB file)."""
     from zoomtrace.collect import open_session
     from zoomtrace.read import query
     from zoomtrace.read.render import dump_json, print_story
 
     home.mkdir(parents=True, exist_ok=True)
     if kafka:
-        traces = run_kafka_services(home, kafka)
+        traces = run_kafka_services(home, kafka, store=store, retention_days=retention_days)
         trace_id = traces[1]
         intro = (
             "Orders published 3 OrderPlaced events to Kafka; billing consumed them in another process. "
@@ -135,23 +155,24 @@ def run_demo(home: Path, *, json_output: bool = False, open_ui: bool = False, ka
             f"The demo placed {len(traces)} orders across 3 processes; here is the story of the one whose "
             "payment was declined and retried:\n"
         )
-    with open_session(home, create=True) as store:
+    with open_session(home, store=store, create=True, retention_days=retention_days) as session:
         if not kafka:
-            interesting = query.traces(store, {"errors_only": True}, limit=1)
+            interesting = query.traces(session, {"errors_only": True}, limit=1)
             trace_id = interesting[0].trace_id if interesting else traces[-1]
-        story = query.story(store, trace_id)
+        story = query.story(session, trace_id)
     if json_output:
         dump_json(story)
         return 0
     print(intro)
     print_story(story)
-    print(f"\nMore: zoomtrace --home {home} traces | nodes | story <trace id> | lineage <record id>")
+    store_option = f" --store {resolve_store(home, store).redacted}" if store else ""
+    print(f"\nMore: zoomtrace --home {home}{store_option} traces | nodes | story <trace id> | lineage <record id>")
     from zoomtrace.ui import running_url, trace_url
 
-    if (url := running_url(home)) is not None:
+    if (url := running_url(home, store)) is not None:
         print(f"In the web viewer: {trace_url(url, trace_id)}")
     if open_ui:
         from zoomtrace.ui import serve_and_open
 
-        serve_and_open(home, trace_id)
+        serve_and_open(home, trace_id, store=store, retention_days=retention_days)
     return 0

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_PORT", "create_app", "running_url", "serve", "serve_and_open", "trace_url"]
 
 
-def create_app(home: Any, token: str | None = None, **kwargs: Any) -> Starlette:
-    """The viewer as an ASGI application for the store under ``home`` (see ``zoomtrace.ui.app.create_app``)."""
+def create_app(home: Any, token: str | None = None, store: str | None = None, **kwargs: Any) -> Starlette:
+    """The viewer as an ASGI application for the store ``store`` names (else ``$ZOOMTRACE_STORE``, else the
+    DuckDB file of ``home``); see ``zoomtrace.ui.app.create_app``."""
     from zoomtrace.ui.app import create_app as _create_app
 
-    return _create_app(home, token, **kwargs)
+    return _create_app(home, token, store, **kwargs)

@@ -1,7 +1,7 @@
 """The web viewer's HTTP side: a read-only JSON API over the store, and the static front end.
 
-Every request opens the store for a moment (it holds a file lock, so the CLI and
-the UI share it) and runs the blocking call in a worker thread. Only ``GET`` and
+Every request opens the store for a moment (an embedded store holds a file lock, so
+the CLI and the UI share it) and runs the blocking call in a worker thread. Only ``GET`` and
 ``HEAD`` exist; there is no SQL from the browser. Everything a record says is
 untrusted: the API sends it as JSON and the front end renders it as text only;
 the Content-Security-Policy forbids inline script as a second line of defence.
@@ -40,6 +40,7 @@ from zoomtrace.errors import ConfigError, NotFound, StoreError, ZoomError
 from zoomtrace.read import query
 from zoomtrace.read.times import parse_duration, parse_time
 from zoomtrace.store.protocols import TraceFilter
+from zoomtrace.store.urls import StoreUrl, resolve_store
 from zoomtrace.ui.code import read_source
 
 STATIC = Path(str(resources.files("zoomtrace.ui") / "static"))
@@ -196,16 +197,18 @@ def trace_filter(params: QueryParams) -> TraceFilter:
 
 
 class Api:
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, where: StoreUrl, retention_days: int | None) -> None:
         self.home = home
+        self.where = where
+        self.retention_days = retention_days
 
     @contextmanager
     def store(self, *, ingest: bool) -> Iterator[Any]:
         from zoomtrace.collect import open_session
 
-        if not self.home.exists():
+        if self.where.default and not self.home.exists():
             raise StoreError(f"no Zoom home at {self.home}: run instrumented code (or `zoomtrace demo`) first")
-        with open_session(self.home, ingest=ingest) as store:
+        with open_session(self.home, store=self.where.url, ingest=ingest, retention_days=self.retention_days) as store:
             yield store
 
     async def call(self, fn: Callable[[Any], Any], *, ingest: bool = False) -> Any:
@@ -266,13 +269,18 @@ class Api:
         return JSON(result)
 
     async def pulse(self, request: Request) -> Response:
-        """A cheap fingerprint of the home (spool segments and store files) that changes when data arrives."""
-        return JSON({"version": await run_in_threadpool(home_fingerprint, self.home)})
+        """A cheap fingerprint that changes when data arrives: of the home (spool segments and store files), and
+        of the newest record of a store outside it (which other machines may fill)."""
+        version = await run_in_threadpool(home_fingerprint, self.home)
+        if not self.where.default:
+            newest = await self.call(lambda s: query.tail(s, limit=1, last=True))
+            version += f"-{newest[0].id if newest else ''}"
+        return JSON({"version": version})
 
     async def about(self, request: Request) -> Response:
         from zoomtrace._version import __version__
 
-        return JSON({"version": __version__, "home": str(self.home)})
+        return JSON({"version": __version__, "home": str(self.home), "store": self.where.redacted})
 
 
 def home_fingerprint(home: Path) -> str:
@@ -326,18 +334,23 @@ def _wrap(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
 def create_app(
     home: str | os.PathLike[str],
     token: str | None = None,
+    store: str | None = None,
     *,
+    retention_days: int | None = None,
     allowed_hosts: frozenset[str] | set[str] | None = LOOPBACK_HOSTS,
     compress: bool = False,
 ) -> Starlette:
-    """The viewer as an ASGI app reading the store under ``home``.
+    """The viewer as an ASGI app reading the store ``store`` (a store URL, else ``$ZOOMTRACE_STORE``, else the
+    DuckDB file of ``home``), into which each request first ingests the spool of ``home``.
 
     ``token``: when set, every request must carry it (see the module docstring).
+    ``retention_days``: of a ClickHouse store the viewer creates (see ``zoomtrace.store.open_store``).
     ``allowed_hosts``: ``Host`` header names accepted; ``None`` accepts any (only sensible with a token).
     ``compress``: gzip answers (fast level): worth it over a network, not on loopback, where a
     story of 100,000 records (~47 MB of JSON) travels faster than it compresses.
     """
-    api = Api(Path(home).absolute())
+    home = Path(home).absolute()
+    api = Api(home, resolve_store(home, store), retention_days)
     hosts = frozenset(h.lower() for h in allowed_hosts) if allowed_hosts is not None else None
     routes = [
         Route("/api/traces", _wrap(api.traces)),

@@ -2,7 +2,8 @@
 
 Loopback only unless asked otherwise; any other address requires an access token
 (generated and printed when not given). While serving, ``<home>/ui.json`` says
-where the viewer is, so other commands (``zoomtrace demo``) can print links to it.
+where the viewer is and which store it reads (redacted: never a password), so other
+commands (``zoomtrace demo``) can print links to it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from zoomtrace.errors import ConfigError
+from zoomtrace.store.urls import StoreUrl, resolve_store
 
 DEFAULT_PORT = 8087
 STATE_FILE = "ui.json"
@@ -73,7 +75,7 @@ class Running:
 
 
 def _prepare(
-    home: str | os.PathLike[str], host: str, port: int, token: str | None
+    home: str | os.PathLike[str], host: str, port: int, token: str | None, store: StoreUrl, retention_days: int | None
 ) -> tuple[object, socket.socket, str, str | None]:
     import uvicorn
 
@@ -82,7 +84,14 @@ def _prepare(
     loopback = is_loopback(host)
     if not loopback and not token:
         token = secrets.token_urlsafe(24)
-    app = create_app(home, token=token, allowed_hosts=LOOPBACK_HOSTS if loopback else None, compress=not loopback)
+    app = create_app(
+        home,
+        token=token,
+        store=store.url,
+        retention_days=retention_days,
+        allowed_hosts=LOOPBACK_HOSTS if loopback else None,
+        compress=not loopback,
+    )
     sock = _bind(host, port)
     url = _url(host, sock.getsockname()[1])
     config = uvicorn.Config(
@@ -91,9 +100,10 @@ def _prepare(
     return uvicorn.Server(config), sock, url, token
 
 
-def _announce(home: Path, url: str) -> None:
+def _announce(home: Path, url: str, store: StoreUrl) -> None:
     with suppress(OSError):
-        (home / STATE_FILE).write_text(json.dumps({"url": url, "pid": os.getpid(), "started": time.time()}))
+        state = {"url": url, "pid": os.getpid(), "started": time.time(), "store": store.redacted}
+        (home / STATE_FILE).write_text(json.dumps(state))
 
 
 def _retire(home: Path, url: str) -> None:
@@ -103,13 +113,16 @@ def _retire(home: Path, url: str) -> None:
             (home / STATE_FILE).unlink()
 
 
-def running_url(home: str | os.PathLike[str]) -> str | None:
-    """The address of a viewer currently serving ``home`` (from ``ui.json``), or None."""
+def running_url(home: str | os.PathLike[str], store: str | None = None) -> str | None:
+    """The address of a viewer currently serving ``home`` and the store ``store`` names (a store URL, else
+    ``$ZOOMTRACE_STORE``, else the home's DuckDB file), from ``ui.json``; or None."""
     try:
         state = json.loads((Path(home) / STATE_FILE).read_text())
         os.kill(int(state["pid"]), 0)
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    if state.get("store") != resolve_store(Path(home).absolute(), store).redacted:
+        return None  # a viewer of the same home showing another store
     url = state.get("url")
     return url if isinstance(url, str) else None
 
@@ -121,22 +134,27 @@ def serve(
     token: str | None = None,
     *,
     open_path: str | None = None,
+    store: str | None = None,
+    retention_days: int | None = None,
 ) -> None:
     """Serve the viewer for ``home`` until interrupted, printing its address (and token) first.
 
     ``token`` defaults to ``$ZOOMTRACE_UI_TOKEN`` (an argument would show in ``ps``); on an
-    address other than loopback one is generated when neither is given.
+    address other than loopback one is generated when neither is given. ``store`` is the store
+    URL to read (else ``$ZOOMTRACE_STORE``, else the home's DuckDB file); the home's spool is
+    ingested into it as with every command.
     """
     home = Path(home).absolute()
+    where = resolve_store(home, store)
     token = token or os.environ.get("ZOOMTRACE_UI_TOKEN") or None
-    server, sock, url, token = _prepare(home, host, port, token)
-    print(f"zoomtrace viewer for {home}", flush=True)
+    server, sock, url, token = _prepare(home, host, port, token, where, retention_days)
+    print(f"zoomtrace viewer for {home}" + ("" if where.default else f", store {where.redacted}"), flush=True)
     if token is not None:
         print(f"  open   {url}?token={token}", flush=True)
         print(f"  token  {token}   (or send 'Authorization: Bearer <token>')", flush=True)
     else:
         print(f"  open   {url}", flush=True)
-    _announce(home, url)
+    _announce(home, url, where)
     try:
         if open_path:
             print(f"  story  {url.rstrip('/')}{open_path}", flush=True)
@@ -152,10 +170,16 @@ def serve(
 
 @contextmanager
 def background(
-    home: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 0, token: str | None = None
+    home: str | os.PathLike[str],
+    host: str = "127.0.0.1",
+    port: int = 0,
+    token: str | None = None,
+    *,
+    store: str | None = None,
 ) -> Iterator[Running]:
     """Serve in a daemon thread for the duration of the block (tests, benchmarks)."""
-    server, sock, url, token = _prepare(Path(home).absolute(), host, port, token)
+    home = Path(home).absolute()
+    server, sock, url, token = _prepare(home, host, port, token, resolve_store(home, store), None)
     thread = threading.Thread(
         target=server.run,  # type: ignore[attr-defined]
         kwargs={"sockets": [sock]},
@@ -183,11 +207,15 @@ def _open_browser(url: str) -> None:
             webbrowser.open(url)
 
 
-def serve_and_open(home: str | os.PathLike[str], trace_id: str) -> None:
-    """Serve ``home`` on 127.0.0.1 (port 8087, or any free port if taken) and open the story of ``trace_id``."""
+def serve_and_open(
+    home: str | os.PathLike[str], trace_id: str, *, store: str | None = None, retention_days: int | None = None
+) -> None:
+    """Serve ``home`` (and ``store``) on 127.0.0.1 (port 8087, or any free port if taken) and open the story
+    of ``trace_id``."""
     try:
         _bind("127.0.0.1", DEFAULT_PORT).close()
         port = DEFAULT_PORT
     except ConfigError:
         port = 0
-    serve(home, "127.0.0.1", port, open_path=f"/trace/{quote(trace_id, safe='')}")
+    path = f"/trace/{quote(trace_id, safe='')}"
+    serve(home, "127.0.0.1", port, open_path=path, store=store, retention_days=retention_days)

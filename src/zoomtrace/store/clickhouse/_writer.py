@@ -1,0 +1,318 @@
+"""Writing into the ClickHouse store: prepared JSONEachRow batches, idempotent by record id.
+
+``prepare`` (pure Python, any thread) encodes a batch with msgspec in the wire's own shape; the engine
+reshapes it into ``records`` (the ``records_input`` view) and feeds the summaries from the rows stored.
+
+ClickHouse has no transaction over several statements, so ``write`` keeps the protocol's promises
+its own way (docs/store.md, "ClickHouse"):
+
+- **Idempotent.** The ids of the batch already stored are asked first (only in the batch's id range,
+  which a min-max index answers from recent parts) and left out, so ``WriteReport.new`` is exactly the
+  number of ids not stored before. Each insert carries a deduplication token (a digest of its bytes):
+  an insert retried after a lost answer is dropped by the server, summaries included. Two writers
+  racing with the same records may both store them: readers still show each record once, and
+  ``ReplacingMergeTree`` keeps one copy at its next merge (the summaries may count it twice).
+- **One insert per batch.** The records of a batch are one insert, which ClickHouse stores whole or
+  not at all (up to a million rows).
+- **Records before offsets.** Blobs, then records, then problems, then the source offsets: after a
+  crash the source is read again from its previous offset and the records already stored are skipped.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from operator import attrgetter
+from typing import Final
+
+import msgspec
+
+from zoomtrace._gc import gc_paused
+from zoomtrace.errors import StoreError
+from zoomtrace.store.clickhouse._schema import OUT_OF_RANGE
+from zoomtrace.store.clickhouse._transport import EngineError, Param, Transport
+from zoomtrace.store.protocols import Problem, WriteReport
+from zoomtrace.wire.record import Record
+
+#: Records encoded per slice (small enough for the CPU cache).
+_SLICE: Final = 2_000
+#: Stored ids fetched to find a batch's repeats by range; beyond it the batch's ids are sent instead.
+_RANGE_ROWS: Final = 200_000
+_BYTES: Final[frozenset[type]] = frozenset({bytes, bytearray, memoryview})
+_ENCODE_ERRORS: Final = (msgspec.EncodeError, RecursionError, OverflowError, ValueError, TypeError)
+_encoder: Final = msgspec.json.Encoder()
+_payload: Final = attrgetter("payload")
+
+#: Settings of every insert. JSON objects and arrays may be read into String columns (attrs, error), and
+#: numbers or booleans into Array(String) (code); rows go to every day they belong to; a block is not
+#: merged with itself on insert (``prepare`` dropped repeated ids already, and that merge measured half
+#: of the cost of writing ``records``); views of a deduplicated insert are deduplicated too; on a cluster
+#: the Distributed table stores the rows before the insert returns.
+_INSERT_SETTINGS: Final[dict[str, int | str]] = {
+    "optimize_on_insert": 0,
+    "input_format_json_read_objects_as_strings": 1,
+    "input_format_json_read_numbers_as_strings": 1,
+    "input_format_json_read_bools_as_strings": 1,
+    "input_format_skip_unknown_fields": 1,
+    "max_partitions_per_insert_block": 0,
+    "deduplicate_blocks_in_dependent_materialized_views": 1,
+    "distributed_foreground_insert": 1,
+}
+
+
+class _Row(Record, kw_only=True, omit_defaults=True):
+    """A record whose bytes payload was moved to ``blobs``."""
+
+    payload_blob: str | None = None
+
+
+class _Numbers(msgspec.Struct):
+    """What a line of a prepared batch says about its integers (checked when the engine refuses one)."""
+
+    id: str
+    kind: str
+    type: str
+    node_id: str
+    ts_ns: int
+    end_ns: int | None = None
+    cpu_ns: int | None = None
+    v: int = 1
+
+
+_INT64: Final = range(-(2**63), 2**63)
+_INT32: Final = range(-(2**31), 2**31)
+
+
+class Prepared(msgspec.Struct):
+    """A batch ready for ``write``: the records' JSONEachRow lines and their ids (in the same order), the
+    blobs they point to (JSONEachRow, content in base64) and a line for each record left out."""
+
+    data: bytes
+    ids: list[str]
+    blobs: bytes
+    skipped: list[str]
+
+
+def prepare(records: list[Record]) -> Prepared:
+    """Drop repeated ids (the first copy counts), move bytes payloads to blobs, encode JSONEachRow.
+
+    Pure Python (no connection), so a writer prepares the next batch on another thread, and
+    ``zoomtrace.store.prepare_for`` offers it without opening the store. A payload is encoded as JSON
+    text first, so the engine stores it as written (a string payload stays distinct from a number).
+    Numbers too large for their column are found by the engine (``write``), not here.
+    """
+    with gc_paused():
+        rows = _first_of_each_id(records)
+        blobs: dict[str, bytes] = {}
+        skipped: list[str] = []
+        unencodable: set[int] = set()
+        for i, payload in enumerate(map(_payload, rows)):
+            if payload is None:
+                continue
+            r = rows[i]
+            if type(payload) in _BYTES:
+                rows[i] = _move_payload(r, blobs)
+                continue
+            try:
+                rows[i] = msgspec.structs.replace(r, payload=_encoder.encode(payload).decode())
+            except _ENCODE_ERRORS as exc:
+                unencodable.add(i)
+                skipped.append(_skip_line(r, f"its payload cannot be encoded ({type(exc).__name__}: {exc})"))
+        if unencodable:
+            rows = [r for i, r in enumerate(rows) if i not in unencodable]
+        data, ids = _encode_lines(rows, skipped)
+        blob_lines = (
+            _encoder.encode_lines([{"sha256": k, "content": base64.b64encode(v).decode()} for k, v in blobs.items()])
+            if blobs
+            else b""
+        )
+        return Prepared(data, ids, blob_lines, skipped)
+
+
+class ClickHouseWriter:
+    """The write half of ``ClickHouseStore``: the ``StoreWriter`` protocol on ClickHouse."""
+
+    _transport: Transport
+    _display: str
+
+    def ingest(self, records: Iterable[Record]) -> int:
+        """``prepare`` and ``write`` in one call, for tests and scripts; returns how many records were new."""
+        return self.write(prepare(list(records))).new
+
+    @staticmethod
+    def prepare(records: list[Record]) -> Prepared:
+        """The Python half of a write (no connection, so it can run on another thread)."""
+        return prepare(records)
+
+    def offsets(self) -> dict[str, int]:
+        """Source name -> offset up to which it is stored (the latest written)."""
+        rows = self._values("SELECT segment, argMax(`offset`, updated_ns) FROM ingest_offsets GROUP BY segment")
+        return {str(segment): int(offset) for segment, offset in rows}
+
+    def write(
+        self, batch: Prepared, *, offsets: Mapping[str, int] | None = None, problems: Sequence[Problem] = ()
+    ) -> WriteReport:
+        """Store ``batch``, then the ``problems`` met reading it, then the source ``offsets`` it was read up to.
+
+        The records come first: a crash before the offsets are stored means the source is read again,
+        and its records already stored are skipped. A record with a number its column cannot hold makes
+        the engine refuse the insert; those records are then found, left out and reported, and the rest
+        is stored.
+        """
+        now = time.time_ns()
+        skipped = list(batch.skipped)
+        try:
+            if batch.blobs:
+                self._insert("blobs_input", batch.blobs)
+            new = self._insert_records(batch, skipped) if batch.ids else 0
+            notes = [*problems, *((None, text) for text in skipped)]
+            if notes:
+                self._insert(
+                    "ingest_problems",
+                    _encoder.encode_lines(
+                        [
+                            {"ts_ns": now, "position": i, "segment": source, "problem": text}
+                            for i, (source, text) in enumerate(notes)
+                        ]
+                    ),
+                )
+            if offsets:
+                self._insert(
+                    "ingest_offsets",
+                    _encoder.encode_lines(
+                        [{"segment": name, "offset": offset, "updated_ns": now} for name, offset in offsets.items()]
+                    ),
+                )
+        except EngineError as exc:
+            raise StoreError(f"cannot write to the store {self._display}: {exc}") from None
+        return WriteReport(new, skipped)
+
+    def _insert_records(self, batch: Prepared, skipped: list[str]) -> int:
+        """Insert the batch's records not stored yet; returns their number (``skipped`` gets the refused)."""
+        stored = self._stored_among(batch.ids)
+        try:
+            self._insert("records_input", _without(batch, stored) if stored else batch.data)
+        except EngineError as exc:
+            if OUT_OF_RANGE not in str(exc):
+                raise
+            # Left out below: the records that do not fit, and any block of a large batch stored before
+            # the failing one (counted as new: this write stored it).
+            refused = set()
+            for line in batch.data.split(b"\n")[: len(batch.ids)]:
+                reason = _out_of_range(line)
+                if reason is not None:
+                    refused.add(_decode_numbers(line).id)
+                    skipped.append(reason)
+            self._insert("records_input", _without(batch, self._stored_among(batch.ids) | refused))
+            return len(batch.ids) - len(stored) - len(refused)
+        return len(batch.ids) - len(stored)
+
+    def _stored_among(self, ids: list[str]) -> set[str]:
+        """The ids of ``ids`` the store holds: those stored in their range, else (a busy range) asked by id."""
+        lo, hi = min(ids), max(ids)
+        found = self._values(
+            "SELECT DISTINCT id FROM records WHERE id >= {lo:String} AND id <= {hi:String} LIMIT {n:UInt64} "
+            "SETTINGS ignore_data_skipping_indices = 'id_bloom'",
+            {"lo": lo, "hi": hi, "n": _RANGE_ROWS + 1},
+        )
+        if len(found) <= _RANGE_ROWS:
+            return {row[0] for row in found}.intersection(ids)
+        found = self._values(
+            "SELECT DISTINCT id FROM records WHERE id >= {lo:String} AND id <= {hi:String} "
+            "AND id IN (SELECT arrayJoin({ids:Array(String)})) SETTINGS ignore_data_skipping_indices = 'id_bloom'",
+            {"lo": lo, "hi": hi, "ids": ids},
+        )
+        return {row[0] for row in found}
+
+    def _insert(self, table: str, data: bytes) -> None:
+        if not data:
+            return
+        token = hashlib.blake2b(data, digest_size=16).hexdigest()
+        self._transport.insert(table, data, settings={**_INSERT_SETTINGS, "insert_deduplication_token": token})
+
+    def _values(self, sql: str, params: Mapping[str, Param] | None = None) -> list[list[str]]:
+        """Rows of a small result (JSONCompactEachRow), e.g. ids or offsets."""
+        data = self._transport.query(sql, params, fmt="JSONCompactEachRow")
+        return msgspec.json.decode(b"[" + data.rstrip(b"\n").replace(b"\n", b",") + b"]") if data else []
+
+
+def _without(batch: Prepared, ids: set[str]) -> bytes:
+    """The batch's lines but those of ``ids`` (a JSON line holds no raw newline)."""
+    lines = batch.data.split(b"\n")
+    return b"".join(line + b"\n" for line, rid in zip(lines, batch.ids, strict=False) if rid not in ids)
+
+
+def _first_of_each_id(records: list[Record]) -> list[Record]:
+    """``records`` without repeated ids (the first copy counts), as a new list."""
+    ids = [r.id for r in records]
+    if len(set(ids)) == len(ids):
+        return list(records)
+    seen: set[str] = set()
+    out = []
+    for r in records:
+        if r.id not in seen:
+            seen.add(r.id)
+            out.append(r)
+    return out
+
+
+def _move_payload(r: Record, blobs: dict[str, bytes]) -> _Row:
+    """Bytes payloads (raw data, file snapshots) go to ``blobs``; the record keeps their digest."""
+    data = bytes(r.payload)
+    digest = hashlib.sha256(data).hexdigest()
+    blobs[digest] = data
+    fields = msgspec.structs.asdict(r)
+    fields["payload"] = None
+    if r.kind == "raw" and ("raw.sha256" not in r.attrs or "raw.size" not in r.attrs):
+        fields["attrs"] = {"raw.sha256": digest, "raw.size": len(data), **r.attrs}
+    return _Row(**fields, payload_blob=digest)
+
+
+def _encode_lines(records: list[Record], skipped: list[str]) -> tuple[bytes, list[str]]:
+    """JSONEachRow of ``records`` and their ids, in slices; a record that cannot be encoded is left out and
+    reported in ``skipped``."""
+    parts = []
+    ids: list[str] = []
+    for start in range(0, len(records), _SLICE):
+        piece = records[start : start + _SLICE]
+        try:
+            parts.append(_encoder.encode_lines(piece))
+        except _ENCODE_ERRORS:
+            piece = _encodable(piece, skipped)
+            parts.append(_encoder.encode_lines(piece))
+        ids.extend([r.id for r in piece])
+    return b"".join(parts), ids
+
+
+def _encodable(records: list[Record], skipped: list[str]) -> list[Record]:
+    """The records msgspec can encode; a line in ``skipped`` for each of the others."""
+    good = []
+    for r in records:
+        try:
+            _encoder.encode(r)
+        except _ENCODE_ERRORS as exc:
+            skipped.append(_skip_line(r, f"it cannot be encoded ({type(exc).__name__}: {exc})"))
+        else:
+            good.append(r)
+    return good
+
+
+_decode_numbers: Final = msgspec.json.Decoder(_Numbers).decode
+
+
+def _out_of_range(line: bytes) -> str | None:
+    """The problem line of a prepared record with a number its column cannot hold, else None."""
+    r = _decode_numbers(line)
+    for name in ("ts_ns", "end_ns", "cpu_ns"):
+        value = getattr(r, name)
+        if value is not None and value not in _INT64:
+            return _skip_line(r, f"{name} {value} is out of range")
+    if r.v not in _INT32:
+        return _skip_line(r, f"schema version {r.v} is out of range")
+    return None
+
+
+def _skip_line(r: Record | _Numbers, reason: str) -> str:
+    return f"record {r.id} ({r.kind} {r.type!r} of node {r.node_id}) skipped: {reason}"
