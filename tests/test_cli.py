@@ -445,7 +445,9 @@ def test_the_otlp_receiver_writes_to_the_store_it_is_given(tmp_path: Path) -> No
 
     home, store = tmp_path / "home", f"chdb://{tmp_path / 'otlp-store'}"
     proc = subprocess.Popen(
-        [h.PY, "-m", "zoomtrace", "--home", str(home), "--store", store, "collect", "--otlp", "127.0.0.1:0"],
+        # The span is from 2023: kept forever, not dropped at once by the default 30-day retention.
+        [h.PY, "-m", "zoomtrace", "--home", str(home), "--store", store, "--retention", "forever", "collect", "--otlp"]
+        + ["127.0.0.1:0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

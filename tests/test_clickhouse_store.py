@@ -250,6 +250,8 @@ def test_single_node_ddl() -> None:
     parts = next(s for s in ddl if "`zoomtrace`.`trace_parts` (" in s)
     assert "ENGINE = AggregatingMergeTree" in parts and "ORDER BY trace_id" in parts
     assert "SimpleAggregateFunction(groupUniqArrayArray, Array(String))" in parts
+    assert "PROJECTION by_start (SELECT * ORDER BY start_ns)" in parts  # the newest traces, read in order
+    assert "deduplicate_merge_projection_mode = 'rebuild'" in parts
     views = {
         m.group(1)
         for s in ddl
@@ -511,9 +513,13 @@ def test_traces_filters_order_and_paging(ch: ClickHouseStore, duck: DuckStore) -
     views_agree_with_the_reader(ch)
 
 
-def test_trace_pages_reach_back_through_time(ch: ClickHouseStore, duck: DuckStore) -> None:
-    """Pages are found in the newest hour, day, month, then everything; a trace whose records straddle a
-    window's start (written by two inserts) is placed by its first record."""
+def test_trace_pages_grow_their_window(ch: ClickHouseStore, duck: DuckStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page is looked for among the newest partial rows, then more of them; a trace whose records straddle
+    a window's start (written by two inserts) is placed by its first record."""
+    from zoomtrace.store.clickhouse import _traces
+
+    monkeypatch.setattr(_traces, "_FIRST_WINDOW", 1)  # a window of one partial row per trace wanted at first
+    monkeypatch.setattr(_traces, "_ROWS_PER_TRACE", 1)
     minute = 60_000
 
     def span(tid: str, at: int, **fields: Any) -> Record:
@@ -670,6 +676,8 @@ def test_records_lineage_search_and_tail(ch: ClickHouseStore, duck: DuckStore) -
     ids = [r.id for r in first + late + [odd]]
     assert ch.records(ids) == duck.records(ids)
     assert ch.records([]) == duck.records([]) == []
+    many = ids + [uuid7(T0 + i) for i in range(1500)]  # a long list is asked differently (not a literal)
+    assert ch.records(many) == duck.records(many)
     assert ch.derived_from([a.id]) == duck.derived_from([a.id])
     assert ch.derived_from([a.id, b.id]) == duck.derived_from([a.id, b.id])
     for text in ("order 7", "0%", "0_ off", "nothing like it"):

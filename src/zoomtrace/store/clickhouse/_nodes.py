@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import msgspec
 
+from zoomtrace.store.clickhouse._schema import among
 from zoomtrace.store.clickhouse._transport import Param, Values
 
 #: Identity fields of a *started* record's attributes -> the node row's field (``None`` is not copied).
@@ -59,14 +60,14 @@ def node_rows(values: Values, node_ids: list[str]) -> list[dict[str, Any]]:
         for row in values(
             "SELECT node_id, min(first_seen_ns), sum(record_count), sum(span_count), sum(log_count), "
             "sum(event_count), sum(raw_count), sum(error_count) FROM node_counts "
-            "WHERE node_id IN (SELECT arrayJoin({ids:Array(String)})) GROUP BY node_id",
+            f"WHERE {among('node_id', 'ids', len(node_ids))} GROUP BY node_id",
             params,
         )
     }
     lifecycle: dict[str, list[Any]] = {}
     for node_id, *record in values(
         "SELECT node_id, type, ts_ns, id, attrs, error FROM node_records "
-        "WHERE node_id IN (SELECT arrayJoin({ids:Array(String)})) AND type IN ('started', 'stopped', 'repo', 'lost') "
+        f"WHERE {among('node_id', 'ids', len(node_ids))} AND type IN ('started', 'stopped', 'repo', 'lost') "
         "ORDER BY node_id, ts_ns, id LIMIT 1 BY node_id, id",
         params,
     ):

@@ -22,7 +22,7 @@ import msgspec
 from zoomtrace.errors import NotFound, StoreError
 from zoomtrace.store.clickhouse import _rows
 from zoomtrace.store.clickhouse._nodes import node_page, node_rows
-from zoomtrace.store.clickhouse._schema import TEXT_MATCH, Layout
+from zoomtrace.store.clickhouse._schema import TEXT_MATCH, Layout, among
 from zoomtrace.store.clickhouse._sql import run_sql
 from zoomtrace.store.clickhouse._traces import trace_page
 from zoomtrace.store.clickhouse._transport import EngineError, Param, Transport
@@ -146,7 +146,7 @@ class ClickHouseReader:
             params.update(lo=between[0], hi=between[1])
         skip = "" if len(ids) <= _BLOOM_IDS else " SETTINGS ignore_data_skipping_indices = 'id_bloom'"
         return self._rows(
-            f"SELECT {_rows.RECORD} FROM records WHERE id IN (SELECT arrayJoin({{ids:Array(String)}})){bound} "
+            f"SELECT {_rows.RECORD} FROM records WHERE {among('id', 'ids', len(ids))}{bound} "
             f"ORDER BY ts_ns, id LIMIT 1 BY id{skip}",
             params,
         )
@@ -224,7 +224,7 @@ class ClickHouseReader:
         rows = {
             row["id"]: row
             for row in self._rows(
-                f"SELECT {_rows.RECORD} FROM records WHERE id IN (SELECT arrayJoin({{ids:Array(String)}})) "
+                f"SELECT {_rows.RECORD} FROM records WHERE {among('id', 'ids', len(page))} "
                 "AND ingest_seq >= {lo:UInt64} AND ingest_seq <= {hi:UInt64} LIMIT 1 BY id",
                 {"ids": [i for i, _ in page], "lo": min(s for _, s in page), "hi": max(s for _, s in page)},
             )

@@ -13,7 +13,8 @@ explains each choice; in short:
 - ``trace_parts``, ``node_counts`` and ``node_records`` are fed by materialized views on ``records``:
   partial summaries (one row per trace or node and insert, merged by ``AggregatingMergeTree``) that
   readers fold with ``GROUP BY``; services and environments are looked up in the nodes when read, so a
-  node whose start arrives late is seen by every trace at once.
+  node whose start arrives late is seen by every trace at once. ``trace_parts`` is keyed by trace id,
+  and its projection ``by_start`` orders the same rows by start for the newest traces.
 - ``traces`` and ``nodes`` are views that fold them (for SQL users; the reader folds only what it shows),
   ``otel_traces`` and ``otel_logs`` views shaped like the OpenTelemetry Collector exporter's tables.
 
@@ -30,18 +31,6 @@ from typing import Final, NamedTuple
 SCHEMA_VERSION: Final = 1
 #: Days a record is kept when the store is created without ``retention_days`` (0: forever).
 DEFAULT_RETENTION_DAYS: Final = 30
-
-#: The tables that hold data, in the order they are created (views and inputs come after them).
-TABLES: Final = (
-    "meta",
-    "records",
-    "trace_parts",
-    "node_counts",
-    "node_records",
-    "blobs",
-    "ingest_offsets",
-    "ingest_problems",
-)
 
 
 class Layout(NamedTuple):
@@ -149,6 +138,18 @@ def _table(
 #: token (the client timed out after the server had stored it) is dropped; replicated tables always do.
 _DEDUP_WINDOW: Final = "non_replicated_deduplication_window = 1000"
 
+#: Lists of ids up to this long are given to ``IN`` as a literal array; longer ones as a subquery over it:
+#: the literal is planned faster, but its planning grows steeply with the list (minutes at 30,000 ids).
+_LITERAL_IDS: Final = 1_000
+
+
+def among(column: str, param: str, count: int) -> str:
+    """``column IN`` the ``Array(String)`` parameter ``param`` of ``count`` elements."""
+    if count <= _LITERAL_IDS:
+        return f"{column} IN {{{param}:Array(String)}}"
+    return f"{column} IN (SELECT arrayJoin({{{param}:Array(String)}}))"
+
+
 #: A record's message or attributes contain the parameter ``text`` (case-insensitive; ``%`` and ``_`` are
 #: plain text), as DuckDB's ``ILIKE`` over ``message`` and ``attrs``.
 TEXT_MATCH: Final = (
@@ -197,6 +198,7 @@ def _version_1(layout: Layout) -> list[str]:
         order_by="trace_id",
         partition_by=_day("start_ns"),
         shard_by="cityHash64(trace_id)",
+        settings="deduplicate_merge_projection_mode = 'rebuild'",
     )
     out += _table(
         layout,
@@ -395,7 +397,8 @@ _TRACE_PART_COLUMNS: Final = """\
     log_count SimpleAggregateFunction(sum, UInt64),
     event_count SimpleAggregateFunction(sum, UInt64),
     error SimpleAggregateFunction(max, Bool),
-    record_count SimpleAggregateFunction(sum, UInt64)"""
+    record_count SimpleAggregateFunction(sum, UInt64),
+    PROJECTION by_start (SELECT * ORDER BY start_ns)"""
 
 #: The root of a trace is the least ``root`` tuple: a span without a parent (rank 0) before one whose
 #: parent is remote (rank 1), then the earliest; rank 2 stands for "no span".

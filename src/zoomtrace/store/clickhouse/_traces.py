@@ -4,9 +4,11 @@ A trace written by several inserts has a partial row per insert (until ``Aggrega
 them, and always across days), so a summary is a fold of its partial rows. A page is found without
 folding the whole table:
 
-1. Partial rows are read newest first: those of the last hour (counted from the newest trace), then the
-   last day, month, and everything, until a window holds the page. A window's answer is exact for the
-   traces that start in it, since all partial rows of such a trace start in it too.
+1. A window of the newest partial rows is read: from the start of the N-th newest (the projection
+   ``by_start`` keeps them in start order, so this reads the end of each part), N being 4 times the
+   rows wanted, then 8 times more each time the window is too small for the page (filters), until it
+   holds every row. A window's answer is exact for the traces that start in it, since all partial rows
+   of such a trace start in it too.
 2. Within a window the traces are ranked on the window's partial rows alone (cheap columns only), and
    only the page's traces are folded whole. A trace that also has older partial rows started before the
    window: it is dropped when its whole summary shows it, and the ranking asked again without it.
@@ -20,13 +22,14 @@ from typing import Any, Final
 
 import msgspec
 
-from zoomtrace.store.clickhouse._schema import TEXT_MATCH
+from zoomtrace.store.clickhouse._schema import TEXT_MATCH, among
 from zoomtrace.store.clickhouse._transport import Param, Values
 from zoomtrace.store.protocols import TraceFilter
 
-_HOUR: Final = 3_600_000_000_000
-#: How far back a page looks first, then further (None: everything).
-_WINDOWS: Final = (_HOUR, 24 * _HOUR, 30 * 24 * _HOUR, None)
+#: The partial rows a page looks at first: this many, or so many per trace wanted; 8 times more each time after.
+_FIRST_WINDOW: Final = 200
+_ROWS_PER_TRACE: Final = 4
+_GROWTH: Final = 8
 #: Filters on a window's fold of partial rows: ``TraceFilter`` key -> (parameter, condition).
 _FOLDED: Final = {
     "min_duration_ns": ("min_duration", "max(end_ns) - min(start_ns) >= {min_duration:Int64}"),
@@ -37,8 +40,7 @@ _FOLDED: Final = {
 
 def trace_page(values: Values, filt: TraceFilter, *, limit: int, offset: int) -> list[dict[str, Any]]:
     """The summaries of the traces passing ``filt``, newest first (by start, then trace id)."""
-    newest = values("SELECT max(start_ns), count() FROM trace_parts", None)
-    if limit == 0 or not newest or not newest[0][1]:
+    if limit == 0:
         return []
     nodes: dict[str, list[str]] = {}
     for key in ("service", "env"):
@@ -47,14 +49,31 @@ def trace_page(values: Values, filt: TraceFilter, *, limit: int, offset: int) ->
             if not nodes[key]:
                 return []
     since = filt.get("since_ns")
-    for window in _WINDOWS:
-        lower = None if window is None else int(newest[0][0]) - window
-        if since is not None and (lower is None or lower <= since):
-            lower = int(since)
-        rows = _first_in_window(values, filt, nodes, lower, offset + limit)
-        if len(rows) == offset + limit or lower is None or lower == since:
+    wanted = offset + limit
+    window = max(_FIRST_WINDOW, _ROWS_PER_TRACE * wanted)
+    while True:
+        lower, complete = _window_start(values, since, window)
+        if lower is None:
+            return []
+        rows = _first_in_window(values, filt, nodes, None if complete and since is None else lower, wanted)
+        if len(rows) == wanted or complete:
             return rows[offset:]
-    raise AssertionError("the last window has no lower bound")  # pragma: no cover
+        window *= _GROWTH
+
+
+def _window_start(values: Values, since: int | None, rows: int) -> tuple[int | None, bool]:
+    """The start of the ``rows``-th newest partial row (of those starting at ``since`` or later), and
+    whether that window holds all of them; None when there are none."""
+    bound = " WHERE start_ns >= {since:Int64}" if since is not None else ""
+    params: dict[str, Param] = {"rows": rows}
+    if since is not None:
+        params["since"] = int(since)
+    ((start, count),) = values(
+        f"SELECT min(start_ns), count() FROM (SELECT start_ns FROM trace_parts{bound} "
+        "ORDER BY start_ns DESC LIMIT {rows:UInt64})",
+        params,
+    )
+    return (int(start) if count else None), count < rows
 
 
 def _first_in_window(
@@ -89,9 +108,7 @@ def _first_in_window(
         params["older"] = older
         ranked = values(
             "SELECT trace_id FROM trace_parts"
-            + _clause(
-                " WHERE ", [*where, *(["trace_id NOT IN (SELECT arrayJoin({older:Array(String)}))"] if older else [])]
-            )
+            + _clause(" WHERE ", [*where, *([f"NOT {among('trace_id', 'older', len(older))}"] if older else [])])
             + " GROUP BY trace_id"
             + _clause(" HAVING ", having)
             + " ORDER BY min(start_ns) DESC, trace_id DESC LIMIT {wanted:UInt64}",
@@ -115,7 +132,7 @@ def trace_summaries(values: Values, trace_ids: list[str]) -> list[dict[str, Any]
     folded = values(
         "SELECT trace_id, min(start_ns), max(end_ns), (min(root) AS first).rank, first.name, first.node_id, "
         "arraySort(groupUniqArrayArray(node_ids)), sum(span_count), sum(log_count), sum(event_count), max(error), "
-        "sum(record_count) FROM trace_parts WHERE trace_id IN (SELECT arrayJoin({ids:Array(String)})) "
+        f"sum(record_count) FROM trace_parts WHERE {among('trace_id', 'ids', len(trace_ids))} "
         "GROUP BY trace_id",
         {"ids": trace_ids},
     )
@@ -150,7 +167,7 @@ def _identities(values: Values, node_ids: list[str]) -> dict[str, tuple[Any, Any
         return {}
     found = values(
         "SELECT node_id, argMax(attrs, (ts_ns, id)) FROM node_records "
-        "WHERE type = 'started' AND node_id IN (SELECT arrayJoin({ids:Array(String)})) GROUP BY node_id",
+        f"WHERE type = 'started' AND {among('node_id', 'ids', len(node_ids))} GROUP BY node_id",
         {"ids": node_ids},
     )
     out = {}

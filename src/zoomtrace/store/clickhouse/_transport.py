@@ -12,6 +12,7 @@ User SQL (``StoreReader.sql``) goes through ``read_only``, which the engine itse
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -152,6 +153,10 @@ class ConnectTransport:
         """A client for ``target`` (no database selected: it may not exist yet)."""
         import clickhouse_connect
 
+        # The driver logs each failed request on its own besides raising it; Zoom reports the error once,
+        # in one line (without the password), so the driver's own line is not wanted on stderr.
+        logging.getLogger("clickhouse_connect").addHandler(logging.NullHandler())
+        logging.getLogger("clickhouse_connect").propagate = False
         try:
             client = clickhouse_connect.get_client(
                 host=target.host,

@@ -12,8 +12,8 @@ its own way (docs/store.md, "ClickHouse"):
   an insert retried after a lost answer is dropped by the server, summaries included. Two writers
   racing with the same records may both store them: readers still show each record once, and
   ``ReplacingMergeTree`` keeps one copy at its next merge (the summaries may count it twice).
-- **One insert per batch.** The records of a batch are one insert, which ClickHouse stores whole or
-  not at all (up to a million rows).
+- **One insert per batch.** The records of a batch are one insert, one block of up to a million rows:
+  a refused record or a lost connection stores nothing of it.
 - **Records before offsets.** Blobs, then records, then problems, then the source offsets: after a
   crash the source is read again from its previous offset and the records already stored are skipped.
 """
@@ -31,7 +31,7 @@ import msgspec
 
 from zoomtrace._gc import gc_paused
 from zoomtrace.errors import StoreError
-from zoomtrace.store.clickhouse._schema import OUT_OF_RANGE
+from zoomtrace.store.clickhouse._schema import OUT_OF_RANGE, among
 from zoomtrace.store.clickhouse._transport import EngineError, Param, Transport
 from zoomtrace.store.protocols import Problem, WriteReport
 from zoomtrace.wire.record import Record
@@ -221,7 +221,7 @@ class ClickHouseWriter:
             return {row[0] for row in found}.intersection(ids)
         found = self._values(
             "SELECT DISTINCT id FROM records WHERE id >= {lo:String} AND id <= {hi:String} "
-            "AND id IN (SELECT arrayJoin({ids:Array(String)})) SETTINGS ignore_data_skipping_indices = 'id_bloom'",
+            f"AND {among('id', 'ids', len(ids))} SETTINGS ignore_data_skipping_indices = 'id_bloom'",
             {"lo": lo, "hi": hi, "ids": ids},
         )
         return {row[0] for row in found}
