@@ -444,10 +444,11 @@ def test_the_otlp_receiver_writes_to_the_store_it_is_given(tmp_path: Path) -> No
     import signal
 
     home, store = tmp_path / "home", f"chdb://{tmp_path / 'otlp-store'}"
+    command = [h.PY, "-m", "zoomtrace", "--home", str(home), "--store", store]
+    # The span is from 2023: kept forever, not dropped at once by the default 30-day retention.
+    command += ["--retention", "forever", "collect", "--otlp", "127.0.0.1:0"]
     proc = subprocess.Popen(
-        # The span is from 2023: kept forever, not dropped at once by the default 30-day retention.
-        [h.PY, "-m", "zoomtrace", "--home", str(home), "--store", store, "--retention", "forever", "collect", "--otlp"]
-        + ["127.0.0.1:0"],
+        command,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
