@@ -12,6 +12,7 @@ import ipaddress
 import json
 import os
 import secrets
+import signal
 import socket
 import sys
 import threading
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from urllib.parse import quote
 
 from zoomtrace.errors import ConfigError
@@ -97,7 +99,33 @@ def _prepare(
     config = uvicorn.Config(
         app, log_level="warning", access_log=False, lifespan="off", server_header=False, timeout_graceful_shutdown=2
     )
-    return uvicorn.Server(config), sock, url, token
+
+    class Server(uvicorn.Server):
+        """uvicorn's server with signals left to ``serve``, which listens from before the viewer is announced:
+        uvicorn starts listening only inside its event loop, and a Ctrl-C in between could be lost."""
+
+        @contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return Server(config), sock, url, token
+
+
+@contextmanager
+def _stopped_by_signals(server: object) -> Iterator[None]:
+    """While in the block, SIGINT and SIGTERM stop ``server`` gracefully (a second SIGINT at once)."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGINT and server.should_exit:  # type: ignore[attr-defined]
+            server.force_exit = True  # type: ignore[attr-defined]
+        server.should_exit = True  # type: ignore[attr-defined]
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _announce(home: Path, url: str, store: StoreUrl) -> None:
@@ -148,24 +176,23 @@ def serve(
     where = resolve_store(home, store)
     token = token or os.environ.get("ZOOMTRACE_UI_TOKEN") or None
     server, sock, url, token = _prepare(home, host, port, token, where, retention_days)
-    print(f"zoomtrace viewer for {home}" + ("" if where.default else f", store {where.redacted}"), flush=True)
-    if token is not None:
-        print(f"  open   {url}?token={token}", flush=True)
-        print(f"  token  {token}   (or send 'Authorization: Bearer <token>')", flush=True)
-    else:
-        print(f"  open   {url}", flush=True)
-    _announce(home, url, where)
-    try:
-        if open_path:
-            print(f"  story  {url.rstrip('/')}{open_path}", flush=True)
-            _open_browser(f"{url.rstrip('/')}{open_path}" + (f"?token={token}" if token else ""))
-        print("  (Ctrl-C to stop)", flush=True)
-        server.run(sockets=[sock])  # type: ignore[attr-defined]
-    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled; stopping is the normal end here
-        pass
-    finally:
-        _retire(home, url)
-        sock.close()
+    with _stopped_by_signals(server):
+        print(f"zoomtrace viewer for {home}" + ("" if where.default else f", store {where.redacted}"), flush=True)
+        if token is not None:
+            print(f"  open   {url}?token={token}", flush=True)
+            print(f"  token  {token}   (or send 'Authorization: Bearer <token>')", flush=True)
+        else:
+            print(f"  open   {url}", flush=True)
+        _announce(home, url, where)
+        try:
+            if open_path:
+                print(f"  story  {url.rstrip('/')}{open_path}", flush=True)
+                _open_browser(f"{url.rstrip('/')}{open_path}" + (f"?token={token}" if token else ""))
+            print("  (Ctrl-C to stop)", flush=True)
+            server.run(sockets=[sock])  # type: ignore[attr-defined]
+        finally:
+            _retire(home, url)
+            sock.close()
 
 
 @contextmanager
