@@ -9,6 +9,7 @@ interface, since no current ClickHouse server is installable here.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import itertools
 import re
@@ -33,6 +34,7 @@ from zoomtrace.store.clickhouse import (
 from zoomtrace.store.clickhouse._schema import retention_ddl
 from zoomtrace.store.clickhouse._transport import ConnectTransport
 from zoomtrace.store.duckdb import DuckStore
+from zoomtrace.wire.record import SCHEMA_VERSION as RECORD_VERSION
 from zoomtrace.wire.record import Code, Error, Frame, Link, Record, uuid7
 
 T0 = 1_800_000_000_000_000_000  # a fixed epoch (2027) so that expected times are literal
@@ -358,6 +360,43 @@ def test_retention_drops_old_days(chdb_dir: Path) -> None:
         assert sorted(r["message"] for r in store.tail()) == ["2027", "fresh"]
     finally:
         store.close()
+
+
+def test_records_beyond_the_retention_are_reported_and_summaries_count_only_those_kept(chdb_dir: Path) -> None:
+    store = ClickHouseStore.open(f"chdb://{chdb_dir}", create=True, retention_days=30)
+    try:
+        today = datetime.datetime.now(datetime.UTC).date()
+
+        def span(days_ago: int, trace: str, span_id: str) -> Record:
+            day = today - datetime.timedelta(days=days_ago)
+            ts = int(datetime.datetime(day.year, day.month, day.day, 12, tzinfo=datetime.UTC).timestamp()) * 10**9
+            return Record(
+                id=uuid7(ts), kind="span", type=f"{days_ago} days ago", ts_ns=ts, end_ns=ts + MS, node_id=NODE_A,
+                trace_id=trace, span_id=span_id,
+            )  # fmt: skip
+
+        # A day is kept while it is among the last 30 (UTC): 29 days ago is kept, 30 days ago is not.
+        expired, kept = span(30, "b1" * 16, "11" * 8), span(29, "b1" * 16, "22" * 8)
+        report = store.write(prepare([expired, kept]))
+        assert report.new == 1
+        assert [line.split(" skipped: ")[1] for line in report.skipped] == [
+            "it is older than the store's retention of 30 days"
+        ]
+        assert expired.id in report.skipped[0]
+        assert store.sql("SELECT id FROM records")[1] == [(kept.id,)]
+        (summary,) = store.traces(limit=10)  # the trace is listed, summarised from the record kept
+        assert (summary["trace_id"], summary["span_count"], summary["start_ns"]) == ("b1" * 16, 1, kept.ts_ns)
+        assert "older than the store's retention" in store.problems()[0]["problem"]
+    finally:
+        store.close()
+
+
+def test_an_omitted_schema_version_is_stored_as_the_record_schema_version(ch: ClickHouseStore, duck: DuckStore) -> None:
+    records = [rec("log", "app", 1, message="current"), rec("log", "app", 2, message="future", v=2)]
+    assert "v" not in msgspec.json.decode(msgspec.json.encode(records[0]))  # omitted on the wire
+    both(duck, ch, records)
+    for store in (ch, duck):
+        assert {r["message"]: r["v"] for r in store.tail()} == {"current": RECORD_VERSION, "future": 2}
 
 
 # -- writing ---------------------------------------------------------------------------------------

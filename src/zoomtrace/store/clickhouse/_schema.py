@@ -27,6 +27,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final, NamedTuple
 
+from zoomtrace.wire.record import SCHEMA_VERSION as RECORD_VERSION
+
 #: The version of the schema this code reads and writes (``meta`` holds the store's).
 SCHEMA_VERSION: Final = 1
 #: Days a record is kept when the store is created without ``retention_days`` (0: forever).
@@ -383,7 +385,7 @@ _RESHAPE_RECORDS: Final = f"""SELECT
     status,
     {_checked("cpu_ns", "Int64")} AS cpu_ns,
     thread,
-    {_checked("v", "Int32")} AS schema_version,
+    {_checked(f"ifNull(v, {RECORD_VERSION})", "Int32")} AS schema_version,
     toUnixTimestamp64Nano(now64(9)) AS ingest_seq
 FROM {{source}}"""
 

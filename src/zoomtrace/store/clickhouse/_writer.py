@@ -14,6 +14,9 @@ its own way (docs/store.md, "ClickHouse"):
   ``ReplacingMergeTree`` keeps one copy at its next merge (the summaries may count it twice).
 - **One insert per batch.** The records of a batch are one insert, one block of up to a million rows:
   a refused record or a lost connection stores nothing of it.
+- **Nothing dropped unseen.** A record older than the store's retention would be dropped by the TTL as it
+  is inserted; it is left out and reported instead (``WriteReport.skipped``), so the trace summaries are
+  fed only by the records kept.
 - **Records before offsets.** Blobs, then records, then problems, then the source offsets: after a
   crash the source is read again from its previous offset and the records already stored are skipped.
 """
@@ -21,6 +24,7 @@ its own way (docs/store.md, "ClickHouse"):
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,7 +35,7 @@ import msgspec
 
 from zoomtrace._gc import gc_paused
 from zoomtrace.errors import StoreError
-from zoomtrace.store.clickhouse._schema import OUT_OF_RANGE, among
+from zoomtrace.store.clickhouse._schema import OUT_OF_RANGE, Layout, among
 from zoomtrace.store.clickhouse._transport import EngineError, Param, Transport
 from zoomtrace.store.protocols import Problem, WriteReport
 from zoomtrace.wire.record import Record
@@ -44,6 +48,7 @@ _BYTES: Final[frozenset[type]] = frozenset({bytes, bytearray, memoryview})
 _ENCODE_ERRORS: Final = (msgspec.EncodeError, RecursionError, OverflowError, ValueError, TypeError)
 _encoder: Final = msgspec.json.Encoder()
 _payload: Final = attrgetter("payload")
+_ts_ns: Final = attrgetter("ts_ns")
 
 #: Settings of every insert. JSON objects and arrays may be read into String columns (attrs, error), and
 #: numbers or booleans into Array(String) (code); rows go to every day they belong to; a block is not
@@ -87,12 +92,14 @@ _INT32: Final = range(-(2**31), 2**31)
 
 class Prepared(msgspec.Struct):
     """A batch ready for ``write``: the records' JSONEachRow lines and their ids (in the same order), the
-    blobs they point to (JSONEachRow, content in base64) and a line for each record left out."""
+    blobs they point to (JSONEachRow, content in base64), a line for each record left out, and the time of
+    its oldest record (to find records beyond the retention without decoding the lines)."""
 
     data: bytes
     ids: list[str]
     blobs: bytes
     skipped: list[str]
+    oldest_ns: int = 0
 
 
 def prepare(records: list[Record]) -> Prepared:
@@ -123,12 +130,13 @@ def prepare(records: list[Record]) -> Prepared:
         if unencodable:
             rows = [r for i, r in enumerate(rows) if i not in unencodable]
         data, ids = _encode_lines(rows, skipped)
+        oldest_ns = min(map(_ts_ns, rows), default=0)
         blob_lines = (
             _encoder.encode_lines([{"sha256": k, "content": base64.b64encode(v).decode()} for k, v in blobs.items()])
             if blobs
             else b""
         )
-        return Prepared(data, ids, blob_lines, skipped)
+        return Prepared(data, ids, blob_lines, skipped, oldest_ns)
 
 
 class ClickHouseWriter:
@@ -136,6 +144,7 @@ class ClickHouseWriter:
 
     _transport: Transport
     _display: str
+    _layout: Layout
 
     def ingest(self, records: Iterable[Record]) -> int:
         """``prepare`` and ``write`` in one call, for tests and scripts; returns how many records were new."""
@@ -190,8 +199,10 @@ class ClickHouseWriter:
         return WriteReport(new, skipped)
 
     def _insert_records(self, batch: Prepared, skipped: list[str]) -> int:
-        """Insert the batch's records not stored yet; returns their number (``skipped`` gets the refused)."""
-        stored = self._stored_among(batch.ids)
+        """Insert the batch's records not stored yet; returns their number (``skipped`` gets the refused and
+        the expired)."""
+        expired = self._expired(batch, skipped)
+        stored = self._stored_among(batch.ids) | expired
         try:
             self._insert("records_input", _without(batch, stored) if stored else batch.data)
         except EngineError as exc:
@@ -205,9 +216,31 @@ class ClickHouseWriter:
                 if reason is not None:
                     refused.add(_decode_numbers(line).id)
                     skipped.append(reason)
-            self._insert("records_input", _without(batch, self._stored_among(batch.ids) | refused))
+            self._insert("records_input", _without(batch, self._stored_among(batch.ids) | expired | refused))
             return len(batch.ids) - len(stored) - len(refused)
         return len(batch.ids) - len(stored)
+
+    def _expired(self, batch: Prepared, skipped: list[str]) -> set[str]:
+        """The ids of the batch's records older than the retention (the TTL would drop them as inserted:
+        rows of a day D are kept while D + retention days is after today, UTC); ``skipped`` says so."""
+        days = self._layout.retention_days
+        if days <= 0:
+            return set()
+        today = datetime.datetime.now(datetime.UTC).date()
+        first_kept = today - datetime.timedelta(days=days - 1)
+        cutoff_ns = (
+            int(datetime.datetime(first_kept.year, first_kept.month, first_kept.day, tzinfo=datetime.UTC).timestamp())
+            * 10**9
+        )
+        if batch.oldest_ns >= cutoff_ns:
+            return set()
+        expired = set()
+        for line in batch.data.split(b"\n")[: len(batch.ids)]:
+            r = _decode_numbers(line)
+            if r.ts_ns < cutoff_ns:
+                expired.add(r.id)
+                skipped.append(_skip_line(r, f"it is older than the store's retention of {days} days"))
+        return expired
 
     def _stored_among(self, ids: list[str]) -> set[str]:
         """The ids of ``ids`` the store holds: those stored in their range, else (a busy range) asked by id."""

@@ -24,6 +24,7 @@ from zoomtrace._gc import gc_paused
 from zoomtrace.errors import StoreError
 from zoomtrace.store.duckdb._common import _NODE_COLUMNS, _NODE_FIELDS, _NODE_JSON, _json_encoder, _json_or_none
 from zoomtrace.store.protocols import Problem, WriteReport
+from zoomtrace.wire.record import SCHEMA_VERSION as RECORD_VERSION
 from zoomtrace.wire.record import Record
 
 #: Records per NDJSON chunk (one INSERT each); bounds the staging file and DuckDB's working memory.
@@ -67,7 +68,7 @@ SELECT id, kind, type, ts_ns, end_ns, trace_id, span_id, parent_span_id,
         'frames': list_transform(coalesce(error.frames, []),
                                  lambda f: {{'file': f[1], 'line': TRY_CAST(f[2] AS BIGINT), 'function': f[3]}})
     }}) END,
-    status, cpu_ns, thread, v, $seq
+    status, cpu_ns, thread, coalesce(v, {RECORD_VERSION}), $seq
 FROM read_json($path, format = 'newline_delimited', columns = {_READ_COLUMNS}, maximum_object_size = {_MAX_OBJECT})
 WHERE id NOT IN (SELECT id FROM records WHERE id BETWEEN $lo AND $hi)
 """
