@@ -856,6 +856,20 @@ def test_sql_refuses_anything_but_one_read(ch: ClickHouseStore, statement: str) 
     assert not Path("/tmp/zoomtrace-evil.csv").exists()
 
 
+@pytest.mark.parametrize(
+    ("statement", "named"),
+    [
+        ("DELETE FROM records WHERE true", "not DeleteQuery"),
+        ("UPDATE records SET message = 'x' WHERE 1", "not UpdateQuery"),
+        ("SELECT * FROM records WHERE level = 'INFO' INTO OUTFILE 'out.csv'", "INTO OUTFILE is not allowed"),
+    ],
+)
+def test_a_refusal_names_what_was_refused(ch: ClickHouseStore, statement: str, named: str) -> None:
+    with pytest.raises(ReadOnlySQL, match=named):
+        ch.sql(statement)
+    assert ch.sql("SELECT message FROM records WHERE level = 'INFO' LIMIT 1") == (["message"], [])
+
+
 def test_sql_reads_with_limits(ch: ClickHouseStore) -> None:
     ch.ingest([rec("log", "app", i, message=f"m{i}", level="INFO") for i in range(5)])
     assert ch.sql("SELECT message FROM records ORDER BY ts_ns", max_rows=2) == (["message"], [("m0",), ("m1",)])

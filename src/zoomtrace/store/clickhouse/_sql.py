@@ -78,12 +78,13 @@ def _check_node(nodes: list[tuple[int, str]], at: int) -> None:
             break
         if nodes[i][0] == depth + 1:
             children.append(i)
-    if any(nodes[i][1].startswith("Literal ") for i in children):
-        raise ReadOnlySQL("INTO OUTFILE is not allowed: the SQL interface only reads the store")
     if kind == "Explain" and children:
         _check_node(nodes, children[0])
     elif kind not in _READS:
         raise ReadOnlySQL(f"{_ALLOWED} are allowed, not {kind}: the store is changed by ingestion only")
+    # A read's own literal child is the file of INTO OUTFILE (its WHERE and LIMIT literals sit deeper).
+    if any(nodes[i][1].startswith("Literal ") for i in children):
+        raise ReadOnlySQL("INTO OUTFILE is not allowed: the SQL interface only reads the store")
 
 
 def _sql_error(exc: EngineError) -> StoreError | ReadOnlySQL:

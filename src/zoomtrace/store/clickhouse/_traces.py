@@ -55,8 +55,8 @@ def trace_page(values: Values, filt: TraceFilter, *, limit: int, offset: int) ->
         lower, complete = _window_start(values, since, window)
         if lower is None:
             return []
-        rows = _first_in_window(values, filt, nodes, None if complete and since is None else lower, wanted)
-        if len(rows) == wanted or complete:
+        rows = _first_in_window(values, filt, nodes, None if complete and since is None else lower, wanted, complete)
+        if rows is not None:
             return rows[offset:]
         window *= _GROWTH
 
@@ -77,9 +77,10 @@ def _window_start(values: Values, since: int | None, rows: int) -> tuple[int | N
 
 
 def _first_in_window(
-    values: Values, filt: TraceFilter, nodes: dict[str, list[str]], lower: int | None, wanted: int
-) -> list[dict[str, Any]]:
-    """The first ``wanted`` summaries of the traces that start at ``lower`` or later and pass ``filt``."""
+    values: Values, filt: TraceFilter, nodes: dict[str, list[str]], lower: int | None, wanted: int, complete: bool
+) -> list[dict[str, Any]] | None:
+    """The first ``wanted`` summaries of the traces that start at ``lower`` or later and pass ``filt``; None
+    when fewer pass and the window is not ``complete`` (a larger window is needed: nothing is folded)."""
     params: dict[str, Param] = {"wanted": wanted}
     where: list[str] = []  # on the partial rows
     having: list[str] = []  # on the window's fold of them
@@ -114,6 +115,8 @@ def _first_in_window(
             + " ORDER BY min(start_ns) DESC, trace_id DESC LIMIT {wanted:UInt64}",
             params,
         )
+        if len(ranked) < wanted and not complete:
+            return None
         summaries = trace_summaries(values, [tid for (tid,) in ranked])
         started_before = [t["trace_id"] for t in summaries if lower is not None and t["start_ns"] < lower]
         if not started_before:

@@ -1,0 +1,283 @@
+"""What the DuckDB store alone does, beyond the store contract (tests/test_store.py runs that on every store):
+its trace summaries replaced in place and vacuumed, its SQL dialect (DuckDB's statements refused, VALUES,
+DESCRIBE, SHOW, SUMMARIZE, EXPLAIN ANALYZE) and a connection that cannot touch files, and its sessions: a
+home without a store, a corrupt file, two processes taking turns, a busy lock, a file held by DuckDB itself.
+
+Every test uses a real DuckDB file under tmp_path (and real child processes for the sessions); records are
+built with the Record struct. Expected values are derived from the inputs written in each test.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from zoomtrace.collect import open_session
+from zoomtrace.errors import ReadOnlySQL, StoreError
+from zoomtrace.store.duckdb import DuckStore
+from zoomtrace.wire.record import Record, uuid7
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+T0 = 1_800_000_000_000_000_000  # a fixed epoch (2027) so that expected times are literal
+MS = 1_000_000
+NODE_A = uuid7(T0 - 10_000 * MS)
+NODE_B = uuid7(T0 - 9_000 * MS)
+
+
+def rec(kind: str, type_: str, ts: int, *, node: str = NODE_A, **fields: Any) -> Record:
+    """A record at ``T0 + ts`` milliseconds."""
+    return Record(id=uuid7(T0 + ts * MS), kind=kind, type=type_, ts_ns=T0 + ts * MS, node_id=node, **fields)
+
+
+def checkout_trace(tid: str = "a1" * 16, *, start: int = 0) -> list[Record]:
+    """A trace across two services: gateway root (100 ms) -> orders child -> billing grandchild with an error."""
+    root, child, grand = "11" * 8, "22" * 8, "33" * 8
+    return [
+        rec("span", "POST /checkout", start, trace_id=tid, span_id=root, end_ns=T0 + (start + 100) * MS),
+        rec(
+            "span",
+            "place order",
+            start + 10,
+            node=NODE_B,
+            trace_id=tid,
+            span_id=child,
+            parent_span_id=root,
+            end_ns=T0 + (start + 60) * MS,
+        ),
+        rec(
+            "span",
+            "charge",
+            start + 20,
+            node=NODE_B,
+            trace_id=tid,
+            span_id=grand,
+            parent_span_id=child,
+            end_ns=T0 + (start + 120) * MS,
+            status="error",
+        ),
+        rec(
+            "log",
+            "app",
+            start + 30,
+            node=NODE_B,
+            trace_id=tid,
+            span_id=grand,
+            level="ERROR",
+            message="card declined for order 7",
+        ),
+        rec("log", "app", start + 5, trace_id=tid, span_id=root, level="INFO", message="received checkout"),
+        rec("event", "OrderPlaced", start + 15, node=NODE_B, trace_id=tid, span_id=child, payload={"order": 7}),
+    ]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[DuckStore]:
+    s = DuckStore(tmp_path / "store.duckdb")
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def count(store: DuckStore, table: str = "records") -> int:
+    return int(store.sql(f"SELECT count(*) FROM {table}")[1][0][0])
+
+
+# -- trace summaries ---------------------------------------------------------------------------
+
+
+def test_replaced_trace_summaries_are_counted_and_vacuumed(store: DuckStore) -> None:
+    records = checkout_trace()
+    store.ingest(records[:3])
+    store.ingest(records[3:])  # the summary of the trace is replaced once
+    assert store.sql("SELECT value FROM meta WHERE key = 'replaced_rows'")[1] == [("1",)]
+    assert store.maintain() is False  # far below the threshold
+    assert store.maintain(force=True) is True
+    assert store.sql("SELECT value FROM meta WHERE key = 'replaced_rows'")[1] == [("0",)]
+    (t,) = store.traces()
+    assert (t["record_count"], t["span_count"], t["duration_ns"]) == (6, 3, 120 * MS)
+    assert count(store, "traces") == 1
+
+
+# -- read-only SQL: DuckDB's dialect (what both stores do is in tests/test_store.py) -----------
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "DELETE FROM records",  # without WHERE: not a ClickHouse statement
+        "UPDATE records SET message = 'x'",
+        "CREATE MACRO m() AS 1",
+        "ATTACH '/tmp/zoomtrace-evil.duckdb' AS evil",
+        "DETACH store",
+        "COPY records TO '/tmp/zoomtrace-evil.csv'",
+        "EXPORT DATABASE '/tmp/zoomtrace-evil'",
+        "PRAGMA show_tables",
+        "RESET threads",
+        "INSTALL httpfs",
+        "LOAD httpfs",
+        "CHECKPOINT",
+        "VACUUM",
+        "CALL pragma_version()",
+        "EXPLAIN ANALYZE DELETE FROM records",
+        "EXPLAIN ANALYZE /* hidden */ INSERT INTO records (id) VALUES ('x')",
+        "MERGE INTO meta USING meta AS m ON true WHEN MATCHED THEN DELETE",
+    ],
+)
+def test_sql_rejects_anything_but_one_read(store: DuckStore, query: str) -> None:
+    store.ingest([rec("log", "app", 1, message="keep me")])
+    meta = store.sql("SELECT * FROM meta ORDER BY key")[1]
+    with pytest.raises(ReadOnlySQL):
+        store.sql(query)
+    assert store.sql("SELECT message FROM records")[1] == [("keep me",)]
+    assert store.sql("SELECT * FROM meta ORDER BY key")[1] == meta
+
+
+def test_sql_reads_values(store: DuckStore) -> None:
+    store.ingest([rec("log", "app", 1, message="hello", level="INFO")])
+    assert store.sql("VALUES (1, 'a')")[1] == [(1, "a")]
+
+
+def test_sql_describe_show_summarize_explain(store: DuckStore) -> None:
+    columns, rows = store.sql("DESCRIBE records")
+    assert "column_name" in columns and "trace_id" in [r[0] for r in rows]
+    assert {"records", "traces", "nodes", "blobs"} <= {r[0] for r in store.sql("SHOW TABLES")[1]}
+    assert store.sql("SUMMARIZE traces")[1] is not None
+    assert store.sql("EXPLAIN SELECT * FROM records")[1]
+    assert store.sql("EXPLAIN ANALYZE SELECT count(*) FROM records")[1]
+
+
+def test_sql_cannot_read_files(store: DuckStore) -> None:
+    # reading files is not part of reading the store
+    with pytest.raises(StoreError, match=r"(?i)permission|disabled"):
+        store.sql("SELECT * FROM read_text('/etc/hostname')")
+    # the session still works after a failed query
+    assert store.sql("SELECT 42")[1] == [(42,)]
+
+
+# -- sessions ----------------------------------------------------------------------------------
+
+
+def test_open_store_without_data_explains_what_to_do(tmp_path: Path) -> None:
+    home = tmp_path / "nothing-here"
+    with pytest.raises(StoreError) as info, open_session(home):
+        pass
+    assert "zoomtrace.init" in str(info.value) and "--home" in str(info.value)
+    assert not home.exists()
+    with open_session(home, create=True) as s:
+        assert s.traces() == []
+    assert (home / "store.duckdb").exists()
+
+
+def test_corrupt_store_file_is_named_with_the_way_out(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    path = home / "store.duckdb"
+    path.write_bytes(b"this is not a database" * 1000)
+    with pytest.raises(StoreError) as info, open_session(home):
+        pass
+    message = str(info.value)
+    assert str(path) in message and "move it away" in message.lower() and "spool" in message
+    # a truncated real store is refused the same way
+    path.unlink()
+    with open_session(home, create=True) as s:
+        s.write(s.prepare([rec("log", "app", 1)]))
+    path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(StoreError, match=r"(?i)move it away"), open_session(home):
+        pass
+
+
+def _session_script(home: Path, hold_s: float) -> str:
+    return textwrap.dedent(f"""
+        import json, sys, time
+        sys.path.insert(0, {str(SRC)!r})
+        from pathlib import Path
+        from zoomtrace.collect import open_session
+        with open_session(Path({str(home)!r})) as store:
+            entered = time.time()
+            n = store.sql("SELECT count(*) FROM records")[1][0][0]
+            time.sleep({hold_s})
+            left = time.time()
+        print(json.dumps({{"entered": entered, "left": left, "records": n}}))
+    """)
+
+
+def test_two_processes_share_the_store_without_lock_errors(tmp_path: Path) -> None:
+    from zoomtrace.wire.record import encoder
+    from zoomtrace.wire.spool import SegmentWriter
+
+    home = tmp_path / "home"
+    writer = SegmentWriter(home / "spool", NODE_A)
+    writer.write(encoder.encode([rec("log", "app", i, message=f"m{i}") for i in range(50)]))
+    writer.close()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _session_script(home, 1.0)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+        results.append(json.loads(out))
+    first, second = sorted(results, key=lambda r: r["entered"])
+    assert second["entered"] >= first["left"]  # the sessions took turns
+    assert first["records"] == second["records"] == 50  # ingested once, seen by both
+
+
+def test_busy_store_gives_up_with_a_clear_message(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with open_session(home, create=True):
+        pass
+    fd = os.open(home / "store.lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        started_at = time.monotonic()
+        with pytest.raises(StoreError, match="busy"), open_session(home, timeout_s=0.5):
+            pass
+        assert 0.4 <= time.monotonic() - started_at < 5
+    finally:
+        os.close(fd)
+    with open_session(home) as s:  # released: works again
+        assert s.traces() == []
+
+
+def test_store_held_by_a_foreign_duckdb_process_is_reported_busy(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with open_session(home, create=True):
+        pass
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
+            import sys, time, duckdb
+            con = duckdb.connect({str(home / "store.duckdb")!r})
+            print("ready", flush=True)
+            time.sleep(30)
+        """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        with pytest.raises(StoreError, match="busy"), open_session(home):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
