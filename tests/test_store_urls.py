@@ -366,6 +366,19 @@ def test_the_environment_variable_is_read_by_the_command_line(tmp_path: Path) ->
     assert (tmp_path / "other.duckdb").exists() and not (tmp_path / "home" / "store.duckdb").exists()
 
 
+def test_home_store_and_retention_may_follow_the_command_and_then_win(tmp_path: Path) -> None:
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    (home / "spool").mkdir(parents=True)
+    before = f"duckdb://{tmp_path}/before.duckdb"
+    out = h.cli(None, "--home", str(elsewhere), "--store", before, "ingest", "--store", f"duckdb://{tmp_path}/after.duckdb",
+                "--home", str(home), cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "after.duckdb").exists() and not (tmp_path / "before.duckdb").exists()
+    assert not elsewhere.exists()
+    out = h.cli(home, "traces", "--store", f"duckdb://{tmp_path}/after.duckdb", "--retention", "7d", cwd=tmp_path)
+    assert "retention" in h.assert_one_line_error(out)  # a DuckDB store has no retention: the option was read
+
+
 @pytest.mark.parametrize("module", ["zoomtrace.collect.kafka_collector", "zoomtrace.collect.otlp_receiver"])
 def test_the_collectors_check_the_store_url_without_showing_the_password(tmp_path: Path, module: str) -> None:
     args = ["--from", "kafka://127.0.0.1:1"] if module.endswith("kafka_collector") else ["--listen", "127.0.0.1:0"]

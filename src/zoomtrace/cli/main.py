@@ -189,17 +189,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zoomtrace", description="The whole story of a distributed system.")
-    parser.add_argument(
-        "--home",
-        default=str(default_home()),
-        help="spool directory, and the default store's (default: $ZOOMTRACE_HOME or ./.zoomtrace)",
-    )
+    home_help = "spool directory, and the default store's (default: $ZOOMTRACE_HOME or ./.zoomtrace)"
+    parser.add_argument("--home", default=str(default_home()), help=home_help)
     add_store_arguments(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str, *, json: bool = True) -> Any:
         p = sub.add_parser(name, help=help_, description=help_)
         p.set_defaults(fn=fn)
+        # The home and the store may be given before the command or after it.
+        p.add_argument("--home", default=argparse.SUPPRESS, help=home_help)
+        add_store_arguments(p, command=True)
         if json:
             p.add_argument("--json", action="store_true", help="machine-readable output")
         return p

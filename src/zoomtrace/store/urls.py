@@ -214,11 +214,17 @@ def parse_retention(text: str) -> int:
     return hours // 24
 
 
-def add_store_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--store URL`` and ``--retention DURATION``, as every command that opens a store offers them."""
+def add_store_arguments(parser: argparse.ArgumentParser, *, command: bool = False) -> None:
+    """``--store URL`` and ``--retention DURATION``, as every command that opens a store offers them.
+
+    ``command``: on a subcommand's parser, where they are given after the command's name and then
+    replace the ones given before it (``zoomtrace story --store URL ID`` as ``zoomtrace --store URL story ID``).
+    """
+    default = argparse.SUPPRESS if command else None
     parser.add_argument(
         "--store",
         metavar="URL",
+        default=default,
         help=(
             f"the store to use: chdb://DIR, clickhouse[s]://[user[:password]@]host[:port]/database[?cluster=NAME] "
             f"or duckdb:///FILE (default: ${STORE_ENV}, else store.duckdb in the home); a password is safer in "
@@ -228,5 +234,6 @@ def add_store_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--retention",
         metavar="DURATION",
+        default=default,
         help="how long a ClickHouse store created now keeps records: whole days, e.g. 30d, or forever (default: 30d)",
     )
