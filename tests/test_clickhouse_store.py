@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from support.records import MS, NODE_A, NODE_B, T0, rec, started
 from zoomtrace.errors import ConfigError, NotFound, ReadOnlySQL, StoreError
 from zoomtrace.read import query
 from zoomtrace.store.clickhouse import (
@@ -36,37 +37,6 @@ from zoomtrace.store.clickhouse._transport import ConnectTransport
 from zoomtrace.store.duckdb import DuckStore
 from zoomtrace.wire.record import SCHEMA_VERSION as RECORD_VERSION
 from zoomtrace.wire.record import Code, Error, Frame, Link, Record, uuid7
-
-T0 = 1_800_000_000_000_000_000  # a fixed epoch (2027) so that expected times are literal
-MS = 1_000_000
-NODE_A = uuid7(T0 - 10_000 * MS)
-NODE_B = uuid7(T0 - 9_000 * MS)
-
-
-def rec(kind: str, type_: str, ts: int, *, node: str = NODE_A, **fields: Any) -> Record:
-    """A record at ``T0 + ts`` milliseconds."""
-    return Record(id=uuid7(T0 + ts * MS), kind=kind, type=type_, ts_ns=T0 + ts * MS, node_id=node, **fields)
-
-
-def started(node: str, service: str, *, env: str = "prod", ts: int = -5000, **attrs: Any) -> Record:
-    base = {
-        "node_id": node,
-        "service": service,
-        "env": env,
-        "group": "shop",
-        "version": "1.2",
-        "host": "h1",
-        "pid": 4242,
-        "started_ns": T0 + ts * MS,
-        "parent_node_id": None,
-        "python": "3.11.7",
-        "platform": "Linux",
-        "argv": "app.py --serve",
-        "commit": "c0ffee",
-        "branch": "main",
-        "repos": [{"root": "/src/app", "head": "c0ffee", "branch": "main", "dirty": [], "problem": None}],
-    }
-    return rec("node", "started", ts, node=node, attrs=base | attrs)
 
 
 def checkout_trace(tid: str = "a1" * 16, *, start: int = 0) -> list[Record]:

@@ -18,66 +18,15 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from support.records import MS, NODE_A, checkout_trace, rec
 from zoomtrace.collect import open_session
 from zoomtrace.errors import ReadOnlySQL, StoreError
 from zoomtrace.store.duckdb import DuckStore
-from zoomtrace.wire.record import Record, uuid7
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-T0 = 1_800_000_000_000_000_000  # a fixed epoch (2027) so that expected times are literal
-MS = 1_000_000
-NODE_A = uuid7(T0 - 10_000 * MS)
-NODE_B = uuid7(T0 - 9_000 * MS)
-
-
-def rec(kind: str, type_: str, ts: int, *, node: str = NODE_A, **fields: Any) -> Record:
-    """A record at ``T0 + ts`` milliseconds."""
-    return Record(id=uuid7(T0 + ts * MS), kind=kind, type=type_, ts_ns=T0 + ts * MS, node_id=node, **fields)
-
-
-def checkout_trace(tid: str = "a1" * 16, *, start: int = 0) -> list[Record]:
-    """A trace across two services: gateway root (100 ms) -> orders child -> billing grandchild with an error."""
-    root, child, grand = "11" * 8, "22" * 8, "33" * 8
-    return [
-        rec("span", "POST /checkout", start, trace_id=tid, span_id=root, end_ns=T0 + (start + 100) * MS),
-        rec(
-            "span",
-            "place order",
-            start + 10,
-            node=NODE_B,
-            trace_id=tid,
-            span_id=child,
-            parent_span_id=root,
-            end_ns=T0 + (start + 60) * MS,
-        ),
-        rec(
-            "span",
-            "charge",
-            start + 20,
-            node=NODE_B,
-            trace_id=tid,
-            span_id=grand,
-            parent_span_id=child,
-            end_ns=T0 + (start + 120) * MS,
-            status="error",
-        ),
-        rec(
-            "log",
-            "app",
-            start + 30,
-            node=NODE_B,
-            trace_id=tid,
-            span_id=grand,
-            level="ERROR",
-            message="card declined for order 7",
-        ),
-        rec("log", "app", start + 5, trace_id=tid, span_id=root, level="INFO", message="received checkout"),
-        rec("event", "OrderPlaced", start + 15, node=NODE_B, trace_id=tid, span_id=child, payload={"order": 7}),
-    ]
 
 
 @pytest.fixture
