@@ -125,6 +125,12 @@ def function_range(path: Path, name: str) -> tuple[int, int]:
 # -- child processes -----------------------------------------------------------------------------
 
 
+def _as_from_a_terminal() -> None:
+    """In a child before it runs: SIGINT at its default, as a program started from a terminal has it,
+    whatever this test run inherited (a shell's background job ignores SIGINT, and so would the child)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Child:
     """A running Python script whose stdout lines can be awaited (readiness lines, results)."""
 
@@ -138,6 +144,7 @@ class Child:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=_as_from_a_terminal,
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.stdout: list[str] = []
