@@ -73,7 +73,7 @@ export class Detail {
     parts.push(h('h3', null, 'Span'), kv([
       ['start', `${fmtTime(n.start)}  (${fmtOffset(n.start - m.t0)})`, {title: isoTime(n.start)}],
       ['duration', fmtDuration(dur)],
-      ['cpu', s.cpu_ns !== undefined && s.cpu_ns !== null ? `${fmtDuration(s.cpu_ns)}${dur > 0 ? ` (${Math.round((s.cpu_ns / dur) * 100)}% of wall time)` : ''}` : null],
+      ['cpu', cpuText(s.cpu_ns, dur), {'data-testid': 'span-cpu'}],
       ['critical path', onCrit > 0 ? `${fmtDuration(onCrit)} of its own time` : null],
       ['thread', s.thread],
       ['on_behalf_of', s.on_behalf_of ?? inheritedBehalf(n), {'data-testid': 'on-behalf-of'}],
@@ -184,6 +184,16 @@ export class Detail {
     });
     return [h('h3', null, 'Lineage'), holder];
   }
+}
+
+/** A span's CPU time, never claimed above its wall time (see cpu_ns in docs/record.md). */
+export function cpuText(cpu, dur) {
+  if (cpu === undefined || cpu === null) return null;
+  if (!(dur > 0)) return fmtDuration(cpu);
+  // Since the CPU clock is read within the wall-clock interval, cpu_ns <= duration. Spans
+  // recorded before that (the CPU time included the span's own bookkeeping) can say more.
+  if (cpu > dur) return `all of its wall time (recorded ${fmtDuration(cpu)}, measured around the span's own bookkeeping by an older zoomtrace)`;
+  return `${fmtDuration(cpu)} (${Math.min(100, Math.round((cpu / dur) * 100))}% of wall time)`;
 }
 
 function inheritedBehalf(n) {
