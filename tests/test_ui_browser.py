@@ -52,6 +52,19 @@ print("RESULT " + json.dumps({{"trace_id": s.trace_id}}), flush=True)
 """
 
 
+BURST = """
+import json
+import zoomtrace as zt
+
+zt.init("burst", env="test")
+with zt.span("import batch") as s:
+    items = [zt.event({"n": i}, type="Item") for i in range(40)]
+    batch = zt.event({"count": len(items)}, type="Batch", sources=items)
+    report = zt.event({"ok": True}, type="Report", sources=[batch])
+print("RESULT " + json.dumps({"trace_id": s.trace_id, "items": items, "batch": batch, "report": report}), flush=True)
+"""
+
+
 # -- fixtures --------------------------------------------------------------------------------------
 
 
@@ -106,6 +119,21 @@ def server(demo: dict[str, Any]) -> Iterator[str]:
         yield running.url.rstrip("/")
 
 
+@pytest.fixture(scope="module")
+def burst(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """40 data events recorded in a burst (mostly within one millisecond), a batch derived from them all,
+    a report derived from the batch; served by a viewer of their own."""
+    from zoomtrace.ui.server import background
+
+    base = tmp_path_factory.mktemp("ui-burst")
+    script = base / "burst.py"
+    script.write_text(BURST)
+    home = base / "home"
+    ran = h.result(h.run_script(script, home))
+    with background(home) as running:
+        yield {"home": home, "url": running.url.rstrip("/"), **ran}
+
+
 class Watched:
     """A page whose dialogs and uncaught errors are collected, to fail the test."""
 
@@ -132,6 +160,18 @@ class Watched:
 def page(browser: Any, server: str) -> Iterator[Watched]:
     context = browser.new_context(viewport={"width": 1600, "height": 1000})
     watched = Watched(context.new_page(), server)
+    try:
+        yield watched
+    finally:
+        context.close()
+    assert watched.dialogs == [], f"a dialog opened: untrusted text ran as code: {watched.dialogs}"
+    assert watched.errors == [], f"uncaught errors in the page: {watched.errors}"
+
+
+@pytest.fixture
+def burst_page(browser: Any, burst: dict[str, Any]) -> Iterator[Watched]:
+    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    watched = Watched(context.new_page(), burst["url"])
     try:
         yield watched
     finally:
@@ -346,6 +386,27 @@ def test_cpu_time_is_never_shown_above_the_wall_time(page: Watched, demo: dict[s
     )
     assert "%" not in texts[0] and "all of its wall time" in texts[0] and "327" in texts[0]
     assert texts[1] == "146 µs (50% of wall time)" and texts[2] == "5 ns"
+
+
+def test_short_record_ids_differ_within_one_moment(burst_page: Watched, burst: dict[str, Any]) -> None:
+    """A UUIDv7 starts with its millisecond: short ids show its random end, so records of one moment differ."""
+    items, batch, report = burst["items"], burst["batch"], burst["report"]
+    assert len({i[:13] for i in items}) < len(items)  # the former short form: alike within a millisecond
+    page = burst_page.page
+    burst_page.goto(f"/trace/{burst['trace_id']}?record={batch}", ready="story")
+    nodes = page.locator("[data-testid=lineage] [data-testid=lineage-node]")
+    nodes.nth(len(items) + 1).wait_for()  # the items, the batch, the report
+    sources = page.locator("[data-testid=detail] [data-testid=source]").evaluate_all(
+        "els => els.map(e => [e.title, e.textContent])"
+    )
+    assert sorted(full for full, _ in sources) == sorted(items)  # the full id stays in the title
+    shown = nodes.evaluate_all(
+        "ns => ns.map(n => [n.dataset.record, n.querySelector('[data-testid=short-id]').textContent])"
+    )
+    assert sorted(full for full, _ in shown) == sorted([*items, batch, report])
+    short = [text.rsplit("(", 1)[1].rstrip(")") for _, text in sources] + [s for _, s in shown]
+    assert len(set(short)) == len({*items, batch, report}), "two records of the story look alike"
+    assert all(full.endswith(s) for full, s in zip([f for f, _ in sources] + [f for f, _ in shown], short, strict=True))
 
 
 def test_node_panel(page: Watched, demo: dict[str, Any]) -> None:

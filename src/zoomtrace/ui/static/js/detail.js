@@ -3,7 +3,7 @@
 // snapshot of the dirty file), the process that ran it, and the lineage of data events.
 import {api} from './api.js';
 import {h, link, svg} from './dom.js';
-import {fmtDuration, fmtOffset, fmtTime, inline, isoTime, pretty, shortCommit, shortId} from './format.js';
+import {fmtDuration, fmtOffset, fmtTime, inline, isoTime, pretty, shortCommit, shortId, shortRecordId} from './format.js';
 import {isError} from './model.js';
 import {navigate, traceHref} from './nav.js';
 import {badge, recordText} from './records.js';
@@ -109,8 +109,8 @@ export class Detail {
     const sources = (r.sources || []).map((id) => {
       const e = m && m.recordById.get(id);
       return h('div', null, e
-        ? h('button', {class: 'linkish', type: 'button', onclick: () => this.ctx.onSelectRecord(e)}, `${e.r.type} (${shortId(id, 13)})`)
-        : link(`/record/${encodeURIComponent(id)}`, null, shortId(id, 13)));
+        ? h('button', {class: 'linkish', type: 'button', title: id, 'data-testid': 'source', onclick: () => this.ctx.onSelectRecord(e)}, `${e.r.type} (${shortRecordId(id)})`)
+        : link(`/record/${encodeURIComponent(id)}`, {title: id, 'data-testid': 'source'}, shortRecordId(id)));
     });
     parts.push(h('h3', null, 'Record'), kv([
       ['time', m ? `${fmtTime(r.ts_ns)}  (${fmtOffset(r.ts_ns - m.t0)})` : fmtTime(r.ts_ns), {title: isoTime(r.ts_ns)}],
@@ -320,7 +320,7 @@ export function lineageGraph(data, ctx) {
     container.append(h('div', {class: 'lin-col'}, h('h4', null, title || '\u00a0'), records.map((r) => {
       const box = h('button', {class: ['lin-node', r.id === center.id && 'center'], type: 'button', 'data-testid': 'lineage-node',
         'data-record': r.id, title: `${r.kind} ${r.type} · ${r.id}`, onclick: () => openRecord(r, ctx)},
-      h('span', {class: 't'}, r.type), h('span', {class: 's'}, `${serviceOf(r, ctx)}${shortId(r.id, 13)}`));
+      h('span', {class: 't'}, r.type), h('span', {class: 's'}, serviceOf(r, ctx), h('span', {class: 'rid', 'data-testid': 'short-id'}, shortRecordId(r.id))));
       boxes.set(r.id, box);
       return box;
     })));

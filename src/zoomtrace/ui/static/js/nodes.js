@@ -1,7 +1,7 @@
 // The nodes page: every process run, newest first, on a shared timeline; which commits ran where.
 import {api, watchPulse} from './api.js';
 import {h} from './dom.js';
-import {fmtCount, fmtDuration, fmtTime, isoTime, shortCommit} from './format.js';
+import {fmtCount, fmtDuration, fmtTime, isoTime, shortCommit, shortRecordId} from './format.js';
 import {serviceColor} from './model.js';
 
 const PAGE = 200;
@@ -80,7 +80,7 @@ export function renderNodes(main) {
         ['errors', n.error_count]].filter(([, v]) => v !== undefined && v !== null);
       return h('tr', {'data-testid': 'node-row', 'data-node': n.node_id},
         h('td', null, h('span', {class: 'chip'}, h('span', {class: 'dot', style: {background: serviceColor(n.service)}}), n.service),
-          h('div', {class: 'faint mono', title: n.node_id}, String(n.node_id).slice(0, 13))),
+          h('div', {class: 'faint mono', title: n.node_id, 'data-testid': 'short-id'}, shortRecordId(n.node_id))),
         h('td', {class: 'mono'}, `${n.host} · ${n.pid}`),
         h('td', null, h('span', {class: 'commit', title: n.commit || 'no commit recorded'}, shortCommit(n.commit)),
           dirtyBadge(n), n.branch ? h('div', {class: 'faint'}, n.branch) : null),
