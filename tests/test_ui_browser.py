@@ -409,6 +409,66 @@ def test_short_record_ids_differ_within_one_moment(burst_page: Watched, burst: d
     assert all(full.endswith(s) for full, s in zip([f for f, _ in sources] + [f for f, _ in shown], short, strict=True))
 
 
+LINEAGE_GEOMETRY = """(id) => {
+  const panel = document.querySelector('[data-testid=detail]');
+  const p = panel.getBoundingClientRect();
+  const left = p.left + panel.clientLeft, right = left + panel.clientWidth;
+  const graph = document.querySelector('[data-testid=lineage] .lineage');
+  const node = graph.querySelector(`[data-record="${id}"]`).getBoundingClientRect();
+  const idsWhole = [...graph.querySelectorAll('[data-testid=lineage-node]')].every((n) => {
+    const b = n.getBoundingClientRect(), r = n.querySelector('[data-testid=short-id]').getBoundingClientRect();
+    return r.left >= b.left && r.right <= b.right;
+  });
+  const fits = left <= node.left && node.right <= right && graph.scrollWidth <= graph.clientWidth && idsWhole;
+  return {fits, left, right, node: [node.left, node.right], scroll: [graph.scrollWidth, graph.clientWidth], idsWhole};
+}"""
+
+
+def lineage_fits(page: Watched, record_id: str) -> None:
+    """The lineage graph lies within the detail panel's visible box: nothing cut off, no sideways scroll."""
+    try:  # the edges are redrawn when the panel resizes
+        page.page.wait_for_function(f"(id) => ({LINEAGE_GEOMETRY})(id).fits", arg=record_id, timeout=5000)
+    except Exception:
+        geometry = page.page.evaluate(LINEAGE_GEOMETRY, record_id)
+        raise AssertionError(f"the lineage graph does not fit the detail panel: {geometry}") from None
+
+
+def test_lineage_fits_the_detail_panel_and_the_panel_resizes(burst_page: Watched, burst: dict[str, Any]) -> None:
+    page = burst_page.page
+    burst_page.goto(f"/trace/{burst['trace_id']}?record={burst['batch']}", ready="story")
+    page.locator(f"[data-testid=lineage] [data-record='{burst['report']}']").wait_for()
+    panel = page.locator("[data-testid=detail]")
+    # Sources, this, derived: the derived column is within the panel at its default width.
+    lineage_fits(burst_page, burst["report"])
+    default = panel.bounding_box()["width"]
+    # Dragging the handle to the left widens the panel by as much; the width is remembered.
+    handle = page.locator("[data-testid=detail-resize]")
+    box = handle.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + 40
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x - 200, y, steps=5)
+    page.mouse.up()
+    assert panel.bounding_box()["width"] == pytest.approx(default + 200, abs=1)
+    shot(burst_page, "detail-wide.png")
+    burst_page.goto(f"/trace/{burst['trace_id']}?record={burst['report']}", ready="story")
+    assert panel.bounding_box()["width"] == pytest.approx(default + 200, abs=1)
+    # The keyboard: ← widens, → narrows, End is the narrowest, where the graph still fits.
+    handle.focus()
+    page.keyboard.press("ArrowLeft")
+    assert panel.bounding_box()["width"] == pytest.approx(default + 240, abs=1)
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    assert panel.bounding_box()["width"] == pytest.approx(default + 160, abs=1)
+    assert handle.get_attribute("aria-valuenow") == str(round(panel.bounding_box()["width"]))
+    page.keyboard.press("End")
+    assert panel.bounding_box()["width"] == pytest.approx(320, abs=1)
+    page.locator(f"[data-testid=lineage] [data-record='{burst['batch']}']").wait_for()
+    lineage_fits(burst_page, burst["batch"])  # the sources column of the report
+    handle.dblclick()  # back to the default
+    assert panel.bounding_box()["width"] == pytest.approx(default, abs=1)
+
+
 def test_node_panel(page: Watched, demo: dict[str, Any]) -> None:
     story = demo["story"]
     billing = next(n for n in story["nodes"] if n["service"] == "billing")
