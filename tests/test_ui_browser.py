@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +134,54 @@ def burst(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         yield {"home": home, "url": running.url.rstrip("/"), **ran}
 
 
+FLEET_APP = """
+import json
+import sys
+
+import zoomtrace as zt
+from pkg import work
+
+zt.init(sys.argv[1], env="staging-eu-west-1-blue", group="checkout-canary-rollout-group",
+        version="2026.12.02+build.1234567.gabcdef0")
+with zt.span("settle the day's payments") as s:
+    work.run()
+print("RESULT " + json.dumps({"trace_id": s.trace_id}), flush=True)
+"""
+
+WORK = """
+import zoomtrace as zt
+
+
+def run():
+    zt.log.info("settled")
+"""
+
+LONG_BRANCH = "feature/issue-11-the-nodes-page-scrolls-sideways-at-1500-px-with-long-branch-names"
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Two runs of one program in a real git repository whose home lies inside it (``./.zoomtrace``, the
+    default): the first with a modified module, the second clean. Long names, as real deployments have."""
+    from zoomtrace.ui.server import background
+
+    repo = tmp_path_factory.mktemp("ui-fleet") / "shop"
+    h.make_repo(repo, {"app.py": FLEET_APP, "pkg/__init__.py": "", "pkg/work.py": WORK})
+    h.git(repo, "checkout", "-q", "-b", LONG_BRANCH)
+    home = repo / ".zoomtrace"
+    work = repo / "pkg" / "work.py"
+    work.write_text(work.read_text() + "\n# changed, not committed\n")
+    dirty_service = "payments-settlement-worker-with-a-long-service-name-dirty"
+    clean_service = "payments-settlement-worker-with-a-long-service-name-clean"
+    h.run_script(repo / "app.py", home, dirty_service, cwd=repo)
+    h.git(repo, "checkout", "-q", "--", "pkg/work.py")
+    assert h.git(repo, "status", "--porcelain", "--untracked-files=no") == ""
+    h.run_script(repo / "app.py", home, clean_service, cwd=repo)
+    with background(home) as running:
+        url = running.url.rstrip("/")
+        yield {"home": home, "repo": repo, "url": url, "dirty": dirty_service, "clean": clean_service}
+
+
 class Watched:
     """A page whose dialogs and uncaught errors are collected, to fail the test."""
 
@@ -169,15 +217,22 @@ def page(browser: Any, server: str) -> Iterator[Watched]:
 
 
 @pytest.fixture
-def burst_page(browser: Any, burst: dict[str, Any]) -> Iterator[Watched]:
-    context = browser.new_context(viewport={"width": 1600, "height": 1000})
-    watched = Watched(context.new_page(), burst["url"])
-    try:
-        yield watched
-    finally:
+def open_page(browser: Any) -> Iterator[Callable[..., Watched]]:
+    """Pages on another viewer (``open_page(url, width=1600)``), checked like ``page`` when the test ends."""
+    opened: list[tuple[Any, Watched]] = []
+
+    def open_(base: str, width: int = 1600, height: int = 1000) -> Watched:
+        context = browser.new_context(viewport={"width": width, "height": height})
+        watched = Watched(context.new_page(), base)
+        opened.append((context, watched))
+        return watched
+
+    yield open_
+    for context, _ in opened:
         context.close()
-    assert watched.dialogs == [], f"a dialog opened: untrusted text ran as code: {watched.dialogs}"
-    assert watched.errors == [], f"uncaught errors in the page: {watched.errors}"
+    for _, watched in opened:
+        assert watched.dialogs == [], f"a dialog opened: untrusted text ran as code: {watched.dialogs}"
+        assert watched.errors == [], f"uncaught errors in the page: {watched.errors}"
 
 
 def shot(page: Watched, name: str) -> None:
@@ -388,10 +443,11 @@ def test_cpu_time_is_never_shown_above_the_wall_time(page: Watched, demo: dict[s
     assert texts[1] == "146 µs (50% of wall time)" and texts[2] == "5 ns"
 
 
-def test_short_record_ids_differ_within_one_moment(burst_page: Watched, burst: dict[str, Any]) -> None:
+def test_short_record_ids_differ_within_one_moment(open_page: Callable[..., Watched], burst: dict[str, Any]) -> None:
     """A UUIDv7 starts with its millisecond: short ids show its random end, so records of one moment differ."""
     items, batch, report = burst["items"], burst["batch"], burst["report"]
     assert len({i[:13] for i in items}) < len(items)  # the former short form: alike within a millisecond
+    burst_page = open_page(burst["url"])
     page = burst_page.page
     burst_page.goto(f"/trace/{burst['trace_id']}?record={batch}", ready="story")
     nodes = page.locator("[data-testid=lineage] [data-testid=lineage-node]")
@@ -433,7 +489,10 @@ def lineage_fits(page: Watched, record_id: str) -> None:
         raise AssertionError(f"the lineage graph does not fit the detail panel: {geometry}") from None
 
 
-def test_lineage_fits_the_detail_panel_and_the_panel_resizes(burst_page: Watched, burst: dict[str, Any]) -> None:
+def test_lineage_fits_the_detail_panel_and_the_panel_resizes(
+    open_page: Callable[..., Watched], burst: dict[str, Any]
+) -> None:
+    burst_page = open_page(burst["url"])
     page = burst_page.page
     burst_page.goto(f"/trace/{burst['trace_id']}?record={burst['batch']}", ready="story")
     page.locator(f"[data-testid=lineage] [data-record='{burst['report']}']").wait_for()
@@ -517,6 +576,33 @@ def test_nodes_page(page: Watched, demo: dict[str, Any]) -> None:
     commit = demo["story"]["nodes"][0]["commit"][:8]
     assert commit in page.page.locator("[data-testid=commits]").inner_text()
     shot(page, "nodes.png")
+
+
+def test_nodes_page_says_what_is_dirty_per_node(open_page: Callable[..., Watched], fleet: dict[str, Any]) -> None:
+    """Only the run with a modified file is dirty, and it names the file (issue 11: every run was "dirty 1",
+    counting the spool files that earlier runs had left in the home inside the repository)."""
+    page = open_page(fleet["url"])
+    api = page.page.request.get(fleet["url"] + "/api/nodes").json()["nodes"]
+    by_service = {n["service"]: n for n in api}
+    assert set(by_service) == {fleet["dirty"], fleet["clean"]}
+    root = str(fleet["repo"].resolve())
+    assert [(r["root"], r["dirty"]) for r in by_service[fleet["dirty"]]["repos"]] == [(root, ["pkg/work.py"])]
+    assert [(r["root"], r["dirty"]) for r in by_service[fleet["clean"]]["repos"]] == [(root, [])]
+    page.goto("/nodes")
+    page.page.wait_for_selector("[data-testid=node-row]")
+    dirty = page.page.locator(f"[data-testid=node-row][data-node='{by_service[fleet['dirty']]['node_id']}']")
+    clean = page.page.locator(f"[data-testid=node-row][data-node='{by_service[fleet['clean']]['node_id']}']")
+    assert clean.locator("[data-testid=node-dirty]").count() == 0
+    badge = dirty.locator("[data-testid=node-dirty]")
+    summary = badge.locator("summary")
+    assert summary.inner_text().strip().lower().startswith("dirty 1")
+    assert "pkg/work.py" in (summary.get_attribute("title") or "")  # the names on hover
+    summary.click()  # ...and in the list it opens
+    assert badge.locator("li").all_inner_texts() == ["pkg/work.py"]
+    where = page.page.locator("[data-testid=commits]").inner_text()
+    assert f"{fleet['dirty']}@" in where and f"{fleet['clean']}@" in where
+    assert where.count("(dirty)") == 1
+    shot(page, "nodes-dirty.png")
 
 
 # -- scale -----------------------------------------------------------------------------------------

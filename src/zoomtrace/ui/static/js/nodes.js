@@ -6,16 +6,25 @@ import {serviceColor} from './model.js';
 
 const PAGE = 200;
 
-/** Files that differed from their commit when the process started, over all its repositories. */
-function dirtyFiles(n) {
-  return (n.repos || []).flatMap((r) => (r.dirty || []).map((f) => `${r.root}: ${f}`));
+/** The node's own repositories with the files that differed from their commit when it started. */
+function dirtyRepos(n) {
+  return (n.repos || []).filter((r) => r && Array.isArray(r.dirty) && r.dirty.length);
 }
 
-function dirtyBadge(n) {
-  const files = dirtyFiles(n);
-  if (!files.length) return null;
-  const shown = files.slice(0, 40).join('\n') + (files.length > 40 ? `\n… ${files.length - 40} more` : '');
-  return h('span', {class: 'badge dirty', title: `Differed from the commit at start:\n${shown}`}, ` dirty ${files.length}`);
+const SHOWN = 200;
+
+/** "dirty N" for a run whose files differed from their commit, opening to the list of them; nothing for a clean run. */
+function dirtyFiles(n) {
+  const repos = dirtyRepos(n);
+  if (!repos.length) return null;
+  const several = repos.length > 1;
+  const files = repos.flatMap((r) => r.dirty.map((f) => ({root: String(r.root), file: String(f)})));
+  const label = (f) => (several ? `${f.root.split('/').pop()}: ${f.file}` : f.file);
+  const hover = files.slice(0, 40).map(label).join('\n') + (files.length > 40 ? `\n… ${files.length - 40} more` : '');
+  return h('details', {class: 'dirty-files', 'data-testid': 'node-dirty'},
+    h('summary', {class: 'badge dirty', title: `Differed from the commit when this process started:\n${hover}`}, `dirty ${files.length}`),
+    h('ul', null, files.slice(0, SHOWN).map((f) => h('li', {title: `${f.root}/${f.file}`}, label(f))),
+      files.length > SHOWN ? h('li', {class: 'faint'}, `… ${files.length - SHOWN} more`) : null));
 }
 
 export function renderNodes(main) {
@@ -65,7 +74,7 @@ export function renderNodes(main) {
       const key = n.commit || '';
       if (!byCommit.has(key)) byCommit.set(key, new Map());
       const where = byCommit.get(key);
-      const label = `${n.service}@${n.host}${dirtyFiles(n).length ? ' (dirty)' : ''}`;
+      const label = `${n.service}@${n.host}${dirtyRepos(n).length ? ' (dirty)' : ''}`;
       where.set(label, (where.get(label) || 0) + 1);
     }
     commits.replaceChildren(...[...byCommit].map(([commit, where]) => h('div', {class: 'commit-card'},
@@ -83,7 +92,7 @@ export function renderNodes(main) {
           h('div', {class: 'faint mono', title: n.node_id, 'data-testid': 'short-id'}, shortRecordId(n.node_id))),
         h('td', {class: 'mono'}, `${n.host} · ${n.pid}`),
         h('td', null, h('span', {class: 'commit', title: n.commit || 'no commit recorded'}, shortCommit(n.commit)),
-          dirtyBadge(n), n.branch ? h('div', {class: 'faint'}, n.branch) : null),
+          dirtyFiles(n), n.branch ? h('div', {class: 'faint'}, n.branch) : null),
         h('td', null, n.version || '–', h('div', {class: 'faint'}, [n.env, n.group ?? n.grp].filter(Boolean).join(' · '))),
         h('td', {class: 'nowrap', title: isoTime(n.started_ns)}, fmtTime(n.started_ns)),
         h('td', {class: 'nowrap'}, n.stopped_ns ? fmtTime(n.stopped_ns) : '–',
