@@ -605,6 +605,36 @@ def test_nodes_page_says_what_is_dirty_per_node(open_page: Callable[..., Watched
     shot(page, "nodes-dirty.png")
 
 
+NODES_FIT = """() => {
+  const doc = document.documentElement;
+  const wider = (e) => e.scrollWidth > e.clientWidth;
+  const cut = [...document.querySelectorAll('[data-testid=nodes] .one-line')].filter(wider);
+  return {
+    services: [...document.querySelectorAll('[data-testid=nodes] .service')].map((e) => [e.textContent, wider(e)]),
+    scroll: [doc.scrollWidth, doc.clientWidth],
+    overflowing: [...document.querySelectorAll('[data-testid=node-row] td')]
+      .filter((td) => td.scrollWidth > td.clientWidth).map((td) => td.textContent),
+    cut: cut.map((e) => [e.textContent, e.title]),
+  };
+}"""
+
+
+@pytest.mark.parametrize("width", [1500, 900])
+def test_nodes_page_fits_the_window(open_page: Callable[..., Watched], fleet: dict[str, Any], width: int) -> None:
+    """No sideways page scroll (issue 11: at 1500 px), long values wrapped or cut with the whole value in a title."""
+    page = open_page(fleet["url"], width=width)
+    page.goto("/nodes")
+    page.page.wait_for_selector("[data-testid=node-row]")
+    fit = page.page.evaluate(NODES_FIT)
+    assert fit["scroll"][0] <= fit["scroll"][1], f"the nodes page scrolls sideways at {width} px: {fit}"
+    assert fit["overflowing"] == [], "a cell's content is wider than the cell"
+    assert all(text == title for text, title in fit["cut"]), fit["cut"]
+    # The service names wrap, whole; the branch is cut, whole in its title.
+    assert sorted(fit["services"]) == [[fleet["clean"], False], [fleet["dirty"], False]]
+    assert [title for _, title in fit["cut"] if title.startswith("feature/")] == [LONG_BRANCH, LONG_BRANCH]
+    shot(page, f"nodes-{width}.png")
+
+
 # -- scale -----------------------------------------------------------------------------------------
 
 
