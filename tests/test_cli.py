@@ -86,6 +86,16 @@ def test_failing_trace_story_shows_the_error(app: dict[str, Any]) -> None:
     assert "out of stock" in json.dumps(span)
 
 
+def test_story_text_names_sources_by_the_random_end_of_their_ids(app: dict[str, Any]) -> None:
+    """A UUIDv7 starts with its millisecond: ``← 01a233d9-f8d7`` was the same for every source of a moment."""
+    run = app["run"]
+    out = h.cli(app["home"], "story", run["first"])
+    assert out.returncode == 0, out.stderr
+    (line,) = [line for line in out.stdout.splitlines() if "Shipped" in line]
+    assert f"← {run['placed'][-12:]}" in line, line
+    assert run["placed"][:13] not in line
+
+
 def test_nodes_json(app: dict[str, Any]) -> None:
     (row,) = h.nodes(app["home"])
     assert set(row) >= {

@@ -278,6 +278,31 @@ def test_dirty_file_content_is_snapshotted(prov: dict[str, Any]) -> None:
     assert any(d in text for d in digests), "no record refers to the dirty file's content by its digest"
 
 
+# -- Zoom's home inside the repository ------------------------------------------------------------
+
+HOMED = """
+import zoomtrace as zt
+
+zt.init("homed", env="ci")
+zt.log.info("ran")
+"""
+
+
+def test_the_home_inside_the_repository_is_not_dirty(tmp_path: Path) -> None:
+    """The spool and store of earlier runs (``./.zoomtrace`` by default) are not the program's files (issue 11)."""
+    repo = tmp_path / "repo"
+    h.make_repo(repo, {"run.py": HOMED, "notes.txt": "kept\n"})
+    home = repo / ".zoomtrace"
+    (repo / "notes.txt").write_text("changed\n")
+    h.run_script(repo / "run.py", home, cwd=repo)
+    h.git(repo, "checkout", "-q", "--", "notes.txt")
+    h.run_script(repo / "run.py", home, cwd=repo)
+    assert any((home / "spool").iterdir()), "the first run's spool is in the repository"
+    first, second = sorted(h.nodes(home), key=lambda n: n["started_ns"])
+    assert [r["dirty"] for r in first["repos"]] == [["notes.txt"]]
+    assert [r["dirty"] for r in second["repos"]] == [[]]
+
+
 # -- outside any repository ----------------------------------------------------------------------
 
 

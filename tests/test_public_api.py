@@ -222,6 +222,76 @@ def test_cpu_time_only_for_synchronous_spans_without_importing_asyncio(tmp_path:
     assert cpu["before asyncio"] > 0 and cpu["after asyncio"] > 0
 
 
+CPU_WITHIN_WALL = """
+import json, sys, threading, time, zoomtrace as zt
+from opentelemetry import trace
+
+zt.init("cpu", env="test", home=sys.argv[1], sink="file://" + sys.argv[1] + "/out.jsonl", opentelemetry=True)
+tracer = trace.get_tracer("test")
+
+@zt.traced
+def traced_work(i):
+    return sum(range(i))
+
+def work(n):
+    for i in range(n):
+        with zt.span("busy"):
+            sum(range(2000 + i))
+        with zt.span("sleeping"):
+            time.sleep(0.0002)
+        with zt.span("busy and sleeping"):
+            sum(range(2000))
+            time.sleep(0.0001)
+        with zt.span("empty"):
+            pass
+        with zt.span("outer"):
+            with zt.span("inner"):
+                traced_work(i)
+        with tracer.start_as_current_span("otel"):
+            sum(range(500))
+
+threads = [threading.Thread(target=work, args=(300,)) for _ in range(2)]
+for t in threads:
+    t.start()
+work(300)
+for t in threads:
+    t.join()
+zt.shutdown()
+spans = [json.loads(line) for line in open(sys.argv[1] + "/out.jsonl")]
+print(json.dumps([[s["type"], s["ts_ns"], s["end_ns"], s.get("cpu_ns")] for s in spans if s["kind"] == "span"]))
+"""
+
+
+def test_span_cpu_time_is_within_its_wall_time(tmp_path: Path) -> None:
+    """A span's CPU time is that of its thread between the two points of its wall time (issue 11).
+
+    It was read around the span's bookkeeping, outside the wall-clock interval: most short
+    spans measured more CPU than wall time (``cpu 327 µs (112% of wall time)``).
+    """
+    out = subprocess.run(
+        [sys.executable, "-c", CPU_WITHIN_WALL, str(tmp_path)], capture_output=True, text=True, check=True, timeout=120
+    )
+    spans = json.loads(out.stdout)
+    kinds = {"busy", "sleeping", "busy and sleeping", "empty", "outer", "inner", "traced_work", "otel"}
+    assert {name for name, *_ in spans} == kinds and len(spans) == 3 * 300 * len(kinds)
+    over = [(name, cpu, end - ts) for name, ts, end, cpu in spans if not 0 <= cpu <= end - ts]
+    assert over == [], f"{len(over)} of {len(spans)} spans measured more CPU than wall time, e.g. {over[:5]}"
+    # CPU work is counted. Not asserted of every span: the thread CPU clock leaves out the time a
+    # hypervisor gives the virtual CPU to others, so one short span on a busy host may measure 0.
+    for kind in ("busy", "busy and sleeping", "traced_work", "otel"):
+        cpu = sorted(c for name, _, _, c in spans if name == kind)
+        assert cpu[len(cpu) // 2] > 0, f"{kind}: most spans measured no CPU time"
+
+
+def test_cpu_time_beyond_the_wall_time_is_cut_off() -> None:
+    """The CPU clock and the (NTP-slewed) wall clock run at slightly different rates: never more CPU than wall."""
+    from zoomtrace.capture.span import cpu_time
+
+    assert cpu_time(1_000, 1_300, 500) == 300
+    assert cpu_time(1_000, 1_600, 500) == 500
+    assert cpu_time(1_000, 1_600, -5) == 600  # a wall clock stepped back: nothing to cut to
+
+
 # -- a small face ------------------------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,19 @@ with zt.span({XSS_SPAN!r}, note='"><svg onload=alert(3)>') as s:
     zt.log.warning({XSS!r})
     zt.event({{"html": "<iframe src=javascript:alert(4)>"}}, type="Evil<i>Event</i>")
 print("RESULT " + json.dumps({{"trace_id": s.trace_id}}), flush=True)
+"""
+
+
+BURST = """
+import json
+import zoomtrace as zt
+
+zt.init("burst", env="test")
+with zt.span("import batch") as s:
+    items = [zt.event({"n": i}, type="Item") for i in range(40)]
+    batch = zt.event({"count": len(items)}, type="Batch", sources=items)
+    report = zt.event({"ok": True}, type="Report", sources=[batch])
+print("RESULT " + json.dumps({"trace_id": s.trace_id, "items": items, "batch": batch, "report": report}), flush=True)
 """
 
 
@@ -106,6 +119,69 @@ def server(demo: dict[str, Any]) -> Iterator[str]:
         yield running.url.rstrip("/")
 
 
+@pytest.fixture(scope="module")
+def burst(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """40 data events recorded in a burst (mostly within one millisecond), a batch derived from them all,
+    a report derived from the batch; served by a viewer of their own."""
+    from zoomtrace.ui.server import background
+
+    base = tmp_path_factory.mktemp("ui-burst")
+    script = base / "burst.py"
+    script.write_text(BURST)
+    home = base / "home"
+    ran = h.result(h.run_script(script, home))
+    with background(home) as running:
+        yield {"home": home, "url": running.url.rstrip("/"), **ran}
+
+
+FLEET_APP = """
+import json
+import sys
+
+import zoomtrace as zt
+from pkg import work
+
+zt.init(sys.argv[1], env="staging-eu-west-1-blue", group="checkout-canary-rollout-group",
+        version="2026.12.02+build.1234567.gabcdef0")
+with zt.span("settle the day's payments") as s:
+    work.run()
+print("RESULT " + json.dumps({"trace_id": s.trace_id}), flush=True)
+"""
+
+WORK = """
+import zoomtrace as zt
+
+
+def run():
+    zt.log.info("settled")
+"""
+
+LONG_BRANCH = "feature/issue-11-the-nodes-page-scrolls-sideways-at-1500-px-with-long-branch-names"
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Two runs of one program in a real git repository whose home lies inside it (``./.zoomtrace``, the
+    default): the first with a modified module, the second clean. Long names, as real deployments have."""
+    from zoomtrace.ui.server import background
+
+    repo = tmp_path_factory.mktemp("ui-fleet") / "shop"
+    h.make_repo(repo, {"app.py": FLEET_APP, "pkg/__init__.py": "", "pkg/work.py": WORK})
+    h.git(repo, "checkout", "-q", "-b", LONG_BRANCH)
+    home = repo / ".zoomtrace"
+    work = repo / "pkg" / "work.py"
+    work.write_text(work.read_text() + "\n# changed, not committed\n")
+    dirty_service = "payments-settlement-worker-with-a-long-service-name-dirty"
+    clean_service = "payments-settlement-worker-with-a-long-service-name-clean"
+    h.run_script(repo / "app.py", home, dirty_service, cwd=repo)
+    h.git(repo, "checkout", "-q", "--", "pkg/work.py")
+    assert h.git(repo, "status", "--porcelain", "--untracked-files=no") == ""
+    h.run_script(repo / "app.py", home, clean_service, cwd=repo)
+    with background(home) as running:
+        url = running.url.rstrip("/")
+        yield {"home": home, "repo": repo, "url": url, "dirty": dirty_service, "clean": clean_service}
+
+
 class Watched:
     """A page whose dialogs and uncaught errors are collected, to fail the test."""
 
@@ -138,6 +214,25 @@ def page(browser: Any, server: str) -> Iterator[Watched]:
         context.close()
     assert watched.dialogs == [], f"a dialog opened: untrusted text ran as code: {watched.dialogs}"
     assert watched.errors == [], f"uncaught errors in the page: {watched.errors}"
+
+
+@pytest.fixture
+def open_page(browser: Any) -> Iterator[Callable[..., Watched]]:
+    """Pages on another viewer (``open_page(url, width=1600)``), checked like ``page`` when the test ends."""
+    opened: list[tuple[Any, Watched]] = []
+
+    def open_(base: str, width: int = 1600, height: int = 1000) -> Watched:
+        context = browser.new_context(viewport={"width": width, "height": height})
+        watched = Watched(context.new_page(), base)
+        opened.append((context, watched))
+        return watched
+
+    yield open_
+    for context, _ in opened:
+        context.close()
+    for _, watched in opened:
+        assert watched.dialogs == [], f"a dialog opened: untrusted text ran as code: {watched.dialogs}"
+        assert watched.errors == [], f"uncaught errors in the page: {watched.errors}"
 
 
 def shot(page: Watched, name: str) -> None:
@@ -332,6 +427,107 @@ def test_lineage_of_a_data_event(page: Watched, demo: dict[str, Any]) -> None:
     page.page.locator(f"[data-testid=lineage] [data-record='{paid['id']}']").wait_for()
 
 
+def test_cpu_time_is_never_shown_above_the_wall_time(page: Watched, demo: dict[str, Any]) -> None:
+    """Spans recorded before the fix of issue 11 may hold more CPU than wall time: the panel does not claim it."""
+    story = demo["story"]
+    busy = next(s for s, _ in walk(story["spans"]) if s.get("cpu_ns"))
+    page.goto(f"/trace/{demo['trace_id']}?span={busy['span_id']}", ready="story")
+    shown = text_of(page, "span-cpu")
+    percent = int(shown.rsplit("(", 1)[1].split("%")[0])
+    assert 0 <= percent <= 100, shown
+    texts = page.page.evaluate(
+        "async () => { const {cpuText} = await import('/static/js/detail.js');"
+        " return [cpuText(327000, 292000), cpuText(146000, 292000), cpuText(5, 0)]; }"
+    )
+    assert "%" not in texts[0] and "all of its wall time" in texts[0] and "327" in texts[0]
+    assert texts[1] == "146 µs (50% of wall time)" and texts[2] == "5 ns"
+
+
+def test_short_record_ids_differ_within_one_moment(open_page: Callable[..., Watched], burst: dict[str, Any]) -> None:
+    """A UUIDv7 starts with its millisecond: short ids show its random end, so records of one moment differ."""
+    items, batch, report = burst["items"], burst["batch"], burst["report"]
+    assert len({i[:13] for i in items}) < len(items)  # the former short form: alike within a millisecond
+    burst_page = open_page(burst["url"])
+    page = burst_page.page
+    burst_page.goto(f"/trace/{burst['trace_id']}?record={batch}", ready="story")
+    nodes = page.locator("[data-testid=lineage] [data-testid=lineage-node]")
+    nodes.nth(len(items) + 1).wait_for()  # the items, the batch, the report
+    sources = page.locator("[data-testid=detail] [data-testid=source]").evaluate_all(
+        "els => els.map(e => [e.title, e.textContent])"
+    )
+    assert sorted(full for full, _ in sources) == sorted(items)  # the full id stays in the title
+    shown = nodes.evaluate_all(
+        "ns => ns.map(n => [n.dataset.record, n.querySelector('[data-testid=short-id]').textContent])"
+    )
+    assert sorted(full for full, _ in shown) == sorted([*items, batch, report])
+    short = [text.rsplit("(", 1)[1].rstrip(")") for _, text in sources] + [s for _, s in shown]
+    assert len(set(short)) == len({*items, batch, report}), "two records of the story look alike"
+    assert all(full.endswith(s) for full, s in zip([f for f, _ in sources] + [f for f, _ in shown], short, strict=True))
+
+
+LINEAGE_GEOMETRY = """(id) => {
+  const panel = document.querySelector('[data-testid=detail]');
+  const p = panel.getBoundingClientRect();
+  const left = p.left + panel.clientLeft, right = left + panel.clientWidth;
+  const graph = document.querySelector('[data-testid=lineage] .lineage');
+  const node = graph.querySelector(`[data-record="${id}"]`).getBoundingClientRect();
+  const idsWhole = [...graph.querySelectorAll('[data-testid=lineage-node]')].every((n) => {
+    const b = n.getBoundingClientRect(), r = n.querySelector('[data-testid=short-id]').getBoundingClientRect();
+    return r.left >= b.left && r.right <= b.right;
+  });
+  const fits = left <= node.left && node.right <= right && graph.scrollWidth <= graph.clientWidth && idsWhole;
+  return {fits, left, right, node: [node.left, node.right], scroll: [graph.scrollWidth, graph.clientWidth], idsWhole};
+}"""
+
+
+def lineage_fits(page: Watched, record_id: str) -> None:
+    """The lineage graph lies within the detail panel's visible box: nothing cut off, no sideways scroll."""
+    try:  # the edges are redrawn when the panel resizes
+        page.page.wait_for_function(f"(id) => ({LINEAGE_GEOMETRY})(id).fits", arg=record_id, timeout=5000)
+    except Exception:
+        geometry = page.page.evaluate(LINEAGE_GEOMETRY, record_id)
+        raise AssertionError(f"the lineage graph does not fit the detail panel: {geometry}") from None
+
+
+def test_lineage_fits_the_detail_panel_and_the_panel_resizes(
+    open_page: Callable[..., Watched], burst: dict[str, Any]
+) -> None:
+    burst_page = open_page(burst["url"])
+    page = burst_page.page
+    burst_page.goto(f"/trace/{burst['trace_id']}?record={burst['batch']}", ready="story")
+    page.locator(f"[data-testid=lineage] [data-record='{burst['report']}']").wait_for()
+    panel = page.locator("[data-testid=detail]")
+    # Sources, this, derived: the derived column is within the panel at its default width.
+    lineage_fits(burst_page, burst["report"])
+    default = panel.bounding_box()["width"]
+    # Dragging the handle to the left widens the panel by as much; the width is remembered.
+    handle = page.locator("[data-testid=detail-resize]")
+    box = handle.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + 40
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x - 200, y, steps=5)
+    page.mouse.up()
+    assert panel.bounding_box()["width"] == pytest.approx(default + 200, abs=1)
+    shot(burst_page, "detail-wide.png")
+    burst_page.goto(f"/trace/{burst['trace_id']}?record={burst['report']}", ready="story")
+    assert panel.bounding_box()["width"] == pytest.approx(default + 200, abs=1)
+    # The keyboard: ← widens, → narrows, End is the narrowest, where the graph still fits.
+    handle.focus()
+    page.keyboard.press("ArrowLeft")
+    assert panel.bounding_box()["width"] == pytest.approx(default + 240, abs=1)
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    assert panel.bounding_box()["width"] == pytest.approx(default + 160, abs=1)
+    assert handle.get_attribute("aria-valuenow") == str(round(panel.bounding_box()["width"]))
+    page.keyboard.press("End")
+    assert panel.bounding_box()["width"] == pytest.approx(320, abs=1)
+    page.locator(f"[data-testid=lineage] [data-record='{burst['batch']}']").wait_for()
+    lineage_fits(burst_page, burst["batch"])  # the sources column of the report
+    handle.dblclick()  # back to the default
+    assert panel.bounding_box()["width"] == pytest.approx(default, abs=1)
+
+
 def test_node_panel(page: Watched, demo: dict[str, Any]) -> None:
     story = demo["story"]
     billing = next(n for n in story["nodes"] if n["service"] == "billing")
@@ -380,6 +576,63 @@ def test_nodes_page(page: Watched, demo: dict[str, Any]) -> None:
     commit = demo["story"]["nodes"][0]["commit"][:8]
     assert commit in page.page.locator("[data-testid=commits]").inner_text()
     shot(page, "nodes.png")
+
+
+def test_nodes_page_says_what_is_dirty_per_node(open_page: Callable[..., Watched], fleet: dict[str, Any]) -> None:
+    """Only the run with a modified file is dirty, and it names the file (issue 11: every run was "dirty 1",
+    counting the spool files that earlier runs had left in the home inside the repository)."""
+    page = open_page(fleet["url"])
+    api = page.page.request.get(fleet["url"] + "/api/nodes").json()["nodes"]
+    by_service = {n["service"]: n for n in api}
+    assert set(by_service) == {fleet["dirty"], fleet["clean"]}
+    root = str(fleet["repo"].resolve())
+    assert [(r["root"], r["dirty"]) for r in by_service[fleet["dirty"]]["repos"]] == [(root, ["pkg/work.py"])]
+    assert [(r["root"], r["dirty"]) for r in by_service[fleet["clean"]]["repos"]] == [(root, [])]
+    page.goto("/nodes")
+    page.page.wait_for_selector("[data-testid=node-row]")
+    dirty = page.page.locator(f"[data-testid=node-row][data-node='{by_service[fleet['dirty']]['node_id']}']")
+    clean = page.page.locator(f"[data-testid=node-row][data-node='{by_service[fleet['clean']]['node_id']}']")
+    assert clean.locator("[data-testid=node-dirty]").count() == 0
+    badge = dirty.locator("[data-testid=node-dirty]")
+    summary = badge.locator("summary")
+    assert summary.inner_text().strip().lower().startswith("dirty 1")
+    assert "pkg/work.py" in (summary.get_attribute("title") or "")  # the names on hover
+    summary.click()  # ...and in the list it opens
+    assert badge.locator("li").all_inner_texts() == ["pkg/work.py"]
+    where = page.page.locator("[data-testid=commits]").inner_text()
+    assert f"{fleet['dirty']}@" in where and f"{fleet['clean']}@" in where
+    assert where.count("(dirty)") == 1
+    shot(page, "nodes-dirty.png")
+
+
+NODES_FIT = """() => {
+  const doc = document.documentElement;
+  const wider = (e) => e.scrollWidth > e.clientWidth;
+  const cut = [...document.querySelectorAll('[data-testid=nodes] .one-line')].filter(wider);
+  return {
+    services: [...document.querySelectorAll('[data-testid=nodes] .service')].map((e) => [e.textContent, wider(e)]),
+    scroll: [doc.scrollWidth, doc.clientWidth],
+    overflowing: [...document.querySelectorAll('[data-testid=node-row] td')]
+      .filter((td) => td.scrollWidth > td.clientWidth).map((td) => td.textContent),
+    cut: cut.map((e) => [e.textContent, e.title]),
+  };
+}"""
+
+
+@pytest.mark.parametrize("width", [1500, 900])
+def test_nodes_page_fits_the_window(open_page: Callable[..., Watched], fleet: dict[str, Any], width: int) -> None:
+    """No sideways page scroll (issue 11: at 1500 px), long values wrapped or cut with the whole value in a title."""
+    page = open_page(fleet["url"], width=width)
+    page.goto("/nodes")
+    page.page.wait_for_selector("[data-testid=node-row]")
+    fit = page.page.evaluate(NODES_FIT)
+    assert fit["scroll"][0] <= fit["scroll"][1], f"the nodes page scrolls sideways at {width} px: {fit}"
+    assert fit["overflowing"] == [], "a cell's content is wider than the cell"
+    assert all(text == title for text, title in fit["cut"]), fit["cut"]
+    # The service names wrap, whole; the branch is cut, whole in its title.
+    assert sorted(fit["services"]) == [[fleet["clean"], False], [fleet["dirty"], False]]
+    assert [title for _, title in fit["cut"] if title.startswith("feature/")] == [LONG_BRANCH, LONG_BRANCH]
+    shot(page, f"nodes-{width}.png")
 
 
 # -- scale -----------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from zoomtrace.capture import items, recorder
 from zoomtrace.capture.context import Position, current
 from zoomtrace.capture.context import SpanContext as ZoomContext
 from zoomtrace.capture.span import Span as ZoomSpan
+from zoomtrace.capture.span import cpu_time
 from zoomtrace.wire.propagation import ON_BEHALF_OF_KEY
 
 try:  # what the API itself uses, so ``@tracer.start_as_current_span(...)`` also decorates coroutines
@@ -237,20 +238,22 @@ def _context_for(ctx: Context, value: ZoomValue) -> Context:
 
 def _start(zoom: ZoomSpan, start_time: int | None) -> None:
     """What ``Span.__enter__`` does, except making it current: OpenTelemetry does that separately."""
-    zoom._cpu_start = None if _running_loop() is not None or start_time is not None else _thread_time()
     thread = threading.current_thread()
     zoom.thread = thread.name
     zoom._thread_ident = thread.ident
     node = recorder.active
     if node is not None:
         node.open_spans[zoom.span_id] = zoom
+    # As in ``Span.__enter__``: the CPU clock is read within the wall-clock interval.
     zoom.start_ns = start_time if start_time is not None else _time()
+    zoom._cpu_start = None if _running_loop() is not None or start_time is not None else _thread_time()
 
 
 def _finish(zoom: ZoomSpan, end_time: int | None) -> None:
+    cpu_end = _thread_time() if end_time is None else 0
     zoom.end_ns = end_time if end_time is not None else _time()
     if zoom._cpu_start is not None and threading.get_ident() == zoom._thread_ident and end_time is None:
-        zoom.cpu_ns = _thread_time() - zoom._cpu_start
+        zoom.cpu_ns = cpu_time(zoom._cpu_start, cpu_end, zoom.end_ns - zoom.start_ns)
     node = recorder.active
     if node is not None:
         node.open_spans.pop(zoom.span_id, None)

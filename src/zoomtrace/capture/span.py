@@ -109,8 +109,6 @@ class Span:
         return self
 
     def __enter__(self) -> Span:
-        # CPU time is only meaningful for synchronous code: other tasks run while a coroutine awaits.
-        self._cpu_start = None if _running_loop() is not None else _thread_time()
         thread = threading.current_thread()
         self.thread = thread.name
         self._thread_ident = thread.ident
@@ -118,15 +116,20 @@ class Span:
         node = recorder.active
         if node is not None:
             node.open_spans[self.span_id] = self
+        # The two clocks are read last, wall clock first, and read back first, CPU clock first
+        # (see ``__exit__``): the CPU time is measured within the wall time, not around it.
         self.start_ns = _time()
+        # CPU time is only meaningful for synchronous code: other tasks run while a coroutine awaits.
+        self._cpu_start = None if _running_loop() is not None else _thread_time()
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        cpu_end = _thread_time()
         self.end_ns = _time()
         if self._cpu_start is not None and threading.get_ident() == self._thread_ident:
-            self.cpu_ns = _thread_time() - self._cpu_start
+            self.cpu_ns = cpu_time(self._cpu_start, cpu_end, self.end_ns - self.start_ns)
         if exc is not None:
             self.status = "error"
             self.error = exc
@@ -138,6 +141,17 @@ class Span:
         if node is not None:
             node.open_spans.pop(self.span_id, None)
             node.pipeline.put((SPAN, self))
+
+
+def cpu_time(cpu_start: int, cpu_end: int, wall_ns: int) -> int:
+    """The thread's CPU time between two points, at most the wall time between them.
+
+    The CPU clock is read inside the wall-clock interval, so one thread cannot run longer
+    than that; only the two clocks' rates differ (the scheduler's clock against a wall clock
+    that NTP slews), by nanoseconds per millisecond: such an excess is cut off.
+    """
+    cpu = cpu_end - cpu_start
+    return wall_ns if cpu > wall_ns >= 0 else cpu
 
 
 def _no_loop_yet() -> Any:

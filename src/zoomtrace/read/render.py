@@ -56,6 +56,11 @@ def short(commit: str | None) -> str:
     return commit[:8] if commit else "no-commit"
 
 
+def short_id(record_id: str) -> str:
+    """A record id, short: the last 12 characters, the random end of a UUIDv7 (its start is its millisecond)."""
+    return record_id[-12:] if len(record_id) > 13 else record_id
+
+
 def code_text(code: Code | None) -> str:
     if code is None:
         return ""
@@ -120,7 +125,7 @@ def _print_record(r: StoryRecord, indent: str) -> None:
         label = "EVENT"
         text = f"{r.type} {msgspec.json.encode(r.payload).decode()[:200]}"
         if r.sources:
-            text += f"  ← {', '.join(s[:13] for s in r.sources)}"
+            text += f"  ← {', '.join(short_id(s) for s in r.sources)}"
     else:
         label, text = r.kind.upper(), f"{r.type} {r.attrs}"
     print(f"{indent}{label:<8} {safe(text)}   {code_text(r.code)}")

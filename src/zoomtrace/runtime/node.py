@@ -78,7 +78,9 @@ class Node:
         self._stop_lock = threading.RLock()
         # A forked child runs the parent's code from the parent's checkout: reuse what git said then
         # rather than run git again in every worker of a pre-forking server.
-        self.provenance = provenance or Provenance()
+        # The home holds the spool and the store of this and other processes: never dirty files
+        # of a repository it lies in (every process after the first was "dirty 1" with them).
+        self.provenance = provenance or Provenance(exclude=[home])
         self.encoder = Encoder(self.node_id, self.provenance, scrubber, limits)
         self.identity = NodeIdentity(
             self.node_id, service=service, env=env, group=group, version=version, host=self.host, pid=self.pid

@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import sysconfig
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -67,9 +67,22 @@ def _git(root: str, *args: str) -> str:
     return out.stdout.decode("utf-8", "surrogateescape")
 
 
-def read_repo(root: str) -> Repo:
-    """HEAD, branch and dirty files of the repository at ``root``; never raises."""
+def _inside(path: str, root: str) -> str | None:
+    """``path`` relative to ``root`` (POSIX) when strictly inside it, else None."""
+    rel = os.path.relpath(path, root)
+    if rel in (".", os.pardir) or rel.startswith(os.pardir + os.sep) or os.path.isabs(rel):
+        return None
+    return Path(rel).as_posix()
+
+
+def read_repo(root: str, exclude: Sequence[str] = ()) -> Repo:
+    """HEAD, branch and dirty files of the repository at ``root``; never raises.
+
+    Directories in ``exclude`` (real paths: Zoom's home, where the records of this and other
+    processes land) are not the application's files: left out of the dirty files.
+    """
     repo = Repo(root=root)
+    pathspecs = [f":(top,exclude,literal){rel}" for rel in (_inside(d, root) for d in exclude) if rel]
     try:
         repo.head = _git(root, "rev-parse", "--verify", "-q", "HEAD").strip() or None
     except FileNotFoundError:
@@ -80,7 +93,7 @@ def read_repo(root: str) -> Repo:
     try:
         branch = _git(root, "rev-parse", "--abbrev-ref", "HEAD").strip()
         repo.branch = None if branch in ("", "HEAD") else branch
-        status = _git(root, "status", "--porcelain=v1", "-z", "--untracked-files=all")
+        status = _git(root, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", *pathspecs)
     except (subprocess.SubprocessError, OSError) as exc:
         repo.problem = repo.problem or f"git status failed: {exc}"
         return repo
@@ -159,7 +172,9 @@ def _installed_name(path: str) -> str | None:
 class Provenance:
     """Maps source file names to :class:`Location`, discovering repositories as it goes."""
 
-    def __init__(self) -> None:
+    def __init__(self, exclude: Sequence[str | os.PathLike[str]] = ()) -> None:
+        #: Directories whose files are never dirty files (Zoom's home), as real paths.
+        self.exclude = tuple(os.path.realpath(d) for d in exclude)
         self.repos: dict[str, Repo] = {}
         self._files: dict[str, Location] = {}
         #: Repositories discovered since the last call to :meth:`take_new_repos`.
@@ -168,7 +183,7 @@ class Provenance:
     def repo(self, root: str) -> Repo:
         repo = self.repos.get(root)
         if repo is None:
-            repo = self.repos[root] = read_repo(root)
+            repo = self.repos[root] = read_repo(root, self.exclude)
             self._new_repos.append(repo)
         return repo
 

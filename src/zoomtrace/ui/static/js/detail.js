@@ -3,7 +3,7 @@
 // snapshot of the dirty file), the process that ran it, and the lineage of data events.
 import {api} from './api.js';
 import {h, link, svg} from './dom.js';
-import {fmtDuration, fmtOffset, fmtTime, inline, isoTime, pretty, shortCommit, shortId} from './format.js';
+import {fmtDuration, fmtOffset, fmtTime, inline, isoTime, pretty, shortCommit, shortId, shortRecordId} from './format.js';
 import {isError} from './model.js';
 import {navigate, traceHref} from './nav.js';
 import {badge, recordText} from './records.js';
@@ -41,10 +41,22 @@ export class Detail {
     this.ctx = ctx;
     this.seq = 0;
     this.el = h('aside', {class: 'panel detail', 'data-testid': 'detail'});
+    this.handle = null;
     this.showEmpty();
+    // The story page puts the panel in its grid right after making it: the handle goes beside it.
+    queueMicrotask(() => this.mountHandle());
+  }
+
+  /** A resize handle before the panel, once the panel is in the story's grid. */
+  mountHandle() {
+    const grid = this.el.parentElement;
+    if (this.handle || !grid || !grid.classList.contains('story-grid')) return;
+    this.handle = resizeHandle(grid, this.el);
+    this.el.before(this.handle);
   }
 
   showEmpty() {
+    this.mountHandle();
     this.seq += 1;
     this.el.replaceChildren(h('p', {class: 'empty'}, 'Select a span, a marker or a record to see its attributes, payload, error, code and process.'));
   }
@@ -52,6 +64,7 @@ export class Detail {
   // -- span ------------------------------------------------------------------------------
 
   showSpan(n) {
+    this.mountHandle();
     const seq = ++this.seq;
     const s = n.s;
     const m = this.ctx.model;
@@ -73,7 +86,7 @@ export class Detail {
     parts.push(h('h3', null, 'Span'), kv([
       ['start', `${fmtTime(n.start)}  (${fmtOffset(n.start - m.t0)})`, {title: isoTime(n.start)}],
       ['duration', fmtDuration(dur)],
-      ['cpu', s.cpu_ns !== undefined && s.cpu_ns !== null ? `${fmtDuration(s.cpu_ns)}${dur > 0 ? ` (${Math.round((s.cpu_ns / dur) * 100)}% of wall time)` : ''}` : null],
+      ['cpu', cpuText(s.cpu_ns, dur), {'data-testid': 'span-cpu'}],
       ['critical path', onCrit > 0 ? `${fmtDuration(onCrit)} of its own time` : null],
       ['thread', s.thread],
       ['on_behalf_of', s.on_behalf_of ?? inheritedBehalf(n), {'data-testid': 'on-behalf-of'}],
@@ -95,6 +108,7 @@ export class Detail {
 
   /** entry: a model record entry ({r, span, kind, ...}), or a bare record on its own page. */
   showRecord(entry) {
+    this.mountHandle();
     const seq = ++this.seq;
     const r = entry.r;
     const m = this.ctx.model;
@@ -109,8 +123,8 @@ export class Detail {
     const sources = (r.sources || []).map((id) => {
       const e = m && m.recordById.get(id);
       return h('div', null, e
-        ? h('button', {class: 'linkish', type: 'button', onclick: () => this.ctx.onSelectRecord(e)}, `${e.r.type} (${shortId(id, 13)})`)
-        : link(`/record/${encodeURIComponent(id)}`, null, shortId(id, 13)));
+        ? h('button', {class: 'linkish', type: 'button', title: id, 'data-testid': 'source', onclick: () => this.ctx.onSelectRecord(e)}, `${e.r.type} (${shortRecordId(id)})`)
+        : link(`/record/${encodeURIComponent(id)}`, {title: id, 'data-testid': 'source'}, shortRecordId(id)));
     });
     parts.push(h('h3', null, 'Record'), kv([
       ['time', m ? `${fmtTime(r.ts_ns)}  (${fmtOffset(r.ts_ns - m.t0)})` : fmtTime(r.ts_ns), {title: isoTime(r.ts_ns)}],
@@ -184,6 +198,104 @@ export class Detail {
     });
     return [h('h3', null, 'Lineage'), holder];
   }
+}
+
+// -- resizing the panel ----------------------------------------------------------------------
+
+const WIDTH_KEY = 'zoomtrace.detail.width';
+const MIN_WIDTH = 320;
+const MIN_STORY = 560; // what the timeline and the record list keep at least (the list's fixed columns)
+const HANDLE = 14; // the handle's column in .story-grid
+const STEP = 40;
+
+function savedWidth() {
+  try {
+    const w = Number(localStorage.getItem(WIDTH_KEY));
+    return Number.isFinite(w) && w > 0 ? w : null;
+  } catch {
+    return null; // storage disabled
+  }
+}
+
+function saveWidth(w) {
+  try {
+    if (w === null) localStorage.removeItem(WIDTH_KEY);
+    else localStorage.setItem(WIDTH_KEY, String(Math.round(w)));
+  } catch {
+    // storage disabled: the width lasts as long as the page
+  }
+}
+
+/**
+ * The bar between the story and the detail panel: drag it, or focus it and press ← (wider) or
+ * → (narrower), Shift for bigger steps, Home / End for the widest / narrowest; a double-click or
+ * Enter gives back the default width. The width is remembered in localStorage.
+ */
+function resizeHandle(grid, panel) {
+  const handle = h('div', {class: 'detail-resize', role: 'separator', tabindex: '0', 'aria-orientation': 'vertical',
+    'aria-label': 'Resize the detail panel', 'data-testid': 'detail-resize',
+    title: 'Drag to resize the detail panel (or focus it and use ← →); double-click for the default width'});
+  const limits = () => [MIN_WIDTH, Math.max(MIN_WIDTH, grid.clientWidth - HANDLE - MIN_STORY)];
+  const current = () => panel.getBoundingClientRect().width;
+  const show = () => {
+    const [lo, hi] = limits();
+    handle.setAttribute('aria-valuemin', String(lo));
+    handle.setAttribute('aria-valuemax', String(hi));
+    handle.setAttribute('aria-valuenow', String(Math.round(current())));
+  };
+  const apply = (w) => {
+    if (w === null) {
+      grid.style.removeProperty('--detail-w');
+    } else {
+      const [lo, hi] = limits();
+      // The CSS keeps it within the window when the window narrows later.
+      grid.style.setProperty('--detail-w', `clamp(${MIN_WIDTH}px, ${Math.round(Math.min(hi, Math.max(lo, w)))}px, calc(100% - ${MIN_STORY + HANDLE}px))`);
+    }
+    show();
+  };
+  const set = (w) => { apply(w); saveWidth(w === null ? null : current()); };
+
+  let drag = null;
+  handle.addEventListener('pointerdown', (event) => {
+    if (event.button !== 0) return;
+    event.preventDefault();
+    handle.setPointerCapture(event.pointerId);
+    drag = {x: event.clientX, width: current()};
+    document.body.classList.add('resizing');
+  });
+  handle.addEventListener('pointermove', (event) => {
+    if (drag) apply(drag.width + (drag.x - event.clientX));
+  });
+  const stop = () => {
+    if (!drag) return;
+    drag = null;
+    document.body.classList.remove('resizing');
+    saveWidth(current());
+  };
+  handle.addEventListener('pointerup', stop);
+  handle.addEventListener('pointercancel', stop);
+  handle.addEventListener('lostpointercapture', stop);
+  handle.addEventListener('dblclick', () => set(null));
+  handle.addEventListener('keydown', (event) => {
+    const step = event.shiftKey ? STEP * 4 : STEP;
+    const [lo, hi] = limits();
+    const w = {ArrowLeft: current() + step, ArrowRight: current() - step, Home: hi, End: lo, Enter: null}[event.key];
+    if (w === undefined) return;
+    event.preventDefault();
+    set(w);
+  });
+  apply(savedWidth());
+  return handle;
+}
+
+/** A span's CPU time, never claimed above its wall time (see cpu_ns in docs/record.md). */
+export function cpuText(cpu, dur) {
+  if (cpu === undefined || cpu === null) return null;
+  if (!(dur > 0)) return fmtDuration(cpu);
+  // Since the CPU clock is read within the wall-clock interval, cpu_ns <= duration. Spans
+  // recorded before that (the CPU time included the span's own bookkeeping) can say more.
+  if (cpu > dur) return `all of its wall time (recorded ${fmtDuration(cpu)}, measured around the span's own bookkeeping by an older zoomtrace)`;
+  return `${fmtDuration(cpu)} (${Math.min(100, Math.round((cpu / dur) * 100))}% of wall time)`;
 }
 
 function inheritedBehalf(n) {
@@ -310,7 +422,7 @@ export function lineageGraph(data, ctx) {
     container.append(h('div', {class: 'lin-col'}, h('h4', null, title || '\u00a0'), records.map((r) => {
       const box = h('button', {class: ['lin-node', r.id === center.id && 'center'], type: 'button', 'data-testid': 'lineage-node',
         'data-record': r.id, title: `${r.kind} ${r.type} · ${r.id}`, onclick: () => openRecord(r, ctx)},
-      h('span', {class: 't'}, r.type), h('span', {class: 's'}, `${serviceOf(r, ctx)}${shortId(r.id, 13)}`));
+      h('span', {class: 't'}, r.type), h('span', {class: 's'}, h('span', {class: 'svc'}, serviceOf(r, ctx)), h('span', {class: 'rid', 'data-testid': 'short-id'}, shortRecordId(r.id))));
       boxes.set(r.id, box);
       return box;
     })));
@@ -323,6 +435,9 @@ export function lineageGraph(data, ctx) {
   container.prepend(edges);
   const draw = () => {
     if (!container.isConnected) return;
+    // Measured without the edges themselves: drawn for a wider panel, they would keep it scrolling.
+    edges.setAttribute('width', '0');
+    edges.setAttribute('height', '0');
     const base = container.getBoundingClientRect();
     edges.setAttribute('width', String(container.scrollWidth));
     edges.setAttribute('height', String(container.scrollHeight));
@@ -350,7 +465,7 @@ export function lineageGraph(data, ctx) {
 
 function serviceOf(r, ctx) {
   const node = ctx.model && ctx.model.nodesById.get(r.node_id);
-  return node ? `${node.service} · ` : '';
+  return node ? `${node.service} ·` : '';
 }
 
 function openRecord(r, ctx) {

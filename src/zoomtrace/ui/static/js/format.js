@@ -46,8 +46,20 @@ export function fmtCount(n) {
   return n === null || n === undefined ? '–' : Number(n).toLocaleString('en-US');
 }
 
+/** The first characters of a span or trace id: random from the first one. */
 export function shortId(id, n = 8) {
   return id ? String(id).slice(0, n) : '–';
+}
+
+/**
+ * A record's (or node's) id, short: its last 12 characters, the random end of a UUIDv7 (its
+ * start is its millisecond, the same for records of one moment), as `zoomtrace story` prints
+ * it. Show the full id in a title; link with the full id.
+ */
+export function shortRecordId(id) {
+  if (!id) return '–';
+  const text = String(id);
+  return text.length > 13 ? text.slice(-12) : text;
 }
 
 export function shortCommit(c) {

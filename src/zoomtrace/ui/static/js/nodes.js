@@ -1,21 +1,41 @@
 // The nodes page: every process run, newest first, on a shared timeline; which commits ran where.
 import {api, watchPulse} from './api.js';
 import {h} from './dom.js';
-import {fmtCount, fmtDuration, fmtTime, isoTime, shortCommit} from './format.js';
+import {fmtCount, fmtDuration, fmtTime, isoTime, shortCommit, shortRecordId} from './format.js';
 import {serviceColor} from './model.js';
 
 const PAGE = 200;
 
-/** Files that differed from their commit when the process started, over all its repositories. */
-function dirtyFiles(n) {
-  return (n.repos || []).flatMap((r) => (r.dirty || []).map((f) => `${r.root}: ${f}`));
+/** The node's own repositories with the files that differed from their commit when it started. */
+function dirtyRepos(n) {
+  return (n.repos || []).filter((r) => r && Array.isArray(r.dirty) && r.dirty.length);
 }
 
-function dirtyBadge(n) {
-  const files = dirtyFiles(n);
-  if (!files.length) return null;
-  const shown = files.slice(0, 40).join('\n') + (files.length > 40 ? `\n… ${files.length - 40} more` : '');
-  return h('span', {class: 'badge dirty', title: `Differed from the commit at start:\n${shown}`}, ` dirty ${files.length}`);
+const SHOWN = 200;
+
+/** Date and time, each kept whole: on a narrow page the time goes under the date. */
+function when(ns) {
+  const [date, time] = fmtTime(ns).split(' ');
+  return [h('span', {class: 'nowrap'}, date), ' ', h('span', {class: 'nowrap'}, time)];
+}
+
+/** One line of a cell, cut with an ellipsis when too long: the whole value on hover. */
+function oneLine(text, cls) {
+  return h('div', {class: ['one-line', cls], title: text}, text);
+}
+
+/** "dirty N" for a run whose files differed from their commit, opening to the list of them; nothing for a clean run. */
+function dirtyFiles(n) {
+  const repos = dirtyRepos(n);
+  if (!repos.length) return null;
+  const several = repos.length > 1;
+  const files = repos.flatMap((r) => r.dirty.map((f) => ({root: String(r.root), file: String(f)})));
+  const label = (f) => (several ? `${f.root.split('/').pop()}: ${f.file}` : f.file);
+  const hover = files.slice(0, 40).map(label).join('\n') + (files.length > 40 ? `\n… ${files.length - 40} more` : '');
+  return h('details', {class: 'dirty-files', 'data-testid': 'node-dirty'},
+    h('summary', {class: 'badge dirty', title: `Differed from the commit when this process started:\n${hover}`}, `dirty ${files.length}`),
+    h('ul', null, files.slice(0, SHOWN).map((f) => h('li', {title: `${f.root}/${f.file}`}, label(f))),
+      files.length > SHOWN ? h('li', {class: 'faint'}, `… ${files.length - SHOWN} more`) : null));
 }
 
 export function renderNodes(main) {
@@ -27,9 +47,12 @@ export function renderNodes(main) {
   const status = h('span', {class: 'muted'});
   const newer = h('button', {class: 'btn small', type: 'button', onclick: () => { offset = Math.max(0, offset - PAGE); load(); }}, '← Newer');
   const older = h('button', {class: 'btn small', type: 'button', onclick: () => { offset += PAGE; load(); }}, 'Older →');
-  const table = h('table', {class: 'grid'}, h('thead', null, h('tr', null,
-    h('th', null, 'Service'), h('th', null, 'Host · pid'), h('th', null, 'Commit'), h('th', null, 'Version · env'),
-    h('th', null, 'Started'), h('th', null, 'Stopped · cause'), h('th', null, 'Run'), h('th', null, 'Records'))), tbody);
+  // Fixed column widths: however long a service, host, branch or version, the table fits the page.
+  const columns = [['service', 'Service'], ['host', 'Host · pid'], ['commit', 'Commit'], ['version', 'Version · env'],
+    ['started', 'Started'], ['stopped', 'Stopped · cause'], ['run', 'Run'], ['records', 'Records']];
+  const table = h('table', {class: 'grid nodes-table'},
+    h('colgroup', null, columns.map(([key]) => h('col', {class: `c-${key}`}))),
+    h('thead', null, h('tr', null, columns.map(([, title]) => h('th', {title}, title)))), tbody);
   const empty = h('p', {class: 'empty hidden'}, 'No process has recorded anything yet.');
   main.replaceChildren(
     h('div', {class: 'list-head'}, h('h1', null, 'Nodes'), h('span', {class: 'muted'}, 'process runs, newest first'), status,
@@ -65,7 +88,7 @@ export function renderNodes(main) {
       const key = n.commit || '';
       if (!byCommit.has(key)) byCommit.set(key, new Map());
       const where = byCommit.get(key);
-      const label = `${n.service}@${n.host}${dirtyFiles(n).length ? ' (dirty)' : ''}`;
+      const label = `${n.service}@${n.host}${dirtyRepos(n).length ? ' (dirty)' : ''}`;
       where.set(label, (where.get(label) || 0) + 1);
     }
     commits.replaceChildren(...[...byCommit].map(([commit, where]) => h('div', {class: 'commit-card'},
@@ -78,21 +101,23 @@ export function renderNodes(main) {
       const cause = n.stop_cause || (n.stopped_ns ? 'stopped' : 'running');
       const counts = [['records', n.record_count], ['spans', n.span_count], ['logs', n.log_count], ['events', n.event_count],
         ['errors', n.error_count]].filter(([, v]) => v !== undefined && v !== null);
+      const envGroup = [n.env, n.group ?? n.grp].filter(Boolean).join(' · ');
       return h('tr', {'data-testid': 'node-row', 'data-node': n.node_id},
-        h('td', null, h('span', {class: 'chip'}, h('span', {class: 'dot', style: {background: serviceColor(n.service)}}), n.service),
-          h('div', {class: 'faint mono', title: n.node_id}, String(n.node_id).slice(0, 13))),
-        h('td', {class: 'mono'}, `${n.host} · ${n.pid}`),
+        h('td', null, h('span', {class: 'chip', title: n.service}, h('span', {class: 'dot', style: {background: serviceColor(n.service)}}),
+          h('span', {class: 'service'}, n.service)),
+        h('div', {class: 'faint mono', title: n.node_id, 'data-testid': 'short-id'}, shortRecordId(n.node_id))),
+        h('td', {class: 'mono'}, oneLine(n.host), oneLine(String(n.pid), 'faint')),
         h('td', null, h('span', {class: 'commit', title: n.commit || 'no commit recorded'}, shortCommit(n.commit)),
-          dirtyBadge(n), n.branch ? h('div', {class: 'faint'}, n.branch) : null),
-        h('td', null, n.version || '–', h('div', {class: 'faint'}, [n.env, n.group ?? n.grp].filter(Boolean).join(' · '))),
-        h('td', {class: 'nowrap', title: isoTime(n.started_ns)}, fmtTime(n.started_ns)),
-        h('td', {class: 'nowrap'}, n.stopped_ns ? fmtTime(n.stopped_ns) : '–',
-          h('div', {class: `cause-${cause}`}, cause === 'exit' ? 'normal exit' : cause)),
+          ' ', dirtyFiles(n), n.branch ? oneLine(n.branch, 'faint') : null),
+        h('td', null, oneLine(n.version || '–'), envGroup ? oneLine(envGroup, 'faint') : null),
+        h('td', {title: isoTime(n.started_ns)}, when(n.started_ns)),
+        h('td', {title: n.stopped_ns ? isoTime(n.stopped_ns) : null}, n.stopped_ns ? when(n.stopped_ns) : '–',
+          oneLine(cause === 'exit' ? 'normal exit' : cause, `cause-${cause}`)),
         h('td', null, h('div', {class: 'tl', title: `${fmtDuration(stop - start)}`},
           h('div', {style: {left: `${((start - t0) / span) * 100}%`, width: `${Math.max(0.5, ((stop - start) / span) * 100)}%`,
             background: serviceColor(n.service)}})), h('div', {class: 'faint mono'}, fmtDuration(stop - start))),
         h('td', {class: 'counts'}, counts.length
-          ? counts.map(([k, v], i) => [i ? ' · ' : '', h('b', null, fmtCount(v)), ` ${k}`]) : '–'));
+          ? counts.map(([k, v], i) => [i ? ' · ' : '', h('span', {class: 'nowrap'}, h('b', null, fmtCount(v)), ` ${k}`)]) : '–'));
     }));
     status.textContent = nodes.length ? `${data.offset + 1}–${data.offset + nodes.length}` : '';
     newer.disabled = data.offset === 0;
