@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from support.kafka_broker import KafkaBroker, free_port_pair
+from support.kafka_broker import SESSIONS_DIR, KafkaBroker, free_port_pair, stop_orphaned_session_brokers
 
 
 @pytest.fixture(scope="session")
 def kafka_broker() -> Iterator[KafkaBroker]:
-    """One real Apache Kafka broker for the session (scripts/kafka-broker); fails loudly if it cannot start."""
-    broker = KafkaBroker()
-    broker.stop()  # a broker left behind by an interrupted session
+    """One real Apache Kafka broker for the session (scripts/kafka-broker); fails loudly if it cannot start.
+
+    It runs on a free port pair in a directory of this session's own (build/kafka/sessions/<pid>), so a
+    broker the developer started (on 19092, or anywhere else) is never touched; the brokers of earlier
+    sessions that died before stopping theirs are stopped first.
+    """
+    stop_orphaned_session_brokers()
+    broker = KafkaBroker(port=free_port_pair(), data_dir=SESSIONS_DIR / str(os.getpid()))
     broker.start()
     try:
         yield broker
     finally:
         broker.stop()
+        shutil.rmtree(broker.dir, ignore_errors=True)
 
 
 @pytest.fixture

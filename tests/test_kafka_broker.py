@@ -1,17 +1,17 @@
-"""The real Kafka broker of scripts/kafka-broker: produce, consume, survive a restart."""
+"""The real Kafka broker of scripts/kafka-broker: produce, consume, survive a restart; test sessions
+leave alone the brokers they did not start."""
 
 from __future__ import annotations
 
+import shutil
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer
 
-try:  # tests/ is on sys.path under pytest's default rootdir-less import mode
-    from support.kafka_broker import KafkaBroker
-except ImportError:  # tests/ imported as a package
-    from tests.support.kafka_broker import KafkaBroker
+from support.kafka_broker import SESSIONS_DIR, KafkaBroker, free_port_pair, stop_orphaned_session_brokers
 
 
 def _produce(bootstrap: str, topic: str, key: bytes, value: bytes) -> None:
@@ -59,3 +59,23 @@ def test_produce_consume_and_survive_restart(own_broker: KafkaBroker) -> None:
     finally:
         broker.stop()
     assert not broker.is_running()
+
+
+def test_a_test_session_stops_only_the_brokers_of_sessions_that_died(kafka_broker: KafkaBroker, tmp_path: Path) -> None:
+    mine = KafkaBroker(port=free_port_pair(), data_dir=tmp_path / "mine")  # a developer's own broker
+    # A session that died before its teardown: its directory is named by a pid no process can have.
+    orphan = KafkaBroker(port=free_port_pair(), data_dir=SESSIONS_DIR / str(2**22 + 1))
+    mine.start()
+    try:
+        orphan.start()
+        stop_orphaned_session_brokers()
+        assert not orphan.is_running()
+        assert not orphan.dir.exists()
+        assert mine.is_running()
+        assert kafka_broker.is_running()  # this session's own
+        assert kafka_broker.dir.parent == SESSIONS_DIR and kafka_broker.port != 19092
+    finally:
+        mine.stop()
+        if orphan.is_running():
+            orphan.stop()
+        shutil.rmtree(orphan.dir, ignore_errors=True)

@@ -1,6 +1,6 @@
 """Drive a real single-node Apache Kafka broker (scripts/kafka-broker) from tests.
 
-    broker = KafkaBroker()          # port $KAFKA_PORT or 19092
+    broker = KafkaBroker()          # port $KAFKA_PORT or 19092 (the test session's: a free port, see conftest)
     broker.start()                  # fresh, empty broker; raises RuntimeError on failure
     broker.bootstrap                # "127.0.0.1:19092"
     broker.kill()                   # SIGKILL: a crash/outage; data stays on disk
@@ -14,6 +14,7 @@ of the broker log): tests that need Kafka fail loudly, they never skip.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 from pathlib import Path
@@ -21,6 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "kafka-broker"
 DEFAULT_PORT = 19092
+#: Where test sessions run their brokers: one directory per session, named by the session's pid.
+SESSIONS_DIR = REPO / "build" / "kafka" / "sessions"
 
 
 class KafkaBroker:
@@ -110,6 +113,30 @@ class KafkaBroker:
     def _check(self, out: subprocess.CompletedProcess[str], what: str) -> None:
         if out.returncode != 0:
             raise RuntimeError(f"kafka-broker {what} failed (exit {out.returncode}):\n{out.stdout}{out.stderr}")
+
+
+def stop_orphaned_session_brokers() -> None:
+    """Stop the brokers of earlier test sessions whose process is gone (killed before their teardown)."""
+    if not SESSIONS_DIR.is_dir():
+        return
+    for directory in SESSIONS_DIR.iterdir():
+        if not directory.name.isdigit() or _alive(int(directory.name)):
+            continue
+        port = directory / "port"
+        broker = KafkaBroker(port=int(port.read_text()) if port.is_file() else None, data_dir=directory)
+        if broker.pid is not None:
+            broker.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def free_port_pair() -> int:
