@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 
+from zoomtrace._extras import missing_extra, require
 from zoomtrace._terminal import safe
 from zoomtrace.errors import ConfigError, ZoomError
 from zoomtrace.read.query import lineage, nodes, story, tail, trace_filter, traces
@@ -145,10 +146,12 @@ def cmd_collect(args: argparse.Namespace) -> int:
     if args.otlp and args.source:
         raise ConfigError("collect reads one source at a time: run one collector with --from, another with --otlp")
     if args.otlp:
+        require("opentelemetry.proto", "collect --otlp")
         from zoomtrace.collect.otlp_receiver import serve
 
         return serve(Path(args.to or args.home), args.otlp, store=args.store, retention_days=args.retention_days)
     if args.source:
+        require("confluent_kafka", "collect --from kafka://…")
         from zoomtrace.collect.kafka_collector import run_from_args
 
         return run_from_args(args)
@@ -173,6 +176,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from zoomtrace.demo import run_demo
+
+    if args.kafka:
+        require("confluent_kafka", "the demo through Kafka (--kafka)")
 
     return run_demo(
         Path(args.home),
@@ -286,6 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("ZOOMTRACE_DEBUG"):
             raise
+        if isinstance(exc, ModuleNotFoundError) and (line := missing_extra(exc)) is not None:
+            print(f"zoomtrace: {line}", file=sys.stderr)
+            return 2
         print(
             f"zoomtrace: unexpected error: {type(exc).__name__}: {_shown(exc, store)} "
             "(set ZOOMTRACE_DEBUG=1 for details)",

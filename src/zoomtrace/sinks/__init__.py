@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from zoomtrace._extras import advice
 from zoomtrace.errors import ConfigError
 from zoomtrace.wire.record import Record
 
@@ -91,14 +92,14 @@ def open_sink(url: str, *, home: Path, node: NodeIdentity, report_loss: ReportLo
     if scheme == "kafka":
         try:
             from zoomtrace.sinks.kafka import KafkaSink
-        except ImportError as exc:
-            raise ConfigError(f"the Kafka sink needs confluent-kafka ({exc}): install 'zoomtrace[kafka]'") from None
+        except ModuleNotFoundError:
+            raise ConfigError(advice("confluent_kafka", "the Kafka sink")) from None
         return KafkaSink.from_url(url, home=home, node=node, report_loss=report_loss)
     if scheme in ("otlp+http", "otlp+https", "otlp"):
         try:
             from zoomtrace.sinks.otlp import OtlpSink
-        except ImportError as exc:
-            raise ConfigError(f"the OTLP sink needs opentelemetry-proto ({exc}): install 'zoomtrace[otel]'") from None
+        except ModuleNotFoundError:
+            raise ConfigError(advice("opentelemetry.proto", "the OTLP sink")) from None
         return OtlpSink.from_url(url, node=node, report_loss=report_loss)
     raise ConfigError(
         f"unknown sink {url!r}: use 'spool', 'stdout', 'stdout+json', 'file:///path.jsonl', "
