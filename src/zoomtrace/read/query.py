@@ -3,18 +3,39 @@
 A ``StoreReader`` answers in rows (plain dicts); these functions turn them into the read
 model's Structs (``zoomtrace.read.model``), so what a reader is shown is exactly the model's
 fields whatever the backend, and assemble what the store does not: a trace's story
-(``zoomtrace.read._story``) and a record's lineage.
+(``zoomtrace.read._story``), the outline of a big trace (``zoomtrace.read.outline``) and a
+record's lineage.
 """
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Final, cast
 
 import msgspec
 
-from zoomtrace.read._story import assemble
-from zoomtrace.read.model import Lineage, LineageRecord, NodeView, RecordView, Story, TraceSummary
-from zoomtrace.store.protocols import StoreReader, TraceFilter
+from zoomtrace._gc import gc_paused
+from zoomtrace.errors import TooLarge
+from zoomtrace.read._story import shown, span_tree, tell
+from zoomtrace.read.model import (
+    Lineage,
+    LineageRecord,
+    NodeView,
+    Outline,
+    RecordsPage,
+    RecordView,
+    Story,
+    StoryRecord,
+    TraceRecord,
+    TraceSummary,
+)
+from zoomtrace.read.outline import OutlineSpanRecord, build_outline, under_spans
+from zoomtrace.store.protocols import RecordFilter, StoreReader, TraceFilter
+
+#: The most records a story is told in one piece (``zoomtrace story --json``, ``GET /api/trace/{id}``): about
+#: 30 MB of JSON. A bigger trace is read through its outline and pages of records, or streamed (``--ndjson``).
+STORY_LIMIT: Final = 50_000
+#: Every kind of record but spans (a story's spans come from its span tree).
+_NOT_SPANS: Final = ("log", "event", "raw")
 
 
 def trace_filter(**criteria: str | int | bool | None) -> TraceFilter:
@@ -29,10 +50,69 @@ def traces(
     return msgspec.convert(store.traces(filt, limit=limit, offset=offset), list[TraceSummary])
 
 
-def story(store: StoreReader, trace_id: str) -> Story:
-    """The story of ``trace_id``, or of the one trace it is a unique prefix of (raises ``NotFound``)."""
-    rows = store.trace_rows(trace_id)
-    return assemble(rows.trace_id, rows.records, rows.nodes)
+def story(
+    store: StoreReader,
+    trace_id: str,
+    *,
+    span_id: str | None = None,
+    depth: int | None = None,
+    max_records: int | None = None,
+) -> Story:
+    """The story of ``trace_id``, or of the one trace it is a unique prefix of (raises ``NotFound``).
+
+    ``span_id``: of that span's subtree only; ``depth``: down to that many levels of spans (1: the roots),
+    with the records of the spans shown (and, of the whole trace, those under no recorded span).
+    ``max_records``: raise ``TooLarge`` instead when the story would hold more records (spans included).
+    The span tree is read first, without the logs; then the records shown, decoded straight into the story.
+    """
+    with gc_paused():
+        spans = store.trace_spans(trace_id, row_type=RecordView)
+        tree = span_tree(spans.spans)
+        scope = shown(tree, span_id, depth)
+        whole = span_id is None and depth is None
+        under = {sid: counted[0] for sid, counted in under_spans(spans).items()}
+        size = len(scope) + sum(under.get(sid, 0) for sid, _ in scope)
+        if span_id is None:
+            size += sum(n for sid, n in under.items() if sid not in tree.spans)
+        if whole:
+            size += len(spans.spans) - len(tree.spans)  # the other copies of spans recorded twice
+        if max_records is not None and size > max_records:
+            raise TooLarge(f"trace {spans.trace_id} has {size:,} records, more than {max_records:,} in one piece")
+        filt: RecordFilter = {"kinds": _NOT_SPANS}
+        if not whole:
+            filt["span_ids"] = [sid for sid, _ in scope] + ([None] if span_id is None else [])
+        records = store.trace_records(spans.trace_id, filt, limit=None, row_type=StoryRecord).rows
+        bounds = (
+            min((c["start_ns"] for c in spans.counts), default=None),
+            max((c["end_ns"] for c in spans.counts), default=None),
+        )
+        node_ids = {c["node_id"] for c in spans.counts}
+        return tell(spans.trace_id, tree, records, spans.nodes, node_ids, bounds, scope)
+
+
+def outline(store: StoreReader, trace_id: str) -> Outline:
+    """The outline of ``trace_id`` (or a unique prefix): its span tree as columns with counts, no records."""
+    with gc_paused():
+        return build_outline(store.trace_spans(trace_id, row_type=OutlineSpanRecord))
+
+
+def records(
+    store: StoreReader,
+    trace_id: str,
+    filt: RecordFilter | None = None,
+    *,
+    offset: int = 0,
+    limit: int = 500,
+    around: str | None = None,
+) -> RecordsPage:
+    """A page of the records of ``trace_id`` (or a unique prefix) passing ``filt``, in time order; ``around``:
+    the page holding that record (raises ``NotFound`` when it does not pass)."""
+    page = store.trace_records(trace_id, filt, offset=offset, limit=limit, around=around, row_type=TraceRecord)
+    service_of = {n["node_id"]: n.get("service") for n in page.nodes}
+    rows: list[TraceRecord] = page.rows
+    for r in rows:
+        r.service = service_of.get(r.node_id)
+    return RecordsPage(total=page.total, offset=page.offset, records=rows)
 
 
 def nodes(store: StoreReader, *, limit: int = 100, offset: int = 0) -> list[NodeView]:

@@ -1,0 +1,131 @@
+"""The outline of a trace: its span tree as columns, strings interned, with per-span counts of records.
+
+A viewer draws a trace's waterfall from the outline alone and fetches records by page as they come on
+screen (``query.records``), so opening a trace of 20,000 spans and 100,000 records costs what its span
+tree costs. Columns of numbers and interned strings are the smallest JSON a browser parses fast
+(docs/ui.md, "API for big traces", has the measurements). The rows are the story's spans in the story's
+order (``_story.span_tree``): a row's index is the span's place in the waterfall.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Final
+
+import msgspec
+
+from zoomtrace.read._story import SpanTree, depth_first, failed, span_tree, story_nodes
+from zoomtrace.read.model import ErrorInfo, Link, Outline, OutlineCounts, OutlineSpans
+from zoomtrace.store.protocols import TraceSpans
+
+
+class OutlineSpanRecord(msgspec.Struct, kw_only=True, gc=False):
+    """What an outline reads of a span's record (``trace_spans(row_type=...)``: the store builds only these)."""
+
+    id: str
+    span_id: str | None = None
+    parent_span_id: str | None = None
+    type: str
+    node_id: str
+    ts_ns: int
+    end_ns: int | None = None
+    status: str | None = None
+    error: ErrorInfo | None = None
+    links: list[Link] = []
+
+
+class _Strings:
+    """Interned strings: each distinct string once, referred to by its index."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+
+    def __call__(self, value: str | None) -> int:
+        if value is None:
+            return -1
+        found = self.index.get(value)
+        if found is None:
+            found = self.index[value] = len(self.index)
+        return found
+
+
+#: The counts of ``under_spans``, in this order.
+COUNTED: Final = ("records", "logs", "events", "errors")
+
+
+def under_spans(spans: TraceSpans) -> dict[str | None, list[int]]:
+    """Span id (None: no span) -> the ``COUNTED`` records directly under it, of every node."""
+    per_span: dict[str | None, list[int]] = defaultdict(lambda: [0] * len(COUNTED))
+    for c in spans.counts:
+        counted = per_span[c["span_id"]]
+        for i, key in enumerate(COUNTED):
+            counted[i] += c[key]
+    return dict(per_span)
+
+
+def build_outline(spans: TraceSpans, tree: SpanTree | None = None) -> Outline:
+    """The outline of a trace from its spans (``OutlineSpanRecord``s, or ``RecordView``s), counts and nodes
+    (``StoreReader.trace_spans``); ``tree``: their ``span_tree`` when the caller has it."""
+    tree = tree or span_tree(spans.spans)
+    per_span = under_spans(spans)
+    service_of = {n["node_id"]: n.get("service") for n in spans.nodes}
+    start = min((c["start_ns"] for c in spans.counts), default=0)
+    end = max((c["end_ns"] for c in spans.counts), default=0)
+
+    order = list(depth_first(tree, tree.roots))
+    rows = [tree.spans[sid] for sid, _ in order]
+    depths = [depth for _, depth in order]
+    parents: list[int] = []
+    last_at_depth: list[int] = []  # the row of the latest span at each depth: the parent of the next one deeper
+    for row_index, depth in enumerate(depths):
+        del last_at_depth[depth:]
+        parents.append(last_at_depth[-1] if depth else -1)
+        last_at_depth.append(row_index)
+    children = [0] * len(rows)
+    for parent in parents:
+        if parent >= 0:
+            children[parent] += 1
+    zero = [0] * len(COUNTED)
+    counted = [per_span.get(sid, zero) for sid, _ in order]
+    strings = _Strings()
+    columns = OutlineSpans(
+        span_id=[sid for sid, _ in order],
+        record_id=[r.id for r in rows],
+        parent=parents,
+        depth=depths,
+        remote_parent=[r.parent_span_id if d == 0 else None for r, d in zip(rows, depths, strict=True)],
+        name=[strings(r.type) for r in rows],
+        service=[strings(service_of.get(r.node_id)) for r in rows],
+        node_id=[strings(r.node_id) for r in rows],
+        start=[r.ts_ns - start for r in rows],
+        duration=[r.end_ns - r.ts_ns if r.end_ns is not None else None for r in rows],
+        status=[strings(r.status) for r in rows],
+        error=[int(failed(r)) for r in rows],
+        logs=[c[1] for c in counted],
+        events=[c[2] for c in counted],
+        errors=[c[3] for c in counted],
+        children=children,
+    )
+    links = [(row_index, link.trace_id, link.span_id) for row_index, r in enumerate(rows) for link in r.links]
+
+    records, logs, events, errors = (sum(c[i] for c in per_span.values()) for i in range(4))
+    unparented = sum(c[0] for sid, c in per_span.items() if sid not in tree.spans)
+    nodes = story_nodes({n["node_id"]: n for n in spans.nodes}, {c["node_id"] for c in spans.counts})
+    return Outline(
+        trace_id=spans.trace_id,
+        start_ns=start,
+        end_ns=end,
+        strings=list(strings.index),
+        spans=columns,
+        links=links,
+        unparented=unparented,
+        counts=OutlineCounts(
+            records=records + len(spans.spans),
+            spans=len(tree.spans),
+            logs=logs,
+            events=events,
+            raw=records - logs - events,
+            errors=errors + sum(columns.error),
+        ),
+        nodes=nodes,
+    )
