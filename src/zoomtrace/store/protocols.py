@@ -112,6 +112,11 @@ LEVELS: Final = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "WARN": 30, "ERROR": 40
 TRACE_KINDS: Final = ("log", "event", "span", "raw")
 
 
+def no_record_in_trace(record_id: str) -> str:
+    """The message of ``trace_records``' ``NotFound`` for an ``around`` record the trace does not have."""
+    return f"no record {record_id!r} in this trace; its records are listed by `zoomtrace story ID --ndjson`"
+
+
 class RecordFilter(TypedDict, total=False):
     """Which of a trace's records a page holds: every criterion given must hold."""
 
@@ -193,11 +198,12 @@ class StoreReader(Protocol):
         """A page of the records of ``trace_id`` (full id or a unique prefix; raises ``NotFound``) passing
         ``filt``, in time order (``ts_ns``, then id): ``limit`` of them (None: all) from ``offset``.
 
-        ``around``: a record id, instead of ``offset``: the page that holds this record (raises ``NotFound``
-        when it is not among the records passing ``filt``). ``row_type``: what each row is decoded into,
-        ``dict`` (every field) or a msgspec Struct whose fields are named as the read model's: only those
-        fields are built and decoded, and no dict, which makes reading a whole trace of 100,000 records
-        several times faster.
+        ``around``: a record id, instead of ``offset``: the page that holds this record, or would hold it were
+        it passing ``filt`` (raises ``NotFound`` when the trace has no such record).
+
+        ``row_type``: what each row is decoded into, ``dict`` (every field) or a msgspec Struct whose fields
+        are named as the read model's: only those fields are built and decoded, and no dict, which makes
+        reading a whole trace of 100,000 records several times faster.
         """
 
     def nodes(self, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:

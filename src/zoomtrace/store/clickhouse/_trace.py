@@ -19,7 +19,7 @@ from zoomtrace.store.clickhouse._nodes import node_rows
 from zoomtrace.store.clickhouse._schema import TEXT_MATCH, among, is_error
 from zoomtrace.store.clickhouse._traces import nodes_whose
 from zoomtrace.store.clickhouse._transport import Param, Values
-from zoomtrace.store.protocols import LEVELS, TRACE_KINDS, RecordFilter, RecordPage, TraceSpans
+from zoomtrace.store.protocols import LEVELS, TRACE_KINDS, RecordFilter, RecordPage, TraceSpans, no_record_in_trace
 
 #: A query answering one JSON object per line (``TabSeparatedRaw`` of a row expression).
 Raw = Callable[[str, Mapping[str, Param] | None], bytes]
@@ -138,15 +138,13 @@ def _conditions(values: Values, filt: RecordFilter, params: dict[str, Param]) ->
 
 
 def _position(values: Values, where: str, params: dict[str, Param], record_id: str) -> int:
-    """How many records passing ``where`` come before ``record_id`` (raises NotFound when it does not pass)."""
+    """How many records passing ``where`` come before the trace's record ``record_id`` in time order (where it
+    is, or would be were it passing; raises NotFound when the trace has no such record)."""
     found = values(
-        f"SELECT ts_ns FROM records WHERE {where} AND id = {{around:String}} LIMIT 1", {**params, "around": record_id}
+        f"SELECT ts_ns FROM records WHERE {_TRACE} AND id = {{around:String}} LIMIT 1", {**params, "around": record_id}
     )
     if not found:
-        raise NotFound(
-            f"no record {record_id!r} among this trace's records that pass the filter; clear the filter or "
-            "check the record id"
-        )
+        raise NotFound(no_record_in_trace(record_id))
     ((before,),) = values(
         f"SELECT uniqExact(id) FROM records WHERE {where} AND (ts_ns < {{at:Int64}} OR "
         "(ts_ns = {at:Int64} AND id < {around:String}))",

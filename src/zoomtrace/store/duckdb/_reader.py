@@ -29,6 +29,7 @@ from zoomtrace.store.protocols import (
     TraceFilter,
     TraceRows,
     TraceSpans,
+    no_record_in_trace,
 )
 
 #: Per table, the columns a reader does not see as themselves: ``column -> (field, SQL expression)``,
@@ -223,9 +224,7 @@ class DuckReader:
         """
         tid, start, end = self._resolve_trace(trace_id)
         params: dict[str, Any] = {"start": start, "end": end, "trace": tid}
-        where = "ts_ns BETWEEN $start AND $end AND trace_id = $trace AND " + " AND ".join(
-            _record_conditions(filt or {}, params)
-        )
+        where = " AND ".join([_IN_TRACE, *_record_conditions(filt or {}, params)])
         (total,) = self._fetch_one(f"SELECT count(*) FROM records WHERE {where}", params)
         offset = max(0, int(offset))
         if around is not None:
@@ -246,15 +245,14 @@ class DuckReader:
         return RecordPage(total, offset, rows, self._nodes_among(node_ids))
 
     def _position(self, where: str, params: dict[str, Any], record_id: str) -> int:
-        """How many records passing ``where`` come before ``record_id`` (raises NotFound when it does not pass)."""
+        """How many records passing ``where`` come before the trace's record ``record_id`` in time order (where
+        it is, or would be were it passing; raises NotFound when the trace has no such record)."""
+        trace = {key: params[key] for key in ("start", "end", "trace")}
         found = self._con.execute(
-            f"SELECT ts_ns FROM records WHERE {where} AND id = $around", {**params, "around": record_id}
+            f"SELECT ts_ns FROM records WHERE {_IN_TRACE} AND id = $around", {**trace, "around": record_id}
         ).fetchone()
         if found is None:
-            raise NotFound(
-                f"no record {record_id!r} among this trace's records that pass the filter; clear the filter or "
-                "check the record id"
-            )
+            raise NotFound(no_record_in_trace(record_id))
         (before,) = self._fetch_one(
             f"SELECT count(*) FROM records WHERE {where} AND (ts_ns < $at OR (ts_ns = $at AND id < $around))",
             {**params, "at": found[0], "around": record_id},
@@ -482,6 +480,11 @@ def _word(query: str, pos: int) -> str:
     while end < len(query) and (query[end].isalnum() or query[end] == "_"):
         end += 1
     return query[pos:end].lower()
+
+
+#: A record of the trace (parameters ``start``, ``end``: its first and last record's time, ``trace``: its id);
+#: the ts_ns range lets zone maps skip row groups before trace_id is compared.
+_IN_TRACE: Final = "ts_ns BETWEEN $start AND $end AND trace_id = $trace"
 
 
 def _record_conditions(filt: RecordFilter, params: dict[str, Any]) -> list[str]:
