@@ -12,7 +12,7 @@ the waterfall's rows are the story's spans in the same order.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from operator import attrgetter
 from typing import Any, Final, NamedTuple, Protocol, TypeVar
 
@@ -75,33 +75,60 @@ def span_tree(span_records: Iterable[SpanRecord]) -> SpanTree:
         else:
             roots.append(sid)
     tree = SpanTree(spans, roots, children)
-    reached = {sid for sid, _ in depth_first(tree, roots)}
+    reached = _reach(children, roots, set())
     for sid in order:
         if sid not in reached:
             children[parent_of[sid]].remove(sid)
             roots.append(sid)
-            reached.update(s for s, _ in depth_first(tree, [sid]))
+            _reach(children, [sid], reached)
     roots.sort(key=lambda sid: _BY_TIME(spans[sid]))
     return tree
 
 
-def depth_first(tree: SpanTree, roots: Iterable[str], max_depth: int | None = None) -> Iterator[tuple[str, int]]:
-    """``(span id, depth)`` of the spans under ``roots`` (depth 0), each root then its children, in order,
-    down to ``max_depth`` levels (a trace may be 20,000 spans deep: no recursion)."""
-    stack = [(sid, 0) for sid in reversed(list(roots))]
+def _reach(children: dict[str, list[str]], roots: list[str], reached: set[str]) -> set[str]:
+    """``reached`` with the spans under ``roots`` added."""
+    stack = list(roots)
     while stack:
-        sid, depth = stack.pop()
-        yield sid, depth
-        if max_depth is None or depth + 1 < max_depth:
-            stack.extend((child, depth + 1) for child in reversed(tree.children[sid]))
+        sid = stack.pop()
+        reached.add(sid)
+        stack.extend(children[sid])
+    return reached
 
 
-def shown(tree: SpanTree, span_id: str | None = None, depth: int | None = None) -> list[tuple[str, int]]:
-    """``(span id, depth)`` of the spans shown of a trace: all, or those of ``span_id``'s subtree (raises
-    ``NotFound`` when it is not a span of the trace), down to ``depth`` levels, in tree order."""
+class Walk(NamedTuple):
+    """Spans in tree order (each root, then its children, in order), as columns."""
+
+    span_ids: list[str]
+    #: 0 for a root of the walk.
+    depths: list[int]
+    #: The position of each span's parent in the walk, -1 for a root of the walk.
+    parents: list[int]
+
+
+def depth_first(tree: SpanTree, roots: Iterable[str], max_depth: int | None = None) -> Walk:
+    """The spans under ``roots`` in tree order, down to ``max_depth`` levels (a trace may be 20,000 spans deep:
+    a stack, no recursion)."""
+    children = tree.children
+    walk = Walk([], [], [])
+    stack = [(sid, 0, -1) for sid in reversed(list(roots))]
+    while stack:
+        sid, depth, parent = stack.pop()
+        position = len(walk.span_ids)
+        walk.span_ids.append(sid)
+        walk.depths.append(depth)
+        walk.parents.append(parent)
+        under = children[sid]
+        if under and (max_depth is None or depth + 1 < max_depth):
+            stack.extend([(child, depth + 1, position) for child in reversed(under)])
+    return walk
+
+
+def shown(tree: SpanTree, span_id: str | None = None, depth: int | None = None) -> Walk:
+    """The spans shown of a trace: all, or those of ``span_id``'s subtree (raises ``NotFound`` when it is not a
+    span of the trace), down to ``depth`` levels, in tree order."""
     if span_id is not None and span_id not in tree.spans:
         raise NotFound(f"no span {span_id!r} in this trace; its span ids are in `zoomtrace story ID --ndjson`")
-    return list(depth_first(tree, [span_id] if span_id is not None else tree.roots, depth))
+    return depth_first(tree, [span_id] if span_id is not None else tree.roots, depth)
 
 
 def _better_span(a: SpanRecord, b: SpanRecord) -> bool:
@@ -130,16 +157,15 @@ def tell(
     node_rows: Iterable[Row],
     node_ids: Iterable[str],
     bounds: tuple[int | None, int | None],
-    spans: list[tuple[str, int]] | None = None,
+    spans: Walk | None = None,
 ) -> Story:
-    """The story of a span tree and its records (in time order): of every span, or of ``spans`` only (``(span
-    id, depth)`` in tree order, as ``depth_first`` gives them: a subtree, the top levels), whose records and
-    the records of no recorded span are the ones given."""
+    """The story of a span tree and its records (in time order): of every span, or of ``spans`` only (a subtree,
+    the top levels), whose records and the records of no recorded span are the ones given."""
     nodes = {n["node_id"]: n for n in node_rows}
     service_of = {node_id: node.get("service") for node_id, node in nodes.items()}
-    shown = spans if spans is not None else list(depth_first(tree, tree.roots))
-    story_spans = span_views(tree, [sid for sid, _ in shown], service_of, StorySpan)
-    roots = [story_spans[sid] for sid, depth in shown if depth == 0]
+    walk = spans if spans is not None else depth_first(tree, tree.roots)
+    story_spans = span_views(tree, walk.span_ids, service_of, StorySpan)
+    roots = [story_spans[sid] for sid, depth in zip(walk.span_ids, walk.depths, strict=True) if depth == 0]
     for sid, span in story_spans.items():
         span.children = [story_spans[child] for child in tree.children[sid] if child in story_spans]
     loose: list[StoryRecord] = []

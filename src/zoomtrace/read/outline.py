@@ -9,7 +9,8 @@ order (``_story.span_tree``): a row's index is the span's place in the waterfall
 
 from __future__ import annotations
 
-from collections import defaultdict
+from itertools import chain
+from operator import add, itemgetter
 from typing import Final
 
 import msgspec
@@ -34,33 +35,20 @@ class OutlineSpanRecord(msgspec.Struct, kw_only=True, gc=False):
     links: list[Link] = []
 
 
-class _Strings:
-    """Interned strings: each distinct string once, referred to by its index."""
-
-    def __init__(self) -> None:
-        self.index: dict[str, int] = {}
-
-    def __call__(self, value: str | None) -> int:
-        if value is None:
-            return -1
-        found = self.index.get(value)
-        if found is None:
-            found = self.index[value] = len(self.index)
-        return found
-
-
 #: The counts of ``under_spans``, in this order.
 COUNTED: Final = ("records", "logs", "events", "errors")
 
 
-def under_spans(spans: TraceSpans) -> dict[str | None, list[int]]:
+def under_spans(spans: TraceSpans) -> dict[str | None, tuple[int, ...]]:
     """Span id (None: no span) -> the ``COUNTED`` records directly under it, of every node."""
-    per_span: dict[str | None, list[int]] = defaultdict(lambda: [0] * len(COUNTED))
+    get = itemgetter(*COUNTED)
+    per_span: dict[str | None, tuple[int, ...]] = {}
     for c in spans.counts:
-        counted = per_span[c["span_id"]]
-        for i, key in enumerate(COUNTED):
-            counted[i] += c[key]
-    return dict(per_span)
+        sid = c["span_id"]
+        counted = get(c)
+        old = per_span.get(sid)
+        per_span[sid] = counted if old is None else tuple(map(add, old, counted))
+    return per_span
 
 
 def build_outline(spans: TraceSpans, tree: SpanTree | None = None) -> Outline:
@@ -72,39 +60,33 @@ def build_outline(spans: TraceSpans, tree: SpanTree | None = None) -> Outline:
     start = min((c["start_ns"] for c in spans.counts), default=0)
     end = max((c["end_ns"] for c in spans.counts), default=0)
 
-    order = list(depth_first(tree, tree.roots))
-    rows = [tree.spans[sid] for sid, _ in order]
-    depths = [depth for _, depth in order]
-    parents: list[int] = []
-    last_at_depth: list[int] = []  # the row of the latest span at each depth: the parent of the next one deeper
-    for row_index, depth in enumerate(depths):
-        del last_at_depth[depth:]
-        parents.append(last_at_depth[-1] if depth else -1)
-        last_at_depth.append(row_index)
-    children = [0] * len(rows)
-    for parent in parents:
-        if parent >= 0:
-            children[parent] += 1
-    zero = [0] * len(COUNTED)
-    counted = [per_span.get(sid, zero) for sid, _ in order]
-    strings = _Strings()
+    walk = depth_first(tree, tree.roots)
+    rows = [tree.spans[sid] for sid in walk.span_ids]
+    zero = (0,) * len(COUNTED)
+    counted = [per_span.get(sid, zero) for sid in walk.span_ids]
+    names = [r.type for r in rows]
+    services = [service_of.get(r.node_id) for r in rows]
+    node_ids = [r.node_id for r in rows]
+    statuses = [r.status for r in rows]
+    strings = [value for value in dict.fromkeys(chain(names, services, node_ids, statuses)) if value is not None]
+    index: dict[str | None, int] = {value: i for i, value in enumerate(strings)}
     columns = OutlineSpans(
-        span_id=[sid for sid, _ in order],
+        span_id=walk.span_ids,
         record_id=[r.id for r in rows],
-        parent=parents,
-        depth=depths,
-        remote_parent=[r.parent_span_id if d == 0 else None for r, d in zip(rows, depths, strict=True)],
-        name=[strings(r.type) for r in rows],
-        service=[strings(service_of.get(r.node_id)) for r in rows],
-        node_id=[strings(r.node_id) for r in rows],
+        parent=walk.parents,
+        depth=walk.depths,
+        remote_parent=[r.parent_span_id if d == 0 else None for r, d in zip(rows, walk.depths, strict=True)],
+        name=[index[v] for v in names],
+        service=[index.get(v, -1) for v in services],
+        node_id=[index[v] for v in node_ids],
         start=[r.ts_ns - start for r in rows],
         duration=[r.end_ns - r.ts_ns if r.end_ns is not None else None for r in rows],
-        status=[strings(r.status) for r in rows],
+        status=[index.get(v, -1) for v in statuses],
         error=[int(failed(r)) for r in rows],
         logs=[c[1] for c in counted],
         events=[c[2] for c in counted],
         errors=[c[3] for c in counted],
-        children=children,
+        children=[len(tree.children[sid]) for sid in walk.span_ids],
     )
     links = [(row_index, link.trace_id, link.span_id) for row_index, r in enumerate(rows) for link in r.links]
 
@@ -115,7 +97,7 @@ def build_outline(spans: TraceSpans, tree: SpanTree | None = None) -> Outline:
         trace_id=spans.trace_id,
         start_ns=start,
         end_ns=end,
-        strings=list(strings.index),
+        strings=strings,
         spans=columns,
         links=links,
         unparented=unparented,

@@ -16,7 +16,7 @@ import msgspec
 
 from zoomtrace._gc import gc_paused
 from zoomtrace.errors import TooLarge
-from zoomtrace.read._story import SpanTree, shown, span_tree, span_views, tell
+from zoomtrace.read._story import SpanTree, Walk, shown, span_tree, span_views, tell
 from zoomtrace.read.model import (
     HeaderLine,
     Lineage,
@@ -116,8 +116,8 @@ def story_stream(
 
 def _lines(store: StoreReader, part: _Part, page: int) -> Iterator[SpanLine | RecordLine]:
     service_of = {n["node_id"]: n.get("service") for n in part.spans.nodes}
-    views = span_views(part.tree, [sid for sid, _ in part.shown], service_of, SpanView)
-    for sid, depth in part.shown:
+    views = span_views(part.tree, part.shown.span_ids, service_of, SpanView)
+    for sid, depth in zip(part.shown.span_ids, part.shown.depths, strict=True):
         yield SpanLine(views[sid], depth)
     # Pages follow each other by time (from the last page's last time, past the records already given at
     # that time), so that each is found from the zone maps or primary key, never by skipping a long offset.
@@ -141,8 +141,8 @@ class _Part(NamedTuple):
     trace_id: str
     spans: TraceSpans
     tree: SpanTree
-    #: ``(span id, depth)`` of the spans shown, in tree order.
-    shown: list[tuple[str, int]]
+    #: The spans shown, in tree order.
+    shown: Walk
     #: The filter of the records shown.
     filt: RecordFilter
     #: How many spans and records the part shows (a span recorded twice is shown once).
@@ -156,12 +156,12 @@ def _part(store: StoreReader, trace_id: str, span_id: str | None, depth: int | N
     tree = span_tree(spans.spans)
     scope = shown(tree, span_id, depth)
     under = {sid: counted[0] for sid, counted in under_spans(spans).items()}
-    size = len(scope) + sum(under.get(sid, 0) for sid, _ in scope)
+    size = len(scope.span_ids) + sum(under.get(sid, 0) for sid in scope.span_ids)
     if span_id is None:
         size += sum(n for sid, n in under.items() if sid not in tree.spans)
     filt: RecordFilter = {"kinds": _NOT_SPANS}
     if span_id is not None or depth is not None:
-        filt["span_ids"] = [sid for sid, _ in scope] + ([None] if span_id is None else [])
+        filt["span_ids"] = [*scope.span_ids, *([None] if span_id is None else [])]
     return _Part(spans.trace_id, spans, tree, scope, filt, size)
 
 
