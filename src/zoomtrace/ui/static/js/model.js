@@ -197,8 +197,7 @@ export function buildModel(outline) {
 }
 
 function countsOf(c) {
-  return {spans: c.spans, log: c.logs, event: c.events, raw: Math.max(0, c.records - c.spans - c.logs - c.events),
-    errors: c.errors, records: c.records};
+  return {spans: c.spans, log: c.logs, event: c.events, raw: c.raw, errors: c.errors, records: c.records};
 }
 
 /** Follows-from links: arrows between spans of this trace, the others kept as links out of it. */

@@ -131,10 +131,19 @@ function buildView(main, outline, banner) {
     spanRecords.close();
     waterfall.select(e.span, {scroll: scroll && Boolean(e.span), record: e});
     records.select(e, {scroll, row});
-    detail.showRecord(e);
     if (updateUrl) setQuery({record: e.r.id, span: null});
+    if (!e.span) {
+      detail.showRecord(e);
+      return;
+    }
     // Its span's records, to place it (and its neighbours) on the span's bar.
-    if (e.span) loader.records(e.span).then(() => waterfall.refresh(e.span)).catch(() => {});
+    loader.records(e.span).then(() => waterfall.refresh(e.span), () => {});
+    // A record without on_behalf_of shows its span's: read the span's own record first.
+    if (e.r.on_behalf_of || e.span.loaded) detail.showRecord(e);
+    else {
+      const show = () => { if (selected === e) detail.showRecord(e); };
+      loader.complete(e.span).then(show, show);
+    }
   };
 
   /** A record known only by its id (?record=, a link): found where the record list has it, else read alone. */
