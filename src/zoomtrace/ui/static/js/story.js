@@ -103,7 +103,7 @@ function buildView(main, outline, banner) {
     const wasComplete = n.loaded;
     detail.showSpan(n);
     spanRecords.show(detail.el, n, {loading: !hadRecords});
-    const records = loader.records(n).then(() => {
+    const listed = loader.records(n).then(() => {
       if (hadRecords || selected !== n) return;
       spanRecords.show(detail.el, n);
       waterfall.refresh(n);
@@ -115,7 +115,7 @@ function buildView(main, outline, banner) {
       detail.showSpan(n);
       spanRecords.show(detail.el, n, {loading: n.recordsTotal === null});
     }, () => {}); // without it the panel keeps what the outline says
-    return Promise.all([records, own]);
+    return Promise.all([listed, own]);
   }
 
   ctx.onSelectSpan = (n, {scroll = true, updateUrl = true} = {}) => {
