@@ -592,25 +592,20 @@ def test_trace_spans_reads_the_spans_and_counts_the_rest(store: Store) -> None:
     assert all(list(s) == list(model.RecordView.__struct_fields__) for s in got.spans)
     by_id = {s["id"]: s for s in got.spans}
     assert by_id[spans[0].id]["attrs"] == {"route": "/pay"} and by_id[spans[0].id]["type"] == "GET /pay"
-    expected: dict[tuple[Any, str], dict[str, Any]] = {}
+    assert got.start_ns == min(r.ts_ns for r in mine)
+    assert got.end_ns == max(max(r.ts_ns, r.end_ns or r.ts_ns) for r in mine) == T0 + (DAY_MS + 11_000 + 20_000) * MS
+    expected: dict[str | None, tuple[int, int, int, int]] = {}
     for r in mine:
-        c = expected.setdefault(
-            (r.span_id, r.node_id),
-            {"span_id": r.span_id, "node_id": r.node_id, "start_ns": r.ts_ns, "end_ns": r.ts_ns},
-        )
-        c["start_ns"] = min(c["start_ns"], r.ts_ns)
-        c["end_ns"] = max(c["end_ns"], r.ts_ns, r.end_ns or r.ts_ns)
-        other = r.kind != "span"
-        for key, counted in (
-            ("records", other),
-            ("logs", r.kind == "log"),
-            ("events", r.kind == "event"),
-            ("errors", other and is_error(r)),
-        ):
-            c[key] = c.get(key, 0) + int(counted)
-    assert sorted(got.counts, key=lambda c: (c["span_id"] or "", c["node_id"])) == sorted(
-        expected.values(), key=lambda c: (c["span_id"] or "", c["node_id"])
+        if r.kind != "span":
+            records, logs, events, errors = expected.get(r.span_id, (0, 0, 0, 0))
+            counted = (records + 1, logs + (r.kind == "log"), events + (r.kind == "event"), errors + is_error(r))
+            expected[r.span_id] = counted
+    c = got.counts
+    assert sorted(zip(c.span_id, zip(c.records, c.logs, c.events, c.errors)), key=lambda x: x[0] or "") == sorted(
+        expected.items(), key=lambda x: x[0] or ""
     )
+    assert expected["b1" * 8] == (7, 6, 1, 3)  # six logs and an event, two error logs and the exception
+    assert got.node_ids == sorted([NODE_A, NODE_B])
     assert sorted(n["node_id"] for n in got.nodes) == sorted([NODE_A, NODE_B])
     with pytest.raises(NotFound, match="zoomtrace traces"):
         store.trace_spans("0000" * 8)

@@ -25,7 +25,7 @@ from zoomtrace.read._story import assemble
 from zoomtrace.read.outline import build_outline
 from zoomtrace.store.clickhouse import ClickHouseStore
 from zoomtrace.store.duckdb import DuckStore
-from zoomtrace.store.protocols import TraceSpans
+from zoomtrace.store.protocols import SpanCounts, TraceSpans
 from zoomtrace.ui import create_app
 from zoomtrace.wire.record import Record, uuid7
 
@@ -241,27 +241,27 @@ def random_trace(draw: st.DrawFn) -> list[Record]:
 
 
 def trace_spans_of(records: list[Record], nodes: list[dict[str, Any]]) -> TraceSpans:
-    """What a store's ``trace_spans`` answers for these records: the span rows, and the records counted per
-    span and node (the store's GROUP BY, written out)."""
+    """What a store's ``trace_spans`` answers for these records: the span rows, and the other records counted
+    per span (the store's GROUP BY, written out)."""
     rows = [msgspec.structs.asdict(r) for r in records]
-    counts: dict[tuple[Any, str], dict[str, Any]] = {}
+    counts: dict[str | None, list[int]] = {}
     for r in rows:
-        c = counts.setdefault(
-            (r["span_id"], r["node_id"]),
-            {"span_id": r["span_id"], "node_id": r["node_id"], "start_ns": r["ts_ns"], "end_ns": r["ts_ns"]},
-        )
-        c["start_ns"] = min(c["start_ns"], r["ts_ns"])
-        c["end_ns"] = max(c["end_ns"], r["ts_ns"], r.get("end_ns") or r["ts_ns"])
-        other = r["kind"] != "span"
-        for key, counted in (
-            ("records", other),
-            ("logs", r["kind"] == "log"),
-            ("events", r["kind"] == "event"),
-            ("errors", other and is_error(r)),
-        ):
-            c[key] = c.get(key, 0) + int(counted)
+        if r["kind"] != "span":
+            c = counts.setdefault(r["span_id"], [0, 0, 0, 0])
+            for i, counted in enumerate((True, r["kind"] == "log", r["kind"] == "event", is_error(r))):
+                c[i] += counted
     spans = msgspec.convert([r for r in rows if r["kind"] == "span"], list[model.RecordView])
-    return TraceSpans(TID, spans, list(counts.values()), nodes)
+    return TraceSpans(
+        TID,
+        min(r["ts_ns"] for r in rows),
+        max(max(r["ts_ns"], r["end_ns"] or r["ts_ns"]) for r in rows),
+        spans,
+        SpanCounts(list(counts), *(list(column) for column in zip(*counts.values(), strict=True)))
+        if counts
+        else SpanCounts([], [], [], [], []),
+        sorted({r["node_id"] for r in rows}),
+        nodes,
+    )
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from operator import attrgetter
-from typing import Any, Final, NamedTuple, Protocol, TypeVar
+from typing import Any, Final, NamedTuple, Protocol, TypeVar, cast
 
 import msgspec
 
@@ -42,14 +42,26 @@ class SpanRecord(Protocol):
     end_ns: int | None
 
 
+class Walk(NamedTuple):
+    """Spans in tree order (each root, then its children, in order), as columns."""
+
+    span_ids: list[str]
+    #: 0 for a root of the walk.
+    depths: list[int]
+    #: The position of each span's parent in the walk, -1 for a root of the walk.
+    parents: list[int]
+
+
 class SpanTree(NamedTuple):
     """A trace's spans as a tree: roots and children in time order (ties by record id)."""
 
     #: Span id -> its record (of a span recorded twice, the ended, later copy).
     spans: dict[str, Any]
     roots: list[str]
-    #: Span id -> its child spans.
+    #: Span id -> its child spans (a span without children has no entry).
     children: dict[str, list[str]]
+    #: Every span, in tree order.
+    walk: Walk
 
 
 def span_tree(span_records: Iterable[SpanRecord]) -> SpanTree:
@@ -63,63 +75,50 @@ def span_tree(span_records: Iterable[SpanRecord]) -> SpanTree:
             old = spans.get(sid)
             if old is None or _better_span(r, old):
                 spans[sid] = r
-    order = sorted(spans, key=lambda sid: _BY_TIME(spans[sid]))
+    order = [cast(str, r.span_id) for r in sorted(spans.values(), key=_BY_TIME)]
     roots: list[str] = []
-    children: dict[str, list[str]] = {sid: [] for sid in order}
+    children: dict[str, list[str]] = {}
     parent_of: dict[str, str] = {}
     for sid in order:
         parent = spans[sid].parent_span_id
-        if parent is not None and parent in spans and parent != sid:
-            children[parent].append(sid)
+        if parent is not None and parent != sid and parent in spans:
             parent_of[sid] = parent
+            under = children.get(parent)
+            if under is None:
+                children[parent] = [sid]
+            else:
+                under.append(sid)
         else:
             roots.append(sid)
-    tree = SpanTree(spans, roots, children)
-    reached = _reach(children, roots, set())
-    for sid in order:
-        if sid not in reached:
-            children[parent_of[sid]].remove(sid)
-            roots.append(sid)
-            _reach(children, [sid], reached)
-    roots.sort(key=lambda sid: _BY_TIME(spans[sid]))
-    return tree
+    walk = depth_first(children, roots)
+    if len(walk.span_ids) < len(spans):  # spans caught in a parent cycle: each cycle cut before its earliest span
+        reached = set(walk.span_ids)
+        for sid in order:
+            if sid not in reached:
+                children[parent_of[sid]].remove(sid)
+                roots.append(sid)
+                reached.update(depth_first(children, [sid]).span_ids)
+        roots.sort(key=lambda sid: _BY_TIME(spans[sid]))
+        walk = depth_first(children, roots)
+    return SpanTree(spans, roots, children, walk)
 
 
-def _reach(children: dict[str, list[str]], roots: list[str], reached: set[str]) -> set[str]:
-    """``reached`` with the spans under ``roots`` added."""
-    stack = list(roots)
-    while stack:
-        sid = stack.pop()
-        reached.add(sid)
-        stack.extend(children[sid])
-    return reached
-
-
-class Walk(NamedTuple):
-    """Spans in tree order (each root, then its children, in order), as columns."""
-
-    span_ids: list[str]
-    #: 0 for a root of the walk.
-    depths: list[int]
-    #: The position of each span's parent in the walk, -1 for a root of the walk.
-    parents: list[int]
-
-
-def depth_first(tree: SpanTree, roots: Iterable[str], max_depth: int | None = None) -> Walk:
-    """The spans under ``roots`` in tree order, down to ``max_depth`` levels (a trace may be 20,000 spans deep:
-    a stack, no recursion)."""
-    children = tree.children
+def depth_first(children: Mapping[str, list[str]], roots: Iterable[str], max_depth: int | None = None) -> Walk:
+    """The spans under ``roots`` in tree order (``children``: a ``SpanTree``'s), down to ``max_depth`` levels (a
+    trace may be 20,000 spans deep: a stack, no recursion)."""
     walk = Walk([], [], [])
+    add_id, add_depth, add_parent = walk.span_ids.append, walk.depths.append, walk.parents.append
     stack = [(sid, 0, -1) for sid in reversed(list(roots))]
+    pop, push = stack.pop, stack.extend
     while stack:
-        sid, depth, parent = stack.pop()
+        sid, depth, parent = pop()
         position = len(walk.span_ids)
-        walk.span_ids.append(sid)
-        walk.depths.append(depth)
-        walk.parents.append(parent)
-        under = children[sid]
+        add_id(sid)
+        add_depth(depth)
+        add_parent(parent)
+        under = children.get(sid)
         if under and (max_depth is None or depth + 1 < max_depth):
-            stack.extend([(child, depth + 1, position) for child in reversed(under)])
+            push([(child, depth + 1, position) for child in reversed(under)])
     return walk
 
 
@@ -128,7 +127,9 @@ def shown(tree: SpanTree, span_id: str | None = None, depth: int | None = None) 
     span of the trace), down to ``depth`` levels, in tree order."""
     if span_id is not None and span_id not in tree.spans:
         raise NotFound(f"no span {span_id!r} in this trace; its span ids are in `zoomtrace story ID --ndjson`")
-    return depth_first(tree, [span_id] if span_id is not None else tree.roots, depth)
+    if span_id is None and depth is None:
+        return tree.walk
+    return depth_first(tree.children, [span_id] if span_id is not None else tree.roots, depth)
 
 
 def _better_span(a: SpanRecord, b: SpanRecord) -> bool:
@@ -163,11 +164,11 @@ def tell(
     the top levels), whose records and the records of no recorded span are the ones given."""
     nodes = {n["node_id"]: n for n in node_rows}
     service_of = {node_id: node.get("service") for node_id, node in nodes.items()}
-    walk = spans if spans is not None else depth_first(tree, tree.roots)
+    walk = spans if spans is not None else tree.walk
     story_spans = span_views(tree, walk.span_ids, service_of, StorySpan)
     roots = [story_spans[sid] for sid, depth in zip(walk.span_ids, walk.depths, strict=True) if depth == 0]
     for sid, span in story_spans.items():
-        span.children = [story_spans[child] for child in tree.children[sid] if child in story_spans]
+        span.children = [story_spans[child] for child in tree.children.get(sid, ()) if child in story_spans]
     loose: list[StoryRecord] = []
     for r in records:
         r.service = service_of.get(r.node_id)

@@ -10,12 +10,10 @@ order (``_story.span_tree``): a row's index is the span's place in the waterfall
 from __future__ import annotations
 
 from itertools import chain
-from operator import add, itemgetter
-from typing import Final
 
 import msgspec
 
-from zoomtrace.read._story import SpanTree, depth_first, failed, span_tree, story_nodes
+from zoomtrace.read._story import SpanTree, failed, span_tree, story_nodes
 from zoomtrace.read.model import ErrorInfo, Link, Outline, OutlineCounts, OutlineSpans
 from zoomtrace.store.protocols import TraceSpans
 
@@ -35,20 +33,10 @@ class OutlineSpanRecord(msgspec.Struct, kw_only=True, gc=False):
     links: list[Link] = []
 
 
-#: The counts of ``under_spans``, in this order.
-COUNTED: Final = ("records", "logs", "events", "errors")
-
-
-def under_spans(spans: TraceSpans) -> dict[str | None, tuple[int, ...]]:
-    """Span id (None: no span) -> the ``COUNTED`` records directly under it, of every node."""
-    get = itemgetter(*COUNTED)
-    per_span: dict[str | None, tuple[int, ...]] = {}
-    for c in spans.counts:
-        sid = c["span_id"]
-        counted = get(c)
-        old = per_span.get(sid)
-        per_span[sid] = counted if old is None else tuple(map(add, old, counted))
-    return per_span
+def under_spans(spans: TraceSpans) -> dict[str | None, tuple[int, int, int, int]]:
+    """Span id (None: no span) -> the records directly under it, the logs, the events and the errors among them."""
+    c = spans.counts
+    return dict(zip(c.span_id, zip(c.records, c.logs, c.events, c.errors, strict=True), strict=True))
 
 
 def build_outline(spans: TraceSpans, tree: SpanTree | None = None) -> Outline:
@@ -57,12 +45,11 @@ def build_outline(spans: TraceSpans, tree: SpanTree | None = None) -> Outline:
     tree = tree or span_tree(spans.spans)
     per_span = under_spans(spans)
     service_of = {n["node_id"]: n.get("service") for n in spans.nodes}
-    start = min((c["start_ns"] for c in spans.counts), default=0)
-    end = max((c["end_ns"] for c in spans.counts), default=0)
+    start = spans.start_ns
 
-    walk = depth_first(tree, tree.roots)
+    walk, children = tree.walk, tree.children
     rows = [tree.spans[sid] for sid in walk.span_ids]
-    zero = (0,) * len(COUNTED)
+    zero = (0, 0, 0, 0)
     counted = [per_span.get(sid, zero) for sid in walk.span_ids]
     names = [r.type for r in rows]
     services = [service_of.get(r.node_id) for r in rows]
@@ -86,17 +73,17 @@ def build_outline(spans: TraceSpans, tree: SpanTree | None = None) -> Outline:
         logs=[c[1] for c in counted],
         events=[c[2] for c in counted],
         errors=[c[3] for c in counted],
-        children=[len(tree.children[sid]) for sid in walk.span_ids],
+        children=[len(children.get(sid, ())) for sid in walk.span_ids],
     )
     links = [(row_index, link.trace_id, link.span_id) for row_index, r in enumerate(rows) for link in r.links]
 
-    records, logs, events, errors = (sum(c[i] for c in per_span.values()) for i in range(4))
+    records, logs, events, errors = map(sum, spans.counts[1:])
     unparented = sum(c[0] for sid, c in per_span.items() if sid not in tree.spans)
-    nodes = story_nodes({n["node_id"]: n for n in spans.nodes}, {c["node_id"] for c in spans.counts})
+    nodes = story_nodes({n["node_id"]: n for n in spans.nodes}, spans.node_ids)
     return Outline(
         trace_id=spans.trace_id,
         start_ns=start,
-        end_ns=end,
+        end_ns=spans.end_ns,
         strings=strings,
         spans=columns,
         links=links,

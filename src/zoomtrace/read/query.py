@@ -77,12 +77,8 @@ def story(
             raise TooLarge(f"trace {part.trace_id} has {part.size:,} records, more than {max_records:,} in one piece")
         records = store.trace_records(part.trace_id, part.filt, limit=None, row_type=StoryRecord).rows
         spans = part.spans
-        bounds = (
-            min((c["start_ns"] for c in spans.counts), default=None),
-            max((c["end_ns"] for c in spans.counts), default=None),
-        )
-        node_ids = {c["node_id"] for c in spans.counts}
-        return tell(part.trace_id, part.tree, records, spans.nodes, node_ids, bounds, part.shown)
+        bounds = (spans.start_ns, spans.end_ns)
+        return tell(part.trace_id, part.tree, records, spans.nodes, spans.node_ids, bounds, part.shown)
 
 
 class StoryStream(NamedTuple):
@@ -155,13 +151,14 @@ def _part(store: StoreReader, trace_id: str, span_id: str | None, depth: int | N
     spans = store.trace_spans(trace_id, row_type=RecordView)
     tree = span_tree(spans.spans)
     scope = shown(tree, span_id, depth)
-    under = {sid: counted[0] for sid, counted in under_spans(spans).items()}
-    size = len(scope.span_ids) + sum(under.get(sid, 0) for sid in scope.span_ids)
-    if span_id is None:
-        size += sum(n for sid, n in under.items() if sid not in tree.spans)
     filt: RecordFilter = {"kinds": _NOT_SPANS}
-    if span_id is not None or depth is not None:
-        filt["span_ids"] = [*scope.span_ids, *([None] if span_id is None else [])]
+    if span_id is None and depth is None:
+        return _Part(spans.trace_id, spans, tree, scope, filt, len(tree.spans) + sum(spans.counts.records))
+    under = under_spans(spans)
+    size = len(scope.span_ids) + sum(under[sid][0] for sid in scope.span_ids if sid in under)
+    if span_id is None:
+        size += sum(counted[0] for sid, counted in under.items() if sid not in tree.spans)
+    filt["span_ids"] = [*scope.span_ids, *([None] if span_id is None else [])]
     return _Part(spans.trace_id, spans, tree, scope, filt, size)
 
 

@@ -138,19 +138,32 @@ class RecordFilter(TypedDict, total=False):
     errors_only: bool
 
 
+class SpanCounts(NamedTuple):
+    """A trace's records other than spans, counted per span id, as columns: one entry per span id that has any
+    (``None``: the records without a span id). Columns, not rows: a trace may have 200,000 spans."""
+
+    span_id: list[str | None]
+    records: list[int]
+    logs: list[int]
+    events: list[int]
+    #: Records that count as errors: an exception, level ERROR and above (``TraceFilter``'s rule).
+    errors: list[int]
+
+
 class TraceSpans(NamedTuple):
     """A trace without its logs and events: what its outline, and its story's span tree, are built from."""
 
     #: The trace's full id (the reader may have asked with a unique prefix).
     trace_id: str
+    #: The earliest ``ts_ns`` and the latest ``end_ns`` or ``ts_ns`` of its records.
+    start_ns: int
+    end_ns: int
     #: Every span record of the trace (a span recorded twice is two rows), in no particular order (``RecordView``
     #: rows, or of the ``row_type`` asked for).
     spans: list[Any]
-    #: The trace's records counted per ``(span_id, node_id)``, spans included: ``span_id``, ``node_id``,
-    #: ``start_ns`` (earliest ``ts_ns``), ``end_ns`` (latest ``end_ns`` or ``ts_ns``), and, of the records
-    #: other than spans, ``records``, ``logs``, ``events`` and ``errors``.
-    counts: list[dict[str, Any]]
-    #: The stored process runs among the records' nodes (``NodeView``).
+    counts: SpanCounts
+    #: The nodes of its records, and the stored process runs among them (``NodeView``).
+    node_ids: list[str]
     nodes: list[dict[str, Any]]
 
 

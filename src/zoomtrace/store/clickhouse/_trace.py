@@ -19,7 +19,15 @@ from zoomtrace.store.clickhouse._nodes import node_rows
 from zoomtrace.store.clickhouse._schema import TEXT_MATCH, among, is_error
 from zoomtrace.store.clickhouse._traces import nodes_whose
 from zoomtrace.store.clickhouse._transport import Param, Values
-from zoomtrace.store.protocols import LEVELS, TRACE_KINDS, RecordFilter, RecordPage, TraceSpans, no_record_in_trace
+from zoomtrace.store.protocols import (
+    LEVELS,
+    TRACE_KINDS,
+    RecordFilter,
+    RecordPage,
+    SpanCounts,
+    TraceSpans,
+    no_record_in_trace,
+)
 
 #: A query answering one JSON object per line (``TabSeparatedRaw`` of a row expression).
 Raw = Callable[[str, Mapping[str, Param] | None], bytes]
@@ -27,18 +35,18 @@ Raw = Callable[[str, Mapping[str, Param] | None], bytes]
 #: The trace's range of the primary key (parameters ``trace``, ``start``, ``end``).
 _TRACE: Final = "trace_id = {trace:String} AND ts_ns >= {start:Int64} AND ts_ns <= {end:Int64}"
 
-#: The trace's records counted per span and node (``TraceSpans.counts``), each record once.
-_COUNTS: Final = f"""SELECT formatRowNoNewline('JSONEachRow', span_id, node_id, start_ns, end_ns, records, logs, events,
-    errors)
-FROM (
-    SELECT span_id, toString(node_id) AS node_id, min(ts_ns) AS start_ns,
-        max(greatest(ts_ns, ifNull(end_ns, ts_ns))) AS end_ns, countIf(kind != 'span') AS records,
-        countIf(kind = 'log') AS logs, countIf(kind = 'event') AS events,
-        countIf(kind != 'span' AND {is_error()}) AS errors
-    FROM (SELECT id, span_id, node_id, ts_ns, end_ns, kind, status, error, level FROM records
-          WHERE {_TRACE} AND kind != 'node' LIMIT 1 BY id)
-    GROUP BY span_id, node_id
-)"""
+_NO_COUNTS: Final = SpanCounts([], [], [], [], [])
+
+#: The trace's first and last record time and its nodes (each record once makes no difference to them).
+_BOUNDS: Final = f"""SELECT min(ts_ns), max(greatest(ts_ns, ifNull(end_ns, ts_ns))),
+    arraySort(groupUniqArray(toString(node_id)))
+FROM records WHERE {_TRACE} AND kind != 'node' HAVING count() > 0"""
+
+#: The trace's records other than spans counted per span (``SpanCounts``), each record once.
+_COUNTS: Final = f"""SELECT span_id, count(), countIf(kind = 'log'), countIf(kind = 'event'), countIf({is_error()})
+FROM (SELECT id, span_id, kind, status, error, level FROM records
+      WHERE {_TRACE} AND kind NOT IN ('span', 'node') LIMIT 1 BY id)
+GROUP BY span_id"""
 
 
 def trace_spans(raw: Raw, values: Values, trace: tuple[str, int, int], row_type: type[Any]) -> TraceSpans:
@@ -48,8 +56,10 @@ def trace_spans(raw: Raw, values: Values, trace: tuple[str, int, int], row_type:
     spans = _rows.decode_rows(
         raw(f"SELECT {row} FROM records WHERE {_TRACE} AND kind = 'span' LIMIT 1 BY id", params), row_type
     )
-    counts = _rows.decode_rows(raw(_COUNTS, params))
-    return TraceSpans(trace[0], spans, counts, node_rows(values, sorted({c["node_id"] for c in counts})))
+    ((first, last, node_ids),) = values(_BOUNDS, params) or [[trace[1], trace[2], []]]
+    counted = values(_COUNTS, params)
+    counts = SpanCounts(*(list(column) for column in zip(*counted, strict=True))) if counted else _NO_COUNTS
+    return TraceSpans(trace[0], first, last, spans, counts, node_ids, node_rows(values, node_ids))
 
 
 def trace_records(

@@ -26,6 +26,7 @@ from zoomtrace.store.protocols import (
     TRACE_KINDS,
     RecordFilter,
     RecordPage,
+    SpanCounts,
     TraceFilter,
     TraceRows,
     TraceSpans,
@@ -190,22 +191,26 @@ class DuckReader:
         return TraceRows(tid, records, self._nodes_among({r["node_id"] for r in records}))
 
     def trace_spans(self, trace_id: str, *, row_type: type[Any] = dict) -> TraceSpans:
-        """A trace's span records, its records counted per span and node (one GROUP BY), and its nodes."""
+        """A trace's span records, its other records counted per span (one GROUP BY), and its nodes."""
         tid, start, end = self._resolve_trace(trace_id)
-        where = "FROM records WHERE ts_ns BETWEEN $start AND $end AND trace_id = $trace"
         params = {"start": start, "end": end, "trace": tid}
         row = self._row("records", fields_of(row_type))
-        (spans,) = self._fetch_one(f"SELECT {_array(row)} {where} AND kind = 'span'", params)
-        (counted,) = self._fetch_one(
-            "SELECT " + _array("to_json(c)") + " FROM (SELECT span_id, node_id, min(ts_ns) AS start_ns, "
-            "max(greatest(ts_ns, coalesce(end_ns, ts_ns))) AS end_ns, count(*) FILTER (kind <> 'span') AS records, "
-            "count(*) FILTER (kind = 'log') AS logs, count(*) FILTER (kind = 'event') AS events, "
-            f"count(*) FILTER (kind <> 'span' AND {IS_ERROR}) AS errors {where} AND kind <> 'node' "
-            "GROUP BY span_id, node_id) AS c",
+        (spans,) = self._fetch_one(f"SELECT {_array(row)} FROM records WHERE {_IN_TRACE} AND kind = 'span'", params)
+        first, last, node_ids = self._fetch_one(
+            "SELECT coalesce(min(ts_ns), $start), coalesce(max(greatest(ts_ns, coalesce(end_ns, ts_ns))), $end), "
+            f"coalesce(list(DISTINCT node_id ORDER BY node_id), []) FROM records WHERE {_IN_TRACE} AND kind <> 'node'",
             params,
         )
-        counts = decode_rows(counted)
-        return TraceSpans(tid, decode_rows(spans, row_type), counts, self._nodes_among({c["node_id"] for c in counts}))
+        counted = self._con.execute(
+            "SELECT span_id, count(*), count(*) FILTER (kind = 'log'), count(*) FILTER (kind = 'event'), "
+            f"count(*) FILTER ({IS_ERROR}) FROM records WHERE {_IN_TRACE} AND kind NOT IN ('span', 'node') "
+            "GROUP BY span_id",
+            params,
+        ).fetchall()
+        counts = SpanCounts(*(list(column) for column in zip(*counted, strict=True))) if counted else _NO_COUNTS
+        return TraceSpans(
+            tid, first, last, decode_rows(spans, row_type), counts, node_ids, self._nodes_among(set(node_ids))
+        )
 
     def trace_records(
         self,
@@ -481,6 +486,8 @@ def _word(query: str, pos: int) -> str:
         end += 1
     return query[pos:end].lower()
 
+
+_NO_COUNTS: Final = SpanCounts([], [], [], [], [])
 
 #: A record of the trace (parameters ``start``, ``end``: its first and last record's time, ``trace``: its id);
 #: the ts_ns range lets zone maps skip row groups before trace_id is compared.
