@@ -183,6 +183,12 @@ def test_outline_is_the_story_s_span_tree_as_columns(duck: DuckStore, records: l
     assert outline["unparented"] == 2
 
 
+def test_story_read_in_parts_is_the_story_of_the_whole_trace(duck: DuckStore) -> None:
+    """``query.story`` (the span tree, then the records) tells what assembling every row of the trace tells."""
+    whole = duck.trace_rows(TID)
+    assert plain(query.story(duck, TID)) == plain(assemble(whole.trace_id, whole.records, whole.nodes))
+
+
 def test_outline_and_pages_are_the_same_on_chdb(duck: DuckStore, records: list[Record], tmp_path: Path) -> None:
     ch = ClickHouseStore.open(f"chdb://{tmp_path / 'chdb'}", create=True, retention_days=0)
     try:

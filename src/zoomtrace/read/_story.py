@@ -138,8 +138,9 @@ def _better_span(a: SpanRecord, b: SpanRecord) -> bool:
 
 
 def assemble(trace_id: str, record_rows: Iterable[Row], node_rows: Iterable[Row]) -> Story:
-    """The story of ``trace_id`` from rows in hand: its records (any order; other traces' records and node
-    records are left out) and the rows of the nodes they came from."""
+    """The story of ``trace_id`` from rows in hand (``StoreReader.trace_rows``'): its records (any order;
+    other traces' records and node records are left out) and the rows of the nodes they came from. It tells
+    what ``query.story`` tells, reading the trace in parts (the tests hold one to the other)."""
     with gc_paused():
         rows = [r for r in record_rows if r.get("trace_id") in (None, trace_id) and r.get("kind") != "node"]
         tree = span_tree(msgspec.convert([r for r in rows if r["kind"] == "span"], list[RecordView]))

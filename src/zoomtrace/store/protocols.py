@@ -190,7 +190,8 @@ class StoreReader(Protocol):
 
     def trace_rows(self, trace_id: str) -> TraceRows:
         """A trace's records and nodes, by full id or a unique prefix of at least 4 characters
-        (raises ``zoomtrace.errors.NotFound`` for an unknown or ambiguous id)."""
+        (raises ``zoomtrace.errors.NotFound`` for an unknown or ambiguous id): the whole trace as dicts, for
+        tools. ``zoomtrace.read`` reads a trace in parts instead (``trace_spans``, ``trace_records``)."""
 
     def trace_spans(self, trace_id: str, *, row_type: type[Any] = dict) -> TraceSpans:
         """A trace's span records, its records counted per span and node, and its nodes: by full id or a unique
