@@ -42,7 +42,7 @@ def under_spans(spans: TraceSpans) -> dict[str | None, tuple[int, int, int, int]
 def build_outline(spans: TraceSpans, tree: SpanTree | None = None) -> Outline:
     """The outline of a trace from its spans (``OutlineSpanRecord``s, or ``RecordView``s), counts and nodes
     (``StoreReader.trace_spans``); ``tree``: their ``span_tree`` when the caller has it."""
-    tree = tree or span_tree(spans.spans)
+    tree = tree if tree is not None else span_tree(spans.spans)
     per_span = under_spans(spans)
     service_of = {n["node_id"]: n.get("service") for n in spans.nodes}
     start = spans.start_ns
