@@ -370,3 +370,67 @@ def spool_bytes(home: Path) -> bytes:
     files = sorted((home / "spool").glob("*.zspool"))
     assert files, f"no spool segments under {home / 'spool'}"
     return b"".join(f.read_bytes() for f in files)
+
+
+# -- traces written straight into a home's store -------------------------------------------------
+
+
+def write_store(home: Path, records: list[Any]) -> None:
+    """A home whose DuckDB store holds ``records`` (``zoomtrace.wire.record.Record``s), as ingestion leaves it."""
+    from zoomtrace.store.duckdb import DuckStore
+
+    home.mkdir(parents=True, exist_ok=True)
+    store = DuckStore(home / "store.duckdb")
+    try:
+        store.ingest(records)
+    finally:
+        store.close()
+
+
+def branching_trace(trace_id: str, t0: int) -> list[Any]:
+    """A trace that exercises a story's shapes: two services (a third node never started), a root with
+    children and grandchildren started out of order, a span recorded twice (interrupted, then ended), a span
+    whose parent was never recorded, two spans caught in a parent cycle, follows-from links, failures, logs
+    of several levels, events, raw data, two records at the same instant, and records under no recorded
+    span. Times are ``t0`` plus milliseconds."""
+    from zoomtrace.wire.record import Error, Link, Record, uuid7
+
+    ms = 1_000_000
+    gateway, billing, ghost = uuid7(t0 - 9000 * ms), uuid7(t0 - 8000 * ms), uuid7(t0 - 7000 * ms)
+
+    def rec(kind: str, type_: str, at: float, node: str = gateway, **fields: Any) -> Record:
+        ts = t0 + int(at * ms)
+        fields.setdefault("trace_id", trace_id)
+        return Record(id=uuid7(ts), kind=kind, type=type_, ts_ns=ts, node_id=node, **fields)
+
+    def started(node: str, service: str) -> Record:
+        attrs = {"node_id": node, "service": service, "env": "test", "host": "h", "pid": 7, "started_ns": t0 - ms}
+        return Record(id=uuid7(t0 - ms), kind="node", type="started", ts_ns=t0 - ms, node_id=node, attrs=attrs)
+
+    root, pay, ship = "a0" * 8, "b1" * 8, "b2" * 8
+    out = [
+        started(gateway, "gateway"),
+        started(billing, "billing"),
+        rec("span", "GET /order", 0, span_id=root, end_ns=t0 + 900 * ms, attrs={"route": "/order"}),
+        rec("log", "app", 1, span_id=root, level="INFO", message="order received"),
+        rec("log", "app", 1, span_id=root, level="DEBUG", message="same instant"),
+        rec("event", "OrderPlaced", 2, span_id=root, payload={"order": 7}),
+        rec("span", "ship", 300, span_id=ship, parent_span_id=root, end_ns=t0 + 400 * ms, links=[Link(trace_id, pay)]),
+        rec("raw", "Label", 301, span_id=ship, payload=b"\x00label"),
+        rec("span", "pay", 100, billing, span_id=pay, parent_span_id=root, end_ns=t0 + 250 * ms, status="error"),
+        rec("log", "billing", 101, billing, span_id=pay, level="WARNING", message="card slow"),
+        rec("log", "billing", 102, billing, span_id=pay, level="ERROR", message="card declined"),
+        rec("event", "Refund", 103, billing, span_id=pay, error=Error("Declined", "no funds", [])),
+        rec("span", "fraud-check", 120, billing, span_id="c1" * 8, parent_span_id=pay, end_ns=t0 + 130 * ms),
+        rec("span", "ledger", 110, billing, span_id="c2" * 8, parent_span_id=pay, status="interrupted"),
+        rec("span", "ledger", 110, billing, span_id="c2" * 8, parent_span_id=pay, end_ns=t0 + 115 * ms),
+        rec("log", "billing", 111, billing, span_id="c2" * 8, message="ledger written"),
+        rec("span", "webhook", 500, ghost, span_id="d4" * 8, parent_span_id="99" * 8, end_ns=t0 + 510 * ms),
+        rec("log", "hook", 501, ghost, span_id="d4" * 8, level="CRITICAL", message="hook failed"),
+        rec("span", "loop-a", 600, span_id="e1" * 8, parent_span_id="e2" * 8, end_ns=t0 + 601 * ms),
+        rec("span", "loop-b", 602, span_id="e2" * 8, parent_span_id="e1" * 8, end_ns=t0 + 603 * ms),
+        rec("log", "app", 700, span_id=None, level="WARNING", message="under no span"),
+        rec("log", "app", 701, span_id="77" * 8, message="under a span never recorded"),
+        rec("log", "app", 5, trace_id="ff" * 16, message="another trace"),
+    ]
+    return out

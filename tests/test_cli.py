@@ -492,3 +492,170 @@ def test_demo_on_chdb_tells_the_same_story(tmp_path: Path) -> None:
     assert not (home / "store.duckdb").exists(), "the demo's services record into the spool, the story is on chdb"
     assert h.cli_json(home, "--store", store, "story", told["trace_id"]) == told
     assert h.story(home, told["trace_id"]) == told  # the home's spool tells the same story on the default store
+
+
+# -- story of a big trace: --span, --depth, --limit, --ndjson --------------------------------------------
+
+TREE = "5a" * 16
+BIG = "b9" * 16
+T0 = 1_800_000_000_000_000_000
+
+
+def _big_trace() -> list[Any]:
+    """One span and more logs under it than ``story --json`` writes (50,000 records)."""
+    from zoomtrace.wire.record import Record, uuid7
+
+    node, root = uuid7(T0 - 10**6), "a0" * 8
+    out = [Record(id=uuid7(T0), kind="span", type="batch", ts_ns=T0, node_id=node, trace_id=BIG, span_id=root)]
+    for i in range(50_000):
+        ts = T0 + 1000 * (i + 1)
+        out.append(
+            Record(
+                id=uuid7(ts),
+                kind="log",
+                type="app",
+                ts_ns=ts,
+                node_id=node,
+                trace_id=BIG,
+                span_id=root,
+                message=f"line {i}",
+            )
+        )
+    return out
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A home holding a branching trace and a big one; the branching trace's whole story (--json)."""
+    home = tmp_path_factory.mktemp("tree") / "home"
+    h.write_store(home, [*h.branching_trace(TREE, T0), *_big_trace()])
+    return {"home": home, "story": h.story(home, TREE)}
+
+
+def story_lines(out: subprocess.CompletedProcess[str]) -> list[str]:
+    """The span and record lines of ``story``'s tree (after its header and the blank line)."""
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    return lines[lines.index("") + 1 :]
+
+
+def size(spans: list[dict[str, Any]]) -> int:
+    """Spans and records of a story's span tree."""
+    return sum(1 + len(s["records"]) for s, _ in h.walk_spans(spans))
+
+
+def pruned(spans: list[dict[str, Any]], depth: int) -> list[dict[str, Any]]:
+    """A story's span tree down to ``depth`` levels (as ``--depth`` shows it)."""
+    return [{**s, "children": pruned(s["children"], depth - 1) if depth > 1 else []} for s in spans]
+
+
+def test_story_depth_shows_the_top_of_the_tree(tree: dict[str, Any]) -> None:
+    full = tree["story"]
+    told = h.cli_json(tree["home"], "story", TREE, "--depth", "2")
+    assert told == {**full, "spans": pruned(full["spans"], 2)}
+    assert [s["name"] for s in told["spans"]] == ["GET /order", "webhook", "loop-a"]
+    lines = story_lines(h.cli(tree["home"], "story", TREE, "--depth", "1"))
+    assert [line.split("  [")[0] for line in lines if "▸" in line] == ["▸ GET /order", "▸ webhook", "▸ loop-a"]
+    assert any("order received" in line for line in lines) and not any("card declined" in line for line in lines)
+    assert any("under no span" in line for line in lines)  # a record of no span is at the top of the trace
+
+
+def test_story_span_shows_one_subtree(tree: dict[str, Any]) -> None:
+    full = tree["story"]
+    pay = h.span_named(full, "pay")
+    told = h.cli_json(tree["home"], "story", TREE, "--span", pay["span_id"])
+    assert told == {**full, "spans": [pay], "records": []}
+    told = h.cli_json(tree["home"], "story", TREE, "--span", pay["span_id"], "--depth", "1")
+    assert told["spans"] == [{**pay, "children": []}]
+    lines = story_lines(h.cli(tree["home"], "story", TREE, "--span", pay["span_id"]))
+    assert lines[0].startswith("▸ pay  [billing]")
+    assert [line.strip().split("  [")[0] for line in lines if "▸" in line] == ["▸ pay", "▸ ledger", "▸ fraud-check"]
+    message = h.assert_one_line_error(h.cli(tree["home"], "story", TREE, "--span", "0123456789abcdef"))
+    assert "no span '0123456789abcdef'" in message
+
+
+def test_story_limit_says_what_it_left_out(tree: dict[str, Any]) -> None:
+    full = tree["story"]
+    total = size(full["spans"]) + len(full["records"])
+    every = story_lines(h.cli(tree["home"], "story", TREE))
+    lines = story_lines(h.cli(tree["home"], "story", TREE, "--limit", "4"))
+    assert lines[:-1] == every[: len(lines) - 1]  # the same tree, cut short
+    assert (
+        lines[-1] == f"… {total - 4:,} more spans and records left out: raise --limit, or narrow with --span or --depth"
+    )
+    assert sum("▸" in line or line.lstrip().split(" ")[0] in ("INFO", "DEBUG", "EVENT") for line in lines[:-1]) == 4
+    assert story_lines(h.cli(tree["home"], "story", TREE, "--limit", str(total))) == every
+
+
+def test_story_ndjson_streams_header_spans_then_records(tree: dict[str, Any]) -> None:
+    full = tree["story"]
+    out = h.cli(tree["home"], "story", TREE, "--ndjson")
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    header = lines[0]["trace"]
+    assert {k: header[k] for k in ("trace_id", "start_ns", "end_ns", "duration_ns", "nodes")} == {
+        k: full[k] for k in ("trace_id", "start_ns", "end_ns", "duration_ns", "nodes")
+    }
+    assert header["unparented"] == len(full["records"]) and header["counts"]["spans"] == len(h.all_spans(full))
+    spans = [line for line in lines[1:] if "span" in line]
+    expected = [
+        ({k: v for k, v in s.items() if k not in ("records", "children")}, depth)
+        for s, depth in _depth_first(full["spans"])
+    ]
+    assert [(line["span"], line["depth"]) for line in spans] == expected
+    records = [line["record"] for line in lines[1 + len(spans) :]]
+    assert len(lines) == 1 + len(spans) + len(records)
+    in_story = sorted((r for r, _ in h.all_records(full)), key=lambda r: (r["ts_ns"], r["id"]))
+    assert [r["id"] for r in records] == [r["id"] for r in in_story]
+    for got, want in zip(records, in_story, strict=True):
+        assert {k: got[k] for k in want} == want  # as the story has it, with every field of the record
+
+
+def _depth_first(spans: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int]]:
+    out: list[tuple[dict[str, Any], int]] = []
+    for s in spans:
+        out.append((s, 0))
+        out += [(c, depth + 1) for c, depth in _depth_first(s["children"])]
+    return out
+
+
+def test_story_ndjson_of_a_subtree_with_a_limit(tree: dict[str, Any]) -> None:
+    pay = h.span_named(tree["story"], "pay")
+    out = h.cli(tree["home"], "story", TREE, "--ndjson", "--span", pay["span_id"], "--limit", "2")
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [list(line) for line in lines] == [["trace"], ["span", "depth"], ["span", "depth"]]
+    assert [lines[1]["span"]["name"], lines[2]["span"]["name"]] == ["pay", "ledger"]
+    assert out.stderr.strip() == f"zoomtrace: {size([pay]) - 2:,} more lines left out (--limit 2)"
+
+
+def test_story_json_of_a_big_trace_points_to_ndjson(tree: dict[str, Any]) -> None:
+    out = h.cli(tree["home"], "story", BIG, "--json")
+    assert out.returncode == 2 and out.stdout == ""
+    message = h.assert_one_line_error(out)
+    assert "50,001 records, more than 50,000" in message and f"zoomtrace story {BIG} --ndjson" in message
+    narrowed = h.cli_json(tree["home"], "story", BIG, "--depth", "1")  # --json with --depth: no limit
+    assert len(narrowed["spans"][0]["records"]) == 50_000
+    out = h.cli(tree["home"], "story", BIG, "--ndjson")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 1 + 1 + 50_000
+    assert [json.loads(lines[i])["record"]["message"] for i in (2, -1)] == ["line 0", "line 49999"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--json", "--ndjson"], "--json or --ndjson, not both"),
+        (["--json", "--limit", "5"], "--limit is for the tree and --ndjson"),
+    ],
+)
+def test_story_flags_that_do_not_go_together(tree: dict[str, Any], args: list[str], message: str) -> None:
+    out = h.cli(tree["home"], "story", TREE, *args)
+    assert out.returncode == 2 and message in h.assert_one_line_error(out)
+
+
+@pytest.mark.parametrize("flag", ["--depth", "--limit"])
+def test_story_counts_are_positive(tree: dict[str, Any], flag: str) -> None:
+    out = h.cli(tree["home"], "story", TREE, flag, "0")
+    assert out.returncode == 2 and "not a positive whole number: '0'" in out.stderr

@@ -364,6 +364,307 @@ def test_traces_filters_order_and_paging(store: Store) -> None:
     assert (row["root_service"], row["services"], row["duration_ns"]) == ("billing", ["billing"], 500 * MS)
 
 
+# -- a trace in parts: its spans and counts, pages of its records --------------------------------
+
+PAGED = "d4" * 16
+DAY_MS = 86_400_000
+#: Levels as ``RecordFilter.min_level`` ranks them (a level not listed ranks as INFO).
+RANK = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "WARN": 30, "ERROR": 40, "CRITICAL": 50, "FATAL": 50}
+
+
+def paged_trace() -> list[Record]:
+    """One trace across two services and two days: a gateway root with three billing children, logs of every
+    level (and none, a lower-case one, one not listed), events, raw data, failures, two records at the same
+    instant, a record under an unrecorded span, one under none, and a chain of spans 12 deep that starts a
+    day later; plus a record of another trace and a node record, which belong to no page."""
+    root = "a0" * 8
+    children = [f"b{i}" * 8 for i in range(3)]
+    out = [
+        started(NODE_A, "gateway"),
+        started(NODE_B, "billing"),
+        rec("span", "GET /pay", 0, trace_id=PAGED, span_id=root, end_ns=T0 + 5000 * MS, attrs={"route": "/pay"}),
+        rec("log", "app", 1, trace_id=PAGED, span_id=root, message="received 100% of it", level="info"),
+        rec("log", "app", 2, trace_id=PAGED, span_id=root, message="no level at all"),
+        rec("event", "OrderPlaced", 3, trace_id=PAGED, span_id=root, payload={"order": 7}),
+        rec("raw", "Blob", 4, trace_id=PAGED, span_id=root, payload=b"\x00raw"),
+        rec("log", "app", 5, trace_id=PAGED, span_id=None, message="under no span", level="WARNING"),
+        rec("log", "app", 6, trace_id=PAGED, span_id="ee" * 8, message="under a span never recorded"),
+    ]
+    for i, child in enumerate(children):
+        start = 100 * (i + 1)
+        out.append(
+            rec(
+                "span",
+                f"charge-{i}",
+                start,
+                node=NODE_B,
+                trace_id=PAGED,
+                span_id=child,
+                parent_span_id=root,
+                end_ns=T0 + (start + 50) * MS,
+                status="error" if i == 1 else "ok",
+            )
+        )
+        for j, level in enumerate(("DEBUG", "INFO", "WARNING", "ERROR", "NOTICE", "CRITICAL")):
+            out.append(
+                rec(
+                    "log",
+                    "billing",
+                    start + 1 + j,
+                    node=NODE_B,
+                    trace_id=PAGED,
+                    span_id=child,
+                    level=level,
+                    message=f"charge {i} step_{j}",
+                    attrs={"customer": "ACME" if j == 2 else "zenith"},
+                )
+            )
+    out.append(rec("log", "billing", 110, node=NODE_B, trace_id=PAGED, span_id=children[0], message="same instant"))
+    twin = rec("log", "billing", 110, node=NODE_B, trace_id=PAGED, span_id=children[0], message="same instant too")
+    out.append(twin)
+    out.append(
+        rec(
+            "event",
+            "Declined",
+            212,
+            node=NODE_B,
+            trace_id=PAGED,
+            span_id=children[1],
+            error=Error("Declined", "no funds", []),
+            payload={"order": 7},
+        )
+    )
+    parent = children[2]
+    for depth in range(12):  # a chain deep in the tree, a day later
+        span_id = f"{depth:02d}" * 8
+        start = DAY_MS + 1000 * depth
+        out.append(
+            rec(
+                "span",
+                "deep",
+                start,
+                trace_id=PAGED,
+                span_id=span_id,
+                parent_span_id=parent,
+                end_ns=T0 + (start + 20_000) * MS,
+            )
+        )
+        out.append(rec("log", "app", start + 1, trace_id=PAGED, span_id=span_id, message=f"deep {depth}"))
+        parent = span_id
+    out.append(rec("log", "app", 7, trace_id="ff" * 16, message="another trace"))
+    return out
+
+
+def in_trace(records: list[Record]) -> list[Record]:
+    """The records a page of PAGED may hold, in time order (then by id)."""
+    return sorted((r for r in records if r.trace_id == PAGED and r.kind != "node"), key=lambda r: (r.ts_ns, r.id))
+
+
+def is_error(r: Record) -> bool:
+    return r.status == "error" or r.error is not None or r.level in ("ERROR", "CRITICAL", "FATAL")
+
+
+def passing(records: list[Record], filt: dict[str, Any]) -> list[str]:
+    """The ids of the records of PAGED passing ``filt``, in time order: the filter's rules, written out."""
+    spans = {r.span_id for r in records if r.kind == "span" and r.trace_id == PAGED}
+    service = {NODE_A: "gateway", NODE_B: "billing"}
+    out = []
+    for r in in_trace(records):
+        if r.kind not in filt.get("kinds", ("log", "event", "span", "raw")):
+            continue
+        if "span_ids" in filt:
+            under = r.span_id in filt["span_ids"] or (None in filt["span_ids"] and r.span_id not in spans)
+            if r.kind == "span" or not under:
+                continue
+        if "from_ns" in filt and r.ts_ns < filt["from_ns"]:
+            continue
+        if "to_ns" in filt and r.ts_ns >= filt["to_ns"]:
+            continue
+        if "min_level" in filt and r.level is not None and RANK.get(r.level.upper(), 20) < RANK[filt["min_level"]]:
+            continue
+        if "service" in filt and service.get(r.node_id) != filt["service"]:
+            continue
+        text = filt.get("text", "").lower()
+        if text and not any(text in (v or "").lower() for v in (r.message, r.type, json_text(r.attrs))):
+            continue
+        if filt.get("errors_only") and not is_error(r):
+            continue
+        out.append(r.id)
+    return out
+
+
+def json_text(value: Any) -> str:
+    return msgspec.json.encode(value).decode() if value else ""
+
+
+def all_pages(store: Store, filt: dict[str, Any], limit: int) -> list[str]:
+    """Every record passing ``filt``, read page after page."""
+    ids: list[str] = []
+    offset = 0
+    while True:
+        page = store.trace_records(PAGED, filt, offset=offset, limit=limit)  # type: ignore[arg-type]
+        assert page.offset == offset
+        ids += [r["id"] for r in page.rows]
+        offset += limit
+        if offset >= page.total:
+            assert len(ids) == page.total
+            return ids
+
+
+def test_trace_spans_reads_the_spans_and_counts_the_rest(store: Store) -> None:
+    records = paged_trace()
+    ingest(store, records)
+    got = store.trace_spans(PAGED[:8])  # a unique prefix
+    assert got.trace_id == PAGED
+    mine = in_trace(records)
+    spans = [r for r in mine if r.kind == "span"]
+    assert sorted(s["id"] for s in got.spans) == sorted(s.id for s in spans)
+    assert all(list(s) == list(model.RecordView.__struct_fields__) for s in got.spans)
+    by_id = {s["id"]: s for s in got.spans}
+    assert by_id[spans[0].id]["attrs"] == {"route": "/pay"} and by_id[spans[0].id]["type"] == "GET /pay"
+    assert got.start_ns == min(r.ts_ns for r in mine)
+    assert got.end_ns == max(max(r.ts_ns, r.end_ns or r.ts_ns) for r in mine) == T0 + (DAY_MS + 11_000 + 20_000) * MS
+    expected: dict[str | None, tuple[int, int, int, int]] = {}
+    for r in mine:
+        if r.kind != "span":
+            records, logs, events, errors = expected.get(r.span_id, (0, 0, 0, 0))
+            counted = (records + 1, logs + (r.kind == "log"), events + (r.kind == "event"), errors + is_error(r))
+            expected[r.span_id] = counted
+    c = got.counts
+    assert sorted(zip(c.span_id, zip(c.records, c.logs, c.events, c.errors)), key=lambda x: x[0] or "") == sorted(
+        expected.items(), key=lambda x: x[0] or ""
+    )
+    assert expected["b1" * 8] == (7, 6, 1, 3)  # six logs and an event, two error logs and the exception
+    assert got.node_ids == sorted([NODE_A, NODE_B])
+    assert sorted(n["node_id"] for n in got.nodes) == sorted([NODE_A, NODE_B])
+    with pytest.raises(NotFound, match="zoomtrace traces"):
+        store.trace_spans("0000" * 8)
+
+
+def test_trace_records_pages_cover_the_trace_in_time_order(store: Store) -> None:
+    records = paged_trace()
+    ingest(store, records)
+    everything = passing(records, {})
+    assert len(everything) == len(in_trace(records)) == 55
+    first = store.trace_records(PAGED)
+    assert (first.total, first.offset) == (len(everything), 0)
+    assert [r["id"] for r in first.rows] == everything  # 500 by default: all of them
+    assert all(list(r) == list(model.RecordView.__struct_fields__) for r in first.rows)
+    assert sorted(n["node_id"] for n in first.nodes) == sorted([NODE_A, NODE_B])
+    for limit in (1, 7, 50):
+        assert all_pages(store, {}, limit) == everything
+    beyond = store.trace_records(PAGED, offset=100, limit=10)
+    assert (beyond.total, beyond.offset, beyond.rows) == (len(everything), 100, [])
+    assert store.trace_records(PAGED, limit=None).rows == first.rows
+    twins = [r.id for r in records if r.message in ("same instant", "same instant too")]
+    assert [i for i in everything if i in twins] == sorted(twins)  # the same instant: by id
+    with pytest.raises(NotFound):
+        store.trace_records("0000" * 8)
+
+
+#: Filters of a trace's records, alone and combined.
+FILTERS: list[dict[str, Any]] = [
+    {"span_ids": ["b0" * 8]},
+    {"span_ids": ["b0" * 8, "b2" * 8, "a0" * 8]},
+    {"span_ids": [None]},
+    {"span_ids": ["a0" * 8, None]},
+    {"span_ids": ["11" * 8]},  # far down the tree, a day later
+    {"span_ids": []},
+    {"from_ns": T0 + 100 * MS, "to_ns": T0 + 110 * MS},
+    {"from_ns": T0 + DAY_MS * MS},
+    {"to_ns": T0 + 5 * MS},
+    {"kinds": ["span"]},
+    {"kinds": ["event", "raw"]},
+    {"min_level": "WARNING"},
+    {"min_level": "ERROR", "kinds": ["log"]},
+    {"min_level": "INFO"},
+    {"service": "billing"},
+    {"service": "nobody"},
+    {"text": "ACME"},
+    {"text": "orderplaced"},
+    {"text": "100%"},
+    {"text": "0_"},
+    {"text": "step_3"},
+    {"errors_only": True},
+    {"errors_only": True, "service": "billing", "kinds": ["log"]},
+    {"span_ids": ["b1" * 8], "min_level": "WARNING", "text": "charge"},
+]
+
+
+def test_trace_records_filters(store: Store) -> None:
+    records = paged_trace()
+    ingest(store, records)
+    for filt in FILTERS:
+        expected = passing(records, filt)
+        page = store.trace_records(PAGED, filt)  # type: ignore[arg-type]
+        assert [r["id"] for r in page.rows] == expected, filt
+        assert page.total == len(expected), filt
+        assert all_pages(store, filt, 4) == expected, filt
+
+
+def test_trace_records_filters_select_what_they_say(store: Store) -> None:
+    """The expectations of the filter test are not empty where they matter (it would pass on nothing)."""
+    records = paged_trace()
+    ingest(store, records)
+
+    def count(**filt: Any) -> int:
+        return store.trace_records(PAGED, filt).total  # type: ignore[arg-type]
+
+    assert count(span_ids=["b0" * 8]) == 8  # six levels, two at the same instant
+    assert count(span_ids=[None]) == 2  # under no span, under a span never recorded
+    assert count(span_ids=["11" * 8]) == 1
+    assert count(kinds=["span"]) == 16
+    without_level = [r for r in in_trace(records) if r.kind == "log" and r.level is None]
+    assert len(without_level) == 16
+    assert count(min_level="ERROR", kinds=["log"]) == 6 + 16  # ERROR and CRITICAL of three children; no level
+    assert count(text="100%") == 1 and count(text="0_") == 0
+    assert count(text="ACME") == 3
+    assert count(errors_only=True) == 8  # 6 error logs, a failed span, an event with an exception
+    assert count(service="billing") == len([r for r in in_trace(records) if r.node_id == NODE_B])
+
+
+def test_trace_records_around_a_record(store: Store) -> None:
+    records = paged_trace()
+    ingest(store, records)
+    everything = passing(records, {})
+    for position in (0, 6, 7, 30, len(everything) - 1):
+        page = store.trace_records(PAGED, around=everything[position], limit=7)
+        assert page.offset == position - position % 7
+        assert [r["id"] for r in page.rows] == everything[page.offset : page.offset + 7]
+        assert everything[position] in [r["id"] for r in page.rows]
+    assert store.trace_records(PAGED, around=everything[30], limit=None).offset == 0
+    # A record the filter leaves out: the page where it would be.
+    logs = passing(records, {"kinds": ["log"]})
+    span = next(r for r in in_trace(records) if r.kind == "span" and r.type == "charge-1")
+    at = {r.id: r.ts_ns for r in records}
+    before = sum(1 for i in logs if at[i] < span.ts_ns)
+    page = store.trace_records(PAGED, {"kinds": ["log"]}, around=span.id, limit=5)
+    assert page.offset == before - before % 5
+    with pytest.raises(NotFound, match="no record"):
+        store.trace_records(PAGED, around="not-a-record")
+    other = next(r for r in records if r.trace_id == "ff" * 16)
+    with pytest.raises(NotFound):
+        store.trace_records(PAGED, around=other.id)
+
+
+class _Slim(msgspec.Struct):
+    id: str
+    ts_ns: int
+    message: str | None = None
+    code: model.Code | None = None
+    node_id: str = ""
+
+
+def test_rows_of_a_struct_type_carry_its_fields(store: Store) -> None:
+    records = paged_trace()
+    ingest(store, records)
+    page = store.trace_records(PAGED, {"kinds": ["log"]}, limit=None, row_type=_Slim)
+    logs = [r for r in in_trace(records) if r.kind == "log"]
+    assert page.rows == [_Slim(r.id, r.ts_ns, r.message, None, r.node_id) for r in logs]
+    spans = store.trace_spans(PAGED, row_type=_Slim).spans
+    assert sorted(s.id for s in spans) == sorted(r.id for r in in_trace(records) if r.kind == "span")
+
+
 # -- nodes -------------------------------------------------------------------------------------
 
 

@@ -21,3 +21,7 @@ class StoreError(ZoomError):
 
 class ReadOnlySQL(ZoomError):
     """A query tried to change the store through the read-only SQL interface."""
+
+
+class TooLarge(ZoomError):
+    """What was asked for is too large to answer in one piece (the whole story of a huge trace): ask in parts."""

@@ -21,8 +21,8 @@ import msgspec
 
 from zoomtrace._extras import missing_extra, require
 from zoomtrace._terminal import safe
-from zoomtrace.errors import ConfigError, ZoomError
-from zoomtrace.read.query import lineage, nodes, story, tail, trace_filter, traces
+from zoomtrace.errors import ConfigError, TooLarge, ZoomError
+from zoomtrace.read.query import STORY_LIMIT, lineage, nodes, story, story_stream, tail, trace_filter, traces
 from zoomtrace.read.render import dump_json, node_line, one_line, print_lineage, print_story, record_line, trace_line
 from zoomtrace.read.times import parse_duration, parse_time
 from zoomtrace.store.urls import StoreUrl, add_store_arguments, parse_retention, resolve_store
@@ -65,12 +65,51 @@ def cmd_traces(args: argparse.Namespace) -> int:
 
 
 def cmd_story(args: argparse.Namespace) -> int:
+    if args.json and args.ndjson:
+        raise ConfigError("story writes --json or --ndjson, not both")
+    if args.json and args.limit is not None:
+        raise ConfigError("--limit is for the tree and --ndjson; narrow --json with --span or --depth")
     with store_session(args) as store:
-        told = story(store, args.trace_id)
+        if args.ndjson:
+            return _story_lines(store, args)
+        whole_json = args.json and args.span is None and args.depth is None
+        try:
+            told = story(
+                store,
+                args.trace_id,
+                span_id=args.span,
+                depth=args.depth,
+                max_records=STORY_LIMIT if whole_json else None,
+            )
+        except TooLarge as exc:
+            raise ConfigError(
+                f"{exc}: use `zoomtrace story {args.trace_id} --ndjson`, which streams it, or narrow --json with "
+                "--span or --depth"
+            ) from None
     if args.json:
         dump_json(told)
-    else:
-        print_story(told)
+        return 0
+    left_out = print_story(told, limit=args.limit)
+    if left_out:
+        print(f"… {left_out:,} more spans and records left out: raise --limit, or narrow with --span or --depth")
+    return 0
+
+
+def _story_lines(store: Any, args: argparse.Namespace) -> int:
+    """``story --ndjson``: one JSON object per line, read from the store a page at a time."""
+    told = story_stream(store, args.trace_id, span_id=args.span, depth=args.depth)
+    encode = msgspec.json.Encoder().encode
+    out = sys.stdout.buffer
+    out.write(encode(told.header) + b"\n")
+    written = 0
+    for line in told.lines:
+        if args.limit is not None and written >= args.limit:
+            break
+        out.write(encode(line) + b"\n")
+        written += 1
+    out.flush()
+    if told.size > written:
+        print(f"zoomtrace: {told.size - written:,} more lines left out (--limit {args.limit})", file=sys.stderr)
     return 0
 
 
@@ -228,6 +267,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("story", cmd_story, "the story of one trace: spans, logs and events in causal and time order")
     p.add_argument("trace_id")
+    p.add_argument("--span", metavar="SPAN_ID", help="only this span and the spans under it, with their records")
+    p.add_argument(
+        "--depth", type=_positive, metavar="N", help="spans down to N levels (1: the roots only), with their records"
+    )
+    p.add_argument("--limit", type=_positive, metavar="N", help="print at most N spans and records")
+    p.add_argument(
+        "--ndjson",
+        action="store_true",
+        help=f"stream one JSON object per line (traces of any size; --json stops at {STORY_LIMIT:,} records)",
+    )
 
     p = add("nodes", cmd_nodes, "process runs, newest first: service, host, pid, commit, start, stop and cause")
     p.add_argument("--limit", type=int, default=50)
@@ -265,6 +314,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_collector_arguments(p)
     return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
+    return value
 
 
 def _shown(exc: BaseException, store: StoreUrl | None) -> str:

@@ -1,131 +1,223 @@
 """A trace's story: its spans as a tree, each with its own logs, events and raw data in time order.
 
-Assembled here, above the store, from a trace's rows (``StoreReader.trace_rows``, asked by
-``zoomtrace.read.query.story``), so every backend tells the same story to the CLI, the UI and
-``zoomtrace story --json``. Its shape is the read model's ``Story``: a span or a story record
-takes the fields it shares with its record by name, so a new record field reaches the story by
-being declared in ``zoomtrace.read.model``, not here.
+Assembled here, above the store, so every backend tells the same story to the CLI, the UI and
+``zoomtrace story --json``. Its shape is the read model's ``Story``: a span or a story record takes
+the fields it shares with its record by name, so a new record field reaches the story by being
+declared in ``zoomtrace.read.model``, not here.
+
+The span tree (``span_tree``: which spans are roots, children in time order, a span recorded twice
+shown once, a parent cycle broken) is shared with the outline of a big trace (``read.outline``), so
+the waterfall's rows are the story's spans in the same order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from operator import attrgetter
+from typing import Any, Final, NamedTuple, Protocol, TypeVar, cast
 
 import msgspec
 
 from zoomtrace._gc import gc_paused
-from zoomtrace.read.model import Story, StoryNode, StoryRecord, StorySpan
+from zoomtrace.errors import NotFound
+from zoomtrace.read.model import RecordView, SpanView, Story, StoryNode, StoryRecord, StorySpan
 
-#: The fields a span takes from its record under another name: ``field -> record field``.
-_SPAN_RENAMED: Final = {"name": "type", "start_ns": "ts_ns"}
+#: The fields a span takes from its record as they are (the others: ``name`` is its ``type``, ``start_ns``
+#: its ``ts_ns``, and ``duration_ns``, ``service``, ``remote_parent`` are worked out).
+_SHARED: Final = tuple(f for f in SpanView.__struct_fields__ if f in RecordView.__struct_fields__)
+_GET_SHARED: Final = attrgetter(*_SHARED)
+_BY_TIME: Final = attrgetter("ts_ns", "id")
 
-
-def _story_span(row: Mapping[str, Any], service: str | None) -> StorySpan:
-    fields = dict(row)
-    for field, source in _SPAN_RENAMED.items():
-        fields[field] = row[source]
-    end = row.get("end_ns")
-    fields["duration_ns"] = end - row["ts_ns"] if end is not None else None
-    fields["service"] = service
-    return msgspec.convert(fields, StorySpan)
+V = TypeVar("V", bound=SpanView)
+Row = Mapping[str, Any]
 
 
-def _story_record(row: Mapping[str, Any], service: str | None) -> StoryRecord:
-    record = msgspec.convert(row, StoryRecord)
-    record.service = service
-    return record
+class SpanRecord(Protocol):
+    """A span's record as a tree needs it: a ``RecordView``, or a Struct of fewer of its fields."""
+
+    id: str
+    span_id: str | None
+    parent_span_id: str | None
+    ts_ns: int
+    end_ns: int | None
 
 
-def _better_span(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    """When a span was recorded twice (e.g. *interrupted* at stop, then again): keep the ended, later one."""
-    return (a.get("end_ns") is not None, a.get("end_ns") or 0, a["id"]) > (
-        b.get("end_ns") is not None,
-        b.get("end_ns") or 0,
-        b["id"],
-    )
+class Walk(NamedTuple):
+    """Spans in tree order (each root, then its children, in order), as columns."""
+
+    span_ids: list[str]
+    #: 0 for a root of the walk.
+    depths: list[int]
+    #: The position of each span's parent in the walk, -1 for a root of the walk.
+    parents: list[int]
 
 
-def assemble(trace_id: str, record_rows: Iterable[Mapping[str, Any]], node_rows: Iterable[Mapping[str, Any]]) -> Story:
-    """Build the story of ``trace_id`` from its record rows and the rows of the nodes they came from.
+class SpanTree(NamedTuple):
+    """A trace's spans as a tree: roots and children in time order (ties by record id)."""
 
-    Spans whose parent is not in the trace (a remote parent that was not recorded) are roots, marked
-    ``remote_parent``; children, roots and records are in time order (ties broken by id).
-    """
-    with gc_paused():
-        return _assemble(trace_id, record_rows, node_rows)
+    #: Span id -> its record (of a span recorded twice, the ended, later copy).
+    spans: dict[str, Any]
+    roots: list[str]
+    #: Span id -> its child spans (a span without children has no entry).
+    children: dict[str, list[str]]
+    #: Every span, in tree order.
+    walk: Walk
 
 
-def _assemble(trace_id: str, record_rows: Iterable[Mapping[str, Any]], node_rows: Iterable[Mapping[str, Any]]) -> Story:
-    nodes = {n["node_id"]: n for n in node_rows}
-    rows = [r for r in record_rows if r.get("trace_id") in (None, trace_id) and r.get("kind") != "node"]
-
-    def service_of(r: Mapping[str, Any]) -> str | None:
-        node = nodes.get(r.get("node_id") or "")
-        return node.get("service") if node else None
-
-    span_rows: dict[str, Mapping[str, Any]] = {}
-    for r in rows:
-        if r["kind"] == "span" and r.get("span_id"):
-            old = span_rows.get(r["span_id"])
+def span_tree(span_records: Iterable[SpanRecord]) -> SpanTree:
+    """The tree of these span records (those without a span id left out). A span whose parent is not among
+    them (a remote parent that was not recorded) is a root; so is a span caught in a parent cycle (corrupt
+    data), which no root reaches."""
+    spans: dict[str, SpanRecord] = {}
+    for r in span_records:
+        sid = r.span_id
+        if sid:
+            old = spans.get(sid)
             if old is None or _better_span(r, old):
-                span_rows[r["span_id"]] = r
-    spans = {sid: _story_span(r, service_of(r)) for sid, r in span_rows.items()}
-
-    loose: list[StoryRecord] = []
-    for r in rows:
-        if r["kind"] == "span":
-            continue
-        owner = spans.get(r.get("span_id") or "")
-        (owner.records if owner is not None else loose).append(_story_record(r, service_of(r)))
-
-    roots: list[StorySpan] = []
-    for s in spans.values():
-        parent = spans.get(s.parent_span_id or "")
-        if parent is None or parent is s:
-            s.remote_parent = s.parent_span_id is not None
-            roots.append(s)
+                spans[sid] = r
+    order = [cast(str, r.span_id) for r in sorted(spans.values(), key=_BY_TIME)]
+    roots: list[str] = []
+    children: dict[str, list[str]] = {}
+    parent_of: dict[str, str] = {}
+    for sid in order:
+        parent = spans[sid].parent_span_id
+        if parent is not None and parent != sid and parent in spans:
+            parent_of[sid] = parent
+            under = children.get(parent)
+            if under is None:
+                children[parent] = [sid]
+            else:
+                under.append(sid)
         else:
-            parent.children.append(s)
-    # Spans caught in a parent cycle (corrupt data) are reachable from no root: show them as roots.
-    reached: set[str] = set()
-    stack = list(roots)
+            roots.append(sid)
+    walk = depth_first(children, roots)
+    if len(walk.span_ids) < len(spans):  # spans caught in a parent cycle: each cycle cut before its earliest span
+        reached = set(walk.span_ids)
+        for sid in order:
+            if sid not in reached:
+                children[parent_of[sid]].remove(sid)
+                roots.append(sid)
+                reached.update(depth_first(children, [sid]).span_ids)
+        roots.sort(key=lambda sid: _BY_TIME(spans[sid]))
+        walk = depth_first(children, roots)
+    return SpanTree(spans, roots, children, walk)
+
+
+def depth_first(children: Mapping[str, list[str]], roots: Iterable[str], max_depth: int | None = None) -> Walk:
+    """The spans under ``roots`` in tree order (``children``: a ``SpanTree``'s), down to ``max_depth`` levels (a
+    trace may be 20,000 spans deep: a stack, no recursion)."""
+    walk = Walk([], [], [])
+    add_id, add_depth, add_parent = walk.span_ids.append, walk.depths.append, walk.parents.append
+    stack = [(sid, 0, -1) for sid in reversed(list(roots))]
+    pop, push = stack.pop, stack.extend
     while stack:
-        s = stack.pop()
-        reached.add(s.span_id)
-        stack.extend(s.children)
-    for sid, s in spans.items():
-        if sid not in reached:
-            parent = spans.get(s.parent_span_id or "")
-            if parent is not None:
-                parent.children = [c for c in parent.children if c is not s]
-            s.remote_parent = True
-            roots.append(s)
-            stack = [s]
-            while stack:
-                x = stack.pop()
-                reached.add(x.span_id)
-                stack.extend(c for c in x.children if c.span_id not in reached)
+        sid, depth, parent = pop()
+        position = len(walk.span_ids)
+        add_id(sid)
+        add_depth(depth)
+        add_parent(parent)
+        under = children.get(sid)
+        if under and (max_depth is None or depth + 1 < max_depth):
+            push([(child, depth + 1, position) for child in reversed(under)])
+    return walk
 
-    for s in spans.values():
-        s.children.sort(key=lambda c: (c.start_ns, c.id))
-        s.records.sort(key=lambda r: (r.ts_ns, r.id))
-    roots.sort(key=lambda c: (c.start_ns, c.id))
-    loose.sort(key=lambda r: (r.ts_ns, r.id))
 
-    starts = [r["ts_ns"] for r in rows]
-    ends = [max(r["ts_ns"], r.get("end_ns") or r["ts_ns"]) for r in rows]
-    node_ids = {r.get("node_id") for r in rows if r.get("node_id")}
-    story_nodes = [msgspec.convert({**nodes.get(nid, {}), "node_id": nid}, StoryNode) for nid in node_ids]
-    story_nodes.sort(key=lambda n: (n.started_ns is None, n.started_ns or 0, n.node_id))
-    start = min(starts) if starts else None
-    end = max(ends) if ends else None
+def shown(tree: SpanTree, span_id: str | None = None, depth: int | None = None) -> Walk:
+    """The spans shown of a trace: all, or those of ``span_id``'s subtree (raises ``NotFound`` when it is not a
+    span of the trace), down to ``depth`` levels, in tree order."""
+    if span_id is not None and span_id not in tree.spans:
+        raise NotFound(f"no span {span_id!r} in this trace; its span ids are in `zoomtrace story ID --ndjson`")
+    if span_id is None and depth is None:
+        return tree.walk
+    return depth_first(tree.children, [span_id] if span_id is not None else tree.roots, depth)
+
+
+def _better_span(a: SpanRecord, b: SpanRecord) -> bool:
+    """When a span was recorded twice (e.g. *interrupted* at stop, then again): keep the ended, later one."""
+    return (a.end_ns is not None, a.end_ns or 0, a.id) > (b.end_ns is not None, b.end_ns or 0, b.id)
+
+
+def assemble(trace_id: str, record_rows: Iterable[Row], node_rows: Iterable[Row]) -> Story:
+    """The story of ``trace_id`` from rows in hand (``StoreReader.trace_rows``'): its records (any order;
+    other traces' records and node records are left out) and the rows of the nodes they came from. It tells
+    what ``query.story`` tells, reading the trace in parts (the tests hold one to the other)."""
+    with gc_paused():
+        rows = [r for r in record_rows if r.get("trace_id") in (None, trace_id) and r.get("kind") != "node"]
+        tree = span_tree(msgspec.convert([r for r in rows if r["kind"] == "span"], list[RecordView]))
+        records = msgspec.convert([r for r in rows if r["kind"] != "span"], list[StoryRecord])
+        records.sort(key=lambda r: (r.ts_ns, r.id))
+        start = min((r["ts_ns"] for r in rows), default=None)
+        end = max((max(r["ts_ns"], r.get("end_ns") or r["ts_ns"]) for r in rows), default=None)
+        node_ids = {r["node_id"] for r in rows if r.get("node_id")}
+        return tell(trace_id, tree, records, node_rows, node_ids, (start, end))
+
+
+def tell(
+    trace_id: str,
+    tree: SpanTree,
+    records: Iterable[StoryRecord],
+    node_rows: Iterable[Row],
+    node_ids: Iterable[str],
+    bounds: tuple[int | None, int | None],
+    spans: Walk | None = None,
+) -> Story:
+    """The story of a span tree and its records (in time order): of every span, or of ``spans`` only (a subtree,
+    the top levels), whose records and the records of no recorded span are the ones given."""
+    nodes = {n["node_id"]: n for n in node_rows}
+    service_of = {node_id: node.get("service") for node_id, node in nodes.items()}
+    walk = spans if spans is not None else tree.walk
+    story_spans = span_views(tree, walk.span_ids, service_of, StorySpan)
+    roots = [story_spans[sid] for sid, depth in zip(walk.span_ids, walk.depths, strict=True) if depth == 0]
+    for sid, span in story_spans.items():
+        span.children = [story_spans[child] for child in tree.children.get(sid, ()) if child in story_spans]
+    loose: list[StoryRecord] = []
+    for r in records:
+        r.service = service_of.get(r.node_id)
+        owner = story_spans.get(r.span_id)  # type: ignore[arg-type]
+        if owner is not None:
+            owner.records.append(r)
+        elif r.span_id not in tree.spans:
+            loose.append(r)
+    start, end = bounds
     return Story(
         trace_id=trace_id,
         start_ns=start,
         end_ns=end,
         duration_ns=end - start if start is not None and end is not None else None,
-        nodes=story_nodes,
+        nodes=story_nodes(nodes, node_ids),
         spans=roots,
         records=loose,
     )
+
+
+def story_nodes(nodes: Mapping[str, Row], node_ids: Iterable[str]) -> list[StoryNode]:
+    """The process runs of these ids (their stored rows, or the id alone), those with a known start first, by start."""
+    found = [msgspec.convert({**nodes.get(nid, {}), "node_id": nid}, StoryNode) for nid in set(node_ids)]
+    found.sort(key=lambda n: (n.started_ns is None, n.started_ns or 0, n.node_id))
+    return found
+
+
+def failed(span: Any) -> bool:
+    """A span failed: its status is ``error`` or it carries an exception."""
+    return span.status == "error" or span.error is not None
+
+
+def span_views(
+    tree: SpanTree, span_ids: Iterable[str], service_of: Mapping[str, str | None], cls: type[V]
+) -> dict[str, V]:
+    """Span id -> the span (its ``RecordView`` in ``tree``) as ``cls`` (``StorySpan``, or ``SpanView`` without
+    records and children): its record's fields under a span's names, with its service and whether it is a
+    root whose parent is not in the trace."""
+    roots = set(tree.roots)
+    out = {}
+    for sid in span_ids:
+        r = tree.spans[sid]
+        out[sid] = cls(
+            **dict(zip(_SHARED, _GET_SHARED(r), strict=True)),
+            name=r.type,
+            start_ns=r.ts_ns,
+            duration_ns=r.end_ns - r.ts_ns if r.end_ns is not None else None,
+            service=service_of.get(r.node_id),
+            remote_parent=sid in roots and r.parent_span_id is not None,
+        )
+    return out

@@ -133,6 +133,24 @@ class TraceSummary(msgspec.Struct, kw_only=True, gc=False):
     record_count: int = 0
 
 
+class TraceRecord(RecordView, kw_only=True, gc=False):
+    """A record of a trace's records page (``GET /api/trace/{id}/records``, ``story --ndjson``): the record as
+    stored, with the service of its node."""
+
+    #: The service of the record's node, when the node's start is stored.
+    service: str | None = None
+
+
+class RecordsPage(msgspec.Struct, gc=False):
+    """A page of a trace's records in time order."""
+
+    #: How many records pass the page's filters.
+    total: int
+    #: The position of the page's first record among them.
+    offset: int
+    records: list[TraceRecord]
+
+
 class LineageRecord(RecordView, kw_only=True, gc=False):
     """A record upstream or downstream of another, ``depth`` steps away (1 = direct)."""
 
@@ -172,8 +190,8 @@ class StoryRecord(msgspec.Struct, kw_only=True, gc=False):
     service: str | None = None
 
 
-class StorySpan(msgspec.Struct, kw_only=True, gc=False):
-    """A span in a story, with its own records and its child spans, both in time order."""
+class SpanView(msgspec.Struct, kw_only=True, gc=False):
+    """A span: its record's fields under a span's names (a line of ``story --ndjson``)."""
 
     id: str
     span_id: str
@@ -195,6 +213,11 @@ class StorySpan(msgspec.Struct, kw_only=True, gc=False):
     code: Code | None = None
     #: True for a root whose parent is not in the trace (a remote parent that was not recorded).
     remote_parent: bool = False
+
+
+class StorySpan(SpanView, kw_only=True, gc=False):
+    """A span in a story, with its own records and its child spans, both in time order."""
+
     records: list[StoryRecord] = []
     children: list[StorySpan] = []
 
@@ -226,3 +249,101 @@ class Story(msgspec.Struct, gc=False):
     spans: list[StorySpan]
     #: Records that belong to no recorded span of the trace.
     records: list[StoryRecord]
+
+
+# -- the outline of a big trace ------------------------------------------------------------------
+
+
+class OutlineSpans(msgspec.Struct, gc=False):
+    """A trace's spans as columns, one entry per span in depth-first tree order (a row of the waterfall);
+    ``name``, ``service``, ``node_id`` and ``status`` are indexes into ``Outline.strings`` (-1: none)."""
+
+    span_id: list[str]
+    #: The span record's id (for a record's page and its lineage).
+    record_id: list[str]
+    #: The row of the parent span, -1 for a root.
+    parent: list[int]
+    depth: list[int]
+    #: The parent span id of a root whose parent is not in the trace, else null.
+    remote_parent: list[str | None]
+    name: list[int]
+    service: list[int]
+    node_id: list[int]
+    #: ns after the trace's start.
+    start: list[int]
+    #: ns, null when the span has no end.
+    duration: list[int | None]
+    status: list[int]
+    #: 1 when the span failed or has an exception.
+    error: list[int]
+    #: Records directly under the span, by kind.
+    logs: list[int]
+    events: list[int]
+    #: Records directly under the span that count as errors (an exception, level ERROR and above).
+    errors: list[int]
+    #: Direct child spans.
+    children: list[int]
+
+
+class OutlineCounts(msgspec.Struct, gc=False):
+    """A trace's records by kind (``records`` is all of them, spans included)."""
+
+    records: int
+    spans: int
+    logs: int
+    events: int
+    raw: int
+    #: Records that count as errors: failed spans, exceptions, level ERROR and above.
+    errors: int
+
+
+class Outline(msgspec.Struct, gc=False):
+    """A big trace at a glance: its span tree as columns with per-span counts, no log or event
+    (``GET /api/trace/{id}/outline``; the records come in pages, ``RecordsPage``)."""
+
+    trace_id: str
+    start_ns: int
+    end_ns: int
+    #: The interned strings the columns point into.
+    strings: list[str]
+    spans: OutlineSpans
+    #: Follows-from links of spans: ``[row, linked trace id, linked span id]``.
+    links: list[tuple[int, str | None, str | None]]
+    #: Records of the trace under no recorded span.
+    unparented: int
+    counts: OutlineCounts
+    nodes: list[StoryNode]
+
+
+# -- the story as a stream (``zoomtrace story --ndjson``) -----------------------------------------
+
+
+class StoryHeader(msgspec.Struct, gc=False):
+    """The trace at a glance, as its outline has it."""
+
+    trace_id: str
+    start_ns: int
+    end_ns: int
+    duration_ns: int
+    counts: OutlineCounts
+    unparented: int
+    nodes: list[StoryNode]
+
+
+class HeaderLine(msgspec.Struct, gc=False):
+    """The first line: ``{"trace": {...}}``."""
+
+    trace: StoryHeader
+
+
+class SpanLine(msgspec.Struct, gc=False):
+    """A span, in tree order: ``{"span": {...}, "depth": 0}`` (0 for a root of what is shown)."""
+
+    span: SpanView
+    depth: int
+
+
+class RecordLine(msgspec.Struct, gc=False):
+    """A record under a shown span (or under none), in time order: ``{"record": {...}}``."""
+
+    record: TraceRecord

@@ -3,18 +3,45 @@
 A ``StoreReader`` answers in rows (plain dicts); these functions turn them into the read
 model's Structs (``zoomtrace.read.model``), so what a reader is shown is exactly the model's
 fields whatever the backend, and assemble what the store does not: a trace's story
-(``zoomtrace.read._story``) and a record's lineage.
+(``zoomtrace.read._story``), the outline of a big trace (``zoomtrace.read.outline``) and a
+record's lineage.
 """
 
 from __future__ import annotations
 
-from typing import cast
+from collections.abc import Iterator
+from typing import Final, NamedTuple, cast
 
 import msgspec
 
-from zoomtrace.read._story import assemble
-from zoomtrace.read.model import Lineage, LineageRecord, NodeView, RecordView, Story, TraceSummary
-from zoomtrace.store.protocols import StoreReader, TraceFilter
+from zoomtrace._gc import gc_paused
+from zoomtrace.errors import TooLarge
+from zoomtrace.read._story import SpanTree, Walk, shown, span_tree, span_views, tell
+from zoomtrace.read.model import (
+    HeaderLine,
+    Lineage,
+    LineageRecord,
+    NodeView,
+    Outline,
+    RecordLine,
+    RecordsPage,
+    RecordView,
+    SpanLine,
+    SpanView,
+    Story,
+    StoryHeader,
+    StoryRecord,
+    TraceRecord,
+    TraceSummary,
+)
+from zoomtrace.read.outline import OutlineSpanRecord, build_outline, under_spans
+from zoomtrace.store.protocols import RecordFilter, StoreReader, TraceFilter, TraceSpans
+
+#: The most records a story is told in one piece (``zoomtrace story --json``, ``GET /api/trace/{id}``): about
+#: 30 MB of JSON. A bigger trace is read through its outline and pages of records, or streamed (``--ndjson``).
+STORY_LIMIT: Final = 50_000
+#: Every kind of record but spans (a story's spans come from its span tree).
+_NOT_SPANS: Final = ("log", "event", "raw")
 
 
 def trace_filter(**criteria: str | int | bool | None) -> TraceFilter:
@@ -29,10 +56,136 @@ def traces(
     return msgspec.convert(store.traces(filt, limit=limit, offset=offset), list[TraceSummary])
 
 
-def story(store: StoreReader, trace_id: str) -> Story:
-    """The story of ``trace_id``, or of the one trace it is a unique prefix of (raises ``NotFound``)."""
-    rows = store.trace_rows(trace_id)
-    return assemble(rows.trace_id, rows.records, rows.nodes)
+def story(
+    store: StoreReader,
+    trace_id: str,
+    *,
+    span_id: str | None = None,
+    depth: int | None = None,
+    max_records: int | None = None,
+) -> Story:
+    """The story of ``trace_id``, or of the one trace it is a unique prefix of (raises ``NotFound``).
+
+    ``span_id``: of that span's subtree only; ``depth``: down to that many levels of spans (1: the roots),
+    with the records of the spans shown (and, of the whole trace, those under no recorded span).
+    ``max_records``: raise ``TooLarge`` instead when the story would hold more spans and records.
+    The span tree is read first, without the logs; then the records shown, decoded straight into the story.
+    """
+    with gc_paused():
+        part = _part(store, trace_id, span_id, depth)
+        if max_records is not None and part.size > max_records:
+            raise TooLarge(f"trace {part.trace_id} has {part.size:,} records, more than {max_records:,} in one piece")
+        records = store.trace_records(part.trace_id, part.filt, limit=None, row_type=StoryRecord).rows
+        spans = part.spans
+        bounds = (spans.start_ns, spans.end_ns)
+        return tell(part.trace_id, part.tree, records, spans.nodes, spans.node_ids, bounds, part.shown)
+
+
+class StoryStream(NamedTuple):
+    """A story told line by line (``zoomtrace story --ndjson``): memory bounded by its spans and one page."""
+
+    #: The first line: the trace at a glance (of the whole trace, whatever part is shown).
+    header: HeaderLine
+    #: How many lines follow.
+    size: int
+    #: The spans shown in tree order, then their records in time order, read a page at a time.
+    lines: Iterator[SpanLine | RecordLine]
+
+
+def story_stream(
+    store: StoreReader, trace_id: str, *, span_id: str | None = None, depth: int | None = None, page: int = 5000
+) -> StoryStream:
+    """The story of ``trace_id`` (or a unique prefix), of ``span_id``'s subtree, down to ``depth``, as lines."""
+    part = _part(store, trace_id, span_id, depth)
+    told = build_outline(part.spans, part.tree)
+    header = StoryHeader(
+        trace_id=told.trace_id,
+        start_ns=told.start_ns,
+        end_ns=told.end_ns,
+        duration_ns=told.end_ns - told.start_ns,
+        counts=told.counts,
+        unparented=told.unparented,
+        nodes=told.nodes,
+    )
+    return StoryStream(HeaderLine(header), part.size, _lines(store, part, page))
+
+
+def _lines(store: StoreReader, part: _Part, page: int) -> Iterator[SpanLine | RecordLine]:
+    service_of = {n["node_id"]: n.get("service") for n in part.spans.nodes}
+    views = span_views(part.tree, part.shown.span_ids, service_of, SpanView)
+    for sid, depth in zip(part.shown.span_ids, part.shown.depths, strict=True):
+        yield SpanLine(views[sid], depth)
+    # Pages follow each other by time (from the last page's last time, past the records already given at
+    # that time), so that each is found from the zone maps or primary key, never by skipping a long offset.
+    after: int | None = None
+    skip = 0
+    while True:
+        filt = part.filt if after is None else {**part.filt, "from_ns": after}
+        rows = records(store, part.trace_id, filt, offset=skip, limit=page).records
+        for r in rows:
+            yield RecordLine(r)
+        if len(rows) < page:
+            return
+        last = rows[-1].ts_ns
+        skip = skip + len(rows) if last == after else sum(1 for r in rows if r.ts_ns == last)
+        after = last
+
+
+class _Part(NamedTuple):
+    """The part of a trace a story shows, and what it is read from."""
+
+    trace_id: str
+    spans: TraceSpans
+    tree: SpanTree
+    #: The spans shown, in tree order.
+    shown: Walk
+    #: The filter of the records shown.
+    filt: RecordFilter
+    #: How many spans and records the part shows (a span recorded twice is shown once).
+    size: int
+
+
+def _part(store: StoreReader, trace_id: str, span_id: str | None, depth: int | None) -> _Part:
+    """The whole trace, or ``span_id``'s subtree, down to ``depth`` levels, with the records of the spans shown
+    (and, unless one span's subtree is shown, those under no recorded span)."""
+    spans = store.trace_spans(trace_id, row_type=RecordView)
+    tree = span_tree(spans.spans)
+    scope = shown(tree, span_id, depth)
+    filt: RecordFilter = {"kinds": _NOT_SPANS}
+    if span_id is None and depth is None:
+        return _Part(spans.trace_id, spans, tree, scope, filt, len(tree.spans) + sum(spans.counts.records))
+    under = under_spans(spans)
+    size = len(scope.span_ids) + sum(under[sid][0] for sid in scope.span_ids if sid in under)
+    if span_id is None:
+        size += sum(counted[0] for sid, counted in under.items() if sid not in tree.spans)
+    filt["span_ids"] = [*scope.span_ids, *([None] if span_id is None else [])]
+    return _Part(spans.trace_id, spans, tree, scope, filt, size)
+
+
+def outline(store: StoreReader, trace_id: str) -> Outline:
+    """The outline of ``trace_id`` (or a unique prefix): its span tree as columns with counts, no records."""
+    with gc_paused():
+        return build_outline(store.trace_spans(trace_id, row_type=OutlineSpanRecord))
+
+
+def records(
+    store: StoreReader,
+    trace_id: str,
+    filt: RecordFilter | None = None,
+    *,
+    offset: int = 0,
+    limit: int = 500,
+    around: str | None = None,
+) -> RecordsPage:
+    """A page of the records of ``trace_id`` (or a unique prefix) passing ``filt``, in time order, each with its
+    service; ``around``: the page holding that record, or where it would be were it passing (raises
+    ``NotFound`` when the trace has no such record)."""
+    page = store.trace_records(trace_id, filt, offset=offset, limit=limit, around=around, row_type=TraceRecord)
+    service_of = {n["node_id"]: n.get("service") for n in page.nodes}
+    rows: list[TraceRecord] = page.rows
+    for r in rows:
+        r.service = service_of.get(r.node_id)
+    return RecordsPage(total=page.total, offset=page.offset, records=rows)
 
 
 def nodes(store: StoreReader, *, limit: int = 100, offset: int = 0) -> list[NodeView]:

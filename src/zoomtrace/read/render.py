@@ -144,23 +144,56 @@ def _print_span(s: StorySpan, depth: int) -> None:
     )
     if s.error is not None:
         print(f"{indent}    {_error_text(s.error)}")
-    entries: list[tuple[int, int, StoryRecord | StorySpan]] = [(r.ts_ns, 0, r) for r in s.records]
-    entries += [(c.start_ns, 1, c) for c in s.children]
-    for _, _, item in sorted(entries, key=lambda e: (e[0], e[1])):
-        if isinstance(item, StorySpan):
-            _print_span(item, depth + 1)
-        else:
-            _print_record(item, indent + "    ")
 
 
-def print_story(story: Story) -> None:
-    """The story as an indented tree: its process runs, then spans with their records, in causal and time order."""
+#: What the story prints, in order: a span (at a depth) or a record (with an indent).
+_Entry = tuple[StorySpan | StoryRecord, int, str]
+
+
+def _under(s: StorySpan, depth: int) -> list[_Entry]:
+    """A span's records and child spans, in time order (a record before a span starting at the same time)."""
+    entries: list[tuple[int, int, _Entry]] = [(r.ts_ns, 0, (r, depth, "  " * depth + "    ")) for r in s.records]
+    entries += [(c.start_ns, 1, (c, depth + 1, "")) for c in s.children]
+    return [entry for _, _, entry in sorted(entries, key=lambda e: (e[0], e[1]))]
+
+
+def print_story(story: Story, *, limit: int | None = None) -> int:
+    """The story as an indented tree: its process runs, then spans with their records, in causal and time order.
+
+    ``limit``: print at most that many spans and records. Returns how many were left out. The tree is walked
+    with a stack, not recursion: a trace may nest spans thousands deep.
+    """
     print(f"trace {story.trace_id}  ·  {len(story.nodes)} process run(s)")
     for n in story.nodes:
         stop = safe(n.stop_cause or "running")
         print(f"  node {safe(n.service)} pid={n.pid} host={safe(n.host)} commit {short(n.commit)} stop={stop}")
     print()
-    for root in story.spans:
-        _print_span(root, 0)
-    for r in story.records:
-        _print_record(r, "")
+    top: list[_Entry] = [(s, 0, "") for s in story.spans] + [(r, 0, "") for r in story.records]
+    stack = [iter(top)]
+    printed = 0
+    while stack:
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+            continue
+        if limit is not None and printed >= limit:
+            break
+        item, depth, indent = entry
+        printed += 1
+        if isinstance(item, StorySpan):
+            _print_span(item, depth)
+            stack.append(iter(_under(item, depth)))
+        else:
+            _print_record(item, indent)
+    return _size(story) - printed
+
+
+def _size(story: Story) -> int:
+    """How many spans and records a story holds."""
+    count = len(story.records)
+    spans = list(story.spans)
+    while spans:
+        s = spans.pop()
+        count += 1 + len(s.records)
+        spans.extend(s.children)
+    return count

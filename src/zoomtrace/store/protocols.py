@@ -10,7 +10,7 @@ same table and column names (docs/store.md).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple, Protocol, TypeAlias, TypedDict
+from typing import Any, Final, NamedTuple, Protocol, TypeAlias, TypedDict
 
 import msgspec
 
@@ -105,6 +105,81 @@ class TraceRows(NamedTuple):
     nodes: list[dict[str, Any]]
 
 
+#: Log levels, lowest first, as ``RecordFilter.min_level`` ranks them (the OTLP spellings ``WARN`` and
+#: ``FATAL`` included); a level not listed ranks as ``INFO``.
+LEVELS: Final = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "WARN": 30, "ERROR": 40, "CRITICAL": 50, "FATAL": 50}
+#: The kinds of record a trace's pages hold (``node`` records belong to no trace).
+TRACE_KINDS: Final = ("log", "event", "span", "raw")
+
+
+def no_record_in_trace(record_id: str) -> str:
+    """The message of ``trace_records``' ``NotFound`` for an ``around`` record the trace does not have."""
+    return f"no record {record_id!r} in this trace; its records are listed by `zoomtrace story ID --ndjson`"
+
+
+class RecordFilter(TypedDict, total=False):
+    """Which of a trace's records a page holds: every criterion given must hold."""
+
+    #: Records directly under one of these spans, ``None`` standing for "under no recorded span of the trace"
+    #: (span records themselves excluded).
+    span_ids: Sequence[str | None]
+    #: ``from_ns <= ts_ns < to_ns`` (epoch ns).
+    from_ns: int
+    to_ns: int
+    #: Of these kinds (``TRACE_KINDS``; all of them when not given).
+    kinds: Sequence[str]
+    #: This level and above (``LEVELS``); records without a level pass.
+    min_level: str
+    #: Recorded by a process run of this service.
+    service: str
+    #: In the message, type or attributes, case-insensitive.
+    text: str
+    #: Only records that count as errors: a failed span, an exception, level ERROR and above.
+    errors_only: bool
+
+
+class SpanCounts(NamedTuple):
+    """A trace's records other than spans, counted per span id, as columns: one entry per span id that has any
+    (``None``: the records without a span id). Columns, not rows: a trace may have 200,000 spans."""
+
+    span_id: list[str | None]
+    records: list[int]
+    logs: list[int]
+    events: list[int]
+    #: Records that count as errors: an exception, level ERROR and above (``TraceFilter``'s rule).
+    errors: list[int]
+
+
+class TraceSpans(NamedTuple):
+    """A trace without its logs and events: what its outline, and its story's span tree, are built from."""
+
+    #: The trace's full id (the reader may have asked with a unique prefix).
+    trace_id: str
+    #: The earliest ``ts_ns`` and the latest ``end_ns`` or ``ts_ns`` of its records.
+    start_ns: int
+    end_ns: int
+    #: Every span record of the trace (a span recorded twice is two rows), in no particular order (``RecordView``
+    #: rows, or of the ``row_type`` asked for).
+    spans: list[Any]
+    counts: SpanCounts
+    #: The nodes of its records, and the stored process runs among them (``NodeView``).
+    node_ids: list[str]
+    nodes: list[dict[str, Any]]
+
+
+class RecordPage(NamedTuple):
+    """A page of a trace's records in time order (``ts_ns``, then id)."""
+
+    #: How many records pass the filter (the height of a list showing them all).
+    total: int
+    #: The position of the page's first record among them.
+    offset: int
+    #: The page's records (``RecordView`` rows, or of the ``row_type`` asked for).
+    rows: list[Any]
+    #: The stored process runs among the page's nodes (``NodeView``).
+    nodes: list[dict[str, Any]]
+
+
 class StoreReader(Protocol):
     """Queries. Rows are plain dicts whose keys are the fields of the read model
     (``zoomtrace.read.model``: ``RecordView``, ``NodeView``, ``TraceSummary``), empty JSON values
@@ -115,7 +190,35 @@ class StoreReader(Protocol):
 
     def trace_rows(self, trace_id: str) -> TraceRows:
         """A trace's records and nodes, by full id or a unique prefix of at least 4 characters
-        (raises ``zoomtrace.errors.NotFound`` for an unknown or ambiguous id)."""
+        (raises ``zoomtrace.errors.NotFound`` for an unknown or ambiguous id): the whole trace as dicts, for
+        tools. ``zoomtrace.read`` reads a trace in parts instead (``trace_spans``, ``trace_records``)."""
+
+    def trace_spans(self, trace_id: str, *, row_type: type[Any] = dict) -> TraceSpans:
+        """A trace's span records, its records counted per span and node, and its nodes: by full id or a unique
+        prefix (raises ``NotFound``). It reads the spans' rows and a ``GROUP BY`` of the others, never their rows,
+        so it costs what the span tree costs however many logs the trace holds. ``row_type``: as in
+        ``trace_records``."""
+
+    def trace_records(
+        self,
+        trace_id: str,
+        filt: RecordFilter | None = None,
+        *,
+        offset: int = 0,
+        limit: int | None = 500,
+        around: str | None = None,
+        row_type: type[Any] = dict,
+    ) -> RecordPage:
+        """A page of the records of ``trace_id`` (full id or a unique prefix; raises ``NotFound``) passing
+        ``filt``, in time order (``ts_ns``, then id): ``limit`` of them (None: all) from ``offset``.
+
+        ``around``: a record id, instead of ``offset``: the page that holds this record, or would hold it were
+        it passing ``filt`` (raises ``NotFound`` when the trace has no such record).
+
+        ``row_type``: what each row is decoded into, ``dict`` (every field) or a msgspec Struct whose fields
+        are named as the read model's: only those fields are built and decoded, and no dict, which makes
+        reading a whole trace of 100,000 records several times faster.
+        """
 
     def nodes(self, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
         """Process runs, newest first."""

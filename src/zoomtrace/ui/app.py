@@ -36,10 +36,10 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from zoomtrace.errors import ConfigError, NotFound, StoreError, ZoomError
+from zoomtrace.errors import ConfigError, NotFound, StoreError, TooLarge, ZoomError
 from zoomtrace.read import query
 from zoomtrace.read.times import parse_duration, parse_time
-from zoomtrace.store.protocols import TraceFilter
+from zoomtrace.store.protocols import LEVELS, TRACE_KINDS, RecordFilter, TraceFilter
 from zoomtrace.store.urls import StoreUrl, resolve_store
 from zoomtrace.ui.code import read_source
 
@@ -47,6 +47,11 @@ STATIC = Path(str(resources.files("zoomtrace.ui") / "static"))
 COOKIE = "zoomtrace_token"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 MAX_PAGE = 500
+#: Records of a trace per page: by default, and at most (docs/ui.md, "API for big traces").
+RECORDS_PAGE = 500
+MAX_RECORDS_PAGE = 5000
+#: The longest ``text`` or ``service`` filter accepted.
+MAX_TEXT = 1000
 
 #: The front end loads nothing from elsewhere and runs no inline script or style attribute from data.
 CSP = (
@@ -166,6 +171,53 @@ def _id(value: str, what: str) -> str:
     return value
 
 
+def _optional_int(params: QueryParams, name: str) -> int | None:
+    return None if params.get(name) in (None, "") else _int(params, name, 0, -(1 << 63), (1 << 63) - 1)
+
+
+def _text(params: QueryParams, name: str) -> str:
+    value = (params.get(name) or "").strip()
+    if len(value) > MAX_TEXT:
+        raise BadRequest(f"{name} is longer than {MAX_TEXT} characters")
+    return value
+
+
+def _flag(params: QueryParams, name: str) -> bool:
+    return params.get(name) in ("1", "true", "on", "yes")
+
+
+def record_filter(params: QueryParams) -> RecordFilter:
+    """The records panel's query string as a store ``RecordFilter`` (docs/ui.md, "API for big traces")."""
+    filt: RecordFilter = {}
+    span = params.get("span") or ""
+    if span:
+        filt["span_ids"] = [None] if span == "-" else [_id(span, "span id")]
+    from_ns, to_ns = _optional_int(params, "from_ns"), _optional_int(params, "to_ns")
+    if from_ns is not None:
+        filt["from_ns"] = from_ns
+    if to_ns is not None:
+        filt["to_ns"] = to_ns
+    kinds = [k.strip().lower() for k in (params.get("kind") or "").split(",") if k.strip()]
+    unknown = sorted(set(kinds) - set(TRACE_KINDS))
+    if unknown:
+        raise BadRequest(f"unknown kind {unknown[0][:40]!r}: use {', '.join(TRACE_KINDS)} (comma-separated)")
+    if kinds:
+        filt["kinds"] = kinds
+    level = (params.get("level") or "").strip().upper()
+    if level:
+        if level not in LEVELS:
+            raise BadRequest(f"unknown level {level[:40]!r}: use one of {', '.join(LEVELS)}")
+        filt["min_level"] = level
+    service, text = _text(params, "service"), _text(params, "text")
+    if service:
+        filt["service"] = service
+    if text:
+        filt["text"] = text
+    if _flag(params, "errors"):
+        filt["errors_only"] = True
+    return filt
+
+
 def trace_filter(params: QueryParams) -> TraceFilter:
     """The traces page's query string as a store ``TraceFilter`` (durations like ``250ms``, times ISO or ``15m``)."""
 
@@ -185,7 +237,7 @@ def trace_filter(params: QueryParams) -> TraceFilter:
         service=text("service"),
         env=text("env"),
         text=text("text"),
-        errors_only=params.get("errors") in ("1", "true", "on", "yes"),
+        errors_only=_flag(params, "errors"),
         min_duration_ns=parsed("min", parse_duration),
         max_duration_ns=parsed("max", parse_duration),
         since_ns=parsed("since", parse_time),
@@ -230,7 +282,28 @@ class Api:
 
     async def story(self, request: Request) -> Response:
         trace_id = _id(request.path_params["trace_id"], "trace id")
-        return JSON(await self.call(lambda s: query.story(s, trace_id), ingest=True))
+        try:
+            told = await self.call(lambda s: query.story(s, trace_id, max_records=query.STORY_LIMIT), ingest=True)
+        except TooLarge as exc:
+            return _error(
+                413, f"{exc}: read it through /api/trace/{trace_id}/outline and /api/trace/{trace_id}/records"
+            )
+        return JSON(told)
+
+    async def outline(self, request: Request) -> Response:
+        trace_id = _id(request.path_params["trace_id"], "trace id")
+        return JSON(await self.call(lambda s: query.outline(s, trace_id), ingest=True))
+
+    async def records(self, request: Request) -> Response:
+        trace_id = _id(request.path_params["trace_id"], "trace id")
+        params = request.query_params
+        filt = record_filter(params)
+        offset = _int(params, "offset", 0)
+        limit = _int(params, "limit", RECORDS_PAGE, 1, MAX_RECORDS_PAGE)
+        around = _id(params["around"], "record id") if params.get("around") else None
+        return JSON(
+            await self.call(lambda s: query.records(s, trace_id, filt, offset=offset, limit=limit, around=around))
+        )
 
     async def record(self, request: Request) -> Response:
         record_id = _id(request.path_params["record_id"], "record id")
@@ -354,6 +427,8 @@ def create_app(
     hosts = frozenset(h.lower() for h in allowed_hosts) if allowed_hosts is not None else None
     routes = [
         Route("/api/traces", _wrap(api.traces)),
+        Route("/api/trace/{trace_id}/outline", _wrap(api.outline)),
+        Route("/api/trace/{trace_id}/records", _wrap(api.records)),
         Route("/api/trace/{trace_id}", _wrap(api.story)),
         Route("/api/record/{record_id}", _wrap(api.record)),
         Route("/api/lineage/{record_id}", _wrap(api.lineage)),

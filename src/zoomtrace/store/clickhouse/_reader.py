@@ -7,7 +7,8 @@ Two rules make every answer idempotent whatever a merge has done yet:
 - **Summaries are folded** from their partial rows (``GROUP BY trace_id`` / ``node_id``): a trace written
   in several inserts has a partial row per insert until ``AggregatingMergeTree`` merges them.
 
-Trace pages are ``_traces``' and node rows ``_nodes``'; this module has the records.
+Trace pages are ``_traces``', a trace's spans and record pages ``_trace``'s and node rows ``_nodes``'; this
+module has the records.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from zoomtrace.store.clickhouse import _rows
 from zoomtrace.store.clickhouse._nodes import node_page, node_rows
 from zoomtrace.store.clickhouse._schema import TEXT_MATCH, Layout, among
 from zoomtrace.store.clickhouse._sql import run_sql
+from zoomtrace.store.clickhouse._trace import trace_records, trace_spans
 from zoomtrace.store.clickhouse._traces import trace_page
 from zoomtrace.store.clickhouse._transport import EngineError, Param, Transport
-from zoomtrace.store.protocols import TraceFilter, TraceRows
+from zoomtrace.store.protocols import RecordFilter, RecordPage, TraceFilter, TraceRows, TraceSpans
 
 _HOUR: Final = 3_600_000_000_000
 _DAY: Final = 24 * _HOUR
@@ -48,6 +50,10 @@ class ClickHouseReader:
         """Rows of a query whose one column is a row's JSON object."""
         return _rows.decode_rows(self._run(sql, params, fmt="TabSeparatedRaw"))
 
+    def _raw(self, sql: str, params: Mapping[str, Param] | None = None) -> bytes:
+        """A query's rows, each one JSON object on a line."""
+        return self._run(sql, params, fmt="TabSeparatedRaw")
+
     def _values(self, sql: str, params: Mapping[str, Param] | None = None) -> list[list[Any]]:
         """Rows of a small result as lists of values."""
         data = self._run(sql, params, fmt="JSONCompactEachRow")
@@ -67,6 +73,43 @@ class ClickHouseReader:
 
     def trace_rows(self, trace_id: str) -> TraceRows:
         """A trace's records and the nodes that recorded them, by full id or a unique prefix (raises NotFound)."""
+        tid, start, end = self._resolve_trace(trace_id)
+        # One primary-key range per day partition between the trace's first and last record.
+        records = self._rows(
+            f"SELECT {_rows.RECORD} FROM records WHERE trace_id = {{t:String}} "
+            "AND ts_ns >= {start:Int64} AND ts_ns <= {end:Int64} LIMIT 1 BY id",
+            {"t": tid, "start": start, "end": end},
+        )
+        return TraceRows(tid, records, node_rows(self._values, sorted({r["node_id"] for r in records})))
+
+    def trace_spans(self, trace_id: str, *, row_type: type[Any] = dict) -> TraceSpans:
+        """A trace's span records, its records counted per span and node (one GROUP BY), and its nodes."""
+        return trace_spans(self._raw, self._values, self._resolve_trace(trace_id), row_type)
+
+    def trace_records(
+        self,
+        trace_id: str,
+        filt: RecordFilter | None = None,
+        *,
+        offset: int = 0,
+        limit: int | None = 500,
+        around: str | None = None,
+        row_type: type[Any] = dict,
+    ) -> RecordPage:
+        """A page of a trace's records passing ``filt`` in time order (see ``StoreReader.trace_records``)."""
+        return trace_records(
+            self._raw,
+            self._values,
+            self._resolve_trace(trace_id),
+            filt or {},
+            offset=offset,
+            limit=limit,
+            around=around,
+            row_type=row_type,
+        )
+
+    def _resolve_trace(self, trace_id: str) -> tuple[str, int, int]:
+        """A trace's full id, first and last record time, by full id or a unique prefix (raises NotFound)."""
         found = self._values(
             "SELECT trace_id, min(start_ns), max(end_ns) FROM trace_parts WHERE trace_id = {t:String} "
             "GROUP BY trace_id",
@@ -81,13 +124,7 @@ class ClickHouseReader:
         if len(found) != 1:
             raise NotFound(f"no trace {trace_id!r} in the store; list traces with `zoomtrace traces`")
         tid, start, end = found[0]
-        # One primary-key range per day partition between the trace's first and last record.
-        records = self._rows(
-            f"SELECT {_rows.RECORD} FROM records WHERE trace_id = {{t:String}} "
-            "AND ts_ns >= {start:Int64} AND ts_ns <= {end:Int64} LIMIT 1 BY id",
-            {"t": tid, "start": start, "end": end},
-        )
-        return TraceRows(tid, records, node_rows(self._values, sorted({r["node_id"] for r in records})))
+        return str(tid), int(start), int(end)
 
     # -- nodes -------------------------------------------------------------------------------------
 

@@ -45,7 +45,7 @@ def trace_page(values: Values, filt: TraceFilter, *, limit: int, offset: int) ->
     nodes: dict[str, list[str]] = {}
     for key in ("service", "env"):
         if filt.get(key):
-            nodes[key] = _nodes_whose(values, key, str(filt.get(key)))
+            nodes[key] = nodes_whose(values, key, str(filt.get(key)))
             if not nodes[key]:
                 return []
     since = filt.get("since_ns")
@@ -181,7 +181,7 @@ def _identities(values: Values, node_ids: list[str]) -> dict[str, tuple[Any, Any
     return out
 
 
-def _nodes_whose(values: Values, key: str, value: str) -> list[str]:
+def nodes_whose(values: Values, key: str, value: str) -> list[str]:
     """The nodes whose *started* record has ``key`` (service or env) equal to ``value``."""
     found = values(
         "SELECT node_id FROM node_records WHERE type = 'started' GROUP BY node_id "

@@ -39,6 +39,10 @@ _NODE_FIELDS: Final = (
 )
 
 
+#: A record counts as an error: a failed span, an exception, level ERROR and above (``records`` columns).
+IS_ERROR: Final = "coalesce(status = 'error' OR error IS NOT NULL OR level IN ('ERROR', 'CRITICAL', 'FATAL'), false)"
+
+
 def _json_or_none(text: str | None) -> Any:
     return None if text is None else _json_decode(text)
 

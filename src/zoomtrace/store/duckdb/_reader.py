@@ -18,10 +18,20 @@ from typing import Any, Final
 import duckdb
 import msgspec
 
-from zoomtrace._gc import gc_paused
 from zoomtrace.errors import NotFound, ReadOnlySQL, StoreError
-from zoomtrace.store.duckdb._common import _one_line
-from zoomtrace.store.protocols import TraceFilter, TraceRows
+from zoomtrace.store._decode import decode_rows, fields_of
+from zoomtrace.store.duckdb._common import IS_ERROR, _one_line
+from zoomtrace.store.protocols import (
+    LEVELS,
+    TRACE_KINDS,
+    RecordFilter,
+    RecordPage,
+    SpanCounts,
+    TraceFilter,
+    TraceRows,
+    TraceSpans,
+    no_record_in_trace,
+)
 
 #: Per table, the columns a reader does not see as themselves: ``column -> (field, SQL expression)``,
 #: or ``None`` for a column that is internal or folded into another field. JSON and list columns
@@ -59,15 +69,25 @@ _SHOWN: Final[dict[str, dict[str, tuple[str, str] | None]]] = {
     },
 }
 
-_decode_rows: Final = msgspec.json.Decoder(list[dict[str, Any]]).decode
-
 
 def _rows(fetched: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
     """Rows fetched with their JSON object first (see ``DuckReader._row``), decoded in one call."""
     if not fetched:
         return []
-    with gc_paused():
-        return _decode_rows("[" + ",".join([r[0] for r in fetched]) + "]")
+    return decode_rows("[" + ",".join([r[0] for r in fetched]) + "]")
+
+
+def _array(row: str, order: str | None = None) -> str:
+    """SQL for the JSON array of a query's rows, joined by the engine (one string, not one per row: for
+    100,000 records half a second less than joining them in Python)."""
+    within = f" ORDER BY {order}" if order else ""
+    return f"'[' || coalesce(string_agg({row}, ','{within}), '') || ']'"
+
+
+def _level_rank(column: str) -> str:
+    """SQL ranking a level as ``LEVELS`` does (a level not listed ranks as INFO)."""
+    cases = " ".join(f"WHEN '{name}' THEN {rank}" for name, rank in LEVELS.items())
+    return f"CASE upper({column}) {cases} ELSE {LEVELS['INFO']} END"
 
 
 def _like(text: str) -> str:
@@ -81,21 +101,24 @@ class DuckReader:
     _con: duckdb.DuckDBPyConnection
 
     @functools.cached_property
-    def _row_sql(self) -> dict[str, str]:
-        """Per table, the SQL of ``_row`` (filled on first use: the columns are asked of the database once)."""
+    def _row_sql(self) -> dict[tuple[str, frozenset[str] | None], str]:
+        """Per table and fields, the SQL of ``_row`` (filled on first use: the columns are asked of the database
+        once)."""
         return {}
 
-    def _row(self, table: str) -> str:
-        """SQL for one row of ``table`` as the JSON object a reader sees (each column as itself but ``_SHOWN``)."""
-        if table not in self._row_sql:
+    def _row(self, table: str, fields: frozenset[str] | None = None) -> str:
+        """SQL for one row of ``table`` as the JSON object a reader sees (each column as itself but ``_SHOWN``),
+        with only ``fields`` when given."""
+        key = (table, fields)
+        if key not in self._row_sql:
             shown = _SHOWN[table]
             pairs = []
             for column, *_ in self._con.execute(f"SELECT * FROM {table} LIMIT 0").description or ():
                 field = shown.get(column, (column, f'"{column}"'))
-                if field is not None:
+                if field is not None and (fields is None or field[0] in fields):
                     pairs.append(f"'{field[0]}': {field[1]}")
-            self._row_sql[table] = f"to_json({{{', '.join(pairs)}}})"
-        return self._row_sql[table]
+            self._row_sql[key] = f"to_json({{{', '.join(pairs)}}})"
+        return self._row_sql[key]
 
     def traces(self, filt: TraceFilter | None = None, *, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
         """Trace summaries, newest first (by start time, then trace id, for a deterministic order)."""
@@ -160,17 +183,99 @@ class DuckReader:
         """A trace's records and the nodes that recorded them, by full id or a unique prefix (raises NotFound)."""
         tid, start, end = self._resolve_trace(trace_id)
         # The ts_ns range lets zone maps skip row groups before trace_id is compared.
-        records = _rows(
+        (array,) = self._fetch_one(
+            f"SELECT {_array(self._row('records'))} FROM records WHERE ts_ns BETWEEN ? AND ? AND trace_id = ?",
+            [start, end, tid],
+        )
+        records = decode_rows(array)
+        return TraceRows(tid, records, self._nodes_among({r["node_id"] for r in records}))
+
+    def trace_spans(self, trace_id: str, *, row_type: type[Any] = dict) -> TraceSpans:
+        """A trace's span records, its other records counted per span (one GROUP BY), and its nodes."""
+        tid, start, end = self._resolve_trace(trace_id)
+        params = {"start": start, "end": end, "trace": tid}
+        row = self._row("records", fields_of(row_type))
+        (spans,) = self._fetch_one(f"SELECT {_array(row)} FROM records WHERE {_IN_TRACE} AND kind = 'span'", params)
+        first, last, node_ids = self._fetch_one(
+            "SELECT coalesce(min(ts_ns), $start), coalesce(max(greatest(ts_ns, coalesce(end_ns, ts_ns))), $end), "
+            f"coalesce(list(DISTINCT node_id ORDER BY node_id), []) FROM records WHERE {_IN_TRACE} AND kind <> 'node'",
+            params,
+        )
+        counted = self._con.execute(
+            "SELECT span_id, count(*), count(*) FILTER (kind = 'log'), count(*) FILTER (kind = 'event'), "
+            f"count(*) FILTER ({IS_ERROR}) FROM records WHERE {_IN_TRACE} AND kind NOT IN ('span', 'node') "
+            "GROUP BY span_id",
+            params,
+        ).fetchall()
+        counts = SpanCounts(*(list(column) for column in zip(*counted, strict=True))) if counted else _NO_COUNTS
+        return TraceSpans(
+            tid, first, last, decode_rows(spans, row_type), counts, node_ids, self._nodes_among(set(node_ids))
+        )
+
+    def trace_records(
+        self,
+        trace_id: str,
+        filt: RecordFilter | None = None,
+        *,
+        offset: int = 0,
+        limit: int | None = 500,
+        around: str | None = None,
+        row_type: type[Any] = dict,
+    ) -> RecordPage:
+        """A page of a trace's records passing ``filt`` in time order (see ``StoreReader.trace_records``).
+
+        The page's positions are found on two cheap columns (``ts_ns``, ``id``) and only its rows are built
+        as JSON: a page deep in a 100,000-record trace takes 20 ms, where building every row first took 200.
+        """
+        tid, start, end = self._resolve_trace(trace_id)
+        params: dict[str, Any] = {"start": start, "end": end, "trace": tid}
+        where = " AND ".join([_IN_TRACE, *_record_conditions(filt or {}, params)])
+        (total,) = self._fetch_one(f"SELECT count(*) FROM records WHERE {where}", params)
+        offset = max(0, int(offset))
+        if around is not None:
+            position = self._position(where, params, around)
+            offset = position - position % limit if limit else 0
+        rows_sql = _array(self._row("records", fields_of(row_type)), "ts_ns, id")
+        if limit is None and offset == 0:
+            query = f"SELECT {rows_sql} FROM records WHERE {where}"
+        else:
+            page = "" if limit is None else f" LIMIT {max(0, int(limit))}"
+            query = (
+                f"WITH page AS (SELECT rowid AS r FROM records WHERE {where} ORDER BY ts_ns, id{page} OFFSET {offset}) "
+                f"SELECT {rows_sql} FROM records WHERE rowid IN (SELECT r FROM page)"
+            )
+        (array,) = self._fetch_one(query, params)
+        rows = decode_rows(array, row_type)
+        node_ids = {r["node_id"] if row_type is dict else r.node_id for r in rows}
+        return RecordPage(total, offset, rows, self._nodes_among(node_ids))
+
+    def _position(self, where: str, params: dict[str, Any], record_id: str) -> int:
+        """How many records passing ``where`` come before the trace's record ``record_id`` in time order (where
+        it is, or would be were it passing; raises NotFound when the trace has no such record)."""
+        trace = {key: params[key] for key in ("start", "end", "trace")}
+        found = self._con.execute(
+            f"SELECT ts_ns FROM records WHERE {_IN_TRACE} AND id = $around", {**trace, "around": record_id}
+        ).fetchone()
+        if found is None:
+            raise NotFound(no_record_in_trace(record_id))
+        (before,) = self._fetch_one(
+            f"SELECT count(*) FROM records WHERE {where} AND (ts_ns < $at OR (ts_ns = $at AND id < $around))",
+            {**params, "at": found[0], "around": record_id},
+        )
+        return int(before)
+
+    def _fetch_one(self, query: str, params: Any) -> tuple[Any, ...]:
+        row = self._con.execute(query, params).fetchone()
+        assert row is not None  # an aggregate always has a row
+        return row
+
+    def _nodes_among(self, node_ids: set[str]) -> list[dict[str, Any]]:
+        """The rows of these nodes that the store has."""
+        return _rows(
             self._con.execute(
-                f"SELECT {self._row('records')} FROM records WHERE ts_ns BETWEEN ? AND ? AND trace_id = ?",
-                [start, end, tid],
+                f"SELECT {self._row('nodes')} FROM nodes WHERE node_id = ANY(?)", [sorted(node_ids)]
             ).fetchall()
         )
-        node_ids = sorted({r["node_id"] for r in records})
-        nodes = _rows(
-            self._con.execute(f"SELECT {self._row('nodes')} FROM nodes WHERE node_id = ANY(?)", [node_ids]).fetchall()
-        )
-        return TraceRows(tid, records, nodes)
 
     def nodes(self, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
         """Process runs, newest first (by start; by first record for a run whose start is not stored)."""
@@ -380,6 +485,49 @@ def _word(query: str, pos: int) -> str:
     while end < len(query) and (query[end].isalnum() or query[end] == "_"):
         end += 1
     return query[pos:end].lower()
+
+
+_NO_COUNTS: Final = SpanCounts([], [], [], [], [])
+
+#: A record of the trace (parameters ``start``, ``end``: its first and last record's time, ``trace``: its id);
+#: the ts_ns range lets zone maps skip row groups before trace_id is compared.
+_IN_TRACE: Final = "ts_ns BETWEEN $start AND $end AND trace_id = $trace"
+
+
+def _record_conditions(filt: RecordFilter, params: dict[str, Any]) -> list[str]:
+    """SQL conditions of a trace's records passing ``filt`` (its values added to ``params``)."""
+    where = ["kind = ANY($kinds)"]
+    params["kinds"] = list(filt.get("kinds", TRACE_KINDS))
+    if "span_ids" in filt:
+        under = ["span_id = ANY($span_ids)"]
+        params["span_ids"] = [s for s in filt["span_ids"] if s is not None]
+        if None in filt["span_ids"]:
+            under.append(
+                "span_id IS NULL OR span_id NOT IN (SELECT span_id FROM records WHERE ts_ns BETWEEN $start AND $end "
+                "AND trace_id = $trace AND kind = 'span' AND span_id IS NOT NULL)"
+            )
+        where.append(f"kind <> 'span' AND ({' OR '.join(under)})")
+    if filt.get("from_ns") is not None:
+        where.append("ts_ns >= $from_ns")
+        params["from_ns"] = int(filt["from_ns"])
+    if filt.get("to_ns") is not None:
+        where.append("ts_ns < $to_ns")
+        params["to_ns"] = int(filt["to_ns"])
+    if filt.get("min_level"):
+        where.append(f"(level IS NULL OR {_level_rank('level')} >= $min_level)")
+        params["min_level"] = LEVELS.get(str(filt["min_level"]).upper(), LEVELS["INFO"])
+    if filt.get("service"):
+        where.append("node_id IN (SELECT node_id FROM nodes WHERE service = $service)")
+        params["service"] = filt["service"]
+    if filt.get("text"):
+        where.append(
+            "(message ILIKE $text ESCAPE '\\' OR type ILIKE $text ESCAPE '\\' "
+            "OR CAST(attrs AS VARCHAR) ILIKE $text ESCAPE '\\')"
+        )
+        params["text"] = _like(filt["text"])
+    if filt.get("errors_only"):
+        where.append(IS_ERROR)
+    return where
 
 
 def _trace_key(trace_id: str) -> int | None:

@@ -22,7 +22,14 @@ import msgspec
 
 from zoomtrace._gc import gc_paused
 from zoomtrace.errors import StoreError
-from zoomtrace.store.duckdb._common import _NODE_COLUMNS, _NODE_FIELDS, _NODE_JSON, _json_encoder, _json_or_none
+from zoomtrace.store.duckdb._common import (
+    _NODE_COLUMNS,
+    _NODE_FIELDS,
+    _NODE_JSON,
+    IS_ERROR,
+    _json_encoder,
+    _json_or_none,
+)
 from zoomtrace.store.protocols import Problem, WriteReport
 from zoomtrace.wire.record import SCHEMA_VERSION as RECORD_VERSION
 from zoomtrace.wire.record import Record
@@ -80,12 +87,10 @@ FROM read_json($path, format = 'newline_delimited', columns = {{sha256: 'VARCHAR
                maximum_object_size = {_MAX_OBJECT})
 """
 
-_IS_ERROR: Final = "coalesce(status = 'error' OR error IS NOT NULL OR level IN ('ERROR', 'CRITICAL', 'FATAL'), false)"
-
 _UPSERT_NODE_COUNTS: Final = f"""
 INSERT INTO nodes (node_id, first_seen_ns, record_count, span_count, log_count, event_count, raw_count, error_count)
 SELECT node_id, min(ts_ns), count(*), count(*) FILTER (kind = 'span'), count(*) FILTER (kind = 'log'),
-       count(*) FILTER (kind = 'event'), count(*) FILTER (kind = 'raw'), count(*) FILTER ({_IS_ERROR})
+       count(*) FILTER (kind = 'event'), count(*) FILTER (kind = 'raw'), count(*) FILTER ({IS_ERROR})
 FROM records WHERE ingest_seq = $seq GROUP BY node_id
 ON CONFLICT (node_id) DO UPDATE SET
     first_seen_ns = least(nodes.first_seen_ns, excluded.first_seen_ns),
@@ -111,7 +116,7 @@ WITH per_node AS (
                    {_ROOT_KEY}) FILTER (kind = 'span') AS root,
            min({_ROOT_KEY}) FILTER (kind = 'span') AS root_key,
            count(*) FILTER (kind = 'span') AS span_count, count(*) FILTER (kind = 'log') AS log_count,
-           count(*) FILTER (kind = 'event') AS event_count, bool_or({_IS_ERROR}) AS error,
+           count(*) FILTER (kind = 'event') AS event_count, bool_or({IS_ERROR}) AS error,
            count(*) AS record_count
     FROM records WHERE ingest_seq = $seq AND trace_id IS NOT NULL
     GROUP BY trace_id, node_id

@@ -30,6 +30,16 @@ export async function api(path, params = undefined, {signal} = {}) {
   return body;
 }
 
+/** A trace's outline: its spans as columns, with counts of their records (docs/ui.md, "API for big traces"). */
+export function fetchOutline(traceId, options) {
+  return api(`/api/trace/${encodeURIComponent(traceId)}/outline`, undefined, options);
+}
+
+/** A page of a trace's records in time order: {total, offset, records}; params as in docs/ui.md, "API for big traces". */
+export function fetchRecords(traceId, params, options) {
+  return api(`/api/trace/${encodeURIComponent(traceId)}/records`, params, options);
+}
+
 /** Polls the cheap /api/pulse endpoint; calls onChange(version) when the home gains data. */
 export function watchPulse(onChange, intervalMs = 2000) {
   let last = null;

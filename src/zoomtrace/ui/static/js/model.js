@@ -1,6 +1,8 @@
-// The story of one trace, prepared for drawing: spans flattened with their depth, every
-// record in time order, one colour per service, follows-from links and the critical path.
-// Everything here is iterative (no recursion), so a 20,000-deep chain of spans is fine.
+// A trace prepared for drawing from its outline (GET /api/trace/<id>/outline): every span with
+// its depth, children, colour, follows-from links and critical path, as columns, so 200,000 spans
+// cost a few typed arrays; a span gets an object only when something shows it. Records (logs,
+// events) are not in the outline: they are loaded by page or by span, and entries are made for
+// them here. Everything is iterative (no recursion), so a 20,000-deep chain of spans is fine.
 
 export const PALETTE = [
   '#4c6ef5', '#12b886', '#f59f00', '#ae3ec9', '#15aabf', '#e8590c',
@@ -38,178 +40,307 @@ export function isError(item) {
   return Boolean(item.error) || item.status === 'error' || levelNo(item.level) >= 40;
 }
 
-export function buildModel(story) {
-  const nodesById = new Map((story.nodes || []).map((n) => [n.node_id, n]));
-  const spans = [];
-  const byId = new Map();
+/** Shared by every span without links or loaded records until it gets its own array. */
+const NONE = Object.freeze([]);
 
-  // Depth-first, children in start order, iteratively.
-  const roots = [...(story.spans || [])].sort(byStart);
-  const stack = [];
-  for (let i = roots.length - 1; i >= 0; i--) stack.push([roots[i], null, 0]);
-  while (stack.length) {
-    const [s, parent, depth] = stack.pop();
-    const node = {
-      id: s.span_id,
-      s,
-      parent,
-      depth,
-      index: spans.length,
-      children: [],
-      start: s.start_ns,
-      end: s.end_ns ?? s.start_ns,
-      open: s.end_ns === null || s.end_ns === undefined,
-      service: s.service || nodesById.get(s.node_id)?.service || '?',
-      error: isError(s),
-      crit: null,
-      records: s.records || [],
-      linksOut: [],   // spans this one follows from (arrow from them to this)
-      linksIn: [],    // spans that follow from this one
-      external: [],   // follows-from links to spans outside this trace
-      descendants: 0,
-    };
-    spans.push(node);
-    if (!byId.has(node.id)) byId.set(node.id, node);
-    if (parent) parent.children.push(node);
-    const kids = [...(s.children || [])].sort(byStart);
-    for (let i = kids.length - 1; i >= 0; i--) stack.push([kids[i], node, depth + 1]);
-  }
-  // Descendant counts (reverse pre-order visits children before parents).
-  for (let i = spans.length - 1; i >= 0; i--) {
-    const n = spans[i];
-    if (n.parent) n.parent.descendants += n.descendants + 1;
+/** How many record entries stay findable by id (model.recordById); older ones are made again when needed. */
+const MAX_ENTRIES = 50_000;
+
+/** A Map that forgets its oldest entries beyond a size. */
+class BoundedMap extends Map {
+  constructor(limit) {
+    super();
+    this.limit = limit;
   }
 
-  // Every record of the trace, in time order, with the span it belongs to.
-  const records = [];
-  for (const node of spans) {
-    node.entry = {kind: 'span', ts: node.start, span: node, r: node.s, service: node.service};
-    records.push(node.entry);
-    for (const r of node.records) {
-      records.push({kind: r.kind, ts: r.ts_ns, span: node, r, service: node.service});
+  set(key, value) {
+    super.set(key, value);
+    if (this.size > this.limit) this.delete(this.keys().next().value);
+    return this;
+  }
+}
+
+/**
+ * A span, as the waterfall's rows, the records and the detail panel use it. Made on first use
+ * (model.span(i)) and then kept, so each span has one object; most spans of a big trace never
+ * get one: the model's columns are what the overview, find and the critical path read.
+ */
+class Span {
+  constructor(model, i) {
+    this.model = model;
+    this.index = i;
+    this.id = model.spanIds[i];
+    this.start = model.start[i];
+    this.end = model.end[i];
+    this.open = model.open[i] === 1;
+    this.service = model.services[model.service[i]];
+    this.error = model.error[i] === 1;
+    this.depth = model.depth[i];
+    this.records = NONE;      // its logs and events once loaded (SpanLoader)
+    this.recordsTotal = null; // how many the server has for it once asked (records may hold fewer)
+    this.loaded = false;      // s is complete (its own record was read)
+    this.entry = null;        // its line in the records list (spanEntry)
+    this.fields = null;
+  }
+
+  get parent() { return this.model.span(this.model.parent[this.index]); }
+  get children() { return this.model.childrenOf(this.index).map((k) => this.model.span(k)); }
+  get descendants() { return this.model.descendants[this.index]; }
+  get crit() { return critSegments(this.model, this.index); }
+  get linksOut() { return this.model.linksOut.get(this.index) || NONE; } // spans this one follows from
+  get linksIn() { return this.model.linksIn.get(this.index) || NONE; }   // spans that follow from this one
+  get external() { return this.model.external.get(this.index) || NONE; } // links to spans of other traces
+  get nameKey() { return this.model.nameKey[this.index]; }
+  get logs() { return this.model.logs[this.index]; }
+  get events() { return this.model.events[this.index]; }
+  get errors() { return this.model.errors[this.index]; }
+
+  /** The span as the detail panel reads it; completed from its record when it is selected (completeSpan). */
+  get s() {
+    if (!this.fields) {
+      const {spans: col, strings} = this.model.outline;
+      const i = this.index;
+      const parent = this.parent;
+      this.fields = {id: col.record_id[i], span_id: this.id, parent_span_id: parent ? parent.id : col.remote_parent[i],
+        name: strings[col.name[i]] ?? '', service: this.service, node_id: strings[col.node_id[i]] ?? null,
+        start_ns: this.start, end_ns: this.open ? null : this.end, duration_ns: this.open ? null : this.end - this.start,
+        status: col.status[i] >= 0 ? strings[col.status[i]] : null};
+    }
+    return this.fields;
+  }
+}
+
+/**
+ * The outline as columns (one entry per span, in tree order: a row index is a span index), with
+ * what drawing needs computed once: absolute times, a service per span, descendant counts,
+ * follows-from links and the critical path.
+ */
+export function buildModel(outline) {
+  const {strings, spans: col} = outline;
+  const count = col.span_id.length;
+  const t0 = outline.start_ns;
+  const t1 = Math.max(outline.end_ns, t0 + 1000);
+  const nodes = outline.nodes || [];
+  const nodesById = new Map(nodes.map((n) => [n.node_id, n]));
+
+  const start = new Float64Array(count);
+  const end = new Float64Array(count);
+  const open = new Uint8Array(count);
+  const parent = Int32Array.from(col.parent);
+  const descendants = new Int32Array(count);
+  const firstChild = new Int32Array(count).fill(-1);
+  const nextSibling = new Int32Array(count).fill(-1);
+  for (let i = count - 1; i >= 0; i--) {
+    start[i] = t0 + col.start[i];
+    const duration = col.duration[i];
+    open[i] = duration === null || duration === undefined ? 1 : 0;
+    end[i] = open[i] ? Math.max(start[i], t1) : start[i] + duration;
+    const p = parent[i];
+    if (p >= 0) {
+      descendants[p] += descendants[i] + 1; // reverse tree order visits children before parents
+      nextSibling[i] = firstChild[p];
+      firstChild[p] = i;
     }
   }
-  for (const r of story.records || []) {
-    const span = r.span_id ? byId.get(r.span_id) || null : null;
-    records.push({kind: r.kind, ts: r.ts_ns, span, r, service: nodesById.get(r.node_id)?.service || span?.service || '?'});
-  }
-  records.sort((a, b) => a.ts - b.ts);
-  const recordById = new Map();
-  records.forEach((entry, i) => {
-    entry.index = i;
-    if (entry.kind !== 'span' && entry.r.id) recordById.set(entry.r.id, entry);
-  });
 
-  // Time bounds.
-  let t0 = Infinity;
-  let t1 = -Infinity;
-  for (const n of spans) {
-    if (n.start < t0) t0 = n.start;
-    if (n.end > t1) t1 = n.end;
+  // A span's service: its own, else its process's, else '?'; as an index into the sorted services.
+  const names = new Map(); // (service, node) string keys -> name
+  const serviceName = new Array(count);
+  for (let i = 0; i < count; i++) {
+    const key = (col.service[i] + 1) * (strings.length + 2) + col.node_id[i] + 1;
+    let name = names.get(key);
+    if (name === undefined) {
+      name = (col.service[i] >= 0 && strings[col.service[i]]) || nodesById.get(strings[col.node_id[i]])?.service || '?';
+      names.set(key, name);
+    }
+    serviceName[i] = name;
   }
-  for (const e of records) {
-    if (e.ts < t0) t0 = e.ts;
-    if (e.ts > t1) t1 = e.ts;
-  }
-  if (!Number.isFinite(t0)) { t0 = 0; t1 = 1; }
-  if (t1 <= t0) t1 = t0 + 1000;
-  for (const n of spans) if (n.open) n.end = Math.max(n.start, t1);
+  const services = [...new Set([...names.values(), ...nodes.map((n) => n.service || '?')])].sort();
+  const serviceIndex = new Map(services.map((name, k) => [name, k]));
+  const service = Uint16Array.from(serviceName, (name) => serviceIndex.get(name));
 
-  // Follows-from links.
-  const links = [];
-  for (const n of spans) {
-    for (const l of n.s.links || []) {
-      const from = (!l.trace_id || l.trace_id === story.trace_id) ? byId.get(l.span_id) : null;
-      if (from) {
-        links.push({from, to: n});
-        n.linksOut.push(from);
-        from.linksIn.push(n);
-      } else {
-        n.external.push(l);
+  const cache = new Array(count);
+  let byId = null;
+  const model = {
+    traceId: outline.trace_id, outline, count, t0, t1, strings,
+    spanIds: col.span_id, nameKey: col.name, depth: col.depth, error: col.error,
+    logs: col.logs, events: col.events, errors: col.errors,
+    start, end, open, parent, descendants, service, services, colors: assignColors(services),
+    nodes, nodesById, counts: countsOf(outline.counts),
+    linksOut: new Map(), linksIn: new Map(), external: new Map(), links: [], crit: null,
+    recordById: new BoundedMap(MAX_ENTRIES),
+    /** The span at row i (tree order), or null. */
+    span(i) {
+      if (i < 0 || i >= count) return null;
+      return cache[i] ||= new Span(model, i);
+    },
+    /** The span with this id, or null (the first one when an id repeats). */
+    spanById(id) {
+      if (!byId) {
+        byId = new Map();
+        for (let i = count - 1; i >= 0; i--) byId.set(col.span_id[i], i);
       }
-    }
-  }
-
-  // One colour per service, stable for a given set of services.
-  const services = [...new Set([...spans.map((n) => n.service), ...(story.nodes || []).map((n) => n.service || '?')])].sort();
-  const colors = assignColors(services);
-
-  const counts = {spans: spans.length, log: 0, event: 0, raw: 0, errors: 0, records: 0};
-  for (const e of records) {
-    if (e.kind !== 'span') {
-      counts.records += 1;
-      if (e.kind in counts) counts[e.kind] += 1;
-    }
-    if (isError(e.r)) counts.errors += 1;
-  }
-
-  const model = {story, spans, byId, roots: spans.filter((n) => !n.parent), records, recordById, links,
-    nodesById, services, colors, counts, t0, t1};
+      const i = byId.get(id);
+      return i === undefined ? null : model.span(i);
+    },
+    childrenOf(i) {
+      const kids = [];
+      for (let k = firstChild[i]; k >= 0; k = nextSibling[k]) kids.push(k);
+      return kids;
+    },
+  };
+  model.roots = [];
+  for (let i = 0; i < count; i++) if (parent[i] < 0) model.roots.push(i);
+  linkSpans(model, outline.links || []);
   criticalPath(model);
   return model;
 }
 
-function byStart(a, b) {
-  return (a.start_ns - b.start_ns) || String(a.span_id).localeCompare(String(b.span_id));
+function countsOf(c) {
+  return {spans: c.spans, log: c.logs, event: c.events, raw: c.raw, errors: c.errors, records: c.records};
+}
+
+/** Follows-from links: arrows between spans of this trace, the others kept as links out of it. */
+function linkSpans(model, links) {
+  const add = (map, i, value) => {
+    const list = map.get(i);
+    if (list) list.push(value);
+    else map.set(i, [value]);
+  };
+  for (const [row, traceId, spanId] of links) {
+    const to = model.span(row);
+    const from = (!traceId || traceId === model.traceId) ? model.spanById(spanId) : null;
+    if (from) {
+      model.links.push({from, to});
+      add(model.linksOut, to.index, from);
+      add(model.linksIn, from.index, to);
+    } else {
+      add(model.external, row, {trace_id: traceId, span_id: spanId});
+    }
+  }
+}
+
+/** A span's line in the records list. */
+export function spanEntry(n) {
+  n.entry ||= {kind: 'span', ts: n.start, span: n, r: n.s, service: n.service};
+  return n.entry;
+}
+
+/** The entry of a record read from the server (a RecordView): its span and service resolved, findable by id. */
+export function recordEntry(model, r) {
+  if (r.kind === 'span') {
+    const n = model.spanById(r.span_id);
+    if (n) return spanEntry(n);
+  }
+  let entry = model.recordById.get(r.id);
+  if (!entry) {
+    const span = r.span_id ? model.spanById(r.span_id) : null;
+    entry = {kind: r.kind, ts: r.ts_ns, span, r, service: model.nodesById.get(r.node_id)?.service || span?.service || '?'};
+    model.recordById.set(r.id, entry);
+  }
+  return entry;
+}
+
+/** Set a span's loaded records (of `total`), or forget them (null). */
+export function setSpanRecords(n, records, total) {
+  n.records = records && records.length ? records : NONE;
+  n.recordsTotal = records ? total : null;
+}
+
+/** Complete a span from its own record (attributes, code, error, CPU time, thread, on_behalf_of). */
+export function completeSpan(n, r) {
+  Object.assign(n.s, {attrs: r.attrs, code: r.code, error: r.error, cpu_ns: r.cpu_ns, thread: r.thread,
+    on_behalf_of: r.on_behalf_of, links: r.links});
+  n.loaded = true;
 }
 
 /**
  * The critical path: walking back from the end of each root, the child that finished last
- * before the current point is what the parent was waiting for. Each span on the path gets
- * the segments of its own time that are on it (node.crit = [[start, end], ...]).
+ * before the current point is what the parent was waiting for. Each span on the path gets the
+ * segments of its own time that are on it, kept in flat arrays (no allocation per span):
+ * critSegments(model, i) lists them, in time order.
  */
 export function criticalPath(model) {
-  const ends = new Map(); // node -> children sorted by end, latest first
-  const pointer = new Map();
-  const sortedKids = (n) => {
-    let kids = ends.get(n);
-    if (!kids) {
-      kids = [...n.children].sort((a, b) => b.end - a.end);
-      ends.set(n, kids);
-      pointer.set(n, 0);
-    }
-    return kids;
-  };
-  const mark = (n, a, b) => {
-    if (b > a) (n.crit ||= []).push([a, b]);
-    else n.crit ||= [];
+  const {count, start, end, parent} = model;
+  // Children of each span in one array, grouped by parent; a group is sorted latest-finishing
+  // first when the walk first reaches it.
+  const first = new Int32Array(count + 1);
+  for (let i = 0; i < count; i++) if (parent[i] >= 0) first[parent[i] + 1] += 1;
+  for (let i = 0; i < count; i++) first[i + 1] += first[i];
+  const kids = new Int32Array(first[count]);
+  const fill = first.slice(0, count);
+  for (let i = 0; i < count; i++) if (parent[i] >= 0) kids[fill[parent[i]]++] = i;
+  const sorted = new Uint8Array(count);
+  const taken = first.slice(0, count); // the next child not taken yet, per span
+  // Segments as a linked list per span, newest first: walking back in time makes that time order.
+  const crit = {head: new Int32Array(count).fill(-1), next: new Int32Array(2 * count + 2),
+    from: new Float64Array(2 * count + 2), to: new Float64Array(2 * count + 2), on: new Uint8Array(count)};
+  let n = 0;
+  const mark = (i, a, b) => {
+    crit.on[i] = 1;
+    if (b <= a) return;
+    crit.from[n] = a;
+    crit.to[n] = b;
+    crit.next[n] = crit.head[i];
+    crit.head[i] = n++;
   };
   for (const root of model.roots) {
     let cur = root;
-    let cursor = root.end;
-    let guard = model.spans.length * 3 + 10;
-    while (cur && guard-- > 0) {
-      const kids = sortedKids(cur);
-      let p = pointer.get(cur);
+    let cursor = end[root];
+    let guard = count * 3 + 10;
+    while (cur >= 0 && guard-- > 0) {
+      if (!sorted[cur]) {
+        kids.subarray(first[cur], first[cur + 1]).sort((a, b) => end[b] - end[a]);
+        sorted[cur] = 1;
+      }
+      let p = taken[cur];
       // The latest-finishing child that started before the cursor and was not taken yet.
-      while (p < kids.length && (kids[p].start >= cursor)) p++;
-      if (p < kids.length) {
+      while (p < first[cur + 1] && start[kids[p]] >= cursor) p++;
+      if (p < first[cur + 1]) {
         const child = kids[p];
-        pointer.set(cur, p + 1);
-        const childEnd = Math.min(child.end, cursor);
+        taken[cur] = p + 1;
+        const childEnd = Math.min(end[child], cursor);
         mark(cur, childEnd, cursor);
         cur = child;
         cursor = childEnd;
       } else {
-        pointer.set(cur, kids.length);
-        mark(cur, cur.start, cursor);
+        taken[cur] = p;
+        mark(cur, start[cur], cursor);
         if (cur === root) break;
-        cursor = Math.min(cursor, cur.start);
-        cur = cur.parent;
+        cursor = Math.min(cursor, start[cur]);
+        cur = parent[cur];
       }
     }
   }
+  model.crit = crit;
 }
 
-/** The rows to draw: spans whose ancestors are all expanded, in tree order. */
+/** A span's segments on the critical path, in time order ([[start, end], ...]), or null when it is not on it. */
+export function critSegments(model, i) {
+  const {crit} = model;
+  if (!crit.on[i]) return null;
+  const out = [];
+  for (let k = crit.head[i]; k >= 0; k = crit.next[k]) out.push([crit.from[k], crit.to[k]]);
+  return out;
+}
+
+/** The rows to draw: the rows (span indexes) whose ancestors are all expanded, in tree order. */
 export function visibleRows(model, collapsed) {
-  if (!collapsed.size) return model.spans;
   const rows = [];
-  const spans = model.spans;
-  for (let i = 0; i < spans.length; i++) {
-    const n = spans[i];
-    rows.push(n);
-    if (collapsed.has(n.id) && n.descendants) i += n.descendants; // pre-order: descendants follow contiguously
+  for (let i = 0; i < model.count; i++) {
+    rows.push(i);
+    if (collapsed.has(i)) i += model.descendants[i]; // tree order: descendants follow contiguously
   }
   return rows;
+}
+
+/** The rows (span indexes) whose name or service contains the text (case-insensitive), in tree order. */
+export function findSpans(model, text) {
+  const q = text.trim().toLowerCase();
+  if (!q) return [];
+  const name = model.strings.map((s) => typeof s === 'string' && s.toLowerCase().includes(q));
+  const service = model.services.map((s) => s.toLowerCase().includes(q));
+  const found = [];
+  for (let i = 0; i < model.count; i++) if (name[model.nameKey[i]] || service[model.service[i]]) found.push(i);
+  return found;
 }

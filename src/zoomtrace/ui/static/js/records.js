@@ -1,12 +1,15 @@
-// Every record of the trace in time order, filterable by level, kind, service and text,
-// each line linked to its span. Virtualised: 100,000 records cost what 60 cost.
+// Every record of the trace in time order, filterable by level, kind, service, text and errors,
+// each line linked to its span. The server filters and pages (RecordPages); the list is
+// virtualised and sized by the total, so 1,000,000 records cost what 60 cost.
 import {debounce, h} from './dom.js';
 import {fmtDuration, fmtOffset, inline} from './format.js';
-import {isError, levelNo} from './model.js';
+import {isError, recordEntry} from './model.js';
+import {RecordPages} from './pages.js';
 import {VirtualList} from './vlist.js';
 
 const ROW = 24;
 const KINDS = ['log', 'event', 'raw', 'span'];
+const LEVEL_NAMES = {10: 'DEBUG', 20: 'INFO', 30: 'WARNING', 40: 'ERROR'};
 
 export function recordText(e) {
   const r = e.r;
@@ -24,7 +27,13 @@ export function badge(e) {
     const level = (e.r.level || 'log').toLowerCase();
     return h('span', {class: ['badge', level]}, level === 'warning' ? 'warn' : level);
   }
-  return h('span', {class: ['badge', e.kind, e.kind === 'span' && isError(e.r) && 'error']}, e.kind);
+  const failed = e.kind === 'span' && (e.span ? e.span.error : isError(e.r));
+  return h('span', {class: ['badge', e.kind, failed && 'error']}, e.kind);
+}
+
+/** The id a line is selected by: a record's id, or the span id of a span's line. */
+export function entryKey(e) {
+  return e.kind === 'span' ? `span:${e.span.id}` : e.r.id;
 }
 
 export class RecordList {
@@ -37,7 +46,8 @@ export class RecordList {
     this.service = '';
     this.text = '';
     this.errorsOnly = false;
-    this.selected = null;
+    this.selected = null; // entryKey of the selected line
+    this.pages = null;
     this.build();
     this.apply();
   }
@@ -60,7 +70,7 @@ export class RecordList {
     this.serviceSelect = h('select', {'aria-label': 'Service', onchange: () => { this.service = this.serviceSelect.value; this.apply(); }},
       h('option', {value: ''}, 'All services'), ...m.services.map((s) => h('option', {value: s}, s)));
     this.textInput = h('input', {type: 'search', placeholder: 'Filter text…', size: 14,
-      oninput: debounce(() => { this.text = this.textInput.value.trim().toLowerCase(); this.apply(); }, 150)});
+      oninput: debounce(() => { this.text = this.textInput.value.trim(); this.apply(); }, 250)});
     this.errorsBtn = h('button', {class: 'btn small', type: 'button', 'data-testid': 'errors-only',
       onclick: () => { this.setErrorsOnly(!this.errorsOnly); }}, 'Errors only');
     this.countLabel = h('span', {class: 'muted', 'data-testid': 'record-count'});
@@ -71,11 +81,13 @@ export class RecordList {
       h('span', null, 'kind'), h('span', null, 'message'), h('span', null, 'code'), h('span', null, 'span'));
     this.body = h('div', {class: 'vscroll rl-body', tabindex: 0});
     this.el = h('section', {class: 'panel records', 'data-testid': 'records'}, toolbar, head, this.body);
-    this.list = new VirtualList(this.body, {rowHeight: ROW, render: (i) => this.renderRow(i)});
+    this.list = new VirtualList(this.body, {rowHeight: ROW, render: (i) => this.renderRow(i),
+      onRange: (first, last) => this.pages && this.pages.want(first, last)});
   }
 
   destroy() {
     this.list.destroy();
+    if (this.pages) this.pages.close();
   }
 
   setErrorsOnly(on) {
@@ -84,43 +96,74 @@ export class RecordList {
     this.apply();
   }
 
-  matches(e) {
-    if (!this.kinds.has(e.kind)) return false;
-    if (this.errorsOnly && !isError(e.r)) return false;
-    if (this.minLevel && e.kind === 'log' && levelNo(e.r.level) < this.minLevel) return false;
-    if (this.service && e.service !== this.service) return false;
-    if (this.text) {
-      if (e.search === undefined) {
-        const r = e.r;
-        e.search = `${recordText(e)} ${r.type || ''} ${r.code ? r.code.file : ''} ${inline(r.attrs)}`.toLowerCase();
-      }
-      if (!e.search.includes(this.text)) return false;
-    }
-    return true;
+  /** The panel's filters as the server's query parameters (docs/ui.md, "API for big traces"). */
+  filters() {
+    return {
+      kind: this.kinds.size === KINDS.length ? null : KINDS.filter((k) => this.kinds.has(k)).join(','),
+      level: LEVEL_NAMES[this.minLevel] || null,
+      service: this.service || null,
+      text: this.text || null,
+      errors: this.errorsOnly,
+    };
   }
 
+  filtered() {
+    const f = this.filters();
+    return Boolean(f.kind || f.level || f.service || f.text || f.errors);
+  }
+
+  /** Filters changed: a new set of pages, the list sized by its total once the first page is read. */
   apply() {
-    const all = this.model.records;
-    this.view = all.filter((e) => this.matches(e));
-    this.viewIndex = new Map(this.view.map((e, i) => [e, i]));
-    const total = all.length;
-    this.countLabel.textContent = this.view.length === total
+    if (this.pages) this.pages.close();
+    this.pages = null;
+    this.body.scrollTop = 0;
+    if (!this.kinds.size) {
+      this.showCount(0);
+      return;
+    }
+    const pages = new RecordPages(this.model.traceId, this.filters(), {
+      toEntry: (r) => recordEntry(this.model, r),
+      onLoad: (err) => this.loaded(pages, err),
+    });
+    this.pages = pages;
+    if (this.filtered()) {
+      this.countLabel.textContent = 'filtering…';
+      pages.want(0, 0);
+    } else {
+      this.showCount(this.model.counts.records); // known from the outline: the list is sized at once
+    }
+  }
+
+  loaded(pages, err) {
+    if (pages !== this.pages) return;
+    if (err) {
+      this.countLabel.textContent = `records unavailable: ${err.message}`;
+      return;
+    }
+    if (pages.total !== this.list.count) this.showCount(pages.total);
+    else this.list.invalidate();
+  }
+
+  showCount(n) {
+    const total = this.model.counts.records;
+    this.countLabel.textContent = n === total && !this.filtered()
       ? `${total.toLocaleString('en-US')}`
-      : `${this.view.length.toLocaleString('en-US')} of ${total.toLocaleString('en-US')}`;
-    this.body.style.setProperty('height', `${Math.min(Math.max(this.view.length, 3) * ROW + 2, Math.max(240, Math.min(window.innerHeight * 0.5, 560)))}px`);
-    this.list.setCount(this.view.length);
+      : `${n.toLocaleString('en-US')} of ${total.toLocaleString('en-US')}`;
+    this.body.style.setProperty('height', `${Math.min(Math.max(n, 3) * ROW + 2, Math.max(240, Math.min(window.innerHeight * 0.5, 560)))}px`);
+    this.list.setCount(n);
   }
 
   renderRow(i) {
-    const e = this.view[i];
+    const e = this.pages && this.pages.at(i);
+    if (!e) return h('div', {class: 'rl-row pending', 'data-testid': 'record-pending'}, h('span', {class: 'rl-t'}, '…'));
     const r = e.r;
     const m = this.model;
     const level = (r.level || '').toLowerCase();
     const code = r.code;
-    const row = h('div', {
-      class: ['rl-row', `k-${e.kind}`, level && `lvl-${level}`, r.error && 'has-error', this.selected === e && 'selected'],
-      'data-testid': 'record-row', 'data-kind': e.kind, 'data-record': e.kind === 'span' ? null : r.id,
-      onclick: () => (e.kind === 'span' ? this.onSelectSpan(e.span) : this.onSelectRecord(e)),
+    return h('div', {
+      class: ['rl-row', `k-${e.kind}`, level && `lvl-${level}`, r.error && 'has-error', this.selected === entryKey(e) && 'selected'],
+      'data-testid': 'record-row', 'data-kind': e.kind, 'data-record': e.kind === 'span' ? null : r.id, 'data-row': i,
+      onclick: () => (e.kind === 'span' ? this.onSelectSpan(e.span) : this.onSelectRecord(e, {row: i})),
     },
     h('span', {class: 'rl-t', title: `${fmtOffset(e.ts - m.t0)} after the trace started`}, fmtOffset(e.ts - m.t0)),
     h('span', {class: 'chip', title: e.service}, h('span', {class: 'dot', style: {background: m.colors.get(e.service) || '#999'}}), e.service),
@@ -132,19 +175,31 @@ export class RecordList {
       ? h('button', {class: 'linkish', type: 'button', title: `span ${e.span.s.name}`,
         onclick: (ev) => { ev.stopPropagation(); this.onSelectSpan(e.span); }}, `↳ ${e.span.s.name}`)
       : ''));
-    return row;
   }
 
-  select(entry, {scroll = true} = {}) {
-    const old = this.selected;
-    this.selected = entry;
-    for (const e of [old, entry]) {
-      const i = e ? this.viewIndex.get(e) : undefined;
-      if (i !== undefined) this.list.refreshRow(i);
-    }
-    if (entry && scroll) {
-      const i = this.viewIndex.get(entry);
-      if (i !== undefined) this.list.scrollTo(i);
+  /**
+   * Mark a line selected and, with scroll, bring it into view: at `row` when known, else where the
+   * server places it among the filtered records (around=).
+   */
+  async select(entry, {scroll = true, row = -1} = {}) {
+    this.selected = entry ? entryKey(entry) : null;
+    this.list.invalidate();
+    if (!entry || !scroll || (entry.kind === 'span' && !this.kinds.has('span'))) return;
+    const pages = this.pages;
+    const i = row >= 0 ? row : await this.locate(entry.r.id);
+    if (i >= 0 && pages === this.pages && this.selected === entryKey(entry)) this.list.scrollTo(i);
+  }
+
+  /** The row of a record among the filtered records (its page read when needed), or -1 when they leave it out. */
+  async locate(id) {
+    const pages = this.pages;
+    if (!pages) return -1;
+    const known = pages.indexOf(id);
+    if (known >= 0) return known;
+    try {
+      return await pages.locate(id);
+    } catch {
+      return -1; // closed by new filters, or unreadable: nothing moves
     }
   }
 }

@@ -1,13 +1,24 @@
 // The story page: one trace as a waterfall, the chronological record list below it and the
 // detail panel beside them. Selection is mirrored in the address (?span= / ?record=).
-import {api, watchPulse} from './api.js';
+// The page reads the trace's outline (every span, no records) and draws the waterfall from it;
+// records come by page as the record list scrolls and by span when a span is selected.
+import {api, fetchOutline, watchPulse} from './api.js';
 import {Detail, nodePanel} from './detail.js';
 import {h, link} from './dom.js';
 import {fmtDuration, fmtTime, isoTime, shortCommit} from './format.js';
-import {buildModel} from './model.js';
+import {buildModel, recordEntry, spanEntry} from './model.js';
 import {navigate, setQuery, traceHref} from './nav.js';
+import {Overview} from './overview.js';
 import {RecordList} from './records.js';
+import {SpanLoader} from './spanloader.js';
+import {SpanRecords} from './spanrecords.js';
 import {Waterfall} from './waterfall.js';
+
+/** The overview's styles, in their own sheet (loaded once, with the first story). */
+function overviewStyles() {
+  if (document.querySelector('link[data-sheet=overview]')) return;
+  document.head.append(h('link', {rel: 'stylesheet', href: '/static/overview.css', 'data-sheet': 'overview'}));
+}
 
 function stat(label, value, testid, bad = false) {
   return h('div', {class: ['stat', bad && 'bad'], 'data-testid': testid},
@@ -22,23 +33,20 @@ export function renderStory(main, traceId) {
     'New records have arrived in the store since this story was loaded.',
     h('button', {class: 'btn small primary', type: 'button', onclick: () => load()}, 'Reload story'));
 
-  const loading = h('p', {class: 'empty', 'data-testid': 'loading'}, 'Reading the story from the store…');
+  overviewStyles();
+  const loading = h('p', {class: 'empty', 'data-testid': 'loading'}, 'Reading the outline of the trace…');
   main.replaceChildren(loading);
   const started = performance.now();
   const clock = setInterval(() => {
-    loading.textContent = `Reading the story from the store… ${((performance.now() - started) / 1000).toFixed(0)} s`;
+    loading.textContent = `Reading the outline of the trace… ${((performance.now() - started) / 1000).toFixed(0)} s`;
   }, 1000);
 
   async function load() {
     const params = new URLSearchParams(location.search);
-    let story;
+    let outline;
     try {
-      story = await api(`/api/trace/${encodeURIComponent(traceId)}`);
+      outline = await fetchOutline(traceId);
       clearInterval(clock);
-      if (!view) {
-        loading.textContent = 'Laying out the story…';
-        await new Promise((resolve) => { setTimeout(resolve, 0); }); // let the message paint
-      }
     } catch (err) {
       clearInterval(clock);
       if (destroyed) return;
@@ -50,7 +58,7 @@ export function renderStory(main, traceId) {
     if (view) view.destroy();
     stale = false;
     banner.classList.add('hidden');
-    view = buildView(main, story, banner);
+    view = buildView(main, outline, banner);
     view.applyQuery(params);
   }
 
@@ -75,36 +83,99 @@ export function renderStory(main, traceId) {
   };
 }
 
-function buildView(main, story, banner) {
+function buildView(main, outline, banner) {
   const t = performance.now();
-  const model = buildModel(story);
-  const ctx = {model, traceId: story.trace_id};
+  const model = buildModel(outline);
+  const ctx = {model, traceId: model.traceId};
   const detail = new Detail(ctx);
+  const loader = new SpanLoader(model);
+  const spanRecords = new SpanRecords(model, {onSelectRecord: (e) => ctx.onSelectRecord(e)});
   let waterfall = null;
   let records = null;
+  let selected = null; // the span, the record entry or the record id (while it is looked up) selected last
+
+  /**
+   * The span in the detail panel: at once from the outline, then its records as they arrive and the
+   * whole panel again once its own record is read. Resolves when both are (or could not be).
+   */
+  function showSpan(n) {
+    const hadRecords = n.recordsTotal !== null;
+    const wasComplete = n.loaded;
+    detail.showSpan(n);
+    spanRecords.show(detail.el, n, {loading: !hadRecords});
+    const listed = loader.records(n).then(() => {
+      if (hadRecords || selected !== n) return;
+      spanRecords.show(detail.el, n);
+      waterfall.refresh(n);
+    }, (err) => {
+      if (err.name !== 'AbortError' && selected === n) spanRecords.show(detail.el, n, {error: err});
+    });
+    const own = loader.complete(n).then(() => {
+      if (wasComplete || selected !== n) return;
+      detail.showSpan(n);
+      spanRecords.show(detail.el, n, {loading: n.recordsTotal === null});
+    }, () => {}); // without it the panel keeps what the outline says
+    return Promise.all([listed, own]);
+  }
 
   ctx.onSelectSpan = (n, {scroll = true, updateUrl = true} = {}) => {
+    selected = n;
     waterfall.select(n, {scroll});
-    records.select(n.entry, {scroll});
-    detail.showSpan(n);
+    records.select(spanEntry(n), {scroll: false});
+    // The record list scrolls to the span's line once the detail panel has what it waits for.
+    showSpan(n).then(() => { if (scroll && selected === n) records.select(spanEntry(n)); });
     if (updateUrl) setQuery({span: n.id, record: null});
   };
-  ctx.onSelectRecord = (e, {scroll = true, updateUrl = true} = {}) => {
-    if (e.span) waterfall.select(e.span, {scroll, record: e});
-    else waterfall.select(null, {scroll: false, record: e});
-    records.select(e, {scroll});
-    detail.showRecord(e);
+  ctx.onSelectRecord = (e, {scroll = true, updateUrl = true, row = -1} = {}) => {
+    selected = e;
+    spanRecords.close();
+    waterfall.select(e.span, {scroll: scroll && Boolean(e.span), record: e});
+    records.select(e, {scroll, row});
     if (updateUrl) setQuery({record: e.r.id, span: null});
+    if (!e.span) {
+      detail.showRecord(e);
+      return;
+    }
+    // Its span's records, to place it (and its neighbours) on the span's bar.
+    loader.records(e.span).then(() => waterfall.refresh(e.span), () => {});
+    // A record without on_behalf_of shows its span's: read the span's own record first.
+    if (e.r.on_behalf_of || e.span.loaded) detail.showRecord(e);
+    else {
+      const show = () => { if (selected === e) detail.showRecord(e); };
+      loader.complete(e.span).then(show, show);
+    }
   };
 
+  /** A record known only by its id (?record=, a link): found where the record list has it, else read alone. */
+  async function selectRecordId(id) {
+    const known = model.recordById.get(id);
+    if (known) {
+      ctx.onSelectRecord(known, {updateUrl: false});
+      return;
+    }
+    selected = id;
+    const row = await records.locate(id);
+    let entry = model.recordById.get(id);
+    try {
+      if (!entry) entry = recordEntry(model, await api(`/api/record/${encodeURIComponent(id)}`));
+    } catch (err) {
+      if (selected === id) detail.el.replaceChildren(h('div', {class: 'error-box', 'data-testid': 'error'}, err.message));
+      return;
+    }
+    if (selected !== id) return; // something else was selected meanwhile
+    if (entry.kind === 'span') ctx.onSelectSpan(entry.span, {updateUrl: false});
+    else ctx.onSelectRecord(entry, {updateUrl: false, row});
+  }
+
   waterfall = new Waterfall(model, {onSelectSpan: (n) => ctx.onSelectSpan(n), onSelectRecord: (e) => ctx.onSelectRecord(e)});
-  records = new RecordList(model, {onSelectSpan: (n) => ctx.onSelectSpan(n), onSelectRecord: (e) => ctx.onSelectRecord(e)});
+  records = new RecordList(model, {onSelectSpan: (n) => ctx.onSelectSpan(n), onSelectRecord: (e, opts) => ctx.onSelectRecord(e, opts)});
+  const overview = new Overview(model, waterfall);
 
   // -- header ----------------------------------------------------------------------------
-  const root = model.roots.slice().sort((a, b) => (b.end - b.start) - (a.end - a.start))[0];
+  const root = model.span(longest(model, model.roots));
   const title = root ? root.s.name : '(no spans)';
   const c = model.counts;
-  const nodes = story.nodes || [];
+  const nodes = model.nodes;
   const legend = h('div', {class: 'legend', 'data-testid': 'legend'}, model.services.map((svc) => {
     const runs = nodes.filter((n) => (n.service || '?') === svc);
     return h('span', {class: 'chip', title: runs.map((n) => `${n.host} pid ${n.pid} @${shortCommit(n.commit)}`).join('\n')},
@@ -113,6 +184,8 @@ function buildView(main, story, banner) {
   const processes = h('div', {class: 'legend'}, h('span', {class: 'muted'}, 'Processes:'), nodes.map((n) => h('button', {
     class: 'chip linkish', type: 'button', 'data-testid': 'node-chip', title: 'Show this process',
     onclick: () => {
+      selected = null;
+      spanRecords.close();
       detail.seq += 1;
       detail.el.replaceChildren(h('div', {class: 'd-title'}, h('span', {class: 'dot', style: {background: model.colors.get(n.service || '?')}}),
         h('span', {class: 'name'}, `${n.service} · pid ${n.pid}`)), h('h3', null, 'Process'), nodePanel(n),
@@ -120,13 +193,13 @@ function buildView(main, story, banner) {
     }}, h('span', {class: 'dot', style: {background: model.colors.get(n.service || '?')}}),
   `${n.service} · ${n.host} · pid ${n.pid} · ${shortCommit(n.commit)}${n.stop_cause ? ` · ${n.stop_cause}` : ''}`)));
   const copyBtn = h('button', {class: 'btn small', type: 'button', title: 'Copy the trace id', onclick: () => {
-    navigator.clipboard?.writeText(story.trace_id).then(() => { copyBtn.textContent = 'Copied'; setTimeout(() => { copyBtn.textContent = 'Copy id'; }, 1200); }).catch(() => {});
+    navigator.clipboard?.writeText(model.traceId).then(() => { copyBtn.textContent = 'Copied'; setTimeout(() => { copyBtn.textContent = 'Copy id'; }, 1200); }).catch(() => {});
   }}, 'Copy id');
   const head = h('div', {class: 'story-head'},
     h('div', {class: 'story-title'},
       h('div', null, link('/', {class: 'muted'}, '← Traces')),
       h('h1', {'data-testid': 'story-title'}, title),
-      h('div', {class: 'tid'}, h('span', {class: 'mono', 'data-testid': 'trace-id'}, story.trace_id), ' ', copyBtn),
+      h('div', {class: 'tid'}, h('span', {class: 'mono', 'data-testid': 'trace-id'}, model.traceId), ' ', copyBtn),
       h('div', {class: 'muted', title: isoTime(model.t0)}, `${fmtTime(model.t0)} · ${fmtDuration(model.t1 - model.t0)}`),
       legend, processes),
     h('div', {class: 'stats'},
@@ -148,22 +221,33 @@ function buildView(main, story, banner) {
     destroy() {
       waterfall.destroy();
       records.destroy();
+      overview.destroy();
+      loader.close();
+      spanRecords.close();
       delete main.dataset.ready;
     },
     applyQuery(params) {
       const spanId = params.get('span');
       const recordId = params.get('record');
-      if (recordId && model.recordById.has(recordId)) {
-        ctx.onSelectRecord(model.recordById.get(recordId), {updateUrl: false});
-      } else if (spanId && model.byId.has(spanId)) {
-        ctx.onSelectSpan(model.byId.get(spanId), {updateUrl: false});
+      if (recordId) {
+        selectRecordId(recordId);
+      } else if (spanId && model.spanById(spanId)) {
+        ctx.onSelectSpan(model.spanById(spanId), {updateUrl: false});
       } else if (root) {
         // Nothing asked for: show the root span without moving anything.
+        selected = root;
         waterfall.select(root, {scroll: false});
-        detail.showSpan(root);
+        showSpan(root);
       }
     },
   };
+}
+
+/** The longest of these rows' spans (-1 for none). */
+function longest(model, rows) {
+  let best = -1;
+  for (const i of rows) if (best < 0 || model.end[i] - model.start[i] > model.end[best] - model.start[best]) best = i;
+  return best;
 }
 
 /** A record's own page: records in a trace open in their story; others are shown alone. */

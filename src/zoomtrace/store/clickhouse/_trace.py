@@ -1,0 +1,163 @@
+"""One trace read in parts: its spans and counts (``trace_spans``) and pages of its records (``trace_records``).
+
+Records are ordered by ``(trace_id, ts_ns, id)`` and partitioned by day, so every query here reads one
+primary-key range per day between the trace's first and last record, and a page in time order is read in
+that order. As everywhere in this store, records are deduplicated by id (``LIMIT 1 BY id``, ``uniqExact``)
+before a merge has done it. A page's positions are found on the cheap columns (``ts_ns``, ``id``) and only
+its own rows are built as JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from zoomtrace.errors import NotFound
+from zoomtrace.store._decode import fields_of
+from zoomtrace.store.clickhouse import _rows
+from zoomtrace.store.clickhouse._nodes import node_rows
+from zoomtrace.store.clickhouse._schema import TEXT_MATCH, among, is_error
+from zoomtrace.store.clickhouse._traces import nodes_whose
+from zoomtrace.store.clickhouse._transport import Param, Values
+from zoomtrace.store.protocols import (
+    LEVELS,
+    TRACE_KINDS,
+    RecordFilter,
+    RecordPage,
+    SpanCounts,
+    TraceSpans,
+    no_record_in_trace,
+)
+
+#: A query answering one JSON object per line (``TabSeparatedRaw`` of a row expression).
+Raw = Callable[[str, Mapping[str, Param] | None], bytes]
+
+#: The trace's range of the primary key (parameters ``trace``, ``start``, ``end``).
+_TRACE: Final = "trace_id = {trace:String} AND ts_ns >= {start:Int64} AND ts_ns <= {end:Int64}"
+
+_NO_COUNTS: Final = SpanCounts([], [], [], [], [])
+
+#: The trace's first and last record time and its nodes (each record once makes no difference to them).
+_BOUNDS: Final = f"""SELECT min(ts_ns), max(greatest(ts_ns, ifNull(end_ns, ts_ns))),
+    arraySort(groupUniqArray(toString(node_id)))
+FROM records WHERE {_TRACE} AND kind != 'node' HAVING count() > 0"""
+
+#: The trace's records other than spans counted per span (``SpanCounts``), each record once.
+_COUNTS: Final = f"""SELECT span_id, count(), countIf(kind = 'log'), countIf(kind = 'event'), countIf({is_error()})
+FROM (SELECT id, span_id, kind, status, error, level FROM records
+      WHERE {_TRACE} AND kind NOT IN ('span', 'node') LIMIT 1 BY id)
+GROUP BY span_id"""
+
+
+def trace_spans(raw: Raw, values: Values, trace: tuple[str, int, int], row_type: type[Any]) -> TraceSpans:
+    """The span records of ``trace`` (id, first and last record time), its counts and its nodes."""
+    params = _trace_params(trace)
+    row = _rows.record(fields_of(row_type))
+    spans = _rows.decode_rows(
+        raw(f"SELECT {row} FROM records WHERE {_TRACE} AND kind = 'span' LIMIT 1 BY id", params), row_type
+    )
+    ((first, last, node_ids),) = values(_BOUNDS, params) or [[trace[1], trace[2], []]]
+    counted = values(_COUNTS, params)
+    counts = SpanCounts(*(list(column) for column in zip(*counted, strict=True))) if counted else _NO_COUNTS
+    return TraceSpans(trace[0], first, last, spans, counts, node_ids, node_rows(values, node_ids))
+
+
+def trace_records(
+    raw: Raw,
+    values: Values,
+    trace: tuple[str, int, int],
+    filt: RecordFilter,
+    *,
+    offset: int,
+    limit: int | None,
+    around: str | None,
+    row_type: type[Any],
+) -> RecordPage:
+    """A page of ``trace``'s records passing ``filt``, in time order (``StoreReader.trace_records``)."""
+    params = _trace_params(trace)
+    conditions = _conditions(values, filt, params)
+    if conditions is None:  # a service without process runs: nothing passes
+        return RecordPage(0, 0, [], [])
+    where = " AND ".join([_TRACE, *conditions])
+    ((total,),) = values(f"SELECT uniqExact(id) FROM records WHERE {where}", params)
+    offset = max(0, int(offset))
+    if around is not None:
+        position = _position(values, where, params, around)
+        offset = position - position % limit if limit else 0
+    order = "ORDER BY ts_ns, id LIMIT 1 BY id"
+    row = _rows.record(fields_of(row_type))
+    if limit is None and offset == 0:
+        query = f"SELECT {row} FROM records WHERE {where} {order}"
+    else:
+        params.update(offset=offset, limit=max(0, int(limit)) if limit is not None else 0)
+        page = " LIMIT {limit:UInt64}" if limit is not None else ""
+        query = (
+            f"SELECT {row} FROM records WHERE {_TRACE} AND id IN (SELECT id FROM records WHERE {where} "
+            f"{order}{page} OFFSET {{offset:UInt64}}) {order}"
+        )
+    rows = _rows.decode_rows(raw(query, params), row_type)
+    node_ids = sorted({r["node_id"] if row_type is dict else r.node_id for r in rows})
+    return RecordPage(int(total), offset, rows, node_rows(values, node_ids))
+
+
+def _trace_params(trace: tuple[str, int, int]) -> dict[str, Param]:
+    trace_id, start, end = trace
+    return {"trace": trace_id, "start": start, "end": end}
+
+
+def _conditions(values: Values, filt: RecordFilter, params: dict[str, Param]) -> list[str] | None:
+    """Conditions of the records passing ``filt`` (its values added to ``params``); None when none can."""
+    where = ["kind IN {kinds:Array(String)}"]
+    params["kinds"] = list(filt.get("kinds", TRACE_KINDS))
+    if "span_ids" in filt:
+        span_ids = [s for s in filt["span_ids"] if s is not None]
+        under = [among("span_id", "span_ids", len(span_ids))]
+        params["span_ids"] = span_ids
+        if None in filt["span_ids"]:
+            under.append(
+                "span_id IS NULL OR span_id NOT IN (SELECT assumeNotNull(span_id) FROM records "
+                f"WHERE {_TRACE} AND kind = 'span' AND span_id IS NOT NULL)"
+            )
+        where.append(f"kind != 'span' AND ({' OR '.join(under)})")
+    if filt.get("from_ns") is not None:
+        where.append("ts_ns >= {from_ns:Int64}")
+        params["from_ns"] = int(filt["from_ns"])
+    if filt.get("to_ns") is not None:
+        where.append("ts_ns < {to_ns:Int64}")
+        params["to_ns"] = int(filt["to_ns"])
+    if filt.get("min_level"):
+        names = list(LEVELS)
+        ranks = ", ".join(str(LEVELS[name]) for name in names)
+        where.append(
+            f"(level IS NULL OR transform(upper(assumeNotNull(level)), {{level_names:Array(String)}}, [{ranks}], "
+            f"{LEVELS['INFO']}) >= {{min_level:Int64}})"
+        )
+        params.update(level_names=names, min_level=LEVELS.get(str(filt["min_level"]).upper(), LEVELS["INFO"]))
+    if filt.get("service"):
+        node_ids = nodes_whose(values, "service", str(filt["service"]))
+        if not node_ids:
+            return None
+        where.append(among("node_id", "service_nodes", len(node_ids)))
+        params["service_nodes"] = node_ids
+    if filt.get("text"):
+        where.append(f"({TEXT_MATCH} OR positionCaseInsensitiveUTF8(type, {{text:String}}) > 0)")
+        params["text"] = str(filt["text"])
+    if filt.get("errors_only"):
+        where.append(is_error())
+    return where
+
+
+def _position(values: Values, where: str, params: dict[str, Param], record_id: str) -> int:
+    """How many records passing ``where`` come before the trace's record ``record_id`` in time order (where it
+    is, or would be were it passing; raises NotFound when the trace has no such record)."""
+    found = values(
+        f"SELECT ts_ns FROM records WHERE {_TRACE} AND id = {{around:String}} LIMIT 1", {**params, "around": record_id}
+    )
+    if not found:
+        raise NotFound(no_record_in_trace(record_id))
+    ((before,),) = values(
+        f"SELECT uniqExact(id) FROM records WHERE {where} AND (ts_ns < {{at:Int64}} OR "
+        "(ts_ns = {at:Int64} AND id < {around:String}))",
+        {**params, "at": found[0][0], "around": record_id},
+    )
+    return int(before)
