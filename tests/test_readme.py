@@ -67,7 +67,12 @@ def test_every_command_of_the_quickstart_works_as_printed(quickstart: Path, tmp_
     (trace,) = json.loads(zoomtrace(quickstart, ["traces", "--json"]).stdout)
     story = json.loads(zoomtrace(quickstart, ["story", trace["trace_id"], "--json"]).stdout)
     derived = [r for s in h.all_spans(story) for r in s["records"] if r["type"] == "PaymentCaptured"]
-    fill = {"<trace-id>": trace["trace_id"], "<record-id>": derived[0]["id"], "chdb://DIR": f"chdb://{tmp_path}/ch"}
+    fill = {
+        "<trace-id>": trace["trace_id"],
+        "<span-id>": h.all_spans(story)[0]["span_id"],
+        "<record-id>": derived[0]["id"],
+        "chdb://DIR": f"chdb://{tmp_path}/ch",
+    }
     for command in quickstart_commands():
         args = [fill.get(arg, arg) for arg in command[1:]]
         if args == ["tail", "-f"]:
