@@ -75,7 +75,7 @@ def story(
         part = _part(store, trace_id, span_id, depth)
         if max_records is not None and part.size > max_records:
             raise TooLarge(f"trace {part.trace_id} has {part.size:,} records, more than {max_records:,} in one piece")
-        records = store.trace_records(part.trace_id, part.filt, limit=None, row_type=StoryRecord).rows
+        records = store.trace_records(part.trace_id, part.filt, limit=None, row_type=StoryRecord, nodes=False).rows
         spans = part.spans
         bounds = (spans.start_ns, spans.end_ns)
         return tell(part.trace_id, part.tree, records, spans.nodes, spans.node_ids, bounds, part.shown)

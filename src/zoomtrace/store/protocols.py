@@ -208,9 +208,11 @@ class StoreReader(Protocol):
         limit: int | None = 500,
         around: str | None = None,
         row_type: type[Any] = dict,
+        nodes: bool = True,
     ) -> RecordPage:
         """A page of the records of ``trace_id`` (full id or a unique prefix; raises ``NotFound``) passing
         ``filt``, in time order (``ts_ns``, then id): ``limit`` of them (None: all) from ``offset``.
+        ``nodes=False`` leaves ``RecordPage.nodes`` empty, for a caller that has them already.
 
         ``around``: a record id, instead of ``offset``: the page that holds this record, or would hold it were
         it passing ``filt`` (raises ``NotFound`` when the trace has no such record).

@@ -95,6 +95,7 @@ class ClickHouseReader:
         limit: int | None = 500,
         around: str | None = None,
         row_type: type[Any] = dict,
+        nodes: bool = True,
     ) -> RecordPage:
         """A page of a trace's records passing ``filt`` in time order (see ``StoreReader.trace_records``)."""
         return trace_records(
@@ -106,6 +107,7 @@ class ClickHouseReader:
             limit=limit,
             around=around,
             row_type=row_type,
+            nodes=nodes,
         )
 
     def _resolve_trace(self, trace_id: str) -> tuple[str, int, int]:

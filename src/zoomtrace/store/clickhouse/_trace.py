@@ -37,16 +37,14 @@ _TRACE: Final = "trace_id = {trace:String} AND ts_ns >= {start:Int64} AND ts_ns 
 
 _NO_COUNTS: Final = SpanCounts([], [], [], [], [])
 
-#: The trace's first and last record time and its nodes (each record once makes no difference to them).
-_BOUNDS: Final = f"""SELECT min(ts_ns), max(greatest(ts_ns, ifNull(end_ns, ts_ns))),
-    arraySort(groupUniqArray(toString(node_id)))
-FROM records WHERE {_TRACE} AND kind != 'node' HAVING count() > 0"""
-
-#: The trace's records other than spans counted per span (``SpanCounts``), each record once.
-_COUNTS: Final = f"""SELECT span_id, count(), countIf(kind = 'log'), countIf(kind = 'event'), countIf({is_error()})
-FROM (SELECT id, span_id, kind, status, error, level FROM records
-      WHERE {_TRACE} AND kind NOT IN ('span', 'node') LIMIT 1 BY id)
-GROUP BY span_id"""
+#: In one pass over the trace's records, each once: per span, its spans' and its other records' counts
+#: (``SpanCounts``), first and last time and nodes, from which the trace's bounds and nodes are folded.
+_PER_SPAN: Final = f"""SELECT span_id, kind = 'span' AS is_span, count(), countIf(kind = 'log'),
+    countIf(kind = 'event'), countIf({is_error()}), min(ts_ns), max(greatest(ts_ns, ifNull(end_ns, ts_ns))),
+    groupUniqArray(toString(node_id))
+FROM (SELECT id, span_id, kind, status, error, level, ts_ns, end_ns, node_id FROM records
+      WHERE {_TRACE} AND kind != 'node' LIMIT 1 BY id)
+GROUP BY span_id, is_span"""
 
 
 def trace_spans(raw: Raw, values: Values, trace: tuple[str, int, int], row_type: type[Any]) -> TraceSpans:
@@ -56,8 +54,13 @@ def trace_spans(raw: Raw, values: Values, trace: tuple[str, int, int], row_type:
     spans = _rows.decode_rows(
         raw(f"SELECT {row} FROM records WHERE {_TRACE} AND kind = 'span' LIMIT 1 BY id", params), row_type
     )
-    ((first, last, node_ids),) = values(_BOUNDS, params) or [[trace[1], trace[2], []]]
-    counted = values(_COUNTS, params)
+    groups = values(_PER_SPAN, params)
+    if not groups:
+        return TraceSpans(trace[0], trace[1], trace[2], spans, _NO_COUNTS, [], [])
+    first = min(group[6] for group in groups)
+    last = max(group[7] for group in groups)
+    node_ids = sorted({node for group in groups for node in group[8]})
+    counted = [group[:1] + group[2:6] for group in groups if not group[1]]
     counts = SpanCounts(*(list(column) for column in zip(*counted, strict=True))) if counted else _NO_COUNTS
     return TraceSpans(trace[0], first, last, spans, counts, node_ids, node_rows(values, node_ids))
 
@@ -72,6 +75,7 @@ def trace_records(
     limit: int | None,
     around: str | None,
     row_type: type[Any],
+    nodes: bool,
 ) -> RecordPage:
     """A page of ``trace``'s records passing ``filt``, in time order (``StoreReader.trace_records``)."""
     params = _trace_params(trace)
@@ -79,7 +83,9 @@ def trace_records(
     if conditions is None:  # a service without process runs: nothing passes
         return RecordPage(0, 0, [], [])
     where = " AND ".join([_TRACE, *conditions])
-    ((total,),) = values(f"SELECT uniqExact(id) FROM records WHERE {where}", params)
+    everything = limit is None and not offset and around is None
+    # Reading every passing record, their number is that of the rows read.
+    total = 0 if everything else values(f"SELECT uniqExact(id) FROM records WHERE {where}", params)[0][0]
     offset = max(0, int(offset))
     if around is not None:
         position = _position(values, where, params, around)
@@ -96,8 +102,10 @@ def trace_records(
             f"{order}{page} OFFSET {{offset:UInt64}}) {order}"
         )
     rows = _rows.decode_rows(raw(query, params), row_type)
+    if not nodes:
+        return RecordPage(len(rows) if everything else int(total), offset, rows, [])
     node_ids = sorted({r["node_id"] if row_type is dict else r.node_id for r in rows})
-    return RecordPage(int(total), offset, rows, node_rows(values, node_ids))
+    return RecordPage(len(rows) if everything else int(total), offset, rows, node_rows(values, node_ids))
 
 
 def _trace_params(trace: tuple[str, int, int]) -> dict[str, Param]:

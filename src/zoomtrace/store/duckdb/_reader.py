@@ -221,6 +221,7 @@ class DuckReader:
         limit: int | None = 500,
         around: str | None = None,
         row_type: type[Any] = dict,
+        nodes: bool = True,
     ) -> RecordPage:
         """A page of a trace's records passing ``filt`` in time order (see ``StoreReader.trace_records``).
 
@@ -247,7 +248,7 @@ class DuckReader:
         (array,) = self._fetch_one(query, params)
         rows = decode_rows(array, row_type)
         node_ids = {r["node_id"] if row_type is dict else r.node_id for r in rows}
-        return RecordPage(total, offset, rows, self._nodes_among(node_ids))
+        return RecordPage(total, offset, rows, self._nodes_among(node_ids) if nodes else [])
 
     def _position(self, where: str, params: dict[str, Any], record_id: str) -> int:
         """How many records passing ``where`` come before the trace's record ``record_id`` in time order (where
