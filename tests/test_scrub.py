@@ -11,8 +11,10 @@ import copy
 import json
 import re
 import string
+from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -255,9 +257,9 @@ def test_attrs_that_change_during_the_check_do_not_raise(monkeypatch: pytest.Mon
     attrs: dict[str, Any] = {"note": "some text", "password": "x"}
     real = scrubber.scrub_text
 
-    def meddle(text: str) -> str:
+    def meddle(text: str, **options: Any) -> str:
         attrs["added"] = 1
-        return real(text)
+        return real(text, **options)
 
     monkeypatch.setattr(scrubber, "scrub_text", meddle)
     out = scrubber.scrub_attrs(attrs)
@@ -409,6 +411,141 @@ NOT_CARDS = [
 def test_other_numbers_are_kept(number: str) -> None:
     text = f"value {number} seen"
     assert S.scrub_text(text) is text
+
+
+def uuid_over_a_card(version: str = "4") -> str:
+    """A UUID whose first three groups hold a Luhn-valid Visa number followed by hex letters: the shape
+    of issue 12's ``"[scrubbed]f1-8531-57cc87abbf83"`` (about 1 in 900 random UUIDs)."""
+    digits = with_check_digit("411111111111" + version)  # 14 digits: 8, 4 and 2 of the third group
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:14]}f1-8531-57cc87abbf83"
+
+
+def test_a_uuid_is_never_taken_for_a_card() -> None:
+    uid = uuid_over_a_card()
+    assert luhn_ok(uid[:8] + uid[9:13] + uid[14:16])  # the test data: a card's digits, then hex
+    for text in (uid, f"consumed {uid} from orders", f"id={uid}", uid.upper(), f"{{{uid}}}", uid.replace("-", "")):
+        assert S.scrub_text(text) is text, text
+    attrs = {"messaging.message.id": uid, "ref": uid, "ids": [uid]}
+    assert S.scrub_attrs(attrs) is attrs
+
+
+def test_digits_attached_to_an_identifier_are_not_a_card() -> None:
+    card = "4111111111111111"
+    for text in (
+        f"x{card}",  # a letter before
+        f"{card}f",  # a hex letter after
+        f"ab12-{card}",  # a part of a dashed identifier
+        f"{card}-9f",
+        f"0.{card}",  # a decimal fraction
+        f"{card}.5",
+        f"+{card}",  # a phone number
+        f"-{card}",  # a negative number
+        f"{card[:4]}-{card[4:8]} {card[8:12]}-{card[12:]}",  # mixed separators
+        f"{card[:4]}  {card[4:8]}  {card[8:12]}  {card[12:]}",  # double spaces
+        "4111-1111-11111-111",  # not a card's grouping
+        "12345678-1234-5678-1234-567812345678",  # a UUID of digits only
+    ):
+        assert S.scrub_text(f"value {text} seen") == f"value {text} seen", text
+
+
+HEX = "0123456789abcdef"
+hex_ids = st.one_of(
+    st.uuids().map(str),
+    st.uuids().map(lambda u: str(u).upper()),
+    st.uuids().map(lambda u: u.hex),
+    st.uuids().map(lambda u: f"urn:uuid:{u}"),
+    st.binary(min_size=16, max_size=16).map(bytes.hex),  # W3C trace id
+    # W3C span ids and other hex ids: an id of decimal digits only is a number, and a card number
+    # is a number (see test_ids_of_digits_only_are_kept_under_id_keys).
+    st.text(alphabet=HEX, min_size=8, max_size=40).filter(lambda t: any(c.isalpha() for c in t)),
+)
+traceparents = st.builds(
+    lambda t, s, f: f"00-{t.hex()}-{s.hex()}-{f:02x}",
+    st.binary(min_size=16, max_size=16),
+    st.binary(min_size=8, max_size=8),
+    st.integers(0, 255),
+)
+PROSE = st.text(alphabet=string.ascii_letters + " .,;()/#", max_size=20)  # no key=value forms
+
+
+@settings(max_examples=400, deadline=None)
+@given(ident=st.one_of(hex_ids, traceparents), before=PROSE, after=PROSE, key=st.sampled_from(NEUTRAL_KEYS))
+def test_no_identifier_is_ever_altered(ident: str, before: str, after: str, key: str) -> None:
+    """UUIDs (any version, any case, any spelling), hex ids, W3C trace ids, span ids and traceparents."""
+    text = f"{before} {ident} {after}"
+    assert ident in S.scrub_text(text)
+    assert S.scrub_text(ident) == ident
+    assert S.scrub_attrs({key: ident, "trace_ids": [ident], "message.id": ident}) == {
+        key: ident,
+        "trace_ids": [ident],
+        "message.id": ident,
+    }
+
+
+@settings(max_examples=200, deadline=None)
+@given(ident=st.text(alphabet="0123456789", min_size=13, max_size=19))
+def test_ids_of_digits_only_are_kept_under_id_keys(ident: str) -> None:
+    """A value under a key naming an id (``id``, ``*_id``, ``*.id``, ``*Id``, ``*_ids``, ``uuid``...) is
+    never taken for a card number, even when it looks exactly like one."""
+    for key in ("id", "span_id", "parentSpanId", "messaging.message.id", "order_ids", "uuid", "trace-id"):
+        attrs = {key: ident}
+        assert S.scrub_attrs(attrs) is attrs
+        nested = {"request": {key: [ident]}}
+        assert S.scrub_attrs(nested) == nested
+    card = with_check_digit("411111111111111")
+    assert S.scrub_attrs({"span_id": card, "note": card}) == {"span_id": card, "note": SCRUBBED}
+
+
+card_bodies = st.one_of(
+    st.builds(
+        lambda p, r: p + r,
+        st.sampled_from(["4", "51", "55", "6011", "2221"]),
+        st.text("0123456789", min_size=11, max_size=11),
+    ),
+    st.builds(lambda p, r: p + r, st.sampled_from(["34", "37"]), st.text("0123456789", min_size=12, max_size=12)),
+)
+
+
+def spaced(card: str, sep: str) -> str:
+    if len(card) == 15:  # American Express: 4-6-5
+        return sep.join((card[:4], card[4:10], card[10:]))
+    return sep.join(card[i : i + 4] for i in range(0, len(card), 4))
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=card_bodies, sep=st.sampled_from(["", " ", "-"]), before=PROSE, after=PROSE)
+def test_real_card_numbers_are_scrubbed_in_any_usual_spelling(body: str, sep: str, before: str, after: str) -> None:
+    card = with_check_digit(body)
+    written = spaced(card, sep)
+    out = S.scrub_text(f"{before} {written} {after}")
+    assert card not in out.replace(" ", "").replace("-", "")
+    assert out == f"{before} {SCRUBBED} {after}"
+    assert S.scrub_attrs({"note": written}) == {"note": SCRUBBED}
+
+
+def test_the_message_id_of_a_consumed_event_survives(tmp_path: Path) -> None:
+    """zt.kafka.consume_span records the producer's record id: the span-to-event link must hold."""
+    import zoomtrace as zt
+    import zoomtrace.integrations.kafka as ztk
+    from zoomtrace.wire.record import Record, uuid7
+
+    assert uuid7(0)[14] == "7"
+    record_id = uuid_over_a_card(version="7")
+
+    class Message:  # an aiokafka-style consumed message
+        topic, partition, offset, key, value = "orders", 0, 7, b"k", b"{}"
+        headers = (("zoom.id", record_id.encode()),)
+
+    path = tmp_path / "records.jsonl"
+    zt.init("consumer", home=tmp_path / "home", sink=f"file://{path}")
+    with ztk.consume_span(Message()) as span:
+        zt.log.info("handling {msg_id}", msg_id=record_id)
+    assert zt.flush(10)
+    records = [msgspec.json.decode(line, type=Record) for line in path.read_bytes().splitlines()]
+    (recorded,) = [r for r in records if r.kind == "span" and r.span_id == span.span_id]
+    assert recorded.attrs["messaging.message.id"] == record_id
+    (log,) = [r for r in records if r.kind == "log"]
+    assert log.message == f"handling {record_id}" and log.attrs == {"msg_id": record_id}
 
 
 @pytest.mark.parametrize(

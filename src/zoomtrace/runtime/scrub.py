@@ -19,10 +19,20 @@ Decisions (false positives cost a value; false negatives leak a secret):
   nothing a reader needs protecting from).
 * A sensitive key's value is replaced whole, containers included: a nested
   ``{"credentials": {...}}`` becomes ``{"credentials": "[scrubbed]"}``.
+* Card numbers in text are digits only, written as one number of 13-19 digits or
+  in a card's groups (4-4-4-4 and the like, 4-6-5, 4-6-4) separated by single
+  spaces or by single dashes, standing alone: not continued by letters, digits
+  or ``_`` on either side, nor by ``-``/``.`` and more of an identifier, nor
+  after ``+``, ``-`` or ``.``; and Luhn-valid, starting like a card (first digit
+  3-6, or 16 digits from 2221-2720; so epoch-ms/us/ns timestamps are left alone).
+  So no identifier with a hex letter in it (UUIDs, W3C trace and span ids, hashes)
+  is ever altered, nor is a UUID or a traceparent of decimal digits only.
+* Values under a key naming an identifier (last word ``id``/``ids``/``uuid``/
+  ``guid``: ``span_id``, ``messaging.message.id``, ``orderIds``) are never taken
+  for card numbers, even when made of digits only.
 * Accepted false positives: ``secretary``, the ``PWD`` environment variable,
-  ``auth_method: "password"``, Luhn-valid 13-19 digit numbers in text that look
-  like a card (first digit 3-6, or 16 digits from 2221-2720; so epoch-ms/us/ns
-  timestamps and most ids are left alone).
+  ``auth_method: "password"``; in text, a free-standing id of 13-19 decimal
+  digits that passes the card checks (it cannot be told from a card).
 * Not recognised in text: secrets without a key (``hunter2`` alone), key and
   value separated only by a space (``--password hunter2``), natural language.
 """
@@ -68,6 +78,9 @@ METRIC_HINT: Final = (
 _SCHEMES: Final = r"bearer|basic|digest|negotiate|ntlm|token|hoba|mutual|vapid|aws4-hmac-sha256"
 
 _KEEP: Final = 0
+#: A key naming an identifier (``id``, ``span_id``, ``messaging.message.id``, ``orderIds``, ``uuid``): its
+#: values are scrubbed like any other's, except that they are never taken for card numbers.
+_KEEP_ID: Final = -1
 _SCRUB: Final = 1
 _SCRUB_UNLESS_NUMBER: Final = 2
 _CACHE_MAX: Final = 4096
@@ -83,14 +96,23 @@ _PEM: Final = re.compile(
 #: scheme://user:password@host
 _URL_PASSWORD: Final = re.compile(r"(?P<pre>\b[a-z][a-z0-9+.-]*://[^\s/@:]*:)(?P<pw>[^\s/]+)@", re.IGNORECASE)
 _BEARER: Final = re.compile(r"\bbearer[ \t]+(?P<value>[A-Za-z0-9\-._~+/]+=*)", re.IGNORECASE)
-#: A run of ASCII digits, single spaces or dashes allowed between them, with at least 13 digits.
-_DIGIT_RUN: Final = re.compile(r"[0-9](?<![0-9][0-9])(?:[ -]?[0-9]){12,}")
-_DIGIT_GROUP: Final = re.compile(r"[0-9]+")
+#: Groups of ASCII digits joined by single spaces or dashes, starting a word: not after a letter, a digit,
+#: ``_``, ``+`` (a phone number), ``-`` (a negative number, a dashed identifier) or ``.`` (a fraction).
+_DIGIT_RUN: Final = re.compile(r"[0-9](?<![\w+.-][0-9])[0-9]*(?:[ -][0-9]+)*")
+#: Digit groups a card number is written in: 4-4-4-4 (and 13 to 19 digits in fours), 4-6-5 (American
+#: Express), 4-6-4 (Diners). A single group of 13 to 19 digits is checked as it is.
+_CARD_LAYOUTS: Final = frozenset(
+    {(4, 4, 4, 1), (4, 4, 4, 2), (4, 4, 4, 3), (4, 4, 4, 4), (4, 4, 4, 4, 3), (4, 6, 4), (4, 6, 5)}
+)
 _NUMBER: Final = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 _DIGITS: Final = b"0123456789"
 #: Shortest text that can hold a secret (``k=v`` for a one-letter custom pattern).
 _MIN_SECRET_TEXT: Final = 3
 _CARD_MIN: Final = 13
+#: Where a key splits into words: separators, and camelCase ("parentSpanId", "APIKey").
+_KEY_SPLIT: Final = re.compile(r"[^0-9A-Za-z]+|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+#: The last word of a key that names an identifier.
+_ID_WORDS: Final = frozenset({"id", "ids", "uuid", "uuids", "guid", "guids"})
 _KEY_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
@@ -136,22 +158,66 @@ def _looks_like_card(digits: str) -> bool:
     return first == "2" and len(digits) == 16 and 2221 <= int(digits[:4]) <= 2720
 
 
-def _card_spans(run: str) -> list[tuple[int, int]]:
-    """Spans of card numbers in a digit run; a card may be only part of it ("order 12 4111 1111 1111 1111")."""
-    groups = [(m.start(), m.end()) for m in _DIGIT_GROUP.finditer(run)]
+def _attached(text: str, end: int) -> bool:
+    """Whether what follows ``text[:end]`` continues the same word (a letter, a digit, ``_``), identifier
+    (``-`` or ``.`` and then one of those) or number."""
+    if end >= len(text):
+        return False
+    ch = text[end]
+    if ch.isalnum() or ch in "_+":
+        return True
+    if ch in ".-" and end + 1 < len(text):
+        nxt = text[end + 1]
+        return nxt.isalnum() or nxt == "_"
+    return False
+
+
+def _card_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Spans of card numbers in the digit run ``text[start:end]`` (see ``_DIGIT_RUN``).
+
+    The run's words are separated by spaces; a word's groups are joined by dashes. A card is a word
+    of one group of 13-19 digits, a dashed word whose groups are a card's layout, or consecutive
+    one-group words in a card's layout ("order 12 4111 1111 1111 1111"); the longest one wins. A
+    word that continues into letters (the hex digits of a UUID, say) is part of an identifier, and
+    no card.
+    """
+    words: list[tuple[int, int]] = []
+    pos = start
+    for word in text[start:end].split(" "):
+        words.append((pos, pos + len(word)))
+        pos += len(word) + 1
+    if _attached(text, end):
+        words.pop()
     spans: list[tuple[int, int]] = []
     i = 0
-    while i < len(groups):
-        digits = ""
+    while i < len(words):
+        w_start, w_end = words[i]
+        word = text[w_start:w_end]
+        if "-" in word:
+            groups = word.split("-")
+            if tuple(map(len, groups)) in _CARD_LAYOUTS and _looks_like_card("".join(groups)):
+                spans.append((w_start, w_end))
+            i += 1
+            continue
+        if _CARD_MIN <= len(word) <= 19:
+            if _looks_like_card(word):
+                spans.append((w_start, w_end))
+            i += 1
+            continue
         best = -1
-        for j in range(i, len(groups)):
-            digits += run[groups[j][0] : groups[j][1]]
-            if len(digits) > 19:
+        digits = ""
+        layout: tuple[int, ...] = ()
+        for j in range(i, min(i + 5, len(words))):
+            g_start, g_end = words[j]
+            group = text[g_start:g_end]
+            if "-" in group:
                 break
-            if _looks_like_card(digits):
-                best = j  # keep looking: prefer the longest card starting here
+            digits += group
+            layout += (len(group),)
+            if layout in _CARD_LAYOUTS and _looks_like_card(digits):
+                best = j
         if best >= 0:
-            spans.append((groups[i][0], groups[best][1]))
+            spans.append((w_start, words[best][1]))
             i = best + 1
         else:
             i += 1
@@ -162,11 +228,13 @@ def _scrub_cards(text: str) -> str:
     pieces: list[str] = []
     last = 0
     for m in _DIGIT_RUN.finditer(text):
-        base = m.start()
-        for start, end in _card_spans(m.group()):
-            pieces.append(text[last : base + start])
+        start, end = m.span()
+        if end - start < _CARD_MIN:
+            continue
+        for card_start, card_end in _card_spans(text, start, end):
+            pieces.append(text[last:card_start])
             pieces.append(SCRUBBED)
-            last = base + end
+            last = card_end
     if not pieces:
         return text
     pieces.append(text[last:])
@@ -275,7 +343,8 @@ class Scrubber:
 
     def _decide_name(self, name: str) -> int:
         if name.casefold() in self.allow or not self._key.search(name):
-            return _KEEP
+            words = _KEY_SPLIT.split(name)
+            return _KEEP_ID if words[-1].lower() in _ID_WORDS else _KEEP
         if self._metric.search(name):
             return _SCRUB_UNLESS_NUMBER
         return _SCRUB
@@ -285,7 +354,7 @@ class Scrubber:
         decision = self._cache.get(key)
         if decision is None:
             decision = self._decide(key)
-        return decision != _KEEP
+        return decision > 0
 
     # -- attributes ------------------------------------------------------------------
 
@@ -314,9 +383,14 @@ class Scrubber:
             if decision is None:
                 decision = self._decide(k)
             cls = type(v)
-            if not decision:
+            if decision <= 0:
                 if cls is str:
-                    if text and len(v) >= _MIN_SECRET_TEXT and v not in clean and self._text(v) is not v:
+                    if (
+                        text
+                        and len(v) >= _MIN_SECRET_TEXT
+                        and v not in clean
+                        and self._text(v, decision == _KEEP) is not v
+                    ):
                         return False
                 elif cls is not int and cls is not float and cls is not bool and v is not None:
                     return False  # containers (and anything unsanitised) take the thorough path
@@ -324,10 +398,10 @@ class Scrubber:
                 return False
         return True
 
-    def _text(self, value: str) -> str:
+    def _text(self, value: str, cards: bool = True) -> str:
         """``scrub_text`` for attribute values, remembering short values that had nothing to scrub."""
-        out = self.scrub_text(value)
-        if out is value and len(value) <= _CLEAN_MAX_CHARS:
+        out = self.scrub_text(value, cards=cards)
+        if out is value and cards and len(value) <= _CLEAN_MAX_CHARS:
             clean = self._clean
             if len(clean) >= _CACHE_MAX:
                 clean.clear()
@@ -345,41 +419,42 @@ class Scrubber:
             decision = cache.get(k)
             if decision is None:
                 decision = self._decide(k)
-            new = self._value(v, depth) if decision == _KEEP else _scrub_value(v, decision)
+            new = self._value(v, depth, decision == _KEEP) if decision <= 0 else _scrub_value(v, decision)
             if new is not v:
                 if out is None:
                     out = dict(d)
                 out[k] = new
         return d if out is None else out
 
-    def _list(self, items: list[Any], depth: int) -> list[Any]:
+    def _list(self, items: list[Any], depth: int, cards: bool = True) -> list[Any]:
         """Payload lists are long and mostly clean: copy only when an item changes."""
         out: list[Any] | None = None
         for i, v in enumerate(items):
-            new = self._value(v, depth)
+            new = self._value(v, depth, cards)
             if new is not v:
                 if out is None:
                     out = list(items)
                 out[i] = new
         return items if out is None else out
 
-    def _value(self, v: Any, depth: int) -> Any:
-        """A value under a non-sensitive key (or in a list): search inside it."""
+    def _value(self, v: Any, depth: int, cards: bool = True) -> Any:
+        """A value under a non-sensitive key (or in a list): search inside it (for card numbers too
+        unless the key names an identifier)."""
         cls = type(v)
         if cls is str:
-            return self._text(v) if self.scrub_values and v not in self._clean else v
+            return self._text(v, cards) if self.scrub_values and v not in self._clean else v
         if cls is int or cls is float or cls is bool or v is None:
             return v
         if cls is list and depth < _MAX_NESTING:
-            return self._list(v, depth + 1)
+            return self._list(v, depth + 1, cards)
         if isinstance(v, str):  # a str subclass (unsanitised input): judge its plain text
-            return self._text(str.__str__(v)) if self.scrub_values else v
+            return self._text(str.__str__(v), cards) if self.scrub_values else v
         if isinstance(v, (dict, list, tuple)):
             if depth >= _MAX_NESTING:  # only reachable for unsanitised, cyclic input
                 return SCRUBBED
             if isinstance(v, dict):
                 return self._dict(v, depth + 1)
-            items = [self._value(x, depth + 1) for x in v]
+            items = [self._value(x, depth + 1, cards) for x in v]
             if all(a is b for a, b in zip(items, v, strict=True)):
                 return v
             return items if isinstance(v, list) else tuple(items)
@@ -387,14 +462,15 @@ class Scrubber:
 
     # -- text ------------------------------------------------------------------------
 
-    def scrub_text(self, text: str) -> str:
+    def scrub_text(self, text: str, *, cards: bool = True) -> str:
         """``text`` with secrets replaced; ``text`` itself (same object) when none was found.
 
         Recognised: ``key=value`` / ``key: value`` / ``"key": "value"`` for
         sensitive keys (the key stays, the value goes; ``Authorization`` and
         ``Cookie`` headers lose the rest of their line), ``Bearer <token>``,
-        ``scheme://user:password@``, PEM private-key blocks and Luhn-valid card
-        numbers. Cheap substring tests skip the regular expressions for most text.
+        ``scheme://user:password@``, PEM private-key blocks and (unless not ``cards``)
+        card numbers (see ``_card_spans``). Cheap substring tests skip the regular
+        expressions for most text.
         """
         if type(text) is not str:  # callers outside the type checker's reach
             exact = _exact_str(text)
@@ -414,7 +490,7 @@ class Scrubber:
                 out = self._scrub_pairs(out, folded)
                 if "earer" in folded:
                     out = _BEARER.sub(_scrub_bearer, out)
-        if len(out) >= _CARD_MIN and _digit_count(out) >= _CARD_MIN:
+        if cards and len(out) >= _CARD_MIN and _digit_count(out) >= _CARD_MIN:
             out = _scrub_cards(out)
         return text if out == text else out
 
