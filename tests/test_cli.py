@@ -247,6 +247,9 @@ def test_write_sql_is_refused_and_changes_nothing(app: dict[str, Any], tmp_path:
         f"COPY records TO '{leak}'",
         f"ATTACH '{other}' AS other",
         "  delete from records  ",
+        "WITH x AS (DELETE FROM records RETURNING id) SELECT count(*) FROM x",
+        "WITH x AS (UPDATE records SET message = 'changed' RETURNING id) SELECT count(*) FROM x",
+        "WITH x AS (INSERT INTO records (id) VALUES ('forged') RETURNING id) SELECT count(*) FROM x",
     ]
     # All at once: each must be refused on its own (and none may fail on a lock instead).
     procs = [

@@ -827,6 +827,50 @@ def test_sql_refuses_anything_but_one_read(ch: ClickHouseStore, statement: str) 
 
 
 @pytest.mark.parametrize(
+    "statement",
+    [
+        # Data-modifying CTEs (issue 12, item 9): not ClickHouse syntax, and refused whatever they parse as.
+        "WITH x AS (DELETE FROM records WHERE 1 RETURNING id) SELECT count() FROM x",
+        "WITH x AS (UPDATE records SET message = 'x' WHERE 1 RETURNING id) SELECT count() FROM x",
+        "WITH x AS (INSERT INTO records SELECT * FROM records RETURNING id) SELECT count() FROM x",
+        "WITH x AS (SELECT 1) INSERT INTO records SELECT * FROM records",
+        "WITH (SELECT 1) AS one ALTER TABLE records DELETE WHERE one = 1",
+    ],
+)
+def test_data_modifying_ctes_change_nothing(ch: ClickHouseStore, statement: str) -> None:
+    ch.ingest([rec("log", "app", 1, message="keep me")])
+    with pytest.raises((ReadOnlySQL, StoreError)):
+        ch.sql(statement)
+    assert ch.sql("SELECT message FROM records")[1] == [("keep me",)]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM records WHERE 1",
+        "ALTER TABLE records DELETE WHERE 1",
+        "ALTER TABLE records UPDATE message = 'x' WHERE 1",
+        "INSERT INTO records SELECT * FROM records",
+        "TRUNCATE records",
+        "DROP TABLE records",
+        "CREATE TABLE forged (a Int8) ENGINE = Memory",
+    ],
+)
+def test_read_only_is_a_property_of_the_connection(
+    ch: ClickHouseStore, statement: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the syntax-tree check out of the way, ``readonly = 1`` itself refuses to write."""
+    from zoomtrace.store.clickhouse import _sql
+
+    ch.ingest([rec("log", "app", 1, message="keep me")])
+    monkeypatch.setattr(_sql, "_check_reads", lambda transport, statement: None)
+    with pytest.raises(ReadOnlySQL, match="only reads"):
+        ch.sql(statement)
+    assert ch.sql("SELECT message FROM records")[1] == [("keep me",)]
+    assert ch.sql("EXISTS TABLE forged")[1] == [(0,)]
+
+
+@pytest.mark.parametrize(
     ("statement", "named"),
     [
         ("DELETE FROM records WHERE true", "not DeleteQuery"),

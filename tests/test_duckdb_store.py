@@ -81,6 +81,11 @@ def test_replaced_trace_summaries_are_counted_and_vacuumed(store: DuckStore) -> 
         "EXPLAIN ANALYZE DELETE FROM records",
         "EXPLAIN ANALYZE /* hidden */ INSERT INTO records (id) VALUES ('x')",
         "MERGE INTO meta USING meta AS m ON true WHEN MATCHED THEN DELETE",
+        # Data-modifying CTEs: DuckDB's parser calls them SELECT statements (issue 12, item 9).
+        "WITH x AS (DELETE FROM records RETURNING id) SELECT count(*) FROM x",
+        "WITH x AS (UPDATE records SET message = 'x' RETURNING id) SELECT count(*) FROM x",
+        "WITH x AS (INSERT INTO meta VALUES ('k', 'v') RETURNING key) SELECT count(*) FROM x",
+        "WITH x AS (DELETE FROM meta RETURNING key) SELECT * FROM records",
     ],
 )
 def test_sql_rejects_anything_but_one_read(store: DuckStore, query: str) -> None:
@@ -90,6 +95,38 @@ def test_sql_rejects_anything_but_one_read(store: DuckStore, query: str) -> None
         store.sql(query)
     assert store.sql("SELECT message FROM records")[1] == [("keep me",)]
     assert store.sql("SELECT * FROM meta ORDER BY key")[1] == meta
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "DELETE FROM records",
+        "UPDATE records SET message = 'x'",
+        "INSERT INTO meta VALUES ('k', 'v')",
+        "WITH x AS (DELETE FROM records RETURNING id) SELECT count(*) FROM x",
+        "CREATE TABLE forged (a INTEGER)",
+        "DROP TABLE records",
+        "ALTER TABLE records ADD COLUMN x INTEGER",
+        "CREATE MACRO m() AS 1",
+    ],
+)
+def test_read_only_is_a_property_of_the_connection(
+    store: DuckStore, query: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the statement classifier out of the way, the connection itself refuses to write."""
+    from zoomtrace.store.duckdb import _reader
+
+    store.ingest([rec("log", "app", 1, message="keep me")])
+    meta = store.sql("SELECT * FROM meta ORDER BY key")[1]
+    monkeypatch.setattr(_reader, "check_read_only", lambda query: None)
+    with pytest.raises(ReadOnlySQL, match="read-only"):
+        store.sql(query)
+    assert store.sql("SELECT message FROM records")[1] == [("keep me",)]
+    assert store.sql("SELECT * FROM meta ORDER BY key")[1] == meta
+    assert "forged" not in {r[0] for r in store.sql("SHOW TABLES")[1]}
+    # The session goes on: it still writes through its own connection.
+    store.ingest([rec("log", "app", 2, message="and me")])
+    assert len(store.sql("SELECT * FROM records")[1]) == 2
 
 
 def test_sql_reads_values(store: DuckStore) -> None:

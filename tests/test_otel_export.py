@@ -235,6 +235,16 @@ def test_otlp_export_carries_resource_code_links_lineage_and_dirty(tmp_path: Pat
     node_events = {log.event_name for _, _, log in logs if log.event_name.startswith("zoom.node.")}
     assert {"zoom.node.started", "zoom.node.stopped"} <= node_events
 
+    # What leaves the machine about it (issue 12, item 20): repositories by name, not by local path; sinks
+    # by scheme and host only. The command line is OpenTelemetry's process.command_line, scrubbed.
+    (started,) = [log for _, _, log in logs if log.event_name == "zoom.node.started"]
+    sa = attrs(started.attributes)
+    assert sa["repo"] == "repo"
+    assert [(r["root"], r["head"], r["dirty"]) for r in sa["repos"]] == [("repo", head, ["lib.py"])]
+    assert sa["sinks"] == ["spool", f"otlp+http://127.0.0.1:{capture.port}"]
+    assert str(tmp_path) not in json.dumps({k: v for k, v in sa.items() if k != "argv"})
+    assert sa["argv"] == resource["process.command_line"]
+
     # Several sinks at once: the spool got the same story.
     st = story(home, result["trace_id"])
     assert {s["name"] for s in st["spans"]} == {"checkout"}
@@ -303,3 +313,53 @@ def test_an_unreachable_backend_loses_nothing_else(tmp_path: Path) -> None:
     trace_id = json.loads(child.stdout[-1][7:])["trace_id"]
     assert "OTLP" in child.stderr  # one warning line says the export failed
     assert [s["name"] for s in story(home, trace_id)["spans"]] == ["still-recorded"]
+
+
+def test_node_records_leave_the_machine_without_local_paths_or_credentials() -> None:
+    """The mapping itself reduces what a node record says outside: whatever the record holds."""
+    from zoomtrace.wire.otlp_mapping import node_resource, records_to_otlp
+    from zoomtrace.wire.record import Record
+
+    node = "0196a0a0-0000-7000-8000-000000000001"
+    sinks = [
+        "kafka://alice:pw1@b1:9092,b2:9092?sasl.password=pw2",
+        "otlp+https://bob:pw3@collector.example:4318/v1/pw4?api_key=pw5#pw6",
+        "file:///home/alice/pw7/out.jsonl",
+        "alice:pw8@broker:9092",
+        "http://[::1",
+        "spool",
+        "stdout+json",
+    ]
+    repo = {"root": "/home/alice/src/shop", "head": "a" * 40, "branch": "main", "dirty": ["app.py"], "problem": None}
+    started = {
+        "service": "shop",
+        "node_id": node,
+        "argv": "python app.py",
+        "repo": "/home/alice/src/shop",
+        "repos": [repo, {**repo, "root": "/"}],
+        "sinks": sinks,
+    }
+    records = [
+        Record(id="r1", kind="node", type="started", ts_ns=1, node_id=node, attrs=started),
+        Record(id="r2", kind="node", type="repo", ts_ns=2, node_id=node, attrs={**repo, "root": "/home/alice/lib"}),
+    ]
+    _, logs = records_to_otlp(records, {node: node_resource(started)})
+    assert logs is not None
+    body = logs.SerializeToString()
+    for secret in (b"pw", b"alice", b"/home", b"api_key"):
+        assert secret not in body, secret
+    exported = {log.event_name: attrs(log.attributes) for _, _, log in logs_of([logs])}
+    sent = exported["zoom.node.started"]
+    assert sent["sinks"] == [
+        "kafka://b1:9092,b2:9092",  # scheme and hosts: no user, password, path, query or fragment
+        "otlp+https://collector.example:4318",
+        "file",
+        "?",  # not a URL: nothing of it
+        "http",  # not parsable: the scheme only
+        "spool",
+        "stdout+json",
+    ]
+    assert sent["repo"] == "shop" and [r["root"] for r in sent["repos"]] == ["shop", "/"]
+    assert [r["dirty"] for r in sent["repos"]] == [["app.py"], ["app.py"]]
+    assert exported["zoom.node.repo"]["root"] == "lib"
+    assert started["sinks"] is sinks and started["repo"] == "/home/alice/src/shop"  # the record is untouched

@@ -7,12 +7,15 @@ implementation written here, independently of the module's.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
 import string
+from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -86,6 +89,41 @@ SENSITIVE_KEYS = [
     "cvv",
     "cvc",
     "bearer",
+    # Issue 12, item 8: short and compound names, in any case, with any separators.
+    "pw",
+    "PW",
+    "db_pw",
+    "userPw",
+    "pass",
+    "db-pass",
+    "userPass",
+    "Pass-Word",
+    "jwt",
+    "id_jwt",
+    "sid",
+    "user.sid",
+    "PHPSESSID",
+    "csrf",
+    "csrftoken",
+    "X-XSRF-TOKEN",
+    "pin",
+    "PIN",
+    "pin_code",
+    "cardPin",
+    "ssn",
+    "customer_ssn",
+    "signature",
+    "X-Hub-Signature-256",
+    "sig",
+    "access_key",
+    "AccessKey",
+    "secret_key",
+    "clientSecret",
+    "PRIVATE-KEY",
+    "refresh_token",
+    "refresh_tkn",
+    "refreshTkn",
+    "Refresh Token",
 ]
 
 NEUTRAL_KEYS = [
@@ -106,6 +144,22 @@ NEUTRAL_KEYS = [
     "compass",
     "card_notes",
     "discard",
+    # Look-alikes of the short words, which count only as words of their own.
+    "passage",
+    "passed",
+    "pwned",
+    "pinned",
+    "spin",
+    "shipping",
+    "mapping",
+    "design",
+    "signal",
+    "assignee",
+    "sidebar",
+    "inside",
+    "className",
+    "class_name",
+    "jobs",
 ]
 
 
@@ -126,6 +180,63 @@ def test_look_alike_keys_are_kept(key: str) -> None:
     attrs = {key: "v4lue!"}
     assert S.scrub_attrs(attrs) is attrs
     assert not S.is_sensitive(key)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    words=st.sampled_from(
+        [
+            ["pw"],
+            ["pass"],
+            ["pin"],
+            ["sid"],
+            ["ssn"],
+            ["jwt"],
+            ["csrf"],
+            ["xsrf"],
+            ["sig"],
+            ["signature"],
+            ["db", "pw"],
+            ["user", "pass"],
+            ["card", "pin"],
+            ["refresh", "token"],
+            ["refresh", "tkn"],
+            ["access", "key"],
+            ["secret", "key"],
+            ["client", "secret"],
+            ["private", "key"],
+            ["api", "key"],
+            ["session", "id"],
+            ["x", "csrf", "token"],
+        ]
+    ),
+    cases=st.lists(st.sampled_from(["lower", "upper", "title"]), min_size=3, max_size=3),
+    sep=st.sampled_from(["_", "-", ".", " ", "camel"]),
+    prefix=st.sampled_from(["", "x_", "X-", "user."]),
+)
+def test_case_and_separators_do_not_matter(words: list[str], cases: list[str], sep: str, prefix: str) -> None:
+    spelled = [getattr(w, case)() for w, case in zip(words, cases, strict=False)]
+    camel = spelled[0].lower() + "".join(w.title() for w in spelled[1:])
+    key = prefix + (camel if sep == "camel" else sep.join(spelled))
+    assert S.scrub_attrs({key: "s3cr3t-value"}) == {key: SCRUBBED}, key
+    for text in (f"got {key}=s3cr3t-value ok", f'{{"{key}": "s3cr3t-value"}}', f"{key}: s3cr3t-value"):
+        assert "s3cr3t-value" not in S.scrub_text(text), text
+
+
+@pytest.mark.parametrize("key", ["signature_count", "pin_length", "pass_count", "sid_ttl", "jwt_expires_in"])
+def test_numbers_under_measurement_keys_of_short_words_are_kept(key: str) -> None:
+    assert S.scrub_attrs({key: 3}) == {key: 3}
+    assert S.scrub_attrs({key: "3"}) == {key: SCRUBBED}
+    assert S.scrub_text(f"{key}=3") == f"{key}=3"
+
+
+def test_look_alikes_stay_in_text() -> None:
+    for text in (
+        "passage=3 pinned: yes shipping: 2 days design=v2 sidebar: left inside: ok signal=TERM",
+        "mapping: {a: b}, typing: strict, assignee: bob, className: Foo",
+        "Pinned=1 PASSED: 4 Designer: me",
+    ):
+        assert S.scrub_text(text) is text
 
 
 @pytest.mark.parametrize(
@@ -172,6 +283,48 @@ def test_nested_dicts_and_lists_are_searched() -> None:
         "attempts": [{"token": SCRUBBED, "n": 1}, {"token": SCRUBBED, "n": 2}, "plain"],
         "pair": ("keep", {"secret": SCRUBBED}),
     }
+
+
+def test_pairs_are_scrubbed_by_their_name() -> None:
+    """Headers as lists of pairs: ASGI scopes, Kafka headers, ``dict.items()``, requests' tuples."""
+    basic = "Basic dXNlcjpwYXNz"
+    attrs = {
+        "headers": [("Authorization", basic), ("Accept", "json"), ["X-Api-Key", "k-123"], ("Cookie", "sid=s3")],
+        "kafka_headers": [["traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"], ["PW", b"x"]],
+        "one": ("token", "t0k"),
+        "counts": [["token_count", 12]],
+        "words": ["password", "reset"],  # a two-item list whose first item is a sensitive name: a pair too
+    }
+    out = S.scrub_attrs(attrs)
+    assert out == {
+        "headers": [("Authorization", SCRUBBED), ("Accept", "json"), ["X-Api-Key", SCRUBBED], ("Cookie", SCRUBBED)],
+        "kafka_headers": [
+            ["traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"],
+            ["PW", SCRUBBED],
+        ],
+        "one": ("token", SCRUBBED),
+        "counts": [["token_count", 12]],
+        "words": ["password", SCRUBBED],
+    }
+    plain = {"pairs": [["user", "alice"], ["page", "2"]], "matrix": [[1, 2], [3, 4]]}
+    assert S.scrub_attrs(plain) is plain
+
+
+def test_pairs_survive_sanitising_as_the_encoder_does_it() -> None:
+    from zoomtrace.runtime.sanitize import sanitize_attrs
+
+    scope = {
+        "type": "http",
+        "path": "/login",
+        "headers": [(b"host", b"shop"), (b"authorization", b"Bearer eyJabc.def"), (b"cookie", b"session=s3ss10n")],
+    }
+    kafka = [("zoom.id", b"0191e0a4-7c3b-7d12-8531-57cc87abbf83"), ("X-Signature", b"c2lnbmVk")]
+    out = S.scrub_attrs(sanitize_attrs({"scope": scope, "kafka": kafka, "env": {"DB_PASS": "p4ss"}.items()}))
+    dumped = json.dumps(out)
+    for secret in ("eyJabc", "s3ss10n", "c2lnbmVk", "p4ss"):
+        assert secret not in dumped
+    assert out["scope"]["headers"][0] == ["host", "shop"]
+    assert out["kafka"][0] == ["zoom.id", "0191e0a4-7c3b-7d12-8531-57cc87abbf83"]
 
 
 def test_a_sensitive_key_loses_its_whole_container() -> None:
@@ -255,9 +408,9 @@ def test_attrs_that_change_during_the_check_do_not_raise(monkeypatch: pytest.Mon
     attrs: dict[str, Any] = {"note": "some text", "password": "x"}
     real = scrubber.scrub_text
 
-    def meddle(text: str) -> str:
+    def meddle(text: str, **options: Any) -> str:
         attrs["added"] = 1
-        return real(text)
+        return real(text, **options)
 
     monkeypatch.setattr(scrubber, "scrub_text", meddle)
     out = scrubber.scrub_attrs(attrs)
@@ -303,6 +456,16 @@ CASES = [
     ("redis://:onlypass@cache:6379", "onlypass", "redis://:"),
     ("sent Bearer abc.def-ghi to upstream", "abc.def-ghi", "to upstream"),
     ("password=basic x", "basic", "password="),
+    ("login pw=hunter2 ok", "hunter2", "login pw="),
+    ("userPin: 4321", "4321", "userPin: "),
+    ('{"refreshTkn": "r3fr3sh", "n": 1}', "r3fr3sh", '"n": 1'),
+    ("X-CSRF-Token: c5rf", "c5rf", "X-CSRF-Token: "),
+    ("GET /hook?sig=s1gn3d&page=2", "s1gn3d", "&page=2"),
+    ("ssn=123-45-6789", "123-45-6789", "ssn="),
+    ("x private key=MIIEvQ y", "MIIEvQ", "x private key="),
+    ("card number: 4111", "4111", "card number: "),
+    ("url=/cb?token=abc&next=1", "abc", "&next=1"),
+    ('{"note": "see password=hunter2"}', "hunter2", '{"note": "see password='),
 ]
 
 
@@ -409,6 +572,141 @@ NOT_CARDS = [
 def test_other_numbers_are_kept(number: str) -> None:
     text = f"value {number} seen"
     assert S.scrub_text(text) is text
+
+
+def uuid_over_a_card(version: str = "4") -> str:
+    """A UUID whose first three groups hold a Luhn-valid Visa number followed by hex letters: the shape
+    of issue 12's ``"[scrubbed]f1-8531-57cc87abbf83"`` (about 1 in 900 random UUIDs)."""
+    digits = with_check_digit("411111111111" + version)  # 14 digits: 8, 4 and 2 of the third group
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:14]}f1-8531-57cc87abbf83"
+
+
+def test_a_uuid_is_never_taken_for_a_card() -> None:
+    uid = uuid_over_a_card()
+    assert luhn_ok(uid[:8] + uid[9:13] + uid[14:16])  # the test data: a card's digits, then hex
+    for text in (uid, f"consumed {uid} from orders", f"id={uid}", uid.upper(), f"{{{uid}}}", uid.replace("-", "")):
+        assert S.scrub_text(text) is text, text
+    attrs = {"messaging.message.id": uid, "ref": uid, "ids": [uid]}
+    assert S.scrub_attrs(attrs) is attrs
+
+
+def test_digits_attached_to_an_identifier_are_not_a_card() -> None:
+    card = "4111111111111111"
+    for text in (
+        f"x{card}",  # a letter before
+        f"{card}f",  # a hex letter after
+        f"ab12-{card}",  # a part of a dashed identifier
+        f"{card}-9f",
+        f"0.{card}",  # a decimal fraction
+        f"{card}.5",
+        f"+{card}",  # a phone number
+        f"-{card}",  # a negative number
+        f"{card[:4]}-{card[4:8]} {card[8:12]}-{card[12:]}",  # mixed separators
+        f"{card[:4]}  {card[4:8]}  {card[8:12]}  {card[12:]}",  # double spaces
+        "4111-1111-11111-111",  # not a card's grouping
+        "12345678-1234-5678-1234-567812345678",  # a UUID of digits only
+    ):
+        assert S.scrub_text(f"value {text} seen") == f"value {text} seen", text
+
+
+HEX = "0123456789abcdef"
+hex_ids = st.one_of(
+    st.uuids().map(str),
+    st.uuids().map(lambda u: str(u).upper()),
+    st.uuids().map(lambda u: u.hex),
+    st.uuids().map(lambda u: f"urn:uuid:{u}"),
+    st.binary(min_size=16, max_size=16).map(bytes.hex),  # W3C trace id
+    # W3C span ids and other hex ids: an id of decimal digits only is a number, and a card number
+    # is a number (see test_ids_of_digits_only_are_kept_under_id_keys).
+    st.text(alphabet=HEX, min_size=8, max_size=40).filter(lambda t: any(c.isalpha() for c in t)),
+)
+traceparents = st.builds(
+    lambda t, s, f: f"00-{t.hex()}-{s.hex()}-{f:02x}",
+    st.binary(min_size=16, max_size=16),
+    st.binary(min_size=8, max_size=8),
+    st.integers(0, 255),
+)
+PROSE = st.text(alphabet=string.ascii_letters + " .,;()/#", max_size=20)  # no key=value forms
+
+
+@settings(max_examples=400, deadline=None)
+@given(ident=st.one_of(hex_ids, traceparents), before=PROSE, after=PROSE, key=st.sampled_from(NEUTRAL_KEYS))
+def test_no_identifier_is_ever_altered(ident: str, before: str, after: str, key: str) -> None:
+    """UUIDs (any version, any case, any spelling), hex ids, W3C trace ids, span ids and traceparents."""
+    text = f"{before} {ident} {after}"
+    assert ident in S.scrub_text(text)
+    assert S.scrub_text(ident) == ident
+    assert S.scrub_attrs({key: ident, "trace_ids": [ident], "message.id": ident}) == {
+        key: ident,
+        "trace_ids": [ident],
+        "message.id": ident,
+    }
+
+
+@settings(max_examples=200, deadline=None)
+@given(ident=st.text(alphabet="0123456789", min_size=13, max_size=19))
+def test_ids_of_digits_only_are_kept_under_id_keys(ident: str) -> None:
+    """A value under a key naming an id (``id``, ``*_id``, ``*.id``, ``*Id``, ``*_ids``, ``uuid``...) is
+    never taken for a card number, even when it looks exactly like one."""
+    for key in ("id", "span_id", "parentSpanId", "messaging.message.id", "order_ids", "uuid", "trace-id"):
+        attrs = {key: ident}
+        assert S.scrub_attrs(attrs) is attrs
+        nested = {"request": {key: [ident]}}
+        assert S.scrub_attrs(nested) == nested
+    card = with_check_digit("411111111111111")
+    assert S.scrub_attrs({"span_id": card, "note": card}) == {"span_id": card, "note": SCRUBBED}
+
+
+card_bodies = st.one_of(
+    st.builds(
+        lambda p, r: p + r,
+        st.sampled_from(["4", "51", "55", "6011", "2221"]),
+        st.text("0123456789", min_size=11, max_size=11),
+    ),
+    st.builds(lambda p, r: p + r, st.sampled_from(["34", "37"]), st.text("0123456789", min_size=12, max_size=12)),
+)
+
+
+def spaced(card: str, sep: str) -> str:
+    if len(card) == 15:  # American Express: 4-6-5
+        return sep.join((card[:4], card[4:10], card[10:]))
+    return sep.join(card[i : i + 4] for i in range(0, len(card), 4))
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=card_bodies, sep=st.sampled_from(["", " ", "-"]), before=PROSE, after=PROSE)
+def test_real_card_numbers_are_scrubbed_in_any_usual_spelling(body: str, sep: str, before: str, after: str) -> None:
+    card = with_check_digit(body)
+    written = spaced(card, sep)
+    out = S.scrub_text(f"{before} {written} {after}")
+    assert card not in out.replace(" ", "").replace("-", "")
+    assert out == f"{before} {SCRUBBED} {after}"
+    assert S.scrub_attrs({"note": written}) == {"note": SCRUBBED}
+
+
+def test_the_message_id_of_a_consumed_event_survives(tmp_path: Path) -> None:
+    """zt.kafka.consume_span records the producer's record id: the span-to-event link must hold."""
+    import zoomtrace as zt
+    import zoomtrace.integrations.kafka as ztk
+    from zoomtrace.wire.record import Record, uuid7
+
+    assert uuid7(0)[14] == "7"
+    record_id = uuid_over_a_card(version="7")
+
+    class Message:  # an aiokafka-style consumed message
+        topic, partition, offset, key, value = "orders", 0, 7, b"k", b"{}"
+        headers = (("zoom.id", record_id.encode()),)
+
+    path = tmp_path / "records.jsonl"
+    zt.init("consumer", home=tmp_path / "home", sink=f"file://{path}")
+    with ztk.consume_span(Message()) as span:
+        zt.log.info("handling {msg_id}", msg_id=record_id)
+    assert zt.flush(10)
+    records = [msgspec.json.decode(line, type=Record) for line in path.read_bytes().splitlines()]
+    (recorded,) = [r for r in records if r.kind == "span" and r.span_id == span.span_id]
+    assert recorded.attrs["messaging.message.id"] == record_id
+    (log,) = [r for r in records if r.kind == "log"]
+    assert log.message == f"handling {record_id}" and log.attrs == {"msg_id": record_id}
 
 
 @pytest.mark.parametrize(
@@ -521,3 +819,127 @@ def test_scrubbed_attrs_never_contain_a_secret_and_the_input_is_untouched(attrs:
     assert attrs == before
     if "zz" not in json.dumps(attrs) and not any(S.is_sensitive(k) for k in attrs):
         assert out == attrs
+
+
+# -- through a running node: messages rendered from secrets, raw payloads -----------------------
+
+
+def run_node(tmp_path: Path) -> Path:
+    import zoomtrace as zt
+
+    path = tmp_path / "records.jsonl"
+    zt.init("scrubbed", home=tmp_path / "home", sink=f"file://{path}")
+    return path
+
+
+def recorded(path: Path) -> list[Any]:
+    import zoomtrace as zt
+    from zoomtrace.wire.record import Record
+
+    assert zt.flush(10)
+    return [msgspec.json.decode(line, type=Record) for line in path.read_bytes().splitlines()]
+
+
+def raw_payload(record: Any) -> bytes:
+    """A raw record's bytes (JSON lines carry them in base64)."""
+    return base64.b64decode(record.payload)
+
+
+def test_template_arguments_that_are_secrets_by_name_or_place(tmp_path: Path) -> None:
+    import logging
+
+    import zoomtrace as zt
+
+    path = run_node(tmp_path)
+    zt.log.info("login {pw}", pw="hunter2")
+    zt.log.info("auth with token={t}", t="t0k3n-abc")
+    zt.log.info('sent {{"password": "{p}", "user": "{u}"}}', p="s3cr3t-p", u="bob")
+    zt.log.info("Authorization: Bearer {b} for {u}", b="b34rer", u="bob")
+    zt.log.info("used tokens_used={n} of {m}", n=1234, m=4096)
+    zt.log.info("login {user} with {pin:04d}", user="bob", pin=4321)
+    logging.getLogger("app").warning("login %s", "hunter3", extra={"password": "hunter3"})
+    logs = [r for r in recorded(path) if r.kind == "log"]
+    assert [(r.message, r.attrs) for r in logs] == [
+        (f"login {SCRUBBED}", {"pw": SCRUBBED}),
+        (f"auth with token={SCRUBBED}", {"t": SCRUBBED}),
+        (f'sent {{"password": "{SCRUBBED}", "user": "bob"}}', {"p": SCRUBBED, "u": "bob"}),
+        # A header line's rest is credentials, so {u} is in a secret's place too.
+        (f"Authorization: Bearer {SCRUBBED}", {"b": SCRUBBED, "u": SCRUBBED}),
+        ("used tokens_used=1234 of 4096", {"n": 1234, "m": 4096}),
+        # "[scrubbed]" does not fit "04d" (and the text rule takes "04d}" for the value of "pin:").
+        (
+            f"login {{user}} with {{pin:{SCRUBBED} [unformattable with ['pin', 'user']]",
+            {"user": "bob", "pin": SCRUBBED},
+        ),
+        (f"login {SCRUBBED}", {"password": SCRUBBED}),
+    ]
+
+
+def test_template_fields_are_judged_once_per_template() -> None:
+    scrubber = Scrubber()
+    assert scrubber.scrub_args("token={t} for {user}", {"t": "x", "user": "bob"}) == {"t": SCRUBBED, "user": "bob"}
+    args = {"amount": 12.5, "order": 7}
+    assert scrubber.scrub_args("charged {amount} for {order}", args) is args
+    assert scrubber._templates == {"token={t} for {user}": {"t": 1}, "charged {amount} for {order}": {}}
+    assert scrubber.scrub_args("bad {template", {"x": 1}) == {"x": 1}
+
+
+BODY = b'{"user": "bob", "credentials": {"password": "p4ss", "otp": 1}, "items": [{"card_number": "4111"}]}'
+
+
+@pytest.mark.parametrize(
+    ("data", "stored"),
+    [
+        (b"user=bob&password=hunter2&next=%2F", b"user=bob&password=[scrubbed]&next=%2F"),
+        (BODY, b'{"user":"bob","credentials":"[scrubbed]","items":[{"card_number":"[scrubbed]"}]}'),
+        (
+            b"<login><user>bob</user></login> Authorization: Basic dXNlcg==",
+            b"<login><user>bob</user></login> Authorization: Basic [scrubbed]",
+        ),
+        (
+            b"GET /x HTTP/1.1\r\nCookie: sid=abc\r\nHost: shop\r\n",
+            b"GET /x HTTP/1.1\r\nCookie: [scrubbed]\r\nHost: shop\r\n",
+        ),
+    ],
+)
+def test_textual_raw_payloads_are_scrubbed(tmp_path: Path, data: bytes, stored: bytes) -> None:
+    import hashlib
+
+    import zoomtrace as zt
+
+    path = run_node(tmp_path)
+    zt.raw(data, format="text")
+    (raw,) = [r for r in recorded(path) if r.kind == "raw"]
+    assert raw_payload(raw) == stored
+    assert raw.attrs["raw.scrubbed"] is True
+    # The digest and size are of what is stored: the original's digest would let a reader test guesses.
+    assert raw.attrs["raw.sha256"] == hashlib.sha256(stored).hexdigest()
+    assert raw.attrs["raw.size"] == len(stored)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"plain text without secrets, order 12",
+        b'{"user": "bob", "total": 12.5}',
+        b"\x00\x01password=hunter2",  # binary: control characters
+        b"\xffpassword=hunter2",  # binary: not UTF-8
+        "café password".encode()[:-9],  # text cut inside nothing secret
+    ],
+)
+def test_other_raw_payloads_are_stored_as_given(tmp_path: Path, data: bytes) -> None:
+    import hashlib
+
+    import zoomtrace as zt
+
+    path = run_node(tmp_path)
+    zt.raw(data)
+    (raw,) = [r for r in recorded(path) if r.kind == "raw"]
+    assert raw_payload(raw) == data
+    assert "raw.scrubbed" not in raw.attrs
+    assert raw.attrs["raw.sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_scrub_bytes_keeps_a_cut_character_and_scrubs_the_text_before_it() -> None:
+    data = "password=hunter2 café".encode()[:-1]  # the é cut in half, as a truncated payload may be
+    assert S.scrub_bytes(data) == b"password=[scrubbed] caf\xc3"

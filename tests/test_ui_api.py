@@ -9,6 +9,7 @@ depend on the listening address, through a real uvicorn server).
 
 from __future__ import annotations
 
+import os
 import re
 import urllib.error
 import urllib.request
@@ -137,7 +138,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Shop:
 
 @pytest.fixture(scope="module")
 def client(shop: Shop) -> TestClient:
-    return TestClient(create_app(shop.home), base_url="http://127.0.0.1:8087")
+    return TestClient(create_app(shop.home, code_roots=[shop.repo]), base_url="http://127.0.0.1:8087")
 
 
 def get(client: TestClient, path: str, status: int = 200, **params: Any) -> Any:
@@ -356,6 +357,209 @@ def test_code_with_an_unknown_commit_says_so(client: TestClient, shop: Shop) -> 
     src = get(client, "/api/code", file="app.py", line=3, node=node_id, commit="not-a-commit", dirty="0")
     assert src["lines"] == [] and "not a commit id" in src["problem"]
     assert "file is required" in get(client, "/api/code", 400, line=3)["error"]
+
+
+# -- what the viewer may read: a record does not widen it (issue 12, item 10) ---------------------
+
+SECRET = "the-secret-of-another-repository"
+
+
+@pytest.fixture(scope="module")
+def elsewhere(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Git repositories the viewer's user can read but no operator allowed: one alone, and one whose
+    subdirectory ``sub`` is allowed while its top holds a secret."""
+    base = tmp_path_factory.mktemp("elsewhere")
+    secret_head = h.make_repo(base / "secret", {"secret.txt": SECRET + "\n"})
+    big_head = h.make_repo(base / "big", {"secret.txt": SECRET + "\n", "sub/ok.txt": "fine\n"})
+    return {"base": base, "secret": base / "secret", "head": secret_head, "big": base / "big", "big_head": big_head}
+
+
+def forge_node(home: Path, roots: list[str], head: str) -> str:
+    """A node record naming ``roots`` as its repositories, written into ``home``'s spool as any process could."""
+    import time
+
+    from zoomtrace.wire.record import Record, encoder, uuid7
+    from zoomtrace.wire.spool import SegmentWriter
+
+    ts = time.time_ns()
+    node_id = uuid7(ts)
+    repos = [{"root": root, "head": head, "branch": "main", "dirty": [], "problem": None} for root in roots]
+    record = Record(
+        id=uuid7(ts),
+        kind="node",
+        type="started",
+        ts_ns=ts,
+        node_id=node_id,
+        attrs={"service": "forged", "host": "h", "pid": 1, "repos": repos, "commit": head},
+    )
+    writer = SegmentWriter(home / "spool", node_id)
+    writer.write(encoder.encode([record]))
+    writer.close()
+    return node_id
+
+
+def test_a_forged_node_record_reads_no_other_repository(tmp_path: Path, shop: Shop, elsewhere: dict[str, Any]) -> None:
+    home = tmp_path / "home"
+    node = forge_node(home, [str(elsewhere["secret"])], elsewhere["head"])
+    client = TestClient(create_app(home, code_roots=[shop.repo]), base_url="http://127.0.0.1:8087")
+    assert [n["service"] for n in get(client, "/api/nodes")["nodes"]] == ["forged"]  # ingested, as a page would
+    response = client.get(
+        "/api/code", params={"file": "secret.txt", "line": 1, "node": node, "commit": elsewhere["head"]}
+    )
+    assert response.status_code == 200
+    assert SECRET not in response.text
+    src = response.json()
+    assert src["lines"] == [] and src["origin"] is None
+    assert "outside the code roots" in src["problem"] and "--code-root" in src["problem"]
+    # Allowed by the operator, the same record is read.
+    allowed = TestClient(create_app(home, code_roots=[elsewhere["base"]]), base_url="http://127.0.0.1:8087")
+    src = get(allowed, "/api/code", file="secret.txt", line=1, node=node, commit=elsewhere["head"])
+    assert src["origin"] == "git" and src["lines"] == [SECRET]
+
+
+def test_a_forged_root_cannot_escape_an_allowed_one(tmp_path: Path, elsewhere: dict[str, Any]) -> None:
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "link").symlink_to(elsewhere["secret"])
+    escapes = [
+        str(allowed) + "/.." * len(allowed.parts) + str(elsewhere["secret"]),  # up and out with ..
+        str(allowed / "link"),  # a symbolic link out of it
+        "secret",  # not an absolute path
+        str(allowed) + "-sibling",  # a prefix of the name is not a parent
+    ]
+    home = tmp_path / "home"
+    node = forge_node(home, escapes, elsewhere["head"])
+    client = TestClient(create_app(home, code_roots=[allowed]), base_url="http://127.0.0.1:8087")
+    assert len(get(client, "/api/nodes")["nodes"][0]["repos"]) == len(escapes)
+    response = client.get(
+        "/api/code", params={"file": "secret.txt", "line": 1, "node": node, "commit": elsewhere["head"]}
+    )
+    assert SECRET not in response.text and response.json()["lines"] == []
+
+
+def test_git_stays_in_the_repository_at_the_allowed_root(tmp_path: Path, elsewhere: dict[str, Any]) -> None:
+    """An allowed subdirectory of a repository does not open that repository: git does not climb to it."""
+    sub = elsewhere["big"] / "sub"
+    home = tmp_path / "home"
+    node = forge_node(home, [str(sub)], elsewhere["big_head"])
+    client = TestClient(create_app(home, code_roots=[sub]), base_url="http://127.0.0.1:8087")
+    assert get(client, "/api/nodes")["nodes"][0]["repos"][0]["root"] == str(sub)
+    for file in ("secret.txt", "sub/ok.txt", "ok.txt"):
+        response = client.get(
+            "/api/code", params={"file": file, "line": 1, "node": node, "commit": elsewhere["big_head"]}
+        )
+        assert SECRET not in response.text and response.json()["lines"] == [], file
+
+
+def test_code_roots_come_from_the_operator(tmp_path: Path, shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    from zoomtrace.ui.code import CODE_ROOTS_ENV, resolve_code_roots
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    home = tmp_path / "home"
+    real = str(shop.repo.resolve())
+    # Given (zoomtrace ui --code-root), else the variable, else where the operator works.
+    assert resolve_code_roots([shop.repo, shop.repo], home=home, environ={CODE_ROOTS_ENV: "/x"}) == (real,)
+    env = {CODE_ROOTS_ENV: f"{shop.repo}{os.pathsep}{outside}"}
+    assert resolve_code_roots(None, home=home, environ=env) == (real, str(outside.resolve()))
+    assert resolve_code_roots(None, home=home, environ={CODE_ROOTS_ENV: ""}, cwd=shop.repo / "lib") == ()
+    assert resolve_code_roots(None, home=home, environ={}, cwd=shop.repo / "lib") == (real,)
+    assert resolve_code_roots(None, home=shop.repo / ".zoomtrace", environ={}, cwd=outside) == (real,)
+    assert resolve_code_roots(None, home=home, environ={}, cwd=outside) == ()
+    # create_app's default is the same rule.
+    monkeypatch.delenv(CODE_ROOTS_ENV, raising=False)
+    monkeypatch.chdir(outside)
+    story = get(TestClient(create_app(shop.home), base_url="http://127.0.0.1:8087"), f"/api/trace/{shop.trace_id}")
+    node_id = story["nodes"][0]["node_id"]
+    log = find_record(story, lambda r: r.get("message") == "checkout for ada")
+    params = {"file": "app.py", "line": log["code"]["line"], "node": node_id, "commit": shop.head, "dirty": "0"}
+    src = get(TestClient(create_app(shop.home), base_url="http://127.0.0.1:8087"), "/api/code", **params)
+    assert src["lines"] == [] and "outside the code roots" in src["problem"]
+    monkeypatch.chdir(shop.repo)
+    src = get(TestClient(create_app(shop.home), base_url="http://127.0.0.1:8087"), "/api/code", **params)
+    assert src["origin"] == "git"
+    monkeypatch.setenv(CODE_ROOTS_ENV, str(outside))
+    src = get(TestClient(create_app(shop.home), base_url="http://127.0.0.1:8087"), "/api/code", **params)
+    assert src["lines"] == []
+
+
+def test_zoomtrace_ui_code_root(tmp_path: Path, shop: Shop) -> None:
+    """The real command: --code-root is what the code panel reads, and the viewer says so."""
+    import json
+    import subprocess
+    import sys
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    story = h.story(shop.home, shop.trace_id)
+    node_id = story["nodes"][0]["node_id"]
+    query = f"file=app.py&line=3&node={node_id}&commit={shop.head}&dirty=0"
+    for args, readable in (([], False), (["--code-root", str(outside), "--code-root", str(shop.repo)], True)):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "zoomtrace", "--home", str(shop.home), "ui", "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=outside,
+            env=h.child_env(None),
+        )
+        try:
+            lines = read_until(proc, "(Ctrl-C")
+            url = next(x.split()[1] for x in lines if x.strip().startswith("open"))
+            code_line = next(x for x in lines if x.strip().startswith("code"))
+            with urllib.request.urlopen(f"{url}api/code?{query}", timeout=10) as response:
+                src = json.loads(response.read())
+        finally:
+            stop(proc)
+        if readable:
+            assert str(shop.repo.resolve()) in code_line and str(outside.resolve()) in code_line
+            assert src["origin"] == "git" and src["lines"]
+        else:
+            assert "none" in code_line
+            assert src["lines"] == [] and "outside the code roots" in src["problem"]
+
+
+def test_installed_code_is_only_a_distribution_s_own_files(client: TestClient) -> None:
+    """``dist==version:path`` reads a distribution's module files, not what it installed elsewhere (its scripts)."""
+    import importlib.metadata
+
+    dist = importlib.metadata.distribution("pytest")
+    script = next(str(f) for f in dist.files or [] if str(f).startswith("../"))  # ../../../bin/pytest
+    src = get(client, "/api/code", file=f"pytest=={dist.version}:{script}", line=1)
+    assert src["lines"] == [] and src["origin"] is None
+    module = next(str(f) for f in dist.files or [] if str(f).endswith("__init__.py"))
+    src = get(client, "/api/code", file=f"pytest=={dist.version}:{module}", line=1)
+    assert src["origin"] == "installed" and src["lines"]
+
+
+def test_the_demo_viewer_shows_the_demo_s_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``zoomtrace demo --ui``, from a directory in no repository: its code panel still shows the demo's code."""
+    import zoomtrace.ui
+    from zoomtrace.demo import run_demo
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ZOOMTRACE_CODE_ROOTS", raising=False)
+    served: dict[str, Any] = {}
+
+    def serve_and_open(home: Path, trace_id: str, **options: Any) -> None:  # instead of serving until Ctrl-C
+        served.update(options, home=home, trace_id=trace_id)
+
+    monkeypatch.setattr(zoomtrace.ui, "serve_and_open", serve_and_open)
+    home = tmp_path / "demo-home"
+    assert run_demo(home, open_ui=True) == 0
+    client = TestClient(create_app(home, code_roots=served["code_roots"]), base_url="http://127.0.0.1:8087")
+    story = get(client, f"/api/trace/{served['trace_id']}")
+    logs = [r for s in walk(story["spans"]) for r in s["records"] if r["kind"] == "log" and r.get("code")]
+    assert logs
+    sources = [code_of(client, log, log["node_id"]) for log in logs]
+    for src in sources:
+        assert src["origin"] in ("git", "snapshot", "installed") and src["lines"], src
+    # From a git checkout of Zoom, that is thanks to the demo's own code root: the usual ones here are none.
+    from_git = [log for log, src in zip(logs, sources, strict=True) if src["origin"] == "git"]
+    if from_git:
+        assert str(h.REPO) in served["code_roots"]
+        bare = TestClient(create_app(home), base_url="http://127.0.0.1:8087")
+        assert code_of(bare, from_git[0], from_git[0]["node_id"])["lines"] == []
 
 
 # -- read-only, headers, access ------------------------------------------------------------------

@@ -115,7 +115,7 @@ def browser() -> Iterator[Any]:
 def server(demo: dict[str, Any]) -> Iterator[str]:
     from zoomtrace.ui.server import background
 
-    with background(demo["home"]) as running:
+    with background(demo["home"], code_roots=[h.REPO]) as running:  # the demo's code is Zoom's own
         yield running.url.rstrip("/")
 
 

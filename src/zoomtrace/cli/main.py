@@ -209,6 +209,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
         token=args.token,
         store=args.store,
         retention_days=args.retention_days,
+        code_roots=args.code_root,
     )
     return 0
 
@@ -302,6 +303,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--port", type=int, default=8087, help="port to listen on (0: any free port)")
     p.add_argument("--token", help="access token (default: $ZOOMTRACE_UI_TOKEN; generated when --host is not loopback)")
+    p.add_argument(
+        "--code-root",
+        action="append",
+        metavar="DIR",
+        help="a directory whose git repositories the code panel may read (repeatable; default: "
+        "$ZOOMTRACE_CODE_ROOTS, else the repositories holding the current directory and the home)",
+    )
 
     p = add(
         "collect",

@@ -174,5 +174,17 @@ def run_demo(
     if open_ui:
         from zoomtrace.ui import serve_and_open
 
-        serve_and_open(home, trace_id, store=store, retention_days=retention_days)
+        serve_and_open(home, trace_id, store=store, retention_days=retention_days, code_roots=demo_code_roots(home))
     return 0
+
+
+def demo_code_roots(home: Path) -> tuple[str, ...]:
+    """What the viewer of the demo may read: the usual code roots, and the demo's own code, which is
+    Zoom's -- its git checkout when Zoom runs from one (installed, it is read as installed code)."""
+    from zoomtrace.runtime.provenance import find_repo_root
+    from zoomtrace.ui.code import resolve_code_roots
+
+    here = Path(__file__).resolve().parent
+    installed = any(part in ("site-packages", "dist-packages") for part in here.parts)
+    own = None if installed else find_repo_root(str(here))
+    return resolve_code_roots(None, home=home) + ((own,) if own else ())

@@ -141,7 +141,17 @@ class Encoder:
         exc: BaseException | None,
         parent: Span | SpanContext | None,
     ) -> Record:
-        """The one way a log line from any source (zt.log, logging, structlog, loguru) becomes a record."""
+        """The one way a log line from any source (zt.log, logging, structlog, loguru) becomes a record.
+
+        A message rendered from its attributes shows their values: those of sensitive keys are
+        taken out of it too (``Scrubber.hide_values``), whatever library rendered it."""
+        text = self._text(message)
+        clean = sanitize_attrs(attrs, self.limits) if attrs else attrs
+        if self.scrubber is not None and clean:
+            scrubbed = self.scrubber.scrub_attrs(clean)
+            if scrubbed is not clean:
+                text = self.scrubber.hide_values(text, clean)
+            clean = scrubbed
         return self._with_parent(
             Record(
                 id=uuid7(ts),
@@ -151,9 +161,9 @@ class Encoder:
                 node_id=self.node_id,
                 code=code,
                 level=level,
-                message=self._text(message),
+                message=text,
                 template=self._template(template) if template is not None else None,
-                attrs=self._attrs(attrs),
+                attrs=clean,
                 error=self.error(exc) if exc is not None else None,
             ),
             parent,
@@ -161,6 +171,9 @@ class Encoder:
 
     def _log(self, item: tuple[Any, ...]) -> Record:
         _, ts, code, line, logger, level, template, attrs, parent, exc = item
+        if attrs and self.scrubber is not None:
+            # "login {pw}", "token={t}": the values a message would show as secrets go before it is rendered.
+            attrs = self.scrubber.scrub_args(template, attrs)
         try:
             message = template.format(**attrs) if attrs else template
         except Exception:  # a template that does not fit its attrs still gets recorded
@@ -249,6 +262,14 @@ class Encoder:
         if size > self.limits.max_payload_bytes:
             data = data[: self.limits.max_payload_bytes]
             info["raw.truncated"] = True
+        if self.scrubber is not None:
+            stored = self.scrubber.scrub_bytes(data)
+            if stored is not data:
+                # Digest and size of what is stored: the original's would let a reader test guesses of the secret.
+                data = stored
+                info.update(
+                    {"raw.size": len(data), "raw.sha256": hashlib.sha256(data).hexdigest(), "raw.scrubbed": True}
+                )
         return self._with_parent(
             Record(
                 id=record_id,

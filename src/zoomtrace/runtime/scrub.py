@@ -4,12 +4,21 @@ Records end up in files, Kafka topics and UIs that more people can read than
 the process that made them, so passwords, tokens, cookies, private keys and card
 numbers are replaced by ``SCRUBBED`` on the worker thread, by default.
 
-Decisions (false positives cost a value; false negatives leak a secret):
+Decisions (false positives cost a value; false negatives leak a secret;
+docs/reliability.md lists them with the tests that prove them):
 
-* Sensitive key words (``DEFAULT_PATTERNS``) match case-insensitively anywhere in
-  a key, so compound keys (``db_password``, ``X-Api-Key``, ``sessionId``) count.
-  Known harmless look-alikes are excluded by the patterns themselves:
-  ``author``/``authority`` (not ``auth``), ``tokenizer``/``tokenize``.
+* A key is judged as it is *and* split into lower-case words joined by ``_``
+  (at separators and camelCase: ``refreshTkn`` -> ``refresh_tkn``,
+  ``X-Api-Key`` -> ``x_api_key``), so case and separators do not matter. In
+  attributes, in ``key=value`` text and in ``(name, value)`` pairs alike, and
+  each key's decision is cached.
+* Distinctive words (``DEFAULT_PATTERNS``) count anywhere in a key, so compound
+  keys (``db_password``, ``X-Api-Key``, ``sessionId``, ``csrftoken``) count.
+  Short or common words (``pass``, ``pw``, ``tkn``, ``sid``, ``sig``, ``pin``,
+  ``ssn``) count only as words of their own: ``db_pass``, ``userPin``, not
+  ``passage``, ``pinned``, ``shipping``, ``sidebar``, ``design``, ``className``.
+  Known harmless look-alikes of the others are excluded by the patterns
+  themselves: ``author``/``authority`` (not ``auth``), ``tokenizer``/``tokenize``.
 * A key that is sensitive *and* names a measurement (``token_count``,
   ``tokens_used``, ``max_tokens``, ``input_tokens``, ``session_timeout``,
   ``password_length``; see ``METRIC_HINT``) keeps its value when the value is a
@@ -19,10 +28,32 @@ Decisions (false positives cost a value; false negatives leak a secret):
   nothing a reader needs protecting from).
 * A sensitive key's value is replaced whole, containers included: a nested
   ``{"credentials": {...}}`` becomes ``{"credentials": "[scrubbed]"}``.
-* Accepted false positives: ``secretary``, the ``PWD`` environment variable,
-  ``auth_method: "password"``, Luhn-valid 13-19 digit numbers in text that look
-  like a card (first digit 3-6, or 16 digits from 2221-2720; so epoch-ms/us/ns
-  timestamps and most ids are left alone).
+* A two-item list or tuple whose first item is a string is a ``(name, value)``
+  pair -- headers of ASGI scopes, Kafka messages, ``requests``, ``dict.items()``
+  -- and its value is scrubbed when the name is sensitive.
+* A ``str.format`` template's fields named like a sensitive key (``"login {pw}"``)
+  or standing in a sensitive key's value (``"token={t}"``) are scrubbed before
+  the message is rendered (``scrub_args``), attribute included; a message rendered
+  by a logging library loses the values of its sensitive attributes
+  (``hide_values``, four characters or more).
+* Raw data that is text (UTF-8 without control characters) is scrubbed: JSON as a
+  value (re-encoded compactly when something changed), anything else as text
+  (``scrub_bytes``). Binary data is not.
+* Card numbers in text are digits only, written as one number of 13-19 digits or
+  in a card's groups (4-4-4-4 and the like, 4-6-5, 4-6-4) separated by single
+  spaces or by single dashes, standing alone: not continued by letters, digits
+  or ``_`` on either side, nor by ``-``/``.`` and more of an identifier, nor
+  after ``+``, ``-`` or ``.``; and Luhn-valid, starting like a card (first digit
+  3-6, or 16 digits from 2221-2720; so epoch-ms/us/ns timestamps are left alone).
+  So no identifier with a hex letter in it (UUIDs, W3C trace and span ids, hashes)
+  is ever altered, nor is a UUID or a traceparent of decimal digits only.
+* Values under a key naming an identifier (last word ``id``/``ids``/``uuid``/
+  ``guid``: ``span_id``, ``messaging.message.id``, ``orderIds``) are never taken
+  for card numbers, even when made of digits only.
+* Accepted false positives: ``secretary``, ``possession``, the ``PWD``
+  environment variable, ``auth_method: "password"``, ``pass_through``, a GPIO
+  ``pin``, ``["password", "reset"]`` (a pair); in text, a free-standing id of
+  13-19 decimal digits that passes the card checks (it cannot be told from a card).
 * Not recognised in text: secrets without a key (``hunter2`` alone), key and
   value separated only by a space (``--password hunter2``), natural language.
 """
@@ -30,27 +61,44 @@ Decisions (false positives cost a value; false negatives leak a secret):
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Sequence
+import string
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Final
+
+import msgspec
 
 __all__ = ["DEFAULT_PATTERNS", "METRIC_HINT", "SCRUBBED", "Scrubber"]
 
 #: Replaces a secret. It says a value was removed without echoing any part of it.
 SCRUBBED: Final = "[scrubbed]"
 
-#: Regular-expression fragments searched (case-insensitively) anywhere in a key.
+#: Regular-expression fragments searched case-insensitively in a key as it is, and in the key split into
+#: lower-case words joined by ``_`` (``refreshTkn`` -> ``refresh_tkn``, ``X-Api-Key`` -> ``x_api_key``).
+#: Distinctive words count anywhere in a key; short or common ones (``(?<![a-z])…(?![a-z])``) only as
+#: a word of their own: ``pin`` but not ``pinned`` or ``shipping``, ``sid`` but not ``sidebar``.
 DEFAULT_PATTERNS: Final[tuple[str, ...]] = (
     r"pass(?:word|wd|phrase)",
+    r"(?<![a-z])pass(?![a-z])",  # not passage, bypass, compass, passenger
     r"pwd",
-    r"secret",
+    r"(?<![a-z])pw(?![a-z])",
+    r"secret",  # and client_secret, secret_key
     r"token(?!i[sz])",  # not tokenizer / tokenise
+    r"(?<![a-z])tkn(?![a-z])",
+    r"jwt",
+    r"[cx]srf",
     r"api[-_. ]?key",
+    r"access[-_. ]?key",
+    r"private[-_. ]?key",
     r"authori[sz]ation",
     r"auth(?!or)",  # not author / authority
     r"cookie",  # and set-cookie
-    r"session",
+    r"sess(?:ion|_?id)",  # and PHPSESSID
+    r"(?<![a-z])sid(?![a-z])",  # not side, inside, sidebar
     r"credential",
-    r"private[-_. ]?key",
+    r"signature",  # not design, signal
+    r"(?<![a-z])sig(?![a-z])",
+    r"(?<![a-z])pin(?![a-z])",  # not pinned, spin, shipping
+    r"(?<![a-z])ssn(?![a-z])",  # not classname
     r"credit[-_. ]?card",
     r"card[-_. ]?(?:num|no(?![a-z]))",
     r"cc[-_. ]?(?:num|no(?![a-z]))",
@@ -68,6 +116,9 @@ METRIC_HINT: Final = (
 _SCHEMES: Final = r"bearer|basic|digest|negotiate|ntlm|token|hoba|mutual|vapid|aws4-hmac-sha256"
 
 _KEEP: Final = 0
+#: A key naming an identifier (``id``, ``span_id``, ``messaging.message.id``, ``orderIds``, ``uuid``): its
+#: values are scrubbed like any other's, except that they are never taken for card numbers.
+_KEEP_ID: Final = -1
 _SCRUB: Final = 1
 _SCRUB_UNLESS_NUMBER: Final = 2
 _CACHE_MAX: Final = 4096
@@ -83,31 +134,53 @@ _PEM: Final = re.compile(
 #: scheme://user:password@host
 _URL_PASSWORD: Final = re.compile(r"(?P<pre>\b[a-z][a-z0-9+.-]*://[^\s/@:]*:)(?P<pw>[^\s/]+)@", re.IGNORECASE)
 _BEARER: Final = re.compile(r"\bbearer[ \t]+(?P<value>[A-Za-z0-9\-._~+/]+=*)", re.IGNORECASE)
-#: A run of ASCII digits, single spaces or dashes allowed between them, with at least 13 digits.
-_DIGIT_RUN: Final = re.compile(r"[0-9](?<![0-9][0-9])(?:[ -]?[0-9]){12,}")
-_DIGIT_GROUP: Final = re.compile(r"[0-9]+")
+#: Groups of ASCII digits joined by single spaces or dashes, starting a word: not after a letter, a digit,
+#: ``_``, ``+`` (a phone number), ``-`` (a negative number, a dashed identifier) or ``.`` (a fraction).
+_DIGIT_RUN: Final = re.compile(r"[0-9](?<![\w+.-][0-9])[0-9]*(?:[ -][0-9]+)*")
+#: Digit groups a card number is written in: 4-4-4-4 (and 13 to 19 digits in fours), 4-6-5 (American
+#: Express), 4-6-4 (Diners). A single group of 13 to 19 digits is checked as it is.
+_CARD_LAYOUTS: Final = frozenset(
+    {(4, 4, 4, 1), (4, 4, 4, 2), (4, 4, 4, 3), (4, 4, 4, 4), (4, 4, 4, 4, 3), (4, 6, 4), (4, 6, 5)}
+)
 _NUMBER: Final = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 _DIGITS: Final = b"0123456789"
 #: Shortest text that can hold a secret (``k=v`` for a one-letter custom pattern).
 _MIN_SECRET_TEXT: Final = 3
 _CARD_MIN: Final = 13
-_KEY_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
-
-
-def _kv_pattern(patterns: str) -> str:
-    """``key <sep> value`` where key contains a sensitive word; the value alone is replaced."""
-    return (
-        rf"(?P<key>(?:{patterns})[\w.-]*)"
-        r"(?P<sep>\\?[\"']?[ \t]*(?:=>|[:=])[ \t]*)"
-        rf"(?P<scheme>(?:{_SCHEMES})[ \t]+)?"
-        r"(?P<value>"
-        r"b?\"(?:[^\"\\\n]|\\.)*\""  # "double quoted", escapes allowed
-        r"|b?'(?:[^'\\\n]|\\.)*'"  # 'single quoted' (Python reprs)
-        r"|\\[\"'][^\"'\\\n]*"  # \"escaped\" (JSON inside a JSON string)
-        r"|[\"'][^\n]*"  # "unterminated (a message cut short): to the end of the line
-        r"|[^\s,;&\"']+"  # bare
-        r")"
-    )
+#: Where a key splits into words: separators, and camelCase ("parentSpanId", "APIKey").
+_KEY_SPLIT: Final = re.compile(r"[^0-9A-Za-z]+|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+#: The last word of a key that names an identifier.
+_ID_WORDS: Final = frozenset({"id", "ids", "uuid", "uuids", "guid", "guids"})
+#: Shortest value of a sensitive attribute searched for in the message rendered from it (shorter ones
+#: would be found everywhere: "order 1 of 12").
+_HIDE_MIN: Final = 4
+#: Control characters: bytes holding them are binary data, not text (tab, newline, CR aside).
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_FORMATTER: Final = string.Formatter()
+_LINE_END: Final = re.compile(r"[\r\n]")
+#: The attribute a ``str.format`` field reads: ``user`` of ``{user.name}`` and ``{user[0]}``.
+_FIELD_ROOT: Final = re.compile(r"[^.\[]*")
+#: Probes of ``Scrubber._field_decision``: a bare value no rule takes for anything but a value.
+_PROBE: Final = "zQx7probe"
+_PROBE_NUMBER: Final = "135"
+_json_decode: Final = msgspec.json.decode
+_json_encode: Final = msgspec.json.encode
+#: The second word of keys written with a space in text ("private key=...", "session id: ...").
+_KEY_TAILS: Final = frozenset({"key", "card", "number", "num", "no", "id"})
+#: ``key <sep> value`` in text, any key: the key is judged as an attribute's would be (``Scrubber._decide``).
+#: A key starts a word; possessive quantifiers keep the scan linear on long words.
+_PAIR: Final = re.compile(
+    r"(?<![\w.-])(?P<key>[\w.-]++)"
+    r"(?P<sep>\\?[\"']?[ \t]*+(?:=>|[:=])[ \t]*+)"
+    rf"(?P<scheme>(?i:{_SCHEMES})[ \t]+)?"
+    r"(?P<value>"
+    r"b?\"(?:[^\"\\\n]|\\.)*\""  # "double quoted", escapes allowed
+    r"|b?'(?:[^'\\\n]|\\.)*'"  # 'single quoted' (Python reprs)
+    r"|\\[\"'][^\"'\\\n]*"  # \"escaped\" (JSON inside a JSON string)
+    r"|[\"'][^\n]*"  # "unterminated (a message cut short): to the end of the line
+    r"|[^\s,;&\"']+"  # bare
+    r")"
+)
 
 
 def _luhn(digits: str) -> bool:
@@ -136,22 +209,66 @@ def _looks_like_card(digits: str) -> bool:
     return first == "2" and len(digits) == 16 and 2221 <= int(digits[:4]) <= 2720
 
 
-def _card_spans(run: str) -> list[tuple[int, int]]:
-    """Spans of card numbers in a digit run; a card may be only part of it ("order 12 4111 1111 1111 1111")."""
-    groups = [(m.start(), m.end()) for m in _DIGIT_GROUP.finditer(run)]
+def _attached(text: str, end: int) -> bool:
+    """Whether what follows ``text[:end]`` continues the same word (a letter, a digit, ``_``), identifier
+    (``-`` or ``.`` and then one of those) or number."""
+    if end >= len(text):
+        return False
+    ch = text[end]
+    if ch.isalnum() or ch in "_+":
+        return True
+    if ch in ".-" and end + 1 < len(text):
+        nxt = text[end + 1]
+        return nxt.isalnum() or nxt == "_"
+    return False
+
+
+def _card_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Spans of card numbers in the digit run ``text[start:end]`` (see ``_DIGIT_RUN``).
+
+    The run's words are separated by spaces; a word's groups are joined by dashes. A card is a word
+    of one group of 13-19 digits, a dashed word whose groups are a card's layout, or consecutive
+    one-group words in a card's layout ("order 12 4111 1111 1111 1111"); the longest one wins. A
+    word that continues into letters (the hex digits of a UUID, say) is part of an identifier, and
+    no card.
+    """
+    words: list[tuple[int, int]] = []
+    pos = start
+    for word in text[start:end].split(" "):
+        words.append((pos, pos + len(word)))
+        pos += len(word) + 1
+    if _attached(text, end):
+        words.pop()
     spans: list[tuple[int, int]] = []
     i = 0
-    while i < len(groups):
-        digits = ""
+    while i < len(words):
+        w_start, w_end = words[i]
+        word = text[w_start:w_end]
+        if "-" in word:
+            groups = word.split("-")
+            if tuple(map(len, groups)) in _CARD_LAYOUTS and _looks_like_card("".join(groups)):
+                spans.append((w_start, w_end))
+            i += 1
+            continue
+        if _CARD_MIN <= len(word) <= 19:
+            if _looks_like_card(word):
+                spans.append((w_start, w_end))
+            i += 1
+            continue
         best = -1
-        for j in range(i, len(groups)):
-            digits += run[groups[j][0] : groups[j][1]]
-            if len(digits) > 19:
+        digits = ""
+        layout: tuple[int, ...] = ()
+        for j in range(i, min(i + 5, len(words))):
+            g_start, g_end = words[j]
+            group = text[g_start:g_end]
+            if "-" in group:
                 break
-            if _looks_like_card(digits):
-                best = j  # keep looking: prefer the longest card starting here
+            digits += group
+            layout += (len(group),)
+            if layout in _CARD_LAYOUTS and _looks_like_card(digits):
+                best = j
         if best >= 0:
-            spans.append((groups[i][0], groups[best][1]))
+            spans.append((w_start, words[best][1]))
             i = best + 1
         else:
             i += 1
@@ -162,11 +279,13 @@ def _scrub_cards(text: str) -> str:
     pieces: list[str] = []
     last = 0
     for m in _DIGIT_RUN.finditer(text):
-        base = m.start()
-        for start, end in _card_spans(m.group()):
-            pieces.append(text[last : base + start])
+        start, end = m.span()
+        if end - start < _CARD_MIN:
+            continue
+        for card_start, card_end in _card_spans(text, start, end):
+            pieces.append(text[last:card_start])
             pieces.append(SCRUBBED)
-            last = base + end
+            last = card_end
     if not pieces:
         return text
     pieces.append(text[last:])
@@ -191,28 +310,56 @@ def _digit_count(text: str) -> int:
     return len(data) - len(data.translate(None, _DIGITS))
 
 
-def _default_hint(f: str) -> bool:
-    """``DEFAULT_PATTERNS`` (and "bearer") can only match lower-cased text containing one of these.
+def _default_hint(f: str, text: str) -> bool:
+    """Whether lower-cased ``f`` (``text`` folded) may hold a key ``DEFAULT_PATTERNS`` match, or "bearer".
 
-    Substring tests are several times faster than the equivalent regex search in
-    CPython; tests check every default pattern against this function.
+    Substring tests are several times faster than the equivalent regex search in CPython; the short
+    words must also stand as words of their own (``_stands_alone``), so that "shipping" or "inside" do
+    not send every message through the pair scan. Tests check every default pattern against this function.
     """
-    return (
-        "pass" in f
-        or "pwd" in f
-        or "secret" in f
+    if (
+        "secret" in f
         or "token" in f
         or "key" in f
         or "auth" in f
         or "cookie" in f
-        or "session" in f
+        or "sess" in f
         or "credential" in f
         or "card" in f
-        or "cvv" in f
-        or "cvc" in f
         or "bearer" in f
+        or "jwt" in f
+        or "srf" in f
+        or ("cv" in f and ("cvv" in f or "cvc" in f))
         or ("cc" in f and ("num" in f or "no" in f))
+    ):
+        return True
+    if "pass" in f and ("passw" in f or "passphrase" in f or _stands_alone(f, text, "pass")):
+        return True
+    if "pw" in f and ("pwd" in f or _stands_alone(f, text, "pw")):
+        return True
+    if "sig" in f and ("signature" in f or _stands_alone(f, text, "sig")):
+        return True
+    return (
+        ("tkn" in f and _stands_alone(f, text, "tkn"))
+        or ("sid" in f and _stands_alone(f, text, "sid"))
+        or ("pin" in f and _stands_alone(f, text, "pin"))
+        or ("ssn" in f and _stands_alone(f, text, "ssn"))
     )
+
+
+def _stands_alone(f: str, text: str, word: str) -> bool:
+    """Whether ``word`` occurs in ``text`` (lower-cased: ``f``) as a word of its own, camelCase included:
+    "pin", "user_pin", "userPin", "PIN_CODE"; not "shipping" or "pinned" (but "PINNED": a hint only)."""
+    size = len(text)
+    if len(f) != size:  # lower() changed the length (rare non-ASCII letters): assume it does
+        return True
+    i = f.find(word)
+    while i >= 0:
+        j = i + len(word)
+        if (i == 0 or not text[i - 1].isalpha() or text[i].isupper()) and (j == size or not text[j].islower()):
+            return True
+        i = f.find(word, j)
+    return False
 
 
 class Scrubber:
@@ -241,17 +388,10 @@ class Scrubber:
         joined = "|".join(f"(?:{p})" for p in patterns) if patterns else r"(?!)"
         self._key = re.compile(joined, re.IGNORECASE)
         self._metric = re.compile(METRIC_HINT, re.IGNORECASE)
-        # Case-insensitive regexes are ~10x slower in CPython than plain ones on
-        # lower-cased text. Lower-casing keeps positions only for ASCII text, and
-        # only patterns without upper-case letters (``\S``, ``\D``...) survive it.
-        self._lowercase_ok = all(p == p.lower() for p in patterns)
         self._default = patterns == DEFAULT_PATTERNS
-        kv = _kv_pattern(joined)
-        self._kv_folded = re.compile(kv) if self._lowercase_ok else None
-        self._kv = re.compile(kv, re.IGNORECASE)
-        hint = f"{joined}|bearer"
-        self._hint = re.compile(hint) if self._lowercase_ok else re.compile(hint, re.IGNORECASE)
         self._cache: dict[str, int] = {}
+        #: Per ``str.format`` template: the fields whose values the rendered message would show as secrets.
+        self._templates: dict[str, dict[str, int]] = {}
         #: Short string values already found free of secrets: values repeat ("GET", "eu-west-1") like keys do.
         self._clean: dict[str, None] = {}
 
@@ -274,8 +414,11 @@ class Scrubber:
         return decision
 
     def _decide_name(self, name: str) -> int:
-        if name.casefold() in self.allow or not self._key.search(name):
-            return _KEEP
+        words = _KEY_SPLIT.split(name)
+        if name.casefold() in self.allow or not (
+            self._key.search(name) or self._key.search("_".join(w.lower() for w in words if w))
+        ):
+            return _KEEP_ID if words[-1].lower() in _ID_WORDS else _KEEP
         if self._metric.search(name):
             return _SCRUB_UNLESS_NUMBER
         return _SCRUB
@@ -285,7 +428,7 @@ class Scrubber:
         decision = self._cache.get(key)
         if decision is None:
             decision = self._decide(key)
-        return decision != _KEEP
+        return decision > 0
 
     # -- attributes ------------------------------------------------------------------
 
@@ -314,9 +457,14 @@ class Scrubber:
             if decision is None:
                 decision = self._decide(k)
             cls = type(v)
-            if not decision:
+            if decision <= 0:
                 if cls is str:
-                    if text and len(v) >= _MIN_SECRET_TEXT and v not in clean and self._text(v) is not v:
+                    if (
+                        text
+                        and len(v) >= _MIN_SECRET_TEXT
+                        and v not in clean
+                        and self._text(v, decision == _KEEP) is not v
+                    ):
                         return False
                 elif cls is not int and cls is not float and cls is not bool and v is not None:
                     return False  # containers (and anything unsanitised) take the thorough path
@@ -324,10 +472,10 @@ class Scrubber:
                 return False
         return True
 
-    def _text(self, value: str) -> str:
+    def _text(self, value: str, cards: bool = True) -> str:
         """``scrub_text`` for attribute values, remembering short values that had nothing to scrub."""
-        out = self.scrub_text(value)
-        if out is value and len(value) <= _CLEAN_MAX_CHARS:
+        out = self.scrub_text(value, cards=cards)
+        if out is value and cards and len(value) <= _CLEAN_MAX_CHARS:
             clean = self._clean
             if len(clean) >= _CACHE_MAX:
                 clean.clear()
@@ -335,8 +483,24 @@ class Scrubber:
         return out
 
     def scrub_value(self, value: Any) -> Any:
-        """Any sanitised value (a payload, say): dicts in it are scrubbed by key, strings as text."""
+        """Any sanitised value (a payload, say): dicts in it are scrubbed by key, strings as text,
+        ``[key, value]`` pairs by their key."""
         return self._value(value, 0)
+
+    def _pair(self, pair: Sequence[Any]) -> Sequence[Any] | None:
+        """A ``(name, value)`` pair -- headers as ASGI, Kafka and ``dict.items()`` give them -- with its
+        value scrubbed when the name is sensitive; None when it is not."""
+        key = pair[0]
+        decision = self._cache.get(key)
+        if decision is None:
+            decision = self._decide(key)
+        if decision <= 0:
+            return None
+        value = pair[1]
+        new = _scrub_value(value, decision)
+        if new is value:
+            return pair
+        return (key, new) if isinstance(pair, tuple) else [key, new]
 
     def _dict(self, d: dict[Any, Any], depth: int) -> dict[Any, Any]:
         out: dict[Any, Any] | None = None
@@ -345,56 +509,169 @@ class Scrubber:
             decision = cache.get(k)
             if decision is None:
                 decision = self._decide(k)
-            new = self._value(v, depth) if decision == _KEEP else _scrub_value(v, decision)
+            new = self._value(v, depth, decision == _KEEP) if decision <= 0 else _scrub_value(v, decision)
             if new is not v:
                 if out is None:
                     out = dict(d)
                 out[k] = new
         return d if out is None else out
 
-    def _list(self, items: list[Any], depth: int) -> list[Any]:
+    def _list(self, items: list[Any], depth: int, cards: bool = True) -> list[Any]:
         """Payload lists are long and mostly clean: copy only when an item changes."""
+        if len(items) == 2 and type(items[0]) is str:
+            pair = self._pair(items)
+            if pair is not None:
+                return pair  # type: ignore[return-value]
         out: list[Any] | None = None
         for i, v in enumerate(items):
-            new = self._value(v, depth)
+            new = self._value(v, depth, cards)
             if new is not v:
                 if out is None:
                     out = list(items)
                 out[i] = new
         return items if out is None else out
 
-    def _value(self, v: Any, depth: int) -> Any:
-        """A value under a non-sensitive key (or in a list): search inside it."""
+    def _value(self, v: Any, depth: int, cards: bool = True) -> Any:
+        """A value under a non-sensitive key (or in a list): search inside it (for card numbers too
+        unless the key names an identifier)."""
         cls = type(v)
         if cls is str:
-            return self._text(v) if self.scrub_values and v not in self._clean else v
+            return self._text(v, cards) if self.scrub_values and v not in self._clean else v
         if cls is int or cls is float or cls is bool or v is None:
             return v
         if cls is list and depth < _MAX_NESTING:
-            return self._list(v, depth + 1)
+            return self._list(v, depth + 1, cards)
         if isinstance(v, str):  # a str subclass (unsanitised input): judge its plain text
-            return self._text(str.__str__(v)) if self.scrub_values else v
+            return self._text(str.__str__(v), cards) if self.scrub_values else v
         if isinstance(v, (dict, list, tuple)):
             if depth >= _MAX_NESTING:  # only reachable for unsanitised, cyclic input
                 return SCRUBBED
             if isinstance(v, dict):
                 return self._dict(v, depth + 1)
-            items = [self._value(x, depth + 1) for x in v]
+            if len(v) == 2 and isinstance(v[0], str):
+                pair = self._pair(v)
+                if pair is not None:
+                    return pair
+            items = [self._value(x, depth + 1, cards) for x in v]
             if all(a is b for a, b in zip(items, v, strict=True)):
                 return v
             return items if isinstance(v, list) else tuple(items)
         return v
 
+    # -- messages and raw data -------------------------------------------------------
+
+    def scrub_args(self, template: str, args: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``args`` of ``template.format(**args)`` with the values its message would show as secrets
+        replaced: fields named like a sensitive key (``"login {pw}"``) and fields in the place of a
+        sensitive key's value (``"token={t}"``, ``'"password": "{p}"'``, ``"Authorization: Bearer {b}"``).
+        ``args`` itself when there are none. Decisions are made once per template."""
+        fields = self._templates.get(template)
+        if fields is None:
+            fields = self._template_fields(template)
+            if len(self._templates) >= _CACHE_MAX:
+                self._templates.clear()
+            self._templates[template] = fields
+        if not fields:
+            return args
+        out: dict[str, Any] | None = None
+        for name, decision in fields.items():
+            if name in args:
+                value = args[name]
+                new = _scrub_value(value, decision)
+                if new is not value:
+                    if out is None:
+                        out = dict(args)
+                    out[name] = new
+        return args if out is None else out
+
+    def _template_fields(self, template: str) -> dict[str, int]:
+        try:
+            parsed = list(_FORMATTER.parse(template))
+        except (ValueError, TypeError):  # not a valid template: it is not formatted either
+            return {}
+        fields: dict[str, int] = {}
+        before = ""
+        for literal, field, _spec, _conversion in parsed:
+            before += literal
+            if field is None:
+                continue
+            root = _FIELD_ROOT.match(field)
+            name = root.group() if root else ""
+            decision = self._decide(name) if name else _KEEP
+            if decision <= 0:
+                decision = self._field_decision(before)
+            if decision > 0 and fields.get(name) != _SCRUB:
+                fields[name] = decision
+            before += "x"  # the field's value, for the fields after it
+        return fields
+
+    def _field_decision(self, before: str) -> int:
+        """How a value following ``before`` in a message is scrubbed (``_KEEP`` when it is not)."""
+        if self.scrub_text(before + _PROBE, cards=False).endswith(_PROBE):
+            return _KEEP
+        if self.scrub_text(before + _PROBE_NUMBER, cards=False).endswith(_PROBE_NUMBER):
+            return _SCRUB_UNLESS_NUMBER  # "tokens_used={n}": a number there is a measurement
+        return _SCRUB
+
+    def hide_values(self, text: str, attrs: Mapping[str, Any]) -> str:
+        """``text`` without the values of ``attrs``' sensitive keys, where they occur in it verbatim: a
+        message rendered from its attributes by a logging library (``logger.info("login {pw}", pw=...)``).
+        Values shorter than four characters are not searched for."""
+        cache = self._cache
+        for key, value in attrs.items():
+            cls = type(value)
+            if cls is str:
+                shown = value
+            elif cls is int or cls is float:
+                shown = str(value)
+            else:
+                continue
+            if len(shown) < _HIDE_MIN or shown not in text:
+                continue
+            decision = cache.get(key)
+            if decision is None:
+                decision = self._decide(key)
+            if decision > 0 and _scrub_value(value, decision) is not value:
+                text = text.replace(shown, SCRUBBED)
+        return text
+
+    def scrub_bytes(self, data: bytes) -> bytes:
+        """Raw data with secrets replaced when it is text: JSON is scrubbed as a value (keys and all) and
+        written again (compact) if anything changed; other UTF-8 text (a form body, XML, a log line) as text.
+        Binary data -- not UTF-8, or with control characters -- is returned as it is; so is ``data`` when
+        nothing was found. A multi-byte character cut at the end (a truncated payload) stays as it was."""
+        tail = b""
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if exc.start < len(data) - 3 or exc.end != len(data):
+                return data
+            tail = data[exc.start :]
+            text = data[: exc.start].decode("utf-8")
+        if _CONTROL.search(text) is not None:
+            return data
+        if not tail and text.lstrip()[:1] in ("{", "["):
+            try:
+                value = _json_decode(data)
+            except (msgspec.DecodeError, ValueError, OverflowError):
+                pass
+            else:
+                new = self.scrub_value(value)
+                return data if new is value else _json_encode(new)
+        scrubbed = self.scrub_text(text)
+        return data if scrubbed is text else scrubbed.encode("utf-8") + tail
+
     # -- text ------------------------------------------------------------------------
 
-    def scrub_text(self, text: str) -> str:
+    def scrub_text(self, text: str, *, cards: bool = True) -> str:
         """``text`` with secrets replaced; ``text`` itself (same object) when none was found.
 
         Recognised: ``key=value`` / ``key: value`` / ``"key": "value"`` for
         sensitive keys (the key stays, the value goes; ``Authorization`` and
         ``Cookie`` headers lose the rest of their line), ``Bearer <token>``,
-        ``scheme://user:password@``, PEM private-key blocks and Luhn-valid card
-        numbers. Cheap substring tests skip the regular expressions for most text.
+        ``scheme://user:password@``, PEM private-key blocks and (unless not ``cards``)
+        card numbers (see ``_card_spans``). Cheap substring tests skip the regular
+        expressions for most text.
         """
         if type(text) is not str:  # callers outside the type checker's reach
             exact = _exact_str(text)
@@ -409,58 +686,71 @@ class Scrubber:
         if "://" in out and "@" in out:
             out = _URL_PASSWORD.sub(_scrub_url_password, out)
         if "=" in out or ":" in out or "earer" in out or "EARER" in out:
-            folded = out.lower() if out.isascii() else out.casefold()
+            folded = out.lower()
             if self._has_hint(folded, out):
-                out = self._scrub_pairs(out, folded)
+                out = self._scrub_pairs(out)
                 if "earer" in folded:
                     out = _BEARER.sub(_scrub_bearer, out)
-        if len(out) >= _CARD_MIN and _digit_count(out) >= _CARD_MIN:
+        if cards and len(out) >= _CARD_MIN and _digit_count(out) >= _CARD_MIN:
             out = _scrub_cards(out)
         return text if out == text else out
 
     def _has_hint(self, folded: str, text: str) -> bool:
-        """Whether a sensitive key word occurs at all: one cheap test before the expensive regex."""
+        """Whether a sensitive key may occur at all: one cheap test before the pair scan."""
         if self._default:
-            return _default_hint(folded)
-        return self._hint.search(folded if self._lowercase_ok else text) is not None
+            return _default_hint(folded, text)
+        return bool(self.patterns) or "bearer" in folded
 
-    def _scrub_pairs(self, text: str, folded: str) -> str:
-        if self._kv_folded is not None and text.isascii():
-            matches = self._kv_folded.finditer(folded)  # same positions as in text
-        else:
-            matches = self._kv.finditer(text)
+    def _scrub_pairs(self, text: str) -> str:
+        """Values of ``key <sep> value`` pairs whose key is sensitive, keys judged as in attributes."""
+        search = _PAIR.search
+        cache = self._cache
         pieces: list[str] = []
-        last = 0
-        for m in matches:
-            start = m.start("key")
-            if start < last:  # inside a value already removed (a header's rest of line)
+        last = pos = 0
+        while (m := search(text, pos)) is not None:
+            key = m.group("key")
+            decision = cache.get(key)
+            if decision is None:
+                decision = self._decide(key)
+            if decision <= 0 and key.lower() in _KEY_TAILS:
+                decision = self._two_words(text, m.start(), key)
+            value_start, end = m.span("value")
+            if decision <= 0:
+                pos = value_start  # a value may hold pairs of its own ("url=/x?token=abc")
                 continue
-            while start > last and text[start - 1] in _KEY_CHARS:
-                start -= 1
-            key = text[start : m.end("key")]
-            value = text[m.start("value") : m.end("value")]
-            if key.casefold() in self.allow:
+            value = m.group("value")
+            if decision == _SCRUB_UNLESS_NUMBER and _NUMBER.fullmatch(value):
+                pos = end  # token_count=12: a measurement
                 continue
-            if _NUMBER.fullmatch(value) and self._metric.search(key):
-                continue  # token_count=12: a measurement
-            header = ":" in m.group("sep") and _is_header(key.casefold())
-            value_start = m.start("value")
+            header = ":" in m.group("sep") and _is_header(key.lower())
             if m.group("scheme") and not header:
                 value_start = m.start("scheme")  # "password=basic x": "basic" is the value
-            end = m.end("value")
             if header and value[:1] not in ("'", '"', "\\"):
-                newline = text.find("\n", end)
-                end = len(text) if newline < 0 else newline
+                line_end = _LINE_END.search(text, end)
+                end = len(text) if line_end is None else line_end.start()
                 value = text[value_start:end]
             elif value_start != m.start("value"):
                 value = text[value_start:end]
             pieces.append(text[last:value_start])
             pieces.append(_replacement(value))
-            last = end
+            last = pos = end
         if not pieces:
             return text
         pieces.append(text[last:])
         return "".join(pieces)
+
+    def _two_words(self, text: str, start: int, key: str) -> int:
+        """The decision for ``key`` with the word before it, when one space apart ("private key")."""
+        if start < 2 or text[start - 1] != " ":
+            return _KEEP
+        first = start - 1
+        while first > 0 and (text[first - 1].isalnum() or text[first - 1] in "_.-"):
+            first -= 1
+        if first == start - 1:
+            return _KEEP
+        name = text[first:start] + key
+        decision = self._cache.get(name)
+        return self._decide(name) if decision is None else decision
 
 
 def _exact_str(text: object) -> str | None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hmac
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -41,7 +41,7 @@ from zoomtrace.read import query
 from zoomtrace.read.times import parse_duration, parse_time
 from zoomtrace.store.protocols import LEVELS, TRACE_KINDS, RecordFilter, TraceFilter
 from zoomtrace.store.urls import StoreUrl, resolve_store
-from zoomtrace.ui.code import read_source
+from zoomtrace.ui.code import read_source, resolve_code_roots
 
 STATIC = Path(str(resources.files("zoomtrace.ui") / "static"))
 COOKIE = "zoomtrace_token"
@@ -249,10 +249,11 @@ def trace_filter(params: QueryParams) -> TraceFilter:
 
 
 class Api:
-    def __init__(self, home: Path, where: StoreUrl, retention_days: int | None) -> None:
+    def __init__(self, home: Path, where: StoreUrl, retention_days: int | None, code_roots: Sequence[str]) -> None:
         self.home = home
         self.where = where
         self.retention_days = retention_days
+        self.code_roots = tuple(code_roots)
 
     @contextmanager
     def store(self, *, ingest: bool) -> Iterator[Any]:
@@ -336,8 +337,11 @@ class Api:
         context = _int(params, "context", 12, 0, 500)
         commit = params.get("commit") or None
         dirty = {"1": True, "true": True, "0": False, "false": False}.get(params.get("dirty") or "")
+        roots = self.code_roots
         result = await self.call(
-            lambda s: read_source(s, node_id=node_id, file=file, line=line, commit=commit, dirty=dirty, context=context)
+            lambda s: read_source(
+                s, node_id=node_id, file=file, line=line, commit=commit, dirty=dirty, context=context, roots=roots
+            )
         )
         return JSON(result)
 
@@ -412,6 +416,7 @@ def create_app(
     retention_days: int | None = None,
     allowed_hosts: frozenset[str] | set[str] | None = LOOPBACK_HOSTS,
     compress: bool = False,
+    code_roots: Sequence[str | os.PathLike[str]] | None = None,
 ) -> Starlette:
     """The viewer as an ASGI app reading the store ``store`` (a store URL, else ``$ZOOMTRACE_STORE``, else the
     DuckDB file of ``home``), into which each request first ingests the spool of ``home``.
@@ -421,9 +426,11 @@ def create_app(
     ``allowed_hosts``: ``Host`` header names accepted; ``None`` accepts any (only sensible with a token).
     ``compress``: gzip answers (fast level): worth it over a network, not on loopback, where a
     story of 100,000 records (~47 MB of JSON) travels faster than it compresses.
+    ``code_roots``: directories whose git repositories the code panel may read (default: ``$ZOOMTRACE_CODE_ROOTS``,
+    else the git work trees holding the current directory and ``home``; see ``zoomtrace.ui.code.resolve_code_roots``).
     """
     home = Path(home).absolute()
-    api = Api(home, resolve_store(home, store), retention_days)
+    api = Api(home, resolve_store(home, store), retention_days, resolve_code_roots(code_roots, home=home))
     hosts = frozenset(h.lower() for h in allowed_hosts) if allowed_hosts is not None else None
     routes = [
         Route("/api/traces", _wrap(api.traces)),

@@ -5,24 +5,37 @@ the file differed from that commit (``dirty``). The lines come from, in order:
 
 1. the node's snapshot of the file when it was dirty (content-addressed, in the store);
 2. the recorded commit in the node's git repository (``git cat-file blob <commit>:<path>``,
-   plumbing that runs no filters or text conversions);
+   plumbing that runs no filters or text conversions), when that repository lies in one of
+   the **code roots** the viewer's operator allows (``resolve_code_roots``);
 3. for installed code (``dist==version:module/path.py``), the installed distribution's
    file, only when the installed version is the recorded one.
 
-Nothing else is read: no path from a record is ever opened on disk directly, and git
-is asked only for objects, so a crafted path cannot reach outside the repository.
+A record must not widen what the viewer may read: records come from spools and Kafka
+topics that others may write, and a forged node record could name any repository the
+viewer's user can read. So its repository roots are only hints, checked against the
+code roots (after resolving symbolic links and ``..``), and git is held to the
+repository at that root (``GIT_CEILING_DIRECTORIES``: no climbing to an enclosing one).
+No path from a record is ever opened on disk directly, and git is asked only for
+objects, so a crafted path cannot reach outside the repository.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from zoomtrace.errors import NotFound
+from zoomtrace.runtime.provenance import find_repo_root
+
+#: Directories whose git repositories the code panel may read, ``os.pathsep``-separated (see ``resolve_code_roots``).
+CODE_ROOTS_ENV = "ZOOMTRACE_CODE_ROOTS"
 
 GIT_TIMEOUT_S = 5.0
 #: Files larger than this are not shown (the panel says so).
@@ -49,6 +62,41 @@ def _safe_path(path: str) -> bool:
     )
 
 
+def resolve_code_roots(
+    given: Sequence[str | os.PathLike[str]] | None = None,
+    *,
+    home: str | os.PathLike[str],
+    environ: Mapping[str, str] = os.environ,
+    cwd: str | os.PathLike[str] | None = None,
+) -> tuple[str, ...]:
+    """The directories whose git repositories (at them or below) the code panel may read, resolved.
+
+    ``given`` (``zoomtrace ui --code-root DIR``, repeatable) when not None; else ``$ZOOMTRACE_CODE_ROOTS``
+    (directories separated by ``os.pathsep``; set but empty: none) when set; else the git work trees
+    holding the current directory (``cwd``) and the home: where the operator works. None of them comes
+    from a record.
+    """
+    if given is not None:
+        dirs: list[str] = [os.fspath(d) for d in given]
+    elif CODE_ROOTS_ENV in environ:
+        dirs = [d for d in environ[CODE_ROOTS_ENV].split(os.pathsep) if d.strip()]
+    else:
+        found = (find_repo_root(os.fspath(cwd) if cwd is not None else os.getcwd()), find_repo_root(os.fspath(home)))
+        dirs = [d for d in found if d]
+    return tuple(dict.fromkeys(os.path.realpath(os.path.expanduser(d)) for d in dirs))
+
+
+def allowed_root(root: object, roots: Sequence[str]) -> str | None:
+    """``root`` (a repository root from a record) resolved, when it is one of ``roots`` or lies inside one."""
+    if not isinstance(root, str) or not os.path.isabs(root) or "\0" in root:
+        return None
+    real = os.path.realpath(root)
+    for allowed in roots:
+        if real == allowed or real.startswith(allowed.rstrip(os.sep) + os.sep):
+            return real
+    return None
+
+
 def node_repos(store: Any, node_id: str) -> list[dict[str, Any]]:
     """Repositories the node saw (``nodes.repos``: those listed at start and those met later)."""
     try:
@@ -68,7 +116,8 @@ def node_snapshot(store: Any, node_id: str, file: str) -> tuple[str | None, str 
 
 @lru_cache(maxsize=256)
 def git_blob(root: str, commit: str, path: str) -> bytes | None:
-    """The file at ``commit`` (immutable, hence cached), or None when git cannot say."""
+    """The file at ``commit`` in the repository at ``root`` (immutable, hence cached), or None when git
+    cannot say. Git does not look above ``root`` for a repository."""
     try:
         out = subprocess.run(
             ["git", "-C", root, "cat-file", "blob", f"{commit}:{path}"],
@@ -80,6 +129,7 @@ def git_blob(root: str, commit: str, path: str) -> bytes | None:
                 "LC_ALL": "C",
                 "PATH": "/usr/local/bin:/usr/bin:/bin",
                 "GIT_CONFIG_NOSYSTEM": "1",
+                "GIT_CEILING_DIRECTORIES": str(Path(root).parent),
             },
         )
     except (OSError, subprocess.SubprocessError):
@@ -91,6 +141,8 @@ def _installed(file: str) -> tuple[bytes | None, str | None]:
     m = _DIST.fullmatch(file)
     if not m:
         return None, None
+    if not _safe_path(m["path"]):  # a distribution's own files, not what it installs elsewhere (../../bin)
+        return None, f"{m['path']} is not a module path"
     try:
         dist = metadata.distribution(m["dist"])
     except metadata.PackageNotFoundError:
@@ -115,11 +167,13 @@ def read_source(
     commit: str | None = None,
     dirty: bool | None = None,
     context: int = 12,
+    roots: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Lines ``line - context`` … ``line + context`` of ``file`` as it ran, with where they came from.
 
     ``commit`` and ``dirty`` come from the record's ``code``; when unknown (error frames carry
-    only file and line) the node's repositories decide: their HEAD and their dirty lists.
+    only file and line) the node's repositories decide: their HEAD and their dirty lists. Git is
+    asked only in the node's repositories that lie in ``roots`` (``resolve_code_roots``).
     Returns ``{file, line, commit, dirty, origin, repo, start, lines, total_lines, problem}``;
     ``origin`` is ``snapshot``, ``git``, ``installed`` or None (then ``problem`` says why).
     """
@@ -148,9 +202,14 @@ def read_source(
     # Which (root, commit) pairs may hold the file: the recorded commit in the node's repositories
     # (the one whose HEAD it is first), or each repository's HEAD when the commit is unknown.
     candidates: list[tuple[str, str]] = []
+    outside: list[str] = []  # repositories the node recorded that the viewer may not read
     for repo in sorted(repos, key=lambda r: r.get("head") != commit):
-        root, head = repo.get("root"), repo.get("head")
-        if not isinstance(root, str):
+        recorded, head = repo.get("root"), repo.get("head")
+        if not isinstance(recorded, str):
+            continue
+        root = allowed_root(recorded, roots)
+        if root is None:
+            outside.append(recorded)
             continue
         rev = commit or head
         if isinstance(rev, str) and _COMMIT.fullmatch(rev) and (root, rev) not in candidates:
@@ -176,6 +235,11 @@ def read_source(
             problems.append("code outside any git repository: its source was not recorded")
         elif bad_commit:
             pass
+        elif not candidates and outside:
+            problems.append(
+                f"the process's repository ({', '.join(outside)}) is outside the code roots this viewer may read "
+                f"(zoomtrace ui --code-root DIR, or ${CODE_ROOTS_ENV})"
+            )
         elif not candidates:
             problems.append("the process recorded no git repository (or no commit) for this file")
         else:

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import webbrowser
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,7 +77,13 @@ class Running:
 
 
 def _prepare(
-    home: str | os.PathLike[str], host: str, port: int, token: str | None, store: StoreUrl, retention_days: int | None
+    home: str | os.PathLike[str],
+    host: str,
+    port: int,
+    token: str | None,
+    store: StoreUrl,
+    retention_days: int | None,
+    code_roots: Sequence[str],
 ) -> tuple[object, socket.socket, str, str | None]:
     import uvicorn
 
@@ -93,6 +99,7 @@ def _prepare(
         retention_days=retention_days,
         allowed_hosts=LOOPBACK_HOSTS if loopback else None,
         compress=not loopback,
+        code_roots=code_roots,
     )
     sock = _bind(host, port)
     url = _url(host, sock.getsockname()[1])
@@ -164,18 +171,23 @@ def serve(
     open_path: str | None = None,
     store: str | None = None,
     retention_days: int | None = None,
+    code_roots: Sequence[str | os.PathLike[str]] | None = None,
 ) -> None:
     """Serve the viewer for ``home`` until interrupted, printing its address (and token) first.
 
     ``token`` defaults to ``$ZOOMTRACE_UI_TOKEN`` (an argument would show in ``ps``); on an
     address other than loopback one is generated when neither is given. ``store`` is the store
     URL to read (else ``$ZOOMTRACE_STORE``, else the home's DuckDB file); the home's spool is
-    ingested into it as with every command.
+    ingested into it as with every command. ``code_roots``: the directories whose git repositories
+    the code panel may read (``zoomtrace.ui.code.resolve_code_roots``), printed.
     """
+    from zoomtrace.ui.code import resolve_code_roots
+
     home = Path(home).absolute()
     where = resolve_store(home, store)
     token = token or os.environ.get("ZOOMTRACE_UI_TOKEN") or None
-    server, sock, url, token = _prepare(home, host, port, token, where, retention_days)
+    roots = resolve_code_roots(code_roots, home=home)
+    server, sock, url, token = _prepare(home, host, port, token, where, retention_days, roots)
     with _stopped_by_signals(server):
         print(f"zoomtrace viewer for {home}" + ("" if where.default else f", store {where.redacted}"), flush=True)
         if token is not None:
@@ -183,6 +195,8 @@ def serve(
             print(f"  token  {token}   (or send 'Authorization: Bearer <token>')", flush=True)
         else:
             print(f"  open   {url}", flush=True)
+        shown = ", ".join(roots) if roots else "none (only snapshots of dirty files and installed packages)"
+        print(f"  code   git repositories under {shown}", flush=True)
         _announce(home, url, where)
         try:
             if open_path:
@@ -203,10 +217,14 @@ def background(
     token: str | None = None,
     *,
     store: str | None = None,
+    code_roots: Sequence[str | os.PathLike[str]] | None = None,
 ) -> Iterator[Running]:
     """Serve in a daemon thread for the duration of the block (tests, benchmarks)."""
+    from zoomtrace.ui.code import resolve_code_roots
+
     home = Path(home).absolute()
-    server, sock, url, token = _prepare(home, host, port, token, resolve_store(home, store), None)
+    roots = resolve_code_roots(code_roots, home=home)
+    server, sock, url, token = _prepare(home, host, port, token, resolve_store(home, store), None, roots)
     thread = threading.Thread(
         target=server.run,  # type: ignore[attr-defined]
         kwargs={"sockets": [sock]},
@@ -235,7 +253,12 @@ def _open_browser(url: str) -> None:
 
 
 def serve_and_open(
-    home: str | os.PathLike[str], trace_id: str, *, store: str | None = None, retention_days: int | None = None
+    home: str | os.PathLike[str],
+    trace_id: str,
+    *,
+    store: str | None = None,
+    retention_days: int | None = None,
+    code_roots: Sequence[str | os.PathLike[str]] | None = None,
 ) -> None:
     """Serve ``home`` (and ``store``) on 127.0.0.1 (port 8087, or any free port if taken) and open the story
     of ``trace_id``."""
@@ -245,4 +268,4 @@ def serve_and_open(
     except ConfigError:
         port = 0
     path = f"/trace/{quote(trace_id, safe='')}"
-    serve(home, "127.0.0.1", port, open_path=path, store=store, retention_days=retention_days)
+    serve(home, "127.0.0.1", port, open_path=path, store=store, retention_days=retention_days, code_roots=code_roots)

@@ -7,6 +7,13 @@ instrumentation scope. Everything Zoom knows that OTLP has no field for travels 
 attribute under a ``zoom.*`` name, so records come back unchanged (``otlp_to_records``)
 after a trip through an OpenTelemetry Collector.
 
+What leaves the machine (``exported_node_attrs``): node records say which repositories a process
+ran from by *name* (``repo``, ``repos[].root``, a ``repo`` record's ``root``: the directory's name,
+not its local path) and which sinks it writes to by *scheme and host* only (no user, password,
+path, query or fragment); commits, branches, dirty file lists and the command line (scrubbed by the
+runtime; OpenTelemetry's ``process.command_line``) travel as recorded. So these records do not
+come back unchanged. File snapshots are not exported at all (``exportable``).
+
 Import (``otlp_to_records``): OTLP from any OpenTelemetry SDK becomes Zoom records.
 Unknown attributes are kept as they are; ids of records that have no ``zoom.record.id``
 are derived from their content, so an export that is retried is stored once. Each
@@ -37,9 +44,11 @@ import base64
 import binascii
 import hashlib
 import json
+import posixpath
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import msgspec
 from google.protobuf import json_format
@@ -54,6 +63,7 @@ from zoomtrace.wire.record import Code, Error, Frame, Link, Record
 
 __all__ = [
     "SCOPE",
+    "exported_node_attrs",
     "logs_request_from_json",
     "node_resource",
     "otlp_to_records",
@@ -412,7 +422,8 @@ def _log(record: Record) -> tuple[str, LogRecord]:
             _fill(log.body, record.payload, 0)
         elif record.message is not None:
             log.body.string_value = record.message
-    for key, value in record.attrs.items():
+    shown = exported_node_attrs(record.type, record.attrs) if record.kind == "node" else record.attrs
+    for key, value in shown.items():
         _put(log.attributes, key, value)
     _put(log.attributes, RECORD_ID, record.id)
     if record.kind != "log":
@@ -424,6 +435,48 @@ def _log(record: Record) -> tuple[str, LogRecord]:
     if record.error is not None:
         _error_attrs(log.attributes, record.error)
     return scope, log
+
+
+def _repo_name(root: str) -> str:
+    """A repository root as its directory's name: what it is, not where it lies on this machine."""
+    return posixpath.basename(root.rstrip("/")) or root[:1]
+
+
+_BARE_SINK: Final = re.compile(r"[a-z][a-z0-9+.-]*")
+
+
+def _sink_outside(url: str) -> str:
+    """A sink URL as scheme and host(s) only: ``kafka://u:pw@b1:9092?sasl.password=x`` -> ``kafka://b1:9092``."""
+    scheme, sep, _ = url.partition("://")
+    if not sep:
+        return url if _BARE_SINK.fullmatch(url) else "?"  # "spool", "stdout"; anything else may hold anything
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return scheme if _BARE_SINK.fullmatch(scheme) else "?"
+    hosts = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{hosts}" if hosts else parts.scheme
+
+
+def exported_node_attrs(type_: str, attrs: Mapping[str, Any]) -> Mapping[str, Any]:
+    """What a node record's attributes say outside the machine (see the module docstring): ``attrs``
+    with repository roots as names and sink URLs as scheme and host; ``attrs`` itself for other types."""
+    if type_ not in ("started", "repo"):
+        return attrs
+    out = dict(attrs)
+    for key in ("repo", "root"):
+        if isinstance(out.get(key), str):
+            out[key] = _repo_name(out[key])
+    repos = out.get("repos")
+    if isinstance(repos, list):
+        out["repos"] = [
+            {**r, "root": _repo_name(r["root"])} if isinstance(r, dict) and isinstance(r.get("root"), str) else r
+            for r in repos
+        ]
+    sinks = out.get("sinks")
+    if isinstance(sinks, list):
+        out["sinks"] = [_sink_outside(url) if isinstance(url, str) else "?" for url in sinks]
+    return out
 
 
 def exportable(record: Record) -> bool:

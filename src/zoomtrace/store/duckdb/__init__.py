@@ -9,6 +9,7 @@ the measurements behind these choices.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Final
@@ -26,6 +27,12 @@ __all__ = ["STORE_SCHEMA", "DuckStore", "Prepared", "check_read_only", "prepare"
 STORE_SCHEMA: Final = 1
 #: Replaced trace summaries that make close() vacuum (also at least a quarter of the traces table).
 VACUUM_MIN_ROWS: Final = 100_000
+#: The connection user SQL runs on: read-only, and reaching no file, extension or network.
+USER_SQL_CONFIG: Final = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "enable_external_access": False,
+}
 
 
 def _open_error(path: Path, exc: duckdb.Error) -> StoreError:
@@ -57,10 +64,9 @@ class DuckStore(DuckReader, DuckWriter):
             self._con.close()
             raise
 
-    def _setup(self) -> None:
+    def _configure(self) -> None:
         con = self._con
-        self.staging.mkdir(parents=True, exist_ok=True)
-        # User SQL may read the store and nothing else: no files, no extensions, no network.
+        # The session reaches no file but its staging directory, no extension, no network.
         con.execute("SET autoinstall_known_extensions = false")
         con.execute("SET autoload_known_extensions = false")
         con.execute(f"SET allowed_directories = ['{_sql_string(str(self.staging))}/']")
@@ -69,6 +75,11 @@ class DuckStore(DuckReader, DuckWriter):
         # them by rewriting everything after them (measured: +1.1 us per record ingested). Vacuuming is
         # done by maintain() instead, when replaced trace summaries have piled up.
         con.execute("SET max_vacuum_tasks = 0")
+
+    def _setup(self) -> None:
+        con = self._con
+        self.staging.mkdir(parents=True, exist_ok=True)
+        self._configure()
         schema = resources.files("zoomtrace.store.duckdb").joinpath("schema.sql").read_text()
         con.execute("BEGIN TRANSACTION")
         try:
@@ -89,6 +100,31 @@ class DuckStore(DuckReader, DuckWriter):
                 f"the store {self.path} has schema version {found}, this zoomtrace expects {STORE_SCHEMA}: move "
                 f"it away and run any command to rebuild it from the spool (keep the spool files)"
             )
+
+    @contextlib.contextmanager
+    def _read_only(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection on which DuckDB refuses every change to the store, for user SQL (``USER_SQL_CONFIG``).
+
+        DuckDB opens a database file either read-only or read-write within one process, so the session's
+        own connection is closed meanwhile and opened again afterwards (the session's lock is held
+        throughout: no other session can come in between).
+        """
+        self._con.close()
+        try:
+            try:
+                con = duckdb.connect(str(self.path), read_only=True, config=dict(USER_SQL_CONFIG))
+            except duckdb.Error as exc:
+                raise _open_error(self.path, exc) from exc
+            try:
+                yield con
+            finally:
+                con.close()
+        finally:
+            try:
+                self._con = duckdb.connect(str(self.path))
+                self._configure()
+            except duckdb.Error as exc:
+                raise _open_error(self.path, exc) from exc
 
     def close(self) -> None:
         with contextlib.suppress(duckdb.Error):

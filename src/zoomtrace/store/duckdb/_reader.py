@@ -406,28 +406,34 @@ class DuckReader:
         ).fetchall()
         return [{"ts_ns": t, "segment": s, "problem": p} for t, s, p in rows]
 
+    def _read_only(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
+        """A read-only connection to the store (``DuckStore._read_only``)."""
+        raise NotImplementedError
+
     def sql(self, query: str, *, max_rows: int | None = None) -> tuple[Sequence[str], list[tuple[Any, ...]]]:
         """Run one read-only statement (SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN);
         at most ``max_rows`` rows are returned when given.
 
-        Statements are classified by DuckDB's own parser, and the query runs in a transaction that is
-        rolled back, on a connection that cannot touch files: three independent guards.
+        Two independent guards: statements are classified by DuckDB's own parser (``check_read_only``,
+        for a clear refusal), and the query runs on a connection opened read-only, which DuckDB keeps
+        from changing anything whatever the statement -- a data-modifying CTE such as
+        ``WITH x AS (DELETE ... RETURNING id) SELECT ...``, which the parser calls a SELECT, included --
+        and which cannot reach files, extensions or the network. It is closed after the query, with
+        whatever the query set or created in it.
         """
         check_read_only(query)
-        cur = self._con.cursor()
-        try:
-            cur.execute("BEGIN TRANSACTION")
+        with self._read_only() as con:
             try:
-                cur.execute(query)
+                cur = con.execute(query)
                 columns = [d[0] for d in cur.description or ()]
                 rows = cur.fetchall() if max_rows is None else cur.fetchmany(max(0, max_rows))
-            finally:
-                with contextlib.suppress(duckdb.Error):
-                    cur.execute("ROLLBACK")
-        except duckdb.Error as exc:
-            raise StoreError(f"SQL error: {_one_line(exc)}") from None
-        finally:
-            cur.close()
+            except duckdb.Error as exc:
+                text = _one_line(exc)
+                if "read-only mode" in text:
+                    raise ReadOnlySQL(
+                        f"the SQL interface only reads the store, and this query would change it ({text})"
+                    ) from None
+                raise StoreError(f"SQL error: {text}") from None
         return columns, rows
 
 
