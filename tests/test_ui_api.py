@@ -765,3 +765,10 @@ def test_serve_beyond_loopback_prints_the_token(shop: Shop) -> None:
             assert response.status == 200
     finally:
         stop(proc)
+
+
+def test_the_page_preloads_every_module_of_the_viewer() -> None:
+    html = (STATIC / "index.html").read_text()
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="/static/js/([a-z]+\.js)">', html))
+    modules = {p.name for p in (STATIC / "js").glob("*.js")} - {"main.js"}
+    assert preloaded == modules
