@@ -10,6 +10,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 try:
     import helpers as h
 except ImportError:  # tests/ imported as a package
@@ -59,3 +61,62 @@ def test_a_forked_child_leaving_an_inherited_span_does_not_record_it_again(tmp_p
     logs = h.sql(home, "SELECT node_id, span_id FROM records WHERE kind = 'log'")
     assert logs == [{"node_id": forked["node_id"], "span_id": ran["span_id"]}]
     assert forked["stop_cause"] == "exit"
+
+
+# -- multiprocessing children: every start method, wherever the child's node is started ----------------
+
+MULTIPROCESSING = """
+    import json, multiprocessing, os
+    import zoomtrace as zt
+
+    METHOD, INIT, N = os.environ["ZT_MP_METHOD"], os.environ["ZT_MP_INIT"], 1000
+    if INIT == "module":  # run by every process importing this module: the child too (spawn, forkserver)
+        zt.init("mp-app")
+
+
+    def work():
+        if INIT == "target":
+            zt.init("mp-child")
+        for i in range(N):
+            zt.log.info("child record {i}", i=i)
+
+
+    if __name__ == "__main__":
+        child = multiprocessing.get_context(METHOD).Process(target=work)
+        child.start()
+        child.join()
+        print("RESULT " + json.dumps({"exitcode": child.exitcode, "child_pid": child.pid, "n": N}), flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    ("method", "init"),
+    [
+        ("fork", "module"),
+        ("fork", "target"),
+        ("forkserver", "module"),
+        ("forkserver", "target"),
+        ("spawn", "module"),
+        ("spawn", "target"),
+    ],
+)
+def test_a_multiprocessing_child_keeps_its_records_and_its_stop(tmp_path: Path, method: str, init: str) -> None:
+    """A child that leaves through ``os._exit`` (fork, forkserver) as well as one that exits normally (spawn)."""
+    script = tmp_path / "mp_app.py"
+    script.write_text(textwrap.dedent(MULTIPROCESSING).lstrip("\n"))
+    home = tmp_path / "home"
+    env = h.child_env(home, ZT_MP_METHOD=method, ZT_MP_INIT=init)
+    ran = h.result(h.run_script(script, home, env=env))
+    assert ran["exitcode"] == 0
+    nodes = {n["pid"]: n for n in node_rows(home)}
+    assert ran["child_pid"] in nodes, f"the child's node was not recorded: {nodes}"
+    child = nodes[ran["child_pid"]]
+    assert child["stop_cause"] == "exit"
+    (row,) = h.sql(home, f"SELECT count(*) AS n FROM records WHERE kind = 'log' AND node_id = '{child['node_id']}'")
+    assert row["n"] == ran["n"]
+    assert sum(lost_totals(home, child["node_id"])) == 0
+
+
+def lost_totals(home: Path, node_id: str) -> list[int]:
+    rows = h.sql(home, f"SELECT attrs FROM records WHERE type = 'lost' AND node_id = '{node_id}'")
+    return [int(h.as_json(r["attrs"])["total"]) for r in rows]

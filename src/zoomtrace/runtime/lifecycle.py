@@ -5,6 +5,10 @@ interpreter exit, on an uncaught exception, on ``SIGTERM`` (Zoom's handler, or c
 before the application's) and on ``SIGINT``; spans still open then are recorded as
 ``interrupted``. A forked child starts a node of its own whose parent is the forking node.
 The running node sits in ``zoomtrace.capture.recorder``, where the hot path finds it.
+
+Multiprocessing children (every start method but ``spawn``) leave through ``os._exit``, which
+skips ``atexit``: their node is stopped through multiprocessing's own exit hook (``util.Finalize``,
+run by ``util._exit_function`` after the target). See docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -126,18 +130,28 @@ def _after_fork_in_child() -> None:
         provenance=parent.provenance,
     )
     _set_running(child)
+    _hook_exits_without_atexit(child)
+
+
+def _hook_exits_without_atexit(node: Node) -> None:
+    """Stop ``node`` also when this process ends the ways that skip ``atexit``, wherever Python gives a hook."""
     if "multiprocessing" in sys.modules:
-        # multiprocessing children leave with os._exit, which skips atexit, and clear the finalizers
-        # registered before their bootstrap: register ours from its after-fork hooks, which run later.
+        # A multiprocessing child (fork, forkserver; spawn too, though it exits through atexit) runs
+        # multiprocessing's exit function (its finalizers) after the target, then leaves with os._exit.
+        # Its bootstrap clears the finalizers registered before it (a fork child's node, a node started
+        # while the child imports the main module): those register again from its after-fork hooks, which
+        # run after the clearing. A node started in the target itself registers directly.
         from multiprocessing import util
 
-        util.register_after_fork(child, _finalize_in_multiprocessing_child)
+        util.Finalize(None, _at_exit, exitpriority=-100)
+        util.register_after_fork(node, _finalize_in_multiprocessing_child)
 
 
-def _finalize_in_multiprocessing_child(_node: Node) -> None:
-    from multiprocessing import util
+def _finalize_in_multiprocessing_child(node: Node) -> None:
+    if node is running():
+        from multiprocessing import util
 
-    util.Finalize(None, _at_exit, exitpriority=-100)
+        util.Finalize(None, _at_exit, exitpriority=-100)
 
 
 _hooks_installed = False
@@ -220,6 +234,7 @@ def init(
     )
     _set_running(node)
     _install_process_hooks(install_signal_handlers)
+    _hook_exits_without_atexit(node)
     if propagate_to_threads:
         from zoomtrace.capture import threads
 
