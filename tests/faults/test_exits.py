@@ -6,6 +6,7 @@ Every case is a real child process writing to a real home; the store is read thr
 
 from __future__ import annotations
 
+import signal
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,79 @@ def test_a_multiprocessing_child_keeps_its_records_and_its_stop(tmp_path: Path, 
     (row,) = h.sql(home, f"SELECT count(*) AS n FROM records WHERE kind = 'log' AND node_id = '{child['node_id']}'")
     assert row["n"] == ran["n"]
     assert sum(lost_totals(home, child["node_id"])) == 0
+
+
+# -- os.fork children leaving through os._exit ---------------------------------------------------------
+
+FORK_AND_EXIT = """
+    import json, os, sys
+    import zoomtrace as zt
+
+    N = 1000
+    if sys.argv[1] == "parent":  # the child gets a node of its own at the fork
+        zt.init("forker")
+    pid = os.fork()
+    if pid == 0:
+        if sys.argv[1] == "child":  # or starts one itself
+            zt.init("forked")
+        for i in range(N):
+            zt.log.info("child record {i}", i=i)
+        os._exit(3)  # no flush, no atexit
+    _, status = os.waitpid(pid, 0)
+    print("RESULT " + json.dumps({
+        "pid": os.getpid(), "child_pid": pid, "n": N, "status": os.waitstatus_to_exitcode(status),
+        "parent_exit_wrapped": hasattr(os._exit, "__wrapped__"),
+    }), flush=True)
+"""
+
+
+@pytest.mark.parametrize("init", ["parent", "child"])
+def test_a_forked_child_leaving_through_os_exit_keeps_every_record(tmp_path: Path, init: str) -> None:
+    home, child = run(tmp_path, "fork_exit", FORK_AND_EXIT, init)
+    ran = h.result(child)
+    assert ran["status"] == 3, "the exit status the child asked for is kept"
+    assert ran["parent_exit_wrapped"] is False, "os._exit is wrapped in forked children only"
+    nodes = {n["pid"]: n for n in node_rows(home)}
+    assert ran["child_pid"] in nodes, f"the child's node was not recorded: {nodes}"
+    forked = nodes[ran["child_pid"]]
+    assert forked["stop_cause"] == "exit"
+    (stopped,) = h.sql(home, f"SELECT attrs FROM records WHERE type = 'stopped' AND node_id = '{forked['node_id']}'")
+    assert h.as_json(stopped["attrs"])["exit_code"] == 3
+    (row,) = h.sql(home, f"SELECT count(*) AS n FROM records WHERE kind = 'log' AND node_id = '{forked['node_id']}'")
+    assert row["n"] == ran["n"]
+
+
+# -- SIGKILL: the window no library can close ----------------------------------------------------------
+
+KILLED = """
+    import json, os, threading
+    import zoomtrace as zt
+
+    zt.init("killed")
+    for i in range(500):
+        zt.log.info("before the flush {i}", i=i)
+    flushed = zt.flush()
+    print("RESULT " + json.dumps({"pid": os.getpid(), "flushed": flushed}), flush=True)
+    threading.Event().wait(60)
+"""
+
+
+def test_sigkill_keeps_what_was_flushed_and_leaves_the_node_without_a_stop(tmp_path: Path) -> None:
+    script = tmp_path / "killed.py"
+    script.write_text(textwrap.dedent(KILLED).lstrip("\n"))
+    home = tmp_path / "home"
+    child = h.Child(script, home)
+    try:
+        ran = child.expect_json("RESULT")
+    finally:
+        child.kill()
+    assert child.wait() == -signal.SIGKILL
+    assert ran["flushed"] is True
+    (node,) = node_rows(home)
+    assert node["pid"] == ran["pid"]
+    assert node["stop_cause"] is None, "a SIGKILLed process cannot record its stop"
+    (row,) = h.sql(home, "SELECT count(*) AS n FROM records WHERE kind = 'log'")
+    assert row["n"] == 500
 
 
 def lost_totals(home: Path, node_id: str) -> list[int]:

@@ -164,8 +164,12 @@ class Node:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    def stop(self, cause: str, error: BaseException | None = None, timeout: float = 5.0) -> None:
-        """Record *stopped* (and interrupted spans), drain and close. Idempotent."""
+    def stop(
+        self, cause: str, error: BaseException | None = None, timeout: float = 5.0, exit_code: int | None = None
+    ) -> None:
+        """Record *stopped* (and interrupted spans), drain and close. Idempotent.
+
+        ``exit_code`` is the status the process leaves with, when known (``os._exit(status)``)."""
         with self._stop_lock:
             if self.stopped:
                 return
@@ -175,7 +179,9 @@ class Node:
             span.end_ns, span.status = now, "interrupted"
             self.pipeline.put_unbounded((items.SPAN, span))
         self.open_spans.clear()
-        attrs = {"cause": cause, "stopped_ns": now, "uptime_s": (now - self.started_ns) / 1e9}
+        attrs: dict[str, Any] = {"cause": cause, "stopped_ns": now, "uptime_s": (now - self.started_ns) / 1e9}
+        if exit_code is not None:
+            attrs["exit_code"] = exit_code
         err = self.encoder.error(error) if error is not None else None
         self.pipeline.put_unbounded((items.RECORD, self.encoder.node_record("stopped", attrs, ts_ns=now, error=err)))
         self.pipeline.flush(timeout)
