@@ -113,6 +113,7 @@ class Node:
             on_full=on_full,
             block_timeout_s=block_timeout_s,
             extras=self._extras,
+            hold=self._hold,
         )
         self.pipeline.put_unbounded((items.RECORD, started))
 
@@ -128,6 +129,18 @@ class Node:
             self._lost_reported = lost
             extras.append(self.encoder.node_record("lost", {"lost": lost, "total": sum(lost.values())}))
         return extras
+
+    def _hold(self, record: Record) -> str | None:
+        """The node records a sink must get even after failing to write them (a full disk at start): the
+        *started* record (without it the node has no service or identity), the repositories (written once),
+        the latest ``lost`` count (which counts the records that were not held)."""
+        if record.kind != "node" or record.node_id != self.node_id:
+            return None
+        if record.type in ("started", "lost"):
+            return record.type
+        if record.type == "repo" and record.attrs:
+            return f"repo:{record.attrs.get('root')}"
+        return None
 
     def _started_record(self) -> Record:
         entry_root = _entry_root()
