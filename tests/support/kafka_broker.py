@@ -17,6 +17,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -84,9 +85,22 @@ class KafkaBroker:
         self.running = False
 
     def kill(self) -> None:
-        """SIGKILL the broker at once (outage/crash); its data stays on disk."""
+        """SIGKILL the broker at once (outage/crash); its data stays on disk. Returns once its port refuses
+        connections: the kernel tears a killed process's listening socket down a moment after the process."""
         self._check(self._run(["stop", "--now", "--keep"], timeout=60), "kill")
         self.running = False
+        deadline = time.monotonic() + 30
+        while self._accepts():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.bootstrap} still accepts connections 30 s after the broker was killed")
+            time.sleep(0.05)
+
+    def _accepts(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return True
+        except OSError:
+            return False
 
     def restart(self) -> str:
         """Stop (if running) keeping the data, then start again on the same port and data."""

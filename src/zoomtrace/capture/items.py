@@ -11,7 +11,6 @@ into records (``zoomtrace.runtime.encoder``). Layouts:
 - ``(EVENT, id, ts_ns, code, line, type, obj, sources, attrs, parent)``
 - ``(RAW, id, ts_ns, code, line, type, data, format, attrs, parent)``
 - ``(RECORD, record)`` (already a ``Record``: node lifecycle)
-- ``(NODE_START,)`` (the worker completes the node's *started* record with provenance)
 """
 
 from typing import Final
@@ -22,5 +21,4 @@ SPAN: Final = 2
 EVENT: Final = 3
 RAW: Final = 4
 RECORD: Final = 5
-NODE_START: Final = 6
 FOREIGN: Final = 7

@@ -241,7 +241,7 @@ def _start(zoom: ZoomSpan, start_time: int | None) -> None:
     thread = threading.current_thread()
     zoom.thread = thread.name
     zoom._thread_ident = thread.ident
-    node = recorder.active
+    node = zoom._node = recorder.active
     if node is not None:
         node.open_spans[zoom.span_id] = zoom
     # As in ``Span.__enter__``: the CPU clock is read within the wall-clock interval.
@@ -255,7 +255,7 @@ def _finish(zoom: ZoomSpan, end_time: int | None) -> None:
     if zoom._cpu_start is not None and threading.get_ident() == zoom._thread_ident and end_time is None:
         zoom.cpu_ns = cpu_time(zoom._cpu_start, cpu_end, zoom.end_ns - zoom.start_ns)
     node = recorder.active
-    if node is not None:
+    if node is not None and (node is zoom._node or zoom._node is None):  # as in ``Span.__exit__``
         node.open_spans.pop(zoom.span_id, None)
         node.pipeline.put((items.SPAN, zoom))
 

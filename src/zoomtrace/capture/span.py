@@ -34,6 +34,7 @@ class Span:
 
     __slots__ = (
         "_cpu_start",
+        "_node",
         "_thread_ident",
         "_token",
         "attrs",
@@ -100,6 +101,8 @@ class Span:
         self.start_ns = 0
         self._cpu_start: int | None = None
         self._token: Any = None
+        #: The node running when the span was entered: only that node records it (not a forked child's).
+        self._node: Any = None
 
     def set(self, /, *, attrs: Mapping[str, Any] | None = None, **fields: Any) -> Span:
         """Add or replace attributes (keywords and/or the ``attrs`` mapping); they are recorded when the span ends."""
@@ -113,7 +116,7 @@ class Span:
         self.thread = thread.name
         self._thread_ident = thread.ident
         self._token = current.set(self)
-        node = recorder.active
+        node = self._node = recorder.active
         if node is not None:
             node.open_spans[self.span_id] = self
         # The two clocks are read last, wall clock first, and read back first, CPU clock first
@@ -138,7 +141,10 @@ class Span:
         except ValueError:  # exited in another context (e.g. a generator finished elsewhere)
             current.set(None)
         node = recorder.active
-        if node is not None:
+        # Recorded by the node it was entered under (or by any, if entered before init()): a forked child
+        # continues its parent's open spans but does not record them again, the parent does when they end
+        # there; nor does a node started after shutdown() record a span the stopped node recorded interrupted.
+        if node is not None and (node is self._node or self._node is None):
             node.open_spans.pop(self.span_id, None)
             node.pipeline.put((SPAN, self))
 

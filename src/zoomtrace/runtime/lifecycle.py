@@ -5,6 +5,12 @@ interpreter exit, on an uncaught exception, on ``SIGTERM`` (Zoom's handler, or c
 before the application's) and on ``SIGINT``; spans still open then are recorded as
 ``interrupted``. A forked child starts a node of its own whose parent is the forking node.
 The running node sits in ``zoomtrace.capture.recorder``, where the hot path finds it.
+
+Some processes end without ``atexit``: multiprocessing children (every start method but
+``spawn``) and forked children in general leave through ``os._exit``. Their node is stopped
+through multiprocessing's own exit hook (``util.Finalize``, run by ``util._exit_function``)
+and, in a forked child only, by ``os._exit`` itself, wrapped to stop the node (bounded by
+``EXIT_TIMEOUT_S``) before it calls the original. See docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 from zoomtrace.capture import recorder
 from zoomtrace.capture.recorder import LEVELS
@@ -105,7 +111,18 @@ def _install_signal_handlers() -> None:
         signal.signal(signal.SIGINT, _chain("SIGINT", interrupt))
 
 
+#: How long a process leaving through ``os._exit`` waits for its node's records: the pipeline's flush,
+#: then its close, each at most this long (the same bound as at a normal exit).
+EXIT_TIMEOUT_S = 5.0
+
+#: This process was forked (``os.fork``, a multiprocessing ``fork`` or ``forkserver`` child, a pre-fork
+#: server's worker) from one that had imported Zoom: ``os._exit`` is how such children end.
+_forked_child = False
+
+
 def _after_fork_in_child() -> None:
+    global _forked_child
+    _forked_child = True
     parent = running()
     if parent is None:
         return
@@ -126,18 +143,57 @@ def _after_fork_in_child() -> None:
         provenance=parent.provenance,
     )
     _set_running(child)
+    _hook_exits_without_atexit(child)
+
+
+def _hook_exits_without_atexit(node: Node) -> None:
+    """Stop ``node`` also when this process ends the ways that skip ``atexit``, wherever Python gives a hook."""
     if "multiprocessing" in sys.modules:
-        # multiprocessing children leave with os._exit, which skips atexit, and clear the finalizers
-        # registered before their bootstrap: register ours from its after-fork hooks, which run later.
+        # A multiprocessing child (fork, forkserver; spawn too, though it exits through atexit) runs
+        # multiprocessing's exit function (its finalizers) after the target, then leaves with os._exit.
+        # Its bootstrap clears the finalizers registered before it (a fork child's node, a node started
+        # while the child imports the main module): those register again from its after-fork hooks, which
+        # run after the clearing. A node started in the target itself registers directly.
         from multiprocessing import util
 
-        util.register_after_fork(child, _finalize_in_multiprocessing_child)
+        util.Finalize(None, _at_exit, exitpriority=-100)
+        util.register_after_fork(node, _finalize_in_multiprocessing_child)
+    if _forked_child:
+        _wrap_os_exit()
 
 
-def _finalize_in_multiprocessing_child(_node: Node) -> None:
-    from multiprocessing import util
+def _finalize_in_multiprocessing_child(node: Node) -> None:
+    if node is running():
+        from multiprocessing import util
 
-    util.Finalize(None, _at_exit, exitpriority=-100)
+        util.Finalize(None, _at_exit, exitpriority=-100)
+
+
+def _wrap_os_exit() -> None:
+    """In a forked child only: ``os._exit`` stops the node (bounded) before it calls the ``os._exit`` it replaces.
+
+    A forked child ends with ``os._exit`` by design (so that it does not run its parent's exit handlers
+    twice), which makes that the normal end of a pre-fork server's worker, a multiprocessing child or a
+    Celery/billiard worker: without this, everything still in its queue is lost, uncounted. In a process
+    that was not forked, ``os._exit`` stays untouched: there it is the application's explicit request to
+    leave at once. Code that kept a reference to ``os._exit`` from before the fork bypasses this.
+    """
+    previous = os._exit
+    if getattr(previous, "_zoomtrace", False):
+        return  # already wrapped (a child of a forked child)
+
+    def _exit(status: int) -> NoReturn:
+        try:
+            node = running()
+            if node is not None and node.pid == os.getpid():
+                cause, error = _stop_cause()
+                node.stop(cause, error, timeout=EXIT_TIMEOUT_S, exit_code=status)
+        finally:  # leaving is what the caller asked for, whatever happened while stopping
+            previous(status)
+
+    _exit.__wrapped__ = previous  # type: ignore[attr-defined]
+    _exit._zoomtrace = True  # type: ignore[attr-defined]
+    os._exit = _exit
 
 
 _hooks_installed = False
@@ -153,7 +209,6 @@ def _install_process_hooks(install_signal_handlers: bool) -> None:
     atexit.register(_at_exit)
     _previous_excepthook = sys.excepthook
     sys.excepthook = _excepthook
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def init(
@@ -220,6 +275,7 @@ def init(
     )
     _set_running(node)
     _install_process_hooks(install_signal_handlers)
+    _hook_exits_without_atexit(node)
     if propagate_to_threads:
         from zoomtrace.capture import threads
 
@@ -229,6 +285,10 @@ def init(
 
         capture(node.levelno)
     return node
+
+
+# At import, not at init(): a child forked before its own init() is a forked child as well.
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def flush(timeout: float = 5.0) -> bool:

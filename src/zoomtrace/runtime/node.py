@@ -1,8 +1,8 @@
 """The node: one process run, with its build, its machine, its start, its stop and the cause.
 
 A ``Node`` owns the pipeline and the encoder of this process, opens the sinks with its
-identity, and records *started* (completed with git provenance by the worker, so start-up
-stays fast) and *stopped*.
+identity, and records *started* (built with git provenance before ``init()`` returns, so that
+the worker drains records from the first one) and *stopped*.
 When it starts and stops, and why, is ``zoomtrace.runtime.lifecycle``'s business.
 """
 
@@ -31,6 +31,17 @@ from zoomtrace.wire.record import Record, uuid7
 
 if TYPE_CHECKING:
     from zoomtrace.capture.span import Span
+
+
+def _entry_root() -> str | None:
+    """The repository of the program's entry point, else of the working directory (if it still exists)."""
+    main = sys.modules.get("__main__")
+    entry = getattr(main, "__file__", None) or (sys.argv[0] if sys.argv and sys.argv[0] else None)
+    try:
+        root = find_repo_root(os.path.dirname(os.path.abspath(entry))) if entry else None
+        return root if root is not None else find_repo_root(os.getcwd())
+    except OSError:  # the working directory was deleted: a relative entry point cannot be found either
+        return None
 
 
 def redact_url(url: str) -> str:
@@ -86,25 +97,30 @@ class Node:
             self.node_id, service=service, env=env, group=group, version=version, host=self.host, pid=self.pid
         )
         self._lost_reported: dict[str, int] = {}
+        # The start-up work (git, the platform, the modules the worker will use) is done here, before
+        # init() returns: left to the worker, it competed for the GIL with an application busy from its
+        # first line, and the worker drained nothing for about a second while the queue filled up.
+        try:
+            started = self._started_record()
+        except Exception as exc:  # the node is recorded all the same, with what is known for sure
+            attrs = {**self.describe(), "parent_node_id": self.parent_node_id, "python": platform.python_version()}
+            attrs["provenance_problem"] = f"could not describe the process: {exc!r}"
+            started = self.encoder.node_record("started", attrs, ts_ns=self.started_ns)
         self.pipeline = Pipeline(
-            self._encode,
+            self.encoder,
             self._open_sinks,
             maxsize=queue_size,
             on_full=on_full,
             block_timeout_s=block_timeout_s,
             extras=self._extras,
+            hold=self._hold,
         )
-        self.pipeline.put((items.NODE_START,))
+        self.pipeline.put_unbounded((items.RECORD, started))
 
     def _open_sinks(self, report_loss: ReportLoss) -> list[Sink]:
         return [open_sink(url, home=self.home, node=self.identity, report_loss=report_loss) for url in self.sink_urls]
 
     # -- worker side -------------------------------------------------------------------
-
-    def _encode(self, item: tuple[Any, ...]) -> Record | None:
-        if item[0] == items.NODE_START:
-            return self._started_record()
-        return self.encoder(item)
 
     def _extras(self) -> list[Record]:
         extras = self.encoder.take_extras()
@@ -114,20 +130,28 @@ class Node:
             extras.append(self.encoder.node_record("lost", {"lost": lost, "total": sum(lost.values())}))
         return extras
 
+    def _hold(self, record: Record) -> str | None:
+        """The node records a sink must get even after failing to write them (a full disk at start): the
+        *started* record (without it the node has no service or identity), the repositories (written once),
+        the latest ``lost`` count (which counts the records that were not held)."""
+        if record.kind != "node" or record.node_id != self.node_id:
+            return None
+        if record.type in ("started", "lost"):
+            return record.type
+        if record.type == "repo" and record.attrs:
+            return f"repo:{record.attrs.get('root')}"
+        return None
+
     def _started_record(self) -> Record:
-        main = sys.modules.get("__main__")
-        entry = getattr(main, "__file__", None) or (sys.argv[0] if sys.argv and sys.argv[0] else None)
-        entry_root = find_repo_root(os.path.dirname(os.path.abspath(entry))) if entry else None
-        if entry_root is None:
-            entry_root = find_repo_root(os.getcwd())
+        entry_root = _entry_root()
         roots = {entry_root} if entry_root else set()
         for name, module in list(sys.modules.items()):
             path = getattr(module, "__file__", None)
             # Zoom's own modules are not the application's code, even in a development checkout.
             if isinstance(path, str) and name.partition(".")[0] != "zoomtrace":
-                repo = self.provenance.locate(path).repo
-                if repo is not None:
-                    roots.add(repo.root)
+                root = self.provenance.root_of(path)
+                if root is not None:
+                    roots.add(root)
         repos = [self.provenance.repo(root) for root in sorted(roots)]
         self.provenance.take_new_repos()  # listed here, not again as "repo" records
         entry_repo = self.provenance.repos.get(entry_root) if entry_root else None
@@ -164,8 +188,12 @@ class Node:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    def stop(self, cause: str, error: BaseException | None = None, timeout: float = 5.0) -> None:
-        """Record *stopped* (and interrupted spans), drain and close. Idempotent."""
+    def stop(
+        self, cause: str, error: BaseException | None = None, timeout: float = 5.0, exit_code: int | None = None
+    ) -> None:
+        """Record *stopped* (and interrupted spans), drain and close. Idempotent.
+
+        ``exit_code`` is the status the process leaves with, when known (``os._exit(status)``)."""
         with self._stop_lock:
             if self.stopped:
                 return
@@ -175,7 +203,9 @@ class Node:
             span.end_ns, span.status = now, "interrupted"
             self.pipeline.put_unbounded((items.SPAN, span))
         self.open_spans.clear()
-        attrs = {"cause": cause, "stopped_ns": now, "uptime_s": (now - self.started_ns) / 1e9}
+        attrs: dict[str, Any] = {"cause": cause, "stopped_ns": now, "uptime_s": (now - self.started_ns) / 1e9}
+        if exit_code is not None:
+            attrs["exit_code"] = exit_code
         err = self.encoder.error(error) if error is not None else None
         self.pipeline.put_unbounded((items.RECORD, self.encoder.node_record("stopped", attrs, ts_ns=now, error=err)))
         self.pipeline.flush(timeout)

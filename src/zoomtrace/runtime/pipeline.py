@@ -7,6 +7,9 @@ in batches. A full queue drops (or blocks up to a deadline, if so configured);
 every dropped or unwritable record is counted and the counts are themselves
 recorded, never silent. The sinks count here too: the pipeline opens them with
 ``count_lost`` as their loss reporter, so ``lost`` is the one count of the process.
+A few records are *held* instead when a sink cannot write them (``hold`` names them: the
+node's *started* record, its latest ``lost`` count): they go ahead of that sink's next
+batch, until it takes them (a full disk that has space again, say).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class Pipeline:
         batch_size: int = 4096,
         interval_s: float = 0.05,
         extras: Callable[[], list[Record]] = list,
+        hold: Callable[[Record], str | None] = lambda record: None,
     ) -> None:
         self._encode = encode
         self._extras = extras
@@ -64,7 +68,11 @@ class Pipeline:
         self.lost: dict[str, int] = {}
         self.written = 0
         self._warn = WarnOnce()
+        self._hold = hold
         self.sinks = open_sinks(self.count_lost)
+        #: Per sink, the records it failed to write that it must get all the same, by ``hold``'s key (a newer
+        #: record of the same key replaces the older): sent again ahead of that sink's next batch.
+        self._held: list[dict[str, Record]] = [{} for _ in self.sinks]
         self._thread = threading.Thread(target=self._run, name="zoomtrace-pipeline", daemon=True)
         self._thread.start()
 
@@ -174,17 +182,31 @@ class Pipeline:
                 return
 
     def _write(self, records: list[Record]) -> None:
-        if not records:
-            return
-        for sink in self.sinks:
+        """Write a batch to every sink; a sink that fails loses it (counted), except the records held for it."""
+        for sink, held in zip(self.sinks, self._held, strict=True):
+            batch = [*held.values(), *records] if held else records
+            if not batch:
+                continue
             try:
-                sink.write(records)
+                sink.write(batch)
             except Exception as exc:
+                lost = 0
+                for record in records:
+                    key = self._hold(record)
+                    if key is None:
+                        lost += 1
+                    else:
+                        held[key] = record
                 name = type(sink).__name__
-                self.count_lost(f"sink_error:{name}", len(records))
+                if lost:
+                    self.count_lost(f"sink_error:{name}", lost)
                 self._warn(
-                    f"sink:{name}", f"{name} could not write {len(records)} records ({exc}); counting them as lost"
+                    f"sink:{name}",
+                    f"{name} could not write {len(batch)} records ({exc}); counting them as lost "
+                    "(the node's started record and loss count are kept for the next write)",
                 )
+            else:
+                held.clear()
         self.written += len(records)
 
     def _flush_sinks(self) -> None:

@@ -13,6 +13,7 @@ end of a segment is left for later (its writer may still be writing it).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import struct
 import zlib
@@ -94,17 +95,21 @@ class SegmentWriter:
             return fd
 
     def write(self, payload: bytes) -> int:
-        """Write one frame with a single ``write`` call; returns its size in bytes. On error the segment
-        is abandoned, so a later frame never follows a torn one in the same file; the error propagates."""
+        """Write one frame with a single ``write`` call; returns its size in bytes. After a short write the
+        segment is abandoned, so a later frame never follows a torn one in the same file, and so it is after
+        an error; but a full disk (``ENOSPC``, ``EDQUOT``: nothing was written) keeps it for the next frame,
+        rather than leave a new empty file behind at every retry. The error propagates."""
         data = frame(payload)
         fd = self._fd if self._fd is not None and self._size < self.max_bytes else self._roll()
         try:
             written = os.write(fd, data)
-            if written != len(data):
-                raise OSError(f"short write to spool ({written} of {len(data)} bytes)")
-        except OSError:
-            self.close()
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                self.close()
             raise
+        if written != len(data):
+            self.close()
+            raise OSError(f"short write to spool ({written} of {len(data)} bytes)")
         self._size += written
         return written
 

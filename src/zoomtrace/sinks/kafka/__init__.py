@@ -21,8 +21,12 @@ is replayed at a time. Node records ``kafka.spooling``, ``kafka.replayed`` and, 
 ``kafka.sink`` carry the counts of spooled, replayed and lost records; every lost record is also
 reported to the node's loss counter (its ``lost`` record).
 
-At close, records not acknowledged within ``zoom.close_timeout_s`` are written to the spool;
-nothing is lost while the broker is down. Segments of a process that has exited are replayed by
+At close, the sink first sends the spool again if the broker answers (so records spooled during an
+outage that has ended are not left on local disk), then waits for acknowledgements; what is not
+acknowledged within ``zoom.close_timeout_s`` (both together) is written to, or stays in, the spool:
+nothing is lost while the broker is down. An "all brokers are down" report served after an idle
+stretch may be stale (nothing reports the broker's return): the next records are judged by their
+own acknowledgements. Segments of a process that has exited are replayed by
 the next process that uses this spool directory (a lock file ``<node_id>.lock`` held by a live
 sink keeps others off its segments), or read into a local store by ``zoomtrace ingest``. A
 ``<node_id>.meta.json`` beside the segments keeps the node's topics for that replay.

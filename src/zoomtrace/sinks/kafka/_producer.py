@@ -35,6 +35,9 @@ DEFAULT_PRODUCER_CONFIG: Final[dict[str, Any]] = {
     "message.max.bytes": 4 * 1024 * 1024,
     # Java clients' default partitioner: the same key lands on the same partition from any language.
     "partitioner": "murmur2_random",
+    # After an outage, try the broker again at least every second (librdkafka: up to 10 s), so that
+    # records written once it is back are acknowledged within the sink's flush and close timeouts.
+    "reconnect.backoff.max.ms": 1000,
     # librdkafka would print every failed connection; the sink reports outages itself, once.
     "log_level": 0,
     "log.connection.close": False,
@@ -52,6 +55,9 @@ _RECORD_ERRORS: Final = frozenset(
 )
 #: How long sending may wait for the producer's queue to drain before the sink spools instead.
 _MAX_BLOCK_S: Final = 0.5
+
+#: An "all brokers are down" report made within this time is taken as current even with no record waiting.
+_FRESH_S: Final = 1.0
 
 #: The sink's account of records it gives up on: ``(reason, records, detail)``.
 Lose = Callable[[str, list[Record], str], None]
@@ -101,6 +107,8 @@ class RecordProducer:
         self._warn = warn
         self._clock = clock
         self._producer = self._new_producer()
+        #: When the previous poll ended: a report served now was made since then.
+        self._polled_at = clock()
         self._seq = 0
         #: Records sent directly and not confirmed yet, by sequence number (their order).
         self.pending: dict[int, Record] = {}
@@ -150,7 +158,7 @@ class RecordProducer:
                     self._lose(outcome.reason, [record], outcome.detail)
                     break
                 return records[i:], outcome
-        self._producer.poll(0)
+        self.poll(0)
         return [], None
 
     def produce(
@@ -175,7 +183,7 @@ class RecordProducer:
                     deadline = now + _MAX_BLOCK_S
                 if now >= deadline or self.down_reason is not None:
                     return self.down_reason or "the producer queue stayed full"
-                self._producer.poll(0.05)
+                self.poll(0.05)
                 continue
             except KafkaException as exc:
                 err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
@@ -195,12 +203,15 @@ class RecordProducer:
         while len(self.pending) >= self.max_pending:
             if self._clock() >= deadline or self.down_reason is not None:
                 return False
-            self._producer.poll(0.05)
+            self.poll(0.05)
         return True
 
     def poll(self, timeout: float) -> None:
         """Serve delivery callbacks (on the calling thread)."""
-        self._producer.poll(timeout)
+        try:
+            self._producer.poll(timeout)
+        finally:
+            self._polled_at = self._clock()
 
     # -- delivery callbacks ----------------------------------------------------------------
 
@@ -235,9 +246,12 @@ class RecordProducer:
             self._fatal = True
             self.down_reason = self.down_reason or f"fatal producer error: {err.str()}"
         elif code == KafkaError._ALL_BROKERS_DOWN:
-            # Reported once, when the last connection fails; an outage as soon as records wait for it
-            # (until then it may be an idle connection closed by the broker). An acknowledgement clears it.
-            self.all_down = True
+            # Reported when the last connection fails, and nothing reports the broker's return; it waits for
+            # the next poll. An outage when records of ours wait (an acknowledgement clears it), or when the
+            # report is recent (the previous poll was less than _FRESH_S ago: a process started while the
+            # broker is down). Served after an idle stretch, it may be long stale (the broker back since):
+            # the records that come next are then judged by their own acknowledgements, or a new report.
+            self.all_down = self.outstanding > 0 or self._clock() - self._polled_at < _FRESH_S
         elif code in (KafkaError._AUTHENTICATION, KafkaError._SSL):
             self.down_reason = self.down_reason or f"cannot connect: {err.str()}"
 
@@ -263,7 +277,7 @@ class RecordProducer:
         deadline = self._clock() + 1.0
         while self.pending and self._clock() < deadline:
             try:
-                self._producer.poll(0.01)
+                self.poll(0.01)
             except Exception:
                 break
         moved = sorted([*self._failed, *self.pending.items()], key=lambda pair: pair[0])

@@ -48,6 +48,8 @@ _MAX_BACKOFF_S: Final = 10.0
 _TICK_S: Final = 0.2
 #: At most one ``kafka.lost`` node record per reason this often (the close summary has every count).
 _LOST_NOTE_INTERVAL_S: Final = 10.0
+#: At close, the spool is not tried again if the broker failed the sink less than this long ago.
+_JUST_FAILED_S: Final = 1.0
 #: Losses of records that could not be spooled either: no ``kafka.lost`` record could be written.
 _SPOOL_LOSSES: Final = frozenset({"kafka:spool_full", "kafka:spool_error"})
 
@@ -148,6 +150,7 @@ class KafkaSink:
         self._backoff = retry_interval_s
         self._offline_since: float | None = None
         self._offline_counts = (0, 0)  # (spooled, replayed) at the start of the outage
+        self._failed_at = float("-inf")  # when the sink last went (or stayed) offline
         self._ticker: threading.Thread | None = None
         self._closing = False
         self._closed = False
@@ -211,9 +214,11 @@ class KafkaSink:
         try:
             if self._closed:
                 return
+            deadline = self._clock() + self.close_timeout_s
+            self._replay_before_close(deadline)
             self._closing = True  # finish what is in flight, start no new replay
             self._note("kafka.sink", self._summary())
-            self._drain(self.close_timeout_s, "not acknowledged before close")
+            self._drain(max(0.0, deadline - self._clock()), "not acknowledged before close")
             self._closed = True
             self._write_notes()  # the summary record, when it had to go to the spool
             self.replayer.release_adopted()
@@ -245,7 +250,7 @@ class KafkaSink:
         """Stop sending: move every unconfirmed record to the spool, in order; probe again after a back-off."""
         was_online = self._online
         self._online = False
-        now = self._clock()
+        now = self._failed_at = self._clock()
         unconfirmed = self.producer.stop_sending()
         self.replayer.abandon()
         self._next_probe = now + self._backoff
@@ -342,6 +347,27 @@ class KafkaSink:
             done = self.replayer.finish_if_done()
             if done is not None:
                 self._replayed(done)
+
+    def _replay_before_close(self, deadline: float) -> None:
+        """At close, send the spooled segments (oldest first: exited processes' adopted ones, then this
+        node's) if the broker answers before ``deadline``.
+
+        Otherwise they stay on local disk until the next process with this spool directory sends them,
+        or ``zoomtrace ingest`` reads them: the helper thread's next retry (up to 10 s away) will not come.
+        """
+        if not self.spool.queue:
+            return
+        if not self._online and self._clock() - self._failed_at < _JUST_FAILED_S:
+            return  # the broker failed us a moment ago: a short program ending in an outage need not wait
+        self._next_probe = min(self._next_probe, self._clock())  # try now, whatever the back-off
+        while self.spool.queue and (now := self._clock()) < deadline:
+            self._service(now)
+            if not self._online and self.replayer.current is None:
+                return  # the try failed (no acknowledgement within zoom.spool_after_s): still away
+            try:
+                self.producer.poll(min(0.05, max(0.0, deadline - self._clock())))
+            except Exception:
+                return
 
     def _ensure_ticker(self) -> None:
         """Start the replay helper thread unless it runs (the spool must drain in an idle process too)."""

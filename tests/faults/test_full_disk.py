@@ -1,0 +1,134 @@
+"""A genuinely full filesystem: a small tmpfs, filled to the last byte, is the home of a real process.
+
+Mounting needs root (CI runs the tests as root); elsewhere these tests are skipped, saying so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import subprocess
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from zoomtrace.wire.spool import read_segment
+
+try:
+    import helpers as h
+except ImportError:  # tests/ imported as a package
+    from tests import helpers as h
+
+APP = """
+    import json, os, signal, threading
+    import zoomtrace as zt
+
+    space_back = threading.Event()
+    signal.signal(signal.SIGUSR1, lambda signum, frame: space_back.set())
+    zt.init("full-disk", env="ci", group="faults", version="1.2.3")
+    zt.log.info("while the disk is full")
+    flushed = zt.flush(10)  # the worker has tried to write the started record and this one
+    print("FULL " + json.dumps({"pid": os.getpid(), "flushed": flushed}), flush=True)
+    if not space_back.wait(60):
+        raise SystemExit("no SIGUSR1 from the test")
+    zt.log.info("after space returned")
+    print("RESULT " + json.dumps({"pid": os.getpid()}), flush=True)
+"""
+
+
+class SmallFilesystem:
+    """A tmpfs of ``size`` mounted at ``path``, which ``fill`` fills to the last byte and ``free`` empties."""
+
+    def __init__(self, path: Path, size: str) -> None:
+        self.path = path
+        self.filler = path / "filler"
+        path.mkdir()
+        out = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if out.returncode != 0:
+            raise AssertionError(f"could not mount a tmpfs at {path} as root: {out.stderr.strip()}")
+
+    def fill(self) -> None:
+        fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            block = b"\0" * 65536
+            while True:
+                try:
+                    if os.write(fd, block) < len(block):
+                        block = block[:1]  # the last pages: byte by byte until the filesystem refuses
+                except OSError as exc:
+                    assert exc.errno == errno.ENOSPC, exc
+                    if len(block) == 1:
+                        break
+                    block = block[:1]
+        finally:
+            os.close(fd)
+        assert os.statvfs(self.path).f_bavail == 0
+
+    def free(self) -> None:
+        self.filler.unlink()
+
+    def unmount(self) -> None:
+        subprocess.run(["umount", "-l", str(self.path)], capture_output=True, check=False)
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[SmallFilesystem]:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs to fill needs root (CI runs the tests as root); not root here")
+    fs = SmallFilesystem(tmp_path / "small", "16m")
+    try:
+        yield fs
+    finally:
+        fs.unmount()
+
+
+def records_in(spool: Path) -> list[Any]:
+    return [r for path in sorted(spool.glob("*.zspool")) for r in read_segment(path).records]
+
+
+def test_the_started_record_lost_to_a_full_disk_is_written_once_space_returns(
+    small_fs: SmallFilesystem, tmp_path: Path
+) -> None:
+    script = tmp_path / "app.py"
+    script.write_text(textwrap.dedent(APP).lstrip("\n"))
+    home = small_fs.path / "home"
+    small_fs.fill()
+    child = h.Child(script, home)
+    try:
+        full = child.expect_json("FULL")
+        assert full["flushed"] is True
+        # The disk really was full: nothing of the node reached its spool.
+        assert records_in(home / "spool") == []
+        small_fs.free()
+        child.signal(signal.SIGUSR1)
+        ran = child.expect_json("RESULT")
+    finally:
+        with contextlib.suppress(AssertionError):
+            child.wait()
+        child.kill()
+    assert child.proc.returncode == 0, child.stderr
+    (node,) = h.nodes(home)
+    assert node["pid"] == ran["pid"]
+    assert (node["service"], node["env"], node["group"], node["version"]) == ("full-disk", "ci", "faults", "1.2.3")
+    assert node["stop_cause"] == "exit"
+    started = h.sql(home, "SELECT attrs FROM records WHERE kind = 'node' AND type = 'started'")
+    assert len(started) == 1, "the started record is written once, after the space returned"
+    logs = [r["message"] for r in h.sql(home, "SELECT message FROM records WHERE kind = 'log'")]
+    assert logs == ["after space returned"]
+    # The record written while the disk was full is counted, not silently gone.
+    lost = [h.as_json(r["attrs"]) for r in h.sql(home, "SELECT attrs FROM records WHERE type = 'lost'")]
+    assert lost, "the record lost to the full disk is not counted"
+    latest = max(lost, key=lambda a: a["total"])
+    assert latest == {"lost": {"sink_error:SpoolSink": 1}, "total": 1}, lost
+    # Retrying on the full disk reused the segment it had opened, instead of leaving an empty file each time.
+    assert len(list((home / "spool").glob("*.zspool"))) == 1
