@@ -60,3 +60,19 @@ def test_file_sink_beside_the_spool(tmp_path: Path) -> None:
 def test_unknown_sink_says_what_exists(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="kafka://"):
         open_sink("carrier-pigeon://loft", home=tmp_path, node=NodeIdentity("n"), report_loss=lambda reason, n: None)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "carrier-pigeon://bird:hunter2@loft",
+        "kafka://user:hunter2@",
+        "kafka://user:hunter2@broker:9092",
+        "otlp+ftp://user:hunter2@collector:4318",
+    ],
+)
+def test_a_bad_sink_url_is_quoted_without_its_secret(tmp_path: Path, url: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        open_sink(url, home=tmp_path, node=NodeIdentity("n"), report_loss=lambda reason, n: None)
+    assert "hunter2" not in str(refused.value)
+    assert "***" in str(refused.value)

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from zoomtrace._extras import advice
+from zoomtrace._redact import redacted
 from zoomtrace.errors import ConfigError
 from zoomtrace.wire.record import Record
 
@@ -102,6 +103,6 @@ def open_sink(url: str, *, home: Path, node: NodeIdentity, report_loss: ReportLo
             raise ConfigError(advice("opentelemetry.proto", "the OTLP sink")) from None
         return OtlpSink.from_url(url, node=node, report_loss=report_loss)
     raise ConfigError(
-        f"unknown sink {url!r}: use 'spool', 'stdout', 'stdout+json', 'file:///path.jsonl', "
+        f"unknown sink {redacted(url)!r}: use 'spool', 'stdout', 'stdout+json', 'file:///path.jsonl', "
         "'kafka://host:9092' or 'otlp+http://host:4318'"
     )

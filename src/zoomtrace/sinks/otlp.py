@@ -46,6 +46,7 @@ from urllib.parse import unquote, urlsplit
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from zoomtrace._redact import redacted
 from zoomtrace._stderr import WarnOnce
 from zoomtrace.errors import ConfigError
 from zoomtrace.sinks import NodeIdentity, ReportLoss
@@ -92,7 +93,7 @@ def endpoint_for(signal: str, base_url: str | None, environ: Mapping[str, str] =
         )
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"OTLP endpoint {url!r} is not an http(s) URL: use e.g. http://localhost:4318")
+        raise ConfigError(f"OTLP endpoint {redacted(url)!r} is not an http(s) URL: use e.g. http://localhost:4318")
     headers = parse_headers(_env(signal, "HEADERS", environ) or "")
     timeout_ms = _env(signal, "TIMEOUT", environ)
     try:
@@ -165,11 +166,11 @@ class OtlpSink:
         if "://" in url:
             scheme, rest = url.split("://", 1)
             if scheme not in ("otlp+http", "otlp+https", "otlp"):
-                raise ConfigError(f"not an OTLP sink URL: {url!r} (use otlp+http://host:4318)")
+                raise ConfigError(f"not an OTLP sink URL: {redacted(url)!r} (use otlp+http://host:4318)")
             if rest.strip("/"):
                 base = ("https" if scheme == "otlp+https" else "http") + "://" + rest
         elif url != "otlp":
-            raise ConfigError(f"not an OTLP sink URL: {url!r} (use otlp+http://host:4318)")
+            raise ConfigError(f"not an OTLP sink URL: {redacted(url)!r} (use otlp+http://host:4318)")
         return cls(
             endpoint_for("traces", base, environ),
             endpoint_for("logs", base, environ),

@@ -24,6 +24,10 @@ from pathlib import Path
 from typing import Final, Literal, TypeAlias
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from zoomtrace._redact import HIDDEN as _HIDDEN
+from zoomtrace._redact import SECRET_PARAM as _SECRET_PARAM
+from zoomtrace._redact import USERINFO as _USERINFO
+from zoomtrace._redact import redacted
 from zoomtrace.errors import ConfigError
 
 __all__ = [
@@ -54,27 +58,8 @@ _SCHEMES: Final[dict[str, Scheme]] = {
 }
 #: The client package each ClickHouse transport needs (the ``clickhouse`` extra installs both).
 _CLIENTS: Final = {"chdb": "chdb", "clickhouse": "clickhouse_connect", "clickhouses": "clickhouse_connect"}
-#: ``scheme://userinfo@``: the userinfo runs to the last ``@``, so a password holding an unescaped ``@``,
-#: ``/`` or ``?`` is still hidden whole (hiding a little more than needed is harmless).
-_USERINFO: Final = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>.*)@")
-#: Query parameters whose value is a secret.
-_SECRET_PARAM: Final = re.compile(r"(?i)([?&][^=&#]*(?:pass|secret|token|key)[^=&#]*=)[^&#]*")
-_HIDDEN: Final = "***"
 _RETENTION: Final = re.compile(r"\s*([0-9]+)\s*(h|d|w)\s*")
 _HOURS: Final = {"h": 1, "d": 24, "w": 24 * 7}
-
-
-def redacted(url: str) -> str:
-    """``url`` without its password (nor secret query parameters): the only form of a store URL to show.
-
-    Works on any text, valid URL or not, so that errors about a bad URL can quote it.
-    """
-    match = _USERINFO.match(url)
-    if match is not None:
-        user, colon, _password = match["userinfo"].partition(":")
-        if colon:
-            url = f"{match['scheme']}{user}:{_HIDDEN}@{url[match.end() :]}"
-    return _SECRET_PARAM.sub(rf"\g<1>{_HIDDEN}", url)
 
 
 @dataclass(frozen=True)

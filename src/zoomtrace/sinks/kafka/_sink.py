@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
+from zoomtrace._redact import redacted
 from zoomtrace._stderr import WarnOnce, say
 from zoomtrace.errors import ConfigError
 from zoomtrace.sinks import NodeIdentity, ReportLoss
@@ -161,10 +162,12 @@ class KafkaSink:
     def from_url(cls, url: str, *, home: Path, node: NodeIdentity, report_loss: ReportLoss) -> KafkaSink:
         parts = urlsplit(url)
         if parts.scheme != "kafka":
-            raise ConfigError(f"not a Kafka sink URL: {url!r} (use kafka://host:9092)")
+            raise ConfigError(f"not a Kafka sink URL: {redacted(url)!r} (use kafka://host:9092)")
         bootstrap = parts.netloc
         if not bootstrap or "@" in bootstrap:
-            raise ConfigError(f"Kafka sink URL {url!r} needs host:port[,host:port] (credentials go in options)")
+            raise ConfigError(
+                f"Kafka sink URL {redacted(url)!r} needs host:port[,host:port] (credentials go in options)"
+            )
         kwargs: dict[str, Any] = {}
         config: dict[str, Any] = {}
         for key, value in parse_qsl(parts.query, keep_blank_values=True):
