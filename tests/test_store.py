@@ -26,7 +26,7 @@ import msgspec
 import pytest
 
 from support.records import MS, NODE_A, NODE_B, T0, checkout_trace, rec, started
-from zoomtrace.errors import NotFound, ReadOnlySQL, StoreError
+from zoomtrace.errors import NotFound, ReadOnlySQL, StoreError, TooLarge
 from zoomtrace.read import model, query
 from zoomtrace.store import Store, StoreWriter, WriteReport
 from zoomtrace.store.clickhouse import ClickHouseStore
@@ -789,6 +789,15 @@ def test_rows_carry_exactly_the_read_model_fields(store: Store) -> None:
         (store.traces(), model.TraceSummary),
     ):
         assert [msgspec.to_builtins(msgspec.convert(row, view)) for row in rows_of] == rows_of
+
+
+def test_trace_rows_refuses_a_trace_above_max_records_before_reading_it(store: Store) -> None:
+    records = checkout_trace()
+    ingest(store, records)
+    size = len(records)  # every record of checkout_trace is in the trace
+    assert len(store.trace_rows("a1" * 16, max_records=size).records) == size
+    with pytest.raises(TooLarge, match=f"has {size} records, more than {size - 1} in one piece"):
+        store.trace_rows("a1a1a1a1", max_records=size - 1)  # by a prefix too
 
 
 def test_lineage_is_transitive_both_ways_with_a_depth_limit(store: Store) -> None:

@@ -16,7 +16,7 @@ import msgspec
 
 from zoomtrace._gc import gc_paused
 from zoomtrace.errors import TooLarge
-from zoomtrace.read._story import SpanTree, Walk, shown, span_tree, span_views, tell
+from zoomtrace.read._story import SpanTree, Walk, assemble, shown, span_tree, span_views, tell
 from zoomtrace.read.model import (
     HeaderLine,
     Lineage,
@@ -40,6 +40,9 @@ from zoomtrace.store.protocols import RecordFilter, StoreReader, TraceFilter, Tr
 #: The most records a story is told in one piece (``zoomtrace story --json``, ``GET /api/trace/{id}``): about
 #: 30 MB of JSON. A bigger trace is read through its outline and pages of records, or streamed (``--ndjson``).
 STORY_LIMIT: Final = 50_000
+#: The most records of a whole story read in one piece (measured: below it the queries saved count more than
+#: the dicts decoded; docs/store.md).
+ONE_PIECE: Final = 2_000
 #: Every kind of record but spans (a story's spans come from its span tree).
 _NOT_SPANS: Final = ("log", "event", "raw")
 
@@ -69,8 +72,19 @@ def story(
     ``span_id``: of that span's subtree only; ``depth``: down to that many levels of spans (1: the roots),
     with the records of the spans shown (and, of the whole trace, those under no recorded span).
     ``max_records``: raise ``TooLarge`` instead when the story would hold more spans and records.
-    The span tree is read first, without the logs; then the records shown, decoded straight into the story.
+    A whole trace of up to ``ONE_PIECE`` records is read in one piece (``trace_rows``: the fewest queries).
+    A bigger one, or a part, is read by its span tree first, without the logs, then the records shown,
+    decoded straight into the story's Structs (which costs a few queries more and half the decoding).
     """
+    if span_id is None and depth is None:
+        most = ONE_PIECE if max_records is None else min(max_records, ONE_PIECE)
+        try:
+            rows = store.trace_rows(trace_id, max_records=most)
+        except TooLarge:
+            if most == max_records:
+                raise
+        else:
+            return assemble(rows.trace_id, rows.records, rows.nodes)
     with gc_paused():
         part = _part(store, trace_id, span_id, depth)
         if max_records is not None and part.size > max_records:

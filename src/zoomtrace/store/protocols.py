@@ -14,6 +14,7 @@ from typing import Any, Final, NamedTuple, Protocol, TypeAlias, TypedDict
 
 import msgspec
 
+from zoomtrace.errors import TooLarge
 from zoomtrace.wire.record import Record
 
 
@@ -117,6 +118,11 @@ def no_record_in_trace(record_id: str) -> str:
     return f"no record {record_id!r} in this trace; its records are listed by `zoomtrace story ID --ndjson`"
 
 
+def too_large(trace_id: str, records: int, max_records: int) -> TooLarge:
+    """``trace_rows``' refusal of a trace of more than ``max_records`` records."""
+    return TooLarge(f"trace {trace_id} has {records:,} records, more than {max_records:,} in one piece")
+
+
 class RecordFilter(TypedDict, total=False):
     """Which of a trace's records a page holds: every criterion given must hold."""
 
@@ -188,10 +194,12 @@ class StoreReader(Protocol):
     def traces(self, filt: TraceFilter | None = None, *, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
         """Trace summaries, newest first (by start time, then trace id, for a deterministic order)."""
 
-    def trace_rows(self, trace_id: str) -> TraceRows:
+    def trace_rows(self, trace_id: str, *, max_records: int | None = None) -> TraceRows:
         """A trace's records and nodes, by full id or a unique prefix of at least 4 characters
-        (raises ``zoomtrace.errors.NotFound`` for an unknown or ambiguous id): the whole trace as dicts, for
-        tools. ``zoomtrace.read`` reads a trace in parts instead (``trace_spans``, ``trace_records``)."""
+        (raises ``zoomtrace.errors.NotFound`` for an unknown or ambiguous id): the whole trace as dicts, in the
+        fewest queries, for a whole story. ``max_records``: raise ``zoomtrace.errors.TooLarge`` (``too_large``)
+        instead, before reading any, when the trace's summary counts more records; a bigger trace is read in
+        parts (``trace_spans``, ``trace_records``)."""
 
     def trace_spans(self, trace_id: str, *, row_type: type[Any] = dict) -> TraceSpans:
         """A trace's span records, its records counted per span and node, and its nodes: by full id or a unique

@@ -28,7 +28,7 @@ from zoomtrace.store.clickhouse._sql import run_sql
 from zoomtrace.store.clickhouse._trace import trace_records, trace_spans
 from zoomtrace.store.clickhouse._traces import trace_page
 from zoomtrace.store.clickhouse._transport import EngineError, Param, Transport
-from zoomtrace.store.protocols import RecordFilter, RecordPage, TraceFilter, TraceRows, TraceSpans
+from zoomtrace.store.protocols import RecordFilter, RecordPage, TraceFilter, TraceRows, TraceSpans, too_large
 
 _HOUR: Final = 3_600_000_000_000
 _DAY: Final = 24 * _HOUR
@@ -71,9 +71,12 @@ class ClickHouseReader:
         """Trace summaries, newest first (by start time, then trace id, for a deterministic order)."""
         return trace_page(self._values, filt or {}, limit=max(0, int(limit)), offset=max(0, int(offset)))
 
-    def trace_rows(self, trace_id: str) -> TraceRows:
-        """A trace's records and the nodes that recorded them, by full id or a unique prefix (raises NotFound)."""
-        tid, start, end = self._resolve_trace(trace_id)
+    def trace_rows(self, trace_id: str, *, max_records: int | None = None) -> TraceRows:
+        """A trace's records and the nodes that recorded them, by full id or a unique prefix (raises NotFound):
+        three queries, for a whole story."""
+        tid, start, end, count = self._find_trace(trace_id)
+        if max_records is not None and count > max_records:
+            raise too_large(tid, count, max_records)
         # One primary-key range per day partition between the trace's first and last record.
         records = self._rows(
             f"SELECT {_rows.RECORD} FROM records WHERE trace_id = {{t:String}} "
@@ -112,21 +115,21 @@ class ClickHouseReader:
 
     def _resolve_trace(self, trace_id: str) -> tuple[str, int, int]:
         """A trace's full id, first and last record time, by full id or a unique prefix (raises NotFound)."""
-        found = self._values(
-            "SELECT trace_id, min(start_ns), max(end_ns) FROM trace_parts WHERE trace_id = {t:String} "
-            "GROUP BY trace_id",
-            {"t": trace_id},
-        )
+        return self._find_trace(trace_id)[:3]
+
+    def _find_trace(self, trace_id: str) -> tuple[str, int, int, int]:
+        """``_resolve_trace`` and the trace's number of records (as its summary counts them)."""
+        summary = "trace_id, min(start_ns), max(end_ns), sum(record_count) FROM trace_parts"
+        found = self._values(f"SELECT {summary} WHERE trace_id = {{t:String}} GROUP BY trace_id", {"t": trace_id})
         if not found and 4 <= len(trace_id) < 32:
             found = self._values(
-                "SELECT trace_id, min(start_ns), max(end_ns) FROM trace_parts "
-                "WHERE startsWith(trace_id, {p:String}) GROUP BY trace_id LIMIT 2",
+                f"SELECT {summary} WHERE startsWith(trace_id, {{p:String}}) GROUP BY trace_id LIMIT 2",
                 {"p": trace_id.lower()},
             )
         if len(found) != 1:
             raise NotFound(f"no trace {trace_id!r} in the store; list traces with `zoomtrace traces`")
-        tid, start, end = found[0]
-        return str(tid), int(start), int(end)
+        tid, start, end, count = found[0]
+        return str(tid), int(start), int(end), int(count)
 
     # -- nodes -------------------------------------------------------------------------------------
 

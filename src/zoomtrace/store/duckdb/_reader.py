@@ -31,6 +31,7 @@ from zoomtrace.store.protocols import (
     TraceRows,
     TraceSpans,
     no_record_in_trace,
+    too_large,
 )
 
 #: Per table, the columns a reader does not see as themselves: ``column -> (field, SQL expression)``,
@@ -163,25 +164,28 @@ class DuckReader:
         return _rows(self._con.execute(query, params).fetchall())
 
     def _resolve_trace(self, trace_id: str) -> tuple[str, int, int]:
+        return self._find_trace(trace_id)[:3]
+
+    def _find_trace(self, trace_id: str) -> tuple[str, int, int, int]:
+        """A trace's full id, first and last record time and number of records, by full id or a unique prefix."""
         key = _trace_key(trace_id)
+        summary = "SELECT trace_id, start_ns, end_ns, record_count FROM traces"
         row = self._con.execute(
-            "SELECT trace_id, start_ns, end_ns FROM traces WHERE trace_key IS NOT DISTINCT FROM ? AND trace_id = ?",
-            [key, trace_id],
+            f"{summary} WHERE trace_key IS NOT DISTINCT FROM ? AND trace_id = ?", [key, trace_id]
         ).fetchone()
         if row is None and 4 <= len(trace_id) < 32:
-            rows = self._con.execute(
-                "SELECT trace_id, start_ns, end_ns FROM traces WHERE starts_with(trace_id, ?) LIMIT 2",
-                [trace_id.lower()],
-            ).fetchall()
+            rows = self._con.execute(f"{summary} WHERE starts_with(trace_id, ?) LIMIT 2", [trace_id.lower()]).fetchall()
             if len(rows) == 1:
                 row = rows[0]
         if row is None:
             raise NotFound(f"no trace {trace_id!r} in the store; list traces with `zoomtrace traces`")
-        return row[0], row[1], row[2]
+        return row[0], row[1], row[2], row[3]
 
-    def trace_rows(self, trace_id: str) -> TraceRows:
+    def trace_rows(self, trace_id: str, *, max_records: int | None = None) -> TraceRows:
         """A trace's records and the nodes that recorded them, by full id or a unique prefix (raises NotFound)."""
-        tid, start, end = self._resolve_trace(trace_id)
+        tid, start, end, count = self._find_trace(trace_id)
+        if max_records is not None and count > max_records:
+            raise too_large(tid, count, max_records)
         # The ts_ns range lets zone maps skip row groups before trace_id is compared.
         (array,) = self._fetch_one(
             f"SELECT {_array(self._row('records'))} FROM records WHERE ts_ns BETWEEN ? AND ? AND trace_id = ?",
