@@ -21,6 +21,8 @@ import msgspec
 
 from zoomtrace._extras import missing_extra, require
 from zoomtrace._terminal import safe
+from zoomtrace.cli.run import add_arguments as add_run_arguments
+from zoomtrace.cli.run import cmd_run
 from zoomtrace.errors import ConfigError, TooLarge, ZoomError
 from zoomtrace.read.query import STORY_LIMIT, lineage, nodes, story, story_stream, tail, trace_filter, traces
 from zoomtrace.read.render import dump_json, node_line, one_line, print_lineage, print_story, record_line, trace_line
@@ -310,6 +312,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="a directory whose git repositories the code panel may read (repeatable; default: "
         "$ZOOMTRACE_CODE_ROOTS, else the repositories holding the current directory and the home)",
     )
+
+    p = sub.add_parser(
+        "run",
+        help="run a Python program with Zoom recording it, no change to it: zoomtrace run -- python app.py",
+        description="Run a Python program with Zoom recording it, no change to it: zoomtrace run -- python app.py",
+    )
+    p.set_defaults(fn=cmd_run)
+    p.add_argument("--home", default=argparse.SUPPRESS, help=home_help)
+    add_run_arguments(p)
 
     p = add(
         "collect",
