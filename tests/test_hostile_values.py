@@ -53,6 +53,10 @@ with zt.span("hostile-values") as s:
     ids["sourced"] = zt.event({"n": 2}, type="Sourced", sources=["a", Hostile()])
     with zt.span(Hostile()):
         pass
+    with zt.span("for a hostile user", on_behalf_of=Hostile()):
+        zt.log.info("inside the hostile user's span")
+    with zt.span("for user 12345", on_behalf_of=12345):
+        pass
     ids["raw_format"] = zt.raw(b"abc", format=Hostile())
     ids["raw_type"] = zt.raw(b"abc", type=Hostile())
     ids["raw_text"] = zt.raw("text, caf\\u00e9", type="Text")
@@ -115,9 +119,17 @@ def test_names_and_types_that_cannot_be_printed_keep_the_record(run: dict[str, A
     sourced = by_id(run, "sourced")
     assert sourced["sources"][0] == "a" and "Hostile" in sourced["sources"][1]
     spans = [r for r in run["records"] if r["kind"] == "span"]
-    assert len(spans) == 2 and any("Hostile" in r["type"] for r in spans)
+    assert len(spans) == 4 and any("Hostile" in r["type"] for r in spans)
     assert "Hostile" in by_id(run, "raw_format")["attrs"]["raw.format"]
     assert "Hostile" in by_id(run, "raw_type")["type"]
+
+
+def test_on_behalf_of_that_is_not_text_keeps_the_records(run: dict[str, Any]) -> None:
+    spans = {r["type"]: r for r in run["records"] if r["kind"] == "span"}
+    assert "Hostile" in spans["for a hostile user"]["on_behalf_of"]
+    (inside,) = [r for r in logs(run) if r["message"] == "inside the hostile user's span"]
+    assert inside["on_behalf_of"] == spans["for a hostile user"]["on_behalf_of"]
+    assert spans["for user 12345"]["on_behalf_of"] == "12345"
 
 
 def test_raw_text_is_stored_as_utf8(run: dict[str, Any]) -> None:

@@ -234,7 +234,7 @@ class Encoder:
             span_id=span.span_id,
             parent_span_id=span.parent_span_id,
             links=[Link(t, s) for t, s in span.links],
-            on_behalf_of=span.on_behalf_of,
+            on_behalf_of=_label(span.on_behalf_of) if span.on_behalf_of is not None else None,
             code=self.code(span.code, span.line),
             attrs=self._attrs(span.attrs),
             status=span.status,
@@ -301,7 +301,8 @@ class Encoder:
         if parent is not None:
             record.trace_id = parent.trace_id
             record.span_id = parent.span_id
-            record.on_behalf_of = parent.on_behalf_of
+            on_behalf_of = parent.on_behalf_of
+            record.on_behalf_of = _label(on_behalf_of) if on_behalf_of is not None else None
         return record
 
 
@@ -315,7 +316,7 @@ def _type_name(obj: Any) -> str:
 
 
 def _label(value: object) -> str:
-    """A record's type, a source id or a raw format as text, whatever the caller passed."""
+    """A record's type, a source id, a raw format or an ``on_behalf_of`` as text, whatever the caller passed."""
     return value if type(value) is str else safe_str(value)
 
 
