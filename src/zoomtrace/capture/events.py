@@ -40,15 +40,16 @@ def event(
             fields = {**attrs, **fields}
         f = sys._getframe(1)
         node.pipeline.put(
-            (EVENT, record_id, ts, f.f_code, f.f_lineno, type, obj, [str(s) for s in sources], fields, current.get())
+            # Sources are made text by the encoder: a value that cannot be printed is its problem, not the caller's.
+            (EVENT, record_id, ts, f.f_code, f.f_lineno, type, obj, list(sources), fields, current.get())
         )
     return record_id
 
 
 def raw(
-    data: bytes | bytearray | memoryview,
+    data: bytes | bytearray | memoryview | str,
     /,
-    format: str = "bin",
+    format: str | None = None,
     type: str = "raw",
     *,
     attrs: Mapping[str, Any] | None = None,
@@ -56,7 +57,10 @@ def raw(
 ) -> str:
     """Record a raw payload (stored once by digest, size-limited) and return its record id.
 
-    Attributes are given as to :func:`event` (``attrs`` for one named ``format`` or ``type``).
+    ``data`` is bytes (or any buffer) or text, stored as UTF-8; ``format`` defaults to
+    ``"text"`` for text and ``"bin"`` otherwise. Anything else is stored as its ``repr()``,
+    marked ``raw.unserialisable``. Attributes are given as to :func:`event` (``attrs`` for
+    one named ``format`` or ``type``).
     """
     ts = _time()
     record_id = uuid7(ts)
@@ -65,5 +69,18 @@ def raw(
         if attrs is not None:
             fields = {**attrs, **fields}
         f = sys._getframe(1)
-        node.pipeline.put((RAW, record_id, ts, f.f_code, f.f_lineno, type, bytes(data), format, fields, current.get()))
+        payload = _payload(data)
+        if format is None:
+            format = "text" if isinstance(data, str) else "bin"
+        node.pipeline.put((RAW, record_id, ts, f.f_code, f.f_lineno, type, payload, format, fields, current.get()))
     return record_id
+
+
+def _payload(data: object) -> object:
+    """The bytes of ``data``, copied now (a bytearray may change after the call); other objects as given."""
+    if isinstance(data, str):
+        return data.encode("utf-8", "surrogatepass")  # lone surrogates too: raw data keeps what it was given
+    try:
+        return bytes(memoryview(data))  # type: ignore[arg-type]
+    except TypeError:
+        return data  # the encoder keeps its repr, marked

@@ -12,13 +12,22 @@ import hashlib
 import logging
 import time
 import traceback
+from collections.abc import Mapping
 from types import CodeType
 from typing import TYPE_CHECKING, Any
 
 from zoomtrace.capture import items
 from zoomtrace.capture.context import SpanContext
 from zoomtrace.runtime.provenance import Location, Provenance, snapshot
-from zoomtrace.runtime.sanitize import Limits, sanitize_attrs, sanitize_payload, truncate
+from zoomtrace.runtime.sanitize import (
+    Limits,
+    safe_repr,
+    safe_str,
+    sanitize_attrs,
+    sanitize_message,
+    sanitize_payload,
+    truncate,
+)
 from zoomtrace.runtime.scrub import Scrubber
 from zoomtrace.wire.record import Code, Error, Frame, Link, Record, uuid7
 
@@ -156,7 +165,7 @@ class Encoder:
             Record(
                 id=uuid7(ts),
                 kind="log",
-                type=logger or "app",
+                type=_label(logger) if logger else "app",
                 ts_ns=ts,
                 node_id=self.node_id,
                 code=code,
@@ -171,6 +180,9 @@ class Encoder:
 
     def _log(self, item: tuple[Any, ...]) -> Record:
         _, ts, code, line, logger, level, template, attrs, parent, exc = item
+        if type(template) is not str:  # zt.log.info(obj): the object's text is the message
+            message = sanitize_message(template, self.limits)
+            return self._log_record(ts, self.code(code, line), logger, level, message, None, attrs, exc, parent)
         if attrs and self.scrubber is not None:
             # "login {pw}", "token={t}": the values a message would show as secrets go before it is rendered.
             attrs = self.scrubber.scrub_args(template, attrs)
@@ -184,10 +196,7 @@ class Encoder:
 
     def _stdlog(self, item: tuple[Any, ...]) -> Record:
         _, rec, parent = item
-        try:
-            message = rec.getMessage()
-        except Exception:
-            message = f"{rec.msg!r} % {rec.args!r} [unformattable]"
+        message = _stdlib_message(rec)
         fields = rec.__dict__
         extra = (
             {}
@@ -210,14 +219,14 @@ class Encoder:
     def _foreign(self, item: tuple[Any, ...]) -> Record:
         _, ts, filename, line, function, logger, level, message, attrs, parent, exc = item
         code = self._code_at(filename, line, function)
-        return self._log_record(ts, code, logger, level, str(message), None, attrs, exc, parent)
+        return self._log_record(ts, code, logger, level, safe_str(message), None, attrs, exc, parent)
 
     def _span(self, item: tuple[Any, ...]) -> Record:
         span: Span = item[1]
         return Record(
             id=uuid7(span.start_ns),
             kind="span",
-            type=span.name,
+            type=_label(span.name),
             ts_ns=span.start_ns,
             end_ns=span.end_ns,
             node_id=self.node_id,
@@ -225,7 +234,7 @@ class Encoder:
             span_id=span.span_id,
             parent_span_id=span.parent_span_id,
             links=[Link(t, s) for t, s in span.links],
-            on_behalf_of=span.on_behalf_of,
+            on_behalf_of=_label(span.on_behalf_of) if span.on_behalf_of is not None else None,
             code=self.code(span.code, span.line),
             attrs=self._attrs(span.attrs),
             status=span.status,
@@ -243,22 +252,25 @@ class Encoder:
             Record(
                 id=record_id,
                 kind="event",
-                type=type_ or _type_name(obj),
+                type=_label(type_) if type_ else _type_name(obj),
                 ts_ns=ts,
                 node_id=self.node_id,
                 code=self.code(code, line),
                 attrs=self._attrs(attrs),
                 payload=payload,
-                sources=sources,
+                sources=[_label(source) for source in sources],
             ),
             parent,
         )
 
     def _raw(self, item: tuple[Any, ...]) -> Record:
         _, record_id, ts, code, line, type_, data, fmt, attrs, parent = item
-        data = bytes(data)
+        info: dict[str, Any] = {}
+        if not isinstance(data, bytes):  # neither bytes-like nor text: its repr is kept, and says so
+            info["raw.unserialisable"] = _type_name(data)
+            data = safe_repr(data).encode("utf-8", "surrogatepass")
         size = len(data)
-        info = {"raw.format": fmt, "raw.size": size, "raw.sha256": hashlib.sha256(data).hexdigest()}
+        info.update({"raw.format": _label(fmt), "raw.size": size, "raw.sha256": hashlib.sha256(data).hexdigest()})
         if size > self.limits.max_payload_bytes:
             data = data[: self.limits.max_payload_bytes]
             info["raw.truncated"] = True
@@ -274,7 +286,7 @@ class Encoder:
             Record(
                 id=record_id,
                 kind="raw",
-                type=type_,
+                type=_label(type_),
                 ts_ns=ts,
                 node_id=self.node_id,
                 code=self.code(code, line),
@@ -289,7 +301,8 @@ class Encoder:
         if parent is not None:
             record.trace_id = parent.trace_id
             record.span_id = parent.span_id
-            record.on_behalf_of = parent.on_behalf_of
+            on_behalf_of = parent.on_behalf_of
+            record.on_behalf_of = _label(on_behalf_of) if on_behalf_of is not None else None
         return record
 
 
@@ -300,6 +313,53 @@ def _prebuilt(item: tuple[Any, ...]) -> Record:
 
 def _type_name(obj: Any) -> str:
     return "event" if isinstance(obj, dict) else type(obj).__qualname__
+
+
+def _label(value: object) -> str:
+    """A record's type, a source id, a raw format or an ``on_behalf_of`` as text, whatever the caller passed."""
+    return value if type(value) is str else safe_str(value)
+
+
+class _Printable:
+    """Stands in for a logging argument whose ``__str__`` or ``__repr__`` raises: prints a marker."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __str__(self) -> str:
+        return safe_str(self.value)
+
+    def __repr__(self) -> str:
+        return safe_repr(self.value)
+
+
+def _printable(value: object) -> object:
+    """``value`` itself if it prints, else a :class:`_Printable` (``%d`` still gets the number)."""
+    try:
+        str(value)
+        repr(value)
+    except Exception:
+        return _Printable(value)
+    return value
+
+
+def _stdlib_message(rec: logging.LogRecord) -> str:
+    """``rec.getMessage()``, with arguments that cannot be printed shown as markers instead of failing."""
+    try:
+        return rec.getMessage()
+    except Exception:  # an argument (or the message object) that cannot be printed; retried below
+        args = rec.args
+    try:
+        message = safe_str(rec.msg)
+        if isinstance(args, Mapping):
+            return message % {key: _printable(value) for key, value in args.items()}
+        if args:
+            return message % tuple(_printable(arg) for arg in args)
+        return message
+    except Exception:  # a template that does not fit its arguments still gets recorded
+        return f"{safe_repr(rec.msg)} % {safe_repr(args)} [unformattable]"
 
 
 def _safe_str(exc: BaseException) -> str:

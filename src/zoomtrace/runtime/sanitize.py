@@ -14,6 +14,7 @@ Markers (visible in the output, so a reader knows data was altered):
 * ``"<N more items>"`` -- appended to a list cut at ``Limits.max_items``
   (a cut dict gets the key ``"$more"`` with that text);
 * ``{"$repr": ..., "$unserialisable": "module.Type"}`` -- any other object;
+* ``"<unprintable module.Type>"`` -- text asked of a value whose ``__str__`` or ``__repr__`` raises;
 * ``{"$bytes_b64": ...}`` -- bytes that are not UTF-8;
 * ``"…[truncated, original N chars]"`` -- ends a shortened string;
 * ``{"$truncated": True, "$original_bytes": n, "$preview": ...}`` -- a payload
@@ -45,6 +46,8 @@ __all__ = [
     "MORE_KEY",
     "RECURSIVE",
     "Limits",
+    "safe_repr",
+    "safe_str",
     "sanitize_attrs",
     "sanitize_message",
     "sanitize_payload",
@@ -167,16 +170,32 @@ def sanitize_message(message: object, limits: Limits = DEFAULT_LIMITS) -> str:
     if type(message) is str and len(message) <= limits.max_message and message.isascii():
         return message
     if not isinstance(message, str):
-        message = _safe_str(message)
+        message = safe_str(message)
     return _clean_str(message, limits.max_message)
 
 
-def _safe_str(value: object) -> str:
+def safe_str(value: object) -> str:
+    """``str(value)``, or a marker naming its type when its ``__str__`` raises or returns no ``str``."""
+    if type(value) is str:
+        return value
     try:
         text = str(value)
     except Exception:  # user __str__ may raise anything
-        return f"<unprintable {_type_name(value)}>"
+        return _unprintable(value)
     return text
+
+
+def safe_repr(value: object) -> str:
+    """``repr(value)``, or a marker naming its type when its ``__repr__`` raises or returns no ``str``."""
+    try:
+        text = repr(value)
+    except Exception:  # user __repr__ may raise anything
+        return _unprintable(value)
+    return text
+
+
+def _unprintable(value: object) -> str:
+    return f"<unprintable {_type_name(value)}>"
 
 
 def _type_name(value: object) -> str:
@@ -388,7 +407,7 @@ class _Converter:
                 return converted
             if isinstance(converted, (int, float)):
                 return repr(converted)
-        return _clean_str(_safe_str(key), self.max_str)
+        return _clean_str(safe_str(key), self.max_str)
 
     def _bytes(self, value: bytes | bytearray | memoryview) -> Any:
         data = value.tobytes() if isinstance(value, memoryview) else bytes(value)

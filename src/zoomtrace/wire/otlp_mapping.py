@@ -86,6 +86,11 @@ SPAN_KIND: Final = "span.kind"
 SCOPE_NAME: Final = "otel.scope.name"
 SCOPE_VERSION: Final = "otel.scope.version"
 STATUS_DESCRIPTION: Final = "otel.status_description"
+#: A span's W3C ``tracestate`` (as OTLP ``Span.trace_state`` carries it: inherited from its parent).
+TRACE_STATE: Final = "otel.trace_state"
+#: What OTLP says of a span's links beyond their ids: ``[{"trace_id", "span_id", "trace_state",
+#: "attributes", "flags"}, ...]``, for the links that say more (a record's ``links`` only hold ids).
+LINK_DETAILS: Final = "otel.links"
 THREAD: Final = "thread.name"
 FILE, LINE, FUNCTION = "code.file.path", "code.line.number", "code.function.name"
 #: Older semantic-convention names still sent by many SDKs (read, never written).
@@ -360,6 +365,8 @@ def _span(record: Record) -> tuple[str, Span]:
     attrs.pop(SCOPE_VERSION, None)
     kind = _KINDS.get(str(attrs.pop(SPAN_KIND, "internal")).lower(), Span.SPAN_KIND_INTERNAL)
     description = attrs.pop(STATUS_DESCRIPTION, None)
+    trace_state = attrs.pop(TRACE_STATE, None)
+    details = _link_details(attrs.pop(LINK_DETAILS, None))
     span = Span(
         trace_id=_id_bytes(record.trace_id, 16),
         span_id=_id_bytes(record.span_id, 8),
@@ -369,6 +376,7 @@ def _span(record: Record) -> tuple[str, Span]:
         start_time_unix_nano=record.ts_ns,
         end_time_unix_nano=record.end_ns if record.end_ns is not None else record.ts_ns,
         flags=0x100,  # SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK, parent not known to be remote
+        trace_state=trace_state if isinstance(trace_state, str) else "",
     )
     for key, value in attrs.items():
         _put(span.attributes, key, value)
@@ -378,7 +386,18 @@ def _span(record: Record) -> tuple[str, Span]:
     if record.thread:
         _put(span.attributes, THREAD, record.thread)
     for link in record.links:
-        span.links.add(trace_id=_id_bytes(link.trace_id, 16), span_id=_id_bytes(link.span_id, 8))
+        out = span.links.add(trace_id=_id_bytes(link.trace_id, 16), span_id=_id_bytes(link.span_id, 8))
+        said = details.get((link.trace_id, link.span_id), {})
+        state = said.get("trace_state")
+        if isinstance(state, str):
+            out.trace_state = state
+        link_attrs = said.get("attributes")
+        if isinstance(link_attrs, dict):
+            for key, value in link_attrs.items():
+                _put(out.attributes, str(key), value)
+        flags = said.get("flags")
+        if isinstance(flags, int) and 0 <= flags < 2**32:
+            out.flags = flags
     status = record.status or "ok"
     if status not in ("ok", "error"):
         _put(span.attributes, STATUS, status)
@@ -393,6 +412,17 @@ def _span(record: Record) -> tuple[str, Span]:
         event = span.events.add(name="exception", time_unix_nano=span.end_time_unix_nano)
         _error_attrs(event.attributes, record.error)
     return str(scope or SCOPE), span
+
+
+def _link_details(value: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    """``LINK_DETAILS`` by ``(trace_id, span_id)``; an attribute of another shape gives nothing."""
+    if not isinstance(value, list):
+        return {}
+    return {
+        (item["trace_id"], item["span_id"]): item
+        for item in value
+        if isinstance(item, dict) and isinstance(item.get("trace_id"), str) and isinstance(item.get("span_id"), str)
+    }
 
 
 def _log(record: Record) -> tuple[str, LogRecord]:
@@ -659,11 +689,26 @@ def _span_records(span: Span, scope: InstrumentationScope, node_id: str) -> list
     said = {str(status), f"{error.type}: {error.message}" if error is not None else ""}
     if span.status.message and span.status.message not in said:
         attrs[STATUS_DESCRIPTION] = span.status.message
-    links = [
-        Link(lt, ls)
-        for lt, ls in ((_id_hex(link.trace_id, 16), _id_hex(link.span_id, 8)) for link in span.links)
-        if lt is not None and ls is not None
-    ]
+    links: list[Link] = []
+    details: list[dict[str, Any]] = []
+    for link in span.links:
+        link_trace, link_span = _id_hex(link.trace_id, 16), _id_hex(link.span_id, 8)
+        if link_trace is None or link_span is None:
+            continue
+        links.append(Link(link_trace, link_span))
+        extra: dict[str, Any] = {}
+        if link.trace_state:
+            extra["trace_state"] = link.trace_state
+        if link.attributes:
+            extra["attributes"] = _attrs(link.attributes)
+        if link.flags:
+            extra["flags"] = link.flags  # trace flags and whether the linked context is remote
+        if extra:
+            details.append({"trace_id": link_trace, "span_id": link_span, **extra})
+    if details:
+        attrs[LINK_DETAILS] = details
+    if span.trace_state:
+        attrs[TRACE_STATE] = span.trace_state
     records.insert(
         0,
         Record(

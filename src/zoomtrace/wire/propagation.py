@@ -4,8 +4,10 @@ Specifications followed; each rule below cites the section it comes from:
 
 * Trace Context, W3C Recommendation (Level 1, 2021), "Trace Context HTTP Headers Format"
   (sections "traceparent Header", "Versioning of traceparent", "tracestate Header",
-  "tracestate Limits", "Mutating the tracestate Field") and "Processing Model".
-  The edge cases follow the w3c/trace-context test suite (``test/test.py``).
+  "tracestate Limits", "Mutating the tracestate Field") and "Processing Model"; for the
+  ``tracestate`` key, Trace Context Level 2 ("Key": ``@`` is a plain key character), which the
+  w3c/trace-context test suite (``test/test.py``, strict level 2) checks since its PR #584.
+  The edge cases follow that suite.
 * Baggage, W3C, "Baggage HTTP Header Format" (sections "Definition", "value", "Limits").
 
 Parsing never raises: headers come from untrusted peers, and a bad header must at worst
@@ -93,13 +95,10 @@ _ZERO_PARENT_ID: Final = "0" * 16
 SAMPLED: Final = 0x01
 
 # --- tracestate: "list-members" Key and Value ---------------------------------------------------
-# key = simple-key / multi-tenant-key
-# simple-key = lcalpha 0*255( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )
-# multi-tenant-key = tenant-id "@" system-id
-# tenant-id = ( lcalpha / DIGIT ) 0*240( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )
-# system-id = lcalpha 0*13( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )
+# Level 2 "Key" (Level 1's simple-key / multi-tenant-key split is gone; every Level 1 key is one):
+# key = ( lcalpha / DIGIT ) 0*255( keychar ) ; keychar = lcalpha / DIGIT / "_" / "-"/ "*" / "/" / "@"
 # value = 0*255(chr) nblk-chr ; nblk-chr = %x21-2B / %x2D-3C / %x3E-7E ; chr = %x20 / nblk-chr
-_TS_KEY = r"[a-z][a-z0-9_\-*/]{0,255}|[a-z0-9][a-z0-9_\-*/]{0,240}@[a-z][a-z0-9_\-*/]{0,13}"
+_TS_KEY = r"[a-z0-9][a-z0-9_\-*/@]{0,255}"
 _TS_VALUE = r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]"
 _TS_MEMBER = re.compile(rf"({_TS_KEY})=({_TS_VALUE})")
 _TS_KEY_RE = re.compile(_TS_KEY)
@@ -261,14 +260,18 @@ def parse_tracestate(values: list[str]) -> tuple[tuple[str, str], ...] | None:
 
     Several lines are combined with ``,`` (RFC 7230 section 3.2.2, as "tracestate Header Field
     Values" requires). Empty and whitespace-only members are allowed and skipped; they do not
-    count toward the 32 members. One bad member, a duplicate key or a 33rd member makes the whole
-    header invalid, and the caller then drops all of it (the test suite discards such headers).
+    count toward the 32 members. One malformed member or a 33rd member makes the whole header
+    invalid, and the caller then drops all of it (the test suite discards such headers). A key
+    seen again is not: the first entry (the leftmost, the most recent) is kept and the later
+    ones are left out, since one entry per key may be sent on (test suite,
+    test_tracestate_duplicated_keys: "kept as-is or one of them discarded"). Repeated entries
+    still count toward the 32: the limit is on the header as received.
     """
     lines = _lines(values)
     if lines is None:
         return None
-    members: list[tuple[str, str]] = []
-    seen: set[str] = set()
+    members: dict[str, str] = {}
+    count = 0
     for raw in ",".join(lines).split(","):
         item = raw.strip(_OWS)
         if not item:
@@ -276,14 +279,11 @@ def parse_tracestate(values: list[str]) -> tuple[tuple[str, str], ...] | None:
         match = _TS_MEMBER.fullmatch(item)
         if match is None:
             return None
-        key, value = match.group(1), match.group(2)
-        if key in seen:
-            return None  # "Only one entry per key is allowed"
-        seen.add(key)
-        members.append((key, value))
-        if len(members) > MAX_TRACESTATE_MEMBERS:
+        count += 1
+        if count > MAX_TRACESTATE_MEMBERS:
             return None
-    return tuple(members)
+        members.setdefault(match.group(1), match.group(2))
+    return tuple(members.items())
 
 
 def _tracestate_member(member: object) -> tuple[str, str] | None:
