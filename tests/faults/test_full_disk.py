@@ -132,3 +132,30 @@ def test_the_started_record_lost_to_a_full_disk_is_written_once_space_returns(
     assert latest == {"lost": {"sink_error:SpoolSink": 1}, "total": 1}, lost
     # Retrying on the full disk reused the segment it had opened, instead of leaving an empty file each time.
     assert len(list((home / "spool").glob("*.zspool"))) == 1
+
+
+RECORDER = """
+    import zoomtrace as zt
+    zt.init("store-on-a-full-disk")
+    zt.log.info("recorded while there was space")
+    zt.shutdown()
+"""
+
+
+def test_a_store_that_cannot_be_created_on_a_full_disk_says_so_and_leaves_no_file(
+    small_fs: SmallFilesystem, tmp_path: Path
+) -> None:
+    script = tmp_path / "recorder.py"
+    script.write_text(textwrap.dedent(RECORDER).lstrip("\n"))
+    home = small_fs.path / "home"
+    h.run_script(script, home)  # a spool, and no store yet
+    store = home / "store.duckdb"
+    assert not store.exists()
+    small_fs.fill()
+    line = h.assert_one_line_error(h.cli(home, "nodes"))
+    assert "disk is full" in line and "Free some space" in line, line
+    assert "corrupt" not in line, line
+    assert not store.exists(), "an invalid store file was left behind"
+    small_fs.free()
+    (node,) = h.nodes(home)  # created now, from the spool: nothing was lost
+    assert node["service"] == "store-on-a-full-disk"
