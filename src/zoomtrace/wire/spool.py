@@ -85,6 +85,11 @@ class SegmentWriter:
         """The segment being written, until it is closed (later frames then start a new one)."""
         return self._segment
 
+    @property
+    def size(self) -> int:
+        """Bytes written to that segment (0 while every write to it failed, as on a full disk)."""
+        return self._size if self._segment is not None else 0
+
     def _open(self) -> int:
         self.directory.mkdir(parents=True, exist_ok=True)
         while True:
