@@ -212,10 +212,11 @@ def read_segment(path: Path, offset: int = 0) -> ReadResult:
 
 
 def _writer_gone(fd: int) -> bool:
-    """Whether no writer holds the segment open (its exclusive lock is free)."""
+    """Whether no writer holds the segment open (its exclusive lock is free). A filesystem without locks
+    cannot tell: the tail stays pending, as if its writer were alive."""
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
+    except OSError:
         return False
     return True  # released when the file is closed
 
