@@ -3,19 +3,34 @@
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 
 from zoomtrace.capture import recorder
 from zoomtrace.capture.context import current
 from zoomtrace.capture.items import STDLOG
 
+#: The record this thread's Zoom handlers last took: one that reaches two of them (one a ``dictConfig``
+#: put on a logger, the root one ``init`` attaches) is recorded once. Logging calls every handler of a
+#: record in the calling thread, one after the other; the record itself is left untouched, as the
+#: application's other handlers see it.
+_last = threading.local()
+
 
 class ZoomHandler(logging.Handler):
-    """Hands ``LogRecord`` objects to the pipeline; formatting happens on the worker thread."""
+    """Hands ``LogRecord`` objects to the pipeline; formatting happens on the worker thread.
+
+    It records nothing before ``zt.init()`` nor below the node's level, whatever its own level.
+    """
 
     def handle(self, record: logging.LogRecord) -> bool:
         # No handler lock and no filters to run per record: the pipeline's queue is thread-safe.
         node = recorder.active
-        if node is not None and record.levelno >= self.level:
+        if node is not None and record.levelno >= self.level and record.levelno >= node.levelno:
+            last = getattr(_last, "record", None)
+            if last is not None and last() is record:
+                return True
+            _last.record = weakref.ref(record)
             node.pipeline.put((STDLOG, record, current.get()))
         return True
 
