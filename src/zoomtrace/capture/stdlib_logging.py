@@ -54,6 +54,13 @@ def capture(level: int = logging.INFO) -> ZoomHandler:
     return _handler
 
 
+def keep_attached() -> None:
+    """Put the handler back on the root logger if a logging configuration took it away."""
+    root = logging.getLogger()
+    if _handler is not None and _handler not in root.handlers:
+        root.addHandler(_handler)
+
+
 def release() -> None:
     global _handler
     if _handler is not None:
