@@ -258,3 +258,39 @@ def test_zoomtrace_run_serves_a_project_with_no_zoom_in_its_settings(tmp_path: P
     assert log["message"] == "looking up order 7"
     (statement,) = order["children"]
     assert statement["name"] == "SELECT" and statement["code"]["line"] == marker_line(views, "order_sql")
+
+
+SERVE_ASGI = """
+import os
+import socket
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
+import uvicorn
+from django.core.asgi import get_asgi_application
+
+application = get_asgi_application()  # middleware loaded for an async stack
+listening = socket.create_server(("127.0.0.1", 0))  # listening before "ready": no request can be refused
+server = uvicorn.Server(uvicorn.Config(application, lifespan="off", log_level="error"))
+print("ready", listening.getsockname()[1], flush=True)
+server.run(sockets=[listening])
+"""
+
+
+def test_under_asgi_the_span_covers_the_sync_view_run_in_a_thread(tmp_path: Path) -> None:
+    project(tmp_path, with_zoom_settings('{"service": "shop-asgi"}'))
+    (tmp_path / "serve_asgi.py").write_text(SERVE_ASGI.lstrip("\n"))
+    home = tmp_path / "home"
+    server = Server(tmp_path, home, "serve_asgi.py")
+    try:
+        calls = {path: remote_parent() for path in ("orders/7", "boom")}
+        assert get(f"{server.url}/orders/7", calls["orders/7"]) == (200, "order 8")
+        assert get(f"{server.url}/boom", calls["boom"])[0] == 500
+    finally:
+        server.stop()
+    views = tmp_path / "shop" / "views.py"
+    order = server_span(home, calls["orders/7"])
+    assert order["name"] == "GET /orders/<int:order_id>" and order["code"]["line"] == marker_line(views, "order")
+    assert [r["message"] for r in order["records"]] == ["looking up order 7"]
+    assert [s["name"] for s in order["children"]] == ["SELECT"]
+    boom = server_span(home, calls["boom"])
+    assert boom["status"] == "error" and boom["error"]["message"] == "the view broke"
