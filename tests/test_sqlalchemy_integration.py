@@ -58,7 +58,8 @@ with zt.span("orm") as orm, Session(engine) as session:
 other = create_engine(f"sqlite:///{sys.argv[1]}")
 zt_sqlalchemy.instrument(other, parameters=True)  # this one with parameter values, and not traced twice
 with zt.span("asked") as asked, other.connect() as conn:
-    conn.execute(text("SELECT name FROM customers WHERE id = :id"), {"id": 2}).all()  # @asked
+    query = text("SELECT name FROM customers WHERE id = :id AND name != :password")
+    conn.execute(query, {"id": 2, "password": "hunter2"}).all()  # @asked
 print("RESULT " + json.dumps({"traces": [checkout.trace_id, orm.trace_id, asked.trace_id], "error": error,
                               "names": names}), flush=True)
 """
@@ -108,6 +109,8 @@ def test_parameter_values_are_left_out_unless_asked(ran: dict[str, Any]) -> None
     assert "top-secret-ann" not in str(ran["stories"][0])
     _, (asked,) = statements(ran["stories"][2])  # one span although instrumented for every engine and this one
     assert asked["attrs"]["db.query.parameter.id"] == 2
+    assert asked["attrs"]["db.query.parameter.password"] == "[scrubbed]"  # asked for, but a secret's name
+    assert "hunter2" not in str(ran["stories"][2])
     assert asked["code"]["line"] == marker_line(ran["app"], "asked")
 
 
