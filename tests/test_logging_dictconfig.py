@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from helpers import all_records, cli_json, marker_line, result, run_script, story, write_files
+from helpers import PY, all_records, cli, cli_json, marker_line, result, run_script, story, write_files
 
 HANDLER = "zoomtrace.integrations.logging.ZoomHandler"
 
@@ -77,3 +77,25 @@ def test_a_record_reaching_two_zoom_handlers_is_recorded_once(tmp_path: Path) ->
     assert messages == ["once only", "through the root handler"]
     logs = [r["message"] for r in cli_json(tmp_path / "home", "tail") if r["kind"] == "log"]
     assert "before init: nowhere to go" not in logs
+
+
+PLAIN_PROJECT = """
+import logging
+import logging.config
+
+logging.config.dictConfig({
+    "version": 1,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "INFO"},  # no Zoom here: the project knows nothing of it
+})
+logging.getLogger("shop").warning("configured in settings")
+"""
+
+
+def test_zoomtrace_run_keeps_logs_recorded_through_a_dictconfig_without_zoom(tmp_path: Path) -> None:
+    write_files(tmp_path, {"app.py": PLAIN_PROJECT})
+    home = tmp_path / "home"
+    done = cli(home, "run", "--", PY, "app.py", cwd=tmp_path)
+    assert done.returncode == 0 and "configured in settings" in done.stderr  # the project's own handler ran
+    logs = [r["message"] for r in cli_json(home, "tail") if r["kind"] == "log"]
+    assert logs == ["configured in settings"]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from helpers import all_spans, marker_line, result, run_script, story, write_files
+from helpers import PY, all_spans, cli, cli_json, marker_line, result, run_script, story, write_files
 
 APP = """
 import json
@@ -128,3 +128,24 @@ def test_orm_queries_point_at_the_application_line(ran: dict[str, Any]) -> None:
     assert "FROM customers ORDER BY customers.name" in query["attrs"]["db.query.text"]
     assert query["code"]["line"] == marker_line(ran["app"], "orm")
     assert len(all_spans(ran["stories"][1])) == 2
+
+
+PLAIN_SCRIPT = """
+import sys
+
+from sqlalchemy import create_engine, text
+
+engine = create_engine(f"sqlite:///{sys.argv[1]}")
+with engine.connect() as conn:
+    print(conn.execute(text("SELECT :n * 2"), {"n": 21}).scalar())  # @plain
+"""
+
+
+def test_zoomtrace_run_traces_an_engine_with_no_zoom_in_the_program(tmp_path: Path) -> None:
+    write_files(tmp_path, {"plain.py": PLAIN_SCRIPT})
+    home = tmp_path / "home"
+    done = cli(home, "run", "--", PY, "plain.py", str(tmp_path / "plain.db"), cwd=tmp_path)
+    assert done.returncode == 0 and done.stdout == "42\n", done.stderr
+    (span,) = [r for r in cli_json(home, "tail") if r["kind"] == "span"]
+    assert span["attrs"]["db.query.text"] == "SELECT ? * 2" and span["attrs"]["db.system.name"] == "sqlite"
+    assert span["code"]["line"] == marker_line(tmp_path / "plain.py", "plain")
