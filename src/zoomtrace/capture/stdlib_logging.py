@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
+from typing import ClassVar
 
 from zoomtrace.capture import recorder
 from zoomtrace.capture.context import current
@@ -15,6 +16,9 @@ from zoomtrace.capture.items import STDLOG
 #: record in the calling thread, one after the other; the record itself is left untouched, as the
 #: application's other handlers see it.
 _last = threading.local()
+#: Set once a second handler is made (one a ``dictConfig`` names, besides the one ``init`` attaches): only
+#: then may a record reach two of them, and only then does the hot path check.
+_several = False
 
 
 class ZoomHandler(logging.Handler):
@@ -23,14 +27,23 @@ class ZoomHandler(logging.Handler):
     It records nothing before ``zt.init()`` nor below the node's level, whatever its own level.
     """
 
+    _made: ClassVar[int] = 0
+
+    def __init__(self, level: int | str = logging.NOTSET) -> None:
+        global _several
+        super().__init__(level)
+        ZoomHandler._made += 1
+        _several = ZoomHandler._made > 1
+
     def handle(self, record: logging.LogRecord) -> bool:
         # No handler lock and no filters to run per record: the pipeline's queue is thread-safe.
         node = recorder.active
         if node is not None and record.levelno >= self.level and record.levelno >= node.levelno:
-            last = getattr(_last, "record", None)
-            if last is not None and last() is record:
-                return True
-            _last.record = weakref.ref(record)
+            if _several:
+                last = getattr(_last, "record", None)
+                if last is not None and last() is record:
+                    return True
+                _last.record = weakref.ref(record)
             node.pipeline.put((STDLOG, record, current.get()))
         return True
 
