@@ -149,3 +149,46 @@ def test_zoomtrace_run_traces_an_engine_with_no_zoom_in_the_program(tmp_path: Pa
     (span,) = [r for r in cli_json(home, "tail") if r["kind"] == "span"]
     assert span["attrs"]["db.query.text"] == "SELECT ? * 2" and span["attrs"]["db.system.name"] == "sqlite"
     assert span["code"]["line"] == marker_line(tmp_path / "plain.py", "plain")
+
+
+ASYNC_APP = """
+import asyncio
+import json
+import sys
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+import zoomtrace as zt
+from zoomtrace.integrations import sqlalchemy as zt_sqlalchemy
+
+zt.init("orders-async", env="ci")
+
+
+async def main():
+    engine = create_async_engine(f"sqlite+aiosqlite:///{sys.argv[1]}")
+    zt_sqlalchemy.instrument(engine)  # an async engine: its statements run in SQLAlchemy's greenlets
+    with zt.span("lookup") as span:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT :n + 1"), {"n": 1})  # @async_select
+    await engine.dispose()
+    return span
+
+
+span = asyncio.run(main())
+print("RESULT " + json.dumps({"trace_id": span.trace_id}), flush=True)
+"""
+
+
+def test_asyncio_statements_are_spans_under_the_awaiting_span(tmp_path: Path) -> None:
+    write_files(tmp_path, {"app.py": ASYNC_APP})
+    home = tmp_path / "home"
+    ran = result(run_script(tmp_path / "app.py", home, str(tmp_path / "async.db")))
+    root, (select,) = statements(story(home, ran["trace_id"]))
+    assert root["name"] == "lookup" and select["name"] == "SELECT"
+    assert select["attrs"]["db.query.text"] == "SELECT ? + 1" and select["attrs"]["db.system.name"] == "sqlite"
+    # The application's await, found past the greenlet SQLAlchemy ran the statement in.
+    assert (select["code"]["function"], select["code"]["line"]) == (
+        "main",
+        marker_line(tmp_path / "app.py", "async_select"),
+    )

@@ -16,19 +16,25 @@ sent to the driver, with its placeholders: parameter values are left out unless
 driver reports is ``db.response.affected_rows`` for a statement that changes rows and
 ``db.response.returned_rows`` for one returning them, when the driver knows it before they are
 fetched (SQLite does not). It listens to the cursor-level events, so ``Connection.exec_driver_sql``
-(plain DB-API SQL), Core and the ORM are all traced.
+(plain DB-API SQL), Core and the ORM, sync and asyncio, are all traced.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final
+import sys
+from collections.abc import Iterator
+from types import CodeType, FrameType
+from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, ExceptionContext
 
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine  # not imported for a sync program: it imports asyncio
+
 from zoomtrace.capture.context import current
 from zoomtrace.capture.span import Span
-from zoomtrace.integrations._http import caller, close_detached, open_detached
+from zoomtrace.integrations._http import close_detached, open_detached
 
 __all__ = ["instrument", "uninstrument"]
 
@@ -95,6 +101,33 @@ def _parameters(parameters: Any, context: Any) -> dict[str, Any]:
     return {f"db.query.parameter.{key}": value for key, value in zip(keys, parameters, strict=True)}
 
 
+def _frames(first: FrameType) -> Iterator[FrameType]:
+    """The frames from ``first`` outwards; then, under asyncio, those of the greenlets SQLAlchemy runs its
+    sync code in: a parent greenlet is suspended in the coroutine awaiting the statement."""
+    frame: FrameType | None = first
+    while frame is not None:
+        yield frame
+        frame = frame.f_back
+    greenlet = sys.modules.get("greenlet")
+    parent = greenlet.getcurrent().parent if greenlet is not None else None
+    while parent is not None:
+        frame = parent.gr_frame
+        while frame is not None:
+            yield frame
+            frame = frame.f_back
+        parent = parent.parent
+
+
+def _application_line() -> tuple[CodeType, int]:
+    """The first frame outside SQLAlchemy (and Zoom): the application line that ran the statement."""
+    first = sys._getframe(1)
+    for frame in _frames(first):
+        module = frame.f_globals.get("__name__") or ""
+        if not any(module == p or module.startswith(p + ".") for p in _LIBRARY):
+            return frame.f_code, frame.f_lineno
+    return first.f_code, first.f_lineno
+
+
 def _listen(target: Any, values: bool) -> tuple[Any, Any, Any]:
     def before(conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
         opened = conn.info.get(_OPEN)
@@ -103,7 +136,7 @@ def _listen(target: Any, values: bool) -> tuple[Any, Any, Any]:
                 opened[1].attrs.update(_parameters(parameters, context))
             return
         attrs = _attributes(conn, statement, parameters, context, executemany, values)
-        code, line = caller(_LIBRARY)
+        code, line = _application_line()
         span = Span(
             attrs.get("db.operation.name") or attrs["db.system.name"], attrs, current.get(), [], None, code, line
         )
@@ -137,20 +170,27 @@ def _listen(target: Any, values: bool) -> tuple[Any, Any, Any]:
     return before, after, failed
 
 
-def instrument(engine: Engine | None = None, *, parameters: bool = False) -> None:
-    """Trace the statements of ``engine``, or of every engine when none is given. Idempotent.
+def _target(engine: Engine | AsyncEngine | None) -> Any:
+    """What the listeners go on: the Engine class (every engine), or the engine (an async one's sync engine)."""
+    if engine is None:
+        return Engine
+    return getattr(engine, "sync_engine", engine)
+
+
+def instrument(engine: Engine | AsyncEngine | None = None, *, parameters: bool = False) -> None:
+    """Trace the statements of ``engine`` (sync or async), or of every engine when none is given. Idempotent.
 
     ``parameters=True`` records the statements' parameter values too (off by default: they are
     often personal data; Zoom's scrubber still hides secret-looking ones).
     """
-    target = Engine if engine is None else engine
+    target = _target(engine)
     if target not in _listeners:
         _listeners[target] = _listen(target, parameters)
 
 
-def uninstrument(engine: Engine | None = None) -> None:
+def uninstrument(engine: Engine | AsyncEngine | None = None) -> None:
     """Undo ``instrument`` (for ``engine``, or for every engine)."""
-    target = Engine if engine is None else engine
+    target = _target(engine)
     listeners = _listeners.pop(target, None)
     if listeners is not None:
         for name, fn in zip(("before_cursor_execute", "after_cursor_execute", "handle_error"), listeners, strict=True):
