@@ -21,67 +21,34 @@ fetched (SQLite does not). It listens to the cursor-level events, so ``Connectio
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, ExceptionContext
 
+from zoomtrace.capture.span import Span
+from zoomtrace.integrations._db import set_row_count, statement_attributes, statement_span
+from zoomtrace.integrations._http import close_detached, open_detached
+
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine  # not imported for a sync program: it imports asyncio
-
-from zoomtrace.capture.context import current
-from zoomtrace.capture.span import Span
-from zoomtrace.integrations._http import close_detached, open_detached
 
 __all__ = ["instrument", "uninstrument"]
 
 #: Frames of these packages are skipped to find the application line that ran the statement.
 _LIBRARY: Final = ("sqlalchemy", "zoomtrace.integrations", "contextlib", "functools", "opentelemetry")
-#: ``db.system.name`` values of the conventions, by SQLAlchemy dialect name (others are kept as they are).
-_SYSTEMS: Final = {"mssql": "microsoft.sql_server", "oracle": "oracle.db"}
 #: Where the statement's span waits on its connection between the "before" and "after" events.
 _OPEN: Final = "_zoomtrace_statement"
 
 _listeners: dict[Any, tuple[Any, Any, Any]] = {}
 
 
-def operation(statement: str) -> str | None:
-    """The statement's first keyword, upper case (``SELECT``, ``WITH``...), after comments and brackets."""
-    text = statement.lstrip()
-    while text.startswith(("--", "/*", "(")):
-        if text.startswith("--"):
-            text = text.partition("\n")[2].lstrip()
-        elif text.startswith("/*"):
-            text = text.partition("*/")[2].lstrip()
-        else:
-            text = text[1:].lstrip()
-    word = text.split(None, 1)[0] if text else ""
-    return word.upper() if word.isalpha() else None
-
-
 def _attributes(
     conn: Connection, statement: str, parameters: Any, context: Any, executemany: bool, values: bool
 ) -> dict[str, Any]:
     engine = conn.engine
-    name = engine.dialect.name
-    attrs: dict[str, Any] = {
-        "span.kind": "client",
-        "db.system.name": _SYSTEMS.get(name, name),
-        "db.query.text": statement,
-    }
-    verb = operation(statement)
-    if verb is not None:
-        attrs["db.operation.name"] = verb
     url = engine.url
-    if url.database:
-        attrs["db.namespace"] = url.database
-    if url.host:
-        attrs["server.address"] = url.host
-    if url.port:
-        attrs["server.port"] = url.port
+    attrs = statement_attributes(engine.dialect.name, statement, url.database, url.host, url.port)
     if executemany:
         attrs["db.operation.batch.size"] = len(parameters)
     elif values:
@@ -101,33 +68,6 @@ def _parameters(parameters: Any, context: Any) -> dict[str, Any]:
     return {f"db.query.parameter.{key}": value for key, value in zip(keys, parameters, strict=True)}
 
 
-def _frames(first: FrameType) -> Iterator[FrameType]:
-    """The frames from ``first`` outwards; then, under asyncio, those of the greenlets SQLAlchemy runs its
-    sync code in: a parent greenlet is suspended in the coroutine awaiting the statement."""
-    frame: FrameType | None = first
-    while frame is not None:
-        yield frame
-        frame = frame.f_back
-    greenlet = sys.modules.get("greenlet")
-    parent = greenlet.getcurrent().parent if greenlet is not None else None
-    while parent is not None:
-        frame = parent.gr_frame
-        while frame is not None:
-            yield frame
-            frame = frame.f_back
-        parent = parent.parent
-
-
-def _application_line() -> tuple[CodeType, int]:
-    """The first frame outside SQLAlchemy (and Zoom): the application line that ran the statement."""
-    first = sys._getframe(1)
-    for frame in _frames(first):
-        module = frame.f_globals.get("__name__") or ""
-        if not any(module == p or module.startswith(p + ".") for p in _LIBRARY):
-            return frame.f_code, frame.f_lineno
-    return first.f_code, first.f_lineno
-
-
 def _listen(target: Any, values: bool) -> tuple[Any, Any, Any]:
     def before(conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
         opened = conn.info.get(_OPEN)
@@ -135,11 +75,7 @@ def _listen(target: Any, values: bool) -> tuple[Any, Any, Any]:
             if values and not executemany:
                 opened[1].attrs.update(_parameters(parameters, context))
             return
-        attrs = _attributes(conn, statement, parameters, context, executemany, values)
-        code, line = _application_line()
-        span = Span(
-            attrs.get("db.operation.name") or attrs["db.system.name"], attrs, current.get(), [], None, code, line
-        )
+        span = statement_span(_attributes(conn, statement, parameters, context, executemany, values), _LIBRARY)
         open_detached(span)
         conn.info[_OPEN] = (cursor, span)
 
@@ -148,10 +84,7 @@ def _listen(target: Any, values: bool) -> tuple[Any, Any, Any]:
         if opened is None:
             return
         span: Span = opened[1]
-        rows = getattr(cursor, "rowcount", -1)
-        if isinstance(rows, int) and rows >= 0:
-            returns_rows = getattr(cursor, "description", None) is not None
-            span.attrs["db.response.returned_rows" if returns_rows else "db.response.affected_rows"] = rows
+        set_row_count(span, cursor)
         close_detached(span, None)
 
     def failed(context: ExceptionContext) -> None:
