@@ -22,13 +22,15 @@ import pytest
 from helpers import PY, Child, cli_json, marker_line, story, write_files
 
 SETTINGS = """
+from pathlib import Path
+
 SECRET_KEY = "not-a-secret"
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1"]
 ROOT_URLCONF = "shop.urls"
-INSTALLED_APPS = {apps}
+INSTALLED_APPS = ["shop", *{apps}]
 MIDDLEWARE = {middleware}
-DATABASES = {{}}
+DATABASES = {{"default": {{"ENGINE": "django.db.backends.sqlite3", "NAME": Path(__file__).parents[1] / "django.db"}}}}
 LOGGING = {{
     "version": 1,
     "disable_existing_loggers": False,
@@ -46,6 +48,7 @@ from shop import views
 urlpatterns = [
     path("orders/<int:order_id>", views.order),
     path("boom", views.boom),
+    path("missing", views.missing),
     path("items/", views.Items.as_view()),
 ]
 """
@@ -54,9 +57,12 @@ VIEWS = """
 import logging
 import sys
 
+from django.db import connection
 from django.http import HttpResponse
 from django.views import View
 from sqlalchemy import create_engine, text
+
+from shop.models import Customer
 
 log = logging.getLogger("shop.views")
 engine = create_engine(f"sqlite:///{sys.argv[1]}")
@@ -66,11 +72,17 @@ def order(request, order_id):  # @order
     log.info("looking up order %s", order_id)  # @order_log
     with engine.connect() as conn:
         count = conn.execute(text("SELECT :n + 1"), {"n": order_id}).scalar()  # @order_sql
-    return HttpResponse(f"order {count}")
+    customers = Customer.objects.filter(name="ann").count()  # @order_orm
+    return HttpResponse(f"order {count} for {customers}")
 
 
 def boom(request):
     raise ValueError("the view broke")  # @boom
+
+
+def missing(request):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM no_such_table")  # @missing_sql
 
 
 class Items(View):
@@ -86,6 +98,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
 from django.core.servers.basehttp import WSGIRequestHandler, WSGIServer, get_internal_wsgi_application
 
 application = get_internal_wsgi_application()  # as ``manage.py runserver`` does
+from django.core.management import call_command
+
+call_command("migrate", run_syncdb=True, verbosity=0)  # the Customer table
 server = WSGIServer(("127.0.0.1", 0), WSGIRequestHandler)
 server.set_app(application)
 print("ready", server.server_port, flush=True)
@@ -96,10 +111,28 @@ ZOOM_HANDLER = '"zoom": {"class": "zoomtrace.integrations.logging.ZoomHandler"}'
 CONSOLE_HANDLER = '"console": {"class": "logging.StreamHandler"}'
 
 
+MODELS = """
+from django.db import models
+
+
+class Customer(models.Model):
+    name = models.CharField(max_length=50)
+
+    class Meta:
+        app_label = "shop"
+"""
+
+
 def project(root: Path, settings: str) -> None:
     write_files(
         root,
-        {"shop/__init__.py": "", "shop/settings.py": settings, "shop/urls.py": URLS, "shop/views.py": VIEWS},
+        {
+            "shop/__init__.py": "",
+            "shop/settings.py": settings,
+            "shop/urls.py": URLS,
+            "shop/views.py": VIEWS,
+            "shop/models.py": MODELS,
+        },
     )
     (root / "serve.py").write_text(SERVE.lstrip("\n"))
 
@@ -164,15 +197,16 @@ def server_span(home: Path, parent: tuple[str, str]) -> dict[str, Any]:
 
 def test_a_request_is_a_server_span_continued_from_traceparent(served: tuple[Server, Path]) -> None:
     server, root = served
-    calls = {path: remote_parent() for path in ("orders/7", "boom", "items/", "nowhere")}
+    calls = {path: remote_parent() for path in ("orders/7", "boom", "items/", "nowhere", "missing")}
     answers = {path: get(f"{server.url}/{path}", parent) for path, parent in calls.items()}
     assert {path: status for path, (status, _) in answers.items()} == {
         "orders/7": 200,
         "boom": 500,
         "items/": 200,
         "nowhere": 404,
+        "missing": 500,
     }
-    assert answers["orders/7"][1] == "order 8"
+    assert answers["orders/7"][1] == "order 8 for 0"
     server.stop()
     home, views = root / "home", root / "shop" / "views.py"
     (node,) = cli_json(home, "nodes")
@@ -188,9 +222,14 @@ def test_a_request_is_a_server_span_continued_from_traceparent(served: tuple[Ser
     # The view's log (recorded once, though it reaches two Zoom handlers) and its SQL statement join the span.
     (log,) = order["records"]
     assert log["message"] == "looking up order 7" and log["code"]["line"] == marker_line(views, "order_log")
-    (statement,) = order["children"]
+    statement, orm = order["children"]  # SQLAlchemy's, then the Django ORM's
     assert statement["name"] == "SELECT" and statement["attrs"]["db.query.text"] == "SELECT ? + 1"
     assert statement["code"]["line"] == marker_line(views, "order_sql")
+    assert orm["name"] == "SELECT" and orm["attrs"]["span.kind"] == "client"
+    assert orm["attrs"]["db.system.name"] == "sqlite" and orm["attrs"]["db.namespace"].endswith("django.db")
+    query = orm["attrs"]["db.query.text"]
+    assert 'FROM "shop_customer" WHERE "shop_customer"."name" = %s' in query and "ann" not in query
+    assert (orm["code"]["function"], orm["code"]["line"]) == ("order", marker_line(views, "order_orm"))
 
     boom = server_span(home, calls["boom"])
     assert boom["name"] == "GET /boom" and boom["status"] == "error"
@@ -202,6 +241,13 @@ def test_a_request_is_a_server_span_continued_from_traceparent(served: tuple[Ser
     items = server_span(home, calls["items/"])
     assert items["name"] == "GET /items/"
     assert (items["code"]["function"], items["code"]["line"]) == ("Items.get", marker_line(views, "items_get"))
+
+    missing = server_span(home, calls["missing"])
+    (failed,) = missing["children"]  # a statement that failed: an error span, under the request's error span
+    assert failed["status"] == "error" and failed["attrs"]["error.type"] == "OperationalError"
+    assert failed["attrs"]["db.query.text"] == "SELECT * FROM no_such_table"
+    assert failed["code"]["line"] == marker_line(views, "missing_sql")
+    assert missing["status"] == "error" and "no such table" in missing["error"]["message"]
 
     nowhere = server_span(home, calls["nowhere"])
     assert nowhere["name"] == "GET" and "http.route" not in nowhere["attrs"]
@@ -246,7 +292,7 @@ def test_zoomtrace_run_serves_a_project_with_no_zoom_in_its_settings(tmp_path: P
     server = Server(tmp_path, home, "run.py", str(home))
     try:
         parent = remote_parent()
-        assert get(f"{server.url}/orders/7", parent) == (200, "order 8")
+        assert get(f"{server.url}/orders/7", parent) == (200, "order 8 for 0")
     finally:
         server.stop()
     (node,) = cli_json(home, "nodes")
@@ -256,8 +302,9 @@ def test_zoomtrace_run_serves_a_project_with_no_zoom_in_its_settings(tmp_path: P
     assert order["name"] == "GET /orders/<int:order_id>" and order["code"]["line"] == marker_line(views, "order")
     (log,) = order["records"]
     assert log["message"] == "looking up order 7"
-    (statement,) = order["children"]
+    statement, orm = order["children"]
     assert statement["name"] == "SELECT" and statement["code"]["line"] == marker_line(views, "order_sql")
+    assert orm["name"] == "SELECT" and orm["code"]["line"] == marker_line(views, "order_orm")
 
 
 SERVE_ASGI = """
@@ -269,6 +316,9 @@ import uvicorn
 from django.core.asgi import get_asgi_application
 
 application = get_asgi_application()  # middleware loaded for an async stack
+from django.core.management import call_command
+
+call_command("migrate", run_syncdb=True, verbosity=0)
 listening = socket.create_server(("127.0.0.1", 0))  # listening before "ready": no request can be refused
 server = uvicorn.Server(uvicorn.Config(application, lifespan="off", log_level="error"))
 print("ready", listening.getsockname()[1], flush=True)
@@ -283,7 +333,7 @@ def test_under_asgi_the_span_covers_the_sync_view_run_in_a_thread(tmp_path: Path
     server = Server(tmp_path, home, "serve_asgi.py")
     try:
         calls = {path: remote_parent() for path in ("orders/7", "boom")}
-        assert get(f"{server.url}/orders/7", calls["orders/7"]) == (200, "order 8")
+        assert get(f"{server.url}/orders/7", calls["orders/7"]) == (200, "order 8 for 0")
         assert get(f"{server.url}/boom", calls["boom"])[0] == 500
     finally:
         server.stop()
@@ -291,6 +341,6 @@ def test_under_asgi_the_span_covers_the_sync_view_run_in_a_thread(tmp_path: Path
     order = server_span(home, calls["orders/7"])
     assert order["name"] == "GET /orders/<int:order_id>" and order["code"]["line"] == marker_line(views, "order")
     assert [r["message"] for r in order["records"]] == ["looking up order 7"]
-    assert [s["name"] for s in order["children"]] == ["SELECT"]
+    assert [s["code"]["line"] for s in order["children"]] == [marker_line(views, m) for m in ("order_sql", "order_orm")]
     boom = server_span(home, calls["boom"])
     assert boom["status"] == "error" and boom["error"]["message"] == "the view broke"

@@ -80,7 +80,8 @@ def _loguru(module: ModuleType) -> None:
 
 
 def _django(module: ModuleType) -> None:
-    """Every Django handler loads Zoom's middleware first (``django.ZoomMiddleware``), with no settings change."""
+    """Every Django handler loads Zoom's middleware first (``django.ZoomMiddleware``), with no settings change;
+    the SQL statements are traced from then on (``django.db.trace_queries``)."""
     from zoomtrace.integrations.django import MIDDLEWARE
 
     handler_class: Any = module.BaseHandler
@@ -90,8 +91,11 @@ def _django(module: ModuleType) -> None:
     def load_middleware(self: Any, *args: Any, **kwargs: Any) -> Any:
         from django.conf import settings
 
+        from zoomtrace.integrations.django.db import trace_queries
+
         if MIDDLEWARE not in settings.MIDDLEWARE:
             settings.MIDDLEWARE = [MIDDLEWARE, *settings.MIDDLEWARE]
+        trace_queries()
         return load(self, *args, **kwargs)
 
     handler_class.load_middleware = load_middleware

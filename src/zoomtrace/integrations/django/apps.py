@@ -1,4 +1,5 @@
-"""The Django application ``zoomtrace.integrations.django``: Zoom started from the ``ZOOMTRACE`` setting."""
+"""The Django application ``zoomtrace.integrations.django``: Zoom started from the ``ZOOMTRACE`` setting,
+and a span per SQL statement."""
 
 from __future__ import annotations
 
@@ -14,14 +15,18 @@ from zoomtrace.runtime.lifecycle import init
 
 
 class ZoomConfig(AppConfig):  # type: ignore[misc]  # Django ships no type hints
-    """``ready()`` calls ``zt.init(**settings.ZOOMTRACE)``, before the first request is served."""
+    """``ready()`` calls ``zt.init(**settings.ZOOMTRACE)`` and traces the SQL statements, before the first
+    request is served."""
 
     name = "zoomtrace.integrations.django"
     label = "zoomtrace"
     verbose_name = "Zoom"
 
     def ready(self) -> None:
+        from zoomtrace.integrations.django.db import trace_queries
+
         start(getattr(settings, "ZOOMTRACE", {}), getattr(settings, "SETTINGS_MODULE", None))
+        trace_queries()
 
 
 def start(options: Any, settings_module: str | None) -> None:
