@@ -271,6 +271,11 @@ def test_traces_names_its_columns(home: list[str]) -> None:
         (["sql", "--format", "xml", "SELECT 1"], ["--format", "'xml'"]),
         (["sql", "--format", "csv", "--json", "SELECT 1"], ["--json", "--format csv"]),
         (["ui", "--port", "70000"], ["--port", "'70000'"]),
+        (["tail", "-f", "--interval", "0"], ["--interval", "'0'"]),
+        (["collect", "--from", "kafka://127.0.0.1:9", "--batch-size", "0"], ["--batch-size", "'0'"]),
+        (["collect", "--from", "kafka://127.0.0.1:9", "--max-value-bytes", "-1"], ["--max-value-bytes", "'-1'"]),
+        (["collect", "--from", "kafka://127.0.0.1:9", "--stats-interval", "nan"], ["--stats-interval", "'nan'"]),
+        (["collect", "--from", "kafka://127.0.0.1:9", "--exit-when-idle", "-2"], ["--exit-when-idle", "'-2'"]),
     ],
 )
 def test_bad_arguments_are_one_line_errors(homes: dict[str, list[str]], args: list[str], words: list[str]) -> None:
