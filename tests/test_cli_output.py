@@ -8,6 +8,7 @@ errors; ``traces`` names its columns. Every store is real and every command runs
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -239,6 +240,15 @@ def test_sql_table_is_aligned_and_marks_null(home: list[str]) -> None:
             max(len(a), len(b)) for a, b in zip(header.split(), ["NULL", "[1,2]", 'a,"b\\tc', "42"], strict=True)
         ]
         assert count == "(1 row)"
+
+
+def test_sql_writes_times_bytes_and_maps_as_json_does(homes: dict[str, list[str]]) -> None:
+    """Never as Python reprs (``datetime.timedelta(days=3)``, ``b'abc'``), in every format (DuckDB's SQL)."""
+    query = "SELECT DATE '2020-01-02' AS day, INTERVAL 3 DAY AS span, 'abc'::BLOB AS bytes, MAP([1], ['a']) AS map"
+    expected = {"day": "2020-01-02", "span": "P3D", "bytes": base64.b64encode(b"abc").decode(), "map": {"1": "a"}}
+    assert json.loads(out(homes["duckdb"], "sql", "--format", "json", query)) == [expected]
+    (_, row) = list(csv.reader(io.StringIO(out(homes["duckdb"], "sql", "--format", "csv", query))))
+    assert row == [*list(expected.values())[:3], json.dumps(expected["map"], separators=(",", ":"))]
 
 
 # -- traces -------------------------------------------------------------------------------------------------

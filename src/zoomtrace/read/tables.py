@@ -8,6 +8,8 @@ numbers, text, bytes, times. Each format writes them its own way, never as Pytho
 - ``csv`` (RFC 4180) and ``tsv`` (one row a line, ``\\t \\n \\r \\\\`` and other control characters
   escaped): a header line of column names, NULL as an empty field, lists and maps as JSON.
 - ``json``: one array of objects, NULL as ``null``, lists and maps as JSON arrays and objects.
+
+Times and intervals are ISO 8601 text (``2026-12-02T07:00:00Z``, ``P3D``), bytes base64, UUIDs their text.
 """
 
 from __future__ import annotations
@@ -56,7 +58,9 @@ def _json_value(value: Any) -> Any:
         return [_json_value(v) for v in value]
     if isinstance(value, dict):
         return {str(k): _json_value(v) for k, v in value.items()}
-    if value is None or isinstance(value, str | int | float | bytes | datetime.date | datetime.time):
+    if value is None or isinstance(
+        value, str | int | float | bytes | datetime.date | datetime.time | datetime.timedelta
+    ):
         return value
     return str(value)  # a UUID, an interval and the like: as their own text
 
