@@ -99,7 +99,7 @@ def trace_line(t: TraceSummary) -> str:
 def node_line(n: NodeView) -> str:
     """A process run as one line of ``zoomtrace nodes``."""
     return (
-        f"{fmt_ns(n.started_ns)}  {safe(n.service):<12} host={safe(n.host)} pid={n.pid} "
+        f"{fmt_ns(n.started_ns):<23}  {safe(n.service or '?'):<12} host={safe(n.host or '?')} pid={n.pid or '?'} "
         f"commit={short(n.commit)} version={safe(n.version or '-')} "
         f"stopped={fmt_ns(n.stopped_ns)} cause={safe(n.stop_cause or 'running')}"
     )
