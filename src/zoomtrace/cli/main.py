@@ -21,6 +21,7 @@ import msgspec
 
 from zoomtrace._extras import missing_extra, require
 from zoomtrace._terminal import safe
+from zoomtrace.cli.changes import add_commands as add_change_commands
 from zoomtrace.errors import ConfigError, TooLarge, ZoomError
 from zoomtrace.read.query import STORY_LIMIT, lineage, nodes, story, story_stream, tail, trace_filter, traces
 from zoomtrace.read.render import dump_json, node_line, one_line, print_lineage, print_story, record_line, trace_line
@@ -292,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("lineage", cmd_lineage, "where a data event came from and what was derived from it")
     p.add_argument("record_id")
+
+    add_change_commands(add, store_session)
 
     add("ingest", cmd_ingest, "read new spool data into the store (every command does this first)")
 

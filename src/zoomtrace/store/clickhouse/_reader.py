@@ -21,7 +21,7 @@ from typing import Any, Final
 import msgspec
 
 from zoomtrace.errors import NotFound, StoreError
-from zoomtrace.store.clickhouse import _rows
+from zoomtrace.store.clickhouse import _findings, _rows
 from zoomtrace.store.clickhouse._nodes import node_page, node_rows
 from zoomtrace.store.clickhouse._schema import TEXT_MATCH, Layout, among
 from zoomtrace.store.clickhouse._sql import run_sql
@@ -287,6 +287,22 @@ class ClickHouseReader:
             {"n": max(0, int(limit))},
         )
         return [{"ts_ns": t, "segment": s, "problem": p} for t, s, p in found]
+
+    def error_groups(
+        self, *, service: str | None = None, since_ns: int | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Error groups, most recently seen first (``StoreReader.error_groups``)."""
+        return _findings.error_groups(self._values, service=service, since_ns=since_ns, limit=limit)
+
+    def code_versions(self, *, service: str | None = None, since_ns: int | None = None) -> list[dict[str, Any]]:
+        """Per service, the versions its runs had, first run first (``StoreReader.code_versions``)."""
+        return _findings.code_versions(self._values, service=service, since_ns=since_ns)
+
+    def location_stats(
+        self, *, service: str | None = None, since_ns: int | None = None, sample: int = 2000
+    ) -> list[dict[str, Any]]:
+        """Span statistics per service, version and location (``StoreReader.location_stats``)."""
+        return _findings.location_stats(self._values, service=service, since_ns=since_ns, sample=sample)
 
     def sql(self, query: str, *, max_rows: int | None = None) -> tuple[Sequence[str], list[tuple[Any, ...]]]:
         """Run one read-only ClickHouse SQL statement; at most ``max_rows`` rows are returned when given.

@@ -1,0 +1,171 @@
+"""``zoomtrace errors``, ``changes`` and ``diff``: what broke or got slower, at which line and with which commit."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Any
+
+from zoomtrace._terminal import safe
+from zoomtrace.read.changes import Changes, ErrorGroup, Finding, Side, Thresholds, changes, diff, error_groups
+from zoomtrace.read.render import dump_json, fmt_duration, fmt_ns
+from zoomtrace.read.times import parse_duration, parse_time
+
+Session = Callable[[argparse.Namespace], AbstractContextManager[Any]]
+Add = Callable[..., argparse.ArgumentParser]
+
+
+def add_commands(add: Add, session: Session) -> None:
+    """Register the three commands (``add`` as ``cli.main.build_parser`` defines it)."""
+    p = add("errors", lambda args: cmd_errors(args, session), "error groups: by exception type, line and message")
+    p.add_argument("--service")
+    p.add_argument("--since", type=parse_time, metavar="TIME", help="ISO time or age, e.g. 1h")
+
+    p = add(
+        "changes", lambda args: cmd_changes(args, session), "regressions and new errors between commits, per service"
+    )
+    p.add_argument("--service")
+    p.add_argument("--since", type=parse_time, metavar="TIME", help="ISO time or age, e.g. 1d")
+    _add_thresholds(p)
+
+    p = add("diff", lambda args: cmd_diff(args, session), "the comparison of `changes` for two chosen commits")
+    p.add_argument("commit_a", metavar="COMMIT_A", help="a commit or a prefix of it (COMMIT-dirty: its dirty runs)")
+    p.add_argument("commit_b", metavar="COMMIT_B")
+    p.add_argument("--service")
+    _add_thresholds(p)
+
+
+def _add_thresholds(p: argparse.ArgumentParser) -> None:
+    default = Thresholds()
+    p.add_argument(
+        "--min-samples",
+        type=int,
+        default=default.min_samples,
+        metavar="N",
+        help=f"spans needed on each side to judge a location (default {default.min_samples})",
+    )
+    p.add_argument(
+        "--latency-factor",
+        type=float,
+        default=default.latency_factor,
+        metavar="X",
+        help=f"p95 ratio that counts as a latency change (default {default.latency_factor})",
+    )
+    p.add_argument(
+        "--min-change",
+        type=parse_duration,
+        default=default.min_change_ns,
+        metavar="DURATION",
+        help=f"least change of p95 that counts (default {fmt_duration(default.min_change_ns)})",
+    )
+    p.add_argument(
+        "--alpha",
+        type=float,
+        default=default.alpha,
+        help=f"largest p-value taken as a change (default {default.alpha})",
+    )
+
+
+def _thresholds(args: argparse.Namespace) -> Thresholds:
+    return Thresholds(
+        min_samples=args.min_samples,
+        latency_factor=args.latency_factor,
+        min_change_ns=args.min_change,
+        alpha=args.alpha,
+    )
+
+
+def cmd_errors(args: argparse.Namespace, session: Session) -> int:
+    with session(args) as store:
+        groups = error_groups(store, service=args.service, since_ns=args.since)
+    if args.json:
+        dump_json(groups)
+        return 0
+    if not groups:
+        print("no errors recorded" + (" since then" if args.since else ""))
+    for g in groups:
+        print("\n".join(_group_lines(g)))
+    return 0
+
+
+def cmd_changes(args: argparse.Namespace, session: Session) -> int:
+    thresholds = _thresholds(args)
+    with session(args) as store:
+        found = changes(store, service=args.service, since_ns=args.since, thresholds=thresholds)
+    return _show(found, args.json)
+
+
+def cmd_diff(args: argparse.Namespace, session: Session) -> int:
+    thresholds = _thresholds(args)
+    with session(args) as store:
+        found = diff(store, args.commit_a, args.commit_b, service=args.service, thresholds=thresholds)
+    return _show(found, args.json)
+
+
+def _show(found: Changes, as_json: bool) -> int:
+    if as_json:
+        dump_json(found)
+        return 0
+    if not found.services:
+        print("no service ran with a known commit: run your services from a git repository")
+    for lines in _changes_lines(found):
+        print(lines)
+    return 0
+
+
+# -- text ----------------------------------------------------------------------------------------
+
+
+def _short(commit: str | None, dirty: bool = False) -> str:
+    return (commit[:10] if commit else "no commit") + ("+dirty" if dirty else "")
+
+
+def _group_lines(g: ErrorGroup) -> Iterator[str]:
+    where = f"{g.location.file}:{g.location.line} in {g.location.function}"
+    yield f"{g.count:>6}×  {safe(g.type or 'error log')}: {safe(g.template or g.message or '')}"
+    yield f"         at {safe(where)}   services: {safe(', '.join(g.services))}"
+    new = f"   new in {_short(g.new_in_commit)}" if g.new_in_commit else ""
+    first, last = g.first_seen, g.last_seen
+    yield (
+        f"         first {fmt_ns(first.ts_ns)} ({_short(first.commit, first.dirty)}, trace {first.trace_id or '-'})"
+        f"   last {fmt_ns(last.ts_ns)} ({_short(last.commit, last.dirty)}){new}"
+    )
+
+
+def _changes_lines(found: Changes) -> Iterator[str]:
+    t = found.thresholds
+    for s in found.services:
+        yield f"{safe(s.service)}: " + " → ".join(
+            f"{_short(v.commit, v.dirty)} ({v.records:,} records from {fmt_ns(v.first_seen_ns)})" for v in s.commits
+        )
+        for f in s.findings:
+            yield "  " + _finding_line(f)
+        if not s.findings:
+            yield "  no change found"
+        if s.too_few_samples:
+            yield (
+                f"  {s.too_few_samples} location(s) not judged: fewer than {t.min_samples} spans on a side "
+                "(--min-samples)"
+            )
+
+
+def _finding_line(f: Finding) -> str:
+    where = safe(" ".join(x for x in (f.location.span, f.location.file, f.location.function) if x))
+    commits = f"{_short(f.before.commit, f.before.dirty)} → {_short(f.after.commit, f.after.dirty)}"
+    if f.kind == "new_error":
+        error = f.error or {}
+        what = safe(f"{error.get('type') or 'error log'}: {error.get('template') or ''} (line {error.get('line')})")
+        new_in, before = _short(f.after.commit, f.after.dirty), _short(f.before.commit, f.before.dirty)
+        return f"new_error  {where}  {what}  ×{f.after.count}, new in {new_in} (after {before})"
+    measure = f.measure or f.kind
+    p = f"p={f.p_value:.2g}" if f.p_value is not None else ""
+    if measure == "latency":
+        change = f"p95 {fmt_duration(f.before.p95_ns)} → {fmt_duration(f.after.p95_ns)} (×{f.factor}, {p})"
+    else:
+        change = f"error rate {_rate(f.before)} → {_rate(f.after)} ({p})"
+    return f"{f.kind:<9}  {where}  {change}  {commits}"
+
+
+def _rate(side: Side) -> str:
+    return "-" if side.error_rate is None else f"{side.error_rate:.1%} of {side.count:,}"

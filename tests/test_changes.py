@@ -1,0 +1,163 @@
+"""Errors and regressions by commit (issue 15): ``zoomtrace errors``, ``changes`` and ``diff``.
+
+A real git repository holds a small service. It runs at commit A, then at commit B where one function got
+slower and another logs an exception it never raised before, while a third did not change; real processes
+record real spans, and the real CLI reads them from each store (DuckDB, and ClickHouse's engine in process).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+try:
+    import helpers as h
+except ImportError:  # tests/ imported as a package
+    from tests import helpers as h
+
+MAIN = """
+import sys
+
+import zoomtrace as zt
+from shop import work
+
+zt.init("shop")
+for i in range(int(sys.argv[1])):
+    with zt.span("request"):
+        work.steady(i)
+        work.pack(i)
+        work.check(i)
+"""
+
+#: The work each request does: ``{pack}`` (milliseconds) and ``{check}`` (its body) change between commits.
+WORK = """
+import time
+
+import zoomtrace as zt
+
+
+def steady(i):
+    with zt.span("steady"):
+        time.sleep(0.004)
+
+
+def pack(i):
+    with zt.span("pack"):
+        time.sleep({pack})
+
+
+def check(i):
+    with zt.span("check"):
+        try:
+            {check}
+        except LookupError:
+            zt.log.exception("no stock for item {{item}}", item=i)
+"""
+
+RUNS = 60
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The service run at commit A, then at commit B (slower ``pack``, a new exception in ``check``)."""
+    root = tmp_path_factory.mktemp("changes")
+    repo, home = root / "repo", root / "home"
+    files = {
+        "main.py": MAIN,
+        "shop/__init__.py": "",
+        "shop/work.py": WORK.format(pack="0.004", check="stock = {}"),
+        ".gitignore": "__pycache__/\n",
+    }
+    commit_a = h.make_repo(repo, files)
+    h.run_script(repo / "main.py", home, str(RUNS))
+    h.write_files(repo, {"shop/work.py": WORK.format(pack="0.016", check="{}['item-%d' % i]")})
+    h.git(repo, "commit", "-qam", "pack got slower, check raises")
+    commit_b = h.git(repo, "rev-parse", "HEAD")
+    h.run_script(repo / "main.py", home, str(RUNS))
+    return {"home": home, "a": commit_a, "b": commit_b, "work": repo / "shop" / "work.py"}
+
+
+@pytest.fixture(params=["duckdb", "chdb"])
+def store_args(request: pytest.FixtureRequest, tmp_path: Path) -> list[str]:
+    """No option (the home's DuckDB store), or a ClickHouse store of this test's own filled from the spool."""
+    return [] if request.param == "duckdb" else ["--store", f"chdb://{tmp_path / 'chdb'}"]
+
+
+def _where(finding: dict[str, Any]) -> tuple[str, str]:
+    return finding["location"]["file"], finding["location"]["function"]
+
+
+def test_changes_names_the_slower_function_and_the_new_error_with_their_commit(
+    shop: dict[str, Any], store_args: list[str]
+) -> None:
+    found = h.cli_json(shop["home"], *store_args, "changes")
+    (service,) = found["services"]
+    assert service["service"] == "shop"
+    assert [(c["commit"], c["dirty"]) for c in service["commits"]] == [(shop["a"], False), (shop["b"], False)]
+    assert [c["records"] > 0 for c in service["commits"]] == [True, True]
+    kinds = sorted((f["kind"], *_where(f)) for f in service["findings"])
+    assert kinds == [("latency", "shop/work.py", "pack"), ("new_error", "shop/work.py", "check")]
+    for finding in service["findings"]:
+        assert set(finding) >= {"kind", "location", "before", "after", "factor", "p_value"}
+        assert set(finding["location"]) == {"span", "file", "function"}
+        assert (finding["before"]["commit"], finding["after"]["commit"]) == (shop["a"], shop["b"])
+    latency = next(f for f in service["findings"] if f["kind"] == "latency")
+    assert latency["location"]["span"] == "pack"
+    assert latency["before"]["count"] == latency["after"]["count"] == RUNS
+    assert latency["after"]["p95_ns"] > latency["before"]["p95_ns"] * 2
+    assert latency["factor"] == pytest.approx(latency["after"]["p95_ns"] / latency["before"]["p95_ns"], rel=1e-3)
+    assert 0 <= latency["p_value"] < found["thresholds"]["alpha"]
+    new = next(f for f in service["findings"] if f["kind"] == "new_error")
+    assert new["after"]["count"] == RUNS
+    assert new["error"]["type"] == "KeyError"
+    assert new["error"]["line"] == h.marker_line_in_text(WORK.format(pack="0", check="raise_here  # @raise"), "raise")
+
+
+def test_errors_show_the_new_group_as_new_in_commit_b(shop: dict[str, Any], store_args: list[str]) -> None:
+    groups = h.cli_json(shop["home"], *store_args, "errors")
+    (group,) = groups
+    assert group["type"] == "KeyError"
+    assert group["template"] == "no stock for item {item}"
+    assert group["location"] == {
+        "file": "shop/work.py",
+        "line": h.marker_line_in_text(WORK.format(pack="0", check="raise_here  # @raise"), "raise"),
+        "function": "check",
+    }
+    assert group["count"] == RUNS
+    assert group["services"] == ["shop"]
+    assert group["new_in_commit"] == shop["b"]
+    assert group["first_seen"]["commit"] == group["last_seen"]["commit"] == shop["b"]
+    assert group["first_seen"]["dirty"] is False
+    assert group["first_seen"]["ts_ns"] <= group["last_seen"]["ts_ns"]
+    trace = h.cli_json(shop["home"], *store_args, "story", group["first_seen"]["trace_id"])
+    assert trace["trace_id"] == group["first_seen"]["trace_id"]
+
+
+def test_diff_compares_two_chosen_commits_by_prefix(shop: dict[str, Any]) -> None:
+    forward = h.cli_json(shop["home"], "diff", shop["a"][:8], shop["b"][:8])
+    (service,) = forward["services"]
+    assert sorted((f["kind"], *_where(f)) for f in service["findings"]) == [
+        ("latency", "shop/work.py", "pack"),
+        ("new_error", "shop/work.py", "check"),
+    ]
+    backward = h.cli_json(shop["home"], "diff", shop["b"], shop["a"])
+    (service,) = backward["services"]
+    assert sorted((f["kind"], f.get("measure"), *_where(f)) for f in service["findings"]) == [
+        ("improved", "latency", "shop/work.py", "pack")
+    ]
+
+
+def test_diff_of_a_commit_that_never_ran_is_one_clear_line(shop: dict[str, Any]) -> None:
+    out = h.cli(shop["home"], "diff", shop["a"], "0000000")
+    line = h.assert_one_line_error(out)
+    assert "0000000" in line and "zoomtrace changes" in line
+
+
+def test_no_flag_without_enough_samples(shop: dict[str, Any]) -> None:
+    found = h.cli_json(shop["home"], "changes", "--min-samples", str(RUNS + 1))
+    (service,) = found["services"]
+    assert [f["kind"] for f in service["findings"]] == ["new_error"]
+    assert service["too_few_samples"] == 4  # request, steady, pack and check ran on both sides
+    assert found["thresholds"]["min_samples"] == RUNS + 1
