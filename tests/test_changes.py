@@ -161,3 +161,24 @@ def test_no_flag_without_enough_samples(shop: dict[str, Any]) -> None:
     assert [f["kind"] for f in service["findings"]] == ["new_error"]
     assert service["too_few_samples"] == 4  # request, steady, pack and check ran on both sides
     assert found["thresholds"]["min_samples"] == RUNS + 1
+
+
+def test_the_demo_runs_billing_at_two_commits_and_changes_names_the_slower_function(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    out = h.cli(home, "demo", cwd=tmp_path, timeout=120)
+    assert out.returncode == 0, out.stderr
+    repo = home / "demo-billing"
+    commit_b = h.git(repo, "rev-parse", "HEAD")
+    commit_a = h.git(repo, "rev-parse", "HEAD~1")
+    found = h.cli_json(home, "changes", "--service", "billing")
+    (billing,) = found["services"]
+    between = [f for f in billing["findings"] if (f["before"]["commit"], f["after"]["commit"]) == (commit_a, commit_b)]
+    assert sorted((f["kind"], f["location"]["span"], *_where(f)) for f in between) == [
+        ("latency", "capture_payment", "billing.py", "capture"),
+        ("new_error", None, "billing.py", "award_points"),
+    ]
+    (group,) = [g for g in h.cli_json(home, "errors", "--service", "billing") if g["type"] == "KeyError"]
+    assert group["new_in_commit"] == commit_b
+    # What the demo prints: the finding, with the function and commit B.
+    shown = [line for line in out.stdout.splitlines() if line.strip().startswith("latency")]
+    assert len(shown) == 1 and "capture" in shown[0] and commit_b[:10] in shown[0]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
-from zoomtrace._terminal import safe
-from zoomtrace.read.changes import Changes, ErrorGroup, Finding, Side, Thresholds, changes, diff, error_groups
-from zoomtrace.read.render import dump_json, fmt_duration, fmt_ns
+from zoomtrace.read.changes import Changes, Thresholds, changes, diff, error_groups
+from zoomtrace.read.render import dump_json, fmt_duration
+from zoomtrace.read.render_changes import changes_lines, group_lines
 from zoomtrace.read.times import parse_duration, parse_time
 
 Session = Callable[[argparse.Namespace], AbstractContextManager[Any]]
@@ -85,7 +85,7 @@ def cmd_errors(args: argparse.Namespace, session: Session) -> int:
     if not groups:
         print("no errors recorded" + (" since then" if args.since else ""))
     for g in groups:
-        print("\n".join(_group_lines(g)))
+        print("\n".join(group_lines(g)))
     return 0
 
 
@@ -109,63 +109,6 @@ def _show(found: Changes, as_json: bool) -> int:
         return 0
     if not found.services:
         print("no service ran with a known commit: run your services from a git repository")
-    for lines in _changes_lines(found):
+    for lines in changes_lines(found):
         print(lines)
     return 0
-
-
-# -- text ----------------------------------------------------------------------------------------
-
-
-def _short(commit: str | None, dirty: bool = False) -> str:
-    return (commit[:10] if commit else "no commit") + ("+dirty" if dirty else "")
-
-
-def _group_lines(g: ErrorGroup) -> Iterator[str]:
-    where = f"{g.location.file}:{g.location.line} in {g.location.function}"
-    yield f"{g.count:>6}×  {safe(g.type or 'error log')}: {safe(g.template or g.message or '')}"
-    yield f"         at {safe(where)}   services: {safe(', '.join(g.services))}"
-    new = f"   new in {_short(g.new_in_commit)}" if g.new_in_commit else ""
-    first, last = g.first_seen, g.last_seen
-    yield (
-        f"         first {fmt_ns(first.ts_ns)} ({_short(first.commit, first.dirty)}, trace {first.trace_id or '-'})"
-        f"   last {fmt_ns(last.ts_ns)} ({_short(last.commit, last.dirty)}){new}"
-    )
-
-
-def _changes_lines(found: Changes) -> Iterator[str]:
-    t = found.thresholds
-    for s in found.services:
-        yield f"{safe(s.service)}: " + " → ".join(
-            f"{_short(v.commit, v.dirty)} ({v.records:,} records from {fmt_ns(v.first_seen_ns)})" for v in s.commits
-        )
-        for f in s.findings:
-            yield "  " + _finding_line(f)
-        if not s.findings:
-            yield "  no change found"
-        if s.too_few_samples:
-            yield (
-                f"  {s.too_few_samples} location(s) not judged: fewer than {t.min_samples} spans on a side "
-                "(--min-samples)"
-            )
-
-
-def _finding_line(f: Finding) -> str:
-    where = safe(" ".join(x for x in (f.location.span, f.location.file, f.location.function) if x))
-    commits = f"{_short(f.before.commit, f.before.dirty)} → {_short(f.after.commit, f.after.dirty)}"
-    if f.kind == "new_error":
-        error = f.error or {}
-        what = safe(f"{error.get('type') or 'error log'}: {error.get('template') or ''} (line {error.get('line')})")
-        new_in, before = _short(f.after.commit, f.after.dirty), _short(f.before.commit, f.before.dirty)
-        return f"new_error  {where}  {what}  ×{f.after.count}, new in {new_in} (after {before})"
-    measure = f.measure or f.kind
-    p = f"p={f.p_value:.2g}" if f.p_value is not None else ""
-    if measure == "latency":
-        change = f"p95 {fmt_duration(f.before.p95_ns)} → {fmt_duration(f.after.p95_ns)} (×{f.factor}, {p})"
-    else:
-        change = f"error rate {_rate(f.before)} → {_rate(f.after)} ({p})"
-    return f"{f.kind:<9}  {where}  {change}  {commits}"
-
-
-def _rate(side: Side) -> str:
-    return "-" if side.error_rate is None else f"{side.error_rate:.1%} of {side.count:,}"

@@ -328,25 +328,22 @@ def _side(version: Version, row: dict[str, Any]) -> Side:
 
 
 def _latency(b: dict[str, Any], a: dict[str, Any], limits: Thresholds) -> tuple[Kind, float | None, float] | None:
-    """A latency finding: p95 changed by the factor, and the location's own time (less its child spans') made
-    that change -- a span slower only because a child got slower is the child's finding, not its own."""
+    """A latency finding: p95 changed by the factor and by ``min_change_ns``, the location's own time (less its
+    child spans') made at least half of that change, and the U test on own times agrees. A span slower only
+    because a child got slower is the child's finding, not its own."""
     if not b["p95_ns"] or a["p95_ns"] is None or not b["sample"] or not a["sample"]:
         return None
     factor = a["p95_ns"] / b["p95_ns"]
-    if abs(a["p95_ns"] - b["p95_ns"]) < limits.min_change_ns:
-        return None
+    change = a["p95_ns"] - b["p95_ns"]
     own_change = (a["self_p95_ns"] or 0) - (b["self_p95_ns"] or 0)
-    if factor >= limits.latency_factor:
-        kind: Kind = "latency"
-        enough = own_change >= (limits.latency_factor - 1) * b["p95_ns"]
-    elif factor <= 1 / limits.latency_factor:
-        kind = "improved"
-        enough = -own_change >= (1 - 1 / limits.latency_factor) * b["p95_ns"]
-    else:
+    if abs(change) < limits.min_change_ns or own_change * change <= 0 or abs(own_change) < abs(change) / 2:
         return None
+    if limits.latency_factor > factor > 1 / limits.latency_factor:
+        return None
+    kind: Kind = "latency" if factor > 1 else "improved"
     u, p = mann_whitney_u(b["sample"], a["sample"])
     later_larger = u > len(b["sample"]) * len(a["sample"]) / 2
-    if not enough or p >= limits.alpha or later_larger != (kind == "latency"):
+    if p >= limits.alpha or later_larger != (kind == "latency"):
         return None
     return kind, round(factor, 3), p
 
