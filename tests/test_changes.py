@@ -7,6 +7,7 @@ record real spans, and the real CLI reads them from each store (DuckDB, and Clic
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +183,39 @@ def test_the_demo_runs_billing_at_two_commits_and_changes_names_the_slower_funct
     # What the demo prints: the finding, with the function and commit B.
     shown = [line for line in out.stdout.splitlines() if line.strip().startswith("latency")]
     assert len(shown) == 1 and "capture" in shown[0] and commit_b[:10] in shown[0]
+
+
+LOCATION_SCRIPT = """
+import json
+import sys
+from pathlib import Path
+
+import msgspec
+
+from zoomtrace.collect import open_session
+from zoomtrace.read.changes import location_history, sample_traces
+from zoomtrace.store.protocols import Location
+
+home, store, before, after = sys.argv[1:5]
+pack = Location("pack", "shop/work.py", "pack")
+with open_session(Path(home), store=store or None) as session:
+    history = location_history(session, pack, service="shop")
+    samples = sample_traces(session, "shop", pack, (before, False), (after, False), limit=3)
+before, after = [s.duration_ns for s in samples.before], [s.duration_ns for s in samples.after]
+print(json.dumps({"history": msgspec.to_builtins(history), "before": before, "after": after}))
+"""
+
+
+def test_a_location_in_each_commit_and_its_slowest_spans(shop: dict[str, Any], store_args: list[str]) -> None:
+    h.cli_json(shop["home"], *store_args, "changes")  # fills a chdb:// store from the spool
+    script = shop["home"].parent / "location.py"
+    script.write_text(LOCATION_SCRIPT)
+    store = store_args[1] if store_args else ""
+    found = json.loads(h.run_script(script, None, str(shop["home"]), store, shop["a"], shop["b"]).stdout[-1])
+    assert [(v["commit"], v["count"]) for v in found["history"]] == [(shop["a"], RUNS), (shop["b"], RUNS)]
+    assert [v["error_rate"] for v in found["history"]] == [0.0, 0.0]
+    assert found["history"][1]["p95_ns"] > found["history"][0]["p95_ns"]
+    for durations in (found["before"], found["after"]):
+        assert len(durations) == 3 and durations == sorted(durations, reverse=True)
+    # The slowest spans after are slower than most spans before (the sleep went from 4 ms to 16 ms).
+    assert min(found["after"]) > found["history"][0]["p50_ns"]

@@ -16,7 +16,7 @@ import msgspec
 
 from zoomtrace.errors import ConfigError, NotFound
 from zoomtrace.read.stats import fisher_exact, mann_whitney_u
-from zoomtrace.store.protocols import StoreReader
+from zoomtrace.store.protocols import Location, StoreReader
 
 #: How many error groups ``errors`` lists at most.
 ERRORS_LIMIT: Final = 200
@@ -373,3 +373,75 @@ def _new_errors(groups: Sequence[dict[str, Any]], service: str, before: Version,
             Finding("new_error", Where(g["span"], g["file"], g["function"]), empty, hit, None, None, error=error)
         )
     return out
+
+
+# -- one location --------------------------------------------------------------------------------
+
+
+class LocationVersion(msgspec.Struct):
+    """A location's spans in one version of its service (the viewer's "this location in other commits")."""
+
+    service: str
+    commit: str
+    dirty: bool
+    first_seen_ns: int
+    count: int
+    error_rate: float | None
+    p50_ns: int | None
+    p95_ns: int | None
+
+
+def location_history(store: StoreReader, location: Location, *, service: str | None = None) -> list[LocationVersion]:
+    """The location's count, error rate and durations in every version that ran it, in the order versions first
+    ran (per service)."""
+    firsts = _first_runs(store.code_versions(service=service))
+    rows = store.location_stats(service=service, location=location, sample=0)
+    out = [
+        LocationVersion(
+            service=row["service"],
+            commit=row["commit"],
+            dirty=row["dirty"],
+            first_seen_ns=firsts.get(row["service"], {}).get((row["commit"], row["dirty"]), 0),
+            count=row["count"],
+            error_rate=row["errors"] / row["count"] if row["count"] else None,
+            p50_ns=row["p50_ns"],
+            p95_ns=row["p95_ns"],
+        )
+        for row in rows
+    ]
+    return sorted(out, key=lambda v: (v.service, v.first_seen_ns, v.commit, v.dirty))
+
+
+class SampleSpan(msgspec.Struct):
+    trace_id: str | None
+    span_id: str | None
+    ts_ns: int
+    duration_ns: int
+    status: str | None
+
+
+class Samples(msgspec.Struct):
+    """The slowest spans of a location before and after a change, to open side by side."""
+
+    before: list[SampleSpan]
+    after: list[SampleSpan]
+
+
+def sample_traces(
+    store: StoreReader,
+    service: str,
+    location: Location,
+    before: VersionKey,
+    after: VersionKey,
+    *,
+    limit: int = 5,
+) -> Samples:
+    """The ``limit`` slowest spans of ``location`` in each of two versions of ``service``."""
+
+    def side(version: VersionKey) -> list[SampleSpan]:
+        rows = store.location_traces(
+            service=service, location=location, commit=version[0], dirty=version[1], limit=limit
+        )
+        return msgspec.convert(rows, list[SampleSpan])
+
+    return Samples(side(before), side(after))

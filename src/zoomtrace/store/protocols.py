@@ -185,6 +185,14 @@ class RecordPage(NamedTuple):
 NOT_APPLICATION: Final = r"^(<|python[0-9.]+:|site-packages:|[^/:]+==[^/:]*:)"
 
 
+class Location(NamedTuple):
+    """A code location as ``zoomtrace changes`` compares it: span name, file and function of the call site."""
+
+    span: str
+    file: str | None
+    function: str | None
+
+
 class StoreReader(Protocol):
     """Queries. Rows are plain dicts whose keys are the fields of the read model
     (``zoomtrace.read.model``: ``RecordView``, ``NodeView``, ``TraceSummary``), empty JSON values
@@ -277,13 +285,24 @@ class StoreReader(Protocol):
         point's repository was dirty; runs without a commit are left out."""
 
     def location_stats(
-        self, *, service: str | None = None, since_ns: int | None = None, sample: int = 2000
+        self,
+        *,
+        service: str | None = None,
+        since_ns: int | None = None,
+        sample: int = 2000,
+        location: Location | None = None,
     ) -> list[dict[str, Any]]:
         """Per service, version and code location (span name, file, function): its finished spans'
         ``{count, errors, p50_ns, p95_ns, self_p95_ns, cpu_p50_ns, cpu_p95_ns}`` and a ``sample`` of at most
         ``sample`` of their own times (a fixed pseudo-random choice by record id), for the statistical tests.
         A span's own time is its duration less its child spans' (at least 0); its error counts only when no
-        child span failed (the same failure on its way out)."""
+        child span failed (the same failure on its way out). ``location``: that location only."""
+
+    def location_traces(
+        self, *, service: str, location: Location, commit: str, dirty: bool, limit: int = 5
+    ) -> list[dict[str, Any]]:
+        """The slowest finished spans of a location in a service's runs of one version:
+        ``{trace_id, span_id, ts_ns, duration_ns, status}``, slowest first."""
 
     def close(self) -> None: ...
 

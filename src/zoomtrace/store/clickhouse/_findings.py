@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from zoomtrace.store.clickhouse._schema import is_error
 from zoomtrace.store.clickhouse._transport import Param, Values
-from zoomtrace.store.protocols import NOT_APPLICATION
+from zoomtrace.store.protocols import NOT_APPLICATION, Location
 
 #: Per process run: its service, commit and whether the entry point's repository was dirty.
 _RUNS: Final = """runs AS (
@@ -110,10 +110,13 @@ def code_versions(values: Values, *, service: str | None, since_ns: int | None) 
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
-def location_stats(values: Values, *, service: str | None, since_ns: int | None, sample: int) -> list[dict[str, Any]]:
+def location_stats(
+    values: Values, *, service: str | None, since_ns: int | None, sample: int, location: Location | None = None
+) -> list[dict[str, Any]]:
     """Per service, version and code location, the statistics of its finished spans
     (``StoreReader.location_stats``)."""
     where, params = _window(service, since_ns)
+    at = _at(location, params, "s.")
     params["sample"] = max(0, sample)
     rows = values(
         f"""WITH {_RUNS},
@@ -139,7 +142,8 @@ def location_stats(values: Values, *, service: str | None, since_ns: int | None,
         FROM spans AS s
         INNER JOIN runs ON runs.node_id = s.node_id
         LEFT JOIN kids AS k ON k.trace_id = s.trace_id AND k.under = s.span_id
-        WHERE ifNull(s.status, '') != 'interrupted' AND runs.commit IS NOT NULL AND runs.service IS NOT NULL{where.runs}
+        WHERE ifNull(s.status, '') != 'interrupted' AND runs.commit IS NOT NULL AND runs.service IS NOT NULL
+            {where.runs}{at}
         GROUP BY runs.service, runs.commit, runs.dirty, s.type, s.code_file, s.code_function
         ORDER BY runs.service, runs.commit, runs.dirty, s.type, s.code_file, s.code_function""",
         params,
@@ -161,6 +165,39 @@ def location_stats(values: Values, *, service: str | None, since_ns: int | None,
         "sample",
     )
     return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def location_traces(
+    values: Values, *, service: str, location: Location, commit: str, dirty: bool, limit: int
+) -> list[dict[str, Any]]:
+    """The slowest spans of a location in one version of a service (``StoreReader.location_traces``)."""
+    where, params = _window(service, None)
+    at = _at(location, params, "r.")
+    params.update({"commit": commit, "dirty": int(dirty), "limit": max(0, limit)})
+    rows = values(
+        f"""WITH {_RUNS}
+        SELECT r.trace_id, r.span_id, r.ts_ns, r.end_ns - r.ts_ns AS duration, r.status
+        FROM (SELECT id, trace_id, span_id, ts_ns, end_ns, status, node_id, type, code_file, code_function
+              FROM records WHERE kind = 'span' AND end_ns IS NOT NULL LIMIT 1 BY id) AS r
+        INNER JOIN runs ON runs.node_id = r.node_id
+        WHERE runs.commit = {{commit:String}} AND runs.dirty = toBool({{dirty:UInt8}}){where.runs}{at}
+        ORDER BY duration DESC, r.id
+        LIMIT {{limit:UInt64}}""",
+        params,
+    )
+    keys = ("trace_id", "span_id", "ts_ns", "duration_ns", "status")
+    return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def _at(location: Location | None, params: dict[str, Param], r: str) -> str:
+    """Conditions on the spans of ``location`` (columns prefixed with ``r``; its values added to ``params``)."""
+    if location is None:
+        return ""
+    params.update({"span": location.span, "file": location.file or "", "function": location.function or ""})
+    return (
+        f" AND {r}type = {{span:String}} AND ifNull({r}code_file, '') = {{file:String}}"
+        f" AND ifNull({r}code_function, '') = {{function:String}}"
+    )
 
 
 class _Where:

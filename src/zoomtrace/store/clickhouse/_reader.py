@@ -28,7 +28,7 @@ from zoomtrace.store.clickhouse._sql import run_sql
 from zoomtrace.store.clickhouse._trace import trace_records, trace_spans
 from zoomtrace.store.clickhouse._traces import trace_page
 from zoomtrace.store.clickhouse._transport import EngineError, Param, Transport
-from zoomtrace.store.protocols import RecordFilter, RecordPage, TraceFilter, TraceRows, TraceSpans
+from zoomtrace.store.protocols import Location, RecordFilter, RecordPage, TraceFilter, TraceRows, TraceSpans
 
 _HOUR: Final = 3_600_000_000_000
 _DAY: Final = 24 * _HOUR
@@ -299,10 +299,25 @@ class ClickHouseReader:
         return _findings.code_versions(self._values, service=service, since_ns=since_ns)
 
     def location_stats(
-        self, *, service: str | None = None, since_ns: int | None = None, sample: int = 2000
+        self,
+        *,
+        service: str | None = None,
+        since_ns: int | None = None,
+        sample: int = 2000,
+        location: Location | None = None,
     ) -> list[dict[str, Any]]:
         """Span statistics per service, version and location (``StoreReader.location_stats``)."""
-        return _findings.location_stats(self._values, service=service, since_ns=since_ns, sample=sample)
+        return _findings.location_stats(
+            self._values, service=service, since_ns=since_ns, sample=sample, location=location
+        )
+
+    def location_traces(
+        self, *, service: str, location: Location, commit: str, dirty: bool, limit: int = 5
+    ) -> list[dict[str, Any]]:
+        """The slowest spans of a location in one version (``StoreReader.location_traces``)."""
+        return _findings.location_traces(
+            self._values, service=service, location=location, commit=commit, dirty=dirty, limit=limit
+        )
 
     def sql(self, query: str, *, max_rows: int | None = None) -> tuple[Sequence[str], list[tuple[Any, ...]]]:
         """Run one read-only ClickHouse SQL statement; at most ``max_rows`` rows are returned when given.

@@ -13,7 +13,7 @@ import duckdb
 
 from zoomtrace.store._decode import decode_rows
 from zoomtrace.store.duckdb._common import IS_ERROR
-from zoomtrace.store.protocols import NOT_APPLICATION
+from zoomtrace.store.protocols import NOT_APPLICATION, Location
 
 #: Per process run: its service, commit and whether the entry point's repository was dirty.
 _RUNS: Final = """runs AS (
@@ -94,11 +94,17 @@ def code_versions(con: duckdb.DuckDBPyConnection, *, service: str | None, since_
 
 
 def location_stats(
-    con: duckdb.DuckDBPyConnection, *, service: str | None, since_ns: int | None, sample: int
+    con: duckdb.DuckDBPyConnection,
+    *,
+    service: str | None,
+    since_ns: int | None,
+    sample: int,
+    location: Location | None = None,
 ) -> list[dict[str, Any]]:
     """Per service, version and code location, the statistics of its finished spans
     (``StoreReader.location_stats``)."""
     where, params = _window(service, since_ns)
+    where += _at(location, params)
     params["sample"] = max(0, sample)
     kids_since = " AND ts_ns >= $since" if since_ns is not None else ""
     query = f"""WITH {_RUNS},
@@ -128,6 +134,34 @@ def location_stats(
     GROUP BY service, commit, dirty, type, code_file, code_function
     ORDER BY service, commit, dirty, type, code_file, code_function"""
     return _decoded(con.execute(query, params).fetchall())
+
+
+def location_traces(
+    con: duckdb.DuckDBPyConnection, *, service: str, location: Location, commit: str, dirty: bool, limit: int
+) -> list[dict[str, Any]]:
+    """The slowest spans of a location in one version of a service (``StoreReader.location_traces``)."""
+    where, params = _window(service, None)
+    where += _at(location, params)
+    params.update({"commit": commit, "dirty": dirty, "limit": max(0, limit)})
+    query = f"""WITH {_RUNS}
+    SELECT to_json({{'trace_id': r.trace_id, 'span_id': r.span_id, 'ts_ns': r.ts_ns,
+        'duration_ns': r.end_ns - r.ts_ns, 'status': r.status}})
+    FROM records AS r JOIN runs USING (node_id)
+    WHERE r.kind = 'span' AND r.end_ns IS NOT NULL AND runs.commit = $commit AND runs.dirty = $dirty{where}
+    ORDER BY r.end_ns - r.ts_ns DESC, r.id
+    LIMIT $limit"""
+    return _decoded(con.execute(query, params).fetchall())
+
+
+def _at(location: Location | None, params: dict[str, Any]) -> str:
+    """Conditions on the spans of ``location`` (its values added to ``params``)."""
+    if location is None:
+        return ""
+    params.update({"span": location.span, "file": location.file, "function": location.function})
+    return (
+        " AND r.type = $span AND r.code_file IS NOT DISTINCT FROM $file"
+        " AND r.code_function IS NOT DISTINCT FROM $function"
+    )
 
 
 def _window(service: str | None, since_ns: int | None) -> tuple[str, dict[str, Any]]:

@@ -25,6 +25,7 @@ from zoomtrace.store.duckdb._common import IS_ERROR, _one_line
 from zoomtrace.store.protocols import (
     LEVELS,
     TRACE_KINDS,
+    Location,
     RecordFilter,
     RecordPage,
     SpanCounts,
@@ -418,10 +419,23 @@ class DuckReader:
         return _findings.code_versions(self._con, service=service, since_ns=since_ns)
 
     def location_stats(
-        self, *, service: str | None = None, since_ns: int | None = None, sample: int = 2000
+        self,
+        *,
+        service: str | None = None,
+        since_ns: int | None = None,
+        sample: int = 2000,
+        location: Location | None = None,
     ) -> list[dict[str, Any]]:
         """Span statistics per service, version and location (``StoreReader.location_stats``)."""
-        return _findings.location_stats(self._con, service=service, since_ns=since_ns, sample=sample)
+        return _findings.location_stats(self._con, service=service, since_ns=since_ns, sample=sample, location=location)
+
+    def location_traces(
+        self, *, service: str, location: Location, commit: str, dirty: bool, limit: int = 5
+    ) -> list[dict[str, Any]]:
+        """The slowest spans of a location in one version (``StoreReader.location_traces``)."""
+        return _findings.location_traces(
+            self._con, service=service, location=location, commit=commit, dirty=dirty, limit=limit
+        )
 
     def _read_only(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
         """A read-only connection to the store (``DuckStore._read_only``)."""
