@@ -219,3 +219,91 @@ def test_a_location_in_each_commit_and_its_slowest_spans(shop: dict[str, Any], s
         assert len(durations) == 3 and durations == sorted(durations, reverse=True)
     # The slowest spans after are slower than most spans before (the sleep went from 4 ms to 16 ms).
     assert min(found["after"]) > found["history"][0]["p50_ns"]
+
+
+FLAKY_MAIN = """
+import sys
+
+import zoomtrace as zt
+from shop import work
+
+zt.init("flaky")
+for i in range(int(sys.argv[1])):
+    try:
+        with zt.span("outer"):
+            with zt.span("inner"):
+                work.step(i)
+    except ValueError:
+        pass
+"""
+
+FLAKY_WORK = """
+def step(i):
+    if i % {every} == 0:
+        raise ValueError(f"step {{i}} failed")  # @raise
+"""
+
+
+@pytest.fixture(scope="module")
+def flaky(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A service at commit A failing one step in 10, then the same commit with an uncommitted change failing one
+    in 2 (a dirty run). The exception passes through two spans each time."""
+    root = tmp_path_factory.mktemp("flaky")
+    repo, home = root / "repo", root / "home"
+    files = {"main.py": FLAKY_MAIN, "shop/__init__.py": "", "shop/work.py": FLAKY_WORK.format(every=10)}
+    commit = h.make_repo(repo, {**files, ".gitignore": "__pycache__/\n"})
+    h.run_script(repo / "main.py", home, str(RUNS))
+    h.write_files(repo, {"shop/work.py": FLAKY_WORK.format(every=2)})
+    h.run_script(repo / "main.py", home, str(RUNS))
+    return {"home": home, "commit": commit}
+
+
+def test_a_dirty_run_is_compared_with_its_commit_and_more_errors_are_flagged(
+    flaky: dict[str, Any], store_args: list[str]
+) -> None:
+    found = h.cli_json(flaky["home"], *store_args, "changes")
+    (service,) = found["services"]
+    assert [(c["commit"], c["dirty"]) for c in service["commits"]] == [
+        (flaky["commit"], False),
+        (flaky["commit"], True),
+    ]
+    (finding,) = service["findings"]
+    assert (finding["kind"], finding["location"]["span"], finding["location"]["function"]) == (
+        "errors",
+        "inner",
+        "<module>",
+    )
+    assert (finding["before"]["dirty"], finding["after"]["dirty"]) == (False, True)
+    assert finding["before"]["commit"] == finding["after"]["commit"] == flaky["commit"]
+    failures_before, failures_after = len(range(0, RUNS, 10)), len(range(0, RUNS, 2))
+    assert finding["before"]["error_rate"] == pytest.approx(failures_before / RUNS)
+    assert finding["after"]["error_rate"] == pytest.approx(failures_after / RUNS)
+    assert finding["factor"] == pytest.approx(failures_after / failures_before, rel=1e-3)
+    assert finding["p_value"] < found["thresholds"]["alpha"]
+
+
+def test_an_exception_through_two_spans_is_one_occurrence_at_its_line(
+    flaky: dict[str, Any], store_args: list[str]
+) -> None:
+    (group,) = h.cli_json(flaky["home"], *store_args, "errors")
+    assert (group["type"], group["template"]) == ("ValueError", "step <n> failed")
+    line = h.marker_line_in_text(FLAKY_WORK.format(every=2), "raise")
+    assert group["location"] == {"file": "shop/work.py", "line": line, "function": "step"}
+    assert group["count"] == len(range(0, RUNS, 10)) + len(range(0, RUNS, 2))
+    assert group["first_seen"]["dirty"] is False and group["last_seen"]["dirty"] is True
+    assert group["new_in_commit"] is None  # it came with the first commit the service ran
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["changes", "--alpha", "2"], "--alpha"),
+        (["changes", "--min-samples", "0"], "--min-samples"),
+        (["changes", "--latency-factor", "0.5"], "--latency-factor"),
+        (["diff", "ab", "cd"], "at least 4 characters"),
+    ],
+)
+def test_bad_thresholds_and_commits_are_one_clear_line(flaky: dict[str, Any], args: list[str], words: str) -> None:
+    out = h.cli(flaky["home"], *args)
+    assert words in h.assert_one_line_error(out)
+    assert out.returncode == 2

@@ -345,7 +345,22 @@ def _latency(b: dict[str, Any], a: dict[str, Any], limits: Thresholds) -> tuple[
     later_larger = u > len(b["sample"]) * len(a["sample"]) / 2
     if p >= limits.alpha or later_larger != (kind == "latency"):
         return None
-    return kind, round(factor, 3), p
+    slow, fast = (a["sample"], b["sample"]) if kind == "latency" else (b["sample"], a["sample"])
+    p = max(p, _tail_test(slow, fast, limits.min_change_ns))
+    return (kind, round(factor, 3), p) if p < limits.alpha else None
+
+
+def _tail_test(slow: Sequence[int], fast: Sequence[int], min_change_ns: int) -> float:
+    """Whether the slower side has more spans beyond the faster side's p95 plus ``min_change_ns`` (Fisher's exact
+    test): the U test alone would take a tiny but consistent shift, plus a few spans delayed by a busy machine
+    at the tail, for a regression of the tail."""
+    ordered = sorted(fast)
+    bound = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] + min_change_ns
+    beyond_slow = sum(1 for v in slow if v > bound)
+    beyond_fast = sum(1 for v in fast if v > bound)
+    if beyond_slow * len(fast) <= beyond_fast * len(slow):
+        return 1.0
+    return fisher_exact(beyond_slow, len(slow) - beyond_slow, beyond_fast, len(fast) - beyond_fast)
 
 
 def _errors(b: dict[str, Any], a: dict[str, Any], limits: Thresholds) -> tuple[Kind, float | None, float] | None:
