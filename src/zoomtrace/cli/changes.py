@@ -93,22 +93,23 @@ def cmd_changes(args: argparse.Namespace, session: Session) -> int:
     thresholds = _thresholds(args)
     with session(args) as store:
         found = changes(store, service=args.service, since_ns=args.since, thresholds=thresholds)
-    return _show(found, args.json)
+    return _show(found, args.json, args.service)
 
 
 def cmd_diff(args: argparse.Namespace, session: Session) -> int:
     thresholds = _thresholds(args)
     with session(args) as store:
         found = diff(store, args.commit_a, args.commit_b, service=args.service, thresholds=thresholds)
-    return _show(found, args.json)
+    return _show(found, args.json, args.service)
 
 
-def _show(found: Changes, as_json: bool) -> int:
+def _show(found: Changes, as_json: bool, service: str | None) -> int:
     if as_json:
         dump_json(found)
         return 0
     if not found.services:
-        print("no service ran with a known commit: run your services from a git repository")
+        who = f"service {service!r} did not run" if service else "no service ran"
+        print(f"{who} with a known commit: run services from a git repository (`zoomtrace nodes` lists the runs)")
     for lines in changes_lines(found):
         print(lines)
     return 0

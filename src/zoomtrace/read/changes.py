@@ -23,7 +23,7 @@ ERRORS_LIMIT: Final = 200
 
 
 class Thresholds(msgspec.Struct, frozen=True):
-    """When a difference between two versions is a finding (docs/changes.md, "Thresholds")."""
+    """When a difference between two versions is a finding (docs/changes.md, "Changes between two versions")."""
 
     #: Spans needed on each side before a location is compared at all.
     min_samples: int = 30
@@ -31,9 +31,10 @@ class Thresholds(msgspec.Struct, frozen=True):
     latency_factor: float = 1.25
     #: The least change of p95 for a latency finding: microseconds more in a fast function are rarely news.
     min_change_ns: int = 1_000_000
-    #: The largest p-value (Mann-Whitney U for durations, Fisher's exact test for error rates) taken as a change.
+    #: The largest p-value (Mann-Whitney U and the tail test for own times, Fisher's exact test for error rates)
+    #: taken as a change.
     alpha: float = 0.01
-    #: Durations per side the U test is run on (a fixed pseudo-random sample of them; p50/p95 use every span).
+    #: Own times per side the tests are run on (a fixed pseudo-random sample of them; p50/p95 use every span).
     sample: int = 2000
 
     def __post_init__(self) -> None:

@@ -60,7 +60,7 @@ export function renderErrors(main) {
       h('td', {class: 'num'}, h('b', null, fmtCount(g.count))),
       h('td', null, h('div', {class: 'err-head', 'data-testid': 'group-title'}, `${g.type || 'error log'}: ${g.template || g.message || ''}`),
         g.message && g.message !== g.template ? h('div', {class: 'faint one-line', title: g.message}, g.message) : null,
-        g.new_in_commit ? h('span', {class: 'badge error', 'data-testid': 'new-in', title: g.new_in_commit}, `new in ${shortCommit(g.new_in_commit)}`) : null),
+        g.new_in_commit ? h('span', {class: 'badge error new-in', 'data-testid': 'new-in', title: g.new_in_commit}, `new in ${shortCommit(g.new_in_commit)}`) : null),
       h('td', {class: 'mono'}, h('div', {'data-testid': 'group-where'}, `${g.location.file}:${g.location.line}`),
         h('div', {class: 'faint'}, g.location.function), h('div', {class: 'faint'}, g.services.join(', '))),
       h('td', null, seen(g.first_seen)),
