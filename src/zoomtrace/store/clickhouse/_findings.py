@@ -95,15 +95,18 @@ def error_groups(values: Values, *, service: str | None, since_ns: int | None, l
 def code_versions(values: Values, *, service: str | None, since_ns: int | None) -> list[dict[str, Any]]:
     """Per service, the versions (commit, dirty) its runs had, first run first (``StoreReader.code_versions``)."""
     where, params = _window(service, since_ns)
+    # Per node first (a few rows), then per version: joining every record with its run took four times longer.
     rows = values(
         f"""WITH {_RUNS}
-        SELECT runs.service, runs.commit, runs.dirty, min(r.ts_ns), max(r.last_ns), count()
-        FROM (SELECT id, node_id, ts_ns, coalesce(end_ns, ts_ns) AS last_ns FROM records
-              WHERE kind != 'node'{where.records} LIMIT 1 BY id) AS r
-        INNER JOIN runs ON runs.node_id = r.node_id
+        SELECT runs.service, runs.commit, runs.dirty, min(n.first_ns), max(n.last_ns), sum(n.records)
+        FROM (SELECT node_id, min(ts_ns) AS first_ns, max(last_ns) AS last_ns, count() AS records
+              FROM (SELECT id, node_id, ts_ns, coalesce(end_ns, ts_ns) AS last_ns FROM records
+                    WHERE kind != 'node'{where.records} LIMIT 1 BY id)
+              GROUP BY node_id) AS n
+        INNER JOIN runs ON runs.node_id = n.node_id
         WHERE runs.commit IS NOT NULL AND runs.service IS NOT NULL{where.runs}
         GROUP BY runs.service, runs.commit, runs.dirty
-        ORDER BY runs.service, min(r.ts_ns), runs.commit, runs.dirty""",
+        ORDER BY runs.service, min(n.first_ns), runs.commit, runs.dirty""",
         params,
     )
     keys = ("service", "commit", "dirty", "first_seen_ns", "last_seen_ns", "records")
