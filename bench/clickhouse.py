@@ -11,7 +11,8 @@
   ingestion does; the workload is bench/cases/query.py's (traces of 20 records over one hour, 10
   nodes of 5 services, 2 % errors, and one 1,000-record trace stored last). Timed through
   ``zoomtrace.read.query`` as the CLI and the UI call it: the story of the 1,000-record trace, and the
-  newest 50 traces unfiltered, by service and errors only.
+  newest 50 traces unfiltered, by service and errors only; ``zoomtrace errors`` and ``changes`` (each service
+  runs on a node at commit A and one at commit B).
 - **bytes per record**: compressed bytes of the active parts of ``records`` ÷ rows.
 """
 
@@ -30,7 +31,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 from cases.ingest import _emit
-from cases.query import HOUR_NS, PER_TRACE, SERVICES, T0, TARGET, _timed
+from cases.query import COMMIT_A, COMMIT_B, HOUR_NS, PER_TRACE, SERVICES, T0, TARGET, _timed
 
 #: Rows per INSERT ... SELECT when synthesising (bounds chDB's memory on 2 cores).
 CHUNK = 10_000_000
@@ -45,7 +46,7 @@ def _sql_nodes() -> str:
     attrs = (
         'concat(\'{"service": "\', ' + services + '[1 + (k % 5)], \'", "env": "prod", "group": "shop", '
         '"version": "1.4.2", "host": "host-\', toString(k), \'", "pid": \', toString(4000 + k), '
-        '\', "started_ns": ' + str(T0) + ', "commit": "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"}\')'
+        '\', "started_ns": ' + str(T0) + ', "commit": "\', if(k < 5, \'' + COMMIT_A + "', '" + COMMIT_B + "'), '\"}')"
     )
     return f"""
     INSERT INTO records_input (id, kind, type, ts_ns, node_id, v, attrs)
@@ -140,7 +141,7 @@ def build_store(directory: Path, n: int) -> tuple[Any, dict[str, Any]]:
 
 
 def run_query(n: int, repeats: int) -> dict[str, Any]:
-    from zoomtrace.read import query
+    from zoomtrace.read import changes, query
 
     tmp = Path(tempfile.mkdtemp(prefix="zt-bench-chdb-"))
     try:
@@ -150,6 +151,8 @@ def run_query(n: int, repeats: int) -> dict[str, Any]:
             newest = _timed(lambda: query.traces(store, {}, limit=50), repeats)
             by_service = _timed(lambda: query.traces(store, {"service": "billing"}, limit=50), repeats)
             errors = _timed(lambda: query.traces(store, {"errors_only": True}, limit=50), repeats)
+            error_groups = _timed(lambda: changes.error_groups(store), max(1, repeats // 4))
+            compared = _timed(lambda: changes.changes(store), max(1, repeats // 4))
             size = json.loads(
                 store._transport.query(
                     "SELECT sum(data_compressed_bytes) AS compressed, sum(rows) AS rows FROM system.parts "
@@ -165,6 +168,8 @@ def run_query(n: int, repeats: int) -> dict[str, Any]:
             "traces_newest": newest,
             "traces_service": by_service,
             "traces_errors": errors,
+            "errors": error_groups,
+            "changes": compared,
             "bytes_per_record": round(int(compressed) / max(1, int(rows)), 1),
         }
     finally:

@@ -60,7 +60,7 @@ def zoomtrace(cwd: Path, args: list[str], timeout: float = 60) -> subprocess.Com
 
 def test_the_block_has_the_documented_commands() -> None:
     names = [command[1] if not command[1].startswith("--") else command[3] for command in quickstart_commands()]
-    assert {"traces", "story", "nodes", "tail", "lineage", "sql", "ui"} <= set(names)
+    assert {"traces", "story", "nodes", "tail", "lineage", "sql", "ui", "errors", "changes"} <= set(names)
 
 
 def test_every_command_of_the_quickstart_works_as_printed(quickstart: Path, tmp_path: Path) -> None:

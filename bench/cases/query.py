@@ -8,7 +8,8 @@ ingestion derives them, so schema changes there are followed automatically.
 
 Workload: N records spread over one hour (so density grows with N: 1 M -> ~280 records/s,
 10 M -> ~2,800 records/s), in traces of 20 records (a root span, 4 child spans, 12 logs and 3
-data events, over ~20 ms), from 10 nodes of 5 services; 2 % of traces have an error. The trace
+data events, over ~20 ms), from 10 nodes of 5 services (each service on a node at commit A and one at
+commit B, for ``errors`` and ``changes``); 2 % of traces have an error. The trace
 whose story is told has 1,000 records (50 spans, 800 logs, 150 events) over 1 s in the middle of
 the hour, stored last (as if ingested late), interleaved in time with the others.
 """
@@ -27,6 +28,8 @@ T0 = 1_780_000_000 * 10**9  # a fixed epoch: runs are comparable
 PER_TRACE = 20
 TARGET = "f00dfeedf00dfeedf00dfeedf00dfeed"
 SERVICES = ("gateway", "orders", "billing", "stock", "mail")
+#: Each service runs on two nodes: one at commit A, one at commit B (``zoomtrace changes`` compares them).
+COMMIT_A, COMMIT_B = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678", "b2c3d4e5f60718293a4b5c6d7e8f9012345678a1"
 
 
 def _sql_background(n: int) -> str:
@@ -135,8 +138,8 @@ def _sql_nodes() -> str:
     SELECT printf('%012x-7000-8000-%012x', 1000 + k, k) AS node_id,
            list_extract({list(SERVICES)}, 1 + (k % 5)::INTEGER) AS service, 'prod' AS env, 'shop' AS grp,
            '1.4.2' AS version, 'host-' || k::VARCHAR AS host, 4000 + k AS pid, '3.11.7' AS python,
-           'a1b2c3d4e5f60718293a4b5c6d7e8f9012345678' AS commit, 'main' AS branch, {T0} AS started_ns,
-           {T0} AS first_seen_ns
+           CASE WHEN k < 5 THEN '{COMMIT_A}' ELSE '{COMMIT_B}' END AS commit, 'main' AS branch,
+           {T0} AS started_ns, {T0} AS first_seen_ns
     FROM range(10) AS g(k)
     """
 
@@ -195,7 +198,7 @@ def _timed(fn: Any, repeats: int) -> dict[str, Any]:
 
 
 def run_query(spec: dict[str, Any]) -> dict[str, Any]:
-    from zoomtrace.read import query
+    from zoomtrace.read import changes, query
     from zoomtrace.store.duckdb import DuckStore
 
     tmp = Path(tempfile.mkdtemp(prefix="zt-bench-query-"))
@@ -218,6 +221,9 @@ def run_query(spec: dict[str, Any]) -> dict[str, Any]:
                     "traces_page_errors": _timed(
                         lambda s=store: query.traces(s, {"errors_only": True}, limit=50), spec["repeats"]
                     ),
+                    # What changed, by commit (docs/changes.md): all error groups; every service's two commits.
+                    "errors": _timed(lambda s=store: changes.error_groups(s), spec["repeats"]),
+                    "changes": _timed(lambda s=store: changes.changes(s), spec["repeats"]),
                 }
             finally:
                 store.close()

@@ -22,6 +22,7 @@ import msgspec
 from zoomtrace._args import count, port, positive, seconds
 from zoomtrace._extras import missing_extra, require
 from zoomtrace._terminal import safe
+from zoomtrace.cli.changes import add_commands as add_change_commands
 from zoomtrace.cli.run import add_arguments as add_run_arguments
 from zoomtrace.cli.run import cmd_run
 from zoomtrace.errors import ConfigError, TooLarge, ZoomError
@@ -319,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("lineage", cmd_lineage, "where a data event came from and what was derived from it")
     p.add_argument("record_id")
+
+    add_change_commands(add, store_session)
 
     add("ingest", cmd_ingest, "read new spool data into the store (every command does this first)")
 

@@ -21,9 +21,11 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
+from zoomtrace.demo.commits import ORDERS
 from zoomtrace.errors import ZoomError
 from zoomtrace.store.urls import resolve_store
 
@@ -34,9 +36,12 @@ class DemoError(ZoomError):
     pass
 
 
-def _start(module: str, env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], int]:
+def _start(
+    module: str, env: dict[str, str], *args: str, command: list[str] | None = None
+) -> tuple[subprocess.Popen[str], int]:
+    """Start a service (``zoomtrace.demo.<module>``, or ``command``) and wait for its ``ready <port>`` line."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", f"zoomtrace.demo.{module}", *args],
+        [sys.executable, *(command or ["-m", f"zoomtrace.demo.{module}"]), *args],
         stdout=subprocess.PIPE,
         text=True,
         env=env,
@@ -75,16 +80,18 @@ def _run_to_end(module: str, env: dict[str, str], *args: str, what: str, timeout
     return [line.split()[1] for line in done.stdout.splitlines() if line.startswith("trace ")]
 
 
-def run_services(home: Path) -> list[str]:
-    """Run the three services to completion; returns the trace ids of the checkouts."""
+def run_services(home: Path, *, billing_command: list[str] | None = None, orders: int | None = None) -> list[str]:
+    """Run the three services to completion; returns the trace ids of the checkouts. ``billing_command``: how
+    to run billing instead of ``-m zoomtrace.demo.billing``; ``orders``: place that many plain orders."""
     env = _demo_env(home)
     procs: list[subprocess.Popen[str]] = []
+    more = ["--orders", str(orders)] if orders else []
     try:
-        billing, billing_port = _start("billing", env)
+        billing, billing_port = _start("billing", env, command=billing_command)
         procs.append(billing)
-        orders, orders_port = _start("orders", env, "--billing-port", str(billing_port))
-        procs.append(orders)
-        traces = _run_to_end("gateway", env, "--orders-port", str(orders_port), what="gateway", timeout=60)
+        orders_proc, orders_port = _start("orders", env, "--billing-port", str(billing_port))
+        procs.append(orders_proc)
+        traces = _run_to_end("gateway", env, "--orders-port", str(orders_port), *more, what="gateway", timeout=60)
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -139,7 +146,9 @@ def run_demo(
     from ``store`` (a store URL, else ``$ZOOMTRACE_STORE``, else the home's DuckDB file)."""
     from zoomtrace.collect import open_session
     from zoomtrace.read import query
+    from zoomtrace.read.changes import changes
     from zoomtrace.read.render import dump_json, print_story
+    from zoomtrace.read.render_changes import changes_lines
 
     home.mkdir(parents=True, exist_ok=True)
     if kafka:
@@ -155,18 +164,32 @@ def run_demo(
             f"The demo placed {len(traces)} orders across 3 processes; here is the story of the one whose "
             "payment was declined and retried:\n"
         )
+    act_started_ns = time.time_ns()
+    commits = None if kafka or json_output else _second_act(home)
     with open_session(home, store=store, create=True, retention_days=retention_days) as session:
         if not kafka:
-            interesting = query.traces(session, {"errors_only": True}, limit=1)
-            trace_id = interesting[0].trace_id if interesting else traces[-1]
+            declined = [t.trace_id for t in query.traces(session, {"errors_only": True}, limit=500)]
+            trace_id = next((t for t in traces if t in declined), traces[-1])
         story = query.story(session, trace_id)
+        found = changes(session, service="billing", since_ns=act_started_ns) if commits else None
     if json_output:
         dump_json(story)
         return 0
     print(intro)
     print_story(story)
     store_option = f" --store {resolve_store(home, store).redacted}" if store else ""
-    print(f"\nMore: zoomtrace --home {home}{store_option} traces | nodes | story <trace id> | lineage <record id>")
+    if found is not None and commits is not None:
+        print(
+            f"\nThen billing ran at two commits of its own repository ({home / 'demo-billing'}): "
+            f"{ORDERS} orders at {commits[0][:10]}, {ORDERS} more at {commits[1][:10]}. "
+            f"`zoomtrace --home {home}{store_option} changes` finds what changed:\n"
+        )
+        for line in changes_lines(found):
+            print(line)
+    print(
+        f"\nMore: zoomtrace --home {home}{store_option} traces | nodes | story <trace id> | lineage <record id> "
+        "| errors | changes | diff <commit> <commit>"
+    )
     from zoomtrace.ui import running_url, trace_url
 
     if (url := running_url(home, store)) is not None:
@@ -176,6 +199,16 @@ def run_demo(
 
         serve_and_open(home, trace_id, store=store, retention_days=retention_days, code_roots=demo_code_roots(home))
     return 0
+
+
+def _second_act(home: Path) -> tuple[str, str] | None:
+    """Billing at two commits of its own repository (``zoomtrace.demo.commits``); None without git."""
+    from zoomtrace.demo.commits import git_available, run_two_commits
+
+    if not git_available():
+        print("(git is not installed: the demo leaves out billing at two commits and `zoomtrace changes`)")
+        return None
+    return run_two_commits(home, lambda command: run_services(home, billing_command=command, orders=ORDERS))
 
 
 def demo_code_roots(home: Path) -> tuple[str, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import zoomtrace as zt
 from zoomtrace.demo.http import port_arg, post
@@ -17,9 +18,16 @@ CARTS = [
 ]
 
 
+def carts() -> list[tuple[str, list[str], float, bool]]:
+    """The demo's three carts, or with ``--orders N`` N plain ones of different totals."""
+    if "--orders" not in sys.argv:
+        return CARTS
+    return [("ada", ["cable"], 10.0 + n, False) for n in range(int(port_arg("orders")))]
+
+
 def main() -> None:
     zt.init("gateway", env="demo", group="shop", version="0.9.0")
-    for order_id, (customer, items, total, flaky) in enumerate(CARTS, start=1):
+    for order_id, (customer, items, total, flaky) in enumerate(carts(), start=1):
         with zt.span("checkout", on_behalf_of=customer, customer=customer) as s:
             log.info("checkout for %s", customer)
             status, _reply = post(

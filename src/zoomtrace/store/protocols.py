@@ -188,6 +188,19 @@ class RecordPage(NamedTuple):
     nodes: list[dict[str, Any]]
 
 
+#: A frame's file that is not the application's (``code.file`` of the Python library, an installed distribution,
+#: ``<string>``), as a regular expression both stores understand: errors are grouped by their innermost other frame.
+NOT_APPLICATION: Final = r"^(<|python[0-9.]+:|site-packages:|[^/:]+==[^/:]*:)"
+
+
+class Location(NamedTuple):
+    """A code location as ``zoomtrace changes`` compares it: span name, file and function of the call site."""
+
+    span: str
+    file: str | None
+    function: str | None
+
+
 class StoreReader(Protocol):
     """Queries. Rows are plain dicts whose keys are the fields of the read model
     (``zoomtrace.read.model``: ``RecordView``, ``NodeView``, ``TraceSummary``), empty JSON values
@@ -267,6 +280,42 @@ class StoreReader(Protocol):
 
     def sql(self, query: str, *, max_rows: int | None = None) -> tuple[Sequence[str], list[tuple[Any, ...]]]:
         """Run a read-only query; raises ``zoomtrace.errors.ReadOnlySQL`` for writes."""
+
+    def error_groups(
+        self, *, service: str | None = None, since_ns: int | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Error records (failed spans, exceptions, logs at ERROR and above) grouped by exception type, message
+        template and innermost application frame, most recently seen first: those with an occurrence since
+        ``since_ns`` (of ``service``). A failed span whose exception a record directly under it holds too is
+        not counted again. Rows: ``{type, template, file, line, function, message (the latest), count (since
+        since_ns), services, first_service, span (the first occurrence's span name, if a span), first_seen,
+        last_seen}``, ``*_seen`` over all time: ``{ts_ns, commit, dirty, node_id, trace_id}`` (docs/changes.md).
+        """
+
+    def code_versions(self, *, service: str | None = None, since_ns: int | None = None) -> list[dict[str, Any]]:
+        """Per service, each version its runs had -- ``{service, commit, dirty, first_seen_ns, last_seen_ns,
+        records}`` -- in the order they first ran. A run's version is its commit and whether its entry
+        point's repository was dirty; runs without a commit are left out."""
+
+    def location_stats(
+        self,
+        *,
+        service: str | None = None,
+        since_ns: int | None = None,
+        sample: int = 2000,
+        location: Location | None = None,
+    ) -> list[dict[str, Any]]:
+        """Per service, version and code location (span name, file, function): its finished spans'
+        ``{count, errors, p50_ns, p95_ns, self_p95_ns, cpu_p50_ns, cpu_p95_ns}`` and a ``sample`` of at most
+        ``sample`` of their own times (a fixed pseudo-random choice by record id), for the statistical tests.
+        A span's own time is its duration less its child spans' (at least 0); its error counts only when no
+        child span failed (the same failure on its way out). ``location``: that location only."""
+
+    def location_traces(
+        self, *, service: str, location: Location, commit: str, dirty: bool, limit: int = 5
+    ) -> list[dict[str, Any]]:
+        """The slowest finished spans of a location in a service's runs of one version:
+        ``{trace_id, span_id, ts_ns, duration_ns, status}``, slowest first."""
 
     def close(self) -> None: ...
 

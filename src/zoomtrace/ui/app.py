@@ -37,9 +37,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zoomtrace.errors import ConfigError, NotFound, StoreError, TooLarge, ZoomError
-from zoomtrace.read import query
+from zoomtrace.read import changes, query
 from zoomtrace.read.times import parse_duration, parse_time
-from zoomtrace.store.protocols import LEVELS, TRACE_KINDS, RecordFilter, TraceFilter
+from zoomtrace.store.protocols import LEVELS, TRACE_KINDS, Location, RecordFilter, TraceFilter
 from zoomtrace.store.urls import StoreUrl, resolve_store
 from zoomtrace.ui.code import read_source, resolve_code_roots
 
@@ -245,6 +245,33 @@ def trace_filter(params: QueryParams) -> TraceFilter:
     )
 
 
+def _since(params: QueryParams) -> int | None:
+    value = _text(params, "since")
+    if not value:
+        return None
+    try:
+        return parse_time(value)
+    except Exception as exc:  # argparse.ArgumentTypeError carries the helpful message
+        raise BadRequest(str(exc)) from None
+
+
+def _location(params: QueryParams) -> Location:
+    """A code location from ``span``, ``file`` and ``function`` (docs/ui.md)."""
+    span = _text(params, "span")
+    if not span:
+        raise BadRequest("span is required (the span name), with file and function")
+    return Location(span, _text(params, "file") or None, _text(params, "function") or None)
+
+
+def _version(params: QueryParams, name: str) -> tuple[str, bool]:
+    """A version as ``COMMIT`` or ``COMMIT-dirty`` (as ``zoomtrace diff`` takes it, but in full)."""
+    value = _text(params, name)
+    commit, dirty = (value[: -len("-dirty")], True) if value.endswith("-dirty") else (value, False)
+    if not re.fullmatch(r"[0-9a-f]{4,64}", commit):
+        raise BadRequest(f"{name} must be a commit (hex), or COMMIT-dirty, not {value[:80]!r}")
+    return commit, dirty
+
+
 # -- the store, one short session per request --------------------------------------------------
 
 
@@ -344,6 +371,31 @@ class Api:
             )
         )
         return JSON(result)
+
+    # -- what changed, by commit (docs/changes.md) ---------------------------------------------------
+
+    async def errors(self, request: Request) -> Response:
+        params = request.query_params
+        service, since = _text(params, "service") or None, _since(params)
+        return JSON(await self.call(lambda s: changes.error_groups(s, service=service, since_ns=since), ingest=True))
+
+    async def changes(self, request: Request) -> Response:
+        params = request.query_params
+        service, since = _text(params, "service") or None, _since(params)
+        return JSON(await self.call(lambda s: changes.changes(s, service=service, since_ns=since), ingest=True))
+
+    async def location(self, request: Request) -> Response:
+        params = request.query_params
+        at, service = _location(params), _text(params, "service") or None
+        return JSON(await self.call(lambda s: changes.location_history(s, at, service=service)))
+
+    async def samples(self, request: Request) -> Response:
+        params = request.query_params
+        at, service = _location(params), _text(params, "service")
+        if not service:
+            raise BadRequest("service is required")
+        before, after = _version(params, "before"), _version(params, "after")
+        return JSON(await self.call(lambda s: changes.sample_traces(s, service, at, before, after)))
 
     async def pulse(self, request: Request) -> Response:
         """A cheap fingerprint that changes when data arrives: of the home (spool segments and store files), and
@@ -451,6 +503,10 @@ def create_app(
         Route("/api/lineage/{record_id}", _wrap(api.lineage)),
         Route("/api/nodes", _wrap(api.nodes)),
         Route("/api/code", _wrap(api.code)),
+        Route("/api/errors", _wrap(api.errors)),
+        Route("/api/changes", _wrap(api.changes)),
+        Route("/api/location", _wrap(api.location)),
+        Route("/api/location/samples", _wrap(api.samples)),
         Route("/api/pulse", _wrap(api.pulse)),
         Route("/api/about", _wrap(api.about)),
         Route("/api/{rest:path}", lambda request: _error(404, "no such API endpoint")),
@@ -458,6 +514,8 @@ def create_app(
         Route("/", _page),
         Route("/traces", _page),
         Route("/nodes", _page),
+        Route("/errors", _page),
+        Route("/changes", _page),
         Route("/trace/{trace_id}", _page),
         Route("/record/{record_id}", _page),
     ]

@@ -21,7 +21,7 @@ from typing import Any, Final
 import msgspec
 
 from zoomtrace.errors import NotFound, StoreError
-from zoomtrace.store.clickhouse import _rows
+from zoomtrace.store.clickhouse import _findings, _rows
 from zoomtrace.store.clickhouse._nodes import node_page, node_rows
 from zoomtrace.store.clickhouse._schema import TEXT_MATCH, Layout, among
 from zoomtrace.store.clickhouse._sql import run_sql
@@ -29,7 +29,15 @@ from zoomtrace.store.clickhouse._trace import trace_records, trace_spans
 from zoomtrace.store.clickhouse._traces import trace_page
 from zoomtrace.store.clickhouse._transport import EngineError, Param, Transport
 from zoomtrace.store.ids import CANDIDATES, short_enough, the_one, unknown
-from zoomtrace.store.protocols import RecordFilter, RecordPage, TraceFilter, TraceRows, TraceSpans, too_large
+from zoomtrace.store.protocols import (
+    Location,
+    RecordFilter,
+    RecordPage,
+    TraceFilter,
+    TraceRows,
+    TraceSpans,
+    too_large,
+)
 
 _HOUR: Final = 3_600_000_000_000
 _DAY: Final = 24 * _HOUR
@@ -307,6 +315,37 @@ class ClickHouseReader:
             {"n": max(0, int(limit))},
         )
         return [{"ts_ns": t, "segment": s, "problem": p} for t, s, p in found]
+
+    def error_groups(
+        self, *, service: str | None = None, since_ns: int | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Error groups, most recently seen first (``StoreReader.error_groups``)."""
+        return _findings.error_groups(self._values, service=service, since_ns=since_ns, limit=limit)
+
+    def code_versions(self, *, service: str | None = None, since_ns: int | None = None) -> list[dict[str, Any]]:
+        """Per service, the versions its runs had, first run first (``StoreReader.code_versions``)."""
+        return _findings.code_versions(self._values, service=service, since_ns=since_ns)
+
+    def location_stats(
+        self,
+        *,
+        service: str | None = None,
+        since_ns: int | None = None,
+        sample: int = 2000,
+        location: Location | None = None,
+    ) -> list[dict[str, Any]]:
+        """Span statistics per service, version and location (``StoreReader.location_stats``)."""
+        return _findings.location_stats(
+            self._values, service=service, since_ns=since_ns, sample=sample, location=location
+        )
+
+    def location_traces(
+        self, *, service: str, location: Location, commit: str, dirty: bool, limit: int = 5
+    ) -> list[dict[str, Any]]:
+        """The slowest spans of a location in one version (``StoreReader.location_traces``)."""
+        return _findings.location_traces(
+            self._values, service=service, location=location, commit=commit, dirty=dirty, limit=limit
+        )
 
     def sql(self, query: str, *, max_rows: int | None = None) -> tuple[Sequence[str], list[tuple[Any, ...]]]:
         """Run one read-only ClickHouse SQL statement; at most ``max_rows`` rows are returned when given.

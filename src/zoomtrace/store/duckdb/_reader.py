@@ -20,11 +20,13 @@ import msgspec
 
 from zoomtrace.errors import NotFound, ReadOnlySQL, StoreError
 from zoomtrace.store._decode import decode_rows, fields_of
+from zoomtrace.store.duckdb import _findings
 from zoomtrace.store.duckdb._common import IS_ERROR, _one_line
 from zoomtrace.store.ids import CANDIDATES, short_enough, the_one, unknown
 from zoomtrace.store.protocols import (
     LEVELS,
     TRACE_KINDS,
+    Location,
     RecordFilter,
     RecordPage,
     SpanCounts,
@@ -420,6 +422,35 @@ class DuckReader:
             "SELECT ts_ns, segment, problem FROM ingest_problems ORDER BY ts_ns DESC LIMIT ?", [limit]
         ).fetchall()
         return [{"ts_ns": t, "segment": s, "problem": p} for t, s, p in rows]
+
+    def error_groups(
+        self, *, service: str | None = None, since_ns: int | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Error groups, most recently seen first (``StoreReader.error_groups``)."""
+        return _findings.error_groups(self._con, service=service, since_ns=since_ns, limit=limit)
+
+    def code_versions(self, *, service: str | None = None, since_ns: int | None = None) -> list[dict[str, Any]]:
+        """Per service, the versions its runs had, first run first (``StoreReader.code_versions``)."""
+        return _findings.code_versions(self._con, service=service, since_ns=since_ns)
+
+    def location_stats(
+        self,
+        *,
+        service: str | None = None,
+        since_ns: int | None = None,
+        sample: int = 2000,
+        location: Location | None = None,
+    ) -> list[dict[str, Any]]:
+        """Span statistics per service, version and location (``StoreReader.location_stats``)."""
+        return _findings.location_stats(self._con, service=service, since_ns=since_ns, sample=sample, location=location)
+
+    def location_traces(
+        self, *, service: str, location: Location, commit: str, dirty: bool, limit: int = 5
+    ) -> list[dict[str, Any]]:
+        """The slowest spans of a location in one version (``StoreReader.location_traces``)."""
+        return _findings.location_traces(
+            self._con, service=service, location=location, commit=commit, dirty=dirty, limit=limit
+        )
 
     def _read_only(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
         """A read-only connection to the store (``DuckStore._read_only``)."""

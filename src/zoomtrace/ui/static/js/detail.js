@@ -2,6 +2,7 @@
 // error with frames, on_behalf_of, the code that produced it (at its commit, or the
 // snapshot of the dirty file), the process that ran it, and the lineage of data events.
 import {api} from './api.js';
+import {locationHistory} from './changes.js';
 import {h, link, svg} from './dom.js';
 import {fmtDuration, fmtOffset, fmtTime, inline, isoTime, pretty, shortCommit, shortId, shortRecordId} from './format.js';
 import {isError} from './model.js';
@@ -98,10 +99,17 @@ export class Detail {
     parts.push(this.errorSection(s.error, s.node_id, s.code));
     parts.push(attrsTable(s.attrs));
     parts.push(this.codeSection(s.code, s.node_id, 'Code'));
+    parts.push(this.locationSection(s, n.service, node));
     parts.push(this.nodeSection(node, s.node_id));
     this.el.replaceChildren(...parts.flat().filter(Boolean));
     this.el.scrollTop = 0;
     return seq;
+  }
+
+  /** The span's location (name, file, function) in every commit its service ran it: counts and durations. */
+  locationSection(s, service, node) {
+    if (!s.code || !s.code.file) return null;
+    return [h('h3', null, 'This location in other commits'), locationHistory(s, service, node && node.commit)];
   }
 
   // -- record ----------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 // Routes the address bar to a page. Each page renders into <main> and returns its clean-up.
 import {api} from './api.js';
+import {renderChanges} from './changes.js';
 import {h, fill} from './dom.js';
+import {renderErrors} from './errors.js';
 import {navigate} from './nav.js';
 import {renderNodes} from './nodes.js';
 import {renderRecordPage, renderStory} from './story.js';
@@ -9,6 +11,8 @@ import {renderTraces} from './traces.js';
 const routes = [
   [/^\/(?:traces)?$/, 'traces', renderTraces],
   [/^\/nodes$/, 'nodes', renderNodes],
+  [/^\/errors$/, 'errors', renderErrors],
+  [/^\/changes$/, 'changes', renderChanges],
   [/^\/trace\/([^/]+)$/, 'traces', renderStory],
   [/^\/record\/([^/]+)$/, 'traces', renderRecordPage],
 ];
