@@ -79,6 +79,18 @@ def _loguru(module: ModuleType) -> None:
     module.logger.add(sink, level=os.environ.get("ZOOMTRACE_LEVEL", "INFO").upper())
 
 
+def _celery(module: ModuleType) -> None:
+    from zoomtrace.integrations import celery
+
+    celery.instrument()
+
+
+def _aiokafka(module: ModuleType) -> None:
+    from zoomtrace.integrations import aiokafka
+
+    aiokafka.instrument()
+
+
 #: Integration name -> (the module whose import installs it, the installer). Stdlib ``logging`` needs none:
 #: ``zt.init`` captures it.
 INTEGRATIONS: Final[dict[str, tuple[str, Install]]] = {
@@ -87,6 +99,8 @@ INTEGRATIONS: Final[dict[str, tuple[str, Install]]] = {
     "flask": ("flask", _flask),
     "starlette": ("starlette.applications", _starlette),
     "loguru": ("loguru", _loguru),
+    "celery": ("celery", _celery),
+    "aiokafka": ("aiokafka", _aiokafka),
 }
 
 
@@ -173,20 +187,23 @@ class _AfterImport(importlib.abc.MetaPathFinder):
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
-        installer = self._installers.pop(fullname, None)
-        if installer is None:
+        if fullname not in self._installers:
             return None
         spec = _find_elsewhere(self, fullname, path, target)
         loader = spec.loader if spec is not None else None
         if loader is None or not hasattr(loader, "exec_module"):
-            if spec is None:
-                self._installers[fullname] = installer  # not importable (yet): watch on
-            return spec
+            if spec is not None:
+                self._installers.pop(fullname)
+            return spec  # None: not importable (yet), watch on
         execute = loader.exec_module
 
         def exec_module(module: ModuleType) -> None:
             execute(module)
-            _install(fullname, installer, module)
+            # Forgotten when executed, not when found: ``python -m PACKAGE`` finds the package once for its
+            # ``__main__`` and then imports it through a second search.
+            installer = self._installers.pop(fullname, None)
+            if installer is not None:
+                _install(fullname, installer, module)
 
         loader.exec_module = exec_module  # type: ignore[method-assign]
         return spec

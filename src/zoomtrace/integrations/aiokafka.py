@@ -1,0 +1,110 @@
+"""Trace context through the application's own Kafka messages, with aiokafka (asyncio).
+
+The helpers of ``zt.kafka`` for ``AIOKafkaProducer`` and ``AIOKafkaConsumer``::
+
+    from zoomtrace.integrations import aiokafka as zt_aiokafka
+
+    with zt.span("place order"):
+        await zt_aiokafka.send_and_wait(producer, "orders", value=b"...", key=b"order-7")
+
+    async for msg in consumer:
+        with zt_aiokafka.consume_span(msg):       # "process orders", child of the producer's span
+            zt.event(payment, type="PaymentCaptured", sources=[zt_aiokafka.record_id(msg)])
+
+    async with contextlib.aclosing(zt_aiokafka.traced(consumer)) as messages:
+        async for msg in messages:                # each message in its own span
+            await handle(msg)
+
+:func:`instrument` (installed by ``zoomtrace run``) makes every ``AIOKafkaProducer.send`` (and so
+``send_and_wait``) carry the current trace context, with no change to the application. The headers,
+the consumer span and its ``messaging.*`` attributes are those of ``zt.kafka`` (``_kafka`` holds them).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from typing import Any, Final, TypeVar
+
+from zoomtrace.capture.context import current
+from zoomtrace.integrations._kafka import Headers, configure, consume_span, headers, record_id, span_for
+
+__all__ = ["configure", "consume_span", "headers", "instrument", "record_id", "send", "send_and_wait", "traced"]
+
+M = TypeVar("M")
+_MARK: Final = "_zoomtrace_original"
+
+
+async def send(
+    producer: Any, topic: str, value: Any = None, key: Any = None, headers: Headers | None = None, **kwargs: Any
+) -> Any:
+    """``await producer.send(topic, value, key, headers=..., **kwargs)`` with the current trace context added
+    to the headers; returns aiokafka's delivery future, as ``send`` does."""
+    return await producer.send(topic, value=value, key=key, headers=_headers(headers), **kwargs)
+
+
+async def send_and_wait(
+    producer: Any, topic: str, value: Any = None, key: Any = None, headers: Headers | None = None, **kwargs: Any
+) -> Any:
+    """``await producer.send_and_wait(...)`` with the current trace context added to the headers; returns the
+    ``RecordMetadata`` of the acknowledged message."""
+    return await producer.send_and_wait(topic, value=value, key=key, headers=_headers(headers), **kwargs)
+
+
+_headers = headers  # ``send`` has a parameter of the same name
+
+
+async def traced(
+    messages: AsyncIterable[M], follows_from: bool | None = None, *, name: str | None = None
+) -> AsyncIterator[M]:
+    """Yield each message of ``messages`` (an ``AIOKafkaConsumer``) inside its own :func:`consume_span`.
+
+    The span stays open while the loop body handles the message and ends when the next message is
+    requested, or the loop ends. A loop that may be left early (``break``, an exception) should hold the
+    iterator in ``contextlib.aclosing``: the last span then ends where the loop is left; otherwise asyncio
+    closes the iterator later, in another task, and the span stays current in this one until then.
+    """
+    async for msg in messages:
+        span = span_for(msg, follows_from, name, {}, 2)
+        span.__enter__()
+        try:
+            yield msg
+        except GeneratorExit:
+            span.__exit__(None, None, None)  # the consumer left the loop: not an error of this message
+            raise
+        except BaseException as exc:
+            span.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        span.__exit__(None, None, None)
+
+
+Send = Callable[..., Awaitable[Any]]
+
+
+def _carrying_context(original: Send) -> Send:
+    @functools.wraps(original)
+    async def send(
+        self: Any,
+        topic: str,
+        value: Any = None,
+        key: Any = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+        headers: Headers | None = None,
+    ) -> Any:
+        if current.get() is not None:
+            headers = _headers(headers)
+        return await original(self, topic, value, key, partition, timestamp_ms, headers)
+
+    setattr(send, _MARK, original)
+    return send
+
+
+def instrument() -> None:
+    """Every ``AIOKafkaProducer.send`` (and ``send_and_wait``) adds the current trace context to the message's
+    headers, replacing a stale ``traceparent``. Idempotent. Consuming needs a line of code (:func:`consume_span`
+    or :func:`traced`): only the application knows where the handling of a message ends."""
+    from aiokafka import AIOKafkaProducer
+
+    if not hasattr(AIOKafkaProducer.send, _MARK):
+        AIOKafkaProducer.send = _carrying_context(AIOKafkaProducer.send)

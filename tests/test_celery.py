@@ -1,0 +1,167 @@
+"""Celery (issue 14, item 4): a real worker (prefork, 2 children) and a real publisher on a real Redis.
+
+The worker runs under ``zoomtrace run`` with no line of Zoom in the application; the publisher calls
+``zt.init`` and ``integrations.celery.instrument()`` itself. What they did is read back through the CLI.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers import PY, TIMEOUT, child_env, cli_json, marker_line_in_text, run_script, write_files
+from support.redis_server import RedisServer
+
+TASKS = """
+import logging
+import os
+
+from celery import Celery
+
+app = Celery("proj", broker=os.environ["REDIS_URL"] + "/0", backend=os.environ["REDIS_URL"] + "/1")
+app.conf.broker_connection_retry_on_startup = True
+log = logging.getLogger("proj.tasks")
+
+
+@app.task
+def add(x, y):
+    log.info("adding %s and %s", x, y)  # @task-log
+    return x + y
+
+
+@app.task
+def fail(order):
+    raise LookupError(f"no stock for {order}")
+
+
+@app.task(bind=True, max_retries=1)
+def flaky(self):
+    if self.request.retries == 0:
+        raise self.retry(exc=TimeoutError("first try"), countdown=0)
+    log.info("second try worked")
+    return "ok"
+"""
+
+PUBLISHER = """
+import json
+
+import celery.exceptions
+import zoomtrace as zt
+from zoomtrace.integrations import celery as zt_celery
+
+from proj import add, fail, flaky
+
+zt.init("shop")
+zt_celery.instrument()
+zt_celery.instrument()  # idempotent
+with zt.span("checkout") as checkout:
+    total = add.delay(2, 3).get(timeout=60)  # @publish
+with zt.span("doomed") as doomed:
+    try:
+        fail.delay("order-7").get(timeout=60)
+    except LookupError:
+        pass
+with zt.span("patient") as patient:
+    answer = flaky.delay().get(timeout=60)
+print("RESULT", json.dumps({"total": total, "answer": answer, "checkout": checkout.trace_id,
+                            "doomed": doomed.trace_id, "patient": patient.trace_id}))
+"""
+
+
+@pytest.fixture
+def worker(tmp_path: Path, redis_server: RedisServer) -> Iterator[subprocess.Popen[str]]:
+    """``zoomtrace run -- python -m celery -A proj worker`` (prefork, 2 children), stopped with SIGTERM (warm
+    shutdown) after the test body."""
+    write_files(tmp_path, {"proj.py": TASKS, "publisher.py": PUBLISHER})
+    command = [PY, "-m", "zoomtrace", "--home", str(tmp_path / "home"), "run", "--", PY, "-m", "celery", "-A", "proj"]
+    command += ["worker", "--pool", "prefork", "--concurrency", "2", "--without-gossip", "--without-mingle"]
+    proc = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env=child_env(None, REDIS_URL=redis_server.url),
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "worker.err", "w"),  # noqa: SIM115 (the worker holds it until it exits)
+        text=True,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(TIMEOUT)
+                raise AssertionError("the Celery worker did not stop on SIGTERM") from None
+
+
+def walk(spans: list[dict[str, Any]], parent: dict[str, Any] | None = None) -> Iterator[tuple[dict, dict | None]]:
+    for span in spans:
+        yield span, parent
+        yield from walk(span["children"], span)
+
+
+def stop(worker: subprocess.Popen[str], tmp_path: Path) -> None:
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(TIMEOUT) == 0, (tmp_path / "worker.err").read_text()
+
+
+def test_a_task_is_a_span_of_the_publishers_trace_in_a_worker_child_node(
+    tmp_path: Path, redis_server: RedisServer, worker: subprocess.Popen[str]
+) -> None:
+    home = tmp_path / "home"
+    publisher = run_script(tmp_path / "publisher.py", home, env=child_env(home, REDIS_URL=redis_server.url))
+    result = __import__("json").loads(publisher.stdout[-1].removeprefix("RESULT "))
+    assert (result["total"], result["answer"]) == (5, "ok")
+    stop(worker, tmp_path)
+
+    nodes = {n["node_id"]: n for n in cli_json(home, "nodes")}
+    (shop,) = [n for n in nodes.values() if n["service"] == "shop"]
+    (main,) = [n for n in nodes.values() if n["service"] == "celery" and n["parent_node_id"] is None]
+    children = [n for n in nodes.values() if n["parent_node_id"] == main["node_id"]]
+    assert len(children) >= 2 and all(n["service"] == "celery" for n in children)  # the prefork pool's processes
+    assert all(n["stop_cause"] == "exit" for n in [main, *children]), nodes
+
+    # checkout (publisher) -> publish proj.add (publisher) -> proj.add (a worker child) -> its log line
+    story = cli_json(home, "story", result["checkout"])
+    ((checkout, _), (publish, publish_parent), (task, task_parent)) = list(walk(story["spans"]))
+    assert checkout["name"] == "checkout" and publish_parent is checkout and task_parent is publish
+    assert publish["name"] == "publish proj.add" and publish["node_id"] == shop["node_id"]
+    assert publish["attrs"]["span.kind"] == "producer" and publish["attrs"]["celery.task_name"] == "proj.add"
+    assert publish["code"]["file"].endswith("publisher.py")
+    assert publish["code"]["line"] == marker_line_in_text(PUBLISHER, "publish")
+    assert task["name"] == "proj.add" and task["node_id"] in {n["node_id"] for n in children}
+    assert task["attrs"]["span.kind"] == "consumer" and task["attrs"]["celery.state"] == "SUCCESS"
+    assert task["attrs"]["celery.task_id"] == publish["attrs"]["celery.task_id"]
+    assert task["attrs"]["celery.retries"] == 0 and task["status"] == "ok"
+    assert task["code"]["file"].endswith("proj.py") and task["code"]["function"] == "add"
+    # The task's own log line, and Celery's line saying it succeeded, are inside its span.
+    (log,) = [r for r in task["records"] if r["type"] == "proj.tasks"]
+    assert log["message"] == "adding 2 and 3" and log["node_id"] == task["node_id"]
+    assert log["code"]["line"] == marker_line_in_text(TASKS, "task-log")
+    assert any(r["message"].startswith("Task proj.add[") for r in task["records"] if r["type"] == "celery.app.trace")
+
+    # A failing task: its span is in error with the exception, in the same trace as its publisher.
+    story = cli_json(home, "story", result["doomed"])
+    spans = [s for s, _ in walk(story["spans"])]
+    (failed,) = [s for s in spans if s["name"] == "proj.fail"]
+    assert failed["status"] == "error" and failed["attrs"]["celery.state"] == "FAILURE"
+    assert failed["error"]["type"].endswith("LookupError") and "no stock for order-7" in failed["error"]["message"]
+
+    # A retried task: the retry is published from the failed run, so both runs are in the trace, one under the other.
+    story = cli_json(home, "story", result["patient"])
+    runs = [(s, parent) for s, parent in walk(story["spans"]) if s["name"] == "proj.flaky"]
+    assert [(s["attrs"]["celery.retries"], s["attrs"]["celery.state"], s["status"]) for s, _ in runs] == [
+        (0, "RETRY", "error"),
+        (1, "SUCCESS", "ok"),
+    ]
+    (first, _), (second, second_publish) = runs
+    assert second_publish is not None and second_publish["name"] == "publish proj.flaky"
+    assert second_publish["parent_span_id"] == first["span_id"]
+    assert "second try worked" in [r["message"] for r in second["records"]]
