@@ -6,6 +6,7 @@ The worker runs under ``zoomtrace run`` with no line of Zoom in the application;
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -165,3 +166,35 @@ def test_a_task_is_a_span_of_the_publishers_trace_in_a_worker_child_node(
     assert second_publish is not None and second_publish["name"] == "publish proj.flaky"
     assert second_publish["parent_span_id"] == first["span_id"]
     assert "second try worked" in [r["message"] for r in second["records"]]
+
+
+def test_a_publish_that_fails_is_a_span_in_error_and_the_caller_gets_the_exception(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    from celery import Celery
+    from kombu.exceptions import OperationalError
+
+    import zoomtrace as zt
+    from zoomtrace.integrations import celery as zt_celery
+
+    records = tmp_path / "records.jsonl"
+    zt.init("shop", home=tmp_path / "home", sink=f"file://{records}")
+    zt_celery.instrument()
+    app = Celery("down", broker=f"{redis_server.url}/0", set_as_current=False)
+    app.conf.broker_connection_retry_on_startup = False
+
+    @app.task(name="down.noop")
+    def noop() -> None:
+        pass
+
+    redis_server.stop()  # the broker is gone
+
+    with zt.span("checkout") as checkout:
+        with pytest.raises(OperationalError):
+            noop.apply_async(retry=False)
+        assert zt.current_span() is checkout  # the failed publish left nothing open
+    assert zt.flush(10)
+    spans = {r["type"]: r for r in map(json.loads, records.read_text().splitlines()) if r["kind"] == "span"}
+    publish = spans["publish down.noop"]
+    assert publish["parent_span_id"] == checkout.span_id and publish["status"] == "error"
+    assert publish["error"]["type"].endswith("OperationalError")

@@ -9,11 +9,12 @@
 
 Publishing (``task.delay``, ``apply_async``, ``send_task``) records a *producer* span, ``publish <task>``,
 child of the current span, and puts its W3C ``traceparent`` (``tracestate``, ``baggage``) in the task
-message's headers. The worker runs the task inside a *consumer* span named after the task, child of the
-producer span, pointing at the task's function; the task's logs and events are inside it. Retries are
-published from inside the failed run, so each run is a span of the same trace. Each worker process is a
-node: a prefork child is forked from the worker's main process and starts a node whose parent is the
-main process's node (``zt.init`` before the fork, as ``zoomtrace run`` does; or in ``worker_process_init``).
+message's headers; a publish that fails (broker down) ends it in error and the caller gets the exception.
+The worker runs the task inside a *consumer* span named after the task, child of the producer span,
+pointing at the task's function; the task's logs and events are inside it. Retries are published from
+inside the failed run, so each run is a span of the same trace. Each worker process is a node: a prefork
+child is forked from the worker's main process and starts a node whose parent is the main process's node
+(``zt.init`` before the fork, as ``zoomtrace run`` does; or in ``worker_process_init``).
 
 Attributes: ``celery.task_name``, ``celery.task_id``, ``celery.retries``, ``celery.state`` (``SUCCESS``,
 ``FAILURE``, ``RETRY``...), ``messaging.system`` (``celery``), ``messaging.destination.name`` (the routing
@@ -22,81 +23,72 @@ key) and ``span.kind``. A failed or retried run is a span in error with the exce
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from types import CodeType
 from typing import Any, Final
 
-from celery import signals
+from celery import Celery, signals
 
 from zoomtrace.capture import recorder
 from zoomtrace.capture.context import current, extract, inject
 from zoomtrace.capture.span import Span
 from zoomtrace.capture.stdlib_logging import capture
-from zoomtrace.integrations._http import caller, close_detached, code_of, open_detached
+from zoomtrace.integrations._http import caller, code_of
 
 __all__ = ["instrument"]
 
 #: Frames of these packages are skipped to find the application line that published the task.
 _LIBRARY: Final = ("celery", "kombu", "amqp", "redis", "vine", "zoomtrace.integrations", "contextlib", "functools")
 _UID: Final = "zoomtrace"
+_MARK: Final = "_zoomtrace_original"
 
-#: Spans between a signal and its closing one, by task id: the publisher's (before/after publish)
-#: and the worker's (prerun/postrun); a run's failure or retry is noted on its span meanwhile.
-_publishing: dict[str, Span] = {}
+#: The worker's spans between ``task_prerun`` and ``task_postrun``, by task id; a run's failure or retry is
+#: noted on its span meanwhile.
 _running: dict[str, Span] = {}
 
 
-def _attrs(kind: str, task_name: str, task_id: str, retries: Any, routing_key: Any) -> dict[str, Any]:
-    attrs: dict[str, Any] = {
-        "span.kind": kind,
-        "messaging.system": "celery",
-        "celery.task_name": task_name,
-        "celery.task_id": task_id,
-    }
+def _attrs(kind: str, task_name: str) -> dict[str, Any]:
+    return {"span.kind": kind, "messaging.system": "celery", "celery.task_name": task_name}
+
+
+def _message_attrs(span: Span, task_id: Any, retries: Any, routing_key: Any) -> None:
+    span.attrs["celery.task_id"] = task_id
     if retries is not None:
-        attrs["celery.retries"] = retries
+        span.attrs["celery.retries"] = retries
     if routing_key:
-        attrs["messaging.destination.name"] = routing_key
-    return attrs
+        span.attrs["messaging.destination.name"] = routing_key
 
 
 # -- the publisher -------------------------------------------------------------------------------
 
 
+def _traced_send_task(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``Celery.send_task`` (every ``delay``, ``apply_async``, ``retry``, canvas) inside a producer span: a
+    publish that fails (broker down) ends it in error, with the exception, and the caller gets the exception."""
+
+    @functools.wraps(original)
+    def send_task(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        code, line = caller(_LIBRARY)
+        with Span(f"publish {name}", _attrs("producer", str(name)), current.get(), [], None, code, line):
+            return original(self, name, *args, **kwargs)
+
+    setattr(send_task, _MARK, original)
+    return send_task
+
+
 def _before_publish(
     sender: Any = None, body: Any = None, routing_key: Any = None, headers: Any = None, **_: Any
 ) -> None:
-    """Open the producer span and put its context in the message headers (protocol 2: ``headers``)."""
+    """Put the current trace context (the producer span's) in the message headers (protocol 2: ``headers``)."""
     if not isinstance(headers, dict):
         return
-    task_id = headers.get("id") or (body.get("id") if isinstance(body, dict) else None)
-    if not task_id:
-        return
-    name = str(sender or headers.get("task"))
-    code, line = caller(_LIBRARY)
-    span = Span(
-        f"publish {name}",
-        _attrs("producer", name, task_id, headers.get("retries"), routing_key),
-        current.get(),
-        [],
-        None,
-        code,
-        line,
-    )
-    # Not left current: a publish that fails never reaches after_task_publish, and must not leave
-    # the application's later work inside a span that will not end.
-    open_detached(span)
-    inject(headers, context=span)
-    _publishing[task_id] = span
-
-
-def _after_publish(headers: Any = None, body: Any = None, **_: Any) -> None:
-    task_id = headers.get("id") if isinstance(headers, dict) else None
-    if task_id is None and isinstance(body, dict):
-        task_id = body.get("id")
-    span = _publishing.pop(task_id, None) if task_id else None
-    if span is not None:
-        close_detached(span, None)
+    span = current.get()
+    if isinstance(span, Span) and span.attrs.get("span.kind") == "producer" and span.name == f"publish {sender}":
+        task_id = headers.get("id") or (body.get("id") if isinstance(body, dict) else None)
+        _message_attrs(span, task_id, headers.get("retries"), routing_key)
+    inject(headers)
 
 
 # -- the worker ----------------------------------------------------------------------------------
@@ -119,15 +111,8 @@ def _prerun(task_id: str | None = None, task: Any = None, **_: Any) -> None:
     delivery = getattr(request, "delivery_info", None) or {}
     name = str(getattr(task, "name", None) or "task")
     where = _task_code(task)
-    span = Span(
-        name,
-        _attrs("consumer", name, task_id, getattr(request, "retries", None), delivery.get("routing_key")),
-        _context_of(request) or current.get(),
-        [],
-        None,
-        where[0],
-        where[1],
-    )
+    span = Span(name, _attrs("consumer", name), _context_of(request) or current.get(), [], None, where[0], where[1])
+    _message_attrs(span, task_id, getattr(request, "retries", None), delivery.get("routing_key"))
     span.__enter__()
     _running[task_id] = span
 
@@ -181,9 +166,10 @@ def instrument() -> None:
 
     Idempotent; call it in every process that publishes or runs tasks (``zoomtrace run`` does).
     """
+    if not hasattr(Celery.send_task, _MARK):
+        Celery.send_task = _traced_send_task(Celery.send_task)
     connections = (
         (signals.before_task_publish, _before_publish),
-        (signals.after_task_publish, _after_publish),
         (signals.task_prerun, _prerun),
         (signals.task_failure, _failure),
         (signals.task_retry, _retry),
