@@ -7,6 +7,7 @@ outgoing call a *client* span carrying the W3C headers, and each incoming reques
 span continuing the caller's trace, with OpenTelemetry's ``http.*`` / ``url.*`` attributes
 (``_http`` holds what they share). Kafka: ``kafka``, reached as ``zt.kafka``, carries the
 trace through the application's own messages (``produce``, ``headers``, ``consume_span``,
-``traced``). Each module imports its library only when used; ``import zoomtrace`` imports
-none of them.
+``traced``), and ``aiokafka`` does the same for asyncio (``_kafka`` holds what they share).
+Celery: ``celery.instrument()`` carries the trace from the publisher to the task's span in the
+worker. Each module imports its library only when used; ``import zoomtrace`` imports none of them.
 """
