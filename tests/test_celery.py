@@ -74,17 +74,38 @@ print("RESULT", json.dumps({"total": total, "answer": answer, "checkout": checko
 """
 
 
-@pytest.fixture
-def worker(tmp_path: Path, redis_server: RedisServer) -> Iterator[subprocess.Popen[str]]:
-    """``zoomtrace run -- python -m celery -A proj worker`` (prefork, 2 children), stopped with SIGTERM (warm
-    shutdown) after the test body."""
-    write_files(tmp_path, {"proj.py": TASKS, "publisher.py": PUBLISHER})
-    command = [PY, "-m", "zoomtrace", "--home", str(tmp_path / "home"), "run", "--", PY, "-m", "celery", "-A", "proj"]
+#: The worker's application when Zoom is started in code: the module ``celery -A`` imports.
+ZOOMED = """
+import zoomtrace as zt
+from zoomtrace.integrations import celery as zt_celery
+
+zt.init("celery")
+zt_celery.instrument()
+
+from proj import app
+"""
+
+
+@pytest.fixture(params=["zoomtrace run", "in code"])
+def worker(
+    request: pytest.FixtureRequest, tmp_path: Path, redis_server: RedisServer
+) -> Iterator[subprocess.Popen[str]]:
+    """A Celery worker (prefork, 2 children) recording into ``tmp_path / "home"``, stopped with SIGTERM (warm
+    shutdown) after the test body: ``zoomtrace run -- python -m celery -A proj worker``, or the same worker of
+    an application module that starts Zoom itself."""
+    write_files(tmp_path, {"proj.py": TASKS, "publisher.py": PUBLISHER, "zoomed.py": ZOOMED})
+    home = tmp_path / "home"
+    if request.param == "zoomtrace run":
+        command = [PY, "-m", "zoomtrace", "--home", str(home), "run", "--", PY, "-m", "celery", "-A", "proj"]
+        env = child_env(None, REDIS_URL=redis_server.url)
+    else:
+        command = [PY, "-m", "celery", "-A", "zoomed"]
+        env = child_env(home, REDIS_URL=redis_server.url)
     command += ["worker", "--pool", "prefork", "--concurrency", "2", "--without-gossip", "--without-mingle"]
     proc = subprocess.Popen(
         command,
         cwd=tmp_path,
-        env=child_env(None, REDIS_URL=redis_server.url),
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=open(tmp_path / "worker.err", "w"),  # noqa: SIM115 (the worker holds it until it exits)
         text=True,

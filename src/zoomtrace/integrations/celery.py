@@ -14,7 +14,7 @@ The worker runs the task inside a *consumer* span named after the task, child of
 pointing at the task's function; the task's logs and events are inside it. Retries are published from
 inside the failed run, so each run is a span of the same trace. Each worker process is a node: a prefork
 child is forked from the worker's main process and starts a node whose parent is the main process's node
-(``zt.init`` before the fork, as ``zoomtrace run`` does; or in ``worker_process_init``).
+(``zt.init`` before the fork: in the module ``celery -A`` imports, or by ``zoomtrace run``).
 
 Attributes: ``celery.task_name``, ``celery.task_id``, ``celery.retries``, ``celery.state`` (``SUCCESS``,
 ``FAILURE``, ``RETRY``...), ``messaging.system`` (``celery``), ``messaging.destination.name`` (the routing
