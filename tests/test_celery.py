@@ -9,19 +9,23 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from helpers import PY, TIMEOUT, child_env, cli_json, marker_line_in_text, run_script, write_files
+from helpers import PY, TIMEOUT, child_env, cli_json, marker_line_in_text, result, run_script, write_files
+from support.kafka_broker import KafkaBroker
 from support.redis_server import RedisServer
 
 TASKS = """
+import asyncio
 import logging
 import os
 
+from aiokafka import AIOKafkaProducer
 from celery import Celery
 
 app = Celery("proj", broker=os.environ["REDIS_URL"] + "/0", backend=os.environ["REDIS_URL"] + "/1")
@@ -46,6 +50,20 @@ def flaky(self):
         raise self.retry(exc=TimeoutError("first try"), countdown=0)
     log.info("second try worked")
     return "ok"
+
+
+@app.task
+def ship(bootstrap, topic, order):
+    async def send():
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, order.encode())  # no Zoom here: zoomtrace run adds the trace
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+    log.info("shipped %s", order)
 """
 
 PUBLISHER = """
@@ -219,3 +237,74 @@ def test_a_publish_that_fails_is_a_span_in_error_and_the_caller_gets_the_excepti
     publish = spans["publish down.noop"]
     assert publish["parent_span_id"] == checkout.span_id and publish["status"] == "error"
     assert publish["error"]["type"].endswith("OperationalError")
+
+
+SHIPPER = """
+import json
+import sys
+
+import zoomtrace as zt
+from zoomtrace.integrations import celery as zt_celery
+
+from proj import ship
+
+zt.init("shop")
+zt_celery.instrument()
+with zt.span("checkout") as checkout:
+    ship.delay(sys.argv[1], sys.argv[2], "order-7").get(timeout=60)
+print("RESULT", json.dumps(checkout.trace_id))
+"""
+
+SHIPPING = """
+import asyncio
+import json
+import sys
+
+import zoomtrace as zt
+from aiokafka import AIOKafkaConsumer
+from zoomtrace.integrations import aiokafka as zt_aiokafka
+
+
+async def main():
+    zt.init("shipping")
+    consumer = AIOKafkaConsumer(sys.argv[2], bootstrap_servers=sys.argv[1], auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        msg = await consumer.getone()
+    finally:
+        await consumer.stop()
+    with zt_aiokafka.consume_span(msg):
+        zt.log.info("shipping {order}", order=msg.value.decode())
+
+
+asyncio.run(asyncio.wait_for(main(), 60))
+"""
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize("worker", ["zoomtrace run"], indirect=True)
+def test_one_trace_from_the_publisher_through_the_task_to_a_kafka_consumer(
+    tmp_path: Path, redis_server: RedisServer, kafka_broker: KafkaBroker, worker: subprocess.Popen[str]
+) -> None:
+    """publisher span -> publish -> the task (a worker child, aiokafka with no Zoom code) -> the consumer's span."""
+    home, topic = tmp_path / "home", f"shipments-{uuid.uuid4().hex[:10]}"
+    write_files(tmp_path, {"shipper.py": SHIPPER, "shipping.py": SHIPPING})
+    env = child_env(home, REDIS_URL=redis_server.url)
+    trace_id = result(run_script(tmp_path / "shipper.py", home, kafka_broker.bootstrap, topic, env=env))
+    run_script(tmp_path / "shipping.py", home, kafka_broker.bootstrap, topic, env=env)
+    stop(worker, tmp_path)
+
+    services = {n["node_id"]: n["service"] for n in cli_json(home, "nodes")}
+    chain = []
+    spans = cli_json(home, "story", trace_id)["spans"]
+    while spans:
+        (span,) = spans  # one child at each step
+        chain.append((span["name"], services[span["node_id"]], [r["message"] for r in span["records"]]))
+        spans = span["children"]
+    assert [(name, service) for name, service, _ in chain] == [
+        ("checkout", "shop"),
+        ("publish proj.ship", "shop"),
+        ("proj.ship", "celery"),
+        (f"process {topic}", "shipping"),
+    ]
+    assert "shipped order-7" in chain[2][2] and chain[3][2] == ["shipping order-7"]
