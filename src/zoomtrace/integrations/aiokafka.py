@@ -23,6 +23,7 @@ the consumer span and its ``messaging.*`` attributes are those of ``zt.kafka`` (
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any, Final, TypeVar
 
@@ -82,19 +83,17 @@ Send = Callable[..., Awaitable[Any]]
 
 
 def _carrying_context(original: Send) -> Send:
+    signature = inspect.signature(original)
+    if "headers" not in signature.parameters:
+        raise TypeError(f"{original.__qualname__} takes no headers")
+
     @functools.wraps(original)
-    async def send(
-        self: Any,
-        topic: str,
-        value: Any = None,
-        key: Any = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-        headers: Headers | None = None,
-    ) -> Any:
+    async def send(*args: Any, **kwargs: Any) -> Any:
         if current.get() is not None:
-            headers = _headers(headers)
-        return await original(self, topic, value, key, partition, timestamp_ms, headers)
+            bound = signature.bind(*args, **kwargs)
+            bound.arguments["headers"] = _headers(bound.arguments.get("headers"))
+            args, kwargs = bound.args, bound.kwargs
+        return await original(*args, **kwargs)
 
     setattr(send, _MARK, original)
     return send
