@@ -268,6 +268,7 @@ def test_zoomtrace_run_makes_aiokafka_producers_carry_the_trace(
         env=env(None, kafka_broker, topic),
     )
     assert done.returncode == 0 and done.stdout.strip() == "sent", done.stderr
+    assert "zoomtrace" not in done.stderr, done.stderr  # every integration installed
     headers = consume_one(kafka_broker.bootstrap, topic)
     assert headers["app"] == b"v2"
     (trace,) = cli_json(home, "traces")

@@ -180,6 +180,8 @@ def test_a_task_is_a_span_of_the_publishers_trace_in_a_worker_child_node(
     assert task["attrs"]["span.kind"] == "consumer" and task["attrs"]["celery.state"] == "SUCCESS"
     assert task["attrs"]["celery.task_id"] == publish["attrs"]["celery.task_id"]
     assert task["attrs"]["celery.retries"] == 0 and task["status"] == "ok"
+    # Celery's default queue, as the publisher routed the message and as the worker received it
+    assert publish["attrs"]["messaging.destination.name"] == task["attrs"]["messaging.destination.name"] == "celery"
     assert task["code"]["file"].endswith("proj.py") and task["code"]["function"] == "add"
     # The task's own log line, and Celery's line saying it succeeded, are inside its span.
     (log,) = [r for r in task["records"] if r["type"] == "proj.tasks"]
