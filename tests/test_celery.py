@@ -310,3 +310,33 @@ def test_one_trace_from_the_publisher_through_the_task_to_a_kafka_consumer(
         (f"process {topic}", "shipping"),
     ]
     assert "shipped order-7" in chain[2][2] and chain[3][2] == ["shipping order-7"]
+
+
+def test_a_task_run_eagerly_is_a_span_under_the_caller_with_nothing_published(tmp_path: Path) -> None:
+    from celery import Celery
+
+    import zoomtrace as zt
+    from zoomtrace.integrations import celery as zt_celery
+
+    records = tmp_path / "records.jsonl"
+    zt.init("shop", home=tmp_path / "home", sink=f"file://{records}")
+    zt_celery.instrument()
+    app = Celery("eager", set_as_current=False)
+    app.conf.task_always_eager = True
+
+    @app.task(name="eager.double")
+    def double(x: int) -> int:
+        zt.log.info("doubling {x}", x=x)
+        return 2 * x
+
+    with zt.span("checkout") as checkout:
+        assert double.delay(21).get() == 42
+        assert zt.current_span() is checkout
+    assert zt.flush(10)
+    lines = [json.loads(line) for line in records.read_text().splitlines()]
+    spans = {r["type"]: r for r in lines if r["kind"] == "span"}
+    assert set(spans) == {"checkout", "eager.double"}  # no publish span: nothing went to a broker
+    task = spans["eager.double"]
+    assert task["parent_span_id"] == checkout.span_id and task["attrs"]["celery.state"] == "SUCCESS"
+    (log,) = [r for r in lines if r["kind"] == "log" and r["message"] == "doubling 21"]
+    assert log["span_id"] == task["span_id"]
