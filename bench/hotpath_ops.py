@@ -52,7 +52,7 @@ def main() -> int:
     import msgspec
 
     import zoomtrace as zt
-    from zoomtrace.capture import _items as zitems
+    from zoomtrace.capture import items as zitems
     from zoomtrace.runtime.sanitize import sanitize_attrs, sanitize_payload, truncate
     from zoomtrace.wire import record as zrecord
 
@@ -183,8 +183,8 @@ def main() -> int:
         log_item = (zitems.LOG, time.time_ns(), f.f_code, f.f_lineno, "app", "INFO", TEMPLATE, attrs, parent, None)
         row(
             "worker",
-            "encode one log item, whole (encoder.py _log via node._encode)",
-            cost(lambda: node._encode(log_item)),
+            "encode one log item, whole (encoder.py _log via node.encoder)",
+            cost(lambda: enc(log_item)),
         )
         row("worker", "  template.format(**attrs) (encoder.py)", cost(lambda: TEMPLATE.format(**attrs)))
         message = TEMPLATE.format(**attrs)
@@ -217,7 +217,7 @@ def main() -> int:
                 )
             ),
         )
-        recs = [node._encode(log_item) for _ in range(4096)]
+        recs = [enc(log_item) for _ in range(4096)]
         row(
             "worker",
             "  msgspec msgpack encode, per record (batch of 4096)",
@@ -245,10 +245,10 @@ def main() -> int:
         span_obj.__enter__()
         span_obj.__exit__(None, None, None)
         q.clear()
-        row("worker", "encode one span item, whole", cost(lambda: node._encode((zitems.SPAN, span_obj))))
+        row("worker", "encode one span item, whole", cost(lambda: enc((zitems.SPAN, span_obj))))
 
         ev_item = (zitems.EVENT, "id", time.time_ns(), f.f_code, f.f_lineno, "OrderPlaced", payload, [], {}, parent)
-        row("worker", "encode one event item (1 KB payload), whole", cost(lambda: node._encode(ev_item)))
+        row("worker", "encode one event item (1 KB payload), whole", cost(lambda: enc(ev_item)))
         row("worker", "  sanitize_payload(payload) (sanitize.py)", cost(lambda: sanitize_payload(payload, enc.limits)))
         clean = sanitize_payload(payload, enc.limits)
         row(
@@ -270,7 +270,7 @@ def main() -> int:
         row(
             "worker",
             "encode one stdlib LogRecord item, whole (encoder.py _stdlog)",
-            cost(lambda: node._encode(std_item)),
+            cost(lambda: enc(std_item)),
         )
         from zoomtrace.runtime.encoder import _LOGRECORD_FIELDS
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from support.kafka_broker import SESSIONS_DIR, KafkaBroker, free_port_pair, stop_orphaned_session_brokers
+from support.otlp_receiver import Receiver
 from support.redis_server import RedisServer
 
 
@@ -78,3 +79,14 @@ def _no_zoom_node_leaks() -> Iterator[None]:
     node = lifecycle.running()
     if node is not None and node.pid == os.getpid():
         lifecycle.shutdown()
+
+
+@pytest.fixture
+def receiver(tmp_path: Path, zoom_home: Path) -> Iterator[Receiver]:
+    """A real OTLP receiver (``zoomtrace collect --otlp``) writing to the test's home, stopped after the test."""
+    server = Receiver(tmp_path, zoom_home)
+    try:
+        yield server
+    finally:
+        if server.child.proc.poll() is None:
+            server.stop()

@@ -19,6 +19,8 @@ HEAVY = (
     "opentelemetry",
     "google.protobuf",
     "flask",
+    "django",
+    "sqlalchemy",
 )
 
 

@@ -6,7 +6,10 @@ and ingested into a real DuckDB file.
 
 from __future__ import annotations
 
+import fcntl
+import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +51,17 @@ def store(tmp_path: Path) -> Iterator[DuckStore]:
         yield s
     finally:
         s.close()
+
+
+@contextmanager
+def held_by_a_writer(path: Path) -> Iterator[None]:
+    """``path`` open and locked as a live ``SegmentWriter`` holds its segment (so a torn tail may yet be completed)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def messages(store: DuckStore) -> list[str]:
@@ -97,13 +111,14 @@ def test_incomplete_frame_at_the_end_stays_pending(tmp_path: Path, store: DuckSt
     complete = frame(encoder.encode(logs(0, 2)))
     torn = frame(encoder.encode(logs(2, 3)))
     path.write_bytes(complete + torn[:20])  # the writer is mid-write
-    report = ingest_spool(store, spool)
-    assert (report.records, report.new, report.problems) == (2, 2, [])
-    assert report.pending_bytes == 20
-    assert stored_offsets(store) == {path.name: len(complete)}
-    with open(path, "ab") as f:  # the writer finishes its frame
-        f.write(torn[20:])
-    report = ingest_spool(store, spool)
+    with held_by_a_writer(path):
+        report = ingest_spool(store, spool)
+        assert (report.records, report.new, report.problems) == (2, 2, [])
+        assert report.pending_bytes == 20
+        assert stored_offsets(store) == {path.name: len(complete)}
+        with open(path, "ab") as f:  # the writer finishes its frame
+            f.write(torn[20:])
+        report = ingest_spool(store, spool)
     assert (report.records, report.new, report.pending_bytes, report.problems) == (3, 3, 0, [])
     assert messages(store) == [f"m{i}" for i in range(5)]
 
@@ -140,7 +155,8 @@ def test_garbage_between_frames_and_a_torn_tail(tmp_path: Path, store: DuckStore
     good2 = frame(encoder.encode(logs(1, 1)))
     tail = frame(encoder.encode(logs(2, 1)))
     path.write_bytes(good1 + b"\x00garbage\x00" + good2 + tail[:-3])
-    report = ingest_spool(store, spool)
+    with held_by_a_writer(path):
+        report = ingest_spool(store, spool)
     assert messages(store) == ["m0", "m1"]
     assert len(report.problems) == 1 and "unreadable data" in report.problems[0]
     assert report.pending_bytes == len(tail) - 3

@@ -11,7 +11,6 @@ keep all of it, and exporting the imported span again must give OTLP the same li
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from helpers import run_script, span_named, story
-from test_otel_receiver import Receiver
+from support.otlp_receiver import Receiver
 from zoomtrace.wire.otlp_mapping import otlp_to_records, records_to_otlp, traces_request_from_json
 
 INCOMING_TRACESTATE = "congo=t61rcWkgMzE,rojo@tenant=00f067aa0ba902b7"
@@ -72,16 +71,6 @@ with zt.span("front-request", context=incoming) as front:
     )
 print("RESULT " + json.dumps({"trace_id": front.trace_id, "tracestate": headers["tracestate"]}))
 """
-
-
-@pytest.fixture
-def receiver(tmp_path: Path, zoom_home: Path) -> Iterator[Receiver]:
-    server = Receiver(tmp_path, zoom_home)
-    try:
-        yield server
-    finally:
-        if server.child.proc.poll() is None:
-            server.stop()
 
 
 @pytest.fixture

@@ -7,25 +7,12 @@ OpenTelemetry-only service with its ``traceparent``, and that service, which exp
 
 from __future__ import annotations
 
-import http.client
 import json
-import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from helpers import SRC, Child, all_records, child_env, run_script, span_named, story, walk_spans
-
-RECEIVER = """
-import sys
-
-from zoomtrace.cli.main import main
-
-args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
-sys.exit(main(["--home", args["--home"], "collect", "--otlp", args["--listen"]]))
-"""
+from helpers import SRC, all_records, child_env, run_script, span_named, story, walk_spans
+from support.otlp_receiver import Receiver
 
 OTEL_SERVICE = """
 import logging
@@ -81,39 +68,6 @@ with zt.span("front-request") as front:
     subprocess.run([sys.executable, sys.argv[2], sys.argv[1], headers["traceparent"]], check=True)
 print("RESULT " + json.dumps({"trace_id": front.trace_id, "span_id": front.span_id}))
 """
-
-
-class Receiver:
-    def __init__(self, tmp: Path, home: Path) -> None:
-        script = tmp / "receiver.py"
-        script.write_text(RECEIVER)
-        self.child = Child(script, home, "--listen", "127.0.0.1:0", "--home", str(home))
-        line = self.child.expect("zoomtrace: OTLP receiver listening on")
-        self.url = line.split()[0]
-        self.port = int(self.url.rsplit(":", 1)[1])
-
-    def post(self, path: str, body: bytes, content_type: str) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            conn.request("POST", path, body, {"Content-Type": content_type})
-            response = conn.getresponse()
-            return response.status, response.read()
-        finally:
-            conn.close()
-
-    def stop(self) -> None:
-        self.child.signal(signal.SIGTERM)
-        assert self.child.wait() == 0, self.child.stderr
-
-
-@pytest.fixture
-def receiver(tmp_path: Path, zoom_home: Path) -> Iterator[Receiver]:
-    server = Receiver(tmp_path, zoom_home)
-    try:
-        yield server
-    finally:
-        if server.child.proc.poll() is None:
-            server.stop()
 
 
 def test_an_opentelemetry_sdk_service_appears_in_the_zoom_story(

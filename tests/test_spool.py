@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from zoomtrace.wire.record import Record, encoder
@@ -33,14 +37,37 @@ def test_corrupt_length_mid_segment_skips_only_that_frame(tmp_path: Path) -> Non
     assert result.pending_bytes == 0
 
 
-def test_torn_last_frame_stays_pending(tmp_path: Path) -> None:
+@contextmanager
+def held_by_a_writer(path: Path) -> Iterator[None]:
+    """``path`` open and locked as a live ``SegmentWriter`` holds its segment."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def test_torn_last_frame_stays_pending_while_its_writer_holds_the_segment(tmp_path: Path) -> None:
+    path, offsets = write_frames(tmp_path, 3)
+    data = path.read_bytes()
+    path.write_bytes(data[: offsets[2] + HEADER.size + 2])  # the writer is mid-frame
+    with held_by_a_writer(path):
+        result = read_segment(path)
+    assert [r.id for r in result.records] == ["r0", "r1"]
+    assert result.problems == []
+    assert result.offset == offsets[2] and result.pending_bytes == HEADER.size + 2
+
+
+def test_torn_last_frame_of_a_writer_that_is_gone_is_reported_and_passed(tmp_path: Path) -> None:
     path, offsets = write_frames(tmp_path, 3)
     data = path.read_bytes()
     path.write_bytes(data[: offsets[2] + HEADER.size + 2])  # the writer was killed mid-frame
     result = read_segment(path)
     assert [r.id for r in result.records] == ["r0", "r1"]
-    assert result.problems == []
-    assert result.offset == offsets[2] and result.pending_bytes == HEADER.size + 2
+    assert result.pending_bytes == 0 and result.offset == len(path.read_bytes())
+    (problem,) = result.problems
+    assert problem.startswith(f"{path.name}: the last {HEADER.size + 2} bytes (from offset {offsets[2]}) ")
 
 
 def test_writer_names_rolls_and_tells_each_new_segment(tmp_path: Path) -> None:

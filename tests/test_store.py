@@ -192,6 +192,24 @@ def test_a_record_the_store_cannot_hold_is_skipped(store: Store) -> None:
         store.record(huge.id)
 
 
+def test_a_code_line_beyond_its_column_is_reported_and_the_record_kept(store: Store) -> None:
+    lines = {"too-high": 2**31, "too-low": -(2**31) - 1, "far": 2**40, "highest": 2**31 - 1}
+    records = {
+        name: rec("log", "app", i, message=name, code=Code("app.py", line, "handler"))
+        for i, (name, line) in enumerate(lines.items(), 1)
+    }
+    report = store.write(store.prepare(list(records.values())))
+    assert report.new == len(records)  # nothing is lost for want of a line number
+    for name, r in records.items():
+        stored = store.record(r.id)
+        assert stored["message"] == name and stored["code"]["file"] == "app.py"
+        assert stored["code"]["line"] == (lines[name] if name == "highest" else None), name
+    reported = {name for name, r in records.items() if any(r.id in line for line in report.skipped)}
+    assert reported == {"too-high", "too-low", "far"}
+    assert all("code.line" in line and "stored without its code line" in line for line in report.skipped)
+    assert sorted(p["problem"] for p in store.problems()) == sorted(report.skipped)
+
+
 # -- traces ------------------------------------------------------------------------------------
 
 

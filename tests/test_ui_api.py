@@ -596,6 +596,20 @@ def test_pages_and_assets_are_served_with_a_strict_policy(client: TestClient, sh
     )
 
 
+def test_a_story_page_preloads_its_outline_and_no_other_page_does(client: TestClient, shop: Shop) -> None:
+    link = client.get(f"/trace/{shop.trace_id}").headers["link"]
+    assert link == f"</api/trace/{shop.trace_id}/outline>; rel=preload; as=fetch; crossorigin=anonymous"
+    assert (
+        client.get(f"/trace/{shop.trace_id[:8].upper()}")
+        .headers["link"]
+        .startswith(f"</api/trace/{shop.trace_id[:8].upper()}/outline>")
+    )
+    # Anything but a trace id (or a prefix of one) is never put in a header, whatever the page then says.
+    for path in ("/", "/nodes", "/record/x", "/trace/abc", "/trace/%3E%3Cx", "/trace/" + "a" * 33, "/trace/ab%0d%0a"):
+        response = client.get(path)
+        assert response.status_code == 200 and "link" not in response.headers, path
+
+
 def test_front_end_builds_no_html_from_strings_and_loads_nothing_remote() -> None:
     """Untrusted text can only become text: no HTML-parsing sink exists in the front end."""
     sinks = re.compile(

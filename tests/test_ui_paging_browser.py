@@ -171,6 +171,17 @@ def test_the_outline_draws_every_span_and_sizes_the_record_list(viewer: Viewer, 
     assert page.locator("[data-testid=record-row]").count() < 200
 
 
+def test_the_outline_is_fetched_once_from_the_start_of_the_navigation(viewer: Viewer) -> None:
+    """The page's address preloads the outline (a ``Link`` header), so the server works on it while the
+    modules load; the page then uses that answer instead of asking again."""
+    asked: list[str] = []
+    viewer.page.on("request", lambda request: asked.append(request.url))
+    viewer.open()
+    outline = [i for i, url in enumerate(asked) if url.endswith("/outline")]
+    assert len(outline) == 1, asked
+    assert outline[0] < asked.index(viewer.story.rsplit("/trace/", 1)[0] + "/static/js/story.js"), asked
+
+
 def test_records_of_a_span_far_down_appear_when_it_is_selected(viewer: Viewer, trace: dict[str, Any]) -> None:
     far = trace["spans"][-1]
     assert far["span_id"] == trace["far"] and far["name"] == "needle-far"

@@ -20,6 +20,7 @@ import asyncio
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -208,6 +209,15 @@ class Zoom(Lib):
         info = self.zt.log.info
         _in_tasks(lambda t, i: info(TEMPLATE, amount=12.5, order=i), n, wrap=lambda t: self.zt.span("request"))
 
+    def request(self, i: int) -> None:
+        """The service benchmark's request (bench/service.py): a span, four log lines and a 1 KB event."""
+        zt = self.zt
+        with zt.span("request", order=i):
+            info = zt.log.info
+            for _ in range(4):
+                info(TEMPLATE, amount=12.5, order=i)
+            zt.event(self.payload, type="OrderPlaced")
+
     def finish(self) -> None:
         if not self.zt.flush(120):
             raise RuntimeError("zt.flush() timed out")
@@ -259,6 +269,15 @@ class Stdlib(Lib):
     def tasks1000(self, n: int) -> None:
         info = self.log_.info
         _in_tasks(lambda t, i: info(PERCENT_TEMPLATE, 12.5, i), n)
+
+    def request(self, i: int) -> None:
+        """Four log lines, the event, and an access line with the request's duration (no spans in stdlib)."""
+        start = time.perf_counter_ns()
+        info = self.log_.info
+        for _ in range(4):
+            info(PERCENT_TEMPLATE, 12.5, i)
+        info("OrderPlaced", extra={"payload": self.payload})
+        info("request %s took %d ns", i, time.perf_counter_ns() - start)
 
     def finish(self) -> None:
         self.handler.flush()
@@ -320,6 +339,18 @@ class Structlog(Lib):
     def tasks1000(self, n: int) -> None:
         info = self.log_.info
         _in_tasks(lambda t, i: info("charged", amount=12.5, order=i), n)
+
+    def request(self, i: int) -> None:
+        """The request's id bound for its lines, four log lines, the event, an access line with the duration."""
+        start = time.perf_counter_ns()
+        contextvars = self.structlog.contextvars
+        contextvars.bind_contextvars(request_id=i)
+        info = self.log_.info
+        for _ in range(4):
+            info("charged", amount=12.5, order=i)
+        info("OrderPlaced", payload=self.payload)
+        info("request", duration_ns=time.perf_counter_ns() - start)
+        contextvars.clear_contextvars()
 
     def finish(self) -> None:
         self.file.flush()
@@ -470,6 +501,14 @@ class OTel(Lib):
             for _ in range(n):
                 emit(body=payload, event_name="OrderPlaced", severity_number=sev)
 
+    def request(self, i: int) -> None:
+        """A span, four log lines through the LoggingHandler and the event through ``Logger.emit``."""
+        with self.tracer.start_as_current_span("request", attributes={"order": i}):
+            info = self.log_.info
+            for _ in range(4):
+                info(PERCENT_TEMPLATE, 12.5, i)
+            self.otel_logger.emit(body=self.payload, event_name="OrderPlaced", severity_number=self.info)
+
     def finish(self) -> None:
         self.tp.force_flush(120_000)
         self.lp.force_flush(120_000)
@@ -526,6 +565,15 @@ class Logfire(Lib):
         with self.logfire.span("request"):
             for _ in range(n):
                 info("OrderPlaced", payload=payload)
+
+    def request(self, i: int) -> None:
+        """A span, four log lines and the event (logfire records each as a span)."""
+        logfire = self.logfire
+        with logfire.span("request", order=i):
+            info = logfire.info
+            for _ in range(4):
+                info(TEMPLATE, amount=12.5, order=i)
+            info("OrderPlaced", payload=self.payload)
 
     def finish(self) -> None:
         self.logfire.force_flush(120_000)

@@ -1,8 +1,11 @@
 """Spool -> store: read every segment from where the last ingest stopped.
 
 Segments may still be growing (their writer process may be alive), so a read stops at
-the last complete frame and the rest stays *pending* for the next ingest. Corrupt
-frames are reported and skipped; the rest of the segment is still ingested. Each
+the last complete frame and the rest stays *pending* for the next ingest, until no
+writer holds the segment any more: then it is a torn write, reported once. Corrupt
+frames are reported and skipped; the rest of the segment is still ingested. Only
+regular files are read (a FIFO or a device named ``*.zspool`` is reported, not
+opened), and a segment is known by its name as UTF-8 text. Each
 batch of segments is stored in one transaction together with the offsets it was read
 up to, so a crash can neither lose records nor count them twice.
 """
@@ -19,7 +22,7 @@ from zoomtrace._gc import gc_paused
 from zoomtrace.collect._batching import Background, Batch, BatchWriter, Written, open_target
 from zoomtrace.store import Problem, StoreWriter
 from zoomtrace.wire.record import Record
-from zoomtrace.wire.spool import SPOOL_DIRS, read_segment, segments
+from zoomtrace.wire.spool import SPOOL_DIRS, NotASegment, check_regular, display_name, read_segment, segments
 
 #: Records per transaction (a segment is never split: its offset covers all of its new frames).
 BATCH_RECORDS: Final = 100_000
@@ -66,13 +69,21 @@ def _read_batches(
     batch_offsets: dict[str, int] = {}
     problems: list[Problem] = []
     for path in segments(spool_dir):
-        name = path.name
+        name = display_name(path)
         report.segments += 1
         start = offsets.get(name, 0)
         try:
-            size = os.stat(path).st_size
+            st = os.stat(path)
+            check_regular(path, st.st_mode)
         except FileNotFoundError:
-            continue  # removed since listed
+            continue  # removed since listed (or a symbolic link to nothing)
+        except NotASegment as exc:
+            report.problems.append(str(exc))
+            if name not in offsets:  # stored once: its offset says it was seen
+                problems.append((name, str(exc)))
+                batch_offsets[name] = 0
+            continue
+        size = st.st_size
         if size < start:
             text = f"{name}: shrank from {start} to {size} bytes (replaced?); reading it again from the start"
             report.problems.append(text)
@@ -82,6 +93,11 @@ def _read_batches(
             continue
         try:
             result = read_segment(path, start)
+        except FileNotFoundError:
+            continue
+        except NotASegment as exc:  # replaced since the check above
+            report.problems.append(str(exc))
+            continue
         except OSError as exc:
             report.problems.append(f"{name}: unreadable ({exc.strerror}); skipped for now")
             continue

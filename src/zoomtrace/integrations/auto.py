@@ -91,14 +91,60 @@ def _aiokafka(module: ModuleType) -> None:
     aiokafka.instrument()
 
 
-#: Integration name -> (the module whose import installs it, the installer). Stdlib ``logging`` needs none:
-#: ``zt.init`` captures it.
+def _django(module: ModuleType) -> None:
+    """Every Django handler loads Zoom's middleware first (``django.ZoomMiddleware``), with no settings change;
+    the SQL statements are traced from then on (``django.db.trace_queries``)."""
+    from zoomtrace.integrations.django import MIDDLEWARE
+
+    handler_class: Any = module.BaseHandler
+    load = handler_class.load_middleware
+
+    @functools.wraps(load)
+    def load_middleware(self: Any, *args: Any, **kwargs: Any) -> Any:
+        from django.conf import settings
+
+        from zoomtrace.integrations.django.db import trace_queries
+
+        if MIDDLEWARE not in settings.MIDDLEWARE:
+            settings.MIDDLEWARE = [MIDDLEWARE, *settings.MIDDLEWARE]
+        trace_queries()
+        return load(self, *args, **kwargs)
+
+    handler_class.load_middleware = load_middleware
+
+
+def _sqlalchemy(module: ModuleType) -> None:
+    from zoomtrace.integrations import sqlalchemy
+
+    sqlalchemy.instrument()
+
+
+def _logging_config(module: ModuleType) -> None:
+    """A logging configuration that replaces the root logger's handlers (``dictConfig``, ``fileConfig``, as
+    Django's ``LOGGING`` does) gets Zoom's handler back on the root logger."""
+    from zoomtrace.capture.stdlib_logging import keep_attached
+
+    for name in ("dictConfig", "fileConfig"):
+        configure = getattr(module, name)
+
+        def reconfigured(*args: Any, _configure: Callable[..., None] = configure, **kwargs: Any) -> None:
+            _configure(*args, **kwargs)
+            keep_attached()
+
+        setattr(module, name, functools.wraps(configure)(reconfigured))
+
+
+#: Integration name -> (the module whose import installs it, the installer). Stdlib ``logging`` needs none
+#: to be recorded (``zt.init`` captures it); ``logging`` keeps it recorded through a logging configuration.
 INTEGRATIONS: Final[dict[str, tuple[str, Install]]] = {
     "requests": ("requests", _requests),
     "httpx": ("httpx", _httpx),
     "flask": ("flask", _flask),
     "starlette": ("starlette.applications", _starlette),
     "loguru": ("loguru", _loguru),
+    "django": ("django.core.handlers.base", _django),
+    "sqlalchemy": ("sqlalchemy", _sqlalchemy),
+    "logging": ("logging.config", _logging_config),
     "celery": ("celery", _celery),
     "aiokafka": ("aiokafka", _aiokafka),
 }

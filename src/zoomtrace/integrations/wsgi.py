@@ -37,10 +37,10 @@ if TYPE_CHECKING:
     from _typeshed import OptExcInfo
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-__all__ = ["ZoomMiddleware", "request_attributes"]
+__all__ = ["ZoomMiddleware", "request_attributes", "request_headers"]
 
 
-def _headers(environ: WSGIEnvironment) -> list[tuple[str, str]]:
+def request_headers(environ: WSGIEnvironment) -> list[tuple[str, str]]:
     """The request headers of a WSGI environ as ``(name, value)`` pairs."""
     pairs = [(key[5:].replace("_", "-"), value) for key, value in environ.items() if key.startswith("HTTP_")]
     if "CONTENT_TYPE" in environ:
@@ -87,7 +87,7 @@ class ZoomMiddleware:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         span = server_span(
-            environ.get("REQUEST_METHOD", "GET"), _headers(environ), request_attributes(environ), self._code
+            environ.get("REQUEST_METHOD", "GET"), request_headers(environ), request_attributes(environ), self._code
         )
         open_detached(span)
         status: list[int] = []

@@ -65,6 +65,8 @@ class StoreWriter(Protocol):
     - **A record the store cannot hold is skipped, not fatal.** A value outside its column's range or
       one that cannot be encoded leaves that record out: one line for it in ``WriteReport.skipped``,
       kept among the store's problems in the same transaction, and the rest of the batch is stored.
+      A ``code.line`` beyond its 32-bit column is the exception: the record is stored without its line,
+      and ``WriteReport.skipped`` has a line saying so (``store._columns``).
       Any other failure raises and stores nothing of the batch.
     - **One thread at a time** uses a store object (``prepare`` excepted, see there).
     """

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlencode
 
 import msgspec
@@ -380,8 +380,18 @@ def home_fingerprint(home: Path) -> str:
     return f"{count}-{size}-{newest}"
 
 
+#: A trace id (or a prefix of one) as it may stand in a ``Link`` header unescaped.
+_TRACE_ID: Final = re.compile(r"[0-9a-fA-F]{4,32}")
+
+
 def _page(request: Request) -> Response:
-    return FileResponse(STATIC / "index.html", headers={"cache-control": "no-cache"})
+    """The viewer's one page. On a story's address it also tells the browser to fetch the trace's outline
+    now (``Link: rel=preload``), while the page's modules load, instead of after them."""
+    headers = {"cache-control": "no-cache"}
+    trace_id = request.path_params.get("trace_id")
+    if trace_id is not None and _TRACE_ID.fullmatch(trace_id):
+        headers["link"] = f"</api/trace/{trace_id}/outline>; rel=preload; as=fetch; crossorigin=anonymous"
+    return FileResponse(STATIC / "index.html", headers=headers)
 
 
 def _error(status: int, message: str) -> Response:

@@ -103,8 +103,17 @@ def _prepare(
     )
     sock = _bind(host, port)
     url = _url(host, sock.getsockname()[1])
+    # The same event loop and HTTP parser whatever else is installed (uvloop, httptools): the signal handling
+    # below is written and tested for asyncio's.
     config = uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="off", server_header=False, timeout_graceful_shutdown=2
+        app,
+        loop="asyncio",
+        http="h11",
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        server_header=False,
+        timeout_graceful_shutdown=2,
     )
 
     class Server(uvicorn.Server):

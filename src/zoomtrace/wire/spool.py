@@ -7,14 +7,19 @@ contend. A frame is::
 
 and its payload is a msgpack array of records. A reader detects a torn or corrupt
 frame, reports it and resynchronises on the next magic; an incomplete frame at the
-end of a segment is left for later (its writer may still be writing it).
+end of a segment is left for later while its writer may still be writing it. A writer
+holds an exclusive ``flock`` on its segment for as long as it has it open (the kernel
+drops it when the process ends, even by ``SIGKILL``), so a reader that can take the
+lock knows that the writer is gone and that such a tail is torn for good.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
+import stat
 import struct
 import zlib
 from collections.abc import Callable, Iterator
@@ -80,6 +85,11 @@ class SegmentWriter:
         """The segment being written, until it is closed (later frames then start a new one)."""
         return self._segment
 
+    @property
+    def size(self) -> int:
+        """Bytes written to that segment (0 while every write to it failed, as on a full disk)."""
+        return self._size if self._segment is not None else 0
+
     def _open(self) -> int:
         self.directory.mkdir(parents=True, exist_ok=True)
         while True:
@@ -89,6 +99,11 @@ class SegmentWriter:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
             except FileExistsError:
                 continue
+            # Held until the segment is closed: readers tell a frame being written from a torn one by it.
+            # A reader holds its shared lock only for an instant, and only on a file still empty here. A
+            # filesystem without locks costs that distinction only.
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_EX)
             self._fd, self._segment, self._size = fd, path, 0
             if self._on_segment is not None:
                 self._on_segment(path)
@@ -134,16 +149,81 @@ class ReadResult:
     offset: int = 0
     #: Human-readable reports of corrupt data that was skipped.
     problems: list[str] = field(default_factory=list)
-    #: Bytes at the end that do not yet form a complete frame.
+    #: Bytes at the end that do not yet form a complete frame (while a writer has the segment open).
     pending_bytes: int = 0
 
 
+class NotASegment(OSError):
+    """A path named like a segment that is no regular file: a FIFO or a device would block or never end."""
+
+
+def display_name(path: Path) -> str:
+    """``path``'s name as valid UTF-8 text: bytes that are not UTF-8 (a name Zoom never writes) as ``\\xNN``.
+
+    Segment names are keys in the store and appear in reports; Python keeps undecodable bytes of a
+    file name as lone surrogates, which no database, JSON document or terminal accepts.
+    """
+    return os.fsencode(path.name).decode("utf-8", "backslashreplace")
+
+
+def describe_mode(mode: int) -> str:
+    """What a file of this ``st_mode`` is, for a report."""
+    for test, what in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a directory"),
+    ):
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
+def check_regular(path: Path, mode: int) -> None:
+    """Raise ``NotASegment`` unless ``mode`` is a regular file's (a symbolic link counts as its target)."""
+    if not stat.S_ISREG(mode):
+        raise NotASegment(f"{display_name(path)} is {describe_mode(mode)}, not a spool file; skipped")
+
+
 def read_segment(path: Path, offset: int = 0) -> ReadResult:
-    """Read complete frames from ``offset``; corrupt frames are reported and skipped."""
-    result = ReadResult(offset=offset)
-    with open(path, "rb") as f:
+    """Read complete frames from ``offset``; corrupt frames are reported and skipped.
+
+    Only a regular file is read (else ``NotASegment``), and it is checked before it is opened: opening a
+    FIFO blocks, and reading ``/dev/zero`` never ends. An incomplete frame at the end is *pending* while a
+    writer holds the segment; once none does, it is torn for good: reported, and the offset moves past it.
+    """
+    check_regular(path, os.stat(path).st_mode)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    with open(fd, "rb") as f:
+        check_regular(path, os.fstat(fd).st_mode)  # replaced since the check above
+        writer_gone = _writer_gone(fd)  # before reading: a writer that leaves later wrote whole frames
         f.seek(offset)
         data = f.read()
+    result = _parse(display_name(path), data, offset)
+    if result.pending_bytes and writer_gone:
+        result.problems.append(
+            f"{display_name(path)}: the last {result.pending_bytes} bytes (from offset {result.offset}) are an "
+            f"incomplete frame and no process is writing the file any more (its writer ended mid-write); skipped"
+        )
+        result.offset += result.pending_bytes
+        result.pending_bytes = 0
+    return result
+
+
+def _writer_gone(fd: int) -> bool:
+    """Whether no writer holds the segment open (its exclusive lock is free). A filesystem without locks
+    cannot tell: the tail stays pending, as if its writer were alive."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True  # released when the file is closed
+
+
+def _parse(name: str, data: bytes, offset: int) -> ReadResult:
+    """The frames of ``data``, which starts at ``offset`` of the segment ``name``."""
+    result = ReadResult(offset=offset)
     pos = 0
     end = len(data)
     hsize = HEADER.size
@@ -154,7 +234,7 @@ def read_segment(path: Path, offset: int = 0) -> ReadResult:
         if magic != MAGIC or version != FORMAT_VERSION or length > MAX_FRAME:
             nxt = data.find(MAGIC, pos + 1)
             skipped = (nxt if nxt >= 0 else end) - pos
-            result.problems.append(f"{path.name}: {skipped} bytes of unreadable data at offset {offset + pos} skipped")
+            result.problems.append(f"{name}: {skipped} bytes of unreadable data at offset {offset + pos} skipped")
             pos += skipped
             continue
         if end - pos - hsize < length:
@@ -162,19 +242,19 @@ def read_segment(path: Path, offset: int = 0) -> ReadResult:
             if resume is None:
                 break  # incomplete: its writer may still be writing it
             # A complete frame follows, so this one's length is corrupt, not still being written.
-            result.problems.append(f"{path.name}: frame at offset {offset + pos} has a corrupt length; skipped")
+            result.problems.append(f"{name}: frame at offset {offset + pos} has a corrupt length; skipped")
             pos = resume
             continue
         payload = data[pos + hsize : pos + hsize + length]
         if zlib.crc32(payload) != crc:
-            result.problems.append(f"{path.name}: frame at offset {offset + pos} fails its checksum; skipped")
+            result.problems.append(f"{name}: frame at offset {offset + pos} fails its checksum; skipped")
             nxt = data.find(MAGIC, pos + 1)
             pos = nxt if nxt >= 0 else end
             continue
         try:
             result.records.extend(batch_decoder.decode(payload))
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            result.problems.append(f"{path.name}: frame at offset {offset + pos} does not decode ({exc}); skipped")
+            result.problems.append(f"{name}: frame at offset {offset + pos} does not decode ({exc}); skipped")
         pos += hsize + length
     result.offset = offset + pos
     result.pending_bytes = end - pos

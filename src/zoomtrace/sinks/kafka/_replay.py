@@ -159,6 +159,10 @@ class Replayer:
             node_id = path.name.split(".", 1)[0]
             own = node_id == spool.node_id
             if own and path == spool.current:
+                if spool.current_is_empty:
+                    # Every write to it failed (a full disk): closing it would only make the next write open
+                    # another empty file, and replaying nothing would take the broker for back.
+                    return None
                 spool.complete_current()
             last_own = own and not spool.own_queued(skip_first=True)
             try:

@@ -101,6 +101,11 @@ class KafkaSpool:
         """The segment being written."""
         return self._writer.segment
 
+    @property
+    def current_is_empty(self) -> bool:
+        """Whether nothing could be written to that segment yet (a full disk): there is nothing to replay."""
+        return self._writer.size == 0
+
     def complete_current(self) -> None:
         """Close the segment being written (to replay it): later records go to a new one."""
         self._writer.close()
@@ -140,11 +145,19 @@ class KafkaSpool:
             release(self.directory, self.node_id, fd, forget=not self.own_queued())
 
     def _take_lock(self) -> None:
+        """Lock the node's segments and write its meta file; both or neither (a full disk: tried again at the
+        next write), so that no segment is ever written that another process could not send."""
         self.directory.mkdir(parents=True, exist_ok=True)
         fd = try_lock(self.directory, self.node_id)
         if fd is None:
             raise OSError(f"another process holds {self.directory / f'{self.node_id}.lock'}")
-        self._lock_fd = fd
         tmp = self.directory / f".{self.node_id}.meta.json.tmp"
-        tmp.write_text(json.dumps(self._meta))
-        tmp.replace(self.directory / f"{self.node_id}.meta.json")
+        try:
+            tmp.write_text(json.dumps(self._meta))
+            tmp.replace(self.directory / f"{self.node_id}.meta.json")
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            release(self.directory, self.node_id, fd, forget=False)
+            raise
+        self._lock_fd = fd

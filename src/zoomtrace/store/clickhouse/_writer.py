@@ -35,6 +35,7 @@ import msgspec
 
 from zoomtrace._gc import gc_paused
 from zoomtrace.errors import StoreError
+from zoomtrace.store._columns import line_problems
 from zoomtrace.store.clickhouse._schema import OUT_OF_RANGE, Layout, among
 from zoomtrace.store.clickhouse._transport import EngineError, Param, Transport
 from zoomtrace.store.protocols import Problem, WriteReport
@@ -113,7 +114,7 @@ def prepare(records: list[Record]) -> Prepared:
     with gc_paused():
         rows = _first_of_each_id(records)
         blobs: dict[str, bytes] = {}
-        skipped: list[str] = []
+        skipped = line_problems(rows)
         unencodable: set[int] = set()
         for i, payload in enumerate(map(_payload, rows)):
             if payload is None:

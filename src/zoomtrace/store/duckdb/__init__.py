@@ -35,33 +35,73 @@ USER_SQL_CONFIG: Final = {
 }
 
 
+#: DuckDB's words for a file another process holds ("Could not set lock on file …: Conflicting lock is held").
+_LOCK_HELD: Final = ("could not set lock on file", "conflicting lock")
+#: An operating system's words for a full disk or quota (ENOSPC, EDQUOT), as DuckDB quotes them.
+_DISK_FULL: Final = ("no space left on device", "disk quota exceeded")
+
+
 def _open_error(path: Path, exc: duckdb.Error) -> StoreError:
     text = _one_line(exc) or type(exc).__name__
-    if "lock" in text.lower():
+    lowered = text.lower()
+    if any(words in lowered for words in _LOCK_HELD):
         return StoreError(f"the store at {path} is busy: another process has it open ({text}); try again")
+    if any(words in lowered for words in _DISK_FULL):
+        return StoreError(
+            f"cannot write the store {path}: the disk is full ({text}). Free some space and run the command "
+            f"again; nothing is lost, the spool files keep every record"
+        )
     return StoreError(
         f"the store file {path} is corrupt or unreadable ({text}). Move it away (mv {path} {path}.bad) and run any "
         f"zoomtrace command to rebuild it from the spool: the spool files are the source of truth, keep them"
     )
 
 
+def _is_new(path: Path) -> bool:
+    """Whether opening ``path`` creates the store: no file, or an empty one (a creation that failed before
+    writing anything, which DuckDB would refuse as invalid). An empty file holds nothing: it is removed."""
+    try:
+        if path.stat().st_size:
+            return False
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False  # DuckDB says what is wrong with it
+    with contextlib.suppress(OSError):
+        path.unlink()
+    return True
+
+
+def _remove_new_store(path: Path) -> None:
+    """Remove what a failed creation left (an invalid file would be taken for a corrupt store later)."""
+    for leftover in (path, path.with_name(path.name + ".wal")):
+        with contextlib.suppress(FileNotFoundError):
+            leftover.unlink()
+
+
 class DuckStore(DuckReader, DuckWriter):
     """The Store protocol on one DuckDB file. Not thread-safe: one session per process at a time."""
 
     def __init__(self, path: Path) -> None:
+        """Open the store at ``path``, creating it if there is none; a creation that fails (a full disk)
+        leaves no file behind. Callers hold the store's lock (``open_store``)."""
         self.path = Path(path)
         self.staging = self.path.parent / "tmp"
+        new = _is_new(self.path)
         try:
             self._con = duckdb.connect(str(self.path))
         except duckdb.Error as exc:
+            if new:
+                _remove_new_store(self.path)
             raise _open_error(self.path, exc) from exc
         try:
             self._setup()
-        except duckdb.Error as exc:
+        except BaseException as exc:
             self._con.close()
-            raise _open_error(self.path, exc) from exc
-        except BaseException:
-            self._con.close()
+            if new:
+                _remove_new_store(self.path)
+            if isinstance(exc, duckdb.Error):
+                raise _open_error(self.path, exc) from exc
             raise
 
     def _configure(self) -> None:
@@ -78,7 +118,10 @@ class DuckStore(DuckReader, DuckWriter):
 
     def _setup(self) -> None:
         con = self._con
-        self.staging.mkdir(parents=True, exist_ok=True)
+        try:
+            self.staging.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the store's staging directory {self.staging}: {exc.strerror}") from None
         self._configure()
         schema = resources.files("zoomtrace.store.duckdb").joinpath("schema.sql").read_text()
         con.execute("BEGIN TRANSACTION")

@@ -22,6 +22,7 @@ import msgspec
 
 from zoomtrace._gc import gc_paused
 from zoomtrace.errors import StoreError
+from zoomtrace.store._columns import line_problems
 from zoomtrace.store.duckdb._common import (
     _NODE_COLUMNS,
     _NODE_FIELDS,
@@ -231,7 +232,7 @@ class DuckWriter:
                 if not refused:
                     raise
             retry = prepare(good)
-            skipped = [*batch.skipped, *refused, *retry.skipped]
+            skipped = [*batch.skipped, *refused, *(t for t in retry.skipped if t not in batch.skipped)]
             new = self._store_batch(retry, offsets, [*problems, *((None, t) for t in skipped)])
             return WriteReport(new, skipped)
 
@@ -352,7 +353,8 @@ _row_decoder: Final = msgspec.json.Decoder(_Row)
 
 class Prepared(msgspec.Struct):
     """Records ready for the database: NDJSON chunks (with their lowest and highest id), the blobs they
-    point to, the node records to fold into ``nodes``, and records that could not even be encoded."""
+    point to, the node records to fold into ``nodes``, and a problem line for each record that could not
+    even be encoded, or will be stored without a value its column cannot hold (``store._columns``)."""
 
     chunks: list[tuple[bytes, str, str]]
     blobs: bytes
@@ -382,7 +384,7 @@ def prepare(records: list[Record]) -> Prepared:
         if r.kind == "node":
             node_records.append(r)
         rows.append(_move_payload(r, blobs) if type(r.payload) in _BYTES else r)
-    skipped: list[str] = []
+    skipped = line_problems(rows)
     chunks = []
     for start in range(0, len(rows), CHUNK):
         chunk = rows[start : start + CHUNK]

@@ -7,7 +7,7 @@ export class ApiError extends Error {
   }
 }
 
-export async function api(path, params = undefined, {signal} = {}) {
+export async function api(path, params = undefined, {signal, preloaded = false} = {}) {
   const url = new URL(path, location.origin);
   if (params) {
     for (const [k, v] of Object.entries(params)) {
@@ -16,7 +16,10 @@ export async function api(path, params = undefined, {signal} = {}) {
   }
   let response;
   try {
-    response = await fetch(url, {credentials: 'same-origin', headers: {accept: 'application/json'}, signal});
+    // A request the page preloaded (a Link header) is answered from that preload only when it asks with the
+    // same mode, credentials and headers: no header of its own then.
+    const headers = preloaded ? undefined : {accept: 'application/json'};
+    response = await fetch(url, {credentials: 'same-origin', headers, signal});
   } catch (err) {
     if (err.name === 'AbortError') throw err;
     throw new ApiError(0, 'The viewer is not reachable (is `zoomtrace ui` still running?)');
@@ -30,9 +33,10 @@ export async function api(path, params = undefined, {signal} = {}) {
   return body;
 }
 
-/** A trace's outline: its spans as columns, with counts of their records (docs/ui.md, "API for big traces"). */
-export function fetchOutline(traceId, options) {
-  return api(`/api/trace/${encodeURIComponent(traceId)}/outline`, undefined, options);
+/** A trace's outline: its spans as columns, with counts of their records (docs/ui.md, "API for big traces").
+ * The story's page preloads it (app.py, `_page`), so it is asked for as the preload was. */
+export function fetchOutline(traceId, options = {}) {
+  return api(`/api/trace/${encodeURIComponent(traceId)}/outline`, undefined, {...options, preloaded: true});
 }
 
 /** A page of a trace's records in time order: {total, offset, records}; params as in docs/ui.md, "API for big traces". */
