@@ -120,14 +120,8 @@ def worker(
         command = [PY, "-m", "celery", "-A", "zoomed"]
         env = child_env(home, REDIS_URL=redis_server.url)
     command += ["worker", "--pool", "prefork", "--concurrency", "2", "--without-gossip", "--without-mingle"]
-    proc = subprocess.Popen(
-        command,
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "worker.err", "w"),  # noqa: SIM115 (the worker holds it until it exits)
-        text=True,
-    )
+    with open(tmp_path / "worker.err", "w") as err:  # the worker holds its own copy of the descriptor
+        proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=err, text=True)
     try:
         yield proc
     finally:
