@@ -26,7 +26,7 @@ import msgspec
 import pytest
 
 from support.records import MS, NODE_A, NODE_B, T0, checkout_trace, rec, started
-from zoomtrace.errors import NotFound, ReadOnlySQL, StoreError, TooLarge
+from zoomtrace.errors import AmbiguousId, NotFound, ReadOnlySQL, StoreError, TooLarge
 from zoomtrace.read import model, query
 from zoomtrace.store import Store, StoreWriter, WriteReport
 from zoomtrace.store.clickhouse import ClickHouseStore
@@ -785,6 +785,45 @@ def test_record_not_found(store: Store) -> None:
         store.record("nope")
 
 
+def test_a_trace_is_found_by_the_start_of_its_id(store: Store) -> None:
+    """At least 8 characters, any case; a start shared by several traces names them, and a longer one picks one."""
+    twins = ["abcdef01" + "23" * 12, "abcdef01" + "45" * 12]
+    ingest(store, [*checkout_trace(twins[0]), *checkout_trace(twins[1], start=1000), *checkout_trace("c3" * 16)])
+    assert store.trace_spans(twins[1][:10].upper()).trace_id == twins[1]
+    assert store.trace_rows("c3" * 4).trace_id == "c3" * 16
+    with pytest.raises(AmbiguousId) as info:
+        store.trace_spans(twins[0][:8])
+    assert info.value.candidates == twins
+    assert all(t in str(info.value) for t in twins) and "\n" not in str(info.value)
+    with pytest.raises(NotFound, match="at least its first 8 characters"):
+        store.trace_records("abcdef0")
+    with pytest.raises(NotFound, match="no trace 'abcdef09'"):
+        store.trace_spans("abcdef09")
+
+
+def test_a_record_is_found_by_the_start_or_the_end_of_its_id(store: Store) -> None:
+    """A UUIDv7 starts with its millisecond, the same for every record of a moment: ``story`` and ``tail`` print
+    an id's end, which names it as well as its start does."""
+    same_moment = [rec("log", "app", 1, message=f"m{i}") for i in range(3)]
+    same_end = [
+        msgspec.structs.replace(rec("log", "app", 2, message="first"), id="0000aaaa-0000-7000-8000-123456789abc"),
+        msgspec.structs.replace(rec("log", "app", 3, message="second"), id="0000bbbb-0000-7000-8000-123456789abc"),
+    ]
+    ingest(store, [*same_moment, *same_end])
+    for r in same_moment:
+        assert store.record(r.id[-12:])["message"] == r.message
+        assert store.record(r.id[:-4].upper())["message"] == r.message
+    with pytest.raises(AmbiguousId) as info:
+        store.record(same_moment[0].id[:13])
+    assert info.value.candidates == sorted(r.id for r in same_moment)
+    with pytest.raises(AmbiguousId) as info:
+        store.record("123456789abc")
+    assert info.value.candidates == sorted(r.id for r in same_end)
+    assert store.record("0000bbbb")["message"] == "second"
+    with pytest.raises(NotFound, match="at least its first 8 characters"):
+        store.record(same_moment[0].id[-7:])
+
+
 def test_rows_carry_exactly_the_read_model_fields(store: Store) -> None:
     """The store's rows are named as the read model's fields, in its order (the JSON contract)."""
     records = [started(NODE_A, "gateway"), *checkout_trace()]
@@ -886,6 +925,30 @@ def test_tail_follows_ingestion_order(store: Store) -> None:
     assert store.tail(after_id=late_but_old.id) == []
     with pytest.raises(NotFound):
         store.tail(after_id="unknown")
+
+
+def test_tail_gives_the_records_of_one_write_in_time_order(store: Store) -> None:
+    """Not in the order of their ids: within a millisecond a UUIDv7 is random. A span comes before the records of
+    its own instant (it starts before what happens in it)."""
+    at = T0 + 7 * MS
+
+    def made(id_: str, kind: str, ts: int, message: str) -> Record:
+        return Record(id=id_, kind=kind, type="t", ts_ns=ts, node_id=NODE_A, message=message, trace_id="d4" * 16)
+
+    batch = [  # ids in the opposite order of time
+        made("id-1", "log", at + 900, "last"),
+        made("id-2", "log", at + 500, "in the span"),
+        made("id-3", "log", at + 100, "same instant as the span"),
+        made("id-4", "span", at + 100, "span"),
+        made("id-5", "log", at, "first"),
+    ]
+    ingest(store, batch)
+    ingest(store, [made("id-0", "log", at - 5000, "written later")])
+    expected = ["first", "span", "same instant as the span", "in the span", "last", "written later"]
+    assert [r["message"] for r in store.tail()] == expected
+    assert [r["message"] for r in store.tail(limit=3, last=True)] == expected[-3:]
+    assert [r["message"] for r in store.tail(after_id="id-4")] == expected[2:]
+    assert [r["message"] for r in store.tail(after_id="id-3", limit=2)] == expected[3:5]
 
 
 # -- read-only SQL: what both dialects do (each store's own SQL is tested in its file) ---------

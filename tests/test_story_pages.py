@@ -162,7 +162,7 @@ def duck(tmp_path: Path, records: list[Record]) -> Iterator[DuckStore]:
 
 
 def test_outline_is_the_story_s_span_tree_as_columns(duck: DuckStore, records: list[Record]) -> None:
-    outline = plain(query.outline(duck, TID[:6]))
+    outline = plain(query.outline(duck, TID[:8]))
     story = plain(query.story(duck, TID))
     assert_outline_tells_the_story(outline, story, records)
     col = outline["spans"]

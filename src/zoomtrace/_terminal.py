@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import re
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: C0 and C1 control characters (tab and newline included: one record is one line) and the Unicode line
+#: and paragraph separators.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return _NAMED.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
 
 
 def safe(text: object) -> str:
-    """``text`` with control characters (escape sequences) shown as ``\\xNN``, not obeyed."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+    """``text`` on one line, with control characters shown (``\\n``, ``\\t``, ``\\x1b``), not obeyed: a message
+    can neither move the cursor nor fake other lines."""
+    return _CONTROL.sub(_escape, str(text))

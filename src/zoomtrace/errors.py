@@ -25,3 +25,11 @@ class ReadOnlySQL(ZoomError):
 
 class TooLarge(ZoomError):
     """What was asked for is too large to answer in one piece (the whole story of a huge trace): ask in parts."""
+
+
+class AmbiguousId(ConfigError):
+    """A shortened id is the start (or end) of several ids: its message lists them; a longer one picks one."""
+
+    def __init__(self, message: str, candidates: list[str]) -> None:
+        super().__init__(message)
+        self.candidates = candidates

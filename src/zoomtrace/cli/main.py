@@ -15,17 +15,28 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import msgspec
 
+from zoomtrace._args import count, port, positive, seconds
 from zoomtrace._extras import missing_extra, require
 from zoomtrace._terminal import safe
 from zoomtrace.cli.run import add_arguments as add_run_arguments
 from zoomtrace.cli.run import cmd_run
 from zoomtrace.errors import ConfigError, TooLarge, ZoomError
+from zoomtrace.read import tables
 from zoomtrace.read.query import STORY_LIMIT, lineage, nodes, story, story_stream, tail, trace_filter, traces
-from zoomtrace.read.render import dump_json, node_line, one_line, print_lineage, print_story, record_line, trace_line
+from zoomtrace.read.render import (
+    TRACES_HEADER,
+    dump_json,
+    node_line,
+    one_line,
+    print_lineage,
+    print_story,
+    record_line,
+    trace_line,
+)
 from zoomtrace.read.times import parse_duration, parse_time
 from zoomtrace.store.urls import StoreUrl, add_store_arguments, parse_retention, resolve_store
 from zoomtrace.wire.spool import default_home
@@ -43,6 +54,10 @@ def store_session(args: argparse.Namespace, *, ingest: bool = True) -> Iterator[
 
 
 def cmd_traces(args: argparse.Namespace) -> int:
+    if None not in (args.min_duration, args.max_duration) and args.min_duration > args.max_duration:
+        raise ConfigError("--min-duration is longer than --max-duration: no trace can match both")
+    if None not in (args.since, args.until) and args.since > args.until:
+        raise ConfigError("--since is later than --until: no trace can match both")
     filt = trace_filter(
         service=args.service,
         env=args.env,
@@ -61,6 +76,7 @@ def cmd_traces(args: argparse.Namespace) -> int:
     if not rows:
         print("no traces match")
         return 0
+    print(TRACES_HEADER)
     for t in rows:
         print(trace_line(t))
     return 0
@@ -128,7 +144,7 @@ def cmd_nodes(args: argparse.Namespace) -> int:
 
 def cmd_tail(args: argparse.Namespace) -> int:
     with store_session(args) as store:
-        rows = tail(store, limit=max(args.n, 1), last=True)
+        rows = tail(store, limit=max(args.n, 1), last=True, services=True)
     # Follow from the newest record even when none is shown first (-n 0).
     after: str | None = rows[-1].id if rows else None
     rows = rows[-args.n :] if args.n > 0 else []
@@ -144,18 +160,15 @@ def cmd_tail(args: argparse.Namespace) -> int:
             return 0
         time.sleep(args.interval)
         with store_session(args) as store:
-            rows = tail(store, after_id=after, limit=1000)
+            rows = tail(store, after_id=after, limit=1000, services=True)
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
+    if args.json and args.format not in (None, "json"):
+        raise ConfigError(f"sql writes --json or --format {args.format}, not both")
     with store_session(args) as store:
         columns, rows = store.sql(args.query)
-    if args.json:
-        dump_json([dict(zip(columns, row, strict=True)) for row in rows])
-        return 0
-    print("\t".join(columns))
-    for row in rows:
-        print("\t".join(safe(v) for v in row))
+    tables.write(columns, rows, "json" if args.json else args.format or "table")
     return 0
 
 
@@ -235,8 +248,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # -- parser --------------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """Argument errors in one line, as every other error (argparse prints the usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {safe(one_line(message))} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="zoomtrace", description="The whole story of a distributed system.")
+    parser = _Parser(prog="zoomtrace", description="The whole story of a distributed system.")
     home_help = "spool directory, and the default store's (default: $ZOOMTRACE_HOME or ./.zoomtrace)"
     parser.add_argument("--home", default=str(default_home()), help=home_help)
     add_store_arguments(parser)
@@ -265,16 +285,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", type=parse_time, metavar="TIME", help="ISO time or age, e.g. 15m")
     p.add_argument("--until", type=parse_time, metavar="TIME")
     p.add_argument("--text", help="text in any message or attribute of the trace")
-    p.add_argument("--limit", type=int, default=20)
-    p.add_argument("--offset", type=int, default=0)
+    p.add_argument("--limit", type=positive, default=20, metavar="N", help="list at most N traces (default: 20)")
+    p.add_argument("--offset", type=count, default=0, metavar="N", help="skip the N newest first")
 
     p = add("story", cmd_story, "the story of one trace: spans, logs and events in causal and time order")
     p.add_argument("trace_id")
     p.add_argument("--span", metavar="SPAN_ID", help="only this span and the spans under it, with their records")
     p.add_argument(
-        "--depth", type=_positive, metavar="N", help="spans down to N levels (1: the roots only), with their records"
+        "--depth", type=positive, metavar="N", help="spans down to N levels (1: the roots only), with their records"
     )
-    p.add_argument("--limit", type=_positive, metavar="N", help="print at most N spans and records")
+    p.add_argument("--limit", type=positive, metavar="N", help="print at most N spans and records")
     p.add_argument(
         "--ndjson",
         action="store_true",
@@ -282,15 +302,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = add("nodes", cmd_nodes, "process runs, newest first: service, host, pid, commit, start, stop and cause")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=positive, default=50, metavar="N", help="list at most N (default: 50)")
 
     p = add("tail", cmd_tail, "the newest records (-f to follow)")
     p.add_argument("-f", "--follow", action="store_true")
-    p.add_argument("-n", type=int, default=20, help="how many records to show first")
-    p.add_argument("--interval", type=float, default=0.5, help=argparse.SUPPRESS)
+    p.add_argument("-n", type=count, default=20, metavar="N", help="how many records to show first (default: 20)")
+    p.add_argument("--interval", type=seconds, default=0.5, help=argparse.SUPPRESS)
 
     p = add("sql", cmd_sql, "run a read-only SQL query on the store (tables: records, nodes, traces, blobs)")
     p.add_argument("query")
+    p.add_argument(
+        "--format",
+        choices=tables.FORMATS,
+        help="table (default: aligned, NULL shown as NULL), csv or tsv (NULL as an empty field), json (as --json)",
+    )
 
     p = add("lineage", cmd_lineage, "where a data event came from and what was derived from it")
     p.add_argument("record_id")
@@ -303,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="127.0.0.1",
         help="address to listen on; any address other than loopback requires an access token",
     )
-    p.add_argument("--port", type=int, default=8087, help="port to listen on (0: any free port)")
+    p.add_argument("--port", type=port, default=8087, help="port to listen on (0: any free port)")
     p.add_argument("--token", help="access token (default: $ZOOMTRACE_UI_TOKEN; generated when --host is not loopback)")
     p.add_argument(
         "--code-root",
@@ -335,16 +360,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
-    return value
-
-
 def _shown(exc: BaseException, store: StoreUrl | None) -> str:
     """An error's message as it may be printed: without the store URL's password."""
     return store.hide(str(exc)) if store is not None else str(exc)
@@ -361,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.fn(args)
         return result
     except ZoomError as exc:
-        print(f"zoomtrace: {one_line(_shown(exc, store))}", file=sys.stderr)
+        print(f"zoomtrace: {safe(one_line(_shown(exc, store)))}", file=sys.stderr)
         return 2 if isinstance(exc, ConfigError) else 1
     except KeyboardInterrupt:
         return 130

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
+from zoomtrace._args import positive, seconds, seconds_or_zero
 from zoomtrace._stderr import say
 from zoomtrace.collect._batching import Background, BatchWriter, Retry, Target, Written, home_target, open_target
 from zoomtrace.collect._signals import stop_on_signals
@@ -462,26 +463,26 @@ def add_arguments(parser: argparse.ArgumentParser, *, json_option: bool = True) 
     )
     parser.add_argument(
         "--stats-interval",
-        type=float,
+        type=seconds_or_zero,
         default=10.0,
         metavar="SECONDS",
         help="report throughput and lag this often; 0 for only at the end (default: 10)",
     )
     parser.add_argument(
         "--batch-size",
-        type=int,
+        type=positive,
         default=100_000,
         help="messages per store write, at most (batches grow to it while the store is busy)",
     )
     parser.add_argument(
         "--max-value-bytes",
-        type=int,
+        type=positive,
         default=kafka_codec.DEFAULT_MAX_VALUE_BYTES,
         help="skip (and report) messages with a larger value",
     )
     parser.add_argument(
         "--exit-when-idle",
-        type=float,
+        type=seconds,
         metavar="SECONDS",
         help="stop after this long without a message while holding partitions (batch runs)",
     )

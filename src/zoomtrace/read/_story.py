@@ -19,8 +19,8 @@ from typing import Any, Final, NamedTuple, Protocol, TypeVar, cast
 import msgspec
 
 from zoomtrace._gc import gc_paused
-from zoomtrace.errors import NotFound
 from zoomtrace.read.model import RecordView, SpanView, Story, StoryNode, StoryRecord, StorySpan
+from zoomtrace.store.ids import short_enough, the_one
 
 #: The fields a span takes from its record as they are (the others: ``name`` is its ``type``, ``start_ns``
 #: its ``ts_ns``, and ``duration_ns``, ``service``, ``remote_parent`` are worked out).
@@ -123,10 +123,11 @@ def depth_first(children: Mapping[str, list[str]], roots: Iterable[str], max_dep
 
 
 def shown(tree: SpanTree, span_id: str | None = None, depth: int | None = None) -> Walk:
-    """The spans shown of a trace: all, or those of ``span_id``'s subtree (raises ``NotFound`` when it is not a
-    span of the trace), down to ``depth`` levels, in tree order."""
+    """The spans shown of a trace: all, or those of ``span_id``'s subtree (a full id or the start of one; raises
+    ``NotFound`` when it is not a span of the trace), down to ``depth`` levels, in tree order."""
     if span_id is not None and span_id not in tree.spans:
-        raise NotFound(f"no span {span_id!r} in this trace; its span ids are in `zoomtrace story ID --ndjson`")
+        start = short_enough("span", span_id)
+        span_id = the_one("span", span_id, [s for s in tree.spans if s.startswith(start)], place="this trace")
     if span_id is None and depth is None:
         return tree.walk
     return depth_first(tree.children, [span_id] if span_id is not None else tree.roots, depth)

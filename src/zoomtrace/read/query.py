@@ -15,7 +15,7 @@ from typing import Final, NamedTuple, cast
 import msgspec
 
 from zoomtrace._gc import gc_paused
-from zoomtrace.errors import TooLarge
+from zoomtrace.errors import NotFound, TooLarge
 from zoomtrace.read._story import SpanTree, Walk, assemble, shown, span_tree, span_views, tell
 from zoomtrace.read.model import (
     HeaderLine,
@@ -208,23 +208,36 @@ def nodes(store: StoreReader, *, limit: int = 100, offset: int = 0) -> list[Node
 
 
 def record(store: StoreReader, record_id: str) -> RecordView:
-    """One record by id (raises ``NotFound``)."""
+    """One record by id, or by the start or end of one id only (raises ``NotFound``)."""
     return msgspec.convert(store.record(record_id), RecordView)
 
 
-def tail(store: StoreReader, *, after_id: str | None = None, limit: int = 100, last: bool = False) -> list[RecordView]:
-    """Records stored after ``after_id`` in arrival order (``last``: the newest ``limit``)."""
-    return msgspec.convert(store.tail(after_id=after_id, limit=limit, last=last), list[RecordView])
+def tail(
+    store: StoreReader, *, after_id: str | None = None, limit: int = 100, last: bool = False, services: bool = False
+) -> list[TraceRecord]:
+    """Records stored after ``after_id`` in arrival order, then time order (``last``: the newest ``limit``);
+    ``services``: each with the service of its process run (one lookup per run)."""
+    rows = msgspec.convert(store.tail(after_id=after_id, limit=limit, last=last), list[TraceRecord])
+    service_of: dict[str, str | None] = {}
+    for r in rows if services else ():
+        if r.node_id not in service_of:
+            try:
+                service_of[r.node_id] = store.node(r.node_id).get("service")
+            except NotFound:  # a process run the store knows nothing of but its records
+                service_of[r.node_id] = None
+        r.service = service_of[r.node_id]
+    return rows
 
 
 def lineage(store: StoreReader, record_id: str, *, depth: int = 20) -> Lineage:
-    """Where ``record_id`` came from and what was derived from it, through ``sources`` (raises ``NotFound``).
+    """Where ``record_id`` (or the one record it is the start or end of) came from and what was derived from it,
+    through ``sources`` (raises ``NotFound``).
 
     Each direction is walked one step at a time, up to ``depth`` steps; every record appears once, at its
     shortest distance (``depth``, 1 = direct), in time order within a step.
     """
     root = record(store, record_id)
-    seen = {record_id}
+    seen = {root.id}
     upstream: list[LineageRecord] = []
     frontier = [s for s in root.sources if s not in seen]
     level = 1
@@ -235,7 +248,7 @@ def lineage(store: StoreReader, record_id: str, *, depth: int = 20) -> Lineage:
         frontier = sorted({s for r in found for s in r.sources if s not in seen})
         level += 1
     downstream: list[LineageRecord] = []
-    frontier = [record_id]
+    frontier = [root.id]
     level = 1
     while frontier and level <= depth:
         found = _at([row for row in store.derived_from(frontier) if row["id"] not in seen], level)

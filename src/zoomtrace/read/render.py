@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -22,6 +22,7 @@ from zoomtrace.read.model import (
     Story,
     StoryRecord,
     StorySpan,
+    TraceRecord,
     TraceSummary,
 )
 
@@ -53,12 +54,18 @@ def fmt_duration(ns: int | None) -> str:
 
 
 def short(commit: str | None) -> str:
-    return commit[:8] if commit else "no-commit"
+    return safe(commit[:8]) if commit else "no-commit"
 
 
 def short_id(record_id: str) -> str:
-    """A record id, short: the last 12 characters, the random end of a UUIDv7 (its start is its millisecond)."""
-    return record_id[-12:] if len(record_id) > 13 else record_id
+    """A record id, short: the last 12 characters, the random end of a UUIDv7 (its start is its millisecond, the
+    same for every record of a moment). ``lineage`` and the other commands taking a record id accept it."""
+    return safe(record_id[-12:] if len(record_id) > 13 else record_id)
+
+
+def short_span(span_id: str | None) -> str:
+    """A span id, short: its first 8 characters (all of them random), as ``story --span`` accepts it."""
+    return safe((span_id or "-")[:8])
 
 
 def code_text(code: Code | None) -> str:
@@ -75,11 +82,15 @@ def _error_text(error: ErrorInfo) -> str:
 # -- one line per row -------------------------------------------------------------------------
 
 
+#: The first line of ``zoomtrace traces``, naming the columns of ``trace_line``.
+TRACES_HEADER: Final = f"  {'TRACE':<32}  {'START (UTC)':<23}  {'DURATION':>9}  ROOT [SERVICES]  COUNTS"
+
+
 def trace_line(t: TraceSummary) -> str:
-    """A trace summary as one line of ``zoomtrace traces``."""
+    """A trace summary as one line of ``zoomtrace traces`` (✗: the trace has an error)."""
     mark = "✗" if t.error else " "
     return (
-        f"{mark} {t.trace_id}  {fmt_ns(t.start_ns)}  {fmt_duration(t.duration_ns):>9}  "
+        f"{mark} {safe(t.trace_id):<32}  {fmt_ns(t.start_ns)}  {fmt_duration(t.duration_ns):>9}  "
         f"{safe(t.root_name or '-')} [{safe(','.join(t.services))}]  spans={t.span_count} logs={t.log_count} "
         f"events={t.event_count}"
     )
@@ -88,17 +99,17 @@ def trace_line(t: TraceSummary) -> str:
 def node_line(n: NodeView) -> str:
     """A process run as one line of ``zoomtrace nodes``."""
     return (
-        f"{fmt_ns(n.started_ns)}  {safe(n.service):<12} host={safe(n.host)} pid={n.pid} "
+        f"{fmt_ns(n.started_ns):<23}  {safe(n.service or '?'):<12} host={safe(n.host or '?')} pid={n.pid or '?'} "
         f"commit={short(n.commit)} version={safe(n.version or '-')} "
         f"stopped={fmt_ns(n.stopped_ns)} cause={safe(n.stop_cause or 'running')}"
     )
 
 
-def record_line(r: RecordView) -> str:
-    """A record as one line of ``zoomtrace tail``."""
+def record_line(r: TraceRecord) -> str:
+    """A record as one line of ``zoomtrace tail``: time, level or kind, trace, short id, service, text, code."""
     return (
-        f"{fmt_ns(r.ts_ns)} {safe(r.level or r.kind).upper():<8} "
-        f"{(r.trace_id or '-')[:8]} {safe(r.message or r.type)}   {code_text(r.code)}"
+        f"{fmt_ns(r.ts_ns)} {safe(r.level or r.kind).upper():<8} {safe((r.trace_id or '-')[:8]):<8} "
+        f"{short_id(r.id)} [{safe(r.service or '?')}] {safe(r.message or r.type)}   {code_text(r.code)}"
     )
 
 
@@ -106,7 +117,8 @@ def print_lineage(lineage: Lineage) -> None:
     """Upstream records, the record itself, downstream records: one line each."""
 
     def line(r: RecordView) -> str:
-        return f"{r.id}  {safe(r.type)}  {code_text(r.code)}"
+        message = f"  {safe(r.message)}" if r.message else ""
+        return f"{safe(r.id)}  {safe(r.type)}{message}  {code_text(r.code)}"
 
     for r in lineage.upstream:
         print(f"  ↑ {line(r)}")
@@ -127,8 +139,8 @@ def _print_record(r: StoryRecord, indent: str) -> None:
         if r.sources:
             text += f"  ← {', '.join(short_id(s) for s in r.sources)}"
     else:
-        label, text = r.kind.upper(), f"{r.type} {r.attrs}"
-    print(f"{indent}{label:<8} {safe(text)}   {code_text(r.code)}")
+        label, text = r.kind.upper(), f"{r.type} {msgspec.json.encode(r.attrs).decode()[:200]}"
+    print(f"{indent}{safe(label):<8} {short_id(r.id)}  {safe(text)}   {code_text(r.code)}")
     if r.error is not None:
         print(f"{indent}         {_error_text(r.error)}")
 
@@ -137,10 +149,10 @@ def _print_span(s: StorySpan, depth: int) -> None:
     indent = "  " * depth
     status = s.status or "ok"
     marker = {"ok": "", "error": "  ✗ error", "interrupted": "  ⚠ interrupted"}.get(status, f"  {status}")
-    links = "".join(f"  (follows {(link.span_id or '')[:8]})" for link in s.links)
+    links = "".join(f"  (follows {short_span(link.span_id)})" for link in s.links)
     print(
         f"{indent}▸ {safe(s.name)}  [{safe(s.service or '?')}]  {fmt_duration(s.duration_ns)}"
-        f"{marker}{links}   {code_text(s.code)}"
+        f"{marker}{links}  span={short_span(s.span_id)}   {code_text(s.code)}"
     )
     if s.error is not None:
         print(f"{indent}    {_error_text(s.error)}")
@@ -163,10 +175,13 @@ def print_story(story: Story, *, limit: int | None = None) -> int:
     ``limit``: print at most that many spans and records. Returns how many were left out. The tree is walked
     with a stack, not recursion: a trace may nest spans thousands deep.
     """
-    print(f"trace {story.trace_id}  ·  {len(story.nodes)} process run(s)")
+    print(f"trace {safe(story.trace_id)}  ·  {len(story.nodes)} process run(s)")
     for n in story.nodes:
         stop = safe(n.stop_cause or "running")
-        print(f"  node {safe(n.service)} pid={n.pid} host={safe(n.host)} commit {short(n.commit)} stop={stop}")
+        print(
+            f"  node {safe(n.service or '?')} pid={n.pid or '?'} host={safe(n.host or '?')} commit {short(n.commit)} "
+            f"stop={stop}"
+        )
     print()
     top: list[_Entry] = [(s, 0, "") for s in story.spans] + [(r, 0, "") for r in story.records]
     stack = [iter(top)]

@@ -19,12 +19,19 @@ _UNITS = {
 }
 
 
+#: Durations and times are 64-bit nanoseconds in the stores.
+_LONGEST = 2**63
+
+
 def parse_duration(text: str) -> int:
     """``250ms``, ``1.5s``, ``10m`` -> nanoseconds."""
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ns|us|µs|ms|s|m|h|d)\s*", text)
     if not m:
         raise argparse.ArgumentTypeError(f"not a duration: {text!r} (examples: 250ms, 1.5s, 10m, 2h)")
-    return int(float(m.group(1)) * _UNITS[m.group(2)])
+    ns = int(float(m.group(1)) * _UNITS[m.group(2)])
+    if ns >= _LONGEST:
+        raise argparse.ArgumentTypeError(f"too long a duration: {text!r} (at most about 290 years)")
+    return ns
 
 
 def parse_time(text: str) -> int:

@@ -197,11 +197,12 @@ class StoreReader(Protocol):
         """Trace summaries, newest first (by start time, then trace id, for a deterministic order)."""
 
     def trace_rows(self, trace_id: str, *, max_records: int | None = None) -> TraceRows:
-        """A trace's records and nodes, by full id or a unique prefix of at least 4 characters
-        (raises ``zoomtrace.errors.NotFound`` for an unknown or ambiguous id): the whole trace as dicts, in the
-        fewest queries, for a whole story. ``max_records``: raise ``zoomtrace.errors.TooLarge`` (``too_large``)
-        instead, before reading any, when the trace's summary counts more records; a bigger trace is read in
-        parts (``trace_spans``, ``trace_records``)."""
+        """A trace's records and nodes, by full id or a unique prefix of at least 8 characters
+        (``zoomtrace.store.ids``: raises ``zoomtrace.errors.NotFound`` for an unknown id, ``ConfigError`` for a
+        prefix too short, ``AmbiguousId`` naming the candidates for one of several): the whole trace as dicts, in
+        the fewest queries, for a whole story. ``max_records``: raise ``zoomtrace.errors.TooLarge``
+        (``too_large``) instead, before reading any, when the trace's summary counts more records; a bigger trace
+        is read in parts (``trace_spans``, ``trace_records``)."""
 
     def trace_spans(self, trace_id: str, *, row_type: type[Any] = dict) -> TraceSpans:
         """A trace's span records, its records counted per span and node, and its nodes: by full id or a unique
@@ -239,7 +240,8 @@ class StoreReader(Protocol):
         """One process run by id (raises NotFound)."""
 
     def record(self, record_id: str) -> dict[str, Any]:
-        """One record by id (raises NotFound)."""
+        """One record by id, or by the start or the end of one id only, of at least 8 characters (``story`` and
+        ``tail`` print an id's last 12; raises as ``trace_rows`` does)."""
 
     def records(self, record_ids: Sequence[str]) -> list[dict[str, Any]]:
         """The stored records among ``record_ids``, in time order (then by id)."""
@@ -251,7 +253,8 @@ class StoreReader(Protocol):
         """Records whose message or attrs contain ``text``, newest first."""
 
     def tail(self, *, after_id: str | None = None, limit: int = 100, last: bool = False) -> list[dict[str, Any]]:
-        """Records newer than ``after_id`` in arrival order."""
+        """Records stored after ``after_id``, oldest first: in arrival order (by write), and within one write in
+        time order (``ts_ns``, then a span before the other records of its instant, then id)."""
 
     def snapshots(self, node_id: str) -> list[dict[str, Any]]:
         """The node's snapshots of dirty files: ``{file, repo, sha256 | problem}``."""

@@ -28,12 +28,16 @@ from zoomtrace.store.clickhouse._sql import run_sql
 from zoomtrace.store.clickhouse._trace import trace_records, trace_spans
 from zoomtrace.store.clickhouse._traces import trace_page
 from zoomtrace.store.clickhouse._transport import EngineError, Param, Transport
+from zoomtrace.store.ids import CANDIDATES, short_enough, the_one, unknown
 from zoomtrace.store.protocols import RecordFilter, RecordPage, TraceFilter, TraceRows, TraceSpans, too_large
 
 _HOUR: Final = 3_600_000_000_000
 _DAY: Final = 24 * _HOUR
 #: How far back ``search`` looks first, then further (None: everything).
 _WINDOWS: Final = (_HOUR, 24 * _HOUR, 30 * 24 * _HOUR, None)
+#: The order of ``tail``: by insert, then by time, a span before the other records of its instant (its own
+#: records, which start with it), then by id.
+_TAIL: Final = "(ingest_seq, ts_ns, kind != 'span', id)"
 #: Record lookups by id name the ids in a set; a large set is checked without the bloom filter (which
 #: tests every id against every granule).
 _BLOOM_IDS: Final = 1_000
@@ -114,22 +118,25 @@ class ClickHouseReader:
         )
 
     def _resolve_trace(self, trace_id: str) -> tuple[str, int, int]:
-        """A trace's full id, first and last record time, by full id or a unique prefix (raises NotFound)."""
+        """A trace's full id, first and last record time, by full id or a unique prefix (raises NotFound, or
+        ConfigError for a prefix too short or ambiguous)."""
         return self._find_trace(trace_id)[:3]
 
     def _find_trace(self, trace_id: str) -> tuple[str, int, int, int]:
         """``_resolve_trace`` and the trace's number of records (as its summary counts them)."""
         summary = "trace_id, min(start_ns), max(end_ns), sum(record_count) FROM trace_parts"
         found = self._values(f"SELECT {summary} WHERE trace_id = {{t:String}} GROUP BY trace_id", {"t": trace_id})
-        if not found and 4 <= len(trace_id) < 32:
+        if not found and len(trace_id) >= 32:
+            raise unknown("trace", trace_id)
+        if not found:
             found = self._values(
-                f"SELECT {summary} WHERE startsWith(trace_id, {{p:String}}) GROUP BY trace_id LIMIT 2",
-                {"p": trace_id.lower()},
+                f"SELECT {summary} WHERE startsWith(trace_id, {{p:String}}) GROUP BY trace_id ORDER BY trace_id "
+                "LIMIT {n:UInt64}",
+                {"p": short_enough("trace", trace_id), "n": CANDIDATES + 1},
             )
-        if len(found) != 1:
-            raise NotFound(f"no trace {trace_id!r} in the store; list traces with `zoomtrace traces`")
-        tid, start, end, count = found[0]
-        return str(tid), int(start), int(end), int(count)
+        tid = the_one("trace", trace_id, [str(row[0]) for row in found])
+        _, start, end, count = next(row for row in found if str(row[0]) == tid)
+        return tid, int(start), int(end), int(count)
 
     # -- nodes -------------------------------------------------------------------------------------
 
@@ -156,11 +163,19 @@ class ClickHouseReader:
     # -- records -----------------------------------------------------------------------------------
 
     def record(self, record_id: str) -> dict[str, Any]:
-        """One record by id (raises NotFound)."""
+        """One record by id, or by the start or end of one id only (raises NotFound, or ConfigError for a
+        shortened id too short or ambiguous)."""
         rows = self.records([record_id])
-        if not rows:
-            raise NotFound(f"no record {record_id!r} in the store; find record ids with `zoomtrace story` or `tail`")
-        return rows[0]
+        if rows:
+            return rows[0]
+        if len(record_id) >= 36:
+            raise unknown("record", record_id)
+        found = self._values(
+            "SELECT DISTINCT id FROM records WHERE startsWith(id, {s:String}) OR endsWith(id, {s:String}) "
+            "ORDER BY id LIMIT {n:UInt64}",
+            {"s": short_enough("record", record_id), "n": CANDIDATES + 1},
+        )
+        return self.records([the_one("record", record_id, [str(row[0]) for row in found])])[0]
 
     def records(self, record_ids: Sequence[str]) -> list[dict[str, Any]]:
         """The records of these ids that are stored, in time order (then by id).
@@ -236,7 +251,8 @@ class ClickHouseReader:
         return out
 
     def tail(self, *, after_id: str | None = None, limit: int = 100, last: bool = False) -> list[dict[str, Any]]:
-        """Records stored after ``after_id``, oldest first: by arrival (the insert's time), then id.
+        """Records stored after ``after_id``, oldest first: by arrival (the insert's time), then in time order
+        (``ts_ns``, a span before the other records of its instant, id).
 
         Ordering by arrival rather than by id alone means a late segment's older records are not skipped
         by ``tail -f``. ``last=True`` gives the newest ``limit`` records instead (still oldest first).
@@ -248,17 +264,18 @@ class ClickHouseReader:
         after = "1"
         if after_id is not None:
             found = self._values(
-                "SELECT min(ingest_seq) FROM records WHERE id = {id:String} HAVING count() > 0", {"id": after_id}
+                f"SELECT {_TAIL[1:-1]} FROM records WHERE id = {{id:String}} ORDER BY ingest_seq LIMIT 1",
+                {"id": after_id},
             )
             if not found:
                 raise NotFound(f"no record {after_id!r} in the store to tail after")
-            after = "(ingest_seq > {seq:UInt64} OR (ingest_seq = {seq:UInt64} AND id > {id:String}))"
-            params.update(seq=found[0][0], id=after_id)
+            after = f"{_TAIL} > ({{seq:UInt64}}, {{ts:Int64}}, {{later:UInt8}}, {{id:String}})"
+            params.update(seq=found[0][0], ts=found[0][1], later=int(found[0][2]), id=after_id)
         order, edge, beyond = ("DESC", "min", ">=") if last else ("ASC", "max", "<=")
         arrivals = f"SELECT ingest_seq FROM records WHERE {after} ORDER BY ingest_seq {order} LIMIT {{limit:UInt64}}"
         page = self._values(
             f"SELECT id, ingest_seq FROM records WHERE {after} AND ingest_seq {beyond} (SELECT {edge}(ingest_seq) "
-            f"FROM ({arrivals})) ORDER BY ingest_seq {order}, id {order} LIMIT 1 BY id LIMIT {{limit:UInt64}}",
+            f"FROM ({arrivals})) ORDER BY {_TAIL} {order} LIMIT 1 BY id LIMIT {{limit:UInt64}}",
             params,
         )
         if not page:

@@ -21,6 +21,7 @@ import msgspec
 from zoomtrace.errors import NotFound, ReadOnlySQL, StoreError
 from zoomtrace.store._decode import decode_rows, fields_of
 from zoomtrace.store.duckdb._common import IS_ERROR, _one_line
+from zoomtrace.store.ids import CANDIDATES, short_enough, the_one, unknown
 from zoomtrace.store.protocols import (
     LEVELS,
     TRACE_KINDS,
@@ -167,18 +168,23 @@ class DuckReader:
         return self._find_trace(trace_id)[:3]
 
     def _find_trace(self, trace_id: str) -> tuple[str, int, int, int]:
-        """A trace's full id, first and last record time and number of records, by full id or a unique prefix."""
+        """A trace's full id, first and last record time and number of records, by full id or a unique prefix
+        (raises NotFound, or ConfigError for a prefix too short or ambiguous)."""
         key = _trace_key(trace_id)
         summary = "SELECT trace_id, start_ns, end_ns, record_count FROM traces"
         row = self._con.execute(
             f"{summary} WHERE trace_key IS NOT DISTINCT FROM ? AND trace_id = ?", [key, trace_id]
         ).fetchone()
-        if row is None and 4 <= len(trace_id) < 32:
-            rows = self._con.execute(f"{summary} WHERE starts_with(trace_id, ?) LIMIT 2", [trace_id.lower()]).fetchall()
-            if len(rows) == 1:
-                row = rows[0]
-        if row is None:
-            raise NotFound(f"no trace {trace_id!r} in the store; list traces with `zoomtrace traces`")
+        if row is not None:
+            return row[0], row[1], row[2], row[3]
+        if len(trace_id) >= 32:
+            raise unknown("trace", trace_id)
+        found = self._con.execute(
+            f"{summary} WHERE starts_with(trace_id, ?) ORDER BY trace_id LIMIT ?",
+            [short_enough("trace", trace_id), CANDIDATES + 1],
+        ).fetchall()
+        tid = the_one("trace", trace_id, [r[0] for r in found])
+        row = next(r for r in found if r[0] == tid)
         return row[0], row[1], row[2], row[3]
 
     def trace_rows(self, trace_id: str, *, max_records: int | None = None) -> TraceRows:
@@ -311,11 +317,19 @@ class DuckReader:
         return [a for a in snapshots if isinstance(a, dict)]
 
     def record(self, record_id: str) -> dict[str, Any]:
-        """One record by id (raises NotFound)."""
+        """One record by id, or by the start or end of one id only (raises NotFound, or ConfigError for a
+        shortened id too short or ambiguous)."""
         rows = self.records([record_id])
-        if not rows:
-            raise NotFound(f"no record {record_id!r} in the store; find record ids with `zoomtrace story` or `tail`")
-        return rows[0]
+        if rows:
+            return rows[0]
+        if len(record_id) >= 36:
+            raise unknown("record", record_id)
+        short = short_enough("record", record_id)
+        found = self._con.execute(
+            "SELECT DISTINCT id FROM records WHERE starts_with(id, $s) OR ends_with(id, $s) ORDER BY id LIMIT $n",
+            {"s": short, "n": CANDIDATES + 1},
+        ).fetchall()
+        return self.records([the_one("record", record_id, [r[0] for r in found])])[0]
 
     def records(self, record_ids: Sequence[str]) -> list[dict[str, Any]]:
         """The records of these ids that are stored, in time order (then by id)."""
@@ -370,31 +384,28 @@ class DuckReader:
         return out
 
     def tail(self, *, after_id: str | None = None, limit: int = 100, last: bool = False) -> list[dict[str, Any]]:
-        """Records stored after ``after_id``, oldest first: by ingest transaction, then id (time).
+        """Records stored after ``after_id``, oldest first: by ingest transaction, then in time order (``_TAIL``).
 
-        Ordering by arrival rather than by id alone means a late segment's older records are not skipped
+        Ordering by arrival rather than by time alone means a late segment's older records are not skipped
         by ``tail -f``. ``last=True`` gives the newest ``limit`` records instead (still oldest first).
         """
         limit = max(0, int(limit))
         row = self._row("records")
         if last:
             fetched = self._con.execute(
-                f"SELECT row FROM (SELECT {row} AS row, ingest_seq, id FROM records ORDER BY ingest_seq DESC, id DESC "
-                "LIMIT ?) ORDER BY ingest_seq, id",
+                f"SELECT row FROM (SELECT {row} AS row, {_TAIL} AS arrival FROM records ORDER BY arrival DESC LIMIT ?) "
+                "ORDER BY arrival",
                 [limit],
             ).fetchall()
         elif after_id is None:
-            fetched = self._con.execute(
-                f"SELECT {row} FROM records ORDER BY ingest_seq, id LIMIT ?", [limit]
-            ).fetchall()
+            fetched = self._con.execute(f"SELECT {row} FROM records ORDER BY {_TAIL} LIMIT ?", [limit]).fetchall()
         else:
-            found = self._con.execute("SELECT ingest_seq FROM records WHERE id = ?", [after_id]).fetchone()
+            found = self._con.execute(f"SELECT {_TAIL[1:-1]} FROM records WHERE id = ?", [after_id]).fetchone()
             if found is None:
                 raise NotFound(f"no record {after_id!r} in the store to tail after")
             fetched = self._con.execute(
-                f"SELECT {row} FROM records WHERE ingest_seq > $seq "
-                "OR (ingest_seq = $seq AND id > $id) ORDER BY ingest_seq, id LIMIT $limit",
-                {"seq": found[0], "id": after_id, "limit": limit},
+                f"SELECT {row} FROM records WHERE {_TAIL} > ($seq, $ts, $later, $id) ORDER BY {_TAIL} LIMIT $limit",
+                {"seq": found[0], "ts": found[1], "later": found[2], "id": found[3], "limit": limit},
             ).fetchall()
         return _rows(fetched)
 
@@ -499,6 +510,10 @@ def _word(query: str, pos: int) -> str:
 
 
 _NO_COUNTS: Final = SpanCounts([], [], [], [], [])
+
+#: The order of ``tail``: by write, then by time, a span before the other records of its instant (its own
+#: records, which start with it), then by id.
+_TAIL: Final = "(ingest_seq, ts_ns, kind <> 'span', id)"
 
 #: A record of the trace (parameters ``start``, ``end``: its first and last record's time, ``trace``: its id);
 #: the ts_ns range lets zone maps skip row groups before trace_id is compared.
