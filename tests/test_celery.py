@@ -154,6 +154,9 @@ def test_a_task_is_a_span_of_the_publishers_trace_in_a_worker_child_node(
     result = __import__("json").loads(publisher.stdout[-1].removeprefix("RESULT "))
     assert (result["total"], result["answer"]) == (5, "ok")
     stop(worker, tmp_path)
+    # The worker's console keeps Celery's level (--loglevel, WARNING by default) though Zoom records from INFO.
+    console = (tmp_path / "worker.err").read_text()
+    assert "no stock for order-7" in console and "adding 2 and 3" not in console
 
     nodes = {n["node_id"]: n for n in cli_json(home, "nodes")}
     (shop,) = [n for n in nodes.values() if n["service"] == "shop"]
