@@ -27,8 +27,9 @@ import inspect
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any, Final, TypeVar
 
-from zoomtrace.capture.context import current
+from zoomtrace.capture.context import context_of, current
 from zoomtrace.integrations._kafka import Headers, configure, consume_span, headers, record_id, span_for
+from zoomtrace.wire import propagation
 
 __all__ = ["configure", "consume_span", "headers", "instrument", "record_id", "send", "send_and_wait", "traced"]
 
@@ -90,13 +91,28 @@ def _carrying_context(original: Send) -> Send:
     @functools.wraps(original)
     async def send(*args: Any, **kwargs: Any) -> Any:
         if current.get() is not None:
-            bound = signature.bind(*args, **kwargs)
-            bound.arguments["headers"] = _headers(bound.arguments.get("headers"))
+            try:
+                bound = signature.bind(*args, **kwargs)
+            except TypeError:  # the application's mistake: aiokafka's own error says what it is
+                return await original(*args, **kwargs)
+            bound.arguments["headers"] = _with_context(bound.arguments.get("headers"))
             args, kwargs = bound.args, bound.kwargs
         return await original(*args, **kwargs)
 
     setattr(send, _MARK, original)
     return send
+
+
+def _with_context(headers: Any) -> Any:
+    """A copy of the application's headers with the current trace context; the application's own pairs as they
+    were (a list it reuses is not changed), and headers aiokafka would refuse anyway left for it to refuse."""
+    value = current.get()
+    if value is None or not (headers is None or isinstance(headers, list | tuple)):
+        return headers
+    try:
+        return propagation.inject(list(headers or ()), context_of(value), as_bytes=True)
+    except Exception:  # malformed pairs: the send goes as the application wrote it
+        return headers
 
 
 def instrument() -> None:
