@@ -109,12 +109,13 @@ def worker(
     request: pytest.FixtureRequest, tmp_path: Path, redis_server: RedisServer
 ) -> Iterator[subprocess.Popen[str]]:
     """A Celery worker (prefork, 2 children) recording into ``tmp_path / "home"``, stopped with SIGTERM (warm
-    shutdown) after the test body: ``zoomtrace run -- python -m celery -A proj worker``, or the same worker of
+    shutdown) after the test body: ``zoomtrace run -- celery -A proj worker``, or the same worker of
     an application module that starts Zoom itself."""
     write_files(tmp_path, {"proj.py": TASKS, "publisher.py": PUBLISHER, "zoomed.py": ZOOMED})
     home = tmp_path / "home"
     if request.param == "zoomtrace run":
-        command = [PY, "-m", "zoomtrace", "--home", str(home), "run", "--", PY, "-m", "celery", "-A", "proj"]
+        celery = str(Path(PY).parent / "celery")  # the console script (the other tests run python -m celery)
+        command = [PY, "-m", "zoomtrace", "--home", str(home), "run", "--", celery, "-A", "proj"]
         env = child_env(None, REDIS_URL=redis_server.url)
     else:
         command = [PY, "-m", "celery", "-A", "zoomed"]
