@@ -125,7 +125,7 @@ def function_range(path: Path, name: str) -> tuple[int, int]:
 # -- child processes -----------------------------------------------------------------------------
 
 
-def _as_from_a_terminal() -> None:
+def as_from_a_terminal() -> None:
     """In a child before it runs: SIGINT at its default, as a program started from a terminal has it,
     whatever this test run inherited (a shell's background job ignores SIGINT, and so would the child)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -144,7 +144,7 @@ class Child:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            preexec_fn=_as_from_a_terminal,
+            preexec_fn=as_from_a_terminal,
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.stdout: list[str] = []

@@ -86,7 +86,14 @@ def test_every_command_of_the_quickstart_works_as_printed(quickstart: Path, tmp_
 
 def follow(cwd: Path, args: list[str], expected: str) -> None:
     """``tail -f`` shows the newest records, then keeps following until interrupted."""
-    proc = subprocess.Popen([ZOOMTRACE, *args], cwd=cwd, env=h.child_env(None), stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [ZOOMTRACE, *args],
+        cwd=cwd,
+        env=h.child_env(None),
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=h.as_from_a_terminal,
+    )
     try:
         assert proc.stdout is not None
         seen = [proc.stdout.readline() for _ in range(7)]
@@ -99,7 +106,14 @@ def follow(cwd: Path, args: list[str], expected: str) -> None:
 
 def serve(cwd: Path, args: list[str]) -> None:
     """``ui`` serves the viewer at the address it prints, until interrupted."""
-    proc = subprocess.Popen([ZOOMTRACE, *args], cwd=cwd, env=h.child_env(None), stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [ZOOMTRACE, *args],
+        cwd=cwd,
+        env=h.child_env(None),
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=h.as_from_a_terminal,
+    )
     try:
         assert proc.stdout is not None
         lines = [proc.stdout.readline() for _ in range(2)]

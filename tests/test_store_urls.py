@@ -413,6 +413,7 @@ def test_the_viewer_shows_and_records_its_store_without_the_password(tmp_path: P
         stderr=subprocess.PIPE,
         text=True,
         env=h.child_env(None),
+        preexec_fn=h.as_from_a_terminal,
     )
     try:
         assert proc.stdout is not None

@@ -502,6 +502,7 @@ def test_zoomtrace_ui_code_root(tmp_path: Path, shop: Shop) -> None:
             text=True,
             cwd=outside,
             env=h.child_env(None),
+            preexec_fn=h.as_from_a_terminal,
         )
         try:
             lines = read_until(proc, "(Ctrl-C")
@@ -719,6 +720,7 @@ def serve_child(home: Path, *args: str, env: dict[str, str] | None = None) -> An
         stderr=subprocess.PIPE,
         text=True,
         env=env or h.child_env(None),
+        preexec_fn=h.as_from_a_terminal,
     )
 
 
