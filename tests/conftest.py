@@ -11,6 +11,7 @@ import pytest
 
 from support.kafka_broker import SESSIONS_DIR, KafkaBroker, free_port_pair, stop_orphaned_session_brokers
 from support.otlp_receiver import Receiver
+from support.redis_server import RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +41,18 @@ def own_broker(tmp_path: Path) -> Iterator[KafkaBroker]:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real Redis server of this test alone (Debian's redis-server, on a free port, no persistence); a failed
+    start fails the test."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

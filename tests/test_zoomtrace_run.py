@@ -242,3 +242,32 @@ def test_the_cli_waits_for_nothing_it_is_replaced_by_the_program(tmp_path: Path)
     assert proc.returncode == -15
     (node,) = cli_json(home, "nodes")
     assert node["pid"] == proc.pid and node["stop_cause"] == "SIGTERM"
+
+
+CELERY_PROBE = """
+import logging
+
+from celery import Celery
+
+app = Celery("probe")
+app.conf.task_always_eager = True
+
+
+@app.task
+def hello():
+    logging.getLogger("probe").warning("hello from the task")
+
+
+hello.delay()
+"""
+
+
+def test_python_dash_m_of_a_watched_package_installs_its_integration(tmp_path: Path) -> None:
+    """``python -m celery`` finds the package twice (for its ``__main__``, then to import it): installed still."""
+    home = tmp_path / "home"
+    write_files(tmp_path, {"probe.py": CELERY_PROBE})
+    done = run(home, "--", PY, "-m", "celery", "-A", "probe", "report", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    ((depth, task),) = walk(only_trace(home)["spans"])
+    assert (depth, task["name"]) == (0, "probe.hello")
+    assert "hello from the task" in [r["message"] for r in task["records"]]

@@ -55,12 +55,16 @@ _handler: ZoomHandler | None = None
 
 
 def capture(level: int = logging.INFO) -> ZoomHandler:
-    """Attach Zoom's handler to the root logger, lowering (never raising) the root level to ``level``."""
+    """Attach Zoom's handler to the root logger, lowering (never raising) the root level to ``level``.
+
+    Called again, it puts the handler back if the application's logging set-up removed it (Celery's
+    worker empties the root logger's handlers; so does ``dictConfig`` with root handlers).
+    """
     global _handler
     root = logging.getLogger()
     if _handler is None:
         _handler = ZoomHandler()
-        root.addHandler(_handler)
+    keep_attached()
     _handler.setLevel(level)
     if root.level > level:
         root.setLevel(level)

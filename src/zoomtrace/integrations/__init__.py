@@ -9,6 +9,8 @@ span continuing the caller's trace, with OpenTelemetry's ``http.*`` / ``url.*`` 
 settings. ``sqlalchemy.instrument()`` makes each SQL statement a client span, and
 ``logging.ZoomHandler`` is the handler class a ``dictConfig`` names. Kafka: ``kafka``,
 reached as ``zt.kafka``, carries the trace through the application's own messages
-(``produce``, ``headers``, ``consume_span``, ``traced``). Each module imports its library
-only when used; ``import zoomtrace`` imports none of them.
+(``produce``, ``headers``, ``consume_span``, ``traced``), and ``aiokafka`` does the same for
+asyncio (``_kafka`` holds what they share). Celery: ``celery.instrument()`` carries the trace
+from the publisher to the task's span in the worker. Each module imports its library only when
+used; ``import zoomtrace`` imports none of them.
 """

@@ -79,6 +79,18 @@ def _loguru(module: ModuleType) -> None:
     module.logger.add(sink, level=os.environ.get("ZOOMTRACE_LEVEL", "INFO").upper())
 
 
+def _celery(module: ModuleType) -> None:
+    from zoomtrace.integrations import celery
+
+    celery.instrument()
+
+
+def _aiokafka(module: ModuleType) -> None:
+    from zoomtrace.integrations import aiokafka
+
+    aiokafka.instrument()
+
+
 def _django(module: ModuleType) -> None:
     """Every Django handler loads Zoom's middleware first (``django.ZoomMiddleware``), with no settings change;
     the SQL statements are traced from then on (``django.db.trace_queries``)."""
@@ -133,6 +145,8 @@ INTEGRATIONS: Final[dict[str, tuple[str, Install]]] = {
     "django": ("django.core.handlers.base", _django),
     "sqlalchemy": ("sqlalchemy", _sqlalchemy),
     "logging": ("logging.config", _logging_config),
+    "celery": ("celery", _celery),
+    "aiokafka": ("aiokafka", _aiokafka),
 }
 
 
@@ -219,20 +233,23 @@ class _AfterImport(importlib.abc.MetaPathFinder):
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
-        installer = self._installers.pop(fullname, None)
-        if installer is None:
+        if fullname not in self._installers:
             return None
         spec = _find_elsewhere(self, fullname, path, target)
         loader = spec.loader if spec is not None else None
         if loader is None or not hasattr(loader, "exec_module"):
-            if spec is None:
-                self._installers[fullname] = installer  # not importable (yet): watch on
-            return spec
+            if spec is not None:
+                self._installers.pop(fullname)
+            return spec  # None: not importable (yet), watch on
         execute = loader.exec_module
 
         def exec_module(module: ModuleType) -> None:
             execute(module)
-            _install(fullname, installer, module)
+            # Forgotten when executed, not when found: ``python -m PACKAGE`` finds the package once for its
+            # ``__main__`` and then imports it through a second search.
+            installer = self._installers.pop(fullname, None)
+            if installer is not None:
+                _install(fullname, installer, module)
 
         loader.exec_module = exec_module  # type: ignore[method-assign]
         return spec
