@@ -75,12 +75,13 @@ def span_tree(span_records: Iterable[SpanRecord]) -> SpanTree:
             old = spans.get(sid)
             if old is None or _better_span(r, old):
                 spans[sid] = r
-    order = [cast(str, r.span_id) for r in sorted(spans.values(), key=_BY_TIME)]
+    in_time = sorted(spans.values(), key=_BY_TIME)  # a store gives them in time order: a quick sort then
+    order = [cast(str, r.span_id) for r in in_time]
     roots: list[str] = []
     children: dict[str, list[str]] = {}
     parent_of: dict[str, str] = {}
-    for sid in order:
-        parent = spans[sid].parent_span_id
+    for r in in_time:
+        sid, parent = cast(str, r.span_id), r.parent_span_id
         if parent is not None and parent != sid and parent in spans:
             parent_of[sid] = parent
             under = children.get(parent)

@@ -13,7 +13,7 @@ from itertools import chain
 
 import msgspec
 
-from zoomtrace.read._story import SpanTree, failed, span_tree, story_nodes
+from zoomtrace.read._story import SpanTree, span_tree, story_nodes
 from zoomtrace.read.model import ErrorInfo, Link, Outline, OutlineCounts, OutlineSpans
 from zoomtrace.store.protocols import TraceSpans
 
@@ -69,7 +69,7 @@ def build_outline(spans: TraceSpans, tree: SpanTree | None = None) -> Outline:
         start=[r.ts_ns - start for r in rows],
         duration=[r.end_ns - r.ts_ns if r.end_ns is not None else None for r in rows],
         status=[index.get(v, -1) for v in statuses],
-        error=[int(failed(r)) for r in rows],
+        error=[1 if r.status == "error" or r.error is not None else 0 for r in rows],  # ``failed``, inlined
         logs=[c[1] for c in counted],
         events=[c[2] for c in counted],
         errors=[c[3] for c in counted],

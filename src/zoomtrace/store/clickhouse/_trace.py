@@ -52,7 +52,9 @@ def trace_spans(raw: Raw, values: Values, trace: tuple[str, int, int], row_type:
     params = _trace_params(trace)
     row = _rows.record(fields_of(row_type))
     spans = _rows.decode_rows(
-        raw(f"SELECT {row} FROM records WHERE {_TRACE} AND kind = 'span' LIMIT 1 BY id", params), row_type
+        # In time order: the span tree sorts them so, and sorts a sorted list in a fraction of the time.
+        raw(f"SELECT {row} FROM records WHERE {_TRACE} AND kind = 'span' ORDER BY ts_ns, id LIMIT 1 BY id", params),
+        row_type,
     )
     groups = values(_PER_SPAN, params)
     if not groups:

@@ -207,7 +207,10 @@ class DuckReader:
         tid, start, end = self._resolve_trace(trace_id)
         params = {"start": start, "end": end, "trace": tid}
         row = self._row("records", fields_of(row_type))
-        (spans,) = self._fetch_one(f"SELECT {_array(row)} FROM records WHERE {_IN_TRACE} AND kind = 'span'", params)
+        # In time order: the span tree sorts them so, and sorts a sorted list in a fraction of the time.
+        (spans,) = self._fetch_one(
+            f"SELECT {_array(row, 'ts_ns, id')} FROM records WHERE {_IN_TRACE} AND kind = 'span'", params
+        )
         first, last, node_ids = self._fetch_one(
             "SELECT coalesce(min(ts_ns), $start), coalesce(max(greatest(ts_ns, coalesce(end_ns, ts_ns))), $end), "
             f"coalesce(list(DISTINCT node_id ORDER BY node_id), []) FROM records WHERE {_IN_TRACE} AND kind <> 'node'",
