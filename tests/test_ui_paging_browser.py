@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,8 +24,6 @@ except ImportError:  # tests/ imported as a package
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking"]
 ROW = 24  # px, the waterfall's and the record list's row height
 SELECTED = re.compile(r"\bselected\b")
 
@@ -88,20 +85,6 @@ def trace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     records += [(r["ts_ns"], r["id"], r) for r in story["records"]]
     records.sort(key=lambda x: (x[0], x[1]))
     return {"home": home, "trace_id": made["trace_id"], "far": made["far"], "spans": spans, "records": records}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"Chromium is missing at {CHROMIUM}: `apt-get install -y chromium` (browser tests never skip)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture(scope="module")
