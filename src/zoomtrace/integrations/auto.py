@@ -20,7 +20,6 @@ from types import ModuleType
 from typing import Any, Final
 
 from zoomtrace._stderr import say
-from zoomtrace.capture.recorder import LEVELS
 from zoomtrace.errors import ConfigError
 
 __all__ = ["AUTOSTART_DIR", "INTEGRATIONS", "start_from_environment", "watch"]
@@ -166,18 +165,16 @@ def chosen_integrations(text: str | None) -> list[str]:
     return names
 
 
-def start_from_environment(argv: Sequence[str] | None = None) -> None:
+def start_from_environment() -> None:
     """``zt.init`` from ``ZOOMTRACE_SERVICE``, ``ZOOMTRACE_ENV``, ``ZOOMTRACE_LEVEL`` (and ``ZOOMTRACE_SINK``,
-    ``ZOOMTRACE_HOME``, which ``init`` reads), then the integrations ``ZOOMTRACE_INTEGRATIONS`` names."""
+    ``ZOOMTRACE_HOME``, which ``init`` reads; ``init`` refuses a bad level), then the integrations
+    ``ZOOMTRACE_INTEGRATIONS`` names."""
     from zoomtrace.runtime.lifecycle import init
 
     env = os.environ
-    level = env.get("ZOOMTRACE_LEVEL", "INFO").upper()
-    if level not in LEVELS:
-        raise ConfigError(f"ZOOMTRACE_LEVEL={level!r} is not a level: use one of {', '.join(LEVELS)}")
     names = chosen_integrations(env.get("ZOOMTRACE_INTEGRATIONS"))
-    service = env.get("ZOOMTRACE_SERVICE") or service_name(argv if argv is not None else sys.argv)
-    init(service, env=env.get("ZOOMTRACE_ENV") or "local", level=level)
+    service = env.get("ZOOMTRACE_SERVICE") or service_name(sys.argv)
+    init(service, env=env.get("ZOOMTRACE_ENV") or "local", level=env.get("ZOOMTRACE_LEVEL", "INFO"))
     watch({INTEGRATIONS[name][0]: INTEGRATIONS[name][1] for name in names})
 
 
