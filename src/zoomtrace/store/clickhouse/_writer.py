@@ -36,13 +36,12 @@ import msgspec
 from zoomtrace._gc import gc_paused
 from zoomtrace.errors import StoreError
 from zoomtrace.store._columns import line_problems
+from zoomtrace.store._slices import SLICE, first_of_each_id, record_id
 from zoomtrace.store.clickhouse._schema import OUT_OF_RANGE, Layout, among
 from zoomtrace.store.clickhouse._transport import EngineError, Param, Transport
 from zoomtrace.store.protocols import Problem, WriteReport
 from zoomtrace.wire.record import Record
 
-#: Records encoded per slice (small enough for the CPU cache).
-_SLICE: Final = 2_000
 #: Stored ids fetched to find a batch's repeats by range; beyond it the batch's ids are sent instead.
 _RANGE_ROWS: Final = 200_000
 _BYTES: Final[frozenset[type]] = frozenset({bytes, bytearray, memoryview})
@@ -109,35 +108,56 @@ def prepare(records: list[Record]) -> Prepared:
     Pure Python (no connection), so a writer prepares the next batch on another thread, and
     ``zoomtrace.store.prepare_for`` offers it without opening the store. A payload is encoded as JSON
     text first, so the engine stores it as written (a string payload stays distinct from a number).
-    Numbers too large for their column are found by the engine (``write``), not here.
+    Numbers too large for their column are found by the engine (``write``), not here. Every step runs
+    on one slice at a time (``store._slices``).
     """
     with gc_paused():
-        rows = _first_of_each_id(records)
+        seen: set[str] = set()
         blobs: dict[str, bytes] = {}
-        skipped = line_problems(rows)
-        unencodable: set[int] = set()
-        for i, payload in enumerate(map(_payload, rows)):
-            if payload is None:
-                continue
-            r = rows[i]
-            if type(payload) in _BYTES:
-                rows[i] = _move_payload(r, blobs)
+        skipped: list[str] = []
+        parts: list[bytes] = []
+        ids: list[str] = []
+        oldest_ns: int | None = None
+        for at in range(0, len(records), SLICE):
+            piece = first_of_each_id(records[at : at + SLICE], seen)
+            skipped += line_problems(piece)
+            if any(payload is not None for payload in map(_payload, piece)):
+                piece = _payloads_as_text(piece, blobs, skipped)
+            if not piece:
                 continue
             try:
-                rows[i] = msgspec.structs.replace(r, payload=_encoder.encode(payload).decode())
-            except _ENCODE_ERRORS as exc:
-                unencodable.add(i)
-                skipped.append(_skip_line(r, f"its payload cannot be encoded ({type(exc).__name__}: {exc})"))
-        if unencodable:
-            rows = [r for i, r in enumerate(rows) if i not in unencodable]
-        data, ids = _encode_lines(rows, skipped)
-        oldest_ns = min(map(_ts_ns, rows), default=0)
+                parts.append(_encoder.encode_lines(piece))
+            except _ENCODE_ERRORS:
+                piece = _encodable(piece, skipped)
+                parts.append(_encoder.encode_lines(piece))
+            ids += map(record_id, piece)
+            oldest = min(map(_ts_ns, piece), default=None)
+            if oldest is not None and (oldest_ns is None or oldest < oldest_ns):
+                oldest_ns = oldest
         blob_lines = (
             _encoder.encode_lines([{"sha256": k, "content": base64.b64encode(v).decode()} for k, v in blobs.items()])
             if blobs
             else b""
         )
-        return Prepared(data, ids, blob_lines, skipped, oldest_ns)
+        return Prepared(b"".join(parts), ids, blob_lines, skipped, oldest_ns or 0)
+
+
+def _payloads_as_text(records: list[Record], blobs: dict[str, bytes], skipped: list[str]) -> list[Record]:
+    """``records`` with each payload as its JSON text, or moved to ``blobs`` (bytes); a record whose payload
+    cannot be encoded is left out and reported in ``skipped``."""
+    out = []
+    for r in records:
+        payload = r.payload
+        if payload is None:
+            out.append(r)
+        elif type(payload) in _BYTES:
+            out.append(_move_payload(r, blobs))
+        else:
+            try:
+                out.append(msgspec.structs.replace(r, payload=_encoder.encode(payload).decode()))
+            except _ENCODE_ERRORS as exc:
+                skipped.append(_skip_line(r, f"its payload cannot be encoded ({type(exc).__name__}: {exc})"))
+    return out
 
 
 class ClickHouseWriter:
@@ -278,20 +298,6 @@ def _without(batch: Prepared, ids: set[str]) -> bytes:
     return b"".join(line + b"\n" for line, rid in zip(lines, batch.ids, strict=False) if rid not in ids)
 
 
-def _first_of_each_id(records: list[Record]) -> list[Record]:
-    """``records`` without repeated ids (the first copy counts), as a new list."""
-    ids = [r.id for r in records]
-    if len(set(ids)) == len(ids):
-        return list(records)
-    seen: set[str] = set()
-    out = []
-    for r in records:
-        if r.id not in seen:
-            seen.add(r.id)
-            out.append(r)
-    return out
-
-
 def _move_payload(r: Record, blobs: dict[str, bytes]) -> _Row:
     """Bytes payloads (raw data, file snapshots) go to ``blobs``; the record keeps their digest."""
     data = bytes(r.payload)
@@ -302,22 +308,6 @@ def _move_payload(r: Record, blobs: dict[str, bytes]) -> _Row:
     if r.kind == "raw" and ("raw.sha256" not in r.attrs or "raw.size" not in r.attrs):
         fields["attrs"] = {"raw.sha256": digest, "raw.size": len(data), **r.attrs}
     return _Row(**fields, payload_blob=digest)
-
-
-def _encode_lines(records: list[Record], skipped: list[str]) -> tuple[bytes, list[str]]:
-    """JSONEachRow of ``records`` and their ids, in slices; a record that cannot be encoded is left out and
-    reported in ``skipped``."""
-    parts = []
-    ids: list[str] = []
-    for start in range(0, len(records), _SLICE):
-        piece = records[start : start + _SLICE]
-        try:
-            parts.append(_encoder.encode_lines(piece))
-        except _ENCODE_ERRORS:
-            piece = _encodable(piece, skipped)
-            parts.append(_encoder.encode_lines(piece))
-        ids.extend([r.id for r in piece])
-    return b"".join(parts), ids
 
 
 def _encodable(records: list[Record], skipped: list[str]) -> list[Record]:

@@ -14,6 +14,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Final, get_args
 
@@ -23,6 +24,7 @@ import msgspec
 from zoomtrace._gc import gc_paused
 from zoomtrace.errors import StoreError
 from zoomtrace.store._columns import line_problems
+from zoomtrace.store._slices import SLICE, first_of_each_id, record_id
 from zoomtrace.store.duckdb._common import (
     _NODE_COLUMNS,
     _NODE_FIELDS,
@@ -39,9 +41,6 @@ from zoomtrace.wire.record import Record
 CHUNK: Final = 100_000
 #: A single record may be as large as a spool frame.
 _MAX_OBJECT: Final = 512 * 1024 * 1024
-
-#: Records encoded per slice when staging (small enough for the CPU cache).
-_SLICE: Final = 2_000
 _BYTES: Final[frozenset[type]] = frozenset({bytes, bytearray, memoryview})
 
 
@@ -271,12 +270,12 @@ class DuckWriter:
         self.staging.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix="ingest-", suffix=".ndjson", dir=self.staging)
         try:
-            for data, lo, hi in batch.chunks:
-                _write_file(fd, data)
+            for parts, lo, hi in batch.chunks:
+                _write_file(fd, parts)
                 result = con.execute(_INSERT_RECORDS, {"path": name, "seq": seq, "lo": lo, "hi": hi}).fetchone()
                 new += result[0] if result else 0
             if batch.blobs:
-                _write_file(fd, batch.blobs)
+                _write_file(fd, [batch.blobs])
                 con.execute(_INSERT_BLOBS, {"path": name})
         finally:
             os.close(fd)
@@ -349,6 +348,7 @@ class DuckWriter:
 _INT64: Final = range(-(2**63), 2**63)
 _INT32: Final = range(-(2**31), 2**31)
 _row_decoder: Final = msgspec.json.Decoder(_Row)
+_payload: Final = attrgetter("payload")
 
 
 class Prepared(msgspec.Struct):
@@ -356,14 +356,15 @@ class Prepared(msgspec.Struct):
     point to, the node records to fold into ``nodes``, and a problem line for each record that could not
     even be encoded, or will be stored without a value its column cannot hold (``store._columns``)."""
 
-    chunks: list[tuple[bytes, str, str]]
+    chunks: list[tuple[list[bytes], str, str]]
     blobs: bytes
     node_records: list[Record]
     skipped: list[str]
 
     def records(self) -> list[Record]:
         """The records back from their NDJSON (only needed when the database refuses a batch)."""
-        return [_row_decoder.decode(line) for data, _, _ in self.chunks for line in data.splitlines() if line]
+        lines = (line for parts, _, _ in self.chunks for data in parts for line in data.splitlines())
+        return [_row_decoder.decode(line) for line in lines if line]
 
 
 def prepare(records: list[Record]) -> Prepared:
@@ -371,27 +372,30 @@ def prepare(records: list[Record]) -> Prepared:
 
     Pure Python (no database), so spool ingest runs it on its reading thread while another thread
     writes the previous batch, and the Record objects are released there too: the writing thread
-    then hardly needs the GIL.
+    then hardly needs the GIL. Every step runs on one slice at a time (``store._slices``).
     """
     seen: set[str] = set()
-    rows: list[Record] = []
     node_records: list[Record] = []
     blobs: dict[str, bytes] = {}
-    for r in records:
-        if r.id in seen:
-            continue  # given twice in one batch: the first copy counts
-        seen.add(r.id)
-        if r.kind == "node":
-            node_records.append(r)
-        rows.append(_move_payload(r, blobs) if type(r.payload) in _BYTES else r)
-    skipped = line_problems(rows)
+    skipped: list[str] = []
     chunks = []
-    for start in range(0, len(rows), CHUNK):
-        chunk = rows[start : start + CHUNK]
-        data = _encode_lines(chunk, skipped)
-        if data:
-            ids = [r.id for r in chunk]
-            chunks.append((data, min(ids), max(ids)))
+    for start in range(0, len(records), CHUNK):
+        parts: list[bytes] = []
+        lo: str | None = None
+        hi: str | None = None
+        for at in range(start, min(start + CHUNK, len(records)), SLICE):
+            piece = first_of_each_id(records[at : at + SLICE], seen)
+            node_records += [r for r in piece if r.kind == "node"]
+            if any(type(payload) in _BYTES for payload in map(_payload, piece)):
+                piece = [_move_payload(r, blobs) if type(r.payload) in _BYTES else r for r in piece]
+            skipped += line_problems(piece)
+            data = _encode_lines(piece, skipped)
+            if data:
+                parts.append(data)
+                ids = list(map(record_id, piece))
+                lo, hi = min(lo or ids[0], *ids), max(hi or ids[0], *ids)
+        if lo is not None and hi is not None:
+            chunks.append((parts, lo, hi))
     blob_lines = _json_encoder.encode_lines([{"sha256": k, "content": v} for k, v in blobs.items()]) if blobs else b""
     return Prepared(chunks, blob_lines, node_records, skipped)
 
@@ -409,19 +413,13 @@ def _move_payload(r: Record, blobs: dict[str, bytes]) -> _Row:
 
 
 def _encode_lines(records: list[Record], skipped: list[str]) -> bytes:
-    """NDJSON of ``records``, in slices that stay in the CPU cache; a record that cannot be encoded is
-    left out and reported in ``skipped``."""
-    parts = []
-    encode = _json_encoder.encode_lines
-    for start in range(0, len(records), _SLICE):
-        piece = records[start : start + _SLICE]
-        try:
-            parts.append(encode(piece))
-        except (msgspec.EncodeError, RecursionError, OverflowError, ValueError):
-            good, bad = _storable(piece)
-            skipped.extend(bad)
-            parts.append(encode(good))
-    return b"".join(parts)
+    """NDJSON of ``records``; a record that cannot be encoded is left out and reported in ``skipped``."""
+    try:
+        return _json_encoder.encode_lines(records)
+    except (msgspec.EncodeError, RecursionError, OverflowError, ValueError):
+        good, bad = _storable(records)
+        skipped.extend(bad)
+        return _json_encoder.encode_lines(good)
 
 
 def _is_int(annotation: Any) -> bool:
@@ -456,14 +454,18 @@ def _storable(records: list[Record]) -> tuple[list[Record], list[str]]:
     return good, skipped
 
 
-def _write_file(fd: int, data: bytes) -> None:
-    """Replace the staging file's content with ``data``; overwritten rather than truncated first, so its
-    pages are reused instead of being freed and allocated again for every chunk."""
+def _write_file(fd: int, parts: list[bytes]) -> None:
+    """Replace the staging file's content with ``parts`` (written one after the other, never joined in memory);
+    overwritten rather than truncated first, so its pages are reused instead of being freed and allocated
+    again for every chunk."""
     os.lseek(fd, 0, os.SEEK_SET)
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-    os.ftruncate(fd, len(data))
+    size = 0
+    for data in parts:
+        view = memoryview(data)
+        size += len(view)
+        while view:
+            view = view[os.write(fd, view) :]
+    os.ftruncate(fd, size)
 
 
 def _fold_node_record(row: dict[str, Any], r: Record) -> bool:
