@@ -11,9 +11,18 @@ from typing import Any
 
 import pytest
 
-from zoomtrace.collect._batching import Background, BatchWriter, Retry, Target, Written, open_target
+from zoomtrace.collect._batching import (
+    Background,
+    BatchWriter,
+    KeptSession,
+    Retry,
+    Target,
+    Written,
+    home_target,
+    open_target,
+)
 from zoomtrace.errors import StoreError
-from zoomtrace.store import Problem, WriteReport
+from zoomtrace.store import Problem, WriteReport, open_store, prepare_for
 from zoomtrace.store.duckdb import DuckStore
 from zoomtrace.wire.record import Record, uuid7
 
@@ -152,3 +161,39 @@ def test_background_raises_a_write_error_at_the_next_hand_over(store: DuckStore)
         background.submit(writer.batch(logs(1)), lambda w: None)
         background.submit(writer.batch(logs(1, 5)), lambda w: None)
     assert stored_ids(store) == set()  # the batch after the failed one was never written
+
+
+def busy(home: Path) -> bool:
+    """Whether another session holds the store of ``home`` (an embedded store's lock)."""
+    try:
+        with open_store(home, timeout_s=0.05):
+            return False
+    except StoreError as exc:
+        assert "busy" in str(exc)
+        return True
+
+
+def test_a_kept_session_holds_the_store_across_writes_until_released(tmp_path: Path) -> None:
+    target = home_target(tmp_path, hold_s=60)
+    writer = BatchWriter(target)
+    records = logs(4)
+    assert writer.write(writer.batch(records[:2])) == Written(new=2, stored=2)
+    assert busy(tmp_path)  # still open after the write
+    assert writer.write(writer.batch(records[2:])) == Written(new=2, stored=2)
+    target.release()
+    assert not busy(tmp_path)
+    with open_store(tmp_path) as store:
+        assert {row[0] for row in store.sql("SELECT id FROM records")[1]} == {r.id for r in records}
+
+
+def test_a_kept_session_ends_once_held_long_enough_and_after_a_failed_write(tmp_path: Path) -> None:
+    kept = KeptSession(lambda: open_store(tmp_path, create=True), hold_s=1e-9, gap_s=0.0)
+    target = Target(prepare_for(tmp_path), kept.session, kept.release)
+    writer = BatchWriter(target)
+    assert writer.write(writer.batch(logs(1))) == Written(new=1, stored=1)
+    assert not busy(tmp_path)  # held past hold_s: closed after the write
+    kept.hold_s = 60
+    with pytest.raises(OSError, match="disk hiccup"), kept.session():
+        assert busy(tmp_path)
+        raise OSError("disk hiccup")
+    assert not busy(tmp_path)  # a retry gets a new session

@@ -12,8 +12,9 @@ writes one batch on a helper thread while the caller reads and prepares the next
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -26,18 +27,34 @@ from zoomtrace.errors import StoreError
 from zoomtrace.store import PreparedBatch, Problem, StoreWriter, open_store, prepare_for, resolve_store
 from zoomtrace.wire.record import Record
 
-__all__ = ["Background", "Batch", "BatchWriter", "Retry", "Target", "Written", "home_target", "open_target"]
+__all__ = [
+    "Background",
+    "Batch",
+    "BatchWriter",
+    "KeptSession",
+    "Retry",
+    "Target",
+    "Written",
+    "home_target",
+    "open_target",
+]
 
 #: At most this many records refused twice are reported one by one (all are counted).
 _MAX_REFUSED_REPORTS: Final = 20
 
 
+def _nothing_to_release() -> None:
+    """A target whose sessions end with each write holds nothing between writes."""
+
+
 @dataclass(frozen=True)
 class Target:
-    """A store to write to: its ``prepare``, and a session for each write."""
+    """A store to write to: its ``prepare``, a session for each write, and ``release``, which ends a session
+    kept open across writes (the writer calls it when it has nothing to write, and when it stops)."""
 
     prepare: Callable[[list[Record]], PreparedBatch]
     session: Callable[[], AbstractContextManager[StoreWriter]]
+    release: Callable[[], None] = _nothing_to_release
 
 
 def open_target(store: StoreWriter) -> Target:
@@ -45,13 +62,76 @@ def open_target(store: StoreWriter) -> Target:
     return Target(store.prepare, lambda: contextlib.nullcontext(store))
 
 
-def home_target(home: Path, url: str | None = None, *, retention_days: int | None = None) -> Target:
-    """The store ``open_store(home, url=url)`` opens (created if need be), in a short session per write: an
-    embedded store's lock is held only meanwhile, so CLI commands, the UI and other writers get their turn
-    between batches."""
+def home_target(
+    home: Path, url: str | None = None, *, retention_days: int | None = None, hold_s: float = 0.0
+) -> Target:
+    """The store ``open_store(home, url=url)`` opens (created if need be). With ``hold_s`` 0, a short session
+    per write; else one session kept across the writes of up to ``hold_s`` seconds (``KeptSession``). Either
+    way an embedded store's lock is let go between sessions, so CLI commands, the UI and other writers get
+    their turn."""
     home = Path(home)
     resolve_store(home, url).check_retention(retention_days)  # a mistake is reported now, not at the first write
-    return Target(prepare_for(home, url), lambda: open_store(home, url=url, create=True, retention_days=retention_days))
+    prepare = prepare_for(home, url)
+
+    def session() -> AbstractContextManager[StoreWriter]:
+        return open_store(home, url=url, create=True, retention_days=retention_days)
+
+    if hold_s <= 0:
+        return Target(prepare, session)
+    kept = KeptSession(session, hold_s=hold_s)
+    return Target(prepare, kept.session, kept.release)
+
+
+class KeptSession:
+    """One store session kept open across writes, for a writer that writes batch after batch (the Kafka
+    collector): opening and closing a store per batch (lock, connect, schema check, checkpoint on close)
+    measured as much as the write of a 10,000-record batch.
+
+    A session is closed after a write once it has been open ``hold_s`` seconds, after a write that failed
+    (so a retry gets a new one) and on ``release``. The next one is opened no sooner than ``gap_s`` later:
+    other sessions of an embedded store poll its lock every 0.1 s at most, so they get their turn within
+    ``hold_s`` + the write of a batch. Thread-safe: writes run on a helper thread, ``release`` on the caller's.
+    """
+
+    def __init__(
+        self, open_session: Callable[[], AbstractContextManager[StoreWriter]], *, hold_s: float, gap_s: float = 0.25
+    ) -> None:
+        self._open = open_session
+        self.hold_s, self.gap_s = hold_s, gap_s
+        self._lock = threading.Lock()
+        self._stack: contextlib.ExitStack | None = None
+        self._store: StoreWriter | None = None
+        self._opened = 0.0
+        self._closed = -gap_s
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[StoreWriter]:
+        """The kept session (opened now if there is none)."""
+        with self._lock:
+            store = self._store
+            if store is None or self._stack is None:
+                time.sleep(max(0.0, self._closed + self.gap_s - time.monotonic()))
+                stack = contextlib.ExitStack()
+                store = stack.enter_context(self._open())
+                self._stack, self._store, self._opened = stack, store, time.monotonic()
+            try:
+                yield store
+            except BaseException:
+                self._close()
+                raise
+            if time.monotonic() - self._opened >= self.hold_s:
+                self._close()
+
+    def release(self) -> None:
+        """Close the kept session, if any (after the write in progress)."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        stack, self._stack, self._store = self._stack, None, None
+        if stack is not None:
+            self._closed = time.monotonic()
+            stack.close()
 
 
 @dataclass(frozen=True)

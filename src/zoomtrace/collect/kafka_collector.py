@@ -107,6 +107,8 @@ _CONSUME_MAX: Final = 10_000
 #: How often the collector collects cyclic garbage itself (automatic collections, which walk every
 #: record of the batches in hand, are off while it runs).
 _GC_INTERVAL_S: Final = 30.0
+#: A store session is kept across the batches of this long (then closed, so other commands get the store).
+_SESSION_HOLD_S: Final = 2.0
 
 
 @dataclass
@@ -179,6 +181,7 @@ class _Collector:
             with self._background:
                 return self._run()
         finally:
+            self._writer.target.release()
             if gc_was_enabled:
                 gc.enable()
 
@@ -199,6 +202,8 @@ class _Collector:
                 self._decode(messages)
             if self._batch.messages and (not busy or self._batch.messages >= self.batch_size):
                 self._submit()
+            elif not messages and not busy and not self._batch.messages:
+                self._writer.target.release()  # nothing to write: let other sessions have the store
             if self.stats_interval > 0 and now - last_report >= self.stats_interval:
                 self._report(now - last_report, reported, now - started)
                 reported = CollectorStats(**{**asdict(self.stats), "malformed_by_reason": {}})
@@ -380,8 +385,9 @@ def run_collector(
     consumer). Stops on SIGTERM/SIGINT (when called from the main thread), when ``stop`` is set,
     or after ``idle_exit_s`` seconds without a message. The store is ``store_url``, else
     ``$ZOOMTRACE_STORE``, else the DuckDB file of ``store_home`` (a ClickHouse store is created with
-    ``retention_days`` if need be); each batch is written in its own short store session, so the store
-    stays usable by other commands while the collector runs. ``store`` replaces opening one (the caller
+    ``retention_days`` if need be); one store session is kept across the batches of up to
+    ``_SESSION_HOLD_S`` seconds and closed whenever nothing is left to write, so the store stays usable by
+    other commands while the collector runs. ``store`` replaces opening one (the caller
     then owns it). A store write takes
     up to ``batch_size`` messages: what arrived while the previous write ran. Automatic garbage
     collection is off while the collector runs (it collects every 30 s itself).
@@ -402,7 +408,7 @@ def run_collector(
     if store is not None:
         target = open_target(store)
     else:
-        target = home_target(Path(store_home), store_url, retention_days=retention_days)
+        target = home_target(Path(store_home), store_url, retention_days=retention_days, hold_s=_SESSION_HOLD_S)
     with stop_on_signals(stop):
         collector = _Collector(
             target,
