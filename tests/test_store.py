@@ -192,6 +192,15 @@ def test_a_record_the_store_cannot_hold_is_skipped(store: Store) -> None:
         store.record(huge.id)
 
 
+def test_a_refused_record_costs_the_others_of_its_batch_nothing_not_even_their_blobs(store: Store) -> None:
+    data = b"\x00raw bytes"
+    raw = rec("raw", "upload", 1, payload=data)
+    huge = rec("span", "busy", 2, cpu_ns=2**63)
+    report = store.write(store.prepare([raw, huge]))
+    assert report.new == 1 and len(report.skipped) == 1
+    assert store.blob(store.record(raw.id)["payload_blob"]) == data
+
+
 def test_a_code_line_beyond_its_column_is_reported_and_the_record_kept(store: Store) -> None:
     lines = {"too-high": 2**31, "too-low": -(2**31) - 1, "far": 2**40, "highest": 2**31 - 1}
     records = {

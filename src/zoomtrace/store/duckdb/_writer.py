@@ -231,6 +231,7 @@ class DuckWriter:
                 if not refused:
                     raise
             retry = prepare(good)
+            retry.blobs = batch.blobs  # the records came back with their blobs' digests, not their bytes
             skipped = [*batch.skipped, *refused, *(t for t in retry.skipped if t not in batch.skipped)]
             new = self._store_batch(retry, offsets, [*problems, *((None, t) for t in skipped)])
             return WriteReport(new, skipped)
