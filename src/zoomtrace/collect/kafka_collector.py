@@ -385,8 +385,8 @@ def run_collector(
     consumer). Stops on SIGTERM/SIGINT (when called from the main thread), when ``stop`` is set,
     or after ``idle_exit_s`` seconds without a message. The store is ``store_url``, else
     ``$ZOOMTRACE_STORE``, else the DuckDB file of ``store_home`` (a ClickHouse store is created with
-    ``retention_days`` if need be); one store session is kept across the batches of up to
-    ``_SESSION_HOLD_S`` seconds and closed whenever nothing is left to write, so the store stays usable by
+    ``retention_days`` if need be); one store session is kept across the batches of up to 2 s
+    and closed whenever nothing is left to write, so the store stays usable by
     other commands while the collector runs. ``store`` replaces opening one (the caller
     then owns it). A store write takes
     up to ``batch_size`` messages: what arrived while the previous write ran. Automatic garbage
