@@ -85,7 +85,7 @@ def home_target(
 class KeptSession:
     """One store session kept open across writes, for a writer that writes batch after batch (the Kafka
     collector): opening and closing a store per batch (lock, connect, schema check, checkpoint on close)
-    measured as much as the write of a 10,000-record batch.
+    measured 41 ms of CPU on DuckDB and 125 ms on chDB, as much as writing 4,000–12,000 records.
 
     A session is closed after a write once it has been open ``hold_s`` seconds, after a write that failed
     (so a retry gets a new one) and on ``release``. The next one is opened no sooner than ``gap_s`` later:
