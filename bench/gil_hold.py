@@ -155,9 +155,14 @@ def main() -> int:
     rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in libs}
     for r in range(args.rounds):
         for name in libs:
+            options = [
+                f"--seconds={args.seconds}",
+                f"--rate={args.rate}",
+                f"--burst={args.burst}",
+                f"--core={args.core}",
+            ]
             out = subprocess.run(
-                [sys.executable, __file__, "--run", name, f"--seconds={args.seconds}", f"--rate={args.rate}"]
-                + [f"--burst={args.burst}", f"--core={args.core}"],
+                [sys.executable, __file__, "--run", name, *options],
                 capture_output=True,
                 text=True,
                 check=True,
