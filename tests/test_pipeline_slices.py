@@ -4,6 +4,7 @@ turn has come. The time a slice takes is measured by ``bench/gil_hold.py``, not 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,3 +104,26 @@ def test_a_put_gives_the_worker_its_turn_once_it_is_due(pipeline: Pipeline) -> N
     pipeline._turn_at = time.monotonic()  # the caller's turn is over: this put hands the GIL over
     pipeline.put((log(1),))
     assert pipeline._turn_at == 0.0
+
+
+def test_extras_are_written_with_nothing_queued(tmp_path: Path) -> None:
+    """A loss counted on a sink's thread (the node's ``lost`` record, an extra) is written by the worker's next
+    wake-up, without waiting for an item or a flush."""
+    written_extra = threading.Event()
+    extras: list[Record] = []
+
+    class Signalling(Batches):
+        def write(self, records: list[Record]) -> None:
+            super().write(records)
+            if any(record.message == "extra" for record in records):
+                written_extra.set()
+
+    signalling = Signalling(SpoolSink(tmp_path / "spool", "n"))
+    p = Pipeline(
+        encode, lambda report_loss: [signalling], interval_s=0.01, extras=lambda: [extras.pop()] if extras else []
+    )
+    try:
+        extras.append(Record(id=uuid7(T0), kind="node", type="lost", ts_ns=T0, node_id="n", message="extra"))
+        assert written_extra.wait(30)
+    finally:
+        p.close()

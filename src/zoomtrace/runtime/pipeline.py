@@ -184,7 +184,7 @@ class Pipeline:
         encode = self._encode
         clock = time.perf_counter
         records: list[Record] = []
-        while queue:
+        while True:
             stop = clock() + self._slice_s
             for _ in range(min(len(queue), self._batch_size)):
                 item = queue.popleft()
@@ -200,12 +200,15 @@ class Pipeline:
                     break
             self._space.set()
             if len(records) >= self._write_records or not queue:
-                self._pause()
+                if records:
+                    self._pause()
+                # Even with nothing queued: a loss counted by a sink's thread, the records held for a sink.
                 records.extend(self._extras())
                 self._write(records)
                 records = []
-            if queue:
-                self._pause()
+            if not queue:
+                return
+            self._pause()
 
     def _pause(self) -> None:
         """Between two slices: an application thread waiting for the GIL gets it, and the worker gets it
