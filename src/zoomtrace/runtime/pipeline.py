@@ -3,9 +3,10 @@
 The caller's thread only appends a tuple to a ``deque`` (atomic, no lock). The
 worker wakes every ``interval_s`` (or sooner when the queue fills up or someone
 flushes), turns items into records with the encoder and writes them to the sinks
-in batches. A full queue drops (or blocks up to a deadline, if so configured);
-every dropped or unwritable record is counted and the counts are themselves
-recorded, never silent. The sinks count here too: the pipeline opens them with
+in batches, in slices of half a millisecond with the GIL handed over between them,
+so that the application never waits for it long (``_drain``). A full queue drops
+(or blocks up to a deadline, if so configured); every dropped or unwritable record
+is counted and the counts are themselves recorded, never silent. The sinks count here too: the pipeline opens them with
 ``count_lost`` as their loss reporter, so ``lost`` is the one count of the process.
 A few records are *held* instead when a sink cannot write them (``hold`` names them: the
 node's *started* record, its latest ``lost`` count): they go ahead of that sink's next
@@ -223,6 +224,7 @@ class Pipeline:
         self._turn_at = 0.0
 
     def _encode_one(self, encode: Callable[[tuple[Any, ...]], Record | None], item: tuple[Any, ...]) -> Record | None:
+        """The record for ``item``; ``None`` if it has none or cannot be encoded (then counted as lost)."""
         try:
             return encode(item)
         except Exception as exc:
