@@ -7,8 +7,9 @@ service at a fixed rate: each "request" records what ``bench/service.py``'s requ
 request is due (the GIL released, as an event loop releases it while it waits for I/O). Its **stall** per
 request is the time it was off the CPU beyond the sleep it asked for; of that, the **GIL wait** is the part it
 was blocked rather than waiting for the core (the kernel's per-thread run-queue time,
-``/proc/thread-self/schedstat``, taken out), so other processes on a shared machine blur it less. ``none``
-(nothing recorded) gives the floor: the timer's own lateness.
+``/proc/thread-self/schedstat``, taken out), so other processes on a shared machine blur it less. It also
+holds any blocking I/O of the request itself (a library that writes on the caller's thread shows it here).
+``none`` (nothing recorded) gives the floor: the timer's own lateness.
 
 Then a **burst**: ``--burst`` requests as fast as the thread can make them, then a flush: the background
 worker's throughput (records drained per second of its own CPU time) and the records dropped, if any.
