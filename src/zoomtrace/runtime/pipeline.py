@@ -3,9 +3,10 @@
 The caller's thread only appends a tuple to a ``deque`` (atomic, no lock). The
 worker wakes every ``interval_s`` (or sooner when the queue fills up or someone
 flushes), turns items into records with the encoder and writes them to the sinks
-in batches. A full queue drops (or blocks up to a deadline, if so configured);
-every dropped or unwritable record is counted and the counts are themselves
-recorded, never silent. The sinks count here too: the pipeline opens them with
+in batches, in slices of half a millisecond with the GIL handed over between them,
+so that the application never waits for it long (``_drain``). A full queue drops
+(or blocks up to a deadline, if so configured); every dropped or unwritable record
+is counted and the counts are themselves recorded, never silent. The sinks count here too: the pipeline opens them with
 ``count_lost`` as their loss reporter, so ``lost`` is the one count of the process.
 A few records are *held* instead when a sink cannot write them (``hold`` names them: the
 node's *started* record, its latest ``lost`` count): they go ahead of that sink's next
@@ -49,6 +50,8 @@ class Pipeline:
         block_timeout_s: float = 0.1,
         batch_size: int = 4096,
         interval_s: float = 0.05,
+        slice_s: float = 0.0005,
+        write_records: int = 128,
         extras: Callable[[], list[Record]] = list,
         hold: Callable[[Record], str | None] = lambda record: None,
     ) -> None:
@@ -60,6 +63,11 @@ class Pipeline:
         self._block_timeout_s = block_timeout_s
         self._batch_size = batch_size
         self._interval_s = interval_s
+        self._slice_s = slice_s
+        self._write_records = write_records
+        #: When the worker, waiting for the GIL after a slice, is to get it from the caller's next ``put``
+        #: (``time.monotonic()``; 0: it is not waiting).
+        self._turn_at = 0.0
         self._queue: deque[Any] = deque()
         self._wake = threading.Event()
         self._space = threading.Event()
@@ -92,6 +100,19 @@ class Pipeline:
                 self._wake.set()
         else:
             self._full(item)
+        if self._turn_at and time.monotonic() >= self._turn_at:
+            self._give_turn()
+
+    def _give_turn(self) -> None:
+        """The worker waits for the GIL and the caller has had its turn: let the worker have it now.
+
+        A thread that releases the GIL and takes it again at once (an event loop between callbacks)
+        keeps it from a waiting thread until the interpreter's switch interval forces a switch; a real
+        sleep (the shortest the timer gives, some 50 µs) is the one release that lets the worker in.
+        The caller then waits for the worker's slice, which is short; holds no lock (signal-safe).
+        """
+        self._turn_at = 0.0
+        time.sleep(1e-6)
 
     def _full(self, item: tuple[Any, ...]) -> None:
         if self._on_full == "block" and threading.current_thread() is not self._thread:
@@ -153,12 +174,20 @@ class Pipeline:
                 return
 
     def _drain(self) -> None:
+        """Encode and write everything queued, in slices of about ``slice_s`` of work each.
+
+        The worker shares the GIL with the application, which waits up to the interpreter's switch
+        interval (5 ms by default; the application's setting, left alone) for a thread that holds it.
+        So the worker holds it for one slice at a time (a write takes at most ``write_records``
+        records, its encoding holds the GIL too) and between slices hands it over (``_pause``).
+        """
         queue = self._queue
         encode = self._encode
+        clock = time.perf_counter
+        records: list[Record] = []
         while True:
-            records: list[Record] = []
-            n = min(len(queue), self._batch_size)
-            for _ in range(n):
+            stop = clock() + self._slice_s
+            for _ in range(min(len(queue), self._batch_size)):
                 item = queue.popleft()
                 if type(item) is _Flush:
                     records.extend(self._extras())  # snapshots and repositories met while encoding
@@ -166,20 +195,42 @@ class Pipeline:
                     records = []
                     self._flush_sinks()
                     item.done.set()
-                    continue
-                try:
-                    record = encode(item)
-                except Exception as exc:
-                    self.count_lost("encode_error", 1)
-                    self._warn("encode", f"could not encode a record: {exc!r}")
-                    continue
-                if record is not None:
+                elif (record := self._encode_one(encode, item)) is not None:
                     records.append(record)
+                if clock() >= stop or len(records) >= self._write_records:
+                    break
             self._space.set()
-            records.extend(self._extras())
-            self._write(records)
+            if len(records) >= self._write_records or not queue:
+                if records:
+                    self._pause()
+                # Even with nothing queued: a loss counted by a sink's thread, the records held for a sink.
+                records.extend(self._extras())
+                self._write(records)
+                records = []
             if not queue:
                 return
+            self._pause()
+
+    def _pause(self) -> None:
+        """Between two slices: an application thread waiting for the GIL gets it, and the worker gets it
+        back at the application's first ``put`` after its turn, a slice long, shorter as the backlog grows.
+        Past a quarter of the queue's bound the worker catches up instead: no pause, the switch interval
+        alone shares the GIL (and no switch every slice costs the worker its caches)."""
+        backlog = len(self._queue)
+        if backlog >= self._wake_at:
+            return
+        self._turn_at = time.monotonic() + self._slice_s * (1.0 - backlog / self._wake_at)
+        time.sleep(0)
+        self._turn_at = 0.0
+
+    def _encode_one(self, encode: Callable[[tuple[Any, ...]], Record | None], item: tuple[Any, ...]) -> Record | None:
+        """The record for ``item``; ``None`` if it has none or cannot be encoded (then counted as lost)."""
+        try:
+            return encode(item)
+        except Exception as exc:
+            self.count_lost("encode_error", 1)
+            self._warn("encode", f"could not encode a record: {exc!r}")
+            return None
 
     def _write(self, records: list[Record]) -> None:
         """Write a batch to every sink; a sink that fails loses it (counted), except the records held for it."""
