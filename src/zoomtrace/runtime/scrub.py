@@ -505,13 +505,14 @@ class Scrubber:
             or (b"@" in encoded and b"://" in encoded)
         ):
             return False
-        classes = encoded.translate(_CARD_CLASSES)
-        if _LONE_CARD_RUN in classes or _GROUPED_CARD_START in classes:
-            return False
         cls = type(payload)
         if cls is dict or cls is list:
-            return self._names_harmless(payload) == encoded.count(b":")
-        return b":" not in encoded and (cls is str or cls is int or cls is float or cls is bool or payload is None)
+            if self._names_harmless(payload) != encoded.count(b":"):
+                return False
+        elif b":" in encoded:
+            return False
+        classes = encoded.translate(_CARD_CLASSES)
+        return _LONE_CARD_RUN not in classes and _GROUPED_CARD_START not in classes
 
     def _names_harmless(self, root: dict[str, Any] | list[Any]) -> int:
         """The number of keys in ``root`` (a decoded JSON container), or -1 if one of them is sensitive,
