@@ -52,6 +52,8 @@ TEXTS = [
     "token",
     *CARDS,
     *(f"card {c} on file" for c in CARDS),
+    *(f"card\n{c}" for c in CARDS),
+    "ratio 16.990000000000002\n",
 ]
 
 
@@ -146,6 +148,20 @@ def test_a_payload_proved_unchanged_is_unchanged(obj: Any) -> None:
         assert SHARED.scrub_value(payload) is payload
 
 
+FRAGMENTS = [*CARDS, "\n", "\t", "\x01", '"', "\\", " ", "-", ".", "+", "_", "a", "é", "→", "16.99", "0", "12"]
+
+
+@settings(max_examples=1500, deadline=None)
+@given(parts=st.lists(st.sampled_from(FRAGMENTS), max_size=6), key=st.sampled_from(NEUTRAL_KEYS))
+def test_card_numbers_next_to_anything_defeat_the_proof(parts: list[str], key: str) -> None:
+    """Digit runs are judged on JSON bytes, where escapes and multi-byte characters change the neighbours."""
+    payload = {key: "".join(parts), "more": ["".join(reversed(parts))]}
+    value, encoded = sanitize_payload_json(payload)
+    assert encoded is not None
+    if SHARED.payload_unchanged(value, encoded):
+        assert SHARED.scrub_value(value) is value
+
+
 def proved(payload: Any, scrubber: Scrubber = SHARED) -> bool:
     value, encoded = sanitize_payload_json(payload)
     assert encoded is not None
@@ -184,6 +200,8 @@ def test_an_ordinary_order_is_proved_clean() -> None:
         {"note": "card 4111 1111 1111 1111"},
         {"note": "card 4111-1111-1111-1111"},
         {"note": "card 3782-822463-10005"},
+        {"note": "card\n4111111111111111"},  # JSON writes "\n": a letter before the digits, in the bytes
+        {"note": "card\t4111111111111111 or \x014111111111111111"},
         {"note": "at 12:30"},
         "password=hunter22",
     ],

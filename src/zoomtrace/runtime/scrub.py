@@ -506,7 +506,9 @@ class Scrubber:
         elif b":" in encoded:
             return False
         classes = encoded.translate(_CARD_CLASSES)
-        return _LONE_CARD_RUN not in classes and _GROUPED_CARD_START not in classes
+        # An escape in the JSON (\n, \u001f) puts a letter or digit before what follows it in the text.
+        lone = _LONE_CARD_RUN if b"\\" not in encoded else _LONE_CARD_RUN[1:]
+        return lone not in classes and _GROUPED_CARD_START not in classes
 
     def _names_harmless(self, root: dict[str, Any] | list[Any]) -> int:
         """The number of keys in ``root`` (a decoded JSON container), or -1 if one of them is sensitive,
