@@ -174,7 +174,8 @@ _CARD_CLASSES: Final = bytes(
     0x31 if 0x30 <= b <= 0x39 else 0x78 if (0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A or b in b"_+.:") else 0x20
     for b in range(256)
 )
-#: 13-19 digits in one group, standing alone (not after a letter, ``_``, ``+``, ``.``, ``-`` or a digit).
+#: 13 digits or more after a space class: where a card of one group may start (not after a letter, ``_``,
+#: ``+``, ``.`` or a digit; after a dash it may not either, but the classes cannot tell a dash from a space).
 _LONE_CARD_RUN: Final = b" " + b"1" * _CARD_MIN
 #: Every grouped card layout (``_CARD_LAYOUTS``) starts with four digits, a separator and four more digits.
 _GROUPED_CARD_START: Final = b"1111 1111"
@@ -494,8 +495,9 @@ class Scrubber:
         means "maybe not", and the caller then scrubs. Text is judged on the JSON bytes, by the
         substrings ``scrub_text`` needs before it changes anything: a ``=``, a colon (beyond JSON's
         own, one per key; ``scheme://user:password@`` has two), ``earer``/``EARER``, ``-----BEGIN``,
-        or digits that may be a card number (``_CARD_CLASSES``). Keys, and the names of ``(name, value)`` pairs, are
-        checked by a walk through the containers alone, against the keys already found harmless.
+        or digits that may be a card number (``_CARD_CLASSES``). Keys, and the names of
+        ``(name, value)`` pairs, are checked by a walk through the containers alone, against the keys
+        already found harmless.
         """
         if b"=" in encoded or b"earer" in encoded or b"EARER" in encoded or b"-----BEGIN" in encoded:
             return False
