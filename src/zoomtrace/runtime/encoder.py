@@ -25,7 +25,7 @@ from zoomtrace.runtime.sanitize import (
     safe_str,
     sanitize_attrs,
     sanitize_message,
-    sanitize_payload,
+    sanitize_payload_json,
     truncate,
 )
 from zoomtrace.runtime.scrub import Scrubber
@@ -245,8 +245,8 @@ class Encoder:
 
     def _event(self, item: tuple[Any, ...]) -> Record:
         _, record_id, ts, code, line, type_, obj, sources, attrs, parent = item
-        payload = sanitize_payload(obj, self.limits)
-        if self.scrubber:
+        payload, encoded = sanitize_payload_json(obj, self.limits)
+        if self.scrubber and (encoded is None or not self.scrubber.payload_unchanged(payload, encoded)):
             payload = self.scrubber.scrub_value(payload)
         return self._with_parent(
             Record(

@@ -51,6 +51,7 @@ __all__ = [
     "sanitize_attrs",
     "sanitize_message",
     "sanitize_payload",
+    "sanitize_payload_json",
     "to_jsonable",
     "truncate",
 ]
@@ -504,10 +505,19 @@ def sanitize_payload(obj: Any, limits: Limits = DEFAULT_LIMITS) -> Any:
     "$preview": ...}``: the record survives with the start of the JSON (at most
     ``min(max_attr_value, max_payload_bytes)`` bytes of it) instead of the data.
     """
+    return sanitize_payload_json(obj, limits)[0]
+
+
+def sanitize_payload_json(obj: Any, limits: Limits = DEFAULT_LIMITS) -> tuple[Any, bytes | None]:
+    """``sanitize_payload(obj, limits)`` and its JSON, when that was computed on the way (None else).
+
+    The JSON is a by-product of the size check; returning it spares the scrubber a walk through
+    the payload (``Scrubber.payload_unchanged``).
+    """
     if limits.max_payload_bytes >= _SCALAR_JSON_MAX:  # no scalar can exceed it: skip the encoding
         cls = type(obj)
         if cls is NoneType or cls is bool or (cls is int and _INT_MIN <= obj <= _INT_MAX):
-            return obj
+            return obj, None
     # Fast path: msgspec encodes mappings, dataclasses, Structs, dates, UUIDs... in C, and the encoded
     # size is the payload's true size. A null may stand for NaN or infinity and a long digit run for an
     # integer msgpack cannot carry: those payloads take the careful path, which spells them out.
@@ -516,14 +526,14 @@ def sanitize_payload(obj: Any, limits: Limits = DEFAULT_LIMITS) -> Any:
     except Exception:
         encoded = None
     if encoded is not None and len(encoded) <= limits.max_payload_bytes and not _needs_care(encoded):
-        return _json_decode(encoded)
+        return _json_decode(encoded), encoded
     if encoded is None or len(encoded) <= limits.max_payload_bytes:
         value = to_jsonable(obj, limits, max_str=limits.max_payload_bytes)
         try:
             encoded = _json_encode(value)
         except Exception:  # to_jsonable output should always encode; belt and braces
-            return {"$unserialisable": _type_name(obj)}
+            return {"$unserialisable": _type_name(obj)}, None
         if len(encoded) <= limits.max_payload_bytes:
-            return value
+            return value, encoded
     preview = encoded[: min(limits.max_attr_value, limits.max_payload_bytes)].decode("utf-8", "ignore")
-    return {"$truncated": True, "$original_bytes": len(encoded), "$preview": preview}
+    return {"$truncated": True, "$original_bytes": len(encoded), "$preview": preview}, None

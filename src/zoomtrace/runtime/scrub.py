@@ -165,6 +165,20 @@ _PROBE: Final = "zQx7probe"
 _PROBE_NUMBER: Final = "135"
 _json_decode: Final = msgspec.json.decode
 _json_encode: Final = msgspec.json.encode
+#: ``Scrubber.payload_unchanged``: each byte of a payload's JSON mapped to its class -- an ASCII digit to
+#: ``1``, what no card number may follow to ``x`` (``[A-Za-z_+.]``, and ``:`` since the check only holds
+#: when every colon is JSON's own), anything else to a space: separators (space, dash), JSON quotes,
+#: commas and brackets, non-ASCII bytes. A dash is taken for a space, which errs on the side of a card
+#: ("ord-4111111111111111" is none). See ``_card_spans`` for what a card may look like.
+_CARD_CLASSES: Final = bytes(
+    0x31 if 0x30 <= b <= 0x39 else 0x78 if (0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A or b in b"_+.:") else 0x20
+    for b in range(256)
+)
+#: 13 digits or more after a space class: where a card of one group may start (not after a letter, ``_``,
+#: ``+``, ``.`` or a digit; after a dash it may not either, but the classes cannot tell a dash from a space).
+_LONE_CARD_RUN: Final = b" " + b"1" * _CARD_MIN
+#: Every grouped card layout (``_CARD_LAYOUTS``) starts with four digits, a separator and four more digits.
+_GROUPED_CARD_START: Final = b"1111 1111"
 #: The second word of keys written with a space in text ("private key=...", "session id: ...").
 _KEY_TAILS: Final = frozenset({"key", "card", "number", "num", "no", "id"})
 #: ``key <sep> value`` in text, any key: the key is judged as an attribute's would be (``Scrubber._decide``).
@@ -394,6 +408,8 @@ class Scrubber:
         self._templates: dict[str, dict[str, int]] = {}
         #: Short string values already found free of secrets: values repeat ("GET", "eu-west-1") like keys do.
         self._clean: dict[str, None] = {}
+        #: Keys (and pair names) found not sensitive, as a set-like view for one C-level test per dict.
+        self._harmless: dict[str, None] = {}
 
     def __repr__(self) -> str:
         return f"Scrubber(patterns={list(self.patterns)!r}, allow={sorted(self.allow)!r})"
@@ -470,6 +486,76 @@ class Scrubber:
                     return False  # containers (and anything unsanitised) take the thorough path
             elif cls is not bool and v is not None and (decision == _SCRUB or (cls is not int and cls is not float)):
                 return False
+        return True
+
+    def payload_unchanged(self, payload: Any, encoded: bytes) -> bool:
+        """Whether ``scrub_value(payload)`` would return ``payload`` itself, ``encoded`` being its JSON.
+
+        A quick proof for the common case, so that payloads need no walk through every value: False
+        means "maybe not", and the caller then scrubs. Text is judged on the JSON bytes, by the
+        substrings ``scrub_text`` needs before it changes anything: a ``=``, a colon (beyond JSON's
+        own, one per key; ``scheme://user:password@`` has two), ``earer``/``EARER``, ``-----BEGIN``,
+        or digits that may be a card number (``_CARD_CLASSES``). Keys, and the names of
+        ``(name, value)`` pairs, are checked by a walk through the containers alone, against the keys
+        already found harmless.
+        """
+        if b"=" in encoded or b"earer" in encoded or b"EARER" in encoded or b"-----BEGIN" in encoded:
+            return False
+        cls = type(payload)
+        if cls is dict or cls is list:
+            if self._names_harmless(payload) != encoded.count(b":"):
+                return False
+        elif b":" in encoded:
+            return False
+        classes = encoded.translate(_CARD_CLASSES)
+        # An escape in the JSON (\n, \u001f) puts a letter or digit before what follows it in the text.
+        lone = _LONE_CARD_RUN if b"\\" not in encoded else _LONE_CARD_RUN[1:]
+        return lone not in classes and _GROUPED_CARD_START not in classes
+
+    def _names_harmless(self, root: dict[str, Any] | list[Any]) -> int:
+        """The number of keys in ``root`` (a decoded JSON container), or -1 if one of them is sensitive,
+        or the first item of a two-item list that starts with a string (a pair), or a container is
+        nested deep enough for ``_value`` to cut it."""
+        harmless = self._harmless.keys()
+        keys = 0
+        stack: list[tuple[dict[str, Any] | list[Any], int]] = [(root, 0)]
+        pop = stack.pop
+        push = stack.append
+        while stack:
+            container, depth = pop()
+            if depth >= _MAX_NESTING - 1:
+                return -1
+            values: Any
+            if type(container) is dict:
+                if not container.keys() <= harmless and not self._learn(container):
+                    return -1
+                keys += len(container)
+                values = container.values()
+            else:
+                values = container
+                first = values[0] if len(values) == 2 else None
+                if type(first) is str and first not in harmless and not self._learn((first,)):
+                    return -1
+            depth += 1
+            for v in values:
+                cls = type(v)
+                if cls is dict or cls is list:
+                    push((v, depth))
+        return keys
+
+    def _learn(self, names: Any) -> bool:
+        """Whether none of ``names`` is sensitive; the harmless ones are remembered (bounded)."""
+        harmless = self._harmless
+        for name in names:
+            if name not in harmless:
+                decision = self._cache.get(name)
+                if decision is None:
+                    decision = self._decide(name)
+                if decision > 0:
+                    return False
+                if len(harmless) >= _CACHE_MAX:
+                    harmless.clear()
+                harmless[name] = None
         return True
 
     def _text(self, value: str, cards: bool = True) -> str:
