@@ -13,6 +13,7 @@ the waterfall's rows are the story's spans in the same order.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import repeat
 from operator import attrgetter
 from typing import Any, Final, Generic, NamedTuple, Protocol, TypeVar, cast
 
@@ -101,7 +102,7 @@ def tree_order(span_ids: Sequence[str], parent_ids: Sequence[str | None]) -> Tre
     ``span_tree`` and a big trace's outline (``read.outline``) both order by, on numbers rather than ids."""
     position = {sid: at for at, sid in enumerate(span_ids)}
     find = cast(Mapping[str | None, int], position).get
-    parent_at = [find(parent, -1) for parent in parent_ids]
+    parent_at = list(map(find, parent_ids, repeat(-1)))
     roots: list[int] = []
     children: dict[int, list[int]] = {}
     for at, parent in enumerate(parent_at):
