@@ -675,7 +675,7 @@ class _Slim(msgspec.Struct):
 
 
 def test_trace_spans_as_columns(store: Store) -> None:
-    """``row_type=SpanColumns``: the span records with a span id, one entry each, in time order, links by position."""
+    """``row_type=SpanColumns``: every span record, one entry each, in time order, links by position."""
     records = paged_trace()
     links = [Link(trace_id="ab" * 16, span_id="cd" * 8), Link(trace_id=PAGED, span_id="b1" * 8)]
     linked = rec("span", "retry", 120, trace_id=PAGED, span_id="f1" * 8, status="error", links=links)
@@ -683,7 +683,7 @@ def test_trace_spans_as_columns(store: Store) -> None:
     records += [linked, failing, rec("span", "no span id", 122, trace_id=PAGED, span_id=None)]
     ingest(store, records)
     got = store.trace_spans(PAGED, row_type=SpanColumns)
-    spans = sorted((r for r in in_trace(records) if r.kind == "span" and r.span_id), key=lambda r: (r.ts_ns, r.id))
+    spans = sorted((r for r in in_trace(records) if r.kind == "span"), key=lambda r: (r.ts_ns, r.id))
     c = got.spans
     assert isinstance(c, SpanColumns)
     assert c.id == [r.id for r in spans]

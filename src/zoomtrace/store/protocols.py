@@ -159,12 +159,12 @@ class SpanCounts(NamedTuple):
 
 
 class SpanColumns(NamedTuple):
-    """A trace's span records as columns, in time order (``ts_ns``, then id), each record once (a span recorded
-    twice is two entries) and only those with a span id: ``trace_spans(row_type=SpanColumns)``, what a big
-    trace's outline is built from without an object per span (200,000 spans: a few lists, not 200,000 rows)."""
+    """A trace's span records as columns, in time order (``ts_ns``, then id), one entry per record (a span
+    recorded twice is two entries): ``trace_spans(row_type=SpanColumns)``, what a big trace's outline is built
+    from without an object per span (200,000 spans: a few lists, not 200,000 rows)."""
 
     id: list[str]
-    span_id: list[str]
+    span_id: list[str | None]
     parent_span_id: list[str | None]
     type: list[str]
     node_id: list[str]
@@ -179,8 +179,8 @@ class SpanColumns(NamedTuple):
 
 def span_columns(span_records: Sequence[Any]) -> SpanColumns:
     """``SpanColumns`` of span records read as rows (objects with a ``RecordView``'s fields), for a store that
-    reads them so: those with a span id, in time order."""
-    rows = sorted((r for r in span_records if r.span_id), key=lambda r: (r.ts_ns, r.id))
+    reads them so, in time order."""
+    rows = sorted(span_records, key=lambda r: (r.ts_ns, r.id))
     linked = [(at, link.trace_id, link.span_id) for at, r in enumerate(rows) for link in r.links]
     return SpanColumns(
         [r.id for r in rows],

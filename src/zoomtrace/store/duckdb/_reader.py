@@ -236,7 +236,7 @@ class DuckReader:
         rows = self._con.execute(
             "SELECT id, span_id, parent_span_id, type, node_id, ts_ns, end_ns, status, "
             "CAST(coalesce(status = 'error', false) OR error IS NOT NULL AS INTEGER), links "
-            f"FROM records WHERE {_IN_TRACE} AND kind = 'span' AND span_id <> '' ORDER BY ts_ns, id",
+            f"FROM records WHERE {_IN_TRACE} AND kind = 'span' ORDER BY ts_ns, id",
             params,
         ).fetchall()
         if not rows:
