@@ -57,7 +57,7 @@ def build_outline(spans: TraceSpans) -> Outline:
     tree = tree_order(ids, col.parent_span_id)
     rows, depths = tree.walk.span_ids, tree.walk.depths
 
-    # In C rather than in a Python loop (map, itemgetter): a fifth of the time on 200,000 spans.
+    # In C (itemgetter, map) rather than a Python loop per column: 16 columns of up to 200,000 entries.
     take = itemgetter(*rows) if len(rows) > 1 else None
 
     def pick(column: Sequence[T]) -> list[T]:
