@@ -12,7 +12,7 @@ synthesised as records and written straight into a fresh store, so no child proc
 Times are the fastest of ``--repeat`` runs, wall clock and CPU (DuckDB's threads included): on a shared
 machine the CPU time is the steadier of the two. Usage::
 
-    python bench/story_pages.py [--spans 20000] [--records 100000] [--repeat 5] [--chdb] [--browser]
+    python bench/story_pages.py [--spans 20000] [--records 100000] [--repeat 5] [--chdb] [--browser] [--no-story]
 """
 
 from __future__ import annotations
@@ -124,15 +124,16 @@ def line(label: str, wall: float, cpu: float, extra: str = "") -> None:
     print(f"  {label:<34} {wall * 1000:8.0f} ms wall {cpu * 1000:8.0f} ms CPU  {extra}")
 
 
-def measure(store: Any, trace_id: str, repeat: int) -> dict[str, Any]:
+def measure(store: Any, trace_id: str, repeat: int, story: bool = True) -> dict[str, Any]:
     from zoomtrace.read import query
 
     encode = msgspec.json.Encoder().encode
-    wall, cpu, story = timed(lambda: query.story(store, trace_id), repeat)
-    line("query.story", wall, cpu)
-    wall, cpu, body = timed(lambda: encode(query.story(store, trace_id)), repeat)
-    line("query.story + JSON", wall, cpu, f"{len(body) / 1e6:.1f} MB")
-    del story, body
+    if story:
+        wall, cpu, told = timed(lambda: query.story(store, trace_id), repeat)
+        line("query.story", wall, cpu)
+        wall, cpu, body = timed(lambda: encode(query.story(store, trace_id)), repeat)
+        line("query.story + JSON", wall, cpu, f"{len(body) / 1e6:.1f} MB")
+        del told, body
     wall, cpu, outline = timed(lambda: query.outline(store, trace_id), repeat)
     line("query.outline", wall, cpu, f"{len(outline.spans.span_id):,} spans")
     wall, cpu, body = timed(lambda: encode(query.outline(store, trace_id)), repeat)
@@ -211,6 +212,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--chdb", action="store_true", help="also on chDB")
     parser.add_argument("--browser", action="store_true", help="also JSON.parse of the wire shapes in Chromium")
+    parser.add_argument("--no-story", action="store_true", help="skip the whole story (for 200,000 spans)")
     args = parser.parse_args()
 
     from zoomtrace.store.duckdb import DuckStore
@@ -227,9 +229,10 @@ def main() -> int:
         for name, open_store in stores:
             store = open_store()
             try:
-                store.write(store.prepare(records))
+                for at in range(0, len(records), 50_000):  # in batches, as bench/ui_bench.py writes
+                    store.write(store.prepare(records[at : at + 50_000]))
                 print(f"{name}: trace {trace_id}, {len(records) - 1:,} records")
-                outline = measure(store, trace_id, args.repeat)["outline"]
+                outline = measure(store, trace_id, args.repeat, story=not args.no_story)["outline"]
             finally:
                 store.close()
         wire_shapes(outline, args.browser)

@@ -31,6 +31,7 @@ from zoomtrace.read import model, query
 from zoomtrace.store import Store, StoreWriter, WriteReport
 from zoomtrace.store.clickhouse import ClickHouseStore
 from zoomtrace.store.duckdb import DuckStore
+from zoomtrace.store.protocols import SpanColumns
 from zoomtrace.wire.record import Code, Error, Frame, Link, Record, uuid7
 
 #: The backends every test runs on (the parameter ids).
@@ -680,6 +681,33 @@ class _Slim(msgspec.Struct):
     message: str | None = None
     code: model.Code | None = None
     node_id: str = ""
+
+
+def test_trace_spans_as_columns(store: Store) -> None:
+    """``row_type=SpanColumns``: every span record, one entry each, in time order, links by position."""
+    records = paged_trace()
+    links = [Link(trace_id="ab" * 16, span_id="cd" * 8), Link(trace_id=PAGED, span_id="b1" * 8)]
+    linked = rec("span", "retry", 120, trace_id=PAGED, span_id="f1" * 8, status="error", links=links)
+    failing = rec("span", "charge", 121, trace_id=PAGED, span_id="f2" * 8, error=Error("Declined", "no", []))
+    records += [linked, failing, rec("span", "no span id", 122, trace_id=PAGED, span_id=None)]
+    ingest(store, records)
+    got = store.trace_spans(PAGED, row_type=SpanColumns)
+    spans = sorted((r for r in in_trace(records) if r.kind == "span"), key=lambda r: (r.ts_ns, r.id))
+    c = got.spans
+    assert isinstance(c, SpanColumns)
+    assert c.id == [r.id for r in spans]
+    assert c.span_id == [r.span_id for r in spans]
+    assert c.parent_span_id == [r.parent_span_id for r in spans]
+    assert c.type == [r.type for r in spans]
+    assert c.node_id == [r.node_id for r in spans]
+    assert c.ts_ns == [r.ts_ns for r in spans]
+    assert c.end_ns == [r.end_ns for r in spans]
+    assert c.status == [r.status for r in spans]
+    assert c.failed == [int(r.status == "error" or r.error is not None) for r in spans]
+    assert c.failed[c.id.index(failing.id)] == 1 and c.failed[c.id.index(linked.id)] == 1
+    at = c.id.index(linked.id)
+    assert c.links == [(at, "ab" * 16, "cd" * 8), (at, PAGED, "b1" * 8)]
+    assert got.counts == store.trace_spans(PAGED).counts
 
 
 def test_rows_of_a_struct_type_carry_its_fields(store: Store) -> None:

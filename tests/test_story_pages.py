@@ -25,7 +25,7 @@ from zoomtrace.read._story import assemble
 from zoomtrace.read.outline import build_outline
 from zoomtrace.store.clickhouse import ClickHouseStore
 from zoomtrace.store.duckdb import DuckStore
-from zoomtrace.store.protocols import SpanCounts, TraceSpans
+from zoomtrace.store.protocols import SpanCounts, TraceSpans, span_columns
 from zoomtrace.ui import create_app
 from zoomtrace.wire.record import Record, uuid7
 
@@ -247,8 +247,8 @@ def random_trace(draw: st.DrawFn) -> list[Record]:
 
 
 def trace_spans_of(records: list[Record], nodes: list[dict[str, Any]]) -> TraceSpans:
-    """What a store's ``trace_spans`` answers for these records: the span rows, and the other records counted
-    per span (the store's GROUP BY, written out)."""
+    """What a store's ``trace_spans(row_type=SpanColumns)`` answers for these records: the span records as
+    columns, and the other records counted per span (the store's GROUP BY, written out)."""
     rows = [msgspec.structs.asdict(r) for r in records]
     counts: dict[str | None, list[int]] = {}
     for r in rows:
@@ -261,7 +261,7 @@ def trace_spans_of(records: list[Record], nodes: list[dict[str, Any]]) -> TraceS
         TID,
         min(r["ts_ns"] for r in rows),
         max(max(r["ts_ns"], r["end_ns"] or r["ts_ns"]) for r in rows),
-        spans,
+        span_columns(spans),
         SpanCounts(list(counts), *(list(column) for column in zip(*counts.values(), strict=True)))
         if counts
         else SpanCounts([], [], [], [], []),

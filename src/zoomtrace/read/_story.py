@@ -12,9 +12,10 @@ the waterfall's rows are the story's spans in the same order.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import repeat
 from operator import attrgetter
-from typing import Any, Final, NamedTuple, Protocol, TypeVar, cast
+from typing import Any, Final, Generic, NamedTuple, Protocol, TypeVar, cast
 
 import msgspec
 
@@ -29,6 +30,7 @@ _GET_SHARED: Final = attrgetter(*_SHARED)
 _BY_TIME: Final = attrgetter("ts_ns", "id")
 
 V = TypeVar("V", bound=SpanView)
+K = TypeVar("K", str, int)
 Row = Mapping[str, Any]
 
 
@@ -42,10 +44,11 @@ class SpanRecord(Protocol):
     end_ns: int | None
 
 
-class Walk(NamedTuple):
+class Walk(NamedTuple, Generic[K]):
     """Spans in tree order (each root, then its children, in order), as columns."""
 
-    span_ids: list[str]
+    #: Span ids (or, of ``tree_order``, positions in its time-ordered columns).
+    span_ids: list[K]
     #: 0 for a root of the walk.
     depths: list[int]
     #: The position of each span's parent in the walk, -1 for a root of the walk.
@@ -61,7 +64,18 @@ class SpanTree(NamedTuple):
     #: Span id -> its child spans (a span without children has no entry).
     children: dict[str, list[str]]
     #: Every span, in tree order.
-    walk: Walk
+    walk: Walk[str]
+
+
+class TreeOrder(NamedTuple):
+    """``tree_order``'s answer: spans as their positions in time order."""
+
+    #: Span id -> its position.
+    position: dict[str, int]
+    roots: list[int]
+    #: Position -> its children's positions (a span without children has no entry).
+    children: dict[int, list[int]]
+    walk: Walk[int]
 
 
 def span_tree(span_records: Iterable[SpanRecord]) -> SpanTree:
@@ -73,41 +87,50 @@ def span_tree(span_records: Iterable[SpanRecord]) -> SpanTree:
         sid = r.span_id
         if sid:
             old = spans.get(sid)
-            if old is None or _better_span(r, old):
+            if old is None or copy_rank(r.end_ns, r.id) > copy_rank(old.end_ns, old.id):
                 spans[sid] = r
     in_time = sorted(spans.values(), key=_BY_TIME)  # a store gives them in time order: a quick sort then
-    order = [cast(str, r.span_id) for r in in_time]
-    roots: list[str] = []
-    children: dict[str, list[str]] = {}
-    parent_of: dict[str, str] = {}
-    for r in in_time:
-        sid, parent = cast(str, r.span_id), r.parent_span_id
-        if parent is not None and parent != sid and parent in spans:
-            parent_of[sid] = parent
-            under = children.get(parent)
-            if under is None:
-                children[parent] = [sid]
-            else:
-                under.append(sid)
+    ids = [cast(str, r.span_id) for r in in_time]
+    tree = tree_order(ids, [r.parent_span_id for r in in_time])
+    children = {ids[at]: [ids[k] for k in under] for at, under in tree.children.items()}
+    walk = Walk([ids[at] for at in tree.walk.span_ids], tree.walk.depths, tree.walk.parents)
+    return SpanTree(spans, [ids[at] for at in tree.roots], children, walk)
+
+
+def tree_order(span_ids: Sequence[str], parent_ids: Sequence[str | None]) -> TreeOrder:
+    """The tree of spans given in time order (``ts_ns``, then record id), each span id once, by position: what
+    ``span_tree`` and a big trace's outline (``read.outline``) both order by, on numbers rather than ids."""
+    position = {sid: at for at, sid in enumerate(span_ids)}
+    find = cast(Mapping[str | None, int], position).get
+    parent_at = list(map(find, parent_ids, repeat(-1)))
+    roots: list[int] = []
+    children: dict[int, list[int]] = {}
+    for at, parent in enumerate(parent_at):
+        if parent < 0 or parent == at:
+            roots.append(at)
+            continue
+        under = children.get(parent)
+        if under is None:
+            children[parent] = [at]
         else:
-            roots.append(sid)
+            under.append(at)
     walk = depth_first(children, roots)
-    if len(walk.span_ids) < len(spans):  # spans caught in a parent cycle: each cycle cut before its earliest span
+    if len(walk.span_ids) < len(span_ids):  # spans caught in a parent cycle: each cycle cut before its earliest span
         reached = set(walk.span_ids)
-        for sid in order:
-            if sid not in reached:
-                children[parent_of[sid]].remove(sid)
-                roots.append(sid)
-                reached.update(depth_first(children, [sid]).span_ids)
-        roots.sort(key=lambda sid: _BY_TIME(spans[sid]))
+        for at in range(len(span_ids)):
+            if at not in reached:
+                children[parent_at[at]].remove(at)
+                roots.append(at)
+                reached.update(depth_first(children, [at]).span_ids)
+        roots.sort()
         walk = depth_first(children, roots)
-    return SpanTree(spans, roots, children, walk)
+    return TreeOrder(position, roots, children, walk)
 
 
-def depth_first(children: Mapping[str, list[str]], roots: Iterable[str], max_depth: int | None = None) -> Walk:
+def depth_first(children: Mapping[K, list[K]], roots: Iterable[K], max_depth: int | None = None) -> Walk[K]:
     """The spans under ``roots`` in tree order (``children``: a ``SpanTree``'s), down to ``max_depth`` levels (a
     trace may be 20,000 spans deep: a stack, no recursion)."""
-    walk = Walk([], [], [])
+    walk: Walk[K] = Walk([], [], [])
     add_id, add_depth, add_parent = walk.span_ids.append, walk.depths.append, walk.parents.append
     stack = [(sid, 0, -1) for sid in reversed(list(roots))]
     pop, push = stack.pop, stack.extend
@@ -123,7 +146,7 @@ def depth_first(children: Mapping[str, list[str]], roots: Iterable[str], max_dep
     return walk
 
 
-def shown(tree: SpanTree, span_id: str | None = None, depth: int | None = None) -> Walk:
+def shown(tree: SpanTree, span_id: str | None = None, depth: int | None = None) -> Walk[str]:
     """The spans shown of a trace: all, or those of ``span_id``'s subtree (a full id or the start of one; raises
     ``NotFound`` when it is not a span of the trace), down to ``depth`` levels, in tree order."""
     if span_id is not None and span_id not in tree.spans:
@@ -134,9 +157,10 @@ def shown(tree: SpanTree, span_id: str | None = None, depth: int | None = None) 
     return depth_first(tree.children, [span_id] if span_id is not None else tree.roots, depth)
 
 
-def _better_span(a: SpanRecord, b: SpanRecord) -> bool:
-    """When a span was recorded twice (e.g. *interrupted* at stop, then again): keep the ended, later one."""
-    return (a.end_ns is not None, a.end_ns or 0, a.id) > (b.end_ns is not None, b.end_ns or 0, b.id)
+def copy_rank(end_ns: int | None, record_id: str) -> tuple[bool, int, str]:
+    """Of a span recorded twice (e.g. *interrupted* at stop, then again) the copy ranked highest is kept: the
+    ended, later one."""
+    return (end_ns is not None, end_ns or 0, record_id)
 
 
 def assemble(trace_id: str, record_rows: Iterable[Row], node_rows: Iterable[Row]) -> Story:
@@ -161,7 +185,7 @@ def tell(
     node_rows: Iterable[Row],
     node_ids: Iterable[str],
     bounds: tuple[int | None, int | None],
-    spans: Walk | None = None,
+    spans: Walk[str] | None = None,
 ) -> Story:
     """The story of a span tree and its records (in time order): of every span, or of ``spans`` only (a subtree,
     the top levels), whose records and the records of no recorded span are the ones given."""

@@ -16,7 +16,7 @@ import msgspec
 
 from zoomtrace._gc import gc_paused
 from zoomtrace.errors import NotFound, TooLarge
-from zoomtrace.read._story import SpanTree, Walk, assemble, shown, span_tree, span_views, tell
+from zoomtrace.read._story import SpanTree, Walk, assemble, failed, shown, span_tree, span_views, story_nodes, tell
 from zoomtrace.read.model import (
     HeaderLine,
     Lineage,
@@ -34,8 +34,8 @@ from zoomtrace.read.model import (
     TraceRecord,
     TraceSummary,
 )
-from zoomtrace.read.outline import OutlineSpanRecord, build_outline, under_spans
-from zoomtrace.store.protocols import RecordFilter, StoreReader, TraceFilter, TraceSpans
+from zoomtrace.read.outline import build_outline, trace_counts, under_spans
+from zoomtrace.store.protocols import RecordFilter, SpanColumns, StoreReader, TraceFilter, TraceSpans
 
 #: The most records a story is told in one piece (``zoomtrace story --json``, ``GET /api/trace/{id}``): about
 #: 30 MB of JSON. A bigger trace is read through its outline and pages of records, or streamed (``--ndjson``).
@@ -111,15 +111,17 @@ def story_stream(
 ) -> StoryStream:
     """The story of ``trace_id`` (or a unique prefix), of ``span_id``'s subtree, down to ``depth``, as lines."""
     part = _part(store, trace_id, span_id, depth)
-    told = build_outline(part.spans, part.tree)
+    spans, tree = part.spans, part.tree
+    failed_spans = sum(1 for r in tree.spans.values() if failed(r))
+    counts, unparented = trace_counts(spans, len(spans.spans), tree.spans.keys(), failed_spans)
     header = StoryHeader(
-        trace_id=told.trace_id,
-        start_ns=told.start_ns,
-        end_ns=told.end_ns,
-        duration_ns=told.end_ns - told.start_ns,
-        counts=told.counts,
-        unparented=told.unparented,
-        nodes=told.nodes,
+        trace_id=spans.trace_id,
+        start_ns=spans.start_ns,
+        end_ns=spans.end_ns,
+        duration_ns=spans.end_ns - spans.start_ns,
+        counts=counts,
+        unparented=unparented,
+        nodes=story_nodes({n["node_id"]: n for n in spans.nodes}, spans.node_ids),
     )
     return StoryStream(HeaderLine(header), part.size, _lines(store, part, page))
 
@@ -152,7 +154,7 @@ class _Part(NamedTuple):
     spans: TraceSpans
     tree: SpanTree
     #: The spans shown, in tree order.
-    shown: Walk
+    shown: Walk[str]
     #: The filter of the records shown.
     filt: RecordFilter
     #: How many spans and records the part shows (a span recorded twice is shown once).
@@ -179,7 +181,7 @@ def _part(store: StoreReader, trace_id: str, span_id: str | None, depth: int | N
 def outline(store: StoreReader, trace_id: str) -> Outline:
     """The outline of ``trace_id`` (or a unique prefix): its span tree as columns with counts, no records."""
     with gc_paused():
-        return build_outline(store.trace_spans(trace_id, row_type=OutlineSpanRecord))
+        return build_outline(store.trace_spans(trace_id, row_type=SpanColumns))
 
 
 def records(

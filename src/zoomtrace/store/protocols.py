@@ -158,6 +158,44 @@ class SpanCounts(NamedTuple):
     errors: list[int]
 
 
+class SpanColumns(NamedTuple):
+    """A trace's span records as columns, in time order (``ts_ns``, then id), one entry per record (a span
+    recorded twice is two entries): ``trace_spans(row_type=SpanColumns)``, what a big trace's outline is built
+    from without an object per span (200,000 spans: a few lists, not 200,000 rows)."""
+
+    id: list[str]
+    span_id: list[str | None]
+    parent_span_id: list[str | None]
+    type: list[str]
+    node_id: list[str]
+    ts_ns: list[int]
+    end_ns: list[int | None]
+    status: list[str | None]
+    #: 1 when the span failed: its status is ``error`` or it carries an exception.
+    failed: list[int]
+    #: Its follows-from links: ``(position in these columns, linked trace id, linked span id)``.
+    links: list[tuple[int, str | None, str | None]]
+
+
+def span_columns(span_records: Sequence[Any]) -> SpanColumns:
+    """``SpanColumns`` of span records read as rows (objects with a ``RecordView``'s fields), for a store that
+    reads them so, in time order."""
+    rows = sorted(span_records, key=lambda r: (r.ts_ns, r.id))
+    linked = [(at, link.trace_id, link.span_id) for at, r in enumerate(rows) for link in r.links]
+    return SpanColumns(
+        [r.id for r in rows],
+        [r.span_id for r in rows],
+        [r.parent_span_id for r in rows],
+        [r.type for r in rows],
+        [r.node_id for r in rows],
+        [r.ts_ns for r in rows],
+        [r.end_ns for r in rows],
+        [r.status for r in rows],
+        [1 if r.status == "error" or r.error is not None else 0 for r in rows],
+        linked,
+    )
+
+
 class TraceSpans(NamedTuple):
     """A trace without its logs and events: what its outline, and its story's span tree, are built from."""
 
@@ -167,8 +205,8 @@ class TraceSpans(NamedTuple):
     start_ns: int
     end_ns: int
     #: Every span record of the trace (a span recorded twice is two rows), in no particular order (``RecordView``
-    #: rows, or of the ``row_type`` asked for).
-    spans: list[Any]
+    #: rows, or of the ``row_type`` asked for); for ``row_type=SpanColumns``, one ``SpanColumns``.
+    spans: Any
     counts: SpanCounts
     #: The nodes of its records, and the stored process runs among them (``NodeView``).
     node_ids: list[str]
@@ -221,7 +259,8 @@ class StoreReader(Protocol):
         """A trace's span records, its records counted per span and node, and its nodes: by full id or a unique
         prefix (raises ``NotFound``). It reads the spans' rows and a ``GROUP BY`` of the others, never their rows,
         so it costs what the span tree costs however many logs the trace holds. ``row_type``: as in
-        ``trace_records``."""
+        ``trace_records``, or ``SpanColumns`` for the spans as columns (``TraceSpans.spans`` is then one
+        ``SpanColumns``)."""
 
     def trace_records(
         self,

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+import msgspec
+
 from zoomtrace.errors import NotFound
 from zoomtrace.store._decode import fields_of
 from zoomtrace.store.clickhouse import _rows
@@ -24,9 +26,11 @@ from zoomtrace.store.protocols import (
     TRACE_KINDS,
     RecordFilter,
     RecordPage,
+    SpanColumns,
     SpanCounts,
     TraceSpans,
     no_record_in_trace,
+    span_columns,
 )
 
 #: A query answering one JSON object per line (``TabSeparatedRaw`` of a row expression).
@@ -36,6 +40,27 @@ Raw = Callable[[str, Mapping[str, Param] | None], bytes]
 _TRACE: Final = "trace_id = {trace:String} AND ts_ns >= {start:Int64} AND ts_ns <= {end:Int64}"
 
 _NO_COUNTS: Final = SpanCounts([], [], [], [], [])
+
+
+class _Link(msgspec.Struct, gc=False):
+    trace_id: str | None
+    span_id: str | None
+
+
+class _SpanRow(msgspec.Struct, kw_only=True, gc=False):
+    """What ``SpanColumns`` holds of a span record (the store builds only these fields)."""
+
+    id: str
+    span_id: str | None = None
+    parent_span_id: str | None = None
+    type: str
+    node_id: str
+    ts_ns: int
+    end_ns: int | None = None
+    status: str | None = None
+    error: Any = None
+    links: list[_Link] = []
+
 
 #: In one pass over the trace's records, each once: per span, its spans' and its other records' counts
 #: (``SpanCounts``), first and last time and nodes, from which the trace's bounds and nodes are folded.
@@ -50,12 +75,15 @@ GROUP BY span_id, is_span"""
 def trace_spans(raw: Raw, values: Values, trace: tuple[str, int, int], row_type: type[Any]) -> TraceSpans:
     """The span records of ``trace`` (id, first and last record time), its counts and its nodes."""
     params = _trace_params(trace)
-    row = _rows.record(fields_of(row_type))
-    spans = _rows.decode_rows(
+    as_rows = _SpanRow if row_type is SpanColumns else row_type
+    row = _rows.record(fields_of(as_rows))
+    spans: Any = _rows.decode_rows(
         # In time order: the span tree sorts them so, and sorts a sorted list in a fraction of the time.
         raw(f"SELECT {row} FROM records WHERE {_TRACE} AND kind = 'span' ORDER BY ts_ns, id LIMIT 1 BY id", params),
-        row_type,
+        as_rows,
     )
+    if row_type is SpanColumns:
+        spans = span_columns(spans)
     groups = values(_PER_SPAN, params)
     if not groups:
         return TraceSpans(trace[0], trace[1], trace[2], spans, _NO_COUNTS, [], [])

@@ -29,6 +29,7 @@ from zoomtrace.store.protocols import (
     Location,
     RecordFilter,
     RecordPage,
+    SpanColumns,
     SpanCounts,
     TraceFilter,
     TraceRows,
@@ -206,11 +207,15 @@ class DuckReader:
         """A trace's span records, its other records counted per span (one GROUP BY), and its nodes."""
         tid, start, end = self._resolve_trace(trace_id)
         params = {"start": start, "end": end, "trace": tid}
-        row = self._row("records", fields_of(row_type))
-        # In time order: the span tree sorts them so, and sorts a sorted list in a fraction of the time.
-        (spans,) = self._fetch_one(
-            f"SELECT {_array(row, 'ts_ns, id')} FROM records WHERE {_IN_TRACE} AND kind = 'span'", params
-        )
+        if row_type is SpanColumns:
+            spans: Any = self._span_columns(params)
+        else:
+            row = self._row("records", fields_of(row_type))
+            # In time order: the span tree sorts them so, and sorts a sorted list in a fraction of the time.
+            (array,) = self._fetch_one(
+                f"SELECT {_array(row, 'ts_ns, id')} FROM records WHERE {_IN_TRACE} AND kind = 'span'", params
+            )
+            spans = decode_rows(array, row_type)
         first, last, node_ids = self._fetch_one(
             "SELECT coalesce(min(ts_ns), $start), coalesce(max(greatest(ts_ns, coalesce(end_ns, ts_ns))), $end), "
             f"coalesce(list(DISTINCT node_id ORDER BY node_id), []) FROM records WHERE {_IN_TRACE} AND kind <> 'node'",
@@ -223,9 +228,27 @@ class DuckReader:
             params,
         ).fetchall()
         counts = SpanCounts(*(list(column) for column in zip(*counted, strict=True))) if counted else _NO_COUNTS
-        return TraceSpans(
-            tid, first, last, decode_rows(spans, row_type), counts, node_ids, self._nodes_among(set(node_ids))
-        )
+        return TraceSpans(tid, first, last, spans, counts, node_ids, self._nodes_among(set(node_ids)))
+
+    def _span_columns(self, params: dict[str, Any]) -> SpanColumns:
+        """A trace's span records as ``SpanColumns``: plain values, not JSON (at 200,000 spans, building JSON
+        rows and decoding them took twice as long)."""
+        rows = self._con.execute(
+            "SELECT id, span_id, parent_span_id, type, node_id, ts_ns, end_ns, status, "
+            "CAST(coalesce(status = 'error', false) OR error IS NOT NULL AS INTEGER), links "
+            f"FROM records WHERE {_IN_TRACE} AND kind = 'span' ORDER BY ts_ns, id",
+            params,
+        ).fetchall()
+        if not rows:
+            return SpanColumns([], [], [], [], [], [], [], [], [], [])
+        *columns, links = (list(column) for column in zip(*rows, strict=True))
+        linked = [
+            (i, link.get("trace_id"), link.get("span_id"))
+            for i, text in enumerate(links)
+            if text is not None
+            for link in msgspec.json.decode(text)
+        ]
+        return SpanColumns._make([*columns, linked])
 
     def trace_records(
         self,
