@@ -7,7 +7,8 @@ into records (``zoomtrace.runtime.encoder``). Layouts:
 - ``(STDLOG, logging.LogRecord, parent)``
 - ``(FOREIGN, ts_ns, filename, line, function, logger, level, message, attrs, parent, exc)`` (a log
   line rendered by another library: structlog, loguru)
-- ``(SPAN, span)`` (an ended or interrupted ``Span``)
+- a ``Span`` itself, not in a tuple (an ended or interrupted span: the most common item, one object
+  fewer each); integrations may still enqueue ``(SPAN, span)``
 - ``(EVENT, id, ts_ns, code, line, type, obj, sources, attrs, parent)``
 - ``(RAW, id, ts_ns, code, line, type, data, format, attrs, parent)``
 - ``(RECORD, record)`` (already a ``Record``: node lifecycle)

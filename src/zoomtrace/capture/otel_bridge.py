@@ -314,7 +314,8 @@ class _BridgeSpan(trace.Span):
 
     def add_link(self, context: trace.SpanContext, attributes: types.Attributes = None) -> None:
         if self.is_recording() and context.is_valid:
-            self.zoom.links.append((trace.format_trace_id(context.trace_id), trace.format_span_id(context.span_id)))
+            link = (trace.format_trace_id(context.trace_id), trace.format_span_id(context.span_id))
+            self.zoom.links = [*self.zoom.links, link]
 
     def update_name(self, name: str) -> None:
         if self.is_recording():

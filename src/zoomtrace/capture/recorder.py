@@ -14,7 +14,7 @@ LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 
 
 class Queue(Protocol):
-    def put(self, item: tuple[Any, ...]) -> None: ...
+    def put(self, item: Any) -> None: ...
 
 
 class SecretKeys(Protocol):

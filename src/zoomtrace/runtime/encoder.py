@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import string
 import time
 import traceback
 from collections.abc import Mapping
 from types import CodeType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Final
 
 from zoomtrace.capture import items
 from zoomtrace.capture.context import SpanContext
+from zoomtrace.capture.span import Span
 from zoomtrace.runtime.provenance import Location, Provenance, snapshot
 from zoomtrace.runtime.sanitize import (
     Limits,
@@ -31,13 +33,15 @@ from zoomtrace.runtime.sanitize import (
 from zoomtrace.runtime.scrub import Scrubber
 from zoomtrace.wire.record import Code, Error, Frame, Link, Record, uuid7
 
-if TYPE_CHECKING:
-    from zoomtrace.capture.span import Span
-
 #: Attributes every ``logging.LogRecord`` has; anything else came from ``extra=``.
 _LOGRECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 MAX_CACHED_TEMPLATES = 4096
 _PLAIN_LOGRECORD_SIZE = len(logging.makeLogRecord({}).__dict__)
+_Span: Final = Span
+_FORMATTER: Final = string.Formatter()
+#: msgpack carries at most 64-bit integers: attribute values beyond take the careful path.
+_INT_MIN: Final = -(2**63)
+_INT_MAX: Final = 2**64 - 1
 
 
 class Encoder:
@@ -50,6 +54,12 @@ class Encoder:
         self._lines: dict[tuple[CodeType, int], Code] = {}
         self._places: dict[tuple[str, int, str], Code] = {}
         self._templates: dict[str, str] = {}
+        #: Per template: whether it is *plain* (already clean, no field whose value the scrubber would
+        #: hide from the message), so that a record of it with plain attributes takes the fused path.
+        self._plain_templates: dict[str, bool] = {}
+        #: Attribute keys that are short ASCII ``str`` and not sensitive: their numbers, bools and None
+        #: are recorded as they are (``sanitize_attrs`` and ``Scrubber.scrub_attrs`` would keep them).
+        self._plain_keys: set[str] = set()
         self._snapshotted: set[str] = set()
         #: Records produced as a side effect (new repositories, file snapshots), written with the batch.
         self.extras: list[Record] = []
@@ -57,13 +67,17 @@ class Encoder:
             items.LOG: self._log,
             items.STDLOG: self._stdlog,
             items.FOREIGN: self._foreign,
-            items.SPAN: self._span,
+            items.SPAN: self._tagged_span,
             items.EVENT: self._event,
             items.RAW: self._raw,
             items.RECORD: _prebuilt,
         }
 
-    def __call__(self, item: tuple[Any, ...]) -> Record | None:
+    def __call__(self, item: Any) -> Record | None:
+        """The record for one captured item: a ``Span`` itself (the most common item, and one object
+        fewer per span), else a tuple tagged by its first element (``zoomtrace.capture.items``)."""
+        if type(item) is _Span:
+            return self._span(item)
         build = self._dispatch.get(item[0])
         return build(item) if build is not None else None
 
@@ -161,24 +175,119 @@ class Encoder:
             if scrubbed is not clean:
                 text = self.scrubber.hide_values(text, clean)
             clean = scrubbed
-        return self._with_parent(
-            Record(
-                id=uuid7(ts),
-                kind="log",
-                type=_label(logger) if logger else "app",
-                ts_ns=ts,
-                node_id=self.node_id,
-                code=code,
-                level=level,
-                message=text,
-                template=self._template(template) if template is not None else None,
-                attrs=clean,
-                error=self.error(exc) if exc is not None else None,
-            ),
-            parent,
+        if parent is None:
+            trace_id = span_id = on_behalf_of = None
+        else:
+            trace_id, span_id, on_behalf_of = parent.trace_id, parent.span_id, parent.on_behalf_of
+            if on_behalf_of is not None:
+                on_behalf_of = _label(on_behalf_of)
+        return Record(
+            id=uuid7(ts),
+            kind="log",
+            type=_label(logger) if logger else "app",
+            ts_ns=ts,
+            node_id=self.node_id,
+            trace_id=trace_id,
+            span_id=span_id,
+            on_behalf_of=on_behalf_of,
+            code=code,
+            level=level,
+            message=text,
+            template=self._template(template) if template is not None else None,
+            attrs=clean,
+            error=self.error(exc) if exc is not None else None,
         )
 
     def _log(self, item: tuple[Any, ...]) -> Record:
+        """A ``zt.log`` line. The common case -- a plain template (see ``_plain_template``), attributes
+        that are numbers, bools or None under plain keys, no exception -- is built here in one pass;
+        the rest (strings and containers in attrs, sensitive keys, exceptions) by ``_log_careful``."""
+        _, ts, code, line, logger, level, template, attrs, parent, exc = item
+        if type(template) is not str or exc is not None:
+            return self._log_careful(item)
+        plain = self._plain_templates.get(template)
+        if plain is None:
+            plain = self._plain_template(template)
+        if not plain:
+            return self._log_careful(item)
+        if attrs:
+            if len(attrs) > self.limits.max_items:
+                return self._log_careful(item)
+            keys = self._plain_keys
+            for k, v in attrs.items():
+                cls = type(v)
+                if not (
+                    (cls is int and _INT_MIN <= v <= _INT_MAX)
+                    or (cls is float and v - v == 0.0)  # not nan or inf
+                    or cls is bool
+                    or v is None
+                ):
+                    return self._log_careful(item)
+                if k not in keys and not self._plain_key(k):
+                    return self._log_careful(item)
+            try:
+                message = template.format(**attrs)
+            except Exception:  # a template that does not fit its attrs: the careful path says so
+                return self._log_careful(item)
+            if len(message) > self.limits.max_message:
+                return self._log_careful(item)
+        else:
+            message = template
+        lines = self._lines.get((code, line))
+        if lines is None:
+            lines = self.code(code, line)
+        scrubber = self.scrubber
+        if scrubber is not None:
+            message = scrubber.scrub_text(message)  # numbers can make a card number, say
+        if parent is None:
+            trace_id = span_id = on_behalf_of = None
+        else:
+            trace_id, span_id, on_behalf_of = parent.trace_id, parent.span_id, parent.on_behalf_of
+            if on_behalf_of is not None:
+                on_behalf_of = _label(on_behalf_of)
+        return Record(
+            id=uuid7(ts),
+            kind="log",
+            type=logger if type(logger) is str and logger else (_label(logger) if logger else "app"),
+            ts_ns=ts,
+            node_id=self.node_id,
+            trace_id=trace_id,
+            span_id=span_id,
+            on_behalf_of=on_behalf_of,
+            code=lines,
+            level=level,
+            message=message,
+            template=template if attrs else None,
+            attrs=attrs,
+        )
+
+    def _plain_template(self, template: str) -> bool:
+        """A template is plain when it fits the message limit, scrubbing leaves it as it is and none of
+        its fields is one whose value the scrubber would hide (``"login {pw}"``, ``"token={t}"``): asked
+        with a probe value for every field, ``scrub_args`` then returns the probe itself."""
+        plain = len(template) <= self.limits.max_message and self._template(template) is template
+        if plain and self.scrubber is not None:
+            try:
+                probe = {_field_root(f): "probe" for _, f, _, _ in _FORMATTER.parse(template) if f is not None}
+            except ValueError:  # not a valid template: the careful path records why
+                plain = False
+            else:
+                plain = self.scrubber.scrub_args(template, probe) is probe
+        if len(self._plain_templates) < MAX_CACHED_TEMPLATES:
+            self._plain_templates[template] = plain
+        return plain
+
+    def _plain_key(self, key: object) -> bool:
+        """A short ASCII ``str`` the scrubber does not take for a secret's name; remembered when so."""
+        if type(key) is not str or len(key) > self.limits.max_attr_value or not key.isascii():
+            return False
+        if self.scrubber is not None and self.scrubber.is_sensitive(key):
+            return False
+        if len(self._plain_keys) < MAX_CACHED_TEMPLATES:
+            self._plain_keys.add(key)
+        return True
+
+    def _log_careful(self, item: tuple[Any, ...]) -> Record:
         _, ts, code, line, logger, level, template, attrs, parent, exc = item
         if type(template) is not str:  # zt.log.info(obj): the object's text is the message
             message = sanitize_message(template, self.limits)
@@ -204,9 +313,12 @@ class Encoder:
             else {k: v for k, v in fields.items() if k not in _LOGRECORD_FIELDS}
         )
         exc = rec.exc_info[1] if rec.exc_info else None
+        code = self._places.get((rec.pathname, rec.lineno, rec.funcName))
+        if code is None:
+            code = self._code_at(rec.pathname, rec.lineno, rec.funcName or "?")
         return self._log_record(
             int(rec.created * 1e9),
-            self._code_at(rec.pathname, rec.lineno, rec.funcName or "?"),
+            code,
             rec.name,
             rec.levelname,
             message,
@@ -221,24 +333,33 @@ class Encoder:
         code = self._code_at(filename, line, function)
         return self._log_record(ts, code, logger, level, safe_str(message), None, attrs, exc, parent)
 
-    def _span(self, item: tuple[Any, ...]) -> Record:
-        span: Span = item[1]
+    def _tagged_span(self, item: tuple[Any, ...]) -> Record:
+        """``(SPAN, span)``, as integrations enqueue spans (``zoomtrace.capture.otel_bridge``)."""
+        return self._span(item[1])
+
+    def _span(self, span: Span) -> Record:
+        code = self._lines.get((span.code, span.line))
+        if code is None:
+            code = self.code(span.code, span.line)
+        links = span.links
+        on_behalf_of = span.on_behalf_of
+        error = span.error
         return Record(
             id=uuid7(span.start_ns),
             kind="span",
-            type=_label(span.name),
+            type=span.name if type(span.name) is str else _label(span.name),
             ts_ns=span.start_ns,
             end_ns=span.end_ns,
             node_id=self.node_id,
             trace_id=span.trace_id,
             span_id=span.span_id,
             parent_span_id=span.parent_span_id,
-            links=[Link(t, s) for t, s in span.links],
-            on_behalf_of=_label(span.on_behalf_of) if span.on_behalf_of is not None else None,
-            code=self.code(span.code, span.line),
+            links=[Link(t, s) for t, s in links] if links else [],
+            on_behalf_of=_label(on_behalf_of) if on_behalf_of is not None else None,
+            code=code,
             attrs=self._attrs(span.attrs),
             status=span.status,
-            error=self.error(span.error) if span.error is not None else None,
+            error=self.error(error) if error is not None else None,
             cpu_ns=span.cpu_ns,
             thread=getattr(span, "thread", None),
         )
@@ -304,6 +425,11 @@ class Encoder:
             on_behalf_of = parent.on_behalf_of
             record.on_behalf_of = _label(on_behalf_of) if on_behalf_of is not None else None
         return record
+
+
+def _field_root(field: str) -> str:
+    """The attribute a ``str.format`` field reads: ``order`` of ``order.id`` and of ``order[0]``."""
+    return field.partition(".")[0].partition("[")[0]
 
 
 def _prebuilt(item: tuple[Any, ...]) -> Record:
