@@ -30,7 +30,7 @@ from zoomtrace.runtime.sanitize import (
     sanitize_payload,
     truncate,
 )
-from zoomtrace.runtime.scrub import Scrubber
+from zoomtrace.runtime.scrub import _CARD_MIN, Scrubber
 from zoomtrace.wire.record import Code, Error, Frame, Link, Record, uuid7
 
 #: Attributes every ``logging.LogRecord`` has; anything else came from ``extra=``.
@@ -39,6 +39,15 @@ MAX_CACHED_TEMPLATES = 4096
 _PLAIN_LOGRECORD_SIZE = len(logging.makeLogRecord({}).__dict__)
 _Span: Final = Span
 _FORMATTER: Final = string.Formatter()
+#: Format specs that render a number with nothing but digits, signs, separators, exponents and padding
+#: (no fill character, which could be anything, ``=`` or ``:`` say; no ``n``, whose separators come from
+#: the locale).
+_NUMERIC_SPEC: Final = frozenset("0123456789.,_+- #eEfFgGdoxXb%")
+_PLAIN_CONVERSIONS: Final = (None, "r", "s", "a")
+_ASCII_DIGITS: Final = frozenset("0123456789")
+#: What ``Scrubber.scrub_text`` looks for besides card numbers and "bearer": pairs (``=``, ``:``), URLs
+#: with passwords (``://``, ``@``), PEM blocks (``-----BEGIN``).
+_SCRUB_HINTS: Final = ("=", ":", "@", "/", "-----")
 #: msgpack carries at most 64-bit integers: attribute values beyond take the careful path.
 _INT_MIN: Final = -(2**63)
 _INT_MAX: Final = 2**64 - 1
@@ -56,7 +65,7 @@ class Encoder:
         self._templates: dict[str, str] = {}
         #: Per template: whether it is *plain* (already clean, no field whose value the scrubber would
         #: hide from the message), so that a record of it with plain attributes takes the fused path.
-        self._plain_templates: dict[str, bool] = {}
+        self._plain_templates: dict[str, int] = {}
         #: Attribute keys that are short ASCII ``str`` and not sensitive: their numbers, bools and None
         #: are recorded as they are (``sanitize_attrs`` and ``Scrubber.scrub_attrs`` would keep them).
         self._plain_keys: set[str] = set()
@@ -199,16 +208,16 @@ class Encoder:
         )
 
     def _log(self, item: tuple[Any, ...]) -> Record:
-        """A ``zt.log`` line. The common case -- a plain template (see ``_plain_template``), attributes
+        """A ``zt.log`` line. The common case -- a plain template (``_plain_template``), attributes
         that are numbers, bools or None under plain keys, no exception -- is built here in one pass;
         the rest (strings and containers in attrs, sensitive keys, exceptions) by ``_log_careful``."""
         _, ts, code, line, logger, level, template, attrs, parent, exc = item
         if type(template) is not str or exc is not None:
             return self._log_careful(item)
-        plain = self._plain_templates.get(template)
-        if plain is None:
-            plain = self._plain_template(template)
-        if not plain:
+        scrub_from = self._plain_templates.get(template)
+        if scrub_from is None:
+            scrub_from = self._plain_template(template)
+        if scrub_from < 0:
             return self._log_careful(item)
         if attrs:
             if len(attrs) > self.limits.max_items:
@@ -237,7 +246,7 @@ class Encoder:
         if lines is None:
             lines = self.code(code, line)
         scrubber = self.scrubber
-        if scrubber is not None:
+        if scrubber is not None and len(message) >= scrub_from:
             message = scrubber.scrub_text(message)  # numbers can make a card number, say
         if parent is None:
             trace_id = span_id = on_behalf_of = None
@@ -261,21 +270,45 @@ class Encoder:
             attrs=attrs,
         )
 
-    def _plain_template(self, template: str) -> bool:
-        """A template is plain when it fits the message limit, scrubbing leaves it as it is and none of
-        its fields is one whose value the scrubber would hide (``"login {pw}"``, ``"token={t}"``): asked
-        with a probe value for every field, ``scrub_args`` then returns the probe itself."""
+    def _plain_template(self, template: str) -> int:
+        """How a template's records may take the fused path: -1 when they may not, else the message
+        length from which the rendered message must still go through ``Scrubber.scrub_text``.
+
+        Plain: the template fits the message limit, scrubbing leaves it as it is and none of its fields
+        is one whose value the scrubber would hide (``"login {pw}"``, ``"token={t}"``; asked with a probe
+        value for every field, ``scrub_args`` returns the probe itself). Rendered with numbers, bools and
+        None only (all the fused path takes), such a message holds what its literal text holds plus
+        ``-0123456789.e+`` and the letters of True/False/None. When the literal text has none of what
+        ``scrub_text`` looks for (``=``, ``:``, ``@``, ``/``, ``-----``, "arer" of "bearer") and every
+        field is formatted with a plain numeric spec, only a card number could appear, and that takes
+        ``_CARD_MIN`` digits: a message shorter than the literal text's non-digits plus that cannot hold
+        one. Any other plain template has its every message scrubbed (threshold 0).
+        """
         plain = len(template) <= self.limits.max_message and self._template(template) is template
+        threshold = 0 if plain else -1
         if plain and self.scrubber is not None:
             try:
-                probe = {_field_root(f): "probe" for _, f, _, _ in _FORMATTER.parse(template) if f is not None}
+                parsed = list(_FORMATTER.parse(template))
             except ValueError:  # not a valid template: the careful path records why
-                plain = False
+                threshold = -1
             else:
-                plain = self.scrubber.scrub_args(template, probe) is probe
+                probe = {_field_root(f): "probe" for _, f, _, _ in parsed if f is not None}
+                if self.scrubber.scrub_args(template, probe) is not probe:
+                    threshold = -1
+                else:
+                    literal = "".join(text for text, _, _, _ in parsed)
+                    if (
+                        all(
+                            field is None or (conversion in _PLAIN_CONVERSIONS and _NUMERIC_SPEC.issuperset(spec or ""))
+                            for _, field, spec, conversion in parsed
+                        )
+                        and not any(c in literal for c in _SCRUB_HINTS)
+                        and "arer" not in literal.lower()
+                    ):
+                        threshold = _CARD_MIN + len(literal) - sum(c in _ASCII_DIGITS for c in literal)
         if len(self._plain_templates) < MAX_CACHED_TEMPLATES:
-            self._plain_templates[template] = plain
-        return plain
+            self._plain_templates[template] = threshold
+        return threshold
 
     def _plain_key(self, key: object) -> bool:
         """A short ASCII ``str`` the scrubber does not take for a secret's name; remembered when so."""
