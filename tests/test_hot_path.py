@@ -7,6 +7,7 @@ generated templates and values, so that a change of the scrubber's rules cannot 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -152,6 +153,77 @@ def test_no_scrubber_and_no_parent() -> None:
     item = log_item("token={t} {n}", {"t": 5, "n": None}, parent=None)
     fused, careful = without_id(enc(item)), without_id(enc._log_careful(item))
     assert fused == careful and fused.message == "token=5 None" and fused.trace_id is None
+
+
+def std_item(msg: Any, args: Any, parent: Any = PARENT, exc_info: Any = None, extra: Any = None) -> tuple[Any, ...]:
+    logger = logging.getLogger("app.std")
+    rec = logger.makeRecord("app.std", logging.INFO, __file__, 12, msg, args, exc_info, "f", extra)
+    return (items.STDLOG, rec, parent)
+
+
+def both_std_paths(item: tuple[Any, ...]) -> tuple[Record, Record]:
+    return without_id(encoder()(item)), without_id(encoder()._stdlog_careful(item))
+
+
+PERCENT_LITERALS = st.sampled_from(
+    [
+        "charged ",
+        " for ",
+        "token=",
+        "password: ",
+        "https://u:",
+        "@host",
+        "-----BEGIN ",
+        "be",
+        "arer ",
+        " 4111 ",
+        "100%% ",
+    ]
+)
+PERCENT_FIELDS = st.sampled_from(["%s", "%d", "%r", "%20s", "%.f", "%x", "%c", "%(a)s", "%5.2f", "%-9d", "%y"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    parts=st.lists(st.one_of(PERCENT_LITERALS, PERCENT_FIELDS), min_size=1, max_size=6),
+    args=st.lists(VALUES, max_size=4),
+)
+def test_the_fused_logging_encoder_gives_the_careful_paths_record(parts: list[str], args: list[Any]) -> None:
+    item = std_item("".join(parts), tuple(args))
+    fused, careful = both_std_paths(item)
+    assert fused == careful
+
+
+@pytest.mark.parametrize(
+    "msg, args",
+    [
+        ("paid %s", (4111111111111111,)),
+        ("paid %d%d", (41111111, 11111111)),
+        ("password=%s", (1234,)),
+        ("https://u:%s@host", (1234,)),
+        ("%sarer %s", (True, 1234)),
+        ("done %s", ("a string",)),
+        ("done %s", ([1, 2],)),
+        ("%(a)s", ({"a": 1},)),
+        ("%.f%%", (12.5,)),
+        ("plain", ()),
+    ],
+)
+def test_logging_records_near_a_secret_give_the_careful_paths_record(msg: str, args: tuple[Any, ...]) -> None:
+    fused, careful = both_std_paths(std_item(msg, args))
+    assert fused == careful
+
+
+def test_logging_records_with_extra_or_an_exception_take_the_careful_path() -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        exc_info = sys.exc_info()
+    for item in (std_item("x %s", (1,), extra={"user_password": "s3cret"}), std_item("x %s", (1,), exc_info=exc_info)):
+        fused, careful = both_std_paths(item)
+        assert fused == careful
+    record = encoder()(std_item("x %s", (1,), extra={"user_password": "s3cret"}))
+    assert record is not None and record.attrs == {"user_password": SCRUBBED}
 
 
 # -- record ids -----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import string
 import time
 import traceback
@@ -45,6 +46,10 @@ _FORMATTER: Final = string.Formatter()
 _NUMERIC_SPEC: Final = frozenset("0123456789.,_+- #eEfFgGdoxXb%")
 _PLAIN_CONVERSIONS: Final = (None, "r", "s", "a")
 _ASCII_DIGITS: Final = frozenset("0123456789")
+#: A ``%`` conversion of a ``logging`` message (its conversion character is the group); ``%%`` is not one.
+_PERCENT_SPEC: Final = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(?:\*|\d+)?(?:\.(?:\*|\d*))?[hlL]?([diouxXeEfFgGcrsa])")
+#: The ``%`` conversions that render a number as digits, signs, points and exponents (not ``%c``).
+_PERCENT_NUMERIC: Final = frozenset("diouxXeEfFgGrsa")
 #: What ``Scrubber.scrub_text`` looks for besides card numbers and "bearer": pairs (``=``, ``:``), URLs
 #: with passwords (``://``, ``@``), PEM blocks (``-----BEGIN``).
 _SCRUB_HINTS: Final = ("=", ":", "@", "/", "-----")
@@ -69,6 +74,8 @@ class Encoder:
         #: Attribute keys that are short ASCII ``str`` and not sensitive: their numbers, bools and None
         #: are recorded as they are (``sanitize_attrs`` and ``Scrubber.scrub_attrs`` would keep them).
         self._plain_keys: set[str] = set()
+        #: As ``_plain_templates``, for ``logging``'s ``%`` templates.
+        self._plain_percents: dict[str, int] = {}
         self._snapshotted: set[str] = set()
         #: Records produced as a side effect (new repositories, file snapshots), written with the batch.
         self.extras: list[Record] = []
@@ -276,13 +283,7 @@ class Encoder:
 
         Plain: the template fits the message limit, scrubbing leaves it as it is and none of its fields
         is one whose value the scrubber would hide (``"login {pw}"``, ``"token={t}"``; asked with a probe
-        value for every field, ``scrub_args`` returns the probe itself). Rendered with numbers, bools and
-        None only (all the fused path takes), such a message holds what its literal text holds plus
-        ``-0123456789.e+`` and the letters of True/False/None. When the literal text has none of what
-        ``scrub_text`` looks for (``=``, ``:``, ``@``, ``/``, ``-----``, "arer" of "bearer") and every
-        field is formatted with a plain numeric spec, only a card number could appear, and that takes
-        ``_CARD_MIN`` digits: a message shorter than the literal text's non-digits plus that cannot hold
-        one. Any other plain template has its every message scrubbed (threshold 0).
+        value for every field, ``scrub_args`` returns the probe itself). The threshold: ``_scrub_threshold``.
         """
         plain = len(template) <= self.limits.max_message and self._template(template) is template
         threshold = 0 if plain else -1
@@ -296,16 +297,11 @@ class Encoder:
                 if self.scrubber.scrub_args(template, probe) is not probe:
                     threshold = -1
                 else:
-                    literal = "".join(text for text, _, _, _ in parsed)
-                    if (
-                        all(
-                            field is None or (conversion in _PLAIN_CONVERSIONS and _NUMERIC_SPEC.issuperset(spec or ""))
-                            for _, field, spec, conversion in parsed
-                        )
-                        and not any(c in literal for c in _SCRUB_HINTS)
-                        and "arer" not in literal.lower()
-                    ):
-                        threshold = _CARD_MIN + len(literal) - sum(c in _ASCII_DIGITS for c in literal)
+                    numeric = all(
+                        field is None or (conversion in _PLAIN_CONVERSIONS and _NUMERIC_SPEC.issuperset(spec or ""))
+                        for _, field, spec, conversion in parsed
+                    )
+                    threshold = _scrub_threshold("".join(text for text, _, _, _ in parsed), numeric)
         if len(self._plain_templates) < MAX_CACHED_TEMPLATES:
             self._plain_templates[template] = threshold
         return threshold
@@ -337,6 +333,89 @@ class Encoder:
         )
 
     def _stdlog(self, item: tuple[Any, ...]) -> Record:
+        """A ``logging`` record. The common case -- a plain ``%`` template (``_plain_percent``), numbers,
+        bools or None as arguments, no ``extra=`` and no exception -- is built here in one pass; the rest
+        by ``_stdlog_careful``."""
+        _, rec, parent = item
+        msg, args = rec.msg, rec.args
+        if (
+            len(rec.__dict__) != _PLAIN_LOGRECORD_SIZE
+            or rec.exc_info
+            or type(msg) is not str
+            or type(args) is not tuple
+        ):
+            return self._stdlog_careful(item)
+        scrub_from = self._plain_percents.get(msg)
+        if scrub_from is None:
+            scrub_from = self._plain_percent(msg)
+        if scrub_from < 0:
+            return self._stdlog_careful(item)
+        if args:
+            for v in args:
+                cls = type(v)
+                if not (
+                    (cls is int and _INT_MIN <= v <= _INT_MAX)
+                    or (cls is float and v - v == 0.0)  # not nan or inf
+                    or cls is bool
+                    or v is None
+                ):
+                    return self._stdlog_careful(item)
+            try:
+                message = msg % args  # what rec.getMessage() does with a str msg
+            except Exception:  # arguments that do not fit: the careful path says so
+                return self._stdlog_careful(item)
+            if len(message) > self.limits.max_message:
+                return self._stdlog_careful(item)
+        else:
+            message = msg
+        scrubber = self.scrubber
+        if scrubber is not None and len(message) >= scrub_from:
+            message = scrubber.scrub_text(message)  # numbers can make a card number, say
+        code = self._places.get((rec.pathname, rec.lineno, rec.funcName))
+        if code is None:
+            code = self._code_at(rec.pathname, rec.lineno, rec.funcName or "?")
+        if parent is None:
+            trace_id = span_id = on_behalf_of = None
+        else:
+            trace_id, span_id, on_behalf_of = parent.trace_id, parent.span_id, parent.on_behalf_of
+            if on_behalf_of is not None:
+                on_behalf_of = _label(on_behalf_of)
+        name = rec.name
+        ts = int(rec.created * 1e9)
+        return Record(
+            id=uuid7(ts),
+            kind="log",
+            type=name if type(name) is str and name else (_label(name) if name else "app"),
+            ts_ns=ts,
+            node_id=self.node_id,
+            trace_id=trace_id,
+            span_id=span_id,
+            on_behalf_of=on_behalf_of,
+            code=code,
+            level=rec.levelname,
+            message=message,
+            template=msg if args else None,
+        )
+
+    def _plain_percent(self, msg: str) -> int:
+        """``_plain_template`` for a ``logging`` (``%``) template: -1 when its records take the careful
+        path, else the message length from which the message is scrubbed (``_scrub_threshold``)."""
+        threshold = -1
+        if len(msg) <= self.limits.max_message and self._template(msg) is msg:
+            threshold = 0
+            if self.scrubber is not None:
+                parts = msg.split("%%")  # "%%" is a "%" of the literal text
+                pieces = [_PERCENT_SPEC.sub("", part) for part in parts]
+                # A "%" left over is a conversion the pattern does not know: no shortcut for it.
+                numeric = not any("%" in piece for piece in pieces) and all(
+                    c in _PERCENT_NUMERIC for part in parts for c in _PERCENT_SPEC.findall(part)
+                )
+                threshold = _scrub_threshold("%".join(pieces), numeric)
+        if len(self._plain_percents) < MAX_CACHED_TEMPLATES:
+            self._plain_percents[msg] = threshold
+        return threshold
+
+    def _stdlog_careful(self, item: tuple[Any, ...]) -> Record:
         _, rec, parent = item
         message = _stdlib_message(rec)
         fields = rec.__dict__
@@ -346,12 +425,9 @@ class Encoder:
             else {k: v for k, v in fields.items() if k not in _LOGRECORD_FIELDS}
         )
         exc = rec.exc_info[1] if rec.exc_info else None
-        code = self._places.get((rec.pathname, rec.lineno, rec.funcName))
-        if code is None:
-            code = self._code_at(rec.pathname, rec.lineno, rec.funcName or "?")
         return self._log_record(
             int(rec.created * 1e9),
-            code,
+            self._code_at(rec.pathname, rec.lineno, rec.funcName or "?"),
             rec.name,
             rec.levelname,
             message,
@@ -458,6 +534,22 @@ class Encoder:
             on_behalf_of = parent.on_behalf_of
             record.on_behalf_of = _label(on_behalf_of) if on_behalf_of is not None else None
         return record
+
+
+def _scrub_threshold(literal: str, numeric: bool) -> int:
+    """The length from which a message made of ``literal`` text and numbers must be scrubbed.
+
+    Rendered with numbers, bools and None only (all the fused paths take), a message holds what its
+    literal text holds plus ``-0123456789.e+`` (hex digits and ``x``/``o``/``b`` with such specs) and
+    the letters of True/False/None. When the literal text has none of what ``Scrubber.scrub_text``
+    looks for (``=``, ``:``, ``@``, ``/``, ``-----``, the "arer" of "bearer") and every field has a
+    plain numeric spec (``numeric``), only a card number could appear, and that takes ``_CARD_MIN``
+    digits: a message shorter than the literal's non-digits plus that cannot hold one. Any other
+    message is always scrubbed (threshold 0).
+    """
+    if not numeric or any(hint in literal for hint in _SCRUB_HINTS) or "arer" in literal.lower():
+        return 0
+    return _CARD_MIN + len(literal) - sum(c in _ASCII_DIGITS for c in literal)
 
 
 def _field_root(field: str) -> str:
