@@ -246,11 +246,12 @@ def _start(zoom: ZoomSpan, start_time: int | None) -> None:
         node.open_spans[zoom.span_id] = zoom
     # As in ``Span.__enter__``: the CPU clock is read within the wall-clock interval.
     zoom.start_ns = start_time if start_time is not None else _time()
-    zoom._cpu_start = None if _running_loop() is not None or start_time is not None else _thread_time()
+    cpu = node is not None and node.span_cpu and start_time is None and _running_loop() is None
+    zoom._cpu_start = _thread_time() if cpu else None
 
 
 def _finish(zoom: ZoomSpan, end_time: int | None) -> None:
-    cpu_end = _thread_time() if end_time is None else 0
+    cpu_end = _thread_time() if end_time is None and zoom._cpu_start is not None else 0
     zoom.end_ns = end_time if end_time is not None else _time()
     if zoom._cpu_start is not None and threading.get_ident() == zoom._thread_ident and end_time is None:
         zoom.cpu_ns = cpu_time(zoom._cpu_start, cpu_end, zoom.end_ns - zoom.start_ns)

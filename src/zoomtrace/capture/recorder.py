@@ -38,6 +38,9 @@ class Recorder(Protocol):
 
     @property
     def scrubber(self) -> SecretKeys | None: ...
+    @property
+    def span_cpu(self) -> bool:
+        """Whether spans record their thread CPU time (``cpu_ns``)."""
 
     def flush(self, timeout: float = 5.0) -> bool: ...
 

@@ -132,21 +132,19 @@ class Span:
         # The two clocks are read last, wall clock first, and read back first, CPU clock first
         # (see ``__exit__``): the CPU time is measured within the wall time, not around it.
         self.start_ns = _time()
-        # CPU time is only meaningful for synchronous code: other tasks run while a coroutine awaits.
-        self._cpu_start = None if _running_loop() is not None else _thread_time()
+        # CPU time only when asked for (``init(span_cpu=True)``: a system call at each end), and only for
+        # synchronous code: other tasks run while a coroutine awaits.
+        self._cpu_start = _thread_time() if node is not None and node.span_cpu and _running_loop() is None else None
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        cpu_end = _thread_time()
-        end = self.end_ns = _time()
         cpu_start = self._cpu_start
+        cpu_end = _thread_time() if cpu_start is not None else 0
+        end = self.end_ns = _time()
         if cpu_start is not None and _get_ident() == self._thread_ident:
-            # cpu_time(), inlined: at most the wall time.
-            cpu = cpu_end - cpu_start
-            wall = end - self.start_ns
-            self.cpu_ns = wall if cpu > wall >= 0 else cpu
+            self.cpu_ns = cpu_time(cpu_start, cpu_end, end - self.start_ns)
         if exc is not None:
             self.status = "error"
             self.error = exc
@@ -181,7 +179,10 @@ def _no_loop_yet() -> Any:
     (bound in the package only after ``asyncio.events`` is complete) replaces this one.
     """
     global _running_loop
-    get = getattr(_modules.get("asyncio"), "_get_running_loop", None)
+    asyncio = _modules.get("asyncio")
+    if asyncio is None:  # the usual answer until then, without a getattr
+        return None
+    get = getattr(asyncio, "_get_running_loop", None)
     if get is None:
         return None
     _running_loop = get
