@@ -226,6 +226,18 @@ def test_logging_records_with_extra_or_an_exception_take_the_careful_path() -> N
     assert record is not None and record.attrs == {"user_password": SCRUBBED}
 
 
+def test_code_objects_made_and_dropped_keep_their_own_code_records() -> None:
+    """The line cache is keyed by ``id(code)``: a code object dropped by the program must not hand its
+    cached ``Code`` to a new one that gets its address."""
+    enc = encoder()
+    for i in range(200):
+        namespace: dict[str, Any] = {}
+        exec(compile(f"def f{i}():\n    pass\n", "<generated>", "exec"), namespace)
+        code = namespace[f"f{i}"].__code__
+        del namespace
+        assert enc.code(code, 2).function == f"f{i}"
+
+
 # -- record ids -----------------------------------------------------------------------------------
 
 

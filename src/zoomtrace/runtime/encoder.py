@@ -65,7 +65,10 @@ class Encoder:
         self.scrubber = scrubber
         self.limits = limits
         # Code structs are immutable once built, so records share them.
-        self._lines: dict[tuple[CodeType, int], Code] = {}
+        #: By ``(id(code), line)``: hashing a code object hashes its bytecode's constants, every time.
+        self._lines: dict[tuple[int, int], Code] = {}
+        #: The code objects ``_lines`` names, kept alive so that no other object can take their ids.
+        self._code_objects: dict[int, CodeType] = {}
         self._places: dict[tuple[str, int, str], Code] = {}
         self._templates: dict[str, str] = {}
         #: Per template: whether it is *plain* (already clean, no field whose value the scrubber would
@@ -125,10 +128,11 @@ class Encoder:
 
     def code(self, code: CodeType, line: int) -> Code:
         """``Code`` for a line of a code object; cached, since a program has finitely many lines."""
-        cached = self._lines.get((code, line))
+        cached = self._lines.get((id(code), line))
         if cached is None:
             loc = self._where(code.co_filename)
-            cached = self._lines[(code, line)] = Code(loc.file, line, code.co_qualname, loc.commit, loc.dirty)
+            cached = self._lines[(id(code), line)] = Code(loc.file, line, code.co_qualname, loc.commit, loc.dirty)
+            self._code_objects[id(code)] = code
         return cached
 
     def _code_at(self, filename: str, line: int, function: str) -> Code:
@@ -249,7 +253,7 @@ class Encoder:
                 return self._log_careful(item)
         else:
             message = template
-        lines = self._lines.get((code, line))
+        lines = self._lines.get((id(code), line))
         if lines is None:
             lines = self.code(code, line)
         scrubber = self.scrubber
@@ -447,7 +451,7 @@ class Encoder:
         return self._span(item[1])
 
     def _span(self, span: Span) -> Record:
-        code = self._lines.get((span.code, span.line))
+        code = self._lines.get((id(span.code), span.line))
         if code is None:
             code = self.code(span.code, span.line)
         links = span.links

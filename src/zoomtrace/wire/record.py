@@ -116,7 +116,7 @@ def uuid7(ts_ns: int | None = None) -> str:
     cached = _prefix
     if cached[0] != ms or cached[1] != high:
         cached = _set_prefix(ms, high)
-    return f"{cached[2]}{r & 0xFFFFFFFFFFFF:012x}"
+    return cached[2] + (r & 0xFFFFFFFFFFFF).to_bytes(6).hex()  # half the cost of f"{n:012x}"
 
 
 def _set_prefix(ms: int, high: int) -> tuple[int, int, str]:
