@@ -13,6 +13,7 @@ import re
 import sys
 import threading
 import time
+from types import CodeType
 from typing import Any
 
 import msgspec
@@ -30,7 +31,15 @@ from zoomtrace.wire.record import Record, uuid7
 
 UUID7 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 PARENT = SpanContext("ab" * 16, "cd" * 8, 1, (), (), "tenant-1", True)
-CODE = sys._getframe().f_code
+
+
+def call_site() -> tuple[CodeType, int, int]:
+    """The caller's code, instruction offset and line, as ``zt.log`` takes them."""
+    f = sys._getframe(1)
+    return f.f_code, f.f_lasti, f.f_lineno
+
+
+CODE, OFFSET, LINE = call_site()
 
 
 def encoder(scrubber: Scrubber | None = None, limits: Limits | None = None) -> Encoder:
@@ -38,7 +47,7 @@ def encoder(scrubber: Scrubber | None = None, limits: Limits | None = None) -> E
 
 
 def log_item(template: Any, attrs: dict[str, Any], parent: Any = PARENT, exc: Any = None) -> tuple[Any, ...]:
-    return (items.LOG, 1_700_000_000_000_000_000, CODE, 7, "app.orders", "INFO", template, attrs, parent, exc)
+    return (items.LOG, 1_700_000_000_000_000_000, CODE, OFFSET, "app.orders", "INFO", template, attrs, parent, exc)
 
 
 def without_id(record: Record | None) -> Record:
@@ -126,7 +135,16 @@ def test_plain_records_keep_parent_template_and_attrs_as_the_careful_path_does()
         {"amount": 12.5, "order": 7},
     )
     assert (record.trace_id, record.span_id, record.on_behalf_of) == (PARENT.trace_id, PARENT.span_id, "tenant-1")
-    assert record.code is not None and (record.code.line, record.code.function) == (7, CODE.co_qualname)
+    assert record.code is not None and (record.code.line, record.code.function) == (LINE, CODE.co_qualname)
+
+
+def test_a_log_call_site_is_its_line_however_far_into_a_long_function() -> None:
+    enc = encoder()
+    namespace: dict[str, Any] = {"call_site": call_site}
+    body = "".join(f"    x{i} = {i}\n" for i in range(500))
+    exec(compile(f"def long():\n{body}    return call_site()\n", "<long>", "exec"), namespace)
+    code, offset, line = namespace["long"]()
+    assert line == 502 and enc.code_at_offset(code, offset).line == 502
 
 
 def test_what_the_fused_path_leaves_to_the_careful_one_is_still_scrubbed_and_sanitised() -> None:

@@ -3,7 +3,8 @@
 Tuples are the cheapest thing to build on the hot path; the worker turns them
 into records (``zoomtrace.runtime.encoder``). Layouts:
 
-- ``(LOG, ts_ns, code, line, logger, level, template, attrs, parent, exc)``
+- ``(LOG, ts_ns, code, offset, logger, level, template, attrs, parent, exc)`` (``offset``: the frame's
+  ``f_lasti``, made a line number on the worker)
 - ``(STDLOG, logging.LogRecord, parent)``
 - ``(FOREIGN, ts_ns, filename, line, function, logger, level, message, attrs, parent, exc)`` (a log
   line rendered by another library: structlog, loguru)

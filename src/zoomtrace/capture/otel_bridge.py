@@ -97,8 +97,9 @@ def instrumented_packages(scope: str) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-def _caller(extra: tuple[str, ...] = ()) -> tuple[CodeType, int]:
-    """The first frame outside OpenTelemetry and its instrumentation: the code that asked for the span."""
+def _caller(extra: tuple[str, ...] = (), *, offset: bool = False) -> tuple[CodeType, int]:
+    """The first frame outside OpenTelemetry and its instrumentation: the code that asked for the span,
+    and the line (with ``offset``, the instruction offset that ``LOG`` items carry)."""
     packages = _LIBRARY + extra
     cache = _skip_codes.get(extra)
     if cache is None:
@@ -112,9 +113,9 @@ def _caller(extra: tuple[str, ...] = ()) -> tuple[CodeType, int]:
             name = frame.f_globals.get("__name__") or ""
             skip = cache[code] = any(name == p or name.startswith(p + ".") for p in packages)
         if not skip:
-            return code, frame.f_lineno
+            return code, frame.f_lasti if offset else frame.f_lineno
         frame = frame.f_back
-    return first.f_code, first.f_lineno
+    return first.f_code, first.f_lasti if offset else first.f_lineno
 
 
 # -- Zoom <-> OpenTelemetry span contexts -----------------------------------------------------
@@ -268,11 +269,11 @@ def _log(
     node = recorder.active
     if node is None:
         return
-    code, line = _caller()
+    code, at = _caller(offset=True)
     template = name.replace("{", "{{").replace("}", "}}")
     level = "ERROR" if exc is not None or name == "exception" else "INFO"
     ts = timestamp if timestamp is not None else _time()
-    node.pipeline.put((items.LOG, ts, code, line, name, level, template, dict(attributes or {}), zoom, exc))
+    node.pipeline.put((items.LOG, ts, code, at, name, level, template, dict(attributes or {}), zoom, exc))
 
 
 class _BridgeSpan(trace.Span):

@@ -69,6 +69,8 @@ class Encoder:
         self._lines: dict[tuple[int, int], Code] = {}
         #: The code objects ``_lines`` names, kept alive so that no other object can take their ids.
         self._code_objects: dict[int, CodeType] = {}
+        #: ``Code`` by ``(id(code), instruction offset)``: where ``zt.log`` was called (``_log``).
+        self._offsets: dict[tuple[int, int], Code] = {}
         self._places: dict[tuple[str, int, str], Code] = {}
         self._templates: dict[str, str] = {}
         #: Per template: whether it is *plain* (already clean, no field whose value the scrubber would
@@ -133,6 +135,13 @@ class Encoder:
             loc = self._where(code.co_filename)
             cached = self._lines[(id(code), line)] = Code(loc.file, line, code.co_qualname, loc.commit, loc.dirty)
             self._code_objects[id(code)] = code
+        return cached
+
+    def code_at_offset(self, code: CodeType, offset: int) -> Code:
+        """``Code`` for an instruction of a code object (a frame's ``f_lasti``); cached like ``code``."""
+        cached = self._offsets.get((id(code), offset))
+        if cached is None:
+            cached = self._offsets[(id(code), offset)] = self.code(code, _line_at(code, offset))
         return cached
 
     def _code_at(self, filename: str, line: int, function: str) -> Code:
@@ -222,7 +231,7 @@ class Encoder:
         """A ``zt.log`` line. The common case -- a plain template (``_plain_template``), attributes
         that are numbers, bools or None under plain keys, no exception -- is built here in one pass;
         the rest (strings and containers in attrs, sensitive keys, exceptions) by ``_log_careful``."""
-        _, ts, code, line, logger, level, template, attrs, parent, exc = item
+        _, ts, code, offset, logger, level, template, attrs, parent, exc = item
         if type(template) is not str or exc is not None:
             return self._log_careful(item)
         scrub_from = self._plain_templates.get(template)
@@ -253,9 +262,9 @@ class Encoder:
                 return self._log_careful(item)
         else:
             message = template
-        lines = self._lines.get((id(code), line))
+        lines = self._offsets.get((id(code), offset))
         if lines is None:
-            lines = self.code(code, line)
+            lines = self.code_at_offset(code, offset)
         scrubber = self.scrubber
         if scrubber is not None and len(message) >= scrub_from:
             message = scrubber.scrub_text(message)  # numbers can make a card number, say
@@ -321,10 +330,11 @@ class Encoder:
         return True
 
     def _log_careful(self, item: tuple[Any, ...]) -> Record:
-        _, ts, code, line, logger, level, template, attrs, parent, exc = item
+        _, ts, code, offset, logger, level, template, attrs, parent, exc = item
+        where = self.code_at_offset(code, offset)
         if type(template) is not str:  # zt.log.info(obj): the object's text is the message
             message = sanitize_message(template, self.limits)
-            return self._log_record(ts, self.code(code, line), logger, level, message, None, attrs, exc, parent)
+            return self._log_record(ts, where, logger, level, message, None, attrs, exc, parent)
         if attrs and self.scrubber is not None:
             # "login {pw}", "token={t}": the values a message would show as secrets go before it is rendered.
             attrs = self.scrubber.scrub_args(template, attrs)
@@ -332,9 +342,7 @@ class Encoder:
             message = template.format(**attrs) if attrs else template
         except Exception:  # a template that does not fit its attrs still gets recorded
             message = f"{template} [unformattable with {sorted(attrs)}]"
-        return self._log_record(
-            ts, self.code(code, line), logger, level, message, template if attrs else None, attrs, exc, parent
-        )
+        return self._log_record(ts, where, logger, level, message, template if attrs else None, attrs, exc, parent)
 
     def _stdlog(self, item: tuple[Any, ...]) -> Record:
         """A ``logging`` record. The common case -- a plain ``%`` template (``_plain_percent``), numbers,
@@ -554,6 +562,14 @@ def _scrub_threshold(literal: str, numeric: bool) -> int:
     if not numeric or any(hint in literal for hint in _SCRUB_HINTS) or "arer" in literal.lower():
         return 0
     return _CARD_MIN + len(literal) - sum(c in _ASCII_DIGITS for c in literal)
+
+
+def _line_at(code: CodeType, offset: int) -> int:
+    """The line of the instruction at ``offset`` (bytes, as ``frame.f_lasti``), as ``frame.f_lineno`` gives it."""
+    for start, end, line in code.co_lines():
+        if start <= offset < end:
+            return line if line is not None else code.co_firstlineno
+    return code.co_firstlineno
 
 
 def _field_root(field: str) -> str:
