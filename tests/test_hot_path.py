@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from zoomtrace.capture import items
 from zoomtrace.capture.context import SpanContext
+from zoomtrace.capture.span import Span
 from zoomtrace.runtime.encoder import Encoder
 from zoomtrace.runtime.provenance import Provenance
 from zoomtrace.runtime.sanitize import Limits
@@ -65,7 +66,14 @@ LITERALS = st.sampled_from(
     ["charged ", " for ", "token=", "password: ", "https://u:", "@host", "-----BEGIN ", "be", "arer ", " 4111 ", "x"]
 )
 FIELDS = st.sampled_from(["{a}", "{b}", "{a!r}", "{b:>20}", "{a:,}", "{a:=^30}", "{b:09.2f}", "{pw}", "{token}"])
+TEXT = st.one_of(
+    st.sampled_from(
+        ["GET", "u1", "eu-west-1", "https://u:pw@h/", "Bearer abc.def", "4111 1111 1111 1111", "é", "x" * 200]
+    ),
+    st.text(max_size=12),
+)
 VALUES = st.one_of(
+    TEXT,
     st.integers(min_value=-(2**63), max_value=2**64 - 1),
     st.sampled_from([4111111111111111, 4111_1111_1111_1111_0, 5500005555555559, 12, 0]),
     st.floats(allow_nan=False, allow_infinity=False),
@@ -114,6 +122,17 @@ TRICKY = [
 def test_templates_near_a_secret_give_the_careful_paths_record(template: str, a: Any, b: Any) -> None:
     fused, careful = both_paths(encoder(), log_item(template, {"a": a, "b": b}))
     assert fused == careful
+
+
+@settings(max_examples=300, deadline=None)
+@given(attrs=st.dictionaries(st.sampled_from(["user", "order_id", "api_key", "token_count", "é", "x" * 9000]), VALUES))
+def test_attributes_the_fused_paths_keep_are_those_the_careful_path_keeps(attrs: dict[str, Any]) -> None:
+    enc = encoder(limits=Limits(max_attr_value=100))
+    if enc._plain_attrs(attrs):
+        assert enc._attrs(attrs) is attrs
+    span = Span("work", attrs, PARENT, (), None, CODE, LINE)
+    span.start_ns, span.end_ns = 1, 2
+    assert without_id(enc(span)).attrs == enc._attrs(attrs)
 
 
 def test_a_card_number_made_by_a_number_is_scrubbed_from_the_message() -> None:

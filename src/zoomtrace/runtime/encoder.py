@@ -46,6 +46,11 @@ _FORMATTER: Final = string.Formatter()
 _NUMERIC_SPEC: Final = frozenset("0123456789.,_+- #eEfFgGdoxXb%")
 _PLAIN_CONVERSIONS: Final = (None, "r", "s", "a")
 _ASCII_DIGITS: Final = frozenset("0123456789")
+#: What ``Encoder._plain_attrs`` finds: numbers, bools and None only; or clean text as well.
+_NUMBERS: Final = 1
+_WITH_TEXT: Final = 2
+#: Longer attribute values are not remembered as clean (nor taken by the fused paths).
+_CLEAN_STRING_MAX: Final = 128
 #: A ``%`` conversion of a ``logging`` message (its conversion character is the group); ``%%`` is not one.
 _PERCENT_SPEC: Final = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(?:\*|\d+)?(?:\.(?:\*|\d*))?[hlL]?([diouxXeEfFgGcrsa])")
 #: The ``%`` conversions that render a number as digits, signs, points and exponents (not ``%c``).
@@ -79,6 +84,8 @@ class Encoder:
         #: Attribute keys that are short ASCII ``str`` and not sensitive: their numbers, bools and None
         #: are recorded as they are (``sanitize_attrs`` and ``Scrubber.scrub_attrs`` would keep them).
         self._plain_keys: set[str] = set()
+        #: Attribute values that are short ASCII text free of secrets (``_clean_string``).
+        self._clean_strings: set[str] = set()
         #: As ``_plain_templates``, for ``logging``'s ``%`` templates.
         self._plain_percents: dict[str, int] = {}
         self._snapshotted: set[str] = set()
@@ -228,9 +235,10 @@ class Encoder:
         )
 
     def _log(self, item: tuple[Any, ...]) -> Record:
-        """A ``zt.log`` line. The common case -- a plain template (``_plain_template``), attributes
-        that are numbers, bools or None under plain keys, no exception -- is built here in one pass;
-        the rest (strings and containers in attrs, sensitive keys, exceptions) by ``_log_careful``."""
+        """A ``zt.log`` line. The common case -- a plain template (``_plain_template``), plain attributes
+        (``_plain_attrs``: numbers, bools, None, short clean text under plain keys), no exception -- is
+        built here in one pass; the rest (containers, long or secret text, sensitive keys, exceptions)
+        by ``_log_careful``."""
         _, ts, code, offset, logger, level, template, attrs, parent, exc = item
         if type(template) is not str or exc is not None:
             return self._log_careful(item)
@@ -240,20 +248,11 @@ class Encoder:
         if scrub_from < 0:
             return self._log_careful(item)
         if attrs:
-            if len(attrs) > self.limits.max_items:
+            kind = self._plain_attrs(attrs)
+            if not kind:
                 return self._log_careful(item)
-            keys = self._plain_keys
-            for k, v in attrs.items():
-                cls = type(v)
-                if not (
-                    (cls is int and _INT_MIN <= v <= _INT_MAX)
-                    or (cls is float and v - v == 0.0)  # not nan or inf
-                    or cls is bool
-                    or v is None
-                ):
-                    return self._log_careful(item)
-                if k not in keys and not self._plain_key(k):
-                    return self._log_careful(item)
+            if kind == _WITH_TEXT:
+                scrub_from = 0  # text in the message: it is scrubbed whatever its length
             try:
                 message = template.format(**attrs)
             except Exception:  # a template that does not fit its attrs: the careful path says so
@@ -318,6 +317,47 @@ class Encoder:
         if len(self._plain_templates) < MAX_CACHED_TEMPLATES:
             self._plain_templates[template] = threshold
         return threshold
+
+    def _plain_attrs(self, attrs: dict[str, Any]) -> int:
+        """How ``attrs`` may skip ``sanitize_attrs`` and ``Scrubber.scrub_attrs``, which would return it
+        as it is: 0 when it may not, ``_NUMBERS`` when it holds only numbers, bools and None under plain
+        keys, ``_WITH_TEXT`` when it also holds short strings known to be free of secrets."""
+        if len(attrs) > self.limits.max_items:
+            return 0
+        keys = self._plain_keys
+        strings = self._clean_strings
+        kind = _NUMBERS
+        try:
+            for k, v in attrs.items():
+                cls = type(v)
+                if cls is str:
+                    if v not in strings and not self._clean_string(v):
+                        return 0
+                    kind = _WITH_TEXT
+                elif not (
+                    (cls is int and _INT_MIN <= v <= _INT_MAX)
+                    or (cls is float and v - v == 0.0)  # not nan or inf
+                    or cls is bool
+                    or v is None
+                ):
+                    return 0
+                if k not in keys and not self._plain_key(k):
+                    return 0
+        except RuntimeError:  # changed size during iteration: another thread still writes to it
+            return 0
+        return kind
+
+    def _clean_string(self, value: str) -> bool:
+        """Short ASCII text that scrubbing leaves as it is (card numbers included); remembered when so."""
+        if len(value) > _CLEAN_STRING_MAX or len(value) > self.limits.max_attr_value or not value.isascii():
+            return False
+        scrubber = self.scrubber
+        if scrubber is not None and scrubber.scrub_values and scrubber.scrub_text(value) is not value:
+            return False
+        if len(self._clean_strings) >= MAX_CACHED_TEMPLATES:  # values made from data must not grow it forever
+            self._clean_strings.clear()
+        self._clean_strings.add(value)
+        return True
 
     def _plain_key(self, key: object) -> bool:
         """A short ASCII ``str`` the scrubber does not take for a secret's name; remembered when so."""
@@ -463,6 +503,7 @@ class Encoder:
         if code is None:
             code = self.code(span.code, span.line)
         links = span.links
+        attrs = span.attrs
         on_behalf_of = span.on_behalf_of
         error = span.error
         return Record(
@@ -478,7 +519,7 @@ class Encoder:
             links=[Link(t, s) for t, s in links] if links else [],
             on_behalf_of=_label(on_behalf_of) if on_behalf_of is not None else None,
             code=code,
-            attrs=self._attrs(span.attrs),
+            attrs=attrs if not attrs or self._plain_attrs(attrs) else self._attrs(attrs),
             status=span.status,
             error=self.error(error) if error is not None else None,
             cpu_ns=span.cpu_ns,
