@@ -386,8 +386,8 @@ class Encoder:
 
     def _stdlog(self, item: tuple[Any, ...]) -> Record:
         """A ``logging`` record. The common case -- a plain ``%`` template (``_plain_percent``), numbers,
-        bools or None as arguments, no ``extra=`` and no exception -- is built here in one pass; the rest
-        by ``_stdlog_careful``."""
+        bools, None or ASCII text as arguments, no ``extra=`` and no exception -- is built here in one
+        pass; the rest by ``_stdlog_careful``."""
         _, rec, parent = item
         msg, args = rec.msg, rec.args
         if (
@@ -405,7 +405,9 @@ class Encoder:
         if args:
             for v in args:
                 cls = type(v)
-                if not (
+                if cls is str and v.isascii():
+                    scrub_from = 0  # text in the message: it is scrubbed whatever its length
+                elif not (
                     (cls is int and _INT_MIN <= v <= _INT_MAX)
                     or (cls is float and v - v == 0.0)  # not nan or inf
                     or cls is bool
