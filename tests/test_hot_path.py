@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from zoomtrace.capture import items
 from zoomtrace.capture.context import SpanContext
 from zoomtrace.capture.span import Span
-from zoomtrace.runtime.encoder import Encoder
+from zoomtrace.runtime.encoder import MAX_CACHED_TEMPLATES, Encoder
 from zoomtrace.runtime.provenance import Provenance
 from zoomtrace.runtime.sanitize import Limits
 from zoomtrace.runtime.scrub import SCRUBBED, Scrubber
@@ -183,6 +183,15 @@ def test_what_the_fused_path_leaves_to_the_careful_one_is_still_scrubbed_and_san
         assert fused == careful, template
     secret = enc(log_item("login {password}", {"password": 1234}))
     assert secret is not None and secret.attrs == {"password": SCRUBBED} and "1234" not in (secret.message or "")
+
+
+def test_templates_made_from_data_fill_the_cache_once_and_then_take_the_careful_path() -> None:
+    enc = encoder()
+    for i in range(MAX_CACHED_TEMPLATES + 10):
+        enc(log_item(f"order {i} charged {{amount}}", {"amount": 12.5}))
+    assert len(enc._plain_templates) == MAX_CACHED_TEMPLATES
+    fused, careful = both_paths(enc, log_item("paid {n} late", {"n": 4111111111111111}))
+    assert fused == careful and "4111111111111111" not in (fused.message or "")
 
 
 def test_no_scrubber_and_no_parent() -> None:

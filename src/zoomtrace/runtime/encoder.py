@@ -78,11 +78,11 @@ class Encoder:
         self._offsets: dict[tuple[int, int], Code] = {}
         self._places: dict[tuple[str, int, str], Code] = {}
         self._templates: dict[str, str] = {}
-        #: Per template: whether it is *plain* (already clean, no field whose value the scrubber would
-        #: hide from the message), so that a record of it with plain attributes takes the fused path.
+        #: Per template: -1 when its records take the careful path, else the message length from which
+        #: their message is still scrubbed (``_plain_template``).
         self._plain_templates: dict[str, int] = {}
-        #: Attribute keys that are short ASCII ``str`` and not sensitive: their numbers, bools and None
-        #: are recorded as they are (``sanitize_attrs`` and ``Scrubber.scrub_attrs`` would keep them).
+        #: Attribute keys that are short ASCII ``str`` and not sensitive: their numbers, bools, None and
+        #: clean text are recorded as they are (``sanitize_attrs`` and ``Scrubber.scrub_attrs`` keep them).
         self._plain_keys: set[str] = set()
         #: Attribute values that are short ASCII text free of secrets (``_clean_string``).
         self._clean_strings: set[str] = set()
@@ -296,7 +296,11 @@ class Encoder:
         Plain: the template fits the message limit, scrubbing leaves it as it is and none of its fields
         is one whose value the scrubber would hide (``"login {pw}"``, ``"token={t}"``; asked with a probe
         value for every field, ``scrub_args`` returns the probe itself). The threshold: ``_scrub_threshold``.
+        Once ``MAX_CACHED_TEMPLATES`` are known, new ones are not looked at (-1): templates made from data
+        (an f-string passed as the template) would have each record pay for the analysis.
         """
+        if len(self._plain_templates) >= MAX_CACHED_TEMPLATES:
+            return -1
         plain = len(template) <= self.limits.max_message and self._template(template) is template
         threshold = 0 if plain else -1
         if plain and self.scrubber is not None:
@@ -314,8 +318,7 @@ class Encoder:
                         for _, field, spec, conversion in parsed
                     )
                     threshold = _scrub_threshold("".join(text for text, _, _, _ in parsed), numeric)
-        if len(self._plain_templates) < MAX_CACHED_TEMPLATES:
-            self._plain_templates[template] = threshold
+        self._plain_templates[template] = threshold
         return threshold
 
     def _plain_attrs(self, attrs: dict[str, Any]) -> int:
@@ -454,6 +457,8 @@ class Encoder:
     def _plain_percent(self, msg: str) -> int:
         """``_plain_template`` for a ``logging`` (``%``) template: -1 when its records take the careful
         path, else the message length from which the message is scrubbed (``_scrub_threshold``)."""
+        if len(self._plain_percents) >= MAX_CACHED_TEMPLATES:  # as in ``_plain_template``
+            return -1
         threshold = -1
         if len(msg) <= self.limits.max_message and self._template(msg) is msg:
             threshold = 0
@@ -465,8 +470,7 @@ class Encoder:
                     c in _PERCENT_NUMERIC for part in parts for c in _PERCENT_SPEC.findall(part)
                 )
                 threshold = _scrub_threshold("%".join(pieces), numeric)
-        if len(self._plain_percents) < MAX_CACHED_TEMPLATES:
-            self._plain_percents[msg] = threshold
+        self._plain_percents[msg] = threshold
         return threshold
 
     def _stdlog_careful(self, item: tuple[Any, ...]) -> Record:
