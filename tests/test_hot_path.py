@@ -296,7 +296,8 @@ def test_record_ids_are_uuid7_strings_with_the_time_in_front() -> None:
     ids = [uuid7(ts) for _ in range(1000)]
     assert all(UUID7.fullmatch(i) for i in ids)
     assert int(ids[0].replace("-", "")[:12], 16) == ts // 1_000_000
-    assert len(set(ids)) == 1000 and ids == sorted(ids)  # distinct and increasing within a millisecond
+    assert len(set(ids)) == 1000
+    assert len({i[:-6] for i in ids}) == 1000  # the start of an id names it (``zoomtrace lineage`` takes it)
     assert uuid7(ts + 1_000_000) > ids[-1] > uuid7(ts - 1_000_000)
 
 
