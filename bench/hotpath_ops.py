@@ -180,7 +180,7 @@ def main() -> int:
         f = frame_here()
         parent = zt.span("parent")
         attrs = {"amount": 12.5, "order": 7}
-        log_item = (zitems.LOG, time.time_ns(), f.f_code, f.f_lineno, "app", "INFO", TEMPLATE, attrs, parent, None)
+        log_item = (zitems.LOG, time.time_ns(), f.f_code, f.f_lasti, "app", "INFO", TEMPLATE, attrs, parent, None)
         row(
             "worker",
             "encode one log item, whole (encoder.py _log via node.encoder)",

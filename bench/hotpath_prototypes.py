@@ -140,7 +140,7 @@ def main() -> int:
         f = frame_here()
         parent = zt.span("parent")
         attrs = {"amount": 12.5, "order": 7}
-        log_item = (zitems.LOG, time.time_ns(), f.f_code, f.f_lineno, "app", "INFO", TEMPLATE, attrs, parent, None)
+        log_item = (zitems.LOG, time.time_ns(), f.f_code, f.f_lasti, "app", "INFO", TEMPLATE, attrs, parent, None)
         a, b = node._encode(log_item), encode_log(log_item)
         a.id = b.id = "x"
         assert msgspec.msgpack.encode(a) == msgspec.msgpack.encode(b), (a, b)

@@ -194,7 +194,7 @@ def test_keywords_win_over_the_mapping(recorded: Callable[[], list[dict[str, Any
 CPU_TIME = """
 import json, sys, zoomtrace as zt
 
-zt.init("cpu", env="test", home=sys.argv[1], sink="file://" + sys.argv[1] + "/out.jsonl")
+zt.init("cpu", env="test", home=sys.argv[1], sink="file://" + sys.argv[1] + "/out.jsonl", span_cpu=True)
 with zt.span("before asyncio"):
     sum(range(1000))
 assert "asyncio" not in sys.modules
@@ -226,7 +226,9 @@ CPU_WITHIN_WALL = """
 import json, sys, threading, time, zoomtrace as zt
 from opentelemetry import trace
 
-zt.init("cpu", env="test", home=sys.argv[1], sink="file://" + sys.argv[1] + "/out.jsonl", opentelemetry=True)
+zt.init(
+    "cpu", env="test", home=sys.argv[1], sink="file://" + sys.argv[1] + "/out.jsonl", opentelemetry=True, span_cpu=True
+)
 tracer = trace.get_tracer("test")
 
 @zt.traced
@@ -260,6 +262,29 @@ zt.shutdown()
 spans = [json.loads(line) for line in open(sys.argv[1] + "/out.jsonl")]
 print(json.dumps([[s["type"], s["ts_ns"], s["end_ns"], s.get("cpu_ns")] for s in spans if s["kind"] == "span"]))
 """
+
+
+NO_CPU_TIME = """
+import json, sys, zoomtrace as zt
+from opentelemetry import trace
+
+zt.init("cpu", env="test", home=sys.argv[1], sink="file://" + sys.argv[1] + "/out.jsonl", opentelemetry=True)
+with zt.span("zoom"):
+    sum(range(1000))
+with trace.get_tracer("test").start_as_current_span("otel"):
+    sum(range(1000))
+zt.shutdown()
+spans = [json.loads(line) for line in open(sys.argv[1] + "/out.jsonl")]
+print(json.dumps({s["type"]: s.get("cpu_ns") for s in spans if s["kind"] == "span"}))
+"""
+
+
+def test_spans_record_cpu_time_only_when_asked_to(tmp_path: Path) -> None:
+    """Two system calls per span (about 0.6 µs): ``init(span_cpu=True)`` turns them on (issue 13)."""
+    out = subprocess.run(
+        [sys.executable, "-c", NO_CPU_TIME, str(tmp_path)], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert json.loads(out.stdout) == {"zoom": None, "otel": None}
 
 
 def test_span_cpu_time_is_within_its_wall_time(tmp_path: Path) -> None:

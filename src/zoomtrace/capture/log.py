@@ -33,7 +33,9 @@ class Logger:
     Every method takes a ``str.format`` template filled from the attributes, given as
     keywords (``amount=12.5``) and/or as the ``attrs`` mapping, which is how to record an
     attribute named ``attrs``; keywords win over the mapping on a clash. Each level is
-    written out in full: a shared helper would add a Python call to every log line.
+    written out in full: a shared helper would add a Python call to every log line. The call site is
+    taken as the frame's instruction offset (``f_lasti``, a field read): the worker turns it into a
+    line number once per call site, where ``f_lineno`` would walk the line table on every call.
     """
 
     __slots__ = ("name",)
@@ -50,7 +52,7 @@ class Logger:
             fields = {**attrs, **fields}
         f = _getframe(1)
         name = self.name or f.f_globals.get("__name__")
-        node.pipeline.put((LOG, _time(), f.f_code, f.f_lineno, name, "DEBUG", template, fields, current.get(), None))
+        node.pipeline.put((LOG, _time(), f.f_code, f.f_lasti, name, "DEBUG", template, fields, current.get(), None))
 
     def info(self, template: str, /, *, attrs: Mapping[str, Any] | None = None, **fields: Any) -> None:
         """Record an INFO log line."""
@@ -61,7 +63,7 @@ class Logger:
             fields = {**attrs, **fields}
         f = _getframe(1)
         name = self.name or f.f_globals.get("__name__")
-        node.pipeline.put((LOG, _time(), f.f_code, f.f_lineno, name, "INFO", template, fields, current.get(), None))
+        node.pipeline.put((LOG, _time(), f.f_code, f.f_lasti, name, "INFO", template, fields, current.get(), None))
 
     def warning(self, template: str, /, *, attrs: Mapping[str, Any] | None = None, **fields: Any) -> None:
         """Record a WARNING log line."""
@@ -72,7 +74,7 @@ class Logger:
             fields = {**attrs, **fields}
         f = _getframe(1)
         name = self.name or f.f_globals.get("__name__")
-        node.pipeline.put((LOG, _time(), f.f_code, f.f_lineno, name, "WARNING", template, fields, current.get(), None))
+        node.pipeline.put((LOG, _time(), f.f_code, f.f_lasti, name, "WARNING", template, fields, current.get(), None))
 
     def error(self, template: str, /, *, attrs: Mapping[str, Any] | None = None, **fields: Any) -> None:
         """Record an ERROR log line."""
@@ -83,7 +85,7 @@ class Logger:
             fields = {**attrs, **fields}
         f = _getframe(1)
         name = self.name or f.f_globals.get("__name__")
-        node.pipeline.put((LOG, _time(), f.f_code, f.f_lineno, name, "ERROR", template, fields, current.get(), None))
+        node.pipeline.put((LOG, _time(), f.f_code, f.f_lasti, name, "ERROR", template, fields, current.get(), None))
 
     def critical(self, template: str, /, *, attrs: Mapping[str, Any] | None = None, **fields: Any) -> None:
         """Record a CRITICAL log line."""
@@ -94,7 +96,7 @@ class Logger:
             fields = {**attrs, **fields}
         f = _getframe(1)
         name = self.name or f.f_globals.get("__name__")
-        node.pipeline.put((LOG, _time(), f.f_code, f.f_lineno, name, "CRITICAL", template, fields, current.get(), None))
+        node.pipeline.put((LOG, _time(), f.f_code, f.f_lasti, name, "CRITICAL", template, fields, current.get(), None))
 
     def exception(self, template: str, /, *, attrs: Mapping[str, Any] | None = None, **fields: Any) -> None:
         """Record an ERROR log line with the exception being handled (call it in an ``except`` block)."""
@@ -106,7 +108,7 @@ class Logger:
         f = _getframe(1)
         name = self.name or f.f_globals.get("__name__")
         exc = sys.exc_info()[1]
-        node.pipeline.put((LOG, _time(), f.f_code, f.f_lineno, name, "ERROR", template, fields, current.get(), exc))
+        node.pipeline.put((LOG, _time(), f.f_code, f.f_lasti, name, "ERROR", template, fields, current.get(), exc))
 
 
 def logger(name: str | None = None) -> Logger:

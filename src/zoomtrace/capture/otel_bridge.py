@@ -97,8 +97,9 @@ def instrumented_packages(scope: str) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-def _caller(extra: tuple[str, ...] = ()) -> tuple[CodeType, int]:
-    """The first frame outside OpenTelemetry and its instrumentation: the code that asked for the span."""
+def _caller(extra: tuple[str, ...] = (), *, offset: bool = False) -> tuple[CodeType, int]:
+    """The first frame outside OpenTelemetry and its instrumentation: the code that asked for the span,
+    and the line (with ``offset``, the instruction offset that ``LOG`` items carry)."""
     packages = _LIBRARY + extra
     cache = _skip_codes.get(extra)
     if cache is None:
@@ -112,9 +113,9 @@ def _caller(extra: tuple[str, ...] = ()) -> tuple[CodeType, int]:
             name = frame.f_globals.get("__name__") or ""
             skip = cache[code] = any(name == p or name.startswith(p + ".") for p in packages)
         if not skip:
-            return code, frame.f_lineno
+            return code, frame.f_lasti if offset else frame.f_lineno
         frame = frame.f_back
-    return first.f_code, first.f_lineno
+    return first.f_code, first.f_lasti if offset else first.f_lineno
 
 
 # -- Zoom <-> OpenTelemetry span contexts -----------------------------------------------------
@@ -246,11 +247,12 @@ def _start(zoom: ZoomSpan, start_time: int | None) -> None:
         node.open_spans[zoom.span_id] = zoom
     # As in ``Span.__enter__``: the CPU clock is read within the wall-clock interval.
     zoom.start_ns = start_time if start_time is not None else _time()
-    zoom._cpu_start = None if _running_loop() is not None or start_time is not None else _thread_time()
+    cpu = node is not None and node.span_cpu and start_time is None and _running_loop() is None
+    zoom._cpu_start = _thread_time() if cpu else None
 
 
 def _finish(zoom: ZoomSpan, end_time: int | None) -> None:
-    cpu_end = _thread_time() if end_time is None else 0
+    cpu_end = _thread_time() if end_time is None and zoom._cpu_start is not None else 0
     zoom.end_ns = end_time if end_time is not None else _time()
     if zoom._cpu_start is not None and threading.get_ident() == zoom._thread_ident and end_time is None:
         zoom.cpu_ns = cpu_time(zoom._cpu_start, cpu_end, zoom.end_ns - zoom.start_ns)
@@ -267,11 +269,11 @@ def _log(
     node = recorder.active
     if node is None:
         return
-    code, line = _caller()
+    code, at = _caller(offset=True)
     template = name.replace("{", "{{").replace("}", "}}")
     level = "ERROR" if exc is not None or name == "exception" else "INFO"
     ts = timestamp if timestamp is not None else _time()
-    node.pipeline.put((items.LOG, ts, code, line, name, level, template, dict(attributes or {}), zoom, exc))
+    node.pipeline.put((items.LOG, ts, code, at, name, level, template, dict(attributes or {}), zoom, exc))
 
 
 class _BridgeSpan(trace.Span):
@@ -314,7 +316,8 @@ class _BridgeSpan(trace.Span):
 
     def add_link(self, context: trace.SpanContext, attributes: types.Attributes = None) -> None:
         if self.is_recording() and context.is_valid:
-            self.zoom.links.append((trace.format_trace_id(context.trace_id), trace.format_span_id(context.span_id)))
+            link = (trace.format_trace_id(context.trace_id), trace.format_span_id(context.span_id))
+            self.zoom.links = [*self.zoom.links, link]
 
     def update_name(self, name: str) -> None:
         if self.is_recording():

@@ -14,7 +14,7 @@ LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 
 
 class Queue(Protocol):
-    def put(self, item: tuple[Any, ...]) -> None: ...
+    def put(self, item: Any) -> None: ...
 
 
 class SecretKeys(Protocol):
@@ -38,6 +38,9 @@ class Recorder(Protocol):
 
     @property
     def scrubber(self) -> SecretKeys | None: ...
+    @property
+    def span_cpu(self) -> bool:
+        """Whether spans record their thread CPU time (``cpu_ns``)."""
 
     def flush(self, timeout: float = 5.0) -> bool: ...
 

@@ -11,13 +11,12 @@ import inspect
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import CodeType, TracebackType
 from typing import Any, Final, ParamSpec, TypeVar, overload
 
 from zoomtrace.capture import recorder
 from zoomtrace.capture.context import Position, SpanContext, current
-from zoomtrace.capture.items import SPAN
 from zoomtrace.wire.record import new_span_id, new_trace_id
 
 P = ParamSpec("P")
@@ -27,10 +26,19 @@ _CURRENT: Final[Any] = object()
 _modules = sys.modules
 _thread_time = time.thread_time_ns
 _time = time.time_ns
+_get_ident = threading.get_ident
+#: threading's own table of the threads it knows, by ident (what ``threading.current_thread`` reads).
+_threads: Final[dict[int, threading.Thread]] = threading._active  # type: ignore[attr-defined]
+_set_current = current.set
+_reset_current = current.reset
 
 
 class Span:
-    """An open span; use it as a context manager (``with zt.span("name") as s``)."""
+    """An open span; use it as a context manager (``with zt.span("name") as s``).
+
+    Lean on purpose (a span is two context switches of the caller's thread): the queue gets the
+    ``Span`` itself, the slots set only when they are needed are read with defaults by the worker.
+    """
 
     __slots__ = (
         "_cpu_start",
@@ -61,13 +69,14 @@ class Span:
     span_id: str
     on_behalf_of: str | None
     thread: str
+    _thread_ident: int | None
 
     def __init__(
         self,
         name: str,
         attrs: dict[str, Any],
         parent: Position | None,
-        links: list[tuple[str, str]],
+        links: Sequence[tuple[str, str]],
         on_behalf_of: str | None,
         code: CodeType,
         line: int,
@@ -99,10 +108,11 @@ class Span:
         self.end_ns: int | None = None
         self.cpu_ns: int | None = None
         self.start_ns = 0
-        self._cpu_start: int | None = None
-        self._token: Any = None
-        #: The node running when the span was entered: only that node records it (not a forked child's).
-        self._node: Any = None
+        #: Set by ``__enter__``: the token, the node running then (only that node records the span, not a
+        #: forked child's) and the CPU clock at the start (None in a coroutine).
+        self._token: Any
+        self._node: Any
+        self._cpu_start: int | None
 
     def set(self, /, *, attrs: Mapping[str, Any] | None = None, **fields: Any) -> Span:
         """Add or replace attributes (keywords and/or the ``attrs`` mapping); they are recorded when the span ends."""
@@ -112,32 +122,34 @@ class Span:
         return self
 
     def __enter__(self) -> Span:
-        thread = threading.current_thread()
-        self.thread = thread.name
-        self._thread_ident = thread.ident
-        self._token = current.set(self)
+        ident = self._thread_ident = _get_ident()
+        # threading.current_thread() without its Python call (a thread it never met: the call makes one).
+        self.thread = (_threads.get(ident) or threading.current_thread()).name
+        self._token = _set_current(self)
         node = self._node = recorder.active
         if node is not None:
             node.open_spans[self.span_id] = self
         # The two clocks are read last, wall clock first, and read back first, CPU clock first
         # (see ``__exit__``): the CPU time is measured within the wall time, not around it.
         self.start_ns = _time()
-        # CPU time is only meaningful for synchronous code: other tasks run while a coroutine awaits.
-        self._cpu_start = None if _running_loop() is not None else _thread_time()
+        # CPU time only when asked for (``init(span_cpu=True)``: a system call at each end), and only for
+        # synchronous code: other tasks run while a coroutine awaits.
+        self._cpu_start = _thread_time() if node is not None and node.span_cpu and _running_loop() is None else None
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        cpu_end = _thread_time()
-        self.end_ns = _time()
-        if self._cpu_start is not None and threading.get_ident() == self._thread_ident:
-            self.cpu_ns = cpu_time(self._cpu_start, cpu_end, self.end_ns - self.start_ns)
+        cpu_start = self._cpu_start
+        cpu_end = _thread_time() if cpu_start is not None else 0
+        end = self.end_ns = _time()
+        if cpu_start is not None and _get_ident() == self._thread_ident:
+            self.cpu_ns = cpu_time(cpu_start, cpu_end, end - self.start_ns)
         if exc is not None:
             self.status = "error"
             self.error = exc
         try:
-            current.reset(self._token)
+            _reset_current(self._token)
         except ValueError:  # exited in another context (e.g. a generator finished elsewhere)
             current.set(None)
         node = recorder.active
@@ -146,7 +158,7 @@ class Span:
         # there; nor does a node started after shutdown() record a span the stopped node recorded interrupted.
         if node is not None and (node is self._node or self._node is None):
             node.open_spans.pop(self.span_id, None)
-            node.pipeline.put((SPAN, self))
+            node.pipeline.put(self)
 
 
 def cpu_time(cpu_start: int, cpu_end: int, wall_ns: int) -> int:
@@ -167,7 +179,10 @@ def _no_loop_yet() -> Any:
     (bound in the package only after ``asyncio.events`` is complete) replaces this one.
     """
     global _running_loop
-    get = getattr(_modules.get("asyncio"), "_get_running_loop", None)
+    asyncio = _modules.get("asyncio")
+    if asyncio is None:  # the usual answer until then, without a getattr
+        return None
+    get = getattr(asyncio, "_get_running_loop", None)
     if get is None:
         return None
     _running_loop = get
@@ -177,9 +192,9 @@ def _no_loop_yet() -> Any:
 _running_loop: Callable[[], Any] = _no_loop_yet
 
 
-def _links(follows_from: Span | SpanContext | Iterable[Span | SpanContext] | None) -> list[tuple[str, str]]:
+def _links(follows_from: Span | SpanContext | Iterable[Span | SpanContext] | None) -> Sequence[tuple[str, str]]:
     if follows_from is None:
-        return []
+        return ()
     if isinstance(follows_from, Span | SpanContext):
         return [(follows_from.trace_id, follows_from.span_id)]
     return [(s.trace_id, s.span_id) for s in follows_from]
@@ -237,14 +252,14 @@ def traced(fn_or_name: Any = None, /, *, attrs: Mapping[str, Any] | None = None,
 
             @functools.wraps(fn)
             async def run_async(*args: Any, **kwargs: Any) -> Any:
-                with Span(name, dict(span_attrs), current.get(), [], None, code, line):
+                with Span(name, dict(span_attrs), current.get(), (), None, code, line):
                     return await fn(*args, **kwargs)
 
             return run_async
 
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> Any:
-            with Span(name, dict(span_attrs), current.get(), [], None, code, line):
+            with Span(name, dict(span_attrs), current.get(), (), None, code, line):
                 return fn(*args, **kwargs)
 
         return run

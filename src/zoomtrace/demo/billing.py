@@ -46,5 +46,5 @@ def charge(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
 
 
 if __name__ == "__main__":
-    zt.init("billing", env="demo", group="shop", version="1.4.2")
+    zt.init("billing", env="demo", group="shop", version="1.4.2", span_cpu=True)
     serve({"/charge": charge})

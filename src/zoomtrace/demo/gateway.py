@@ -26,7 +26,7 @@ def carts() -> list[tuple[str, list[str], float, bool]]:
 
 
 def main() -> None:
-    zt.init("gateway", env="demo", group="shop", version="0.9.0")
+    zt.init("gateway", env="demo", group="shop", version="0.9.0", span_cpu=True)
     for order_id, (customer, items, total, flaky) in enumerate(carts(), start=1):
         with zt.span("checkout", on_behalf_of=customer, customer=customer) as s:
             log.info("checkout for %s", customer)

@@ -29,7 +29,7 @@ class PaymentCaptured:
 
 
 def main(bootstrap: str, env: str, run: str, expected: str) -> None:
-    zt.init("billing", env=env, group="billing", version="1.4.2", sink=f"kafka://{bootstrap}")
+    zt.init("billing", env=env, group="billing", version="1.4.2", sink=f"kafka://{bootstrap}", span_cpu=True)
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,

@@ -25,7 +25,7 @@ class OrderPlaced:
 
 
 def main(bootstrap: str, env: str, run: str) -> None:
-    zt.init("orders", env=env, group="shop", version="2.0.1", sink=f"kafka://{bootstrap}")
+    zt.init("orders", env=env, group="shop", version="2.0.1", sink=f"kafka://{bootstrap}", span_cpu=True)
     for order_id, (customer, items, total) in enumerate(
         [("ada", ["keyboard"], 89.0), ("grace", ["monitor", "cable"], 240.5), ("linus", ["laptop stand"], 35.0)],
         start=1,

@@ -47,5 +47,5 @@ def place(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
 
 
 if __name__ == "__main__":
-    zt.init("orders", env="demo", group="shop", version="2.0.1")
+    zt.init("orders", env="demo", group="shop", version="2.0.1", span_cpu=True)
     serve({"/orders": place})

@@ -110,7 +110,7 @@ def span_for(msg: Any, follows_from: bool | None, name: str | None, attrs: dict[
     if follows_from is None:
         follows_from = _settings["follows_from"]
     parent = current.get()
-    links: list[tuple[str, str]] = []
+    links: Sequence[tuple[str, str]] = []
     if remote is not None:
         if follows_from:
             links = _links(remote)

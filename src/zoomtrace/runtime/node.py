@@ -68,6 +68,7 @@ class Node:
         scrubber: Scrubber | None,
         parent_node_id: str | None = None,
         provenance: Provenance | None = None,
+        span_cpu: bool = False,
     ) -> None:
         self.service, self.env, self.group, self.version = service, env, group, version
         self.home = home
@@ -76,6 +77,8 @@ class Node:
         self.levelno = LEVELS[level]
         self.queue_size, self.on_full, self.block_timeout_s = queue_size, on_full, block_timeout_s
         self.limits, self.scrubber = limits, scrubber
+        #: Whether spans read the thread CPU clock (``init(span_cpu=True)``): two system calls per span.
+        self.span_cpu = span_cpu
         self.parent_node_id = parent_node_id
         self.started_ns = time.time_ns()
         self.node_id = uuid7(self.started_ns)
@@ -107,7 +110,7 @@ class Node:
             attrs["provenance_problem"] = f"could not describe the process: {exc!r}"
             started = self.encoder.node_record("started", attrs, ts_ns=self.started_ns)
         self.pipeline = Pipeline(
-            self.encoder,
+            self.encoder.__call__,  # the bound method: calling the instance looks ``__call__`` up every time
             self._open_sinks,
             maxsize=queue_size,
             on_full=on_full,

@@ -83,29 +83,37 @@ class Record(msgspec.Struct, omit_defaults=True, kw_only=True, gc=False):
 # random.getrandbits (reseeded by CPython in forked children) is several times faster
 # than os.urandom, which costs a system call per id.
 _bits = random.getrandbits
+#: The last 80 bits of a UUIDv7 from 80 random ones: version 7 in the top 4, variant 0b10 in bits 63-62.
+_V7_KEEP: Final = ((1 << 80) - 1) ^ (0xF << 76) ^ (0x3 << 62)
+_V7_SET: Final = (0x7 << 76) | (0x2 << 62)
+#: ``(ms, "tttttttt-tttt-")``: one tuple, so that a thread never reads a torn pair.
+_prefix: tuple[int, str] = (-1, "")
 
 
 def uuid7(ts_ns: int | None = None) -> str:
-    """A time-sortable RFC 9562 UUIDv7 string, from ``ts_ns`` (default: now)."""
+    """A time-sortable RFC 9562 UUIDv7 string, from ``ts_ns`` (default: now), with 74 random bits.
+
+    The time part is formatted once per millisecond; the rest is one ``to_bytes().hex()`` and three
+    slices: less than half the cost of formatting the five groups each time. The random bits stay
+    random (not a counter): the start of an id names one record, as ``zoomtrace lineage`` expects.
+    """
+    global _prefix
     ms = (time.time_ns() if ts_ns is None else ts_ns) // 1_000_000
-    r = _bits(74)
-    return "%08x-%04x-%04x-%04x-%012x" % (  # noqa: UP031 (one formatting call is the fastest way)
-        ms >> 16 & 0xFFFFFFFF,
-        ms & 0xFFFF,
-        0x7000 | r >> 62,
-        0x8000 | (r >> 48 & 0x3FFF),
-        r & 0xFFFFFFFFFFFF,
-    )
+    cached = _prefix
+    if cached[0] != ms:
+        cached = _prefix = (ms, "%08x-%04x-" % (ms >> 16 & 0xFFFFFFFF, ms & 0xFFFF))  # noqa: UP031 (fastest)
+    tail = (_bits(80) & _V7_KEEP | _V7_SET).to_bytes(10).hex()
+    return f"{cached[1]}{tail[:4]}-{tail[4:8]}-{tail[8:]}"
 
 
 def new_trace_id() -> str:
     """32 lower-case hex characters, never all zero (W3C forbids it)."""
-    return f"{_bits(128) or 1:032x}"
+    return (_bits(128) or 1).to_bytes(16).hex()  # half the cost of f"{n:032x}"
 
 
 def new_span_id() -> str:
     """16 lower-case hex characters, never all zero (W3C forbids it)."""
-    return f"{_bits(64) or 1:016x}"
+    return (_bits(64) or 1).to_bytes(8).hex()
 
 
 encoder: Final = msgspec.msgpack.Encoder()
