@@ -250,7 +250,7 @@ export function setSpanRecords(n, records, total) {
   n.recordsTotal = records ? total : null;
 }
 
-/** Complete a span from its own record (attributes, code, error, CPU time, thread, on_behalf_of). */
+/** Complete a span from its own record (its id, attributes, code, error, CPU time, thread, on_behalf_of). */
 export function completeSpan(n, r) {
   Object.assign(n.s, {id: r.id, attrs: r.attrs, code: r.code, error: r.error, cpu_ns: r.cpu_ns, thread: r.thread,
     on_behalf_of: r.on_behalf_of, links: r.links});
