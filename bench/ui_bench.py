@@ -278,6 +278,7 @@ def measure_http(base: str, trace_id: str, runs: int) -> list[tuple[str, float, 
         ("GET records, last page", f"{api}/records?offset={max(0, total - 200)}&limit=200"),
         ("GET records, around a record", f"{api}/records?around={middle['records'][0]['id']}&limit=200"),
         ("GET records of a span", f"{api}/records?span={far_span}&limit=2000"),
+        ("GET a span's own record", f"{api}/span/{far_span}"),
         ("GET records, errors only", f"{api}/records?errors=1&limit=200"),
     ]
     results = []

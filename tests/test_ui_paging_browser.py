@@ -50,7 +50,7 @@ def main():
                 with zt.span("step", n=i):
                     if i == 1234:
                         time.sleep(0.05)  # the slowest job (the data, not a synchronisation)
-        with zt.span("needle-far") as far:
+        with zt.span("needle-far", shelf="bottom-7") as far:
             for k in range(30):
                 log.warning("needle line %d", k)
         log.error("the very last line")
@@ -183,9 +183,36 @@ def test_records_of_a_span_far_down_appear_when_it_is_selected(viewer: Viewer, t
     expect(row.locator(".wf-mark").first).to_be_attached()  # now placed on its bar
     expect(row.locator(".wf-rug")).to_have_count(0)
     assert f"span={far['span_id']}" in page.url
+    # Its own record (not in the outline) is read by its span id: its record id and attributes are shown.
+    detail = page.locator("[data-testid=detail]")
+    expect(detail.locator("[data-testid=span-record-id]")).to_have_text(far["id"])
+    expect(detail.locator("[data-testid=span-record-id]")).to_have_attribute("href", f"/record/{far['id']}")
+    expect(detail).to_contain_text("bottom-7")
+    expect(detail).not_to_contain_text("undefined")
     # A line of the span's records opens that record.
     records.locator("[data-testid=span-record]").nth(2).click()
     expect(page.locator("[data-testid=detail-message]")).to_have_text("needle line 2")
+
+
+def test_a_span_is_shown_from_the_outline_until_its_own_record_arrives(viewer: Viewer, trace: dict[str, Any]) -> None:
+    """The outline has no record ids: the panel shows the span without one (never "undefined") while its own
+    record is on its way, here held back by the test, and with it once it arrives."""
+    far = trace["spans"][-1]
+    held: list[Any] = []
+    viewer.page.route("**/api/trace/*/span/*", lambda route: held.append(route))
+    page = viewer.open()
+    page.fill(".wf-find", "needle")
+    detail = page.locator("[data-testid=detail]")
+    expect(detail.locator("[data-testid=span-records-count]")).to_have_text(" · 30")
+    expect(detail.locator("[data-testid=detail-title]")).to_have_text("needle-far")
+    asked = [route.request.url for route in held]  # the far span's, and any other span completed meanwhile
+    assert f"{viewer.story.replace('/trace/', '/api/trace/')}/span/{far['span_id']}" in asked
+    expect(detail.locator("[data-testid=span-record-id]")).to_have_count(0)
+    expect(detail).not_to_contain_text("undefined")
+    for route in held:
+        route.continue_()
+    expect(detail.locator("[data-testid=span-record-id]")).to_have_text(far["id"])
+    expect(detail).to_contain_text("bottom-7")
 
 
 def test_find_reaches_a_span_that_was_not_loaded_yet(viewer: Viewer, trace: dict[str, Any]) -> None:

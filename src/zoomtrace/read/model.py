@@ -258,9 +258,8 @@ class OutlineSpans(msgspec.Struct, gc=False):
     """A trace's spans as columns, one entry per span in depth-first tree order (a row of the waterfall);
     ``name``, ``service``, ``node_id`` and ``status`` are indexes into ``Outline.strings`` (-1: none)."""
 
+    #: A span's own record (its id, attributes, code) is read when it is selected: ``query.span``.
     span_id: list[str]
-    #: The span record's id (for a record's page and its lineage).
-    record_id: list[str]
     #: The row of the parent span, -1 for a root.
     parent: list[int]
     depth: list[int]

@@ -76,7 +76,6 @@ def build_outline(spans: TraceSpans) -> Outline:
     error = pick(col.failed)
     columns = OutlineSpans(
         span_id=span_ids,
-        record_id=pick(col.id),
         parent=tree.walk.parents,
         depth=depths,
         remote_parent=[col.parent_span_id[at] if d == 0 else None for at, d in zip(rows, depths, strict=True)],

@@ -16,7 +16,18 @@ import msgspec
 
 from zoomtrace._gc import gc_paused
 from zoomtrace.errors import NotFound, TooLarge
-from zoomtrace.read._story import SpanTree, Walk, assemble, failed, shown, span_tree, span_views, story_nodes, tell
+from zoomtrace.read._story import (
+    SpanTree,
+    Walk,
+    assemble,
+    copy_rank,
+    failed,
+    shown,
+    span_tree,
+    span_views,
+    story_nodes,
+    tell,
+)
 from zoomtrace.read.model import (
     HeaderLine,
     Lineage,
@@ -212,6 +223,15 @@ def nodes(store: StoreReader, *, limit: int = 100, offset: int = 0) -> list[Node
 def record(store: StoreReader, record_id: str) -> RecordView:
     """One record by id, or by the start or end of one id only (raises ``NotFound``)."""
     return msgspec.convert(store.record(record_id), RecordView)
+
+
+def span(store: StoreReader, trace_id: str, span_id: str) -> RecordView:
+    """The record of span ``span_id`` of ``trace_id`` (or a unique prefix): of a span recorded twice the copy
+    the story keeps (``copy_rank``; raises ``NotFound`` when the trace has no such span)."""
+    copies = store.trace_records(trace_id, {"own_spans": [span_id]}, limit=None, nodes=False).rows
+    if not copies:
+        raise NotFound(f"no span {span_id} in trace {trace_id}")
+    return msgspec.convert(max(copies, key=lambda r: copy_rank(r["end_ns"], r["id"])), RecordView)
 
 
 def tail(

@@ -131,6 +131,9 @@ class RecordFilter(TypedDict, total=False):
     #: Records directly under one of these spans, ``None`` standing for "under no recorded span of the trace"
     #: (span records themselves excluded).
     span_ids: Sequence[str | None]
+    #: The span records of these span ids themselves (a span recorded twice: each copy), for one span's own
+    #: record without its record id.
+    own_spans: Sequence[str]
     #: ``from_ns <= ts_ns < to_ns`` (epoch ns).
     from_ns: int
     to_ns: int

@@ -337,6 +337,11 @@ class Api:
         record_id = _id(request.path_params["record_id"], "record id")
         return JSON(await self.call(lambda s: query.record(s, record_id)))
 
+    async def span(self, request: Request) -> Response:
+        trace_id = _id(request.path_params["trace_id"], "trace id")
+        span_id = _id(request.path_params["span_id"], "span id")
+        return JSON(await self.call(lambda s: query.span(s, trace_id, span_id)))
+
     async def lineage(self, request: Request) -> Response:
         record_id = _id(request.path_params["record_id"], "record id")
         return JSON(await self.call(lambda s: query.lineage(s, record_id)))
@@ -498,6 +503,7 @@ def create_app(
         Route("/api/traces", _wrap(api.traces)),
         Route("/api/trace/{trace_id}/outline", _wrap(api.outline)),
         Route("/api/trace/{trace_id}/records", _wrap(api.records)),
+        Route("/api/trace/{trace_id}/span/{span_id}", _wrap(api.span)),
         Route("/api/trace/{trace_id}", _wrap(api.story)),
         Route("/api/record/{record_id}", _wrap(api.record)),
         Route("/api/lineage/{record_id}", _wrap(api.lineage)),

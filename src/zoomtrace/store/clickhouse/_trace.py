@@ -157,6 +157,9 @@ def _conditions(values: Values, filt: RecordFilter, params: dict[str, Param]) ->
                 f"WHERE {_TRACE} AND kind = 'span' AND span_id IS NOT NULL)"
             )
         where.append(f"kind != 'span' AND ({' OR '.join(under)})")
+    if "own_spans" in filt:
+        where.append(f"kind = 'span' AND {among('span_id', 'own_spans', len(filt['own_spans']))}")
+        params["own_spans"] = list(filt["own_spans"])
     if filt.get("from_ns") is not None:
         where.append("ts_ns >= {from_ns:Int64}")
         params["from_ns"] = int(filt["from_ns"])

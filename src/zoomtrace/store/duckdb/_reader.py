@@ -590,6 +590,9 @@ def _record_conditions(filt: RecordFilter, params: dict[str, Any]) -> list[str]:
                 "AND trace_id = $trace AND kind = 'span' AND span_id IS NOT NULL)"
             )
         where.append(f"kind <> 'span' AND ({' OR '.join(under)})")
+    if "own_spans" in filt:
+        where.append("kind = 'span' AND span_id = ANY($own_spans)")
+        params["own_spans"] = list(filt["own_spans"])
     if filt.get("from_ns") is not None:
         where.append("ts_ns >= $from_ns")
         params["from_ns"] = int(filt["from_ns"])

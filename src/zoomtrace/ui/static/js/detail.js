@@ -92,6 +92,7 @@ export class Detail {
       ['thread', s.thread],
       ['on_behalf_of', s.on_behalf_of ?? inheritedBehalf(n), {'data-testid': 'on-behalf-of'}],
       ['span_id', s.span_id],
+      ['record', s.id ? link(`/record/${encodeURIComponent(s.id)}`, {title: s.id, 'data-testid': 'span-record-id'}, s.id) : null],
       ['parent', n.parent ? h('button', {class: 'linkish', type: 'button', onclick: () => this.ctx.onSelectSpan(n.parent)}, `${n.parent.s.name} (${shortId(n.parent.id)})`) : (s.parent_span_id ? `${s.parent_span_id} (not recorded)` : 'root')],
       ['links', linkButtons.length ? h('div', null, linkButtons.map((b) => h('div', null, b))) : null],
       ['records', n.records.length ? `${n.records.length} (logs, events) in this span` : null],

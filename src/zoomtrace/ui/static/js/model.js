@@ -95,13 +95,16 @@ class Span {
   get events() { return this.model.events[this.index]; }
   get errors() { return this.model.errors[this.index]; }
 
-  /** The span as the detail panel reads it; completed from its record when it is selected (completeSpan). */
+  /**
+   * The span as the detail panel reads it; completed from its record when it is selected (completeSpan),
+   * which also gives it its record id (`id`): the outline has none.
+   */
   get s() {
     if (!this.fields) {
       const {spans: col, strings} = this.model.outline;
       const i = this.index;
       const parent = this.parent;
-      this.fields = {id: col.record_id[i], span_id: this.id, parent_span_id: parent ? parent.id : col.remote_parent[i],
+      this.fields = {span_id: this.id, parent_span_id: parent ? parent.id : col.remote_parent[i],
         name: strings[col.name[i]] ?? '', service: this.service, node_id: strings[col.node_id[i]] ?? null,
         start_ns: this.start, end_ns: this.open ? null : this.end, duration_ns: this.open ? null : this.end - this.start,
         status: col.status[i] >= 0 ? strings[col.status[i]] : null};
@@ -247,9 +250,9 @@ export function setSpanRecords(n, records, total) {
   n.recordsTotal = records ? total : null;
 }
 
-/** Complete a span from its own record (attributes, code, error, CPU time, thread, on_behalf_of). */
+/** Complete a span from its own record (its id, attributes, code, error, CPU time, thread, on_behalf_of). */
 export function completeSpan(n, r) {
-  Object.assign(n.s, {attrs: r.attrs, code: r.code, error: r.error, cpu_ns: r.cpu_ns, thread: r.thread,
+  Object.assign(n.s, {id: r.id, attrs: r.attrs, code: r.code, error: r.error, cpu_ns: r.cpu_ns, thread: r.thread,
     on_behalf_of: r.on_behalf_of, links: r.links});
   n.loaded = true;
 }

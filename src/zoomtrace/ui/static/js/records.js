@@ -193,7 +193,7 @@ export class RecordList {
   /** The row of a record among the filtered records (its page read when needed), or -1 when they leave it out. */
   async locate(id) {
     const pages = this.pages;
-    if (!pages) return -1;
+    if (!pages || id === undefined) return -1; // a span whose own record (and id) could not be read
     const known = pages.indexOf(id);
     if (known >= 0) return known;
     try {

@@ -1,5 +1,5 @@
 // A span's details beyond the outline, read when it is selected: its logs and events (the first
-// LIMIT, in time order) and its own record (attributes, code, error, CPU time, thread), asked for in
+// LIMIT, in time order) and its own record (its id, attributes, code, error, CPU time, thread), asked for in
 // that order so that the records, what the page shows first, come first. The last KEEP spans read
 // keep their records; older ones give them back, so memory stays bounded.
 import {api, fetchRecords} from './api.js';
@@ -30,7 +30,8 @@ export class SpanLoader {
   /** Resolves once the span is complete: its own record read (at once when it was). */
   complete(n) {
     return this.once(`span:${n.index}`, n.loaded, () =>
-      api(`/api/record/${encodeURIComponent(n.s.id)}`, undefined, {signal: this.controller.signal})
+      api(`/api/trace/${encodeURIComponent(this.model.traceId)}/span/${encodeURIComponent(n.id)}`, undefined,
+        {signal: this.controller.signal})
         .then((own) => completeSpan(n, own)));
   }
 
