@@ -245,7 +245,7 @@ def main() -> int:
         span_obj.__enter__()
         span_obj.__exit__(None, None, None)
         q.clear()
-        row("worker", "encode one span item, whole", cost(lambda: enc((zitems.SPAN, span_obj))))
+        row("worker", "encode one span item, whole", cost(lambda: enc(span_obj)))
 
         ev_item = (zitems.EVENT, "id", time.time_ns(), f.f_code, f.f_lineno, "OrderPlaced", payload, [], {}, parent)
         row("worker", "encode one event item (1 KB payload), whole", cost(lambda: enc(ev_item)))

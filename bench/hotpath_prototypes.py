@@ -175,7 +175,6 @@ def main() -> int:
         import asyncio
 
         running_loop = asyncio._get_running_loop
-        SPAN = zitems.SPAN
 
         class LeanSpan:
             """Sketch: ids kept as ints (hex formatted on first read, usually by the worker), the thread's
@@ -229,7 +228,7 @@ def main() -> int:
                     p = n.pipeline
                     queue = p._queue
                     if len(queue) < p._maxsize:
-                        queue.append((SPAN, self))
+                        queue.append(self)
 
         sentinel = object()
 

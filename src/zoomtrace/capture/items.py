@@ -9,7 +9,7 @@ into records (``zoomtrace.runtime.encoder``). Layouts:
 - ``(FOREIGN, ts_ns, filename, line, function, logger, level, message, attrs, parent, exc)`` (a log
   line rendered by another library: structlog, loguru)
 - a ``Span`` itself, not in a tuple (an ended or interrupted span: the most common item, one object
-  fewer each); integrations may still enqueue ``(SPAN, span)``
+  fewer each)
 - ``(EVENT, id, ts_ns, code, line, type, obj, sources, attrs, parent)``
 - ``(RAW, id, ts_ns, code, line, type, data, format, attrs, parent)``
 - ``(RECORD, record)`` (already a ``Record``: node lifecycle)
@@ -19,7 +19,6 @@ from typing import Final
 
 LOG: Final = 0
 STDLOG: Final = 1
-SPAN: Final = 2
 EVENT: Final = 3
 RAW: Final = 4
 RECORD: Final = 5

@@ -259,7 +259,7 @@ def _finish(zoom: ZoomSpan, end_time: int | None) -> None:
     node = recorder.active
     if node is not None and (node is zoom._node or zoom._node is None):  # as in ``Span.__exit__``
         node.open_spans.pop(zoom.span_id, None)
-        node.pipeline.put((items.SPAN, zoom))
+        node.pipeline.put(zoom)
 
 
 def _log(
@@ -508,7 +508,7 @@ class _CopyToZoom:
                 attrs.update(dict(event.attributes or {}))
             else:
                 _log(zoom, event.name, event.attributes, event.timestamp)
-        node.pipeline.put((items.SPAN, zoom))
+        node.pipeline.put(zoom)
 
     def shutdown(self) -> None:
         """Nothing to release: records go through the node's pipeline."""

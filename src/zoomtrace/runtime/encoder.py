@@ -95,7 +95,6 @@ class Encoder:
             items.LOG: self._log,
             items.STDLOG: self._stdlog,
             items.FOREIGN: self._foreign,
-            items.SPAN: self._tagged_span,
             items.EVENT: self._event,
             items.RAW: self._raw,
             items.RECORD: _prebuilt,
@@ -499,10 +498,6 @@ class Encoder:
         _, ts, filename, line, function, logger, level, message, attrs, parent, exc = item
         code = self._code_at(filename, line, function)
         return self._log_record(ts, code, logger, level, safe_str(message), None, attrs, exc, parent)
-
-    def _tagged_span(self, item: tuple[Any, ...]) -> Record:
-        """``(SPAN, span)``, as integrations enqueue spans (``zoomtrace.capture.otel_bridge``)."""
-        return self._span(item[1])
 
     def _span(self, span: Span) -> Record:
         code = self._lines.get((id(span.code), span.line))

@@ -204,7 +204,7 @@ class Node:
         now = time.time_ns()
         for span in list(self.open_spans.values()):
             span.end_ns, span.status = now, "interrupted"
-            self.pipeline.put_unbounded((items.SPAN, span))
+            self.pipeline.put_unbounded(span)
         self.open_spans.clear()
         attrs: dict[str, Any] = {"cause": cause, "stopped_ns": now, "uptime_s": (now - self.started_ns) / 1e9}
         if exit_code is not None:

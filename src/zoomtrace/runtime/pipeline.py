@@ -86,12 +86,12 @@ class Pipeline:
 
     # -- caller side ---------------------------------------------------------------
 
-    def put_unbounded(self, item: tuple[Any, ...]) -> None:
+    def put_unbounded(self, item: object) -> None:
         """Enqueue past the bound: for the few lifecycle records (stopped, interrupted spans) that must not drop."""
         self._queue.append(item)
         self._wake.set()
 
-    def put(self, item: tuple[Any, ...]) -> None:
+    def put(self, item: object) -> None:
         """Enqueue one item; never raises, never blocks longer than the configured deadline."""
         queue = self._queue
         if len(queue) < self._maxsize:
@@ -114,7 +114,7 @@ class Pipeline:
         self._turn_at = 0.0
         time.sleep(1e-6)
 
-    def _full(self, item: tuple[Any, ...]) -> None:
+    def _full(self, item: object) -> None:
         if self._on_full == "block" and threading.current_thread() is not self._thread:
             deadline = time.monotonic() + self._block_timeout_s
             while (left := deadline - time.monotonic()) > 0:
