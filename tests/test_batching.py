@@ -55,8 +55,8 @@ class Flaky:
         self.refusals = dict.fromkeys(refuse, 0)
         self.sessions = 0
 
-    def prepare(self, records: list[Record]) -> tuple[list[str], Any]:
-        return [r.id for r in records], self.real.prepare(records)
+    def prepare(self, records: list[Record], lines: Sequence[bytes] = ()) -> tuple[list[str], Any]:
+        return [r.id for r in records], self.real.prepare(records, lines)
 
     def write(
         self, batch: Any, *, offsets: Mapping[str, int] | None = None, problems: Sequence[Problem] = ()

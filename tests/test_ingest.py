@@ -243,7 +243,7 @@ def test_reader_errors_surface_in_the_caller(tmp_path: Path, store: DuckStore, m
     w.write(encoder.encode(logs(0, 1)))
     w.close()
 
-    def broken(path: Path, offset: int = 0) -> Any:
+    def broken(path: Path, offset: int = 0, *, decode: bool = True) -> Any:
         raise MemoryError("decoder exploded")
 
     monkeypatch.setattr("zoomtrace.collect.spool_ingest.read_segment", broken)

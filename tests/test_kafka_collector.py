@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -383,7 +383,7 @@ def test_store_write_failure_commits_nothing(kafka_broker: KafkaBroker, tmp_path
     group = f"c-{uuid.uuid4().hex}"
 
     class Refusing:
-        def prepare(self, records: list[Record]) -> list[Record]:
+        def prepare(self, records: list[Record], lines: Sequence[bytes] = ()) -> list[Record]:
             return records
 
         def write(self, batch: Any, **kwargs: Any) -> WriteReport:

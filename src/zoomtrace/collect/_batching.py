@@ -24,7 +24,7 @@ from typing import Final
 
 from zoomtrace._stderr import say
 from zoomtrace.errors import StoreError
-from zoomtrace.store import PreparedBatch, Problem, StoreWriter, open_store, prepare_for, resolve_store
+from zoomtrace.store import Prepare, PreparedBatch, Problem, StoreWriter, open_store, prepare_for, resolve_store
 from zoomtrace.wire.record import Record
 
 __all__ = [
@@ -52,7 +52,7 @@ class Target:
     """A store to write to: its ``prepare``, a session for each write, and ``release``, which ends a session
     kept open across writes (the writer calls it when it has nothing to write, and when it stops)."""
 
-    prepare: Callable[[list[Record]], PreparedBatch]
+    prepare: Prepare
     session: Callable[[], AbstractContextManager[StoreWriter]]
     release: Callable[[], None] = _nothing_to_release
 
@@ -185,12 +185,21 @@ class BatchWriter:
         self.retry = retry
 
     def batch(
-        self, records: list[Record], *, offsets: Mapping[str, int] | None = None, problems: Sequence[Problem] = ()
+        self,
+        records: list[Record],
+        *,
+        lines: Sequence[bytes] = (),
+        line_count: int = 0,
+        offsets: Mapping[str, int] | None = None,
+        problems: Sequence[Problem] = (),
     ) -> Batch:
-        """Prepare ``records`` (no session is opened); safe on any thread."""
+        """Prepare ``records`` and ``lines``, blocks of ``line_count`` records as JSON lines (``StoreWriter.prepare``;
+        a ``Retry`` writes only ``records`` one by one); no session is opened, so it is safe on any thread."""
+        if lines and self.retry is not None:
+            raise ValueError("a writer that retries record by record takes records, not JSON lines")
         return Batch(
-            self.target.prepare(records),
-            len(records),
+            self.target.prepare(records, lines),
+            len(records) + line_count,
             dict(offsets or {}),
             list(problems),
             records if self.retry is not None else [],  # else released here, not on the writing thread

@@ -64,8 +64,13 @@ def ingest_spool(store: StoreWriter, spool_dir: Path, *, batch_records: int = BA
 def _read_batches(
     spool_dir: Path, offsets: dict[str, int], report: IngestReport, batch_records: int, writer: BatchWriter
 ) -> Iterator[Batch]:
-    """Prepared batches of new records with the offsets they reach; a segment is never split across batches."""
+    """Prepared batches of new records with the offsets they reach; a segment is never split across batches.
+
+    JSON-lines frames are handed to the store's ``prepare`` as they are (``read_segment(decode=False)``).
+    """
     records: list[Record] = []
+    lines: list[bytes] = []
+    line_count = 0
     batch_offsets: dict[str, int] = {}
     problems: list[Problem] = []
     for path in segments(spool_dir):
@@ -92,7 +97,7 @@ def _read_batches(
         if size == start and name in offsets:
             continue
         try:
-            result = read_segment(path, start)
+            result = read_segment(path, start, decode=False)
         except FileNotFoundError:
             continue
         except NotASegment as exc:  # replaced since the check above
@@ -101,18 +106,20 @@ def _read_batches(
         except OSError as exc:
             report.problems.append(f"{name}: unreadable ({exc.strerror}); skipped for now")
             continue
-        report.records += len(result.records)
+        report.records += len(result.records) + result.line_count
         report.pending_bytes += result.pending_bytes
         report.problems.extend(result.problems)
         problems.extend((name, p) for p in result.problems)
         if result.offset != offsets.get(name):
             batch_offsets[name] = result.offset
         records.extend(result.records)
-        if len(records) >= batch_records:
-            yield writer.batch(records, offsets=batch_offsets, problems=problems)
-            records, batch_offsets, problems = [], {}, []
-    if records or batch_offsets or problems:
-        yield writer.batch(records, offsets=batch_offsets, problems=problems)
+        lines.extend(result.lines)
+        line_count += result.line_count
+        if len(records) + line_count >= batch_records:
+            yield writer.batch(records, lines=lines, line_count=line_count, offsets=batch_offsets, problems=problems)
+            records, lines, line_count, batch_offsets, problems = [], [], 0, {}, []
+    if records or lines or batch_offsets or problems:
+        yield writer.batch(records, lines=lines, line_count=line_count, offsets=batch_offsets, problems=problems)
 
 
 def ingest_home(store: StoreWriter, home: Path) -> IngestReport:

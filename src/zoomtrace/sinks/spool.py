@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zoomtrace.wire.record import Record, encoder
+from zoomtrace.wire.record import Record
 from zoomtrace.wire.spool import SegmentWriter
 
 
@@ -14,7 +14,7 @@ class SpoolSink:
         self._writer = SegmentWriter(directory, node_id)
 
     def write(self, records: list[Record]) -> None:
-        self._writer.write(encoder.encode(records))
+        self._writer.write_records(records)
 
     def flush(self) -> None:
         """Data is in the OS page cache after each write; nothing is buffered here."""

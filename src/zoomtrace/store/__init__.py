@@ -22,12 +22,13 @@ import contextlib
 import fcntl
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
 from zoomtrace.errors import StoreError, ZoomError
 from zoomtrace.store.protocols import (
+    Prepare,
     PreparedBatch,
     Problem,
     Store,
@@ -37,12 +38,12 @@ from zoomtrace.store.protocols import (
     WriteReport,
 )
 from zoomtrace.store.urls import STORE_ENV, STORE_FILE, StoreUrl, redacted, resolve_store
-from zoomtrace.wire.record import Record
 from zoomtrace.wire.spool import SPOOL_DIRS
 
 __all__ = [
     "STORE_ENV",
     "STORE_FILE",
+    "Prepare",
     "PreparedBatch",
     "Problem",
     "Store",
@@ -197,7 +198,7 @@ def _clickhouse_session(
             store.close()
 
 
-def prepare_for(home: Path, url: str | None = None) -> Callable[[list[Record]], PreparedBatch]:
+def prepare_for(home: Path, url: str | None = None) -> Prepare:
     """``StoreWriter.prepare`` of the store ``open_store(home, url=url)`` opens, without opening it: a writer
     that takes a short session per batch (the Kafka collector) prepares the next batch before it takes the
     lock."""

@@ -36,6 +36,12 @@ Problem: TypeAlias = tuple[str | None, str]
 PreparedBatch: TypeAlias = Any
 
 
+class Prepare(Protocol):
+    """A store's ``StoreWriter.prepare``, also offered without a store (``zoomtrace.store.prepare_for``)."""
+
+    def __call__(self, records: list[Record], lines: Sequence[bytes] = ()) -> PreparedBatch: ...
+
+
 class WriteReport(msgspec.Struct, frozen=True):
     """What one ``StoreWriter.write`` did."""
 
@@ -71,8 +77,14 @@ class StoreWriter(Protocol):
     - **One thread at a time** uses a store object (``prepare`` excepted, see there).
     """
 
-    def prepare(self, records: list[Record]) -> PreparedBatch:
+    def prepare(self, records: list[Record], lines: Sequence[bytes] = ()) -> PreparedBatch:
         """The backend's pure-Python work on a batch (dropping repeated ids, encoding), before ``write``.
+
+        ``lines`` are more records of the batch, as blocks of JSON lines (msgspec's JSON of ``Record``, one
+        record a line, each ended by a newline: the spool's ``JSON_LINES`` frames), which a backend hands on
+        without decoding them whole (``store._lines``). They are trusted as far as the frame's checksum: a
+        line that is no record is left out and reported, a value the engine refuses is found as for
+        ``records``, but a line is not checked field by field.
 
         It touches no connection and no session state: it may run on any thread, while a session of
         the same backend writes, and ``zoomtrace.store.prepare_for`` offers it without opening the

@@ -5,7 +5,11 @@ contend. A frame is::
 
     magic b"ZT" | version (1 byte) | flags (1 byte) | payload length (u32 LE) | CRC-32 of payload (u32 LE) | payload
 
-and its payload is a msgpack array of records. A reader detects a torn or corrupt
+and its version says how the payload holds its records: ``JSON_LINES`` (2), one JSON object per
+record, each ended by a newline, exactly as a store's bulk insert reads them, so ingestion hands
+the lines on without decoding and encoding every record again (docs/store.md, *Writing*); or
+``MSGPACK`` (1), a msgpack array of records, for records whose payload is bytes (JSON has no bytes)
+and as every segment was written before version 2. A reader detects a torn or corrupt
 frame, reports it and resynchronises on the next magic; an incomplete frame at the
 end of a segment is left for later while its writer may still be writing it. A writer
 holds an exclusive ``flock`` on its segment for as long as it has it open (the kernel
@@ -24,15 +28,19 @@ import struct
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import Final
 
 import msgspec
 
-from zoomtrace.wire.record import Record, batch_decoder
+from zoomtrace.wire.record import Record, batch_decoder, encoder
 
 MAGIC: Final = b"ZT"
-FORMAT_VERSION: Final = 1
+#: Frame versions: how the payload holds its records.
+MSGPACK: Final = 1
+JSON_LINES: Final = 2
+VERSIONS: Final = frozenset({MSGPACK, JSON_LINES})
 HEADER: Final = struct.Struct("<2sBBII")
 SUFFIX: Final = ".zspool"
 #: Spool directories under a Zoom home: the embedded sink's, and the Kafka sink's records not sent yet.
@@ -48,8 +56,25 @@ def default_home() -> Path:
 MAX_FRAME: Final = 256 * 1024 * 1024
 
 
-def frame(payload: bytes) -> bytes:
-    return HEADER.pack(MAGIC, FORMAT_VERSION, 0, len(payload), zlib.crc32(payload)) + payload
+_BYTES: Final[frozenset[type]] = frozenset({bytes, bytearray, memoryview})
+_json_encoder: Final = msgspec.json.Encoder()
+_json_decoder: Final = msgspec.json.Decoder(Record)
+_payload: Final = attrgetter("payload")
+
+
+def frame(payload: bytes, version: int = MSGPACK) -> bytes:
+    return HEADER.pack(MAGIC, version, 0, len(payload), zlib.crc32(payload)) + payload
+
+
+def encode_records(records: list[Record]) -> list[tuple[int, bytes]]:
+    """The frame payloads (with their versions) that hold ``records``: one of JSON lines, and one of msgpack
+    for the records whose payload is bytes (rare: raw data, file snapshots), which JSON cannot hold."""
+    if not any(type(payload) in _BYTES for payload in map(_payload, records)):
+        return [(JSON_LINES, _json_encoder.encode_lines(records))]
+    text = [r for r in records if type(r.payload) not in _BYTES]
+    binary = [r for r in records if type(r.payload) in _BYTES]
+    frames = [(JSON_LINES, _json_encoder.encode_lines(text))] if text else []
+    return [*frames, (MSGPACK, encoder.encode(binary))]
 
 
 def segment_name(prefix: str, seq: int) -> str:
@@ -109,12 +134,16 @@ class SegmentWriter:
                 self._on_segment(path)
             return fd
 
-    def write(self, payload: bytes) -> int:
+    def write_records(self, records: list[Record]) -> int:
+        """Write ``records`` in one frame (two when some payloads are bytes); returns the bytes written."""
+        return sum(self.write(payload, version) for version, payload in encode_records(records))
+
+    def write(self, payload: bytes, version: int = MSGPACK) -> int:
         """Write one frame with a single ``write`` call; returns its size in bytes. After a short write the
         segment is abandoned, so a later frame never follows a torn one in the same file, and so it is after
         an error; but a full disk (``ENOSPC``, ``EDQUOT``: nothing was written) keeps it for the next frame,
         rather than leave a new empty file behind at every retry. The error propagates."""
-        data = frame(payload)
+        data = frame(payload, version)
         fd = self._fd if self._fd is not None and self._size < self.max_bytes else self._roll()
         try:
             written = os.write(fd, data)
@@ -145,6 +174,10 @@ class SegmentWriter:
 @dataclass
 class ReadResult:
     records: list[Record] = field(default_factory=list)
+    #: With ``read_segment(..., decode=False)``: the payloads of the ``JSON_LINES`` frames, not decoded.
+    lines: list[bytes] = field(default_factory=list)
+    #: Records in ``lines`` (one per line).
+    line_count: int = 0
     #: Offset up to which the segment is fully consumed (next read starts here).
     offset: int = 0
     #: Human-readable reports of corrupt data that was skipped.
@@ -186,8 +219,11 @@ def check_regular(path: Path, mode: int) -> None:
         raise NotASegment(f"{display_name(path)} is {describe_mode(mode)}, not a spool file; skipped")
 
 
-def read_segment(path: Path, offset: int = 0) -> ReadResult:
+def read_segment(path: Path, offset: int = 0, *, decode: bool = True) -> ReadResult:
     """Read complete frames from ``offset``; corrupt frames are reported and skipped.
+
+    ``decode=False`` leaves the JSON lines of ``JSON_LINES`` frames as they are (``ReadResult.lines``), for
+    a store's ``prepare``, which checks them as it reads them; only ``MSGPACK`` frames become ``records``.
 
     Only a regular file is read (else ``NotASegment``), and it is checked before it is opened: opening a
     FIFO blocks, and reading ``/dev/zero`` never ends. An incomplete frame at the end is *pending* while a
@@ -200,7 +236,7 @@ def read_segment(path: Path, offset: int = 0) -> ReadResult:
         writer_gone = _writer_gone(fd)  # before reading: a writer that leaves later wrote whole frames
         f.seek(offset)
         data = f.read()
-    result = _parse(display_name(path), data, offset)
+    result = _parse(display_name(path), data, offset, decode)
     if result.pending_bytes and writer_gone:
         result.problems.append(
             f"{display_name(path)}: the last {result.pending_bytes} bytes (from offset {result.offset}) are an "
@@ -221,7 +257,7 @@ def _writer_gone(fd: int) -> bool:
     return True  # released when the file is closed
 
 
-def _parse(name: str, data: bytes, offset: int) -> ReadResult:
+def _parse(name: str, data: bytes, offset: int, decode: bool) -> ReadResult:
     """The frames of ``data``, which starts at ``offset`` of the segment ``name``."""
     result = ReadResult(offset=offset)
     pos = 0
@@ -231,7 +267,7 @@ def _parse(name: str, data: bytes, offset: int) -> ReadResult:
         if end - pos < hsize:
             break
         magic, version, _flags, length, crc = HEADER.unpack_from(data, pos)
-        if magic != MAGIC or version != FORMAT_VERSION or length > MAX_FRAME:
+        if magic != MAGIC or version not in VERSIONS or length > MAX_FRAME:
             nxt = data.find(MAGIC, pos + 1)
             skipped = (nxt if nxt >= 0 else end) - pos
             result.problems.append(f"{name}: {skipped} bytes of unreadable data at offset {offset + pos} skipped")
@@ -252,7 +288,13 @@ def _parse(name: str, data: bytes, offset: int) -> ReadResult:
             pos = nxt if nxt >= 0 else end
             continue
         try:
-            result.records.extend(batch_decoder.decode(payload))
+            if version == MSGPACK:
+                result.records.extend(batch_decoder.decode(payload))
+            elif decode:
+                result.records.extend(_json_decoder.decode_lines(payload))
+            else:
+                result.lines.append(payload)
+                result.line_count += payload.count(b"\n")
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             result.problems.append(f"{name}: frame at offset {offset + pos} does not decode ({exc}); skipped")
         pos += hsize + length
@@ -268,7 +310,7 @@ def _next_valid_frame(data: bytes, start: int) -> int | None:
     while pos >= 0 and len(data) - pos >= hsize:
         _magic, version, _flags, length, crc = HEADER.unpack_from(data, pos)
         body = data[pos + hsize : pos + hsize + length]
-        if version == FORMAT_VERSION and len(body) == length and zlib.crc32(body) == crc:
+        if version in VERSIONS and len(body) == length and zlib.crc32(body) == crc:
             return pos
         pos = data.find(MAGIC, pos + 1)
     return None

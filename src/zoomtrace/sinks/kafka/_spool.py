@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from zoomtrace._stderr import WarnOnce
-from zoomtrace.wire.record import Record, encoder
+from zoomtrace.wire.record import Record
 from zoomtrace.wire.spool import SegmentWriter
 
 
@@ -88,12 +88,13 @@ class KafkaSpool:
         self.spooled = 0
 
     def write(self, records: list[Record]) -> None:
-        """Append ``records`` as one frame. Raises ``SpoolFull``, or ``OSError`` when the disk refuses."""
+        """Append ``records`` as one frame (two when some payloads are bytes). Raises ``SpoolFull``, or
+        ``OSError`` when the disk refuses."""
         if self.bytes >= self.max_bytes:
             raise SpoolFull(f"the Kafka spool {self.directory} holds {self.bytes} bytes")
         if self._lock_fd is None:
             self._take_lock()
-        self.bytes += self._writer.write(encoder.encode(records))
+        self.bytes += self._writer.write_records(records)
         self.spooled += len(records)
 
     @property

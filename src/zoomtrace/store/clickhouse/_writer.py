@@ -36,6 +36,7 @@ import msgspec
 from zoomtrace._gc import gc_paused
 from zoomtrace.errors import StoreError
 from zoomtrace.store._columns import line_problems
+from zoomtrace.store._lines import LineFacts, Lines, scan
 from zoomtrace.store._slices import SLICE, first_of_each_id, record_id
 from zoomtrace.store.clickhouse._schema import OUT_OF_RANGE, Layout, among
 from zoomtrace.store.clickhouse._transport import EngineError, Param, Transport
@@ -47,6 +48,7 @@ _RANGE_ROWS: Final = 200_000
 _BYTES: Final[frozenset[type]] = frozenset({bytes, bytearray, memoryview})
 _ENCODE_ERRORS: Final = (msgspec.EncodeError, RecursionError, OverflowError, ValueError, TypeError)
 _encoder: Final = msgspec.json.Encoder()
+_line_decoder: Final = msgspec.json.Decoder(Record)
 _payload: Final = attrgetter("payload")
 _ts_ns: Final = attrgetter("ts_ns")
 
@@ -102,12 +104,15 @@ class Prepared(msgspec.Struct):
     oldest_ns: int = 0
 
 
-def prepare(records: list[Record]) -> Prepared:
-    """Drop repeated ids (the first copy counts), move bytes payloads to blobs, encode JSONEachRow.
+def prepare(records: list[Record], lines: Sequence[bytes] = ()) -> Prepared:
+    """Drop repeated ids (the first copy counts), move bytes payloads to blobs, encode JSONEachRow; ``lines``
+    (blocks of records as JSON lines, the spool's frames) are added as they are (``store._lines``).
 
     Pure Python (no connection), so a writer prepares the next batch on another thread, and
     ``zoomtrace.store.prepare_for`` offers it without opening the store. A payload is encoded as JSON
-    text first, so the engine stores it as written (a string payload stays distinct from a number).
+    text first, so the engine stores it as written (a string payload stays distinct from a number); in
+    ``lines`` the engine reads any other payload as its text already (``input_format_json_read_*_as_strings``),
+    so only a line with a string payload is encoded again.
     Numbers too large for their column are found by the engine (``write``), not here. Every step runs
     on one slice at a time (``store._slices``).
     """
@@ -133,6 +138,18 @@ def prepare(records: list[Record]) -> Prepared:
             ids += map(record_id, piece)
             oldest = min(map(_ts_ns, piece), default=None)
             if oldest is not None and (oldest_ns is None or oldest < oldest_ns):
+                oldest_ns = oldest
+        for block in lines:
+            got = scan(block, seen, skipped)
+            if not got.facts:
+                continue
+            skipped += line_problems(got.facts)
+            if any(map(_is_string, got.facts)):
+                got = _string_payloads_as_text(got)
+            parts.append(got.data)
+            ids += map(record_id, got.facts)
+            oldest = min(map(_ts_ns, got.facts))
+            if oldest_ns is None or oldest < oldest_ns:
                 oldest_ns = oldest
         blob_lines = (
             _encoder.encode_lines([{"sha256": k, "content": base64.b64encode(v).decode()} for k, v in blobs.items()])
@@ -160,6 +177,22 @@ def _payloads_as_text(records: list[Record], blobs: dict[str, bytes], skipped: l
     return out
 
 
+def _is_string(fact: LineFacts) -> bool:
+    """Whether the line's payload is a JSON string."""
+    raw = memoryview(fact.payload)
+    return len(raw) > 0 and raw[0] == 0x22  # '"'
+
+
+def _string_payloads_as_text(got: Lines) -> Lines:
+    """``got`` with each string payload as its JSON text (the engine would store the string itself)."""
+    lines = got.split()
+    for i, fact in enumerate(got.facts):
+        if _is_string(fact):
+            r = _line_decoder.decode(lines[i])
+            lines[i] = _encoder.encode(msgspec.structs.replace(r, payload=bytes(fact.payload).decode()))
+    return Lines(b"".join(line + b"\n" for line in lines), got.facts)
+
+
 class ClickHouseWriter:
     """The write half of ``ClickHouseStore``: the ``StoreWriter`` protocol on ClickHouse."""
 
@@ -172,9 +205,9 @@ class ClickHouseWriter:
         return self.write(prepare(list(records))).new
 
     @staticmethod
-    def prepare(records: list[Record]) -> Prepared:
+    def prepare(records: list[Record], lines: Sequence[bytes] = ()) -> Prepared:
         """The Python half of a write (no connection, so it can run on another thread)."""
-        return prepare(records)
+        return prepare(records, lines)
 
     def offsets(self) -> dict[str, int]:
         """Source name -> offset up to which it is stored (the latest written)."""

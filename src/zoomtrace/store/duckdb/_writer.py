@@ -24,6 +24,7 @@ import msgspec
 from zoomtrace._gc import gc_paused
 from zoomtrace.errors import StoreError
 from zoomtrace.store._columns import line_problems
+from zoomtrace.store._lines import node_positions, scan
 from zoomtrace.store._slices import SLICE, first_of_each_id, record_id
 from zoomtrace.store.duckdb._common import (
     _NODE_COLUMNS,
@@ -208,9 +209,9 @@ class DuckWriter:
         return dict(self._con.execute('SELECT segment, "offset" FROM ingest_offsets').fetchall())
 
     @staticmethod
-    def prepare(records: list[Record]) -> Prepared:
+    def prepare(records: list[Record], lines: Sequence[bytes] = ()) -> Prepared:
         """The Python half of a write (no database access, so it can run on another thread)."""
-        return prepare(records)
+        return prepare(records, lines)
 
     def write(
         self, batch: Prepared, *, offsets: Mapping[str, int] | None = None, problems: Sequence[Problem] = ()
@@ -368,8 +369,9 @@ class Prepared(msgspec.Struct):
         return [_row_decoder.decode(line) for line in lines if line]
 
 
-def prepare(records: list[Record]) -> Prepared:
-    """Drop repeated ids, move bytes payloads to blobs and encode NDJSON chunks of CHUNK records.
+def prepare(records: list[Record], lines: Sequence[bytes] = ()) -> Prepared:
+    """Drop repeated ids, move bytes payloads to blobs and encode NDJSON chunks of CHUNK records; ``lines``
+    (blocks of records as JSON lines, the spool's frames) join the chunks as they are (``store._lines``).
 
     Pure Python (no database), so spool ingest runs it on its reading thread while another thread
     writes the previous batch, and the Record objects are released there too: the writing thread
@@ -379,26 +381,48 @@ def prepare(records: list[Record]) -> Prepared:
     node_records: list[Record] = []
     blobs: dict[str, bytes] = {}
     skipped: list[str] = []
-    chunks = []
-    for start in range(0, len(records), CHUNK):
-        parts: list[bytes] = []
-        lo: str | None = None
-        hi: str | None = None
-        for at in range(start, min(start + CHUNK, len(records)), SLICE):
-            piece = first_of_each_id(records[at : at + SLICE], seen)
-            node_records += [r for r in piece if r.kind == "node"]
-            if any(type(payload) in _BYTES for payload in map(_payload, piece)):
-                piece = [_move_payload(r, blobs) if type(r.payload) in _BYTES else r for r in piece]
-            skipped += line_problems(piece)
-            data = _encode_lines(piece, skipped)
-            if data:
-                parts.append(data)
-                ids = list(map(record_id, piece))
-                lo, hi = min(lo or ids[0], *ids), max(hi or ids[0], *ids)
-        if lo is not None and hi is not None:
-            chunks.append((parts, lo, hi))
+    chunks = _Chunks()
+    for at in range(0, len(records), SLICE):
+        piece = first_of_each_id(records[at : at + SLICE], seen)
+        node_records += [r for r in piece if r.kind == "node"]
+        if any(type(payload) in _BYTES for payload in map(_payload, piece)):
+            piece = [_move_payload(r, blobs) if type(r.payload) in _BYTES else r for r in piece]
+        skipped += line_problems(piece)
+        data = _encode_lines(piece, skipped)
+        if data:
+            chunks.add(data, list(map(record_id, piece)))
+    for block in lines:
+        got = scan(block, seen, skipped)
+        if got.facts:
+            node_records += got.records(list(node_positions(got.facts)))
+            skipped += line_problems(got.facts)
+            chunks.add(got.data, list(map(record_id, got.facts)))
     blob_lines = _json_encoder.encode_lines([{"sha256": k, "content": v} for k, v in blobs.items()]) if blobs else b""
-    return Prepared(chunks, blob_lines, node_records, skipped)
+    return Prepared(chunks.done(), blob_lines, node_records, skipped)
+
+
+class _Chunks:
+    """NDJSON parts gathered into chunks of about CHUNK records, each with its lowest and highest id."""
+
+    def __init__(self) -> None:
+        self.chunks: list[tuple[list[bytes], str, str]] = []
+        self._parts: list[bytes] = []
+        self._ids: list[str] = []
+
+    def add(self, data: bytes, ids: list[str]) -> None:
+        self._parts.append(data)
+        self._ids += ids
+        if len(self._ids) >= CHUNK:
+            self._close()
+
+    def done(self) -> list[tuple[list[bytes], str, str]]:
+        if self._ids:
+            self._close()
+        return self.chunks
+
+    def _close(self) -> None:
+        self.chunks.append((self._parts, min(self._ids), max(self._ids)))
+        self._parts, self._ids = [], []
 
 
 def _move_payload(r: Record, blobs: dict[str, bytes]) -> _Row:
