@@ -10,14 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
-from zoomtrace.store._lines import LineFacts
 from zoomtrace.wire.record import Record
 
 #: The values of the 32-bit ``code_line`` columns.
 LINE_RANGE: Final = range(-(2**31), 2**31)
 
 
-def line_problems(records: Iterable[Record] | Iterable[LineFacts]) -> list[str]:
+def line_problems(records: Iterable[Record]) -> list[str]:
     """A problem line for each record whose ``code.line`` is beyond ``LINE_RANGE``."""
     return [
         f"record {r.id} ({r.kind} {r.type!r} of node {r.node_id}) stored without its code line: code.line "

@@ -2,22 +2,33 @@
 
 The lines are already what a store's bulk insert reads (msgspec's JSON of ``Record``), so they are handed on
 as they are. Only what ``prepare`` must know is decoded, into ``LineFacts``: a line's id (repeats are
-dropped), kind (node records are folded into ``nodes``), time, code (a line number beyond its column is
-reported) and its payload's raw JSON (the ClickHouse store stores a string payload as its JSON text). That
-costs ≈0.9 µs a record, against ≈3.5 for decoding every record, encoding it again and releasing it
-(measured on the 300,000 records of ``bench/cases/ingest.py``).
+dropped), kind (node records are folded into ``nodes``), time (the ClickHouse store's retention), code line
+(one beyond its column is reported) and its payload's raw JSON (the ClickHouse store stores a string
+payload as its JSON text); strings it does not need stay raw. That costs ≈0.8–1.3 µs a record, against
+≈3.5 for decoding every record, encoding it again and releasing it (measured on the 300,000 records of
+``bench/cases/ingest.py``). A line with a problem to report is decoded whole.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Final
 
 import msgspec
 
-from zoomtrace.wire.record import Code, Record
+from zoomtrace.store._columns import LINE_RANGE, line_problems
+from zoomtrace.wire.record import Record
 
 _NULL: Final = msgspec.Raw(b"null")
+
+
+class CodeLine(msgspec.Struct, array_like=True, gc=False):
+    """A record's ``code`` as far as ``prepare`` reads it (``wire.record.Code``'s shape)."""
+
+    file: msgspec.Raw
+    line: int
+    function: msgspec.Raw = _NULL
+    commit: msgspec.Raw = _NULL
+    dirty: msgspec.Raw = _NULL
 
 
 class LineFacts(msgspec.Struct, gc=False):
@@ -25,10 +36,8 @@ class LineFacts(msgspec.Struct, gc=False):
 
     id: str
     kind: str
-    type: str
-    node_id: str
     ts_ns: int
-    code: Code | None = None
+    code: CodeLine | None = None
     payload: msgspec.Raw = _NULL
 
 
@@ -110,6 +119,12 @@ def _decodable(block: bytes, skipped: list[str]) -> tuple[list[bytes], list[Line
     return lines, facts
 
 
-def node_positions(facts: list[LineFacts]) -> Iterator[int]:
+def node_positions(facts: list[LineFacts]) -> list[int]:
     """Positions of the node records (folded into ``nodes`` by the store)."""
-    return (i for i, f in enumerate(facts) if f.kind == "node")
+    return [i for i, f in enumerate(facts) if f.kind == "node"]
+
+
+def lines_problems(got: Lines) -> list[str]:
+    """``store._columns.line_problems`` of the records in ``got``."""
+    wanted = [i for i, f in enumerate(got.facts) if f.code is not None and f.code.line not in LINE_RANGE]
+    return line_problems(got.records(wanted)) if wanted else []

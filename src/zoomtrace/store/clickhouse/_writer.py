@@ -36,7 +36,7 @@ import msgspec
 from zoomtrace._gc import gc_paused
 from zoomtrace.errors import StoreError
 from zoomtrace.store._columns import line_problems
-from zoomtrace.store._lines import LineFacts, Lines, scan
+from zoomtrace.store._lines import LineFacts, Lines, lines_problems, scan
 from zoomtrace.store._slices import SLICE, first_of_each_id, record_id
 from zoomtrace.store.clickhouse._schema import OUT_OF_RANGE, Layout, among
 from zoomtrace.store.clickhouse._transport import EngineError, Param, Transport
@@ -143,7 +143,7 @@ def prepare(records: list[Record], lines: Sequence[bytes] = ()) -> Prepared:
             got = scan(block, seen, skipped)
             if not got.facts:
                 continue
-            skipped += line_problems(got.facts)
+            skipped += lines_problems(got)
             if any(map(_is_string, got.facts)):
                 got = _string_payloads_as_text(got)
             parts.append(got.data)

@@ -24,7 +24,7 @@ import msgspec
 from zoomtrace._gc import gc_paused
 from zoomtrace.errors import StoreError
 from zoomtrace.store._columns import line_problems
-from zoomtrace.store._lines import node_positions, scan
+from zoomtrace.store._lines import lines_problems, node_positions, scan
 from zoomtrace.store._slices import SLICE, first_of_each_id, record_id
 from zoomtrace.store.duckdb._common import (
     _NODE_COLUMNS,
@@ -394,8 +394,8 @@ def prepare(records: list[Record], lines: Sequence[bytes] = ()) -> Prepared:
     for block in lines:
         got = scan(block, seen, skipped)
         if got.facts:
-            node_records += got.records(list(node_positions(got.facts)))
-            skipped += line_problems(got.facts)
+            node_records += got.records(node_positions(got.facts))
+            skipped += lines_problems(got)
             chunks.add(got.data, list(map(record_id, got.facts)))
     blob_lines = _json_encoder.encode_lines([{"sha256": k, "content": v} for k, v in blobs.items()]) if blobs else b""
     return Prepared(chunks.done(), blob_lines, node_records, skipped)
