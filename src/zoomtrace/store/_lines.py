@@ -1,12 +1,15 @@
 """What both stores' ``prepare`` do with records that arrive as JSON lines (the spool's ``JSON_LINES`` frames).
 
 The lines are already what a store's bulk insert reads (msgspec's JSON of ``Record``), so they are handed on
-as they are. Only what ``prepare`` must know is decoded, into ``LineFacts``: a line's id (repeats are
-dropped), kind (node records are folded into ``nodes``), time (the ClickHouse store's retention), code line
-(one beyond its column is reported) and its payload's raw JSON (the ClickHouse store stores a string
-payload as its JSON text); strings it does not need stay raw. That costs ≈0.8–1.3 µs a record, against
-≈3.5 for decoding every record, encoding it again and releasing it (measured on the 300,000 records of
-``bench/cases/ingest.py``). A line with a problem to report is decoded whole.
+as they are. What ``prepare`` must know, and what an engine would refuse or a reader could not read back, is
+decoded into ``LineFacts``: a line's id (repeats are dropped), kind, time (the ClickHouse store's retention),
+code line (one beyond its column is reported), its payload's raw JSON (the ClickHouse store stores a string
+payload as its JSON text), and the type of every field held in a typed column (numbers, lists, the error,
+attributes as an object). Text fields are not decoded: a number there is stored as its text. Node records are
+decoded whole, since the store folds them into ``nodes``. That costs ≈0.8–1.3 µs a record, against ≈3.5 for
+decoding every record, encoding it again and releasing it (measured on the 300,000 records of
+``bench/cases/ingest.py``). A line that is not such a record is left out and reported; so is a node record
+that does not decode whole.
 """
 
 from __future__ import annotations
@@ -15,10 +18,10 @@ from typing import Final
 
 import msgspec
 
-from zoomtrace.store._columns import LINE_RANGE, line_problems
-from zoomtrace.wire.record import Record
+from zoomtrace.wire.record import Error, Link, Record
 
 _NULL: Final = msgspec.Raw(b"null")
+_EMPTY_OBJECT: Final = msgspec.Raw(b"{}")
 
 
 class CodeLine(msgspec.Struct, array_like=True, gc=False):
@@ -28,17 +31,26 @@ class CodeLine(msgspec.Struct, array_like=True, gc=False):
     line: int
     function: msgspec.Raw = _NULL
     commit: msgspec.Raw = _NULL
-    dirty: msgspec.Raw = _NULL
+    dirty: bool = False
 
 
 class LineFacts(msgspec.Struct, gc=False):
-    """What ``prepare`` needs of one record line."""
+    """What ``prepare`` needs of one record line, and the fields a store's typed columns hold."""
 
     id: str
     kind: str
+    type: str
+    node_id: str
     ts_ns: int
+    v: int = 1
+    end_ns: int | None = None
+    cpu_ns: int | None = None
+    links: list[Link] = []
     code: CodeLine | None = None
+    attrs: msgspec.Raw = _EMPTY_OBJECT
     payload: msgspec.Raw = _NULL
+    sources: list[str] = []
+    error: Error | None = None
 
 
 _facts_decoder: Final = msgspec.json.Decoder(LineFacts)
@@ -47,50 +59,77 @@ _DECODE_ERRORS: Final = (msgspec.DecodeError, msgspec.ValidationError)
 
 
 class Lines(msgspec.Struct, gc=False):
-    """A block of record lines (each ended by a newline) and the facts of each, in the same order."""
+    """A block of record lines (each ended by a newline), the facts of each in the same order, and the node
+    records among them, decoded."""
 
     data: bytes
     facts: list[LineFacts]
+    nodes: list[Record]
 
     def split(self) -> list[bytes]:
         """The lines, without their newlines (one per fact)."""
-        return _split(self.data)
-
-    def records(self, wanted: list[int]) -> list[Record]:
-        """The records of the lines at positions ``wanted``, decoded whole."""
-        lines = self.split()
-        return [_record_decoder.decode(lines[i]) for i in wanted]
+        return self.data.split(b"\n")[: len(self.facts)]
 
 
 def scan(block: bytes, seen: set[str], skipped: list[str]) -> Lines:
     """``block`` without the lines whose id is in ``seen`` or repeats an earlier line's (the first copy counts),
     and without lines that are no record (each reported in ``skipped``); adds the ids kept to ``seen``.
 
-    The usual block, of new and distinct ids, is returned as it came, with no copy.
+    The usual block, of new and distinct ids, one line each, is returned as it came, with no copy.
     """
     try:
         facts = _facts_decoder.decode_lines(block)
+        if not all(map(_attrs_is_object, facts)):
+            raise msgspec.ValidationError("attrs is not an object")
         lines = None
     except _DECODE_ERRORS:
         lines, facts = _decodable(block, skipped)
+    got = _first_of_each_id(block, lines, facts, seen)
+    if any(f.kind == "node" for f in got.facts):
+        got = _with_nodes(got, skipped)
+    return got
+
+
+def _first_of_each_id(block: bytes, lines: list[bytes] | None, facts: list[LineFacts], seen: set[str]) -> Lines:
     ids = [f.id for f in facts]
     if seen.isdisjoint(ids):
         before = len(seen)
         seen.update(ids)
         if len(seen) - before == len(ids):
-            if lines is None and block.endswith(b"\n"):
-                return Lines(block, facts)
+            if lines is None and block.endswith(b"\n") and block.count(b"\n") == len(facts):
+                return Lines(block, facts, [])
             return _joined(lines if lines is not None else _split(block), facts)
         seen.difference_update(ids)  # none of them was there before: take them one at a time
-    if lines is None:
-        lines = _split(block)
     kept_lines, kept_facts = [], []
-    for line, fact in zip(lines, facts, strict=True):
+    for line, fact in zip(lines if lines is not None else _split(block), facts, strict=True):
         if fact.id not in seen:
             seen.add(fact.id)
             kept_lines.append(line)
             kept_facts.append(fact)
     return _joined(kept_lines, kept_facts)
+
+
+def _with_nodes(got: Lines, skipped: list[str]) -> Lines:
+    """``got`` with its node records decoded whole (``Lines.nodes``); one that does not decode is left out."""
+    lines = got.split()
+    kept_lines, kept_facts, nodes = [], [], []
+    for line, fact in zip(lines, got.facts, strict=True):
+        if fact.kind == "node":
+            try:
+                nodes.append(_record_decoder.decode(line))
+            except _DECODE_ERRORS as exc:
+                skipped.append(f"node record {fact.id} of node {fact.node_id} does not decode ({exc}); skipped")
+                continue
+        kept_lines.append(line)
+        kept_facts.append(fact)
+    out = got if len(kept_facts) == len(got.facts) else _joined(kept_lines, kept_facts)
+    out.nodes = nodes
+    return out
+
+
+def _attrs_is_object(fact: LineFacts) -> bool:
+    raw = memoryview(fact.attrs)
+    return len(raw) > 0 and raw[0] == 0x7B  # '{'
 
 
 def _split(block: bytes) -> list[bytes]:
@@ -99,32 +138,23 @@ def _split(block: bytes) -> list[bytes]:
 
 
 def _joined(lines: list[bytes], facts: list[LineFacts]) -> Lines:
-    return Lines(b"".join(line + b"\n" for line in lines), facts)
+    return Lines(b"".join(line + b"\n" for line in lines), facts, [])
 
 
 def _decodable(block: bytes, skipped: list[str]) -> tuple[list[bytes], list[LineFacts]]:
-    """The lines of ``block`` that decode as records, with their facts; a line for each other one in
-    ``skipped`` (a frame whose checksum held but whose writer wrote something else)."""
+    """The lines of ``block`` that are records as far as ``LineFacts`` sees, with their facts; a line for
+    each other one in ``skipped`` (a frame whose checksum held but whose writer wrote something else)."""
     lines, facts = [], []
     for number, line in enumerate(block.split(b"\n"), 1):
         if not line.strip():
             continue
         try:
-            _record_decoder.decode(line)
-            facts.append(_facts_decoder.decode(line))
+            fact = _facts_decoder.decode(line)
+            if not _attrs_is_object(fact):
+                raise msgspec.ValidationError("Expected `object` for `$.attrs`")
         except _DECODE_ERRORS as exc:
             skipped.append(f"a spool record (line {number} of its frame) does not decode ({exc}); skipped")
             continue
         lines.append(line)
+        facts.append(fact)
     return lines, facts
-
-
-def node_positions(facts: list[LineFacts]) -> list[int]:
-    """Positions of the node records (folded into ``nodes`` by the store)."""
-    return [i for i, f in enumerate(facts) if f.kind == "node"]
-
-
-def lines_problems(got: Lines) -> list[str]:
-    """``store._columns.line_problems`` of the records in ``got``."""
-    wanted = [i for i, f in enumerate(got.facts) if f.code is not None and f.code.line not in LINE_RANGE]
-    return line_problems(got.records(wanted)) if wanted else []

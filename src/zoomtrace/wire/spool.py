@@ -291,7 +291,7 @@ def _parse(name: str, data: bytes, offset: int, decode: bool) -> ReadResult:
             if version == MSGPACK:
                 result.records.extend(batch_decoder.decode(payload))
             elif decode:
-                result.records.extend(_json_decoder.decode_lines(payload))
+                result.records.extend(_json_records(payload, name, offset + pos, result.problems))
             else:
                 result.lines.append(payload)
                 result.line_count += payload.count(b"\n")
@@ -301,6 +301,22 @@ def _parse(name: str, data: bytes, offset: int, decode: bool) -> ReadResult:
     result.offset = offset + pos
     result.pending_bytes = end - pos
     return result
+
+
+def _json_records(payload: bytes, name: str, at: int, problems: list[str]) -> list[Record]:
+    """The records of a ``JSON_LINES`` payload; one line that is no record costs only itself (reported)."""
+    try:
+        return _json_decoder.decode_lines(payload)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        pass
+    records = []
+    for number, line in enumerate(payload.split(b"\n"), 1):
+        if line.strip():
+            try:
+                records.append(_json_decoder.decode(line))
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                problems.append(f"{name}: line {number} of the frame at offset {at} does not decode ({exc}); skipped")
+    return records
 
 
 def _next_valid_frame(data: bytes, start: int) -> int | None:

@@ -36,7 +36,7 @@ import msgspec
 from zoomtrace._gc import gc_paused
 from zoomtrace.errors import StoreError
 from zoomtrace.store._columns import line_problems
-from zoomtrace.store._lines import LineFacts, Lines, lines_problems, scan
+from zoomtrace.store._lines import LineFacts, Lines, scan
 from zoomtrace.store._slices import SLICE, first_of_each_id, record_id
 from zoomtrace.store.clickhouse._schema import OUT_OF_RANGE, Layout, among
 from zoomtrace.store.clickhouse._transport import EngineError, Param, Transport
@@ -143,9 +143,11 @@ def prepare(records: list[Record], lines: Sequence[bytes] = ()) -> Prepared:
             got = scan(block, seen, skipped)
             if not got.facts:
                 continue
-            skipped += lines_problems(got)
+            skipped += line_problems(got.facts)
             if any(map(_is_string, got.facts)):
-                got = _string_payloads_as_text(got)
+                got = _string_payloads_as_text(got, skipped)
+                if not got.facts:
+                    continue
             parts.append(got.data)
             ids += map(record_id, got.facts)
             oldest = min(map(_ts_ns, got.facts))
@@ -183,14 +185,22 @@ def _is_string(fact: LineFacts) -> bool:
     return len(raw) > 0 and raw[0] == 0x22  # '"'
 
 
-def _string_payloads_as_text(got: Lines) -> Lines:
-    """``got`` with each string payload as its JSON text (the engine would store the string itself)."""
-    lines = got.split()
-    for i, fact in enumerate(got.facts):
+def _string_payloads_as_text(got: Lines, skipped: list[str]) -> Lines:
+    """``got`` with each string payload as its JSON text (the engine would store the string itself); a line
+    that does not decode whole is left out and reported in ``skipped``."""
+    lines, facts = [], []
+    for line, fact in zip(got.split(), got.facts, strict=True):
         if _is_string(fact):
-            r = _line_decoder.decode(lines[i])
-            lines[i] = _encoder.encode(msgspec.structs.replace(r, payload=bytes(fact.payload).decode()))
-    return Lines(b"".join(line + b"\n" for line in lines), got.facts)
+            try:
+                r = _line_decoder.decode(line)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                skipped.append(_skip_line(fact, f"it does not decode ({exc})"))
+                continue
+            lines.append(_encoder.encode(msgspec.structs.replace(r, payload=bytes(fact.payload).decode())))
+        else:
+            lines.append(line)
+        facts.append(fact)
+    return Lines(b"".join(line + b"\n" for line in lines), facts, got.nodes)
 
 
 class ClickHouseWriter:
@@ -371,5 +381,5 @@ def _out_of_range(line: bytes) -> str | None:
     return None
 
 
-def _skip_line(r: Record | _Numbers, reason: str) -> str:
+def _skip_line(r: Record | _Numbers | LineFacts, reason: str) -> str:
     return f"record {r.id} ({r.kind} {r.type!r} of node {r.node_id}) skipped: {reason}"

@@ -24,7 +24,7 @@ import msgspec
 from zoomtrace._gc import gc_paused
 from zoomtrace.errors import StoreError
 from zoomtrace.store._columns import line_problems
-from zoomtrace.store._lines import lines_problems, node_positions, scan
+from zoomtrace.store._lines import scan
 from zoomtrace.store._slices import SLICE, first_of_each_id, record_id
 from zoomtrace.store.duckdb._common import (
     _NODE_COLUMNS,
@@ -228,7 +228,9 @@ class DuckWriter:
                 new = self._store_batch(batch, offsets, [*problems, *((None, t) for t in batch.skipped)])
                 return WriteReport(new, list(batch.skipped))
             except (duckdb.ConversionException, duckdb.InvalidInputException, duckdb.OutOfRangeException):
-                good, refused = _storable(batch.records())
+                records, undecodable = batch.records()
+                good, refused = _storable(records)
+                refused += undecodable
                 if not refused:
                     raise
             retry = prepare(good)
@@ -363,10 +365,19 @@ class Prepared(msgspec.Struct):
     node_records: list[Record]
     skipped: list[str]
 
-    def records(self) -> list[Record]:
-        """The records back from their NDJSON (only needed when the database refuses a batch)."""
-        lines = (line for parts, _, _ in self.chunks for data in parts for line in data.splitlines())
-        return [_row_decoder.decode(line) for line in lines if line]
+    def records(self) -> tuple[list[Record], list[str]]:
+        """The records back from their NDJSON (only needed when the database refuses a batch), and a problem
+        line for each line that is no record (JSON lines from a spool are not checked field by field)."""
+        records: list[Record] = []
+        problems: list[str] = []
+        for parts, _, _ in self.chunks:
+            for data in parts:
+                for line in data.splitlines():
+                    try:
+                        records.append(_row_decoder.decode(line))
+                    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                        problems.append(f"a record line does not decode ({exc}): {line[:120]!r}; skipped")
+        return records, problems
 
 
 def prepare(records: list[Record], lines: Sequence[bytes] = ()) -> Prepared:
@@ -394,8 +405,8 @@ def prepare(records: list[Record], lines: Sequence[bytes] = ()) -> Prepared:
     for block in lines:
         got = scan(block, seen, skipped)
         if got.facts:
-            node_records += got.records(node_positions(got.facts))
-            skipped += lines_problems(got)
+            node_records += got.nodes
+            skipped += line_problems(got.facts)
             chunks.add(got.data, list(map(record_id, got.facts)))
     blob_lines = _json_encoder.encode_lines([{"sha256": k, "content": v} for k, v in blobs.items()]) if blobs else b""
     return Prepared(chunks.done(), blob_lines, node_records, skipped)
