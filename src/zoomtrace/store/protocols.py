@@ -82,9 +82,9 @@ class StoreWriter(Protocol):
 
         ``lines`` are more records of the batch, as blocks of JSON lines (msgspec's JSON of ``Record``, one
         record a line, each ended by a newline: the spool's ``JSON_LINES`` frames), which a backend hands on
-        without decoding them whole (``store._lines``). They are trusted as far as the frame's checksum: a
-        line that is no record is left out and reported, a value the engine refuses is found as for
-        ``records``, but a line is not checked field by field.
+        without decoding them whole (``store._lines``): a line whose id, kind, numbers, lists, error or
+        attributes are not a record's is left out and reported, a value the engine refuses is found as for
+        ``records``, and a text field is not decoded (a number there is stored as its text).
 
         It touches no connection and no session state: it may run on any thread, while a session of
         the same backend writes, and ``zoomtrace.store.prepare_for`` offers it without opening the
