@@ -133,6 +133,10 @@ with zt.span("checkout", user="u1") as checkout:  # @checkout
         pass
 with zt.span("retry", follows_from=checkout) as retry:
     pass
+incoming = zt.extract({"traceparent": "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01", "tracestate": "vendor=v1,other=o2"})
+with zt.span("continued", context=incoming):
+    with zt.span("continued-child"):
+        pass
 print("RESULT " + json.dumps({"trace_id": checkout.trace_id, "span_id": checkout.span_id, "first": first,
                               "derived": derived, "retry_trace": retry.trace_id}))
 """
@@ -203,6 +207,14 @@ def test_otlp_export_carries_resource_code_links_lineage_and_dirty(tmp_path: Pat
     assert [(link.trace_id.hex(), link.span_id.hex()) for link in retry.links] == [
         (result["trace_id"], result["span_id"])
     ]
+
+    # A continued remote trace keeps its vendor state (W3C tracestate) on its spans, as OTLP trace_state.
+    _, continued = by_name["continued"]
+    _, continued_child = by_name["continued-child"]
+    assert continued.trace_id.hex() == "ab" * 16 and continued.parent_span_id.hex() == "cd" * 8
+    assert continued.trace_state == continued_child.trace_state == "vendor=v1,other=o2"
+    assert checkout.trace_state == ""
+    assert "otel.trace_state" not in attrs(continued.attributes)
 
     # stdlib logging: a log record in the span, scope = logger name, severity mapped.
     (log,) = [(scope, log) for _, scope, log in logs if from_any(log.body) == "charged 12.5"]

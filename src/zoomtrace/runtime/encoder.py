@@ -32,6 +32,8 @@ from zoomtrace.runtime.sanitize import (
     truncate,
 )
 from zoomtrace.runtime.scrub import _CARD_MIN, Scrubber
+from zoomtrace.wire.otlp_mapping import TRACE_STATE
+from zoomtrace.wire.propagation import format_tracestate
 from zoomtrace.wire.record import Code, Error, Frame, Link, Record, uuid7
 
 #: Attributes every ``logging.LogRecord`` has; anything else came from ``extra=``.
@@ -505,6 +507,8 @@ class Encoder:
             code = self.code(span.code, span.line)
         links = span.links
         attrs = span.attrs
+        if span.tracestate:  # a continued remote trace's vendor state: OTLP export gives it back as trace_state
+            attrs = {**attrs, TRACE_STATE: format_tracestate(span.tracestate)}
         on_behalf_of = span.on_behalf_of
         error = span.error
         return Record(
