@@ -11,6 +11,8 @@ import pytest
 
 from zoomtrace.errors import ConfigError
 from zoomtrace.sinks import NodeIdentity, open_sink
+from zoomtrace.wire.record import Record, uuid7
+from zoomtrace.wire.spool import read_segment
 
 APP = """
 import sys
@@ -76,3 +78,22 @@ def test_a_bad_sink_url_is_quoted_without_its_secret(tmp_path: Path, url: str) -
         open_sink(url, home=tmp_path, node=NodeIdentity("n"), report_loss=lambda reason, n: None)
     assert "hunter2" not in str(refused.value)
     assert "***" in str(refused.value)
+
+
+def test_a_record_the_spool_cannot_encode_costs_only_itself(tmp_path: Path) -> None:
+    """A lone surrogate has no UTF-8 form in either frame version: that record is counted lost, its batch written."""
+    lost: list[tuple[str, int]] = []
+    node = NodeIdentity(node_id=uuid7(), service="svc", env="test", group="g")
+    sink = open_sink("spool", home=tmp_path, node=node, report_loss=lambda reason, n: lost.append((reason, n)))
+    good = [
+        Record(id=uuid7(), kind="log", type="app", ts_ns=1, node_id=node.node_id, message=f"m{i}") for i in range(3)
+    ]
+    raw = Record(id=uuid7(), kind="raw", type="blob", ts_ns=2, node_id=node.node_id, payload=b"\x00\x01")
+    bad = Record(id=uuid7(), kind="log", type="app", ts_ns=3, node_id=node.node_id, message="half \udcff")
+    sink.write([good[0], bad, good[1], raw, good[2]])
+    sink.close()
+    (segment,) = (tmp_path / "spool").iterdir()
+    result = read_segment(segment)
+    assert not result.problems
+    assert sorted(r.id for r in result.records) == sorted(r.id for r in [*good, raw])
+    assert lost == [("encode_error", 1)]

@@ -81,7 +81,7 @@ def open_sink(url: str, *, home: Path, node: NodeIdentity, report_loss: ReportLo
         from zoomtrace.sinks.spool import SpoolSink
 
         path = urlsplit(url).path if "://" in url else ""
-        return SpoolSink(Path(path) if path else home / "spool", node.node_id)
+        return SpoolSink(Path(path) if path else home / "spool", node.node_id, report_loss)
     if scheme in ("stdout", "stdout+json"):
         from zoomtrace.sinks.stdout import StdoutSink
 
