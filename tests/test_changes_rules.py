@@ -16,10 +16,12 @@ from zoomtrace.wire.record import Code, Record
 
 try:
     from support.records import NODE_A, NODE_B, T0, rec, started
-    from test_store import ENGINES, ingest, open_store
+    from support.stores import ENGINES, open_store
+    from test_store import ingest
 except ImportError:  # tests/ imported as a package
     from tests.support.records import NODE_A, NODE_B, T0, rec, started
-    from tests.test_store import ENGINES, ingest, open_store
+    from tests.support.stores import ENGINES, open_store
+    from tests.test_store import ingest
 
 US, MS = 1_000, 1_000_000
 BEFORE, AFTER = "a" * 40, "b" * 40

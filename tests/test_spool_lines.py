@@ -20,11 +20,10 @@ import msgspec
 import pytest
 
 from support.records import MS, NODE_A, NODE_B, T0, checkout_trace, rec, started
+from support.stores import ENGINES, open_store
 from zoomtrace.collect.spool_ingest import ingest_spool
 from zoomtrace.read import query
 from zoomtrace.store import Store, WriteReport
-from zoomtrace.store.clickhouse import ClickHouseStore
-from zoomtrace.store.duckdb import DuckStore
 from zoomtrace.wire.record import Code, Error, Frame, Link, Record, encoder, uuid7
 from zoomtrace.wire.spool import (
     HEADER,
@@ -37,18 +36,7 @@ from zoomtrace.wire.spool import (
     segment_name,
 )
 
-#: The backends every test runs on (the parameter ids).
-ENGINES = ("duckdb", "chdb")
-
 _json = msgspec.json.Encoder()
-
-
-def open_store(engine: str, directory: Path) -> Store:
-    """A new, empty store of ``engine`` in ``directory`` (keeping records of any age: no retention)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    if engine == "duckdb":
-        return DuckStore(directory / "store.duckdb")
-    return ClickHouseStore.open(f"chdb://{directory / 'chdb'}", create=True, retention_days=0)
 
 
 @pytest.fixture(params=ENGINES)

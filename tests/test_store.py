@@ -26,24 +26,12 @@ import msgspec
 import pytest
 
 from support.records import MS, NODE_A, NODE_B, T0, checkout_trace, rec, started
+from support.stores import ENGINES, open_store
 from zoomtrace.errors import AmbiguousId, NotFound, ReadOnlySQL, StoreError, TooLarge
 from zoomtrace.read import model, query
 from zoomtrace.store import Store, StoreWriter, WriteReport
-from zoomtrace.store.clickhouse import ClickHouseStore
-from zoomtrace.store.duckdb import DuckStore
 from zoomtrace.store.protocols import SpanColumns, SpanCounts
 from zoomtrace.wire.record import Code, Error, Frame, Link, Record, uuid7
-
-#: The backends every test runs on (the parameter ids).
-ENGINES = ("duckdb", "chdb")
-
-
-def open_store(engine: str, directory: Path) -> Store:
-    """A new, empty store of ``engine`` in ``directory`` (keeping records of any age: no retention)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    if engine == "duckdb":
-        return DuckStore(directory / "store.duckdb")
-    return ClickHouseStore.open(f"chdb://{directory / 'chdb'}", create=True, retention_days=0)
 
 
 @pytest.fixture(params=ENGINES)
