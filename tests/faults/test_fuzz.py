@@ -19,20 +19,24 @@ from hypothesis import strategies as st
 from support.records import checkout_trace, rec
 from zoomtrace.wire import kafka_codec
 from zoomtrace.wire.record import Record, encoder
-from zoomtrace.wire.spool import ReadResult, frame, read_segment
+from zoomtrace.wire.spool import JSON_LINES, MSGPACK, ReadResult, frame, read_segment
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
-#: Five frames of real records (a trace, then one record a frame), as a writer lays them out.
+#: Five frames of real records (a trace, then one record a frame), as a writer lays them out: JSON lines
+#: and msgpack, one after the other (both versions are written: msgpack for records with bytes payloads).
 FRAMES: list[list[Record]] = [checkout_trace(), *[[rec("log", "line", 200 + i, message=f"line {i}")] for i in range(4)]]
-SEGMENT = b"".join(frame(encoder.encode(batch)) for batch in FRAMES)
+_ENCODED = [
+    frame(encoder.encode(batch), MSGPACK) if i % 2 else frame(msgspec.json.Encoder().encode_lines(batch), JSON_LINES)
+    for i, batch in enumerate(FRAMES)
+]
+SEGMENT = b"".join(_ENCODED)
 #: Where each frame's bytes are in SEGMENT.
 SPANS: list[range] = []
 _at = 0
-for _batch in FRAMES:
-    _size = len(frame(encoder.encode(_batch)))
-    SPANS.append(range(_at, _at + _size))
-    _at += _size
+for _frame in _ENCODED:
+    SPANS.append(range(_at, _at + len(_frame)))
+    _at += len(_frame)
 
 
 def read(tmp_path: Path, data: bytes) -> ReadResult:
