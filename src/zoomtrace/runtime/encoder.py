@@ -32,8 +32,7 @@ from zoomtrace.runtime.sanitize import (
     truncate,
 )
 from zoomtrace.runtime.scrub import _CARD_MIN, Scrubber
-from zoomtrace.wire.otlp_mapping import TRACE_STATE
-from zoomtrace.wire.propagation import format_tracestate
+from zoomtrace.wire.propagation import TRACE_STATE_ATTR, format_tracestate
 from zoomtrace.wire.record import Code, Error, Frame, Link, Record, uuid7
 
 #: Attributes every ``logging.LogRecord`` has; anything else came from ``extra=``.
@@ -508,7 +507,7 @@ class Encoder:
         links = span.links
         attrs = span.attrs
         if span.tracestate:  # a continued remote trace's vendor state: OTLP export gives it back as trace_state
-            attrs = {**attrs, TRACE_STATE: format_tracestate(span.tracestate)}
+            attrs = {**attrs, TRACE_STATE_ATTR: format_tracestate(span.tracestate)}
         on_behalf_of = span.on_behalf_of
         error = span.error
         return Record(

@@ -59,6 +59,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeL
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
+from zoomtrace.wire.propagation import TRACE_STATE_ATTR
 from zoomtrace.wire.record import Code, Error, Frame, Link, Record
 
 __all__ = [
@@ -87,7 +88,7 @@ SCOPE_NAME: Final = "otel.scope.name"
 SCOPE_VERSION: Final = "otel.scope.version"
 STATUS_DESCRIPTION: Final = "otel.status_description"
 #: A span's W3C ``tracestate`` (as OTLP ``Span.trace_state`` carries it: inherited from its parent).
-TRACE_STATE: Final = "otel.trace_state"
+TRACE_STATE: Final = TRACE_STATE_ATTR
 #: What OTLP says of a span's links beyond their ids: ``[{"trace_id", "span_id", "trace_state",
 #: "attributes", "flags"}, ...]``, for the links that say more (a record's ``links`` only hold ids).
 LINK_DETAILS: Final = "otel.links"

@@ -51,6 +51,9 @@ BAGGAGE: Final = "baggage"
 
 #: The baggage key that carries :attr:`SpanContext.on_behalf_of`.
 ON_BEHALF_OF_KEY: Final = "zoom.on_behalf_of"
+#: The attribute that keeps a span's W3C ``tracestate`` (as OTLP ``Span.trace_state`` carries it: inherited
+#: from its parent), for the OTLP mapping to give back.
+TRACE_STATE_ATTR: Final = "otel.trace_state"
 
 
 @dataclass(frozen=True, slots=True)
