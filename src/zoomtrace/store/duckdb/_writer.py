@@ -38,10 +38,18 @@ from zoomtrace.store.protocols import Problem, WriteReport
 from zoomtrace.wire.record import SCHEMA_VERSION as RECORD_VERSION
 from zoomtrace.wire.record import Record
 
-#: Records per NDJSON chunk (one INSERT each); bounds the staging file and DuckDB's working memory.
-CHUNK: Final = 100_000
+#: Records per NDJSON chunk (one INSERT each); bounds the staging file (≈ 200 MB) and DuckDB's working memory.
+#: A batch (spool ingest and the Kafka collector write 100,000 records and more) is one chunk: DuckDB writes an
+#: INSERT's rows straight to the file only as far as each of its threads fills row groups; the rest goes through
+#: the write-ahead log and a checkpoint at commit, which made a second, smaller chunk cost 2 µs a record more.
+CHUNK: Final = 500_000
 #: A single record may be as large as a spool frame.
 _MAX_OBJECT: Final = 512 * 1024 * 1024
+#: The least ``maximum_object_size`` given to ``read_json``. DuckDB parses a file in buffers of twice that size,
+#: one buffer per thread, so the bound given is the longest part of the chunk (no record line is longer than
+#: the part holding it) rather than _MAX_OBJECT, whose 1 GiB buffer held a whole chunk: one thread parsed it
+#: all, and more slowly (docs/store.md, "Performance").
+_MIN_OBJECT_BOUND: Final = 4 * 1024 * 1024
 _BYTES: Final[frozenset[type]] = frozenset({bytes, bytearray, memoryview})
 
 
@@ -77,7 +85,7 @@ SELECT id, kind, type, ts_ns, end_ns, trace_id, span_id, parent_span_id,
                                  lambda f: {{'file': f[1], 'line': TRY_CAST(f[2] AS BIGINT), 'function': f[3]}})
     }}) END,
     status, cpu_ns, thread, coalesce(v, {RECORD_VERSION}), $seq
-FROM read_json($path, format = 'newline_delimited', columns = {_READ_COLUMNS}, maximum_object_size = {_MAX_OBJECT})
+FROM read_json($path, format = 'newline_delimited', columns = {_READ_COLUMNS}, maximum_object_size = $widest)
 WHERE id NOT IN (SELECT id FROM records WHERE id BETWEEN $lo AND $hi)
 """
 
@@ -295,7 +303,9 @@ class DuckWriter:
         try:
             for parts, lo, hi in batch.chunks:
                 _write_file(fd, parts)
-                result = con.execute(_INSERT_RECORDS, {"path": name, "seq": seq, "lo": lo, "hi": hi}).fetchone()
+                widest = max(_MIN_OBJECT_BOUND, *map(len, parts))
+                params = {"path": name, "seq": seq, "lo": lo, "hi": hi, "widest": widest}
+                result = con.execute(_INSERT_RECORDS, params).fetchone()
                 new += result[0] if result else 0
             if batch.blobs:
                 _write_file(fd, [batch.blobs])
