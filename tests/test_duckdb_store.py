@@ -19,9 +19,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 import msgspec
+import pytest
 
 from support.records import MS, NODE_A, checkout_trace, rec
 from zoomtrace.collect import open_session
