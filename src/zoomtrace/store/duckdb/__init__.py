@@ -27,7 +27,7 @@ __all__ = ["STORE_SCHEMA", "DuckStore", "Prepared", "check_read_only", "prepare"
 STORE_SCHEMA: Final = 1
 #: Rows per row group of the store's tables. DuckDB compresses and writes the rows of a transaction as it inserts
 #: them (no write-ahead log, no checkpoint at commit) only when they fill a row group; at DuckDB's default
-#: (122,880) a 100,000-record batch missed that and cost 2 µs a record more (docs/store.md, "Performance").
+#: (122,880) a 100,000-record batch missed that and cost 2 µs a record more (docs/store.md, "Decisions").
 ROW_GROUP_SIZE: Final = 65_536
 #: Replaced trace summaries that make close() vacuum (also at least a quarter of the traces table).
 VACUUM_MIN_ROWS: Final = 100_000

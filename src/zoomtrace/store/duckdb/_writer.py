@@ -48,7 +48,7 @@ _MAX_OBJECT: Final = 512 * 1024 * 1024
 #: The least ``maximum_object_size`` given to ``read_json``. DuckDB parses a file in buffers of twice that size,
 #: one buffer per thread, so the bound given is the longest part of the chunk (no record line is longer than
 #: the part holding it) rather than _MAX_OBJECT, whose 1 GiB buffer held a whole chunk: one thread parsed it
-#: all, and more slowly (docs/store.md, "Performance").
+#: all, and more slowly (docs/store.md, "Ingestion").
 _MIN_OBJECT_BOUND: Final = 4 * 1024 * 1024
 _BYTES: Final[frozenset[type]] = frozenset({bytes, bytearray, memoryview})
 
