@@ -19,12 +19,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from support.records import MS, NODE_A, checkout_trace, rec
 from zoomtrace.collect import open_session
 from zoomtrace.errors import ReadOnlySQL, StoreError
-from zoomtrace.store.duckdb import DuckStore
+from zoomtrace.store.duckdb import ROW_GROUP_SIZE, DuckStore
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -56,6 +57,35 @@ def test_replaced_trace_summaries_are_counted_and_vacuumed(store: DuckStore) -> 
     (t,) = store.traces()
     assert (t["record_count"], t["span_count"], t["duration_ns"]) == (6, 3, 120 * MS)
     assert count(store, "traces") == 1
+
+
+# -- bulk writes -------------------------------------------------------------------------------
+
+
+def test_a_batch_fills_row_groups_of_row_group_size(store: DuckStore) -> None:
+    """Row groups of ROW_GROUP_SIZE rows (DuckDB's default is 122,880): a batch of 100,000 records fills one,
+    which DuckDB writes to the file as it inserts instead of through its write-ahead log."""
+    records = [rec("log", "app", i // 100, message=f"m{i}") for i in range(ROW_GROUP_SIZE + 1000)]
+    lines = msgspec.json.Encoder().encode_lines(records)
+    assert store.write(store.prepare([], [lines])).new == len(records)
+    assert store.sql("SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('records')")[1] == [(2,)]
+    assert count(store) == len(records)
+
+
+@pytest.mark.parametrize("as_lines", [True, False], ids=["lines", "records"])
+def test_a_record_larger_than_the_least_object_bound_is_stored(store: DuckStore, as_lines: bool) -> None:
+    """``read_json`` is told the longest part of the chunk as its object bound, so a long record still fits."""
+    long = rec("event", "Snapshot", 1, payload={"text": "x" * (6 * 2**20)})
+    short = rec("log", "app", 2, message="short")
+    batch = store.prepare([], [msgspec.json.Encoder().encode_lines([short, long])]) if as_lines else None
+    assert store.write(batch or store.prepare([short, long])).new == 2
+    assert store.record(long.id)["payload"] == long.payload
+
+
+def test_the_session_spills_next_to_the_store(store: DuckStore) -> None:
+    """The session's database is attached to an in-memory one, whose spill directory would be ``./.tmp``."""
+    (spill,) = store._con.execute("SELECT current_setting('temp_directory')").fetchone() or (None,)
+    assert spill == f"{store.path}.tmp"
 
 
 # -- read-only SQL: DuckDB's dialect (what both stores do is in tests/test_store.py) -----------

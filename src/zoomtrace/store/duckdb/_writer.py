@@ -38,10 +38,18 @@ from zoomtrace.store.protocols import Problem, WriteReport
 from zoomtrace.wire.record import SCHEMA_VERSION as RECORD_VERSION
 from zoomtrace.wire.record import Record
 
-#: Records per NDJSON chunk (one INSERT each); bounds the staging file and DuckDB's working memory.
-CHUNK: Final = 100_000
+#: Records per NDJSON chunk (one INSERT each); bounds the staging file (≈ 200 MB) and DuckDB's working memory.
+#: A batch (spool ingest and the Kafka collector write 100,000 records and more) is one chunk: DuckDB writes an
+#: INSERT's rows straight to the file only as far as each of its threads fills row groups; the rest goes through
+#: the write-ahead log and a checkpoint at commit, which made a second, smaller chunk cost 2 µs a record more.
+CHUNK: Final = 500_000
 #: A single record may be as large as a spool frame.
 _MAX_OBJECT: Final = 512 * 1024 * 1024
+#: The least ``maximum_object_size`` given to ``read_json``. DuckDB parses a file in buffers of twice that size,
+#: one buffer per thread, so the bound given is the longest part of the chunk (no record line is longer than
+#: the part holding it) rather than _MAX_OBJECT, whose 1 GiB buffer held a whole chunk: one thread parsed it
+#: all, and more slowly (docs/store.md, "Ingestion").
+_MIN_OBJECT_BOUND: Final = 4 * 1024 * 1024
 _BYTES: Final[frozenset[type]] = frozenset({bytes, bytearray, memoryview})
 
 
@@ -77,7 +85,7 @@ SELECT id, kind, type, ts_ns, end_ns, trace_id, span_id, parent_span_id,
                                  lambda f: {{'file': f[1], 'line': TRY_CAST(f[2] AS BIGINT), 'function': f[3]}})
     }}) END,
     status, cpu_ns, thread, coalesce(v, {RECORD_VERSION}), $seq
-FROM read_json($path, format = 'newline_delimited', columns = {_READ_COLUMNS}, maximum_object_size = {_MAX_OBJECT})
+FROM read_json($path, format = 'newline_delimited', columns = {_READ_COLUMNS}, maximum_object_size = $widest)
 WHERE id NOT IN (SELECT id FROM records WHERE id BETWEEN $lo AND $hi)
 """
 
@@ -107,31 +115,32 @@ ON CONFLICT (node_id) DO UPDATE SET
 #: One HUGEINT orders candidates (parentless first, then by start) far faster than a struct key.
 _ROOT_KEY: Final = "((parent_span_id IS NOT NULL)::HUGEINT << 64) + ts_ns"
 
-#: Per trace, what this transaction added (services and environments through the nodes known now).
-#: Aggregated per (trace, node) first, so that only those pairs, not all records, are joined with nodes.
+#: Per trace, what this transaction added, in one pass over its records. Its nodes are not listed here:
+#: a trace almost always has one (``node_lo = node_hi``), which a join names; a list aggregate per trace
+#: measured four times the cost of the rest, so the traces of several nodes get theirs apart
+#: (``_BATCH_TRACE_NODES``).
 _BATCH_TRACES: Final = f"""
 CREATE OR REPLACE TEMP TABLE zt_batch_traces AS
-WITH per_node AS (
-    SELECT trace_id, node_id, min(ts_ns) AS start_ns, max(greatest(ts_ns, coalesce(end_ns, ts_ns))) AS end_ns,
-           arg_min({{'name': type, 'span_id': span_id, 'start_ns': ts_ns, 'is_top': parent_span_id IS NULL}},
-                   {_ROOT_KEY}) FILTER (kind = 'span') AS root,
-           min({_ROOT_KEY}) FILTER (kind = 'span') AS root_key,
-           count(*) FILTER (kind = 'span') AS span_count, count(*) FILTER (kind = 'log') AS log_count,
-           count(*) FILTER (kind = 'event') AS event_count, bool_or({IS_ERROR}) AS error,
-           count(*) AS record_count
-    FROM records WHERE ingest_seq = $seq AND trace_id IS NOT NULL
-    GROUP BY trace_id, node_id
-)
-SELECT p.trace_id, min(p.start_ns) AS start_ns, max(p.end_ns) AS end_ns,
-       arg_min({{'name': p.root.name, 'service': n.service, 'span_id': p.root.span_id, 'node_id': p.node_id,
-                'start_ns': p.root.start_ns, 'is_top': p.root.is_top}}, p.root_key) AS root,
+SELECT trace_id, min(ts_ns) AS start_ns, max(greatest(ts_ns, coalesce(end_ns, ts_ns))) AS end_ns,
+       arg_min({{'name': type, 'span_id': span_id, 'node_id': node_id, 'start_ns': ts_ns,
+                 'is_top': parent_span_id IS NULL}}, {_ROOT_KEY}) FILTER (kind = 'span') AS root,
+       min(node_id) AS node_lo, max(node_id) AS node_hi,
+       count(*) FILTER (kind = 'span') AS span_count, count(*) FILTER (kind = 'log') AS log_count,
+       count(*) FILTER (kind = 'event') AS event_count, bool_or({IS_ERROR}) AS error, count(*) AS record_count
+FROM records WHERE ingest_seq = $seq AND trace_id IS NOT NULL
+GROUP BY trace_id
+"""
+
+#: The nodes, services and environments of the batch's traces that span several nodes.
+_BATCH_TRACE_NODES: Final = """
+CREATE OR REPLACE TEMP TABLE zt_batch_trace_nodes AS
+SELECT p.trace_id, list_sort(list(p.node_id)) AS node_ids,
        coalesce(list_sort(list_distinct(list(n.service) FILTER (n.service IS NOT NULL))), []) AS services,
-       coalesce(list_sort(list_distinct(list(n.env) FILTER (n.env IS NOT NULL))), []) AS envs,
-       list_sort(list(p.node_id)) AS node_ids,
-       sum(p.span_count)::BIGINT AS span_count, sum(p.log_count)::BIGINT AS log_count,
-       sum(p.event_count)::BIGINT AS event_count, bool_or(p.error) AS error,
-       sum(p.record_count)::BIGINT AS record_count
-FROM per_node AS p LEFT JOIN nodes AS n ON n.node_id = p.node_id
+       coalesce(list_sort(list_distinct(list(n.env) FILTER (n.env IS NOT NULL))), []) AS envs
+FROM (
+    SELECT DISTINCT trace_id, node_id FROM records
+    WHERE ingest_seq = $seq AND trace_id IN (SELECT trace_id FROM zt_batch_traces WHERE node_lo <> node_hi)
+) AS p LEFT JOIN nodes AS n ON n.node_id = p.node_id
 GROUP BY p.trace_id
 """
 
@@ -142,17 +151,37 @@ SELECT * FROM traces WHERE trace_id IN (SELECT trace_id FROM zt_batch_traces)
 """
 
 _NEW_ROOT_WINS: Final = (
-    "(b.root.span_id IS NOT NULL AND (o.root_span_id IS NULL OR (b.root.is_top AND NOT o.root_is_top)"
-    " OR (b.root.is_top = o.root_is_top AND b.root.start_ns < o.root_start_ns)))"
+    "(b.root_span_id IS NOT NULL AND (o.root_span_id IS NULL OR (b.root_is_top AND NOT o.root_is_top)"
+    " OR (b.root_is_top = o.root_is_top AND b.root_start_ns < o.root_start_ns)))"
 )
 
 
 def _root(field: str) -> str:
-    return f"CASE WHEN {_NEW_ROOT_WINS} THEN b.root.{field} ELSE o.root_{field} END AS root_{field}"
+    return f"CASE WHEN {_NEW_ROOT_WINS} THEN b.root_{field} ELSE o.root_{field} END AS root_{field}"
 
 
+def _merged_list(name: str) -> str:
+    """A list column of the batch's summary merged with the stored one (only a stored trace pays for it)."""
+    merged = f"list_sort(list_distinct(list_concat(coalesce(o.{name}, []), b.{name})))"
+    return f"CASE WHEN o.trace_id IS NULL THEN b.{name} ELSE {merged} END AS {name}"
+
+
+#: The batch's summaries with their nodes' names, merged with the stored ones (traces seen before: few).
 _MERGE_TRACES: Final = f"""
 INSERT INTO traces BY NAME
+WITH b AS (
+    SELECT t.trace_id, t.start_ns, t.end_ns, t.root.name AS root_name, rn.service AS root_service,
+           t.root.span_id AS root_span_id, t.root.node_id AS root_node_id, t.root.start_ns AS root_start_ns,
+           t.root.is_top AS root_is_top,
+           coalesce(m.node_ids, [t.node_lo]) AS node_ids,
+           coalesce(m.services, CASE WHEN n.service IS NULL THEN [] ELSE [n.service] END) AS services,
+           coalesce(m.envs, CASE WHEN n.env IS NULL THEN [] ELSE [n.env] END) AS envs,
+           t.span_count, t.log_count, t.event_count, t.error, t.record_count
+    FROM zt_batch_traces AS t
+    LEFT JOIN zt_batch_trace_nodes AS m ON m.trace_id = t.trace_id
+    LEFT JOIN nodes AS n ON n.node_id = t.node_lo
+    LEFT JOIN nodes AS rn ON rn.node_id = t.root.node_id
+)
 SELECT b.trace_id,
        CASE WHEN regexp_full_match(substr(b.trace_id, 1, 15), '[0-9a-fA-F]+')
             THEN CAST('0x' || substr(b.trace_id, 1, 15) AS BIGINT) END AS trace_key,
@@ -161,15 +190,13 @@ SELECT b.trace_id,
        greatest(o.end_ns, b.end_ns) - least(o.start_ns, b.start_ns) AS duration_ns,
        {_root("name")}, {_root("service")}, {_root("span_id")}, {_root("node_id")}, {_root("start_ns")},
        {_root("is_top")},
-       list_sort(list_distinct(list_concat(coalesce(o.services, []), b.services))) AS services,
-       list_sort(list_distinct(list_concat(coalesce(o.envs, []), b.envs))) AS envs,
-       list_sort(list_distinct(list_concat(coalesce(o.node_ids, []), b.node_ids))) AS node_ids,
+       {_merged_list("services")}, {_merged_list("envs")}, {_merged_list("node_ids")},
        coalesce(o.span_count, 0) + b.span_count AS span_count,
        coalesce(o.log_count, 0) + b.log_count AS log_count,
        coalesce(o.event_count, 0) + b.event_count AS event_count,
        coalesce(o.error, false) OR b.error AS error,
        coalesce(o.record_count, 0) + b.record_count AS record_count
-FROM zt_batch_traces AS b LEFT JOIN zt_old_traces AS o ON o.trace_id = b.trace_id
+FROM b LEFT JOIN zt_old_traces AS o ON o.trace_id = b.trace_id
 """
 
 #: When a node's *started* record arrives after some of its traces were stored, those traces learn its
@@ -276,7 +303,9 @@ class DuckWriter:
         try:
             for parts, lo, hi in batch.chunks:
                 _write_file(fd, parts)
-                result = con.execute(_INSERT_RECORDS, {"path": name, "seq": seq, "lo": lo, "hi": hi}).fetchone()
+                widest = max(_MIN_OBJECT_BOUND, *map(len, parts))
+                params = {"path": name, "seq": seq, "lo": lo, "hi": hi, "widest": widest}
+                result = con.execute(_INSERT_RECORDS, params).fetchone()
                 new += result[0] if result else 0
             if batch.blobs:
                 _write_file(fd, [batch.blobs])
@@ -302,7 +331,14 @@ class DuckWriter:
                 ).fetchall()
             }
             started = self._apply_node_records([r for r in node_records if r.id in new_ids])
+        if started:  # before the batch's own summaries are stored: they name the nodes known now already
+            row = con.execute(
+                "SELECT min(first_seen_ns) FROM nodes WHERE node_id = ANY($nodes)", {"nodes": sorted(started)}
+            ).fetchone()
+            since = row[0] if row and row[0] is not None else 0
+            con.execute(_REFRESH_TRACE_NODES, {"nodes": sorted(started), "since": since})
         con.execute(_BATCH_TRACES, {"seq": seq})
+        con.execute(_BATCH_TRACE_NODES, {"seq": seq})
         con.execute(_OLD_TRACES)
         row = con.execute("SELECT count(*) FROM zt_old_traces").fetchone()
         if row and row[0]:
@@ -313,13 +349,8 @@ class DuckWriter:
             )
         con.execute(_MERGE_TRACES)
         con.execute("DROP TABLE zt_batch_traces")
+        con.execute("DROP TABLE zt_batch_trace_nodes")
         con.execute("DROP TABLE zt_old_traces")
-        if started:
-            row = con.execute(
-                "SELECT min(first_seen_ns) FROM nodes WHERE node_id = ANY($nodes)", {"nodes": sorted(started)}
-            ).fetchone()
-            since = row[0] if row and row[0] is not None else 0
-            con.execute(_REFRESH_TRACE_NODES, {"nodes": sorted(started), "since": since})
 
     def _apply_node_records(self, records: list[Record]) -> set[str]:
         """Fold node lifecycle records into ``nodes`` so that any order of arrival gives the same row.
