@@ -626,11 +626,13 @@ traceparents = st.builds(
     st.binary(min_size=8, max_size=8),
     st.integers(0, 255),
 )
-PROSE = st.text(alphabet=string.ascii_letters + " .,;()/#", max_size=20)  # no key=value forms
+#: No key=value forms, and no "Bearer" right before the identifier: "Bearer <id>" is a credential by position.
+PROSE = st.text(alphabet=string.ascii_letters + " .,;()/#", max_size=20)
+BEFORE = PROSE.filter(lambda t: not t.lower().rstrip(" \t").endswith("bearer"))
 
 
 @settings(max_examples=400, deadline=None)
-@given(ident=st.one_of(hex_ids, traceparents), before=PROSE, after=PROSE, key=st.sampled_from(NEUTRAL_KEYS))
+@given(ident=st.one_of(hex_ids, traceparents), before=BEFORE, after=PROSE, key=st.sampled_from(NEUTRAL_KEYS))
 def test_no_identifier_is_ever_altered(ident: str, before: str, after: str, key: str) -> None:
     """UUIDs (any version, any case, any spelling), hex ids, W3C trace ids, span ids and traceparents."""
     text = f"{before} {ident} {after}"
