@@ -339,7 +339,7 @@ def test_a_version_1_store_is_migrated(chdb_dir: Path, duck: DuckStore) -> None:
     store = ClickHouseStore.open(f"chdb://{chdb_dir}")
     try:
         assert store.sql("SELECT value FROM meta FINAL WHERE key = 'schema_version'")[1] == [(str(SCHEMA_VERSION),)]
-        assert "min_bytes_for_wide_part = 268435456" in store.sql("SHOW CREATE TABLE records")[1][0][0]
+        assert "min_bytes_for_wide_part = 134217728" in store.sql("SHOW CREATE TABLE records")[1][0][0]
         assert "minIf" in store.sql("SHOW CREATE TABLE trace_parts_mv")[1][0][0]
         both(duck, store, [*nodes_and_traces[:2], checkout[0]])
         assert store.traces(limit=100) == duck.traces(limit=100)
