@@ -313,8 +313,39 @@ def test_open_create_reopen_and_versions(chdb_dir: Path) -> None:
         )
     finally:
         store.close()
-    with pytest.raises(StoreError, match=r"schema version 99, this zoomtrace knows 1: upgrade zoomtrace"):
+    with pytest.raises(StoreError, match=rf"schema version 99, this zoomtrace knows {SCHEMA_VERSION}: upgrade"):
         ClickHouseStore.open(url)
+
+
+def test_a_version_1_store_is_migrated(chdb_dir: Path, duck: DuckStore) -> None:
+    """Version 2 changes how inserts are written, not what is stored: a store created at version 1 (with
+    records in it) opens migrated, and its summaries fold the rows written by both versions as before."""
+    from zoomtrace.store.clickhouse._migrate import _write_meta
+    from zoomtrace.store.clickhouse._transport import ChdbTransport
+
+    layout = Layout("zoomtrace", retention_days=0)
+    transport = ChdbTransport(str(chdb_dir), layout.database)
+    for statement in schema_ddl(layout, to_version=1):
+        transport.query(statement)
+    _write_meta(transport, layout, {"retention_days": "0", "schema_version": "1"})
+    transport.use(layout.database)
+    nodes_and_traces, checkout = many_traces(), checkout_trace()
+    old = ClickHouseStore(transport, layout, "version 1")
+    try:
+        assert "minIf" not in old.sql("SHOW CREATE TABLE trace_parts_mv")[1][0][0]
+        both(duck, old, [*nodes_and_traces[2:], *checkout[1:]])  # the nodes' starts and the checkout's root later
+    finally:
+        old.close()
+    store = ClickHouseStore.open(f"chdb://{chdb_dir}")
+    try:
+        assert store.sql("SELECT value FROM meta FINAL WHERE key = 'schema_version'")[1] == [(str(SCHEMA_VERSION),)]
+        assert "min_bytes_for_wide_part = 134217728" in store.sql("SHOW CREATE TABLE records")[1][0][0]
+        assert "minIf" in store.sql("SHOW CREATE TABLE trace_parts_mv")[1][0][0]
+        both(duck, store, [*nodes_and_traces[:2], checkout[0]])
+        assert store.traces(limit=100) == duck.traces(limit=100)
+        assert store.nodes(limit=100) == duck.nodes(limit=100)
+    finally:
+        store.close()
 
 
 def test_retention_drops_old_days(chdb_dir: Path) -> None:

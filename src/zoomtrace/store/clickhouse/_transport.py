@@ -48,6 +48,11 @@ QUERY_SETTINGS: Final[dict[str, int | str]] = {
     "output_format_json_named_tuples_as_objects": 1,
 }
 
+#: Settings of chDB's inserts besides the store's: the engine runs on the collector's own cores, where the
+#: collector's Python prepares the next batch meanwhile, so a batch is parsed on the insert's thread (parallel
+#: parsing measured ≈0.4 µs more CPU per record of a 150,000-record batch, and no faster with a busy core).
+_CHDB_INSERT_SETTINGS: Final[dict[str, int | str]] = {"input_format_parallel_parsing": 0}
+
 _CODE: Final = re.compile(r"Code: (\d+)")
 
 
@@ -114,9 +119,20 @@ class ChdbTransport:
 
     def insert(self, table: str, data: bytes, *, settings: Mapping[str, int | str]) -> None:
         self._staging.parent.mkdir(exist_ok=True)
-        self._staging.write_bytes(data)
+        # Written over the previous batch's file and then cut to length: measured up to several times
+        # faster than truncating it first (whose blocks the file system frees, then allocates again).
+        fd = os.open(self._staging, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            with memoryview(data) as view:
+                written = 0
+                while written < len(view):
+                    written += os.write(fd, view[written:])
+            os.ftruncate(fd, len(data))
+        finally:
+            os.close(fd)
         statement = f"INSERT INTO {table} SELECT * FROM file({_quoted(str(self._staging))}, 'JSONEachRow')"
-        self.query(statement + (f" SETTINGS {_settings_clause(settings)}" if settings else ""))
+        settings = {**settings, **_CHDB_INSERT_SETTINGS}
+        self.query(f"{statement} SETTINGS {_settings_clause(settings)}")
 
     def use(self, database: str) -> None:
         self.query(f"USE `{database}`")

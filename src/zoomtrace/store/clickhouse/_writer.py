@@ -8,8 +8,9 @@ its own way (docs/store.md, "ClickHouse"):
 
 - **Idempotent.** The ids of the batch already stored are asked first (only in the batch's id range,
   which a min-max index answers from recent parts) and left out, so ``WriteReport.new`` is exactly the
-  number of ids not stored before. Each insert carries a deduplication token (a digest of its bytes):
-  an insert retried after a lost answer is dropped by the server, summaries included. Two writers
+  number of ids not stored before. Each insert carries a deduplication token (a digest of its records'
+  ids; of its bytes for the other tables): an insert retried after a lost answer is dropped by the
+  server, summaries included. Two writers
   racing with the same records may both store them: readers still show each record once, and
   ``ReplacingMergeTree`` keeps one copy at its next merge (the summaries may count it twice).
 - **One insert per batch.** The records of a batch are one insert, one block of up to a million rows:
@@ -268,7 +269,7 @@ class ClickHouseWriter:
         expired = self._expired(batch, skipped)
         stored = self._stored_among(batch.ids) | expired
         try:
-            self._insert("records_input", _without(batch, stored) if stored else batch.data)
+            self._insert_lines(batch, stored)
         except EngineError as exc:
             if OUT_OF_RANGE not in str(exc):
                 raise
@@ -280,7 +281,7 @@ class ClickHouseWriter:
                 if reason is not None:
                     refused.add(_decode_numbers(line).id)
                     skipped.append(reason)
-            self._insert("records_input", _without(batch, self._stored_among(batch.ids) | expired | refused))
+            self._insert_lines(batch, self._stored_among(batch.ids) | expired | refused)
             return len(batch.ids) - len(stored) - len(refused)
         return len(batch.ids) - len(stored)
 
@@ -323,10 +324,20 @@ class ClickHouseWriter:
         )
         return {row[0] for row in found}
 
-    def _insert(self, table: str, data: bytes) -> None:
+    def _insert_lines(self, batch: Prepared, leave_out: set[str]) -> None:
+        """Insert the batch's records but those of ``leave_out``. The deduplication token is a digest of the
+        records' ids, which name what is inserted as well as its bytes do (a record is stored once per id)
+        and are a tenth of them to hash (the bytes' digest measured ≈0.5 µs per record)."""
+        ids = [i for i in batch.ids if i not in leave_out] if leave_out else batch.ids
+        if ids:
+            data = _without(batch, leave_out) if leave_out else batch.data
+            self._insert("records_input", data, token_of="\n".join(ids).encode())
+
+    def _insert(self, table: str, data: bytes, *, token_of: bytes | None = None) -> None:
+        """Insert ``data`` with a deduplication token: a digest of ``token_of``, else of ``data``."""
         if not data:
             return
-        token = hashlib.blake2b(data, digest_size=16).hexdigest()
+        token = hashlib.blake2b(data if token_of is None else token_of, digest_size=16).hexdigest()
         self._transport.insert(table, data, settings={**_INSERT_SETTINGS, "insert_deduplication_token": token})
 
     def _values(self, sql: str, params: Mapping[str, Param] | None = None) -> list[list[str]]:
