@@ -243,7 +243,7 @@ def test_reader_errors_surface_in_the_caller(tmp_path: Path, store: DuckStore, m
     w.write(encoder.encode(logs(0, 1)))
     w.close()
 
-    def broken(path: Path, offset: int = 0, *, decode: bool = True) -> Any:
+    def broken(path: Path, offset: int = 0, **kwargs: Any) -> Any:
         raise MemoryError("decoder exploded")
 
     monkeypatch.setattr("zoomtrace.collect.spool_ingest.read_segment", broken)
@@ -300,3 +300,30 @@ def test_a_store_failure_mid_ingest_stops_reading_and_keeps_earlier_batches(
     report = ingest_spool(store, spool)
     assert (report.records, report.new) == (9, 9)
     assert len(messages(store)) == 12
+
+
+def test_a_segment_larger_than_a_batch_is_split_at_a_frame(tmp_path: Path, store: DuckStore) -> None:
+    """Each transaction stores the offset it read up to: a crash between two loses nothing and stores nothing
+    twice."""
+    spool = tmp_path / "spool"
+    w = SegmentWriter(spool, NODE)
+    for start in range(0, 20, 2):
+        w.write_records(logs(start, 2))
+    w.close()
+    (segment,) = spool.iterdir()
+    writes: list[tuple[int, dict[str, int]]] = []
+    real = store.write
+
+    def recording(batch: Any, **kwargs: Any) -> WriteReport:
+        report = real(batch, **kwargs)
+        writes.append((report.new, dict(kwargs.get("offsets") or {})))
+        return report
+
+    store.write = recording  # type: ignore[method-assign]
+    report = ingest_spool(store, spool, batch_records=6)
+    assert (report.records, report.new) == (20, 20)
+    news = [new for new, _ in writes]
+    assert news == [6, 6, 6, 2] and sum(news) == 20  # whole frames of 2: batches stop at the first frame reaching 6
+    offsets = [o[segment.name] for _, o in writes]
+    assert offsets == sorted(offsets) and offsets[-1] == segment.stat().st_size
+    assert sorted(messages(store)) == sorted(f"m{i}" for i in range(20))

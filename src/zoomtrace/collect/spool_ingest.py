@@ -24,7 +24,8 @@ from zoomtrace.store import Problem, StoreWriter
 from zoomtrace.wire.record import Record
 from zoomtrace.wire.spool import SPOOL_DIRS, NotASegment, check_regular, display_name, read_segment, segments
 
-#: Records per transaction (a segment is never split: its offset covers all of its new frames).
+#: Records per transaction, at most: a segment is split between two at a frame if need be (each stores the
+#: offset it read up to), so a batch's memory does not grow with the segments' size.
 BATCH_RECORDS: Final = 100_000
 
 
@@ -64,7 +65,8 @@ def ingest_spool(store: StoreWriter, spool_dir: Path, *, batch_records: int = BA
 def _read_batches(
     spool_dir: Path, offsets: dict[str, int], report: IngestReport, batch_records: int, writer: BatchWriter
 ) -> Iterator[Batch]:
-    """Prepared batches of new records with the offsets they reach; a segment is never split across batches.
+    """Prepared batches of up to ``batch_records`` new records (to the frame that reaches it) with the offsets
+    they reach, a segment split between batches if need be.
 
     JSON-lines frames are handed to the store's ``prepare`` as they are (``read_segment(decode=False)``).
     """
@@ -96,28 +98,33 @@ def _read_batches(
             start = 0
         if size == start and name in offsets:
             continue
-        try:
-            result = read_segment(path, start, decode=False)
-        except FileNotFoundError:
-            continue
-        except NotASegment as exc:  # replaced since the check above
-            report.problems.append(str(exc))
-            continue
-        except OSError as exc:
-            report.problems.append(f"{name}: unreadable ({exc.strerror}); skipped for now")
-            continue
-        report.records += len(result.records) + result.line_count
-        report.pending_bytes += result.pending_bytes
-        report.problems.extend(result.problems)
-        problems.extend((name, p) for p in result.problems)
-        if result.offset != offsets.get(name):
-            batch_offsets[name] = result.offset
-        records.extend(result.records)
-        lines.extend(result.lines)
-        line_count += result.line_count
-        if len(records) + line_count >= batch_records:
-            yield writer.batch(records, lines=lines, line_count=line_count, offsets=batch_offsets, problems=problems)
-            records, lines, line_count, batch_offsets, problems = [], [], 0, {}, []
+        more = True
+        while more:
+            try:
+                result = read_segment(path, start, decode=False, max_records=batch_records - len(records) - line_count)
+            except FileNotFoundError:
+                break
+            except NotASegment as exc:  # replaced since the check above
+                report.problems.append(str(exc))
+                break
+            except OSError as exc:
+                report.problems.append(f"{name}: unreadable ({exc.strerror}); skipped for now")
+                break
+            report.records += len(result.records) + result.line_count
+            report.pending_bytes += result.pending_bytes
+            report.problems.extend(result.problems)
+            problems.extend((name, p) for p in result.problems)
+            if result.offset != offsets.get(name):
+                batch_offsets[name] = result.offset
+            records.extend(result.records)
+            lines.extend(result.lines)
+            line_count += result.line_count
+            more, start = result.more, result.offset
+            if len(records) + line_count >= batch_records:
+                yield writer.batch(
+                    records, lines=lines, line_count=line_count, offsets=batch_offsets, problems=problems
+                )
+                records, lines, line_count, batch_offsets, problems = [], [], 0, {}, []
     if records or lines or batch_offsets or problems:
         yield writer.batch(records, lines=lines, line_count=line_count, offsets=batch_offsets, problems=problems)
 

@@ -184,6 +184,8 @@ class ReadResult:
     problems: list[str] = field(default_factory=list)
     #: Bytes at the end that do not yet form a complete frame (while a writer has the segment open).
     pending_bytes: int = 0
+    #: The read stopped at ``max_records`` with frames left after ``offset`` (read them from there).
+    more: bool = False
 
 
 class NotASegment(OSError):
@@ -219,11 +221,12 @@ def check_regular(path: Path, mode: int) -> None:
         raise NotASegment(f"{display_name(path)} is {describe_mode(mode)}, not a spool file; skipped")
 
 
-def read_segment(path: Path, offset: int = 0, *, decode: bool = True) -> ReadResult:
+def read_segment(path: Path, offset: int = 0, *, decode: bool = True, max_records: int | None = None) -> ReadResult:
     """Read complete frames from ``offset``; corrupt frames are reported and skipped.
 
     ``decode=False`` leaves the JSON lines of ``JSON_LINES`` frames as they are (``ReadResult.lines``), for
     a store's ``prepare``, which checks them as it reads them; only ``MSGPACK`` frames become ``records``.
+    ``max_records`` stops after the frame that reaches it (``ReadResult.more`` says whether frames are left).
 
     Only a regular file is read (else ``NotASegment``), and it is checked before it is opened: opening a
     FIFO blocks, and reading ``/dev/zero`` never ends. An incomplete frame at the end is *pending* while a
@@ -236,7 +239,7 @@ def read_segment(path: Path, offset: int = 0, *, decode: bool = True) -> ReadRes
         writer_gone = _writer_gone(fd)  # before reading: a writer that leaves later wrote whole frames
         f.seek(offset)
         data = f.read()
-    result = _parse(display_name(path), data, offset, decode)
+    result = _parse(display_name(path), data, offset, decode, max_records)
     if result.pending_bytes and writer_gone:
         result.problems.append(
             f"{display_name(path)}: the last {result.pending_bytes} bytes (from offset {result.offset}) are an "
@@ -257,8 +260,8 @@ def _writer_gone(fd: int) -> bool:
     return True  # released when the file is closed
 
 
-def _parse(name: str, data: bytes, offset: int, decode: bool) -> ReadResult:
-    """The frames of ``data``, which starts at ``offset`` of the segment ``name``."""
+def _parse(name: str, data: bytes, offset: int, decode: bool, max_records: int | None = None) -> ReadResult:
+    """The frames of ``data``, which starts at ``offset`` of the segment ``name`` (up to ``max_records``)."""
     result = ReadResult(offset=offset)
     pos = 0
     end = len(data)
@@ -298,8 +301,11 @@ def _parse(name: str, data: bytes, offset: int, decode: bool) -> ReadResult:
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             result.problems.append(f"{name}: frame at offset {offset + pos} does not decode ({exc}); skipped")
         pos += hsize + length
+        if max_records is not None and len(result.records) + result.line_count >= max_records and pos < end:
+            result.more = True
+            break
     result.offset = offset + pos
-    result.pending_bytes = end - pos
+    result.pending_bytes = 0 if result.more else end - pos
     return result
 
 
