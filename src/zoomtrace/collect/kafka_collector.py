@@ -223,25 +223,26 @@ class _Collector:
         return self.stats
 
     def _decode(self, messages: list[Any]) -> None:
-        stats = self.stats
+        """Add ``messages`` to the batch (the loop runs once per record: nothing in it that can be done once)."""
         decode = kafka_codec.decode_message
         limit = self.max_value_bytes
         batch = self._batch
         records, offsets = batch.records, batch.offsets
+        errors = 0
         for msg in messages:
-            error = msg.error()
-            if error is not None:
-                self._kafka_error(error)
+            if msg.error() is not None:
+                self._kafka_error(msg.error())
+                errors += 1
                 continue
-            stats.consumed += 1
-            batch.messages += 1
-            offsets[(msg.topic(), msg.partition())] = msg.offset() + 1
+            offsets[msg.topic(), msg.partition()] = msg.offset() + 1
             try:
                 record = decode(msg, max_value_bytes=limit)
             except kafka_codec.MalformedMessage as exc:
                 batch.problems.append(self._malformed(msg, exc))
                 continue
             records[record.id] = record  # a node record arrives from two topics: store it once
+        self.stats.consumed += len(messages) - errors
+        batch.messages += len(messages) - errors
 
     def _submit(self) -> None:
         """Prepare the batch read so far and hand it to the store thread, once the previous one is stored and
