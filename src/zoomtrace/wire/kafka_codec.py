@@ -337,7 +337,7 @@ def decode_message(msg: Any, *, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES) 
 
     A msgpack record is recognised by its first byte and decoded straight away (reading the headers
     of a message costs more than decoding its value); a data event whose headers are in a layout seen
-    before is read in one go (``_read_event``). Anything else, or a message either way refuses, takes
+    before is read in one go (``_read_event``). Anything else, and any message these ways refuse, takes
     :func:`decode`, which says what is wrong with it.
     """
     value = msg.value()
