@@ -108,8 +108,8 @@ class _TimedStore:
         self.batches: list[tuple[float, float, int]] = []
         self._sizes: dict[int, int] = {}  # id of a prepared batch -> its records
 
-    def prepare(self, records: list[Any]) -> Any:
-        batch = self.store.prepare(records)
+    def prepare(self, records: list[Any], lines: Any = ()) -> Any:
+        batch = self.store.prepare(records, lines)
         self._sizes[id(batch)] = len(records)
         return batch
 
