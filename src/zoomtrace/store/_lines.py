@@ -18,7 +18,7 @@ from typing import Final
 
 import msgspec
 
-from zoomtrace.wire.record import Error, Link, Record
+from zoomtrace.wire.record import Error, Link, Record, json_decoder
 
 _NULL: Final = msgspec.Raw(b"null")
 _EMPTY_OBJECT: Final = msgspec.Raw(b"{}")
@@ -54,7 +54,6 @@ class LineFacts(msgspec.Struct, gc=False):
 
 
 _facts_decoder: Final = msgspec.json.Decoder(LineFacts)
-_record_decoder: Final = msgspec.json.Decoder(Record)
 _DECODE_ERRORS: Final = (msgspec.DecodeError, msgspec.ValidationError)
 
 
@@ -116,7 +115,7 @@ def _with_nodes(got: Lines, skipped: list[str]) -> Lines:
     for line, fact in zip(lines, got.facts, strict=True):
         if fact.kind == "node":
             try:
-                nodes.append(_record_decoder.decode(line))
+                nodes.append(json_decoder.decode(line))
             except _DECODE_ERRORS as exc:
                 skipped.append(f"node record {fact.id} of node {fact.node_id} does not decode ({exc}); skipped")
                 continue

@@ -34,7 +34,7 @@ from typing import Any, Final, NamedTuple, Union, get_args, get_origin
 import msgspec
 
 from zoomtrace.wire.propagation import ON_BEHALF_OF_KEY, SAMPLED, format_baggage, format_traceparent
-from zoomtrace.wire.record import KINDS, Code, Record, encoder, json_encoder
+from zoomtrace.wire.record import KINDS, Code, Record, encoder, json_decoder, json_encoder
 
 __all__ = [
     "DEFAULT_MAX_VALUE_BYTES",
@@ -371,7 +371,7 @@ def decode_message(msg: Any, *, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES) 
 _MAX_PLANS: Final = 256
 #: Integers as _int reads them, joined by commas.
 _INTEGERS: Final = re.compile(rb"-?[0-9]{1,20}(?:,-?[0-9]{1,20})*")
-_event_decoder: Final = msgspec.json.Decoder(Record)
+
 _Values = tuple[Any, ...]
 
 
@@ -428,7 +428,7 @@ def _read_event(value: bytes, headers: Sequence[Any]) -> Record | None:
             return None
         if not others.isascii():
             others.decode()
-        record: Record = _event_decoder.decode(document)
+        record: Record = json_decoder.decode(document)
         record.payload = _any_decoder.decode(value)
         for name, at, decoder in plan.json_fields:
             setattr(record, name, decoder.decode(texts[at]))

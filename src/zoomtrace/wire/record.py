@@ -116,6 +116,10 @@ def new_span_id() -> str:
     return (_bits(64) or 1).to_bytes(8).hex()
 
 
+#: Payload types kept as bytes (raw data, file snapshots): stored as blobs, and no JSON can hold them.
+BINARY: Final[frozenset[type]] = frozenset({bytes, bytearray, memoryview})
+
 encoder: Final = msgspec.msgpack.Encoder()
 batch_decoder: Final = msgspec.msgpack.Decoder(list[Record])
 json_encoder: Final = msgspec.json.Encoder()
+json_decoder: Final = msgspec.json.Decoder(Record)

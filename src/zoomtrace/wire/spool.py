@@ -34,7 +34,7 @@ from typing import Final
 
 import msgspec
 
-from zoomtrace.wire.record import Record, batch_decoder, encoder
+from zoomtrace.wire.record import BINARY, Record, batch_decoder, encoder, json_decoder, json_encoder
 
 MAGIC: Final = b"ZT"
 #: Frame versions: how the payload holds its records.
@@ -56,9 +56,6 @@ def default_home() -> Path:
 MAX_FRAME: Final = 256 * 1024 * 1024
 
 
-_BYTES: Final[frozenset[type]] = frozenset({bytes, bytearray, memoryview})
-_json_encoder: Final = msgspec.json.Encoder()
-_json_decoder: Final = msgspec.json.Decoder(Record)
 _payload: Final = attrgetter("payload")
 
 
@@ -69,11 +66,11 @@ def frame(payload: bytes, version: int = MSGPACK) -> bytes:
 def encode_records(records: list[Record]) -> list[tuple[int, bytes]]:
     """The frame payloads (with their versions) that hold ``records``: one of JSON lines, and one of msgpack
     for the records whose payload is bytes (rare: raw data, file snapshots), which JSON cannot hold."""
-    if not any(type(payload) in _BYTES for payload in map(_payload, records)):
-        return [(JSON_LINES, _json_encoder.encode_lines(records))]
-    text = [r for r in records if type(r.payload) not in _BYTES]
-    binary = [r for r in records if type(r.payload) in _BYTES]
-    frames = [(JSON_LINES, _json_encoder.encode_lines(text))] if text else []
+    if not any(type(payload) in BINARY for payload in map(_payload, records)):
+        return [(JSON_LINES, json_encoder.encode_lines(records))]
+    text = [r for r in records if type(r.payload) not in BINARY]
+    binary = [r for r in records if type(r.payload) in BINARY]
+    frames = [(JSON_LINES, json_encoder.encode_lines(text))] if text else []
     return [*frames, (MSGPACK, encoder.encode(binary))]
 
 
@@ -312,14 +309,14 @@ def _parse(name: str, data: bytes, offset: int, decode: bool, max_records: int |
 def _json_records(payload: bytes, name: str, at: int, problems: list[str]) -> list[Record]:
     """The records of a ``JSON_LINES`` payload; one line that is no record costs only itself (reported)."""
     try:
-        return _json_decoder.decode_lines(payload)
+        return json_decoder.decode_lines(payload)
     except (msgspec.DecodeError, msgspec.ValidationError):
         pass
     records = []
     for number, line in enumerate(payload.split(b"\n"), 1):
         if line.strip():
             try:
-                records.append(_json_decoder.decode(line))
+                records.append(json_decoder.decode(line))
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 problems.append(f"{name}: line {number} of the frame at offset {at} does not decode ({exc}); skipped")
     return records

@@ -42,14 +42,12 @@ from zoomtrace.store._slices import SLICE, first_of_each_id, record_id
 from zoomtrace.store.clickhouse._schema import OUT_OF_RANGE, Layout, among
 from zoomtrace.store.clickhouse._transport import EngineError, Param, Transport
 from zoomtrace.store.protocols import Problem, WriteReport
-from zoomtrace.wire.record import Record
+from zoomtrace.wire.record import BINARY, Record, json_decoder
 
 #: Stored ids fetched to find a batch's repeats by range; beyond it the batch's ids are sent instead.
 _RANGE_ROWS: Final = 200_000
-_BYTES: Final[frozenset[type]] = frozenset({bytes, bytearray, memoryview})
 _ENCODE_ERRORS: Final = (msgspec.EncodeError, RecursionError, OverflowError, ValueError, TypeError)
 _encoder: Final = msgspec.json.Encoder()
-_line_decoder: Final = msgspec.json.Decoder(Record)
 _payload: Final = attrgetter("payload")
 _ts_ns: Final = attrgetter("ts_ns")
 
@@ -170,7 +168,7 @@ def _payloads_as_text(records: list[Record], blobs: dict[str, bytes], skipped: l
         payload = r.payload
         if payload is None:
             out.append(r)
-        elif type(payload) in _BYTES:
+        elif type(payload) in BINARY:
             out.append(_move_payload(r, blobs))
         else:
             try:
@@ -193,7 +191,7 @@ def _string_payloads_as_text(got: Lines, skipped: list[str]) -> Lines:
     for line, fact in zip(got.split(), got.facts, strict=True):
         if _is_string(fact):
             try:
-                r = _line_decoder.decode(line)
+                r = json_decoder.decode(line)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 skipped.append(_skip_line(fact, f"it does not decode ({exc})"))
                 continue

@@ -35,8 +35,8 @@ from zoomtrace.store.duckdb._common import (
     _json_or_none,
 )
 from zoomtrace.store.protocols import Problem, WriteReport
+from zoomtrace.wire.record import BINARY, Record
 from zoomtrace.wire.record import SCHEMA_VERSION as RECORD_VERSION
-from zoomtrace.wire.record import Record
 
 #: Records per NDJSON chunk (one INSERT each); bounds the staging file (≈ 200 MB) and DuckDB's working memory.
 #: A batch (spool ingest and the Kafka collector write 100,000 records and more) is one chunk: DuckDB writes an
@@ -50,7 +50,6 @@ _MAX_OBJECT: Final = 512 * 1024 * 1024
 #: the part holding it) rather than _MAX_OBJECT, whose 1 GiB buffer held a whole chunk: one thread parsed it
 #: all, and more slowly (docs/store.md, "Ingestion").
 _MIN_OBJECT_BOUND: Final = 4 * 1024 * 1024
-_BYTES: Final[frozenset[type]] = frozenset({bytes, bytearray, memoryview})
 
 
 class _Row(Record, kw_only=True, omit_defaults=True):
@@ -427,8 +426,8 @@ def prepare(records: list[Record], lines: Sequence[bytes] = ()) -> Prepared:
     for at in range(0, len(records), SLICE):
         piece = first_of_each_id(records[at : at + SLICE], seen)
         node_records += [r for r in piece if r.kind == "node"]
-        if any(type(payload) in _BYTES for payload in map(_payload, piece)):
-            piece = [_move_payload(r, blobs) if type(r.payload) in _BYTES else r for r in piece]
+        if any(type(payload) in BINARY for payload in map(_payload, piece)):
+            piece = [_move_payload(r, blobs) if type(r.payload) in BINARY else r for r in piece]
         skipped += line_problems(piece)
         data = _encode_lines(piece, skipped)
         if data:
