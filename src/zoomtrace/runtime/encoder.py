@@ -18,12 +18,15 @@ from collections.abc import Mapping
 from types import CodeType
 from typing import Any, Final
 
+import msgspec
+
 from zoomtrace.capture import items
 from zoomtrace.capture.context import SpanContext
 from zoomtrace.capture.span import Span
 from zoomtrace.runtime.provenance import Location, Provenance, snapshot
 from zoomtrace.runtime.sanitize import (
     Limits,
+    payload_json,
     safe_repr,
     safe_str,
     sanitize_attrs,
@@ -532,9 +535,19 @@ class Encoder:
 
     def _event(self, item: tuple[Any, ...]) -> Record:
         _, record_id, ts, code, line, type_, obj, sources, attrs, parent = item
-        payload, encoded = sanitize_payload_json(obj, self.limits)
-        if self.scrubber and (encoded is None or not self.scrubber.payload_unchanged(payload, encoded)):
-            payload = self.scrubber.scrub_value(payload)
+        # The usual payload is stored as the JSON made here (``msgspec.Raw``), which sinks write as it is;
+        # only one the scrubber may change, or that needs the careful sanitiser, is decoded into objects.
+        payload: Any
+        scrubber = self.scrubber
+        encoded = payload_json(obj, self.limits)
+        if encoded is None:
+            payload, encoded = sanitize_payload_json(obj, self.limits)
+            if scrubber and (encoded is None or not scrubber.payload_unchanged(payload, encoded)):
+                payload = scrubber.scrub_value(payload)
+        elif scrubber is None or scrubber.json_unchanged(encoded):
+            payload = msgspec.Raw(encoded)
+        else:
+            payload = scrubber.scrub_value(msgspec.json.decode(encoded))
         return self._with_parent(
             Record(
                 id=record_id,

@@ -32,13 +32,15 @@ import enum
 import math
 import operator
 import uuid
-from collections.abc import Mapping, Sequence, Set, ValuesView
+from collections.abc import Callable, Mapping, Sequence, Set, ValuesView
 from itertools import islice
 from pathlib import PurePath
 from types import NoneType
 from typing import Any, Final
 
 import msgspec
+
+from zoomtrace.runtime.native import payload_scan
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -86,9 +88,13 @@ _DIGIT_MAP: Final = bytes(0x31 if 0x30 <= b <= 0x39 else 0x20 for b in range(256
 _LONG_DIGITS: Final = b"1" * 19
 
 
-def _needs_care(encoded: bytes) -> bool:
+def _needs_care_python(encoded: bytes) -> bool:
     """JSON null may stand for NaN/infinity; 19+ digits may be an integer msgpack cannot carry."""
     return b"null" in encoded or _LONG_DIGITS in encoded.translate(_DIGIT_MAP)
+
+
+#: ``_needs_care_python``, in C where the speedups are built (``runtime.native``).
+_needs_care: Callable[[bytes], bool] = _needs_care_python if payload_scan is None else payload_scan.needs_care
 
 
 @dataclasses.dataclass(frozen=True)
@@ -506,6 +512,17 @@ def sanitize_payload(obj: Any, limits: Limits = DEFAULT_LIMITS) -> Any:
     ``min(max_attr_value, max_payload_bytes)`` bytes of it) instead of the data.
     """
     return sanitize_payload_json(obj, limits)[0]
+
+
+def payload_json(obj: Any, limits: Limits = DEFAULT_LIMITS) -> bytes | None:
+    """The payload's JSON (msgspec's) when it may be stored as it is, the fast path of ``sanitize_payload_json``:
+    it fits ``limits.max_payload_bytes`` and holds no ``null`` (NaN or infinity?) or integer msgpack cannot
+    carry. None: ``sanitize_payload_json`` takes the careful path."""
+    try:
+        encoded = _json_encode(obj)
+    except Exception:
+        return None
+    return encoded if len(encoded) <= limits.max_payload_bytes and not _needs_care(encoded) else None
 
 
 def sanitize_payload_json(obj: Any, limits: Limits = DEFAULT_LIMITS) -> tuple[Any, bytes | None]:

@@ -67,6 +67,8 @@ from typing import Any, Final
 
 import msgspec
 
+from zoomtrace.runtime.native import payload_scan as _native
+
 __all__ = ["DEFAULT_PATTERNS", "METRIC_HINT", "SCRUBBED", "Scrubber"]
 
 #: Replaces a secret. It says a value was removed without echoing any part of it.
@@ -410,6 +412,8 @@ class Scrubber:
         self._clean: dict[str, None] = {}
         #: Keys (and pair names) found not sensitive, as a set-like view for one C-level test per dict.
         self._harmless: dict[str, None] = {}
+        #: The C speedups' own cache of harmless names, by their UTF-8 bytes (made at first use).
+        self._json_names: object | None = None
 
     def __repr__(self) -> str:
         return f"Scrubber(patterns={list(self.patterns)!r}, allow={sorted(self.allow)!r})"
@@ -511,6 +515,19 @@ class Scrubber:
         # An escape in the JSON (\n, \u001f) puts a letter or digit before what follows it in the text.
         lone = _LONE_CARD_RUN if b"\\" not in encoded else _LONE_CARD_RUN[1:]
         return lone not in classes and _GROUPED_CARD_START not in classes
+
+    def json_unchanged(self, encoded: bytes) -> bool:
+        """``payload_unchanged`` of the payload whose JSON is ``encoded`` (msgspec's), read off the JSON alone.
+
+        With the C speedups (``runtime.native``) the JSON is not decoded: the byte tests, then the keys and pair
+        names as they stand in it (one with an escape is "maybe not"), ≈1 µs for a 1 KB payload instead of ≈5
+        (decode and walk). Without them, the payload is decoded for ``payload_unchanged``.
+        """
+        if _native is None:
+            return self.payload_unchanged(_json_decode(encoded), encoded)
+        if self._json_names is None:
+            self._json_names = _native.key_cache()
+        return bool(_native.json_unchanged(encoded, self._json_names, self._harmless, self._learn, _MAX_NESTING))
 
     def _names_harmless(self, root: dict[str, Any] | list[Any]) -> int:
         """The number of keys in ``root`` (a decoded JSON container), or -1 if one of them is sensitive,

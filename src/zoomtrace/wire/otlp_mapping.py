@@ -169,7 +169,9 @@ _NODE_FROM_RESOURCE.update({"deployment.environment": "env", "service.namespace"
 def _fill(out: AnyValue, value: Any, depth: int) -> None:
     if value is None:
         return
-    if depth > 64:  # records are sanitised before they get here; this only guards odd callers
+    if isinstance(value, msgspec.Raw):  # an event's payload as its JSON (runtime.encoder)
+        _fill(out, msgspec.json.decode(value), depth)
+    elif depth > 64:  # records are sanitised before they get here; this only guards odd callers
         out.string_value = "[too deep]"
     elif isinstance(value, bool):
         out.bool_value = value
