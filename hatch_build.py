@@ -1,4 +1,4 @@
-"""Build hook: compile the C speedups (``src/zoomtrace/runtime/_payload_scan.c``) into the wheel.
+"""Build hook: compile the C speedups (``src/zoomtrace/_speedups.c``) into the wheel.
 
 The C module is optional: without a C compiler (or with ``ZOOMTRACE_PURE_PYTHON=1``) the wheel is pure Python
 and Zoom uses the Python functions the C ones stand for (docs/ARCHITECTURE.md, "Native code"). An editable
@@ -19,8 +19,8 @@ from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
-SOURCE = Path("src/zoomtrace/runtime/_payload_scan.c")
-PACKAGE_DIR = "zoomtrace/runtime"
+SOURCE = Path("src/zoomtrace/_speedups.c")
+PACKAGE_DIR = "zoomtrace"
 
 
 class CustomBuildHook(BuildHookInterface):  # type: ignore[type-arg]

@@ -40,7 +40,7 @@ from typing import Any, Final
 
 import msgspec
 
-from zoomtrace.runtime.native import payload_scan
+from zoomtrace._native import speedups
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -93,8 +93,8 @@ def _needs_care_python(encoded: bytes) -> bool:
     return b"null" in encoded or _LONG_DIGITS in encoded.translate(_DIGIT_MAP)
 
 
-#: ``_needs_care_python``, in C where the speedups are built (``runtime.native``).
-_needs_care: Callable[[bytes], bool] = _needs_care_python if payload_scan is None else payload_scan.needs_care
+#: ``_needs_care_python``, in C where the speedups are built (``zoomtrace._native``).
+_needs_care: Callable[[bytes], bool] = _needs_care_python if speedups is None else speedups.needs_care
 
 
 @dataclasses.dataclass(frozen=True)

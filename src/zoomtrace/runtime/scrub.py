@@ -67,7 +67,7 @@ from typing import Any, Final
 
 import msgspec
 
-from zoomtrace.runtime.native import payload_scan as _native
+from zoomtrace._native import speedups as _native
 
 __all__ = ["DEFAULT_PATTERNS", "METRIC_HINT", "SCRUBBED", "Scrubber"]
 
@@ -519,7 +519,7 @@ class Scrubber:
     def json_unchanged(self, encoded: bytes) -> bool:
         """``payload_unchanged`` of the payload whose JSON is ``encoded`` (msgspec's), read off the JSON alone.
 
-        With the C speedups (``runtime.native``) the JSON is not decoded: the byte tests, then the keys and pair
+        With the C speedups (``zoomtrace._native``) the JSON is not decoded: the byte tests, then the keys and pair
         names as they stand in it (one with an escape is "maybe not"), ≈1 µs for a 1 KB payload instead of ≈5
         (decode and walk). Without them, the payload is decoded for ``payload_unchanged``.
         """

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from typing import Any, Final
 
 import msgspec
+
+from zoomtrace._native import speedups
 
 #: Bumped whenever a field changes meaning or is removed (adding optional fields is compatible).
 SCHEMA_VERSION: Final = 1
@@ -90,7 +93,7 @@ _V7_SET: Final = (0x7 << 76) | (0x2 << 62)
 _prefix: tuple[int, str] = (-1, "")
 
 
-def uuid7(ts_ns: int | None = None) -> str:
+def _uuid7_python(ts_ns: int | None = None) -> str:
     """A time-sortable RFC 9562 UUIDv7 string, from ``ts_ns`` (default: now), with 74 random bits.
 
     The time part is formatted once per millisecond; the rest is one ``to_bytes().hex()`` and three
@@ -104,6 +107,10 @@ def uuid7(ts_ns: int | None = None) -> str:
         cached = _prefix = (ms, "%08x-%04x-" % (ms >> 16 & 0xFFFFFFFF, ms & 0xFFFF))  # noqa: UP031 (fastest)
     tail = (_bits(80) & _V7_KEEP | _V7_SET).to_bytes(10).hex()
     return f"{cached[1]}{tail[:4]}-{tail[4:8]}-{tail[8:]}"
+
+
+#: ``_uuid7_python``, in C where the speedups are built (``zoomtrace._native``): 0.1 µs instead of 0.5.
+uuid7: Callable[..., str] = _uuid7_python if speedups is None else speedups.uuid7
 
 
 def new_trace_id() -> str:

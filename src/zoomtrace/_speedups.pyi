@@ -1,7 +1,8 @@
-"""Types of the C speedups in ``_payload_scan.c`` (see ``zoomtrace.runtime.native``)."""
+"""Types of the C speedups in ``_speedups.c`` (see ``zoomtrace._native``)."""
 
 from collections.abc import Callable, Iterable
 
+def uuid7(ts_ns: int | None = None, /) -> str: ...
 def needs_care(encoded: bytes, /) -> bool: ...
 def key_cache() -> object: ...
 def json_unchanged(

@@ -1,6 +1,7 @@
-/* The worker's checks of a data event's payload, in C: the answers of the pure-Python functions they stand
- * for, at a fraction of the cost (bench/README.md, "Data events").
+/* Zoom's hot path in C: the answers of the pure-Python functions these stand for, at a fraction of the cost
+ * (docs/ARCHITECTURE.md, "Native code"; bench/README.md, "Data events").
  *
+ *   uuid7(ts_ns=None)            zoomtrace.wire.record._uuid7_python (a record's id)
  *   needs_care(encoded)          zoomtrace.runtime.sanitize._needs_care_python
  *   json_unchanged(encoded, cache, harmless, learn, max_nesting)
  *                                zoomtrace.runtime.scrub.Scrubber.payload_unchanged(decode(encoded), encoded),
@@ -8,12 +9,18 @@
  *   key_cache()                  the cache of harmless names json_unchanged keeps for one scrubber
  *
  * The Python code stays the reference and the fallback (ZOOMTRACE_PURE_PYTHON=1, or no compiler at install
- * time); tests/test_payload_scan.py holds both to the same answers on random payloads.
+ * time); tests/test_speedups.py holds both to the same answers on random payloads.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+#if defined(__APPLE__)
+#include <sys/random.h>
+#endif
 
 #define LONG_DIGITS 19 /* sanitize._LONG_DIGITS: a run this long may be an integer msgpack cannot carry */
 #define CARD_MIN 13    /* scrub._CARD_MIN */
@@ -108,7 +115,7 @@ typedef struct {
     Slot slots[CACHE_SLOTS];
 } KeyCache;
 
-static const char CACHE_NAME[] = "zoomtrace.runtime._payload_scan.KeyCache";
+static const char CACHE_NAME[] = "zoomtrace._speedups.KeyCache";
 
 static uint64_t fnv1a(const unsigned char *p, Py_ssize_t n) {
     uint64_t h = 1469598103934665603ULL;
@@ -182,33 +189,73 @@ static int name_harmless(KeyCache *cache, const unsigned char *p, Py_ssize_t siz
 
 /* -- the names of a payload's JSON ----------------------------------------------------------------------- */
 
+/* The scan reads compact JSON as msgspec writes it (no whitespace); anything else is "maybe not" (-1), so that
+ * only JSON a decoder reads back is ever proven clean. */
+
 typedef struct {
     int is_object;
-    int expect_key;
-    Py_ssize_t items;              /* values begun, in an array */
-    const unsigned char *first;    /* the array's first value, when a string: its bytes */
+    Py_ssize_t items;           /* values begun, in an array */
+    const unsigned char *first; /* the array's first value, when a string: its bytes */
     Py_ssize_t first_size;
     int first_escaped;
 } Level;
 
-/* The end of the string whose opening quote is at ``start`` (the index of its closing quote), or -1. */
-static Py_ssize_t string_end(const unsigned char *p, Py_ssize_t n, Py_ssize_t start, int *escaped) {
+static int is_hex(unsigned char c) { return is_digit(c) || ((unsigned char)((c | 0x20) - 'a') < 6); }
+
+/* The index after the string whose opening quote is at ``start``, or -1 if it is not a valid JSON string
+ * (unterminated, or a bad escape); ``escaped`` says whether it holds an escape. Raw control bytes and invalid
+ * UTF-8 are refused for the whole JSON beforehand (``json_unchanged``). */
+static Py_ssize_t string_after(const unsigned char *p, Py_ssize_t n, Py_ssize_t start, int *escaped) {
     Py_ssize_t from = start + 1;
+    *escaped = 0;
     for (;;) {
         const unsigned char *quote = from < n ? memchr(p + from, '"', (size_t)(n - from)) : NULL;
         if (quote == NULL) return -1;
-        Py_ssize_t end = quote - p, slashes = 0;
-        while (end - 1 - slashes > start && p[end - 1 - slashes] == '\\') slashes++;
-        if (slashes % 2 == 0) {
-            *escaped = memchr(p + start + 1, '\\', (size_t)(end - start - 1)) != NULL;
-            return end;
+        const unsigned char *slash = memchr(p + from, '\\', (size_t)(quote - (p + from)));
+        if (slash == NULL) return quote - p + 1;
+        *escaped = 1;
+        Py_ssize_t k = slash - p + 1; /* the escaped character */
+        if (k >= n) return -1;
+        if (p[k] == 'u') {
+            if (k + 4 >= n || !is_hex(p[k + 1]) || !is_hex(p[k + 2]) || !is_hex(p[k + 3]) || !is_hex(p[k + 4]))
+                return -1;
+            from = k + 5;
+        } else if (strchr("\"\\/bfnrt", p[k]) != NULL && p[k] != 0) {
+            from = k + 1;
+        } else {
+            return -1;
         }
-        from = end + 1;
     }
 }
 
-/* Scrubber._names_harmless on the JSON itself: the number of keys, -1 if a name may be sensitive (or has an
- * escape, or the JSON is not what a JSON encoder writes) or the nesting is too deep, -2 on an error. */
+/* The index after the number, true, false or null at ``i``, or -1. */
+static Py_ssize_t scalar_after(const unsigned char *p, Py_ssize_t n, Py_ssize_t i) {
+    static const char *const words[] = {"true", "false", "null"};
+    for (int w = 0; w < 3; w++) {
+        Py_ssize_t size = (Py_ssize_t)strlen(words[w]);
+        if (p[i] == (unsigned char)words[w][0]) return i + size <= n && memcmp(p + i, words[w], (size_t)size) == 0 ? i + size : -1;
+    }
+    if (p[i] == '-') i++;
+    if (i >= n || !is_digit(p[i])) return -1;
+    if (p[i] == '0') {
+        i++;
+    } else {
+        while (i < n && is_digit(p[i])) i++;
+    }
+    if (i < n && p[i] == '.') {
+        if (++i >= n || !is_digit(p[i])) return -1;
+        while (i < n && is_digit(p[i])) i++;
+    }
+    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+        if (++i < n && (p[i] == '+' || p[i] == '-')) i++;
+        if (i >= n || !is_digit(p[i])) return -1;
+        while (i < n && is_digit(p[i])) i++;
+    }
+    return i;
+}
+
+/* Scrubber._names_harmless on the JSON itself: the number of keys; -1 if a name may be sensitive (or has an
+ * escape), the nesting is too deep or the bytes are not compact JSON; -2 on an error. */
 static Py_ssize_t json_names_harmless(const unsigned char *p, Py_ssize_t n, KeyCache *cache, PyObject *harmless,
                                       PyObject *learn, Py_ssize_t max_nesting) {
     if (max_nesting < 1) return -1;
@@ -218,39 +265,42 @@ static Py_ssize_t json_names_harmless(const unsigned char *p, Py_ssize_t n, KeyC
         return -2;
     }
     Py_ssize_t depth = 0, keys = 0, i = 0, result = -1;
+    enum { VALUE, FIRST_VALUE, FIRST_KEY, KEY, COLON, NEXT } want = VALUE;
     while (i < n) {
         unsigned char c = p[i];
         Level *top = depth > 0 ? &levels[depth - 1] : NULL;
-        if (c == '"') {
-            int escaped = 0;
-            Py_ssize_t end = string_end(p, n, i, &escaped);
-            if (end < 0) goto done;
-            if (top != NULL && top->is_object && top->expect_key) {
-                if (escaped) goto done;
-                int fine = name_harmless(cache, p + i + 1, end - i - 1, harmless, learn);
-                if (fine <= 0) {
-                    result = fine < 0 ? -2 : -1;
-                    goto done;
-                }
-                keys++;
-                top->expect_key = 0;
-            } else if (top != NULL && !top->is_object && ++top->items == 1) {
-                top->first = p + i + 1;
-                top->first_size = end - i - 1;
-                top->first_escaped = escaped;
+        int closing = 0; /* the end of the container, where one may end */
+        if (want == NEXT) { /* after a value: a comma, the end of the container, or the end of the JSON */
+            if (top == NULL) goto done;
+            if (c == ',') {
+                want = top->is_object ? KEY : VALUE;
+                i++;
+                continue;
             }
-            i = end + 1;
-        } else if (c == '{' || c == '[') {
-            if (depth >= max_nesting - 1) goto done; /* as deep as Scrubber._value cuts */
-            if (top != NULL && !top->is_object && ++top->items == 1) top->first = NULL;
-            Level *level = &levels[depth++];
-            level->is_object = c == '{';
-            level->expect_key = c == '{';
-            level->items = 0;
-            level->first = NULL;
+            if (c != (top->is_object ? '}' : ']')) goto done;
+            closing = 1;
+        } else if ((want == FIRST_VALUE && c == ']') || (want == FIRST_KEY && c == '}')) {
+            closing = 1;
+        } else if (want == COLON) {
+            if (c != ':') goto done;
+            want = VALUE;
             i++;
-        } else if (c == '}' || c == ']') {
-            if (top == NULL || top->is_object != (c == '}')) goto done;
+            continue;
+        } else if (want == KEY || want == FIRST_KEY) {
+            int escaped;
+            Py_ssize_t after = c == '"' ? string_after(p, n, i, &escaped) : -1;
+            if (after < 0 || escaped) goto done;
+            int fine = name_harmless(cache, p + i + 1, after - i - 2, harmless, learn);
+            if (fine <= 0) {
+                result = fine < 0 ? -2 : -1;
+                goto done;
+            }
+            keys++;
+            want = COLON;
+            i = after;
+            continue;
+        }
+        if (closing) {
             if (!top->is_object && top->items == 2 && top->first != NULL) { /* a (name, value) pair */
                 if (top->first_escaped) goto done;
                 int fine = name_harmless(cache, top->first, top->first_size, harmless, learn);
@@ -260,21 +310,64 @@ static Py_ssize_t json_names_harmless(const unsigned char *p, Py_ssize_t n, KeyC
                 }
             }
             depth--;
+            want = NEXT;
             i++;
-        } else if (c == ',') {
-            if (top != NULL && top->is_object) top->expect_key = 1;
+            continue;
+        }
+        /* a value (want is VALUE or FIRST_VALUE) */
+        if (c == '}' || c == ']' || c == ',' || c == ':') goto done;
+        int in_array = top != NULL && !top->is_object && ++top->items == 1;
+        if (c == '"') {
+            int escaped;
+            Py_ssize_t after = string_after(p, n, i, &escaped);
+            if (after < 0) goto done;
+            if (in_array) {
+                top->first = p + i + 1;
+                top->first_size = after - i - 2;
+                top->first_escaped = escaped;
+            }
+            i = after;
+            want = NEXT;
+        } else if (c == '{' || c == '[') {
+            if (depth >= max_nesting - 1) goto done; /* as deep as Scrubber._value cuts */
+            if (in_array) top->first = NULL;
+            Level *level = &levels[depth++];
+            level->is_object = c == '{';
+            level->items = 0;
+            level->first = NULL;
+            want = c == '{' ? FIRST_KEY : FIRST_VALUE;
             i++;
-        } else if (c == ':') {
-            i++;
-        } else { /* a number, true, false or null */
-            if (top != NULL && !top->is_object && ++top->items == 1) top->first = NULL;
-            while (i < n && p[i] != ',' && p[i] != ']' && p[i] != '}') i++;
+        } else {
+            Py_ssize_t after = scalar_after(p, n, i);
+            if (after < 0) goto done;
+            if (in_array) top->first = NULL;
+            i = after;
+            want = NEXT;
         }
     }
-    if (depth == 0) result = keys;
+    if (depth == 0 && want == NEXT) result = keys;
 done:
     PyMem_Free(levels);
     return result;
+}
+
+/* Whether the bytes may be JSON text at all: no raw control byte (JSON escapes them, and has no whitespace
+ * in msgspec's compact form) and valid UTF-8. */
+static int plain_text(const unsigned char *p, Py_ssize_t n) {
+    unsigned char high = 0, control = 0;
+    for (Py_ssize_t i = 0; i < n; i++) { /* loops of their own, so the compiler vectorises them */
+        high |= p[i];
+        control |= p[i] < 0x20;
+    }
+    if (control) return 0;
+    if (!(high & 0x80)) return 1;
+    PyObject *text = PyUnicode_DecodeUTF8((const char *)p, n, "strict");
+    if (text == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    Py_DECREF(text);
+    return 1;
 }
 
 /* json_unchanged(encoded, cache, harmless, learn, max_nesting): Scrubber.payload_unchanged(decode(encoded),
@@ -297,7 +390,7 @@ static PyObject *json_unchanged(PyObject *module, PyObject *const *args, Py_ssiz
     if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) return NULL;
     ByteFacts facts = byte_facts(view.buf, view.len);
     int unchanged = 0;
-    if (!facts.trigger && !facts.card_shaped) {
+    if (!facts.trigger && !facts.card_shaped && plain_text(view.buf, view.len)) {
         Py_ssize_t keys = json_names_harmless(view.buf, view.len, cache, harmless, learn, max_nesting);
         if (keys == -2) {
             PyBuffer_Release(&view);
@@ -309,17 +402,95 @@ static PyObject *json_unchanged(PyObject *module, PyObject *const *args, Py_ssiz
     return PyBool_FromLong(unchanged);
 }
 
+/* -- record ids ------------------------------------------------------------------------------------------ */
+
+/* wire.record.uuid7's random bits: splitmix64 from a seed of the system's entropy, seeded again in a forked
+ * child (two processes must not make the same ids). Not for secrets: as random.getrandbits, which the Python
+ * code uses. Calls hold the GIL, so one state serves every thread. */
+static uint64_t id_state;
+
+static void seed_ids(void) {
+    uint64_t seed = 0;
+    if (getentropy(&seed, sizeof seed) != 0) { /* no entropy source: time and process, still distinct */
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        seed = ((uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec) ^ ((uint64_t)getpid() << 32);
+    }
+    id_state = seed;
+}
+
+static uint64_t next_bits(void) {
+    uint64_t z = (id_state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static void put_hex(Py_UCS1 *out, uint64_t value, int digits) {
+    static const char hex[] = "0123456789abcdef";
+    for (int i = digits - 1; i >= 0; i--, value >>= 4) out[i] = (Py_UCS1)hex[value & 0xF];
+}
+
+/* wire.record._uuid7_python: "tttttttt-tttt-7rrr-vrrr-rrrrrrrrrrrr" from the millisecond of ``ts_ns``
+ * (default: now), version 7, variant 0b10, 74 random bits. */
+static PyObject *uuid7(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "uuid7(ts_ns=None) takes at most one argument");
+        return NULL;
+    }
+    uint64_t ms; /* its low 48 bits are the id's time */
+    if (nargs == 0 || args[0] == Py_None) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        ms = (uint64_t)((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+    } else {
+        int overflow = 0;
+        long long ts = PyLong_AsLongLongAndOverflow(args[0], &overflow);
+        if (ts == -1 && PyErr_Occurred()) return NULL;
+        if (!overflow) {
+            ms = (uint64_t)(ts / 1000000 - (ts % 1000000 < 0)); /* floor division, as Python's // */
+        } else { /* beyond 64 bits: Python's arithmetic, as the Python code does it */
+            PyObject *million = PyLong_FromLong(1000000), *mask = PyLong_FromUnsignedLongLong(0xFFFFFFFFFFFFULL);
+            PyObject *whole = million == NULL ? NULL : PyNumber_FloorDivide(args[0], million);
+            PyObject *low = whole == NULL || mask == NULL ? NULL : PyNumber_And(whole, mask);
+            Py_XDECREF(million);
+            Py_XDECREF(mask);
+            Py_XDECREF(whole);
+            if (low == NULL) return NULL;
+            ms = PyLong_AsUnsignedLongLong(low);
+            Py_DECREF(low);
+        }
+    }
+    uint64_t high = next_bits(), low = next_bits();
+    PyObject *text = PyUnicode_New(36, 127);
+    if (text == NULL) return NULL;
+    Py_UCS1 *out = PyUnicode_1BYTE_DATA(text);
+    put_hex(out, (ms >> 16) & 0xFFFFFFFFu, 8);
+    out[8] = '-';
+    put_hex(out + 9, ms & 0xFFFF, 4);
+    out[13] = '-';
+    put_hex(out + 14, 0x7000 | (high >> 52), 4);
+    out[18] = '-';
+    put_hex(out + 19, 0x8000 | ((high >> 38) & 0x3FFF), 4);
+    out[23] = '-';
+    put_hex(out + 24, low & 0xFFFFFFFFFFFFULL, 12);
+    return text;
+}
+
 static PyMethodDef methods[] = {
     {"needs_care", needs_care, METH_O, "sanitize._needs_care, in C."},
+    {"uuid7", (PyCFunction)(void (*)(void))uuid7, METH_FASTCALL, "wire.record.uuid7, in C."},
     {"key_cache", key_cache, METH_NOARGS, "A new cache of names known harmless, for json_unchanged."},
     {"json_unchanged", (PyCFunction)(void (*)(void))json_unchanged, METH_FASTCALL,
      "Scrubber.payload_unchanged on a payload's JSON alone (harmless and learn are the scrubber's)."},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_payload_scan", NULL, 0, methods};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_speedups", NULL, 0, methods};
 
-PyMODINIT_FUNC PyInit__payload_scan(void) {
+PyMODINIT_FUNC PyInit__speedups(void) {
     fill_card_classes();
+    seed_ids();
+    pthread_atfork(NULL, NULL, seed_ids);
     return PyModule_Create(&module);
 }
