@@ -26,7 +26,6 @@ from zoomtrace.capture.span import Span
 from zoomtrace.runtime.provenance import Location, Provenance, snapshot
 from zoomtrace.runtime.sanitize import (
     Limits,
-    payload_json,
     safe_repr,
     safe_str,
     sanitize_attrs,
@@ -535,19 +534,14 @@ class Encoder:
 
     def _event(self, item: tuple[Any, ...]) -> Record:
         _, record_id, ts, code, line, type_, obj, sources, attrs, parent = item
-        # The usual payload is stored as the JSON made here (``msgspec.Raw``), which sinks write as it is;
-        # only one the scrubber may change, or that needs the careful sanitiser, is decoded into objects.
-        payload: Any
+        # The payload is stored as the JSON made for it (``msgspec.Raw``), which sinks write as it is; only
+        # one the scrubber may change is decoded into objects, and scrubbed.
         scrubber = self.scrubber
-        encoded = payload_json(obj, self.limits)
-        if encoded is None:
-            payload, encoded = sanitize_payload_json(obj, self.limits)
-            if scrubber and (encoded is None or not scrubber.payload_unchanged(payload, encoded)):
-                payload = scrubber.scrub_value(payload)
-        elif scrubber is None or scrubber.json_unchanged(encoded):
+        payload, encoded = sanitize_payload_json(obj, self.limits, decode=False)
+        if encoded is not None and (scrubber is None or scrubber.json_unchanged(encoded)):
             payload = msgspec.Raw(encoded)
-        else:
-            payload = scrubber.scrub_value(msgspec.json.decode(encoded))
+        elif scrubber is not None:
+            payload = scrubber.scrub_value(msgspec.json.decode(encoded) if encoded is not None else payload)
         return self._with_parent(
             Record(
                 id=record_id,

@@ -514,22 +514,14 @@ def sanitize_payload(obj: Any, limits: Limits = DEFAULT_LIMITS) -> Any:
     return sanitize_payload_json(obj, limits)[0]
 
 
-def payload_json(obj: Any, limits: Limits = DEFAULT_LIMITS) -> bytes | None:
-    """The payload's JSON (msgspec's) when it may be stored as it is, the fast path of ``sanitize_payload_json``:
-    it fits ``limits.max_payload_bytes`` and holds no ``null`` (NaN or infinity?) or integer msgpack cannot
-    carry. None: ``sanitize_payload_json`` takes the careful path."""
-    try:
-        encoded = _json_encode(obj)
-    except Exception:
-        return None
-    return encoded if len(encoded) <= limits.max_payload_bytes and not _needs_care(encoded) else None
-
-
-def sanitize_payload_json(obj: Any, limits: Limits = DEFAULT_LIMITS) -> tuple[Any, bytes | None]:
+def sanitize_payload_json(
+    obj: Any, limits: Limits = DEFAULT_LIMITS, *, decode: bool = True
+) -> tuple[Any, bytes | None]:
     """``sanitize_payload(obj, limits)`` and its JSON, when that was computed on the way (None else).
 
     The JSON is a by-product of the size check; returning it spares the scrubber a walk through
-    the payload (``Scrubber.payload_unchanged``).
+    the payload (``Scrubber.json_unchanged``). Without ``decode``, a payload that takes the fast path is
+    returned as that JSON (``msgspec.Raw``), not decoded into objects: what the encoder stores.
     """
     if limits.max_payload_bytes >= _SCALAR_JSON_MAX:  # no scalar can exceed it: skip the encoding
         cls = type(obj)
@@ -543,7 +535,7 @@ def sanitize_payload_json(obj: Any, limits: Limits = DEFAULT_LIMITS) -> tuple[An
     except Exception:
         encoded = None
     if encoded is not None and len(encoded) <= limits.max_payload_bytes and not _needs_care(encoded):
-        return _json_decode(encoded), encoded
+        return (_json_decode(encoded) if decode else msgspec.Raw(encoded)), encoded
     if encoded is None or len(encoded) <= limits.max_payload_bytes:
         value = to_jsonable(obj, limits, max_str=limits.max_payload_bytes)
         try:
