@@ -256,7 +256,7 @@ class Encoder:
             if kind == _WITH_TEXT:
                 scrub_from = 0  # text in the message: it is scrubbed whatever its length
             try:
-                message = template.format(**attrs)
+                message = template.format_map(attrs)  # as format(**attrs), without copying attrs
             except Exception:  # a template that does not fit its attrs: the careful path says so
                 return self._log_careful(item)
             if len(message) > self.limits.max_message:
