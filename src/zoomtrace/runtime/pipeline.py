@@ -195,8 +195,15 @@ class Pipeline:
                     records = []
                     self._flush_sinks()
                     item.done.set()
-                elif (record := self._encode_one(encode, item)) is not None:
-                    records.append(record)
+                else:
+                    try:  # inline, not a helper: a Python call per record costs ~0.1 µs
+                        record = encode(item)
+                    except Exception as exc:
+                        self.count_lost("encode_error", 1)
+                        self._warn("encode", f"could not encode a record: {exc!r}")
+                        record = None
+                    if record is not None:
+                        records.append(record)
                 if clock() >= stop or len(records) >= self._write_records:
                     break
             self._space.set()
@@ -222,15 +229,6 @@ class Pipeline:
         self._turn_at = time.monotonic() + self._slice_s * (1.0 - backlog / self._wake_at)
         time.sleep(0)
         self._turn_at = 0.0
-
-    def _encode_one(self, encode: Callable[[tuple[Any, ...]], Record | None], item: tuple[Any, ...]) -> Record | None:
-        """The record for ``item``; ``None`` if it has none or cannot be encoded (then counted as lost)."""
-        try:
-            return encode(item)
-        except Exception as exc:
-            self.count_lost("encode_error", 1)
-            self._warn("encode", f"could not encode a record: {exc!r}")
-            return None
 
     def _write(self, records: list[Record]) -> None:
         """Write a batch to every sink; a sink that fails loses it (counted), except the records held for it."""
