@@ -419,3 +419,22 @@ def test_a_forked_child_makes_other_ids(native: ModuleType) -> None:
     parent = [native.uuid7(ts) for _ in range(3)]
     assert len(child) == 3
     assert not set(child) & set(parent)
+
+
+@pytest.mark.parametrize("max_nesting", [0, 1, 2, 2**20, 461_168_601_842_738_791, 2**63 - 1])
+def test_any_nesting_limit_is_safe(native: ModuleType, max_nesting: int) -> None:
+    """The scan's stack is bounded by the JSON's own size too: a limit whose stack would not fit in memory, or
+    whose size in bytes wraps around, is no danger (found by a review under AddressSanitizer)."""
+    deep = b"[" * 5000 + b"]" * 5000
+    cache = native.key_cache()
+    got = native.json_unchanged(deep, cache, {}, lambda names: True, max_nesting)
+    assert got is (max_nesting > 5000)
+    assert native.json_unchanged(b'[["a",1]]', cache, {"a": None}, lambda names: True, max_nesting) is (max_nesting > 2)
+
+
+@pytest.mark.parametrize("ts", [1.5, "1", b"1", object()])
+def test_uuid7_takes_an_int_or_none_only(native: ModuleType, ts: object) -> None:
+    with pytest.raises(TypeError):
+        native.uuid7(ts)
+    with pytest.raises(TypeError):
+        _uuid7_python(ts)  # type: ignore[arg-type]

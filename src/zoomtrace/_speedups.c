@@ -173,10 +173,10 @@ static int name_harmless(KeyCache *cache, const unsigned char *p, Py_ssize_t siz
     }
     Py_DECREF(name);
     if (fine <= 0) return fine;
-    if (cache->count >= CACHE_MAX) {
-        cache_clear(cache);
-        slot = cache_slot(cache, hash, p, size);
-    }
+    /* Python code ran (learn, a key's __eq__): another call may have filled or cleared the cache meanwhile. */
+    if (cache->count >= CACHE_MAX) cache_clear(cache);
+    slot = cache_slot(cache, hash, p, size);
+    if (slot->name != NULL) return 1;
     char *copy = PyMem_RawMalloc(size > 0 ? (size_t)size : 1);
     if (copy == NULL) return 1; /* harmless, just not remembered */
     memcpy(copy, p, (size_t)size);
@@ -259,7 +259,8 @@ static Py_ssize_t scalar_after(const unsigned char *p, Py_ssize_t n, Py_ssize_t 
 static Py_ssize_t json_names_harmless(const unsigned char *p, Py_ssize_t n, KeyCache *cache, PyObject *harmless,
                                       PyObject *learn, Py_ssize_t max_nesting) {
     if (max_nesting < 1) return -1;
-    Level *levels = PyMem_Malloc((size_t)max_nesting * sizeof(Level));
+    Py_ssize_t most = max_nesting - 1 < n ? max_nesting - 1 : n; /* the depth reaches neither */
+    Level *levels = PyMem_New(Level, most > 0 ? most : 1);
     if (levels == NULL) {
         PyErr_NoMemory();
         return -2;
@@ -351,6 +352,29 @@ done:
     return result;
 }
 
+/* Whether ``p`` is valid UTF-8 as Python's strict codec takes it (no overlong forms, no surrogates). */
+static int valid_utf8(const unsigned char *p, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n;) {
+        unsigned char c = p[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        int size = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        if (size == 0 || i + size > n) return 0;
+        uint32_t code = c & (0x7F >> size);
+        for (int k = 1; k < size; k++) {
+            if ((p[i + k] & 0xC0) != 0x80) return 0;
+            code = (code << 6) | (p[i + k] & 0x3F);
+        }
+        if ((size == 2 && code < 0x80) || (size == 3 && code < 0x800) || (size == 4 && code < 0x10000) ||
+            code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF))
+            return 0;
+        i += size;
+    }
+    return 1;
+}
+
 /* Whether the bytes may be JSON text at all: no raw control byte (JSON escapes them, and has no whitespace
  * in msgspec's compact form) and valid UTF-8. */
 static int plain_text(const unsigned char *p, Py_ssize_t n) {
@@ -359,15 +383,7 @@ static int plain_text(const unsigned char *p, Py_ssize_t n) {
         high |= p[i];
         control |= p[i] < 0x20;
     }
-    if (control) return 0;
-    if (!(high & 0x80)) return 1;
-    PyObject *text = PyUnicode_DecodeUTF8((const char *)p, n, "strict");
-    if (text == NULL) {
-        PyErr_Clear();
-        return 0;
-    }
-    Py_DECREF(text);
-    return 1;
+    return !control && (!(high & 0x80) || valid_utf8(p, n));
 }
 
 /* json_unchanged(encoded, cache, harmless, learn, max_nesting): Scrubber.payload_unchanged(decode(encoded),
@@ -443,6 +459,9 @@ static PyObject *uuid7(PyObject *module, PyObject *const *args, Py_ssize_t nargs
         struct timespec now;
         clock_gettime(CLOCK_REALTIME, &now);
         ms = (uint64_t)((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+    } else if (!PyLong_Check(args[0])) {
+        PyErr_Format(PyExc_TypeError, "uuid7: ts_ns must be an int or None, not %.100s", Py_TYPE(args[0])->tp_name);
+        return NULL;
     } else {
         int overflow = 0;
         long long ts = PyLong_AsLongLongAndOverflow(args[0], &overflow);
@@ -459,6 +478,7 @@ static PyObject *uuid7(PyObject *module, PyObject *const *args, Py_ssize_t nargs
             if (low == NULL) return NULL;
             ms = PyLong_AsUnsignedLongLong(low);
             Py_DECREF(low);
+            if (ms == (uint64_t)-1 && PyErr_Occurred()) return NULL;
         }
     }
     uint64_t high = next_bits(), low = next_bits();
@@ -491,6 +511,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_speedups", NULL, 0,
 PyMODINIT_FUNC PyInit__speedups(void) {
     fill_card_classes();
     seed_ids();
-    pthread_atfork(NULL, NULL, seed_ids);
+    static int fork_handler; /* once per process: a module imported again must not add another */
+    if (!fork_handler) fork_handler = pthread_atfork(NULL, NULL, seed_ids) == 0;
     return PyModule_Create(&module);
 }
