@@ -539,9 +539,10 @@ class Encoder:
         scrubber = self.scrubber
         payload, encoded = sanitize_payload_json(obj, self.limits, decode=False)
         if encoded is not None and (scrubber is None or scrubber.json_unchanged(encoded)):
-            payload = msgspec.Raw(encoded)
+            if type(payload) is not msgspec.Raw:  # the careful sanitiser's value: kept as its JSON too
+                payload = msgspec.Raw(encoded)
         elif scrubber is not None:
-            payload = scrubber.scrub_value(msgspec.json.decode(encoded) if encoded is not None else payload)
+            payload = scrubber.scrub_value(msgspec.json.decode(payload) if type(payload) is msgspec.Raw else payload)
         return self._with_parent(
             Record(
                 id=record_id,

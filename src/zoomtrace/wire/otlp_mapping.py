@@ -169,9 +169,7 @@ _NODE_FROM_RESOURCE.update({"deployment.environment": "env", "service.namespace"
 def _fill(out: AnyValue, value: Any, depth: int) -> None:
     if value is None:
         return
-    if isinstance(value, msgspec.Raw):  # an event's payload as its JSON (runtime.encoder)
-        _fill(out, msgspec.json.decode(value), depth)
-    elif depth > 64:  # records are sanitised before they get here; this only guards odd callers
+    if depth > 64:  # records are sanitised before they get here; this only guards odd callers
         out.string_value = "[too deep]"
     elif isinstance(value, bool):
         out.bool_value = value
@@ -451,8 +449,11 @@ def _log(record: Record) -> tuple[str, LogRecord]:
     else:
         scope = SCOPE
         log.event_name = record.type
-        if record.payload is not None:
-            _fill(log.body, record.payload, 0)
+        payload = record.payload
+        if type(payload) is msgspec.Raw:  # an event's payload as its JSON (runtime.encoder)
+            payload = msgspec.json.decode(payload)
+        if payload is not None:
+            _fill(log.body, payload, 0)
         elif record.message is not None:
             log.body.string_value = record.message
     shown = exported_node_attrs(record.type, record.attrs) if record.kind == "node" else record.attrs
