@@ -1,4 +1,4 @@
-"""Build hook: compile the C speedups (``src/zoomtrace/_speedups.c``) into the wheel.
+"""Build hook: compile the C speedups (``src/zoomtrace/_speedups*.c``, one module) into the wheel.
 
 The C module is optional: without a C compiler (or with ``ZOOMTRACE_PURE_PYTHON=1``) the wheel is pure Python
 and Zoom uses the Python functions the C ones stand for (docs/ARCHITECTURE.md, "Native code"). An editable
@@ -19,7 +19,8 @@ from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
-SOURCE = Path("src/zoomtrace/_speedups.c")
+#: The module's C files; the first holds its init function (its name is the module's).
+SOURCES = (Path("src/zoomtrace/_speedups.c"), Path("src/zoomtrace/_speedups_caller.c"))
 PACKAGE_DIR = "zoomtrace"
 
 
@@ -27,13 +28,13 @@ class CustomBuildHook(BuildHookInterface):  # type: ignore[type-arg]
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         if os.environ.get("ZOOMTRACE_PURE_PYTHON"):
             return
-        source = Path(self.root) / SOURCE
-        name = source.stem + (sysconfig.get_config_var("EXT_SUFFIX") or ".so")
+        sources = [Path(self.root) / source for source in SOURCES]
+        name = sources[0].stem + (sysconfig.get_config_var("EXT_SUFFIX") or ".so")
         if version == "editable":
-            target = source.with_name(name)
+            target = sources[0].with_name(name)
         else:
             target = Path(tempfile.mkdtemp(prefix="zoomtrace-build-")) / name
-        problem = _compile(source, target)
+        problem = _compile(sources, target)
         if problem is not None:
             print(f"zoomtrace: C speedups not built ({problem}); the pure-Python code is used", file=sys.stderr)
             return
@@ -43,16 +44,19 @@ class CustomBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             build_data["force_include"][str(target)] = f"{PACKAGE_DIR}/{name}"
 
 
-def _compile(source: Path, target: Path) -> str | None:
-    """Compile and link ``source`` into the extension module ``target``; what went wrong, or None."""
+def _compile(sources: list[Path], target: Path) -> str | None:
+    """Compile ``sources`` and link them into the extension module ``target``; what went wrong, or None."""
     cc, ldshared = sysconfig.get_config_var("CC"), sysconfig.get_config_var("LDSHARED")
     if not cc or not ldshared:
         return "no C compiler known to this Python"
     include = sysconfig.get_paths()["include"]
-    obj = target.with_suffix(".o")
+    objects = [target.with_name(f"{source.stem}.o") for source in sources]
     steps = [
-        [*shlex.split(cc), "-c", "-O3", "-fPIC", "-Wall", f"-I{include}", str(source), "-o", str(obj)],
-        [*shlex.split(ldshared), str(obj), "-o", str(target)],
+        *(
+            [*shlex.split(cc), "-c", "-O3", "-fPIC", "-Wall", f"-I{include}", str(source), "-o", str(obj)]
+            for source, obj in zip(sources, objects, strict=True)
+        ),
+        [*shlex.split(ldshared), *map(str, objects), "-o", str(target)],
     ]
     try:
         for step in steps:
@@ -62,5 +66,6 @@ def _compile(source: Path, target: Path) -> str | None:
     except OSError as exc:
         return str(exc)
     finally:
-        obj.unlink(missing_ok=True)
+        for obj in objects:
+            obj.unlink(missing_ok=True)
     return None

@@ -98,12 +98,12 @@ def test_flush_between_slices_writes_everything_before_it(pipeline: Pipeline, tm
 
 
 def test_a_put_gives_the_worker_its_turn_once_it_is_due(pipeline: Pipeline) -> None:
-    pipeline._turn_at = time.monotonic() + 3600  # the worker waits, but the caller's turn is not over
+    pipeline.put.turn_at = time.monotonic() + 3600  # the worker waits, but the caller's turn is not over
     pipeline.put((log(0),))
-    assert pipeline._turn_at != 0.0
-    pipeline._turn_at = time.monotonic()  # the caller's turn is over: this put hands the GIL over
+    assert pipeline.put.turn_at != 0.0
+    pipeline.put.turn_at = time.monotonic()  # the caller's turn is over: this put hands the GIL over
     pipeline.put((log(1),))
-    assert pipeline._turn_at == 0.0
+    assert pipeline.put.turn_at == 0.0
 
 
 def test_extras_are_written_with_nothing_queued(tmp_path: Path) -> None:

@@ -8,6 +8,8 @@
  *                                read off the JSON without decoding it ("maybe not" for a name with an escape)
  *   key_cache()                  the cache of harmless names json_unchanged keeps for one scrubber
  *
+ * and, from _speedups_caller.c, the caller's side of a log call (Logger, Putter, configure_logger).
+ *
  * The Python code stays the reference and the fallback (ZOOMTRACE_PURE_PYTHON=1, or no compiler at install
  * time); tests/test_speedups.py holds both to the same answers on random payloads.
  */
@@ -21,6 +23,8 @@
 #if defined(__APPLE__)
 #include <sys/random.h>
 #endif
+
+#include "_speedups.h"
 
 #define LONG_DIGITS 19 /* sanitize._LONG_DIGITS: a run this long may be an integer msgpack cannot carry */
 #define CARD_MIN 13    /* scrub._CARD_MIN */
@@ -513,5 +517,7 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     seed_ids();
     static int fork_handler; /* once per process: a module imported again must not add another */
     if (!fork_handler) fork_handler = pthread_atfork(NULL, NULL, seed_ids) == 0;
-    return PyModule_Create(&module);
+    PyObject *created = PyModule_Create(&module);
+    if (created != NULL && caller_init(created) < 0) Py_CLEAR(created);
+    return created;
 }

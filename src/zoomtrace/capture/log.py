@@ -10,8 +10,9 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
+from zoomtrace._native import speedups
 from zoomtrace.capture import recorder
 from zoomtrace.capture.context import current
 from zoomtrace.capture.items import LOG
@@ -27,14 +28,11 @@ _ERROR: Final = 40
 _CRITICAL: Final = 50
 
 
-class Logger:
-    """A named source of log records (the name defaults to the calling module).
+class PythonLogger:
+    """``Logger`` in Python: the reference for the C one (``_speedups_caller.c``), and the fallback without it.
 
-    Every method takes a ``str.format`` template filled from the attributes, given as
-    keywords (``amount=12.5``) and/or as the ``attrs`` mapping, which is how to record an
-    attribute named ``attrs``; keywords win over the mapping on a clash. Each level is
-    written out in full: a shared helper would add a Python call to every log line. The call site is
-    taken as the frame's instruction offset (``f_lasti``, a field read): the worker turns it into a
+    Each level is written out in full: a shared helper would add a Python call to every log line. The call
+    site is taken as the frame's instruction offset (``f_lasti``, a field read): the worker turns it into a
     line number once per call site, where ``f_lineno`` would walk the line table on every call.
     """
 
@@ -109,6 +107,26 @@ class Logger:
         name = self.name or f.f_globals.get("__name__")
         exc = sys.exc_info()[1]
         node.pipeline.put((LOG, _time(), f.f_code, f.f_lasti, name, "ERROR", template, fields, current.get(), exc))
+
+
+if speedups is None or TYPE_CHECKING:
+    _LoggerBase = PythonLogger
+else:
+    speedups.configure_logger(recorder.__dict__, current, LOG)
+    _LoggerBase = speedups.Logger
+
+
+class Logger(_LoggerBase):
+    """A named source of log records (the name defaults to the calling module).
+
+    Every method takes a ``str.format`` template filled from the attributes, given as
+    keywords (``amount=12.5``) and/or as the ``attrs`` mapping, which is how to record an
+    attribute named ``attrs``; keywords win over the mapping on a clash. The methods are C where the
+    speedups are built (a log call then runs no Python code of Zoom's: half of its cost was the Python
+    calls themselves), else ``PythonLogger``'s.
+    """
+
+    __slots__ = ()
 
 
 def logger(name: str | None = None) -> Logger:

@@ -19,8 +19,9 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
+from zoomtrace._native import speedups
 from zoomtrace._stderr import WarnOnce
 from zoomtrace.sinks import ReportLoss, Sink
 from zoomtrace.wire.record import Record
@@ -35,6 +36,52 @@ class _Flush:
 
     def __init__(self) -> None:
         self.done = threading.Event()
+
+
+class Put(Protocol):
+    """The caller's side of the queue (``Pipeline.put``)."""
+
+    turn_at: float
+
+    def __call__(self, item: object, /) -> None: ...
+
+
+class PythonPutter:
+    """``Pipeline.put``: append to the queue, wake the worker past ``wake_at`` items, hand a full queue's item
+    to ``full``. The reference for the C ``Putter`` (``_speedups_caller.c``), which a log call made in C
+    calls without a Python call (docs/ARCHITECTURE.md, "Native code")."""
+
+    __slots__ = ("_full", "_maxsize", "_queue", "_wake", "_wake_at", "turn_at")
+
+    def __init__(
+        self, queue: deque[Any], maxsize: int, wake_at: int, wake: Callable[[], None], full: Callable[[object], None]
+    ) -> None:
+        self._queue, self._maxsize, self._wake_at, self._wake, self._full = queue, maxsize, wake_at, wake, full
+        #: When the worker, waiting for the GIL after a slice, is to get it from the caller's next put
+        #: (``time.monotonic()``; 0: it is not waiting).
+        self.turn_at = 0.0
+
+    def __call__(self, item: object, /) -> None:
+        queue = self._queue
+        if len(queue) < self._maxsize:
+            queue.append(item)
+            if len(queue) > self._wake_at:
+                self._wake()
+        else:
+            self._full(item)
+        if self.turn_at and time.monotonic() >= self.turn_at:
+            self._give_turn()
+
+    def _give_turn(self) -> None:
+        """The worker waits for the GIL and the caller has had its turn: let the worker have it now.
+
+        A thread that releases the GIL and takes it again at once (an event loop between callbacks)
+        keeps it from a waiting thread until the interpreter's switch interval forces a switch; a real
+        sleep (the shortest the timer gives, some 50 µs) is the one release that lets the worker in.
+        The caller then waits for the worker's slice, which is short; holds no lock (signal-safe).
+        """
+        self.turn_at = 0.0
+        time.sleep(1e-6)
 
 
 class Pipeline:
@@ -65,11 +112,13 @@ class Pipeline:
         self._interval_s = interval_s
         self._slice_s = slice_s
         self._write_records = write_records
-        #: When the worker, waiting for the GIL after a slice, is to get it from the caller's next ``put``
-        #: (``time.monotonic()``; 0: it is not waiting).
-        self._turn_at = 0.0
         self._queue: deque[Any] = deque()
         self._wake = threading.Event()
+        #: Enqueue one item; never raises, never blocks longer than the configured deadline. Its ``turn_at``
+        #: says when the worker, waiting for the GIL after a slice, is to get it from the caller's next put.
+        self.put: Put = (PythonPutter if speedups is None else speedups.Putter)(
+            self._queue, maxsize, self._wake_at, self._wake.set, self._full
+        )
         self._space = threading.Event()
         self._stopping = False
         #: Records lost, by reason ("queue_full", "encode_error", "sink_error:<sink>", and the sinks' own).
@@ -90,29 +139,6 @@ class Pipeline:
         """Enqueue past the bound: for the few lifecycle records (stopped, interrupted spans) that must not drop."""
         self._queue.append(item)
         self._wake.set()
-
-    def put(self, item: object) -> None:
-        """Enqueue one item; never raises, never blocks longer than the configured deadline."""
-        queue = self._queue
-        if len(queue) < self._maxsize:
-            queue.append(item)
-            if len(queue) > self._wake_at:
-                self._wake.set()
-        else:
-            self._full(item)
-        if self._turn_at and time.monotonic() >= self._turn_at:
-            self._give_turn()
-
-    def _give_turn(self) -> None:
-        """The worker waits for the GIL and the caller has had its turn: let the worker have it now.
-
-        A thread that releases the GIL and takes it again at once (an event loop between callbacks)
-        keeps it from a waiting thread until the interpreter's switch interval forces a switch; a real
-        sleep (the shortest the timer gives, some 50 µs) is the one release that lets the worker in.
-        The caller then waits for the worker's slice, which is short; holds no lock (signal-safe).
-        """
-        self._turn_at = 0.0
-        time.sleep(1e-6)
 
     def _full(self, item: object) -> None:
         if self._on_full == "block" and threading.current_thread() is not self._thread:
@@ -226,9 +252,9 @@ class Pipeline:
         backlog = len(self._queue)
         if backlog >= self._wake_at:
             return
-        self._turn_at = time.monotonic() + self._slice_s * (1.0 - backlog / self._wake_at)
+        self.put.turn_at = time.monotonic() + self._slice_s * (1.0 - backlog / self._wake_at)
         time.sleep(0)
-        self._turn_at = 0.0
+        self.put.turn_at = 0.0
 
     def _write(self, records: list[Record]) -> None:
         """Write a batch to every sink; a sink that fails loses it (counted), except the records held for it."""

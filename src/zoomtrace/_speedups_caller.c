@@ -1,0 +1,411 @@
+/* The caller's side of the hot path in C: a log call and the queue's put, without a Python frame of their own
+ * (docs/ARCHITECTURE.md, "Native code"). A log call is what an application pays on its own thread for every
+ * line, and half of it was the Python calls themselves (``Logger.info``, then ``Pipeline.put``).
+ *
+ *   Putter(queue, maxsize, wake_at, wake, full)
+ *                                zoomtrace.runtime.pipeline.PythonPutter (the pipeline's ``put``)
+ *   Logger(name=None)            zoomtrace.capture.log.PythonLogger (``zt.log``, ``zt.logger(name)``)
+ *   configure_logger(recorder_namespace, current, kind)
+ *                                what Logger reads on every call: the recorder module's ``active`` node,
+ *                                the current-position ContextVar and the queue item kind of a log line
+ *
+ * Each does exactly what its Python reference does, in the same order (tests/test_speedups_caller.py).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <time.h>
+
+#include "_speedups.h"
+
+/* -- Putter: Pipeline.put --------------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *queue;  /* the pipeline's deque */
+    PyObject *append; /* queue.append, bound once */
+    PyObject *wake;   /* called when the queue passes wake_at (the worker's Event.set) */
+    PyObject *full;   /* called with the item when the queue is full (the pipeline's _full) */
+    Py_ssize_t maxsize;
+    Py_ssize_t wake_at;
+    double turn_at; /* time.monotonic() at which the waiting worker gets the GIL at the next put; 0: none */
+} Putter;
+
+static PyTypeObject PutterType;
+
+static double monotonic(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* time.monotonic()'s clock */
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Enqueue one item: 0, or -1 with an exception set (only what the callbacks raise). */
+static int putter_put(Putter *self, PyObject *item) {
+    Py_ssize_t size = PyObject_Size(self->queue);
+    if (size < 0) return -1;
+    PyObject *done;
+    if (size < self->maxsize) {
+        done = PyObject_CallOneArg(self->append, item);
+        if (done == NULL) return -1;
+        Py_DECREF(done);
+        size = PyObject_Size(self->queue);
+        if (size < 0) return -1;
+        if (size > self->wake_at) {
+            done = PyObject_CallNoArgs(self->wake);
+            if (done == NULL) return -1;
+            Py_DECREF(done);
+        }
+    } else {
+        done = PyObject_CallOneArg(self->full, item);
+        if (done == NULL) return -1;
+        Py_DECREF(done);
+    }
+    if (self->turn_at != 0.0 && monotonic() >= self->turn_at) {
+        /* The worker waits for the GIL and the caller has had its turn (PythonPutter says why a sleep). */
+        self->turn_at = 0.0;
+        struct timespec pause = {0, 1000};
+        Py_BEGIN_ALLOW_THREADS
+        nanosleep(&pause, NULL);
+        Py_END_ALLOW_THREADS
+    }
+    return 0;
+}
+
+static PyObject *putter_call(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs != 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0)) {
+        PyErr_Format(PyExc_TypeError, "put() takes exactly one positional argument, the item (%zd given)", nargs);
+        return NULL;
+    }
+    if (putter_put((Putter *)self, args[0]) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *putter_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"queue", "maxsize", "wake_at", "wake", "full", NULL};
+    PyObject *queue, *wake, *full;
+    Py_ssize_t maxsize, wake_at;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnOO:Putter", kwlist, &queue, &maxsize, &wake_at, &wake, &full))
+        return NULL;
+    PyObject *append = PyObject_GetAttrString(queue, "append");
+    if (append == NULL) return NULL;
+    Putter *self = (Putter *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        Py_DECREF(append);
+        return NULL;
+    }
+    self->vectorcall = putter_call;
+    self->queue = Py_NewRef(queue);
+    self->append = append;
+    self->wake = Py_NewRef(wake);
+    self->full = Py_NewRef(full);
+    self->maxsize = maxsize;
+    self->wake_at = wake_at;
+    self->turn_at = 0.0;
+    return (PyObject *)self;
+}
+
+static int putter_traverse(Putter *self, visitproc visit, void *arg) {
+    Py_VISIT(self->queue);
+    Py_VISIT(self->append);
+    Py_VISIT(self->wake);
+    Py_VISIT(self->full);
+    return 0;
+}
+
+static int putter_clear(Putter *self) {
+    Py_CLEAR(self->queue);
+    Py_CLEAR(self->append);
+    Py_CLEAR(self->wake);
+    Py_CLEAR(self->full);
+    return 0;
+}
+
+static void putter_dealloc(Putter *self) {
+    PyObject_GC_UnTrack(self);
+    putter_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMemberDef putter_members[] = {
+    {"turn_at", T_DOUBLE, offsetof(Putter, turn_at), 0,
+     "time.monotonic() at which the worker, waiting for the GIL, gets it at the next put (0: it is not waiting)."},
+    {NULL},
+};
+
+static PyTypeObject PutterType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "zoomtrace._speedups.Putter",
+    .tp_doc = "The pipeline's put: enqueue one item; never blocks longer than the pipeline's deadline.",
+    .tp_basicsize = sizeof(Putter),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_new = putter_new,
+    .tp_dealloc = (destructor)putter_dealloc,
+    .tp_traverse = (traverseproc)putter_traverse,
+    .tp_clear = (inquiry)putter_clear,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(Putter, vectorcall),
+    .tp_members = putter_members,
+};
+
+/* -- Logger: zt.log ----------------------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *name; /* the records' logger name, or None: the calling module's __name__ */
+} Logger;
+
+/* What configure_logger set: borrowed nowhere, held for the life of the process. */
+static PyObject *recorder_namespace; /* zoomtrace.capture.recorder.__dict__ (its ``active`` node) */
+static PyObject *current_position;   /* zoomtrace.capture.context.current */
+static PyObject *log_kind;           /* zoomtrace.capture.items.LOG */
+
+static PyObject *str_active, *str_levelno, *str_pipeline, *str_put, *str_name, *str_attrs;
+static PyObject *level_names[5]; /* "DEBUG" .. "CRITICAL" */
+
+static PyObject *configure_logger(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyDict_Check(args[0]) || !PyContextVar_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "configure_logger(recorder_namespace: dict, current: ContextVar, kind)");
+        return NULL;
+    }
+    Py_XSETREF(recorder_namespace, Py_NewRef(args[0]));
+    Py_XSETREF(current_position, Py_NewRef(args[1]));
+    Py_XSETREF(log_kind, Py_NewRef(args[2]));
+    Py_RETURN_NONE;
+}
+
+/* ``{**attrs, **fields}``: the keywords win over the mapping on a clash. A new reference, or NULL. */
+static PyObject *merged(PyObject *attrs, PyObject *fields) {
+    if (!PyDict_Check(attrs) && !PyObject_HasAttrString(attrs, "keys")) {
+        PyErr_Format(PyExc_TypeError, "'%.200s' object is not a mapping", Py_TYPE(attrs)->tp_name);
+        return NULL;
+    }
+    PyObject *both = PyDict_New();
+    if (both == NULL) return NULL;
+    if (PyDict_Merge(both, attrs, 1) < 0 || PyDict_Merge(both, fields, 1) < 0) {
+        Py_DECREF(both);
+        return NULL;
+    }
+    return both;
+}
+
+/* The keywords as the record's attributes (``attrs=`` merged in). A new reference, or NULL. */
+static PyObject *attributes(PyObject *const *values, PyObject *kwnames) {
+    PyObject *fields = PyDict_New();
+    if (fields == NULL) return NULL;
+    PyObject *attrs = NULL;
+    Py_ssize_t count = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+        if (key == str_attrs || PyUnicode_Compare(key, str_attrs) == 0) {
+            attrs = values[i];
+        } else if (PyDict_SetItem(fields, key, values[i]) < 0) {
+            Py_DECREF(fields);
+            return NULL;
+        }
+    }
+    if (attrs != NULL && attrs != Py_None) {
+        Py_SETREF(fields, merged(attrs, fields));
+    }
+    return fields;
+}
+
+/* The calling module's ``__name__`` (``f.f_globals.get("__name__")``). A new reference, or NULL. */
+static PyObject *module_name(PyFrameObject *frame) {
+    PyObject *globals = PyFrame_GetGlobals(frame);
+    PyObject *name = PyDict_GetItemWithError(globals, str_name);
+    Py_DECREF(globals);
+    if (name == NULL) return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+    return Py_NewRef(name);
+}
+
+/* The queue item of a log line: (LOG, ts, code, lasti, name, level, template, fields, position, exc).
+ * Steals ``fields``. A new reference, or NULL. */
+static PyObject *log_item(Logger *self, PyObject *template, PyObject *fields, PyObject *level, int with_exception) {
+    PyFrameObject *frame = PyEval_GetFrame(); /* the caller's: a C method has no frame of its own */
+    if (frame == NULL) {
+        Py_DECREF(fields);
+        PyErr_SetString(PyExc_ValueError, "call stack is not deep enough");
+        return NULL;
+    }
+    PyObject *name = self->name;
+    int named = name != NULL && name != Py_None ? PyObject_IsTrue(name) : 0;
+    if (named < 0) {
+        Py_DECREF(fields);
+        return NULL;
+    }
+    name = named ? Py_NewRef(name) : module_name(frame);
+    if (name == NULL) {
+        Py_DECREF(fields);
+        return NULL;
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now); /* time.time_ns()'s clock */
+    PyObject *ts = PyLong_FromLongLong((long long)now.tv_sec * 1000000000LL + now.tv_nsec);
+    PyObject *lasti = PyLong_FromLong(PyFrame_GetLasti(frame));
+    PyObject *position = NULL;
+    int got = PyContextVar_Get(current_position, NULL, &position);
+    PyObject *exc = with_exception ? PyErr_GetHandledException() : NULL;
+    if (ts == NULL || lasti == NULL || got < 0 || position == NULL) {
+        Py_XDECREF(ts);
+        Py_XDECREF(lasti);
+        Py_XDECREF(position);
+        Py_XDECREF(exc);
+        Py_DECREF(name);
+        Py_DECREF(fields);
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_LookupError, "the current position has no value");
+        return NULL;
+    }
+    PyObject *item = PyTuple_New(10);
+    if (item == NULL) {
+        Py_DECREF(ts);
+        Py_DECREF(lasti);
+        Py_DECREF(position);
+        Py_XDECREF(exc);
+        Py_DECREF(name);
+        Py_DECREF(fields);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(item, 0, Py_NewRef(log_kind));
+    PyTuple_SET_ITEM(item, 1, ts);
+    PyTuple_SET_ITEM(item, 2, (PyObject *)PyFrame_GetCode(frame));
+    PyTuple_SET_ITEM(item, 3, lasti);
+    PyTuple_SET_ITEM(item, 4, name);
+    PyTuple_SET_ITEM(item, 5, Py_NewRef(level));
+    PyTuple_SET_ITEM(item, 6, Py_NewRef(template));
+    PyTuple_SET_ITEM(item, 7, fields);
+    PyTuple_SET_ITEM(item, 8, position);
+    PyTuple_SET_ITEM(item, 9, exc == NULL ? Py_NewRef(Py_None) : exc);
+    return item;
+}
+
+/* The body of every level's method: the Python reference's, in its order. */
+static PyObject *emit(Logger *self, PyObject *const *args, size_t nargsf, PyObject *kwnames, const char *method,
+                      long levelno, PyObject *level, int with_exception) {
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs != 1) {
+        PyErr_Format(PyExc_TypeError, "Logger.%s() takes exactly one positional argument, the template (%zd given)",
+                     method, nargs);
+        return NULL;
+    }
+    if (recorder_namespace == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "zoomtrace._speedups.configure_logger was not called");
+        return NULL;
+    }
+    PyObject *node = PyDict_GetItemWithError(recorder_namespace, str_active); /* borrowed */
+    if (node == NULL || node == Py_None) {
+        if (PyErr_Occurred()) return NULL;
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(node); /* getting its attributes may run Python code that replaces it */
+    PyObject *result = NULL, *pipeline = NULL, *put = NULL, *item = NULL;
+    PyObject *node_level = PyObject_GetAttr(node, str_levelno);
+    if (node_level == NULL) goto done;
+    long threshold = PyLong_AsLong(node_level);
+    Py_DECREF(node_level);
+    if (threshold == -1 && PyErr_Occurred()) goto done;
+    if (threshold > levelno) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    PyObject *fields = attributes(args + 1, kwnames);
+    if (fields == NULL) goto done;
+    pipeline = PyObject_GetAttr(node, str_pipeline);
+    put = pipeline == NULL ? NULL : PyObject_GetAttr(pipeline, str_put);
+    if (put == NULL) {
+        Py_DECREF(fields);
+        goto done;
+    }
+    item = log_item(self, args[0], fields, level, with_exception);
+    if (item == NULL) goto done;
+    if (Py_IS_TYPE(put, &PutterType)) {
+        if (putter_put((Putter *)put, item) == 0) result = Py_NewRef(Py_None);
+    } else {
+        result = PyObject_CallOneArg(put, item);
+    }
+done:
+    Py_XDECREF(item);
+    Py_XDECREF(put);
+    Py_XDECREF(pipeline);
+    Py_DECREF(node);
+    return result;
+}
+
+#define LEVEL_METHOD(method, levelno, index, with_exception)                                                     \
+    static PyObject *logger_##method(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {  \
+        return emit((Logger *)self, args, nargsf, kwnames, #method, levelno, level_names[index], with_exception); \
+    }
+
+LEVEL_METHOD(debug, 10, 0, 0)
+LEVEL_METHOD(info, 20, 1, 0)
+LEVEL_METHOD(warning, 30, 2, 0)
+LEVEL_METHOD(error, 40, 3, 0)
+LEVEL_METHOD(critical, 50, 4, 0)
+LEVEL_METHOD(exception, 40, 3, 1)
+
+#define METHOD(name, doc) {#name, (PyCFunction)(void (*)(void))logger_##name, METH_FASTCALL | METH_KEYWORDS, doc}
+
+static PyMethodDef logger_methods[] = {
+    METHOD(debug, "Record a DEBUG log line."),
+    METHOD(info, "Record an INFO log line."),
+    METHOD(warning, "Record a WARNING log line."),
+    METHOD(error, "Record an ERROR log line."),
+    METHOD(critical, "Record a CRITICAL log line."),
+    METHOD(exception, "Record an ERROR log line with the exception being handled (call it in an ``except`` block)."),
+    {NULL},
+};
+
+static int logger_init(Logger *self, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"name", NULL};
+    PyObject *name = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:Logger", kwlist, &name)) return -1;
+    Py_XSETREF(self->name, Py_NewRef(name));
+    return 0;
+}
+
+static void logger_dealloc(Logger *self) {
+    Py_CLEAR(self->name);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMemberDef logger_members[] = {
+    {"name", T_OBJECT, offsetof(Logger, name), 0, "The records' logger name; None: the calling module's."},
+    {NULL},
+};
+
+static PyTypeObject LoggerType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "zoomtrace._speedups.Logger",
+    .tp_doc = "zoomtrace.capture.log.PythonLogger in C: a log call with no Python frame of its own.",
+    .tp_basicsize = sizeof(Logger),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)logger_init,
+    .tp_dealloc = (destructor)logger_dealloc,
+    .tp_methods = logger_methods,
+    .tp_members = logger_members,
+};
+
+static PyMethodDef caller_functions[] = {
+    {"configure_logger", (PyCFunction)(void (*)(void))configure_logger, METH_FASTCALL,
+     "Tell Logger where the running node, the current position and the log item kind are."},
+    {NULL, NULL, 0, NULL},
+};
+
+int caller_init(PyObject *module) {
+    static const char *levels[] = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"};
+    for (int i = 0; i < 5; i++) {
+        if (level_names[i] == NULL && (level_names[i] = PyUnicode_InternFromString(levels[i])) == NULL) return -1;
+    }
+    if ((str_active == NULL && (str_active = PyUnicode_InternFromString("active")) == NULL) ||
+        (str_levelno == NULL && (str_levelno = PyUnicode_InternFromString("levelno")) == NULL) ||
+        (str_pipeline == NULL && (str_pipeline = PyUnicode_InternFromString("pipeline")) == NULL) ||
+        (str_put == NULL && (str_put = PyUnicode_InternFromString("put")) == NULL) ||
+        (str_name == NULL && (str_name = PyUnicode_InternFromString("__name__")) == NULL) ||
+        (str_attrs == NULL && (str_attrs = PyUnicode_InternFromString("attrs")) == NULL))
+        return -1;
+    if (PyType_Ready(&PutterType) < 0 || PyType_Ready(&LoggerType) < 0) return -1;
+    if (PyModule_AddObjectRef(module, "Putter", (PyObject *)&PutterType) < 0 ||
+        PyModule_AddObjectRef(module, "Logger", (PyObject *)&LoggerType) < 0)
+        return -1;
+    return PyModule_AddFunctions(module, caller_functions);
+}
