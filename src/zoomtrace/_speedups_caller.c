@@ -160,7 +160,8 @@ static PyObject *recorder_namespace; /* zoomtrace.capture.recorder.__dict__ (its
 static PyObject *current_position;   /* zoomtrace.capture.context.current */
 static PyObject *log_kind;           /* zoomtrace.capture.items.LOG */
 
-static PyObject *str_active, *str_levelno, *str_pipeline, *str_put, *str_name, *str_attrs;
+static PyObject *str_active, *str_levelno, *str_pipeline, *str_put, *str_name, *str_attrs, *str_name_attr;
+static PyObject *name_member; /* LoggerType's ``name`` member descriptor (borrowed: the type lives forever) */
 static PyObject *level_names[5]; /* "DEBUG" .. "CRITICAL" */
 
 static PyObject *configure_logger(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
@@ -174,15 +175,18 @@ static PyObject *configure_logger(PyObject *module, PyObject *const *args, Py_ss
     Py_RETURN_NONE;
 }
 
-/* ``{**attrs, **fields}``: the keywords win over the mapping on a clash. A new reference, or NULL. */
+/* ``{**attrs, **fields}``: the keywords win over the mapping on a clash. A new reference, or NULL. The errors are
+ * the interpreter's (its DICT_UPDATE): what the mapping raises, an AttributeError made "not a mapping". */
 static PyObject *merged(PyObject *attrs, PyObject *fields) {
-    if (!PyDict_Check(attrs) && !PyObject_HasAttrString(attrs, "keys")) {
-        PyErr_Format(PyExc_TypeError, "'%.200s' object is not a mapping", Py_TYPE(attrs)->tp_name);
-        return NULL;
-    }
     PyObject *both = PyDict_New();
     if (both == NULL) return NULL;
-    if (PyDict_Merge(both, attrs, 1) < 0 || PyDict_Merge(both, fields, 1) < 0) {
+    if (PyDict_Update(both, attrs) < 0) {
+        if (PyErr_ExceptionMatches(PyExc_AttributeError))
+            PyErr_Format(PyExc_TypeError, "'%.200s' object is not a mapping", Py_TYPE(attrs)->tp_name);
+        Py_DECREF(both);
+        return NULL;
+    }
+    if (PyDict_Update(both, fields) < 0) {
         Py_DECREF(both);
         return NULL;
     }
@@ -219,64 +223,77 @@ static PyObject *module_name(PyFrameObject *frame) {
     return Py_NewRef(name);
 }
 
+/* The records' logger name: ``self.name or f.f_globals.get("__name__")``. A new reference, or NULL. The slot is
+ * read directly unless a subclass makes ``self.name`` something else (a property, a __getattribute__), or it was
+ * deleted (then ``self.name`` raises the AttributeError). */
+static PyObject *logger_name(Logger *self, PyFrameObject *frame) {
+    PyTypeObject *type = Py_TYPE(self);
+    PyObject *name;
+    if (self->name != NULL && type->tp_getattro == PyObject_GenericGetAttr &&
+        _PyType_Lookup(type, str_name_attr) == name_member) {
+        name = Py_NewRef(self->name);
+    } else if ((name = PyObject_GetAttr((PyObject *)self, str_name_attr)) == NULL) {
+        return NULL;
+    }
+    int named = name == Py_None ? 0 : PyObject_IsTrue(name);
+    if (named != 0) {
+        if (named < 0) Py_CLEAR(name);
+        return name;
+    }
+    Py_DECREF(name);
+    return module_name(frame);
+}
+
 /* The queue item of a log line: (LOG, ts, code, lasti, name, level, template, fields, position, exc).
- * Steals ``fields``. A new reference, or NULL. */
-static PyObject *log_item(Logger *self, PyObject *template, PyObject *fields, PyObject *level, int with_exception) {
-    PyFrameObject *frame = PyEval_GetFrame(); /* the caller's: a C method has no frame of its own */
-    if (frame == NULL) {
-        Py_DECREF(fields);
-        PyErr_SetString(PyExc_ValueError, "call stack is not deep enough");
-        return NULL;
-    }
-    PyObject *name = self->name;
-    int named = name != NULL && name != Py_None ? PyObject_IsTrue(name) : 0;
-    if (named < 0) {
-        Py_DECREF(fields);
-        return NULL;
-    }
-    name = named ? Py_NewRef(name) : module_name(frame);
-    if (name == NULL) {
-        Py_DECREF(fields);
-        return NULL;
-    }
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now); /* time.time_ns()'s clock */
-    PyObject *ts = PyLong_FromLongLong((long long)now.tv_sec * 1000000000LL + now.tv_nsec);
-    PyObject *lasti = PyLong_FromLong(PyFrame_GetLasti(frame));
-    PyObject *position = NULL;
-    int got = PyContextVar_Get(current_position, NULL, &position);
-    PyObject *exc = with_exception ? PyErr_GetHandledException() : NULL;
-    if (ts == NULL || lasti == NULL || got < 0 || position == NULL) {
-        Py_XDECREF(ts);
-        Py_XDECREF(lasti);
-        Py_XDECREF(position);
-        Py_XDECREF(exc);
-        Py_DECREF(name);
-        Py_DECREF(fields);
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_LookupError, "the current position has no value");
-        return NULL;
-    }
+ * Steals ``name`` and ``fields``. A new reference, or NULL. */
+static PyObject *log_item(PyFrameObject *frame, PyObject *name, PyObject *template, PyObject *fields, PyObject *level,
+                          int with_exception) {
     PyObject *item = PyTuple_New(10);
     if (item == NULL) {
-        Py_DECREF(ts);
-        Py_DECREF(lasti);
-        Py_DECREF(position);
-        Py_XDECREF(exc);
         Py_DECREF(name);
         Py_DECREF(fields);
         return NULL;
     }
-    PyTuple_SET_ITEM(item, 0, Py_NewRef(log_kind));
-    PyTuple_SET_ITEM(item, 1, ts);
-    PyTuple_SET_ITEM(item, 2, (PyObject *)PyFrame_GetCode(frame));
-    PyTuple_SET_ITEM(item, 3, lasti);
     PyTuple_SET_ITEM(item, 4, name);
+    PyTuple_SET_ITEM(item, 7, fields);
+    PyTuple_SET_ITEM(item, 0, Py_NewRef(log_kind));
+    PyTuple_SET_ITEM(item, 2, (PyObject *)PyFrame_GetCode(frame));
     PyTuple_SET_ITEM(item, 5, Py_NewRef(level));
     PyTuple_SET_ITEM(item, 6, Py_NewRef(template));
-    PyTuple_SET_ITEM(item, 7, fields);
-    PyTuple_SET_ITEM(item, 8, position);
+    PyObject *exc = with_exception ? PyErr_GetHandledException() : NULL;
     PyTuple_SET_ITEM(item, 9, exc == NULL ? Py_NewRef(Py_None) : exc);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now); /* time.time_ns()'s clock */
+    PyObject *value = PyLong_FromLongLong((long long)now.tv_sec * 1000000000LL + now.tv_nsec);
+    if (value == NULL) goto fail;
+    PyTuple_SET_ITEM(item, 1, value);
+    if ((value = PyLong_FromLong(PyFrame_GetLasti(frame))) == NULL) goto fail;
+    PyTuple_SET_ITEM(item, 3, value);
+    value = NULL;
+    if (PyContextVar_Get(current_position, NULL, &value) < 0) goto fail;
+    if (value == NULL) {
+        PyErr_SetString(PyExc_LookupError, "the current position has no value");
+        goto fail;
+    }
+    PyTuple_SET_ITEM(item, 8, value);
     return item;
+fail:
+    Py_DECREF(item); /* a tuple's dealloc skips the slots not set */
+    return NULL;
+}
+
+/* Whether the node's level is above the method's: ``node.levelno > levelno``. 1, 0, or -1 with an exception. */
+static int above(PyObject *node_level, long levelno) {
+    if (PyLong_CheckExact(node_level)) {
+        int overflow;
+        long threshold = PyLong_AsLongAndOverflow(node_level, &overflow);
+        return overflow > 0 || (overflow == 0 && threshold > levelno);
+    }
+    PyObject *mine = PyLong_FromLong(levelno); /* another type: Python's comparison, whatever it does */
+    if (mine == NULL) return -1;
+    int result = PyObject_RichCompareBool(node_level, mine, Py_GT);
+    Py_DECREF(mine);
+    return result;
 }
 
 /* The body of every level's method: the Python reference's, in its order. */
@@ -298,35 +315,44 @@ static PyObject *emit(Logger *self, PyObject *const *args, size_t nargsf, PyObje
         Py_RETURN_NONE;
     }
     Py_INCREF(node); /* getting its attributes may run Python code that replaces it */
-    PyObject *result = NULL, *pipeline = NULL, *put = NULL, *item = NULL;
+    PyObject *result = NULL, *fields = NULL, *name = NULL, *pipeline = NULL, *put = NULL, *item = NULL;
     PyObject *node_level = PyObject_GetAttr(node, str_levelno);
     if (node_level == NULL) goto done;
-    long threshold = PyLong_AsLong(node_level);
+    int filtered = above(node_level, levelno);
     Py_DECREF(node_level);
-    if (threshold == -1 && PyErr_Occurred()) goto done;
-    if (threshold > levelno) {
+    if (filtered < 0) goto done;
+    if (filtered) {
         result = Py_NewRef(Py_None);
         goto done;
     }
-    PyObject *fields = attributes(args + 1, kwnames);
+    fields = attributes(args + 1, kwnames);
     if (fields == NULL) goto done;
-    pipeline = PyObject_GetAttr(node, str_pipeline);
-    put = pipeline == NULL ? NULL : PyObject_GetAttr(pipeline, str_put);
-    if (put == NULL) {
-        Py_DECREF(fields);
+    PyFrameObject *frame = PyEval_GetFrame(); /* the caller's: a C method has no frame of its own */
+    if (frame == NULL) {
+        PyErr_SetString(PyExc_ValueError, "call stack is not deep enough");
         goto done;
     }
-    item = log_item(self, args[0], fields, level, with_exception);
+    name = logger_name(self, frame);
+    if (name == NULL) goto done;
+    pipeline = PyObject_GetAttr(node, str_pipeline);
+    if (pipeline == NULL) goto done;
+    put = PyObject_GetAttr(pipeline, str_put);
+    if (put == NULL) goto done;
+    item = log_item(frame, name, args[0], fields, level, with_exception);
+    name = fields = NULL; /* stolen */
     if (item == NULL) goto done;
     if (Py_IS_TYPE(put, &PutterType)) {
         if (putter_put((Putter *)put, item) == 0) result = Py_NewRef(Py_None);
     } else {
         result = PyObject_CallOneArg(put, item);
+        if (result != NULL) Py_SETREF(result, Py_NewRef(Py_None)); /* a method returns None, whatever put returns */
     }
 done:
     Py_XDECREF(item);
     Py_XDECREF(put);
     Py_XDECREF(pipeline);
+    Py_XDECREF(name);
+    Py_XDECREF(fields);
     Py_DECREF(node);
     return result;
 }
@@ -363,13 +389,24 @@ static int logger_init(Logger *self, PyObject *args, PyObject *kwargs) {
     return 0;
 }
 
-static void logger_dealloc(Logger *self) {
+static int logger_traverse(Logger *self, visitproc visit, void *arg) {
+    Py_VISIT(self->name); /* a name may refer back to its logger (a cycle the collector must see) */
+    return 0;
+}
+
+static int logger_clear(Logger *self) {
     Py_CLEAR(self->name);
+    return 0;
+}
+
+static void logger_dealloc(Logger *self) {
+    PyObject_GC_UnTrack(self);
+    logger_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static PyMemberDef logger_members[] = {
-    {"name", T_OBJECT, offsetof(Logger, name), 0, "The records' logger name; None: the calling module's."},
+    {"name", T_OBJECT_EX, offsetof(Logger, name), 0, "The records' logger name; None: the calling module's."},
     {NULL},
 };
 
@@ -377,10 +414,12 @@ static PyTypeObject LoggerType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "zoomtrace._speedups.Logger",
     .tp_doc = "zoomtrace.capture.log.PythonLogger in C: a log call with no Python frame of its own.",
     .tp_basicsize = sizeof(Logger),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)logger_init,
     .tp_dealloc = (destructor)logger_dealloc,
+    .tp_traverse = (traverseproc)logger_traverse,
+    .tp_clear = (inquiry)logger_clear,
     .tp_methods = logger_methods,
     .tp_members = logger_members,
 };
@@ -401,9 +440,14 @@ int caller_init(PyObject *module) {
         (str_pipeline == NULL && (str_pipeline = PyUnicode_InternFromString("pipeline")) == NULL) ||
         (str_put == NULL && (str_put = PyUnicode_InternFromString("put")) == NULL) ||
         (str_name == NULL && (str_name = PyUnicode_InternFromString("__name__")) == NULL) ||
-        (str_attrs == NULL && (str_attrs = PyUnicode_InternFromString("attrs")) == NULL))
+        (str_attrs == NULL && (str_attrs = PyUnicode_InternFromString("attrs")) == NULL) ||
+        (str_name_attr == NULL && (str_name_attr = PyUnicode_InternFromString("name")) == NULL))
         return -1;
     if (PyType_Ready(&PutterType) < 0 || PyType_Ready(&LoggerType) < 0) return -1;
+    if ((name_member = PyDict_GetItemWithError(LoggerType.tp_dict, str_name_attr)) == NULL) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_SystemError, "Logger has no name member");
+        return -1;
+    }
     if (PyModule_AddObjectRef(module, "Putter", (PyObject *)&PutterType) < 0 ||
         PyModule_AddObjectRef(module, "Logger", (PyObject *)&LoggerType) < 0)
         return -1;
