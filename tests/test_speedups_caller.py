@@ -18,6 +18,7 @@ import os
 import sys
 import textwrap
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -137,6 +138,25 @@ def test_every_level_queues_the_python_item(native: ModuleType, queued: list[Any
     assert c_item[6] is template
     assert c_item[7] == {"amount": 12.5, "order": 7}
     assert c_item[8] is None and c_item[9] is None
+
+
+def test_the_item_is_left_to_reference_counting(native: ModuleType, queued: list[Any]) -> None:
+    """The garbage collector does not visit the C item (only the queue holds it, so it is in no cycle), and
+    what it holds is freed all the same once the queue lets go, cycles within its attributes included."""
+
+    class Cyclic:
+        me: object
+
+    value = Cyclic()
+    value.me = value
+    alive = weakref.ref(value)
+    c_item, py_item = both(queued, "info", "order {order}", order=value)
+    same_item(c_item, py_item)
+    assert not gc.is_tracked(c_item)
+    assert gc.is_tracked(py_item)  # the reference's tuple: what the C saves the collector
+    del c_item, py_item, value
+    gc.collect()
+    assert alive() is None
 
 
 def test_the_call_site_is_the_calling_instruction(native: ModuleType, queued: list[Any]) -> None:

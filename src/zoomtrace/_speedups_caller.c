@@ -276,6 +276,9 @@ static PyObject *log_item(PyFrameObject *frame, PyObject *name, PyObject *templa
         goto fail;
     }
     PyTuple_SET_ITEM(item, 8, value);
+    /* Only the queue and then the worker ever hold the item, so it can be in no reference cycle: the
+     * garbage collector need not visit it while it waits (a full queue is 100,000 of them). */
+    PyObject_GC_UnTrack(item);
     return item;
 fail:
     Py_DECREF(item); /* a tuple's dealloc skips the slots not set */
