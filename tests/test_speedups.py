@@ -246,6 +246,40 @@ def test_json_unchanged_cases(native: ModuleType, payload: Any, unchanged: bool)
     assert reference(Scrubber(), encoded) is unchanged
 
 
+#: Text made of what the byte tests look for: digit runs and what may stand around them (a card number's
+#: shapes), and the pieces of their trigger words.
+_byte_test_text = st.lists(
+    st.one_of(
+        st.text(alphabet="0123456789", min_size=1, max_size=17),
+        st.sampled_from([" ", "-", "x", "_", ":", ".", "+", "/", "\n", "é", "earer", "EARER", "eare", "arer"]),
+        st.sampled_from(["-----BEGIN", "----BEGIN", "-----BEGI", "bearer", "Bearer", "=", "e", "r"]),
+    ),
+    max_size=12,
+).map("".join)
+
+
+@SLOW
+@given(text=_byte_test_text, before=st.integers(0, 12), shape=st.sampled_from(["value", "list", "key"]))
+def test_json_unchanged_byte_tests_match_python(native: ModuleType, text: str, before: int, shape: str) -> None:
+    """The card shapes and trigger words are found wherever they stand: at every offset from the start of the
+    JSON (the C looks at one byte in 4, or in a word's length, and measures around it), at its end, split."""
+    padded = "a" * before + text
+    payload = {"note": padded} if shape == "value" else [padded, 1] if shape == "list" else {padded: 1}
+    check_against_reference(Scrubber(), Scrubber(), msgspec.json.encode(payload))
+    check_against_reference(Scrubber(), Scrubber(), msgspec.json.encode(padded))
+
+
+@pytest.mark.parametrize("run", [3, 4, 12, 13, 14, 19])
+@pytest.mark.parametrize("offset", range(9))
+def test_digit_runs_at_every_offset(native: ModuleType, run: int, offset: int) -> None:
+    """needs_care's long runs and the card shapes, for runs of each length at each alignment."""
+    for text in (f"{'x' * offset} {'7' * run}", f"{'x' * offset}{'7' * run} {'7' * run}", "7" * (offset + run)):
+        encoded = msgspec.json.encode(text)
+        assert native.needs_care(encoded) is _needs_care_python(encoded)
+        check_against_reference(Scrubber(), Scrubber(), encoded)
+        check_against_reference(Scrubber(), Scrubber(), msgspec.json.encode({"a": [text, "\t"]}))
+
+
 def test_json_unchanged_allowed_differences(native: ModuleType) -> None:
     for payload in ({"a\nb": 1}, ['say "hi"', 1], {"x": {"back\\slash": 2}}):
         encoded = msgspec.json.encode(payload)

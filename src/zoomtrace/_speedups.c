@@ -31,21 +31,26 @@
 
 static int is_digit(unsigned char c) { return (unsigned char)(c - '0') < 10; }
 
+/* Whether ``len`` ASCII digits stand in a row. Such a run covers one of the bytes at len - 1, 2 len - 1, ...:
+ * only those are looked at, and the run around one that is a digit is measured. */
+static int has_digit_run(const unsigned char *p, Py_ssize_t n, Py_ssize_t len) {
+    for (Py_ssize_t i = len - 1; i < n; i += len) {
+        if (!is_digit(p[i])) continue;
+        Py_ssize_t start = i, end = i + 1;
+        while (start > 0 && is_digit(p[start - 1])) start--;
+        while (end < n && is_digit(p[end])) end++;
+        if (end - start >= len) return 1;
+    }
+    return 0;
+}
+
 /* "null" anywhere, or LONG_DIGITS ASCII digits in a row. */
 static PyObject *needs_care(PyObject *module, PyObject *arg) {
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
     const unsigned char *p = view.buf;
-    Py_ssize_t n = view.len, run = 0;
-    int care = 0;
-    for (Py_ssize_t i = 0; !care && i < n; i++) {
-        if (is_digit(p[i])) {
-            care = ++run >= LONG_DIGITS;
-        } else {
-            run = 0;
-            care = p[i] == 'n' && i + 4 <= n && memcmp(p + i, "null", 4) == 0;
-        }
-    }
+    Py_ssize_t n = view.len;
+    int care = memmem(p, (size_t)n, "null", 4) != NULL || has_digit_run(p, n, LONG_DIGITS);
     PyBuffer_Release(&view);
     return PyBool_FromLong(care);
 }
@@ -60,10 +65,6 @@ static void fill_card_classes(void) {
     }
 }
 
-static int has(const void *data, Py_ssize_t size, const char *needle, size_t needle_size) {
-    return memmem(data, (size_t)size, needle, needle_size) != NULL;
-}
-
 /* What the JSON bytes of a payload say (Scrubber.payload_unchanged's byte tests). */
 typedef struct {
     int trigger;       /* "=", "earer", "EARER" or "-----BEGIN": scrub_text may change something */
@@ -71,26 +72,66 @@ typedef struct {
     int card_shaped;   /* the classes hold " " and CARD_MIN digits (the digits alone if escaped), or "1111 1111" */
 } ByteFacts;
 
-static ByteFacts byte_facts(const unsigned char *p, Py_ssize_t n) {
-    static const char lone[] = " 1111111111111", grouped[] = "1111 1111";
-    ByteFacts facts = {0, 0, 0};
-    facts.trigger = memchr(p, '=', (size_t)n) != NULL || has(p, n, "earer", 5) || has(p, n, "EARER", 5) ||
-                    has(p, n, "-----BEGIN", 10);
-    if (facts.trigger) return facts;
-    unsigned char small[4096];
-    unsigned char *classes = n <= (Py_ssize_t)sizeof(small) ? small : PyMem_Malloc((size_t)n);
-    if (classes == NULL) { /* no memory: "maybe", and the careful walk decides */
-        facts.card_shaped = 1;
-        return facts;
+/* Whether the card classes of ``p`` (card_classes) hold " " followed by CARD_MIN digits (CARD_MIN digits
+ * anywhere if ``escaped``), or "1111 1111", without making the classes. Both shapes start with a run of at
+ * least 4 digits, which covers one of every 4 bytes from any point on: only those are looked at, and the
+ * run around one that is a digit is measured, then what follows it. */
+static int card_shaped(const unsigned char *p, Py_ssize_t n, int escaped) {
+    for (Py_ssize_t i = 3; i < n; i += 4) {
+        if (!is_digit(p[i])) continue;
+        Py_ssize_t start = i, end = i + 1;
+        while (start > 0 && is_digit(p[start - 1])) start--;
+        while (end < n && is_digit(p[end])) end++;
+        if (end - start >= 4) {
+            if (end - start >= CARD_MIN && (escaped || (start > 0 && card_classes[p[start - 1]] == ' '))) return 1;
+            Py_ssize_t next = end + 1; /* "1111 1111": one " " byte, then 4 digits */
+            if (next + 4 <= n && card_classes[p[end]] == ' ' && is_digit(p[next]) && is_digit(p[next + 1]) &&
+                is_digit(p[next + 2]) && is_digit(p[next + 3]))
+                return 1;
+        }
+        i = end - 1; /* on from the run's end: a later run of 4 covers one of end + 3, end + 7, ... */
     }
-    for (Py_ssize_t i = 0; i < n; i++) classes[i] = card_classes[p[i]];
+    return 0;
+}
+
+/* A word to find (``find``): for each byte, the offsets in the word where it stands, as bits. */
+typedef struct {
+    const char *text;
+    Py_ssize_t size;
+    uint16_t at[256];
+} Word;
+
+static Word EARER, EARER_UPPER, PEM_BEGIN;
+
+static void word_init(Word *word, const char *text) {
+    word->text = text;
+    word->size = (Py_ssize_t)strlen(text);
+    for (Py_ssize_t k = 0; k < word->size; k++) word->at[(unsigned char)text[k]] |= (uint16_t)(1u << k);
+}
+
+/* Whether ``word`` is in ``p``. An occurrence covers one of every ``size`` bytes: only those are looked at,
+ * and each place the word could start given that byte is compared (memmem's general search costs more on
+ * a kilobyte). */
+static int find(const unsigned char *p, Py_ssize_t n, const Word *word) {
+    Py_ssize_t m = word->size;
+    for (Py_ssize_t i = m - 1; i < n; i += m) {
+        for (unsigned mask = word->at[p[i]]; mask; mask &= mask - 1) {
+            Py_ssize_t start = i - __builtin_ctz(mask);
+            if (start + m <= n && memcmp(p + start, word->text, (size_t)m) == 0) return 1;
+        }
+    }
+    return 0;
+}
+
+static ByteFacts byte_facts(const unsigned char *p, Py_ssize_t n) {
+    ByteFacts facts = {0, 0, 0};
+    facts.trigger = memchr(p, '=', (size_t)n) != NULL || find(p, n, &EARER) || find(p, n, &EARER_UPPER) ||
+                    find(p, n, &PEM_BEGIN);
+    if (facts.trigger) return facts;
     Py_ssize_t colons = 0; /* a loop of its own, so the compiler vectorises it */
     for (Py_ssize_t i = 0; i < n; i++) colons += p[i] == ':';
-    int escaped = memchr(p, '\\', (size_t)n) != NULL;
     facts.colons = colons;
-    facts.card_shaped = has(classes, n, escaped ? lone + 1 : lone, escaped ? CARD_MIN : CARD_MIN + 1) ||
-                        has(classes, n, grouped, 9);
-    if (classes != small) PyMem_Free(classes);
+    facts.card_shaped = card_shaped(p, n, memchr(p, '\\', (size_t)n) != NULL);
     return facts;
 }
 
@@ -514,6 +555,9 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_speedups", NULL, 0,
 
 PyMODINIT_FUNC PyInit__speedups(void) {
     fill_card_classes();
+    word_init(&EARER, "earer");
+    word_init(&EARER_UPPER, "EARER");
+    word_init(&PEM_BEGIN, "-----BEGIN");
     seed_ids();
     static int fork_handler; /* once per process: a module imported again must not add another */
     if (!fork_handler) fork_handler = pthread_atfork(NULL, NULL, seed_ids) == 0;
