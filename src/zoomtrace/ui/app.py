@@ -335,7 +335,8 @@ class Api:
 
     async def record(self, request: Request) -> Response:
         record_id = _id(request.path_params["record_id"], "record id")
-        return JSON(await self.call(lambda s: query.record(s, record_id)))
+        # A record's link may be the first page opened (a CLI's output): the spool is ingested first, as for a story.
+        return JSON(await self.call(lambda s: query.record(s, record_id), ingest=True))
 
     async def span(self, request: Request) -> Response:
         trace_id = _id(request.path_params["trace_id"], "trace id")
@@ -344,7 +345,7 @@ class Api:
 
     async def lineage(self, request: Request) -> Response:
         record_id = _id(request.path_params["record_id"], "record id")
-        return JSON(await self.call(lambda s: query.lineage(s, record_id)))
+        return JSON(await self.call(lambda s: query.lineage(s, record_id), ingest=True))
 
     async def nodes(self, request: Request) -> Response:
         params = request.query_params
