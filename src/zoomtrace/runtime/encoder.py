@@ -543,19 +543,29 @@ class Encoder:
                 payload = msgspec.Raw(encoded)
         elif scrubber is not None:
             payload = scrubber.scrub_value(msgspec.json.decode(payload) if type(payload) is msgspec.Raw else payload)
-        return self._with_parent(
-            Record(
-                id=record_id,
-                kind="event",
-                type=_label(type_) if type_ else _type_name(obj),
-                ts_ns=ts,
-                node_id=self.node_id,
-                code=self.code(code, line),
-                attrs=self._attrs(attrs),
-                payload=payload,
-                sources=[_label(source) for source in sources],
-            ),
-            parent,
+        # As in ``_log``: the caches read and the parent's fields taken inline, no helper call per event.
+        where = self._lines.get((id(code), line))
+        if where is None:
+            where = self.code(code, line)
+        if parent is None:
+            trace_id = span_id = on_behalf_of = None
+        else:
+            trace_id, span_id, on_behalf_of = parent.trace_id, parent.span_id, parent.on_behalf_of
+            if on_behalf_of is not None:
+                on_behalf_of = _label(on_behalf_of)
+        return Record(
+            id=record_id,
+            kind="event",
+            type=type_ if type(type_) is str and type_ else (_label(type_) if type_ else _type_name(obj)),
+            ts_ns=ts,
+            node_id=self.node_id,
+            trace_id=trace_id,
+            span_id=span_id,
+            on_behalf_of=on_behalf_of,
+            code=where,
+            attrs=self._attrs(attrs) if attrs else attrs,
+            payload=payload,
+            sources=[_label(source) for source in sources] if sources else [],
         )
 
     def _raw(self, item: tuple[Any, ...]) -> Record:
