@@ -280,6 +280,18 @@ def test_digit_runs_at_every_offset(native: ModuleType, run: int, offset: int) -
         check_against_reference(Scrubber(), Scrubber(), msgspec.json.encode({"a": [text, "\t"]}))
 
 
+@pytest.mark.parametrize("word", ["earer", "EARER", "-----BEGIN", "null", "=", "1234 5678", " 4111111111111"])
+def test_words_at_every_offset(native: ModuleType, word: str) -> None:
+    """Each word the byte tests look for, at every offset across several of the C's 64-byte blocks, with text
+    on either side that holds its first and last bytes too, and cut short of its last byte."""
+    for offset in range(200):
+        for text in ("ab" * 100)[:offset] + word, "e" * offset + word + "r" * 3, "x" * offset + word[:-1]:
+            for encoded in (msgspec.json.encode(text), msgspec.json.encode({"note": text}), text.encode()):
+                assert native.needs_care(encoded) is _needs_care_python(encoded)
+                if encoded[:1] in (b'"', b"{"):
+                    check_against_reference(Scrubber(), Scrubber(), encoded)
+
+
 def test_json_unchanged_allowed_differences(native: ModuleType) -> None:
     for payload in ({"a\nb": 1}, ['say "hi"', 1], {"x": {"back\\slash": 2}}):
         encoded = msgspec.json.encode(payload)

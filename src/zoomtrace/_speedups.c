@@ -31,6 +31,26 @@
 
 static int is_digit(unsigned char c) { return (unsigned char)(c - '0') < 10; }
 
+/* Whether ``word`` (``size`` bytes, at least 2) is in ``p``. The places where its first and last bytes stand
+ * are looked for in blocks of 64, by a loop the compiler vectorises without a branch per byte; only a block
+ * with one is compared byte by byte (glibc's memmem branches on every byte, and letters are frequent). */
+static int contains(const unsigned char *p, Py_ssize_t n, const char *word, Py_ssize_t size) {
+    const unsigned char first = (unsigned char)word[0], last = (unsigned char)word[size - 1];
+    const Py_ssize_t starts = n - size + 1; /* the places the word could start */
+    for (Py_ssize_t block = 0; block < starts; block += 64) {
+        const Py_ssize_t end = starts - block < 64 ? starts : block + 64;
+        unsigned char any = 0;
+        for (Py_ssize_t i = block; i < end; i++) any |= (p[i] == first) & (p[i + size - 1] == last);
+        if (!any) continue;
+        for (Py_ssize_t i = block; i < end; i++) {
+            if (p[i] == first && p[i + size - 1] == last && memcmp(p + i, word, (size_t)size) == 0) return 1;
+        }
+    }
+    return 0;
+}
+
+#define CONTAINS(p, n, literal) contains((p), (n), (literal), (Py_ssize_t)sizeof(literal) - 1)
+
 /* Whether ``len`` ASCII digits stand in a row. Such a run covers one of the bytes at len - 1, 2 len - 1, ...:
  * only those are looked at, and the run around one that is a digit is measured. */
 static int has_digit_run(const unsigned char *p, Py_ssize_t n, Py_ssize_t len) {
@@ -50,7 +70,7 @@ static PyObject *needs_care(PyObject *module, PyObject *arg) {
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
     const unsigned char *p = view.buf;
     Py_ssize_t n = view.len;
-    int care = memmem(p, (size_t)n, "null", 4) != NULL || has_digit_run(p, n, LONG_DIGITS);
+    int care = CONTAINS(p, n, "null") || has_digit_run(p, n, LONG_DIGITS);
     PyBuffer_Release(&view);
     return PyBool_FromLong(care);
 }
@@ -94,39 +114,10 @@ static int card_shaped(const unsigned char *p, Py_ssize_t n, int escaped) {
     return 0;
 }
 
-/* A word to find (``find``): for each byte, the offsets in the word where it stands, as bits. */
-typedef struct {
-    const char *text;
-    Py_ssize_t size;
-    uint16_t at[256];
-} Word;
-
-static Word EARER, EARER_UPPER, PEM_BEGIN;
-
-static void word_init(Word *word, const char *text) {
-    word->text = text;
-    word->size = (Py_ssize_t)strlen(text);
-    for (Py_ssize_t k = 0; k < word->size; k++) word->at[(unsigned char)text[k]] |= (uint16_t)(1u << k);
-}
-
-/* Whether ``word`` is in ``p``. An occurrence covers one of every ``size`` bytes: only those are looked at,
- * and each place the word could start given that byte is compared (memmem's general search costs more on
- * a kilobyte). */
-static int find(const unsigned char *p, Py_ssize_t n, const Word *word) {
-    Py_ssize_t m = word->size;
-    for (Py_ssize_t i = m - 1; i < n; i += m) {
-        for (unsigned mask = word->at[p[i]]; mask; mask &= mask - 1) {
-            Py_ssize_t start = i - __builtin_ctz(mask);
-            if (start + m <= n && memcmp(p + start, word->text, (size_t)m) == 0) return 1;
-        }
-    }
-    return 0;
-}
-
 static ByteFacts byte_facts(const unsigned char *p, Py_ssize_t n) {
     ByteFacts facts = {0, 0, 0};
-    facts.trigger = memchr(p, '=', (size_t)n) != NULL || find(p, n, &EARER) || find(p, n, &EARER_UPPER) ||
-                    find(p, n, &PEM_BEGIN);
+    facts.trigger = memchr(p, '=', (size_t)n) != NULL || CONTAINS(p, n, "earer") || CONTAINS(p, n, "EARER") ||
+                    CONTAINS(p, n, "-----BEGIN");
     if (facts.trigger) return facts;
     Py_ssize_t colons = 0; /* a loop of its own, so the compiler vectorises it */
     for (Py_ssize_t i = 0; i < n; i++) colons += p[i] == ':';
@@ -555,9 +546,6 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_speedups", NULL, 0,
 
 PyMODINIT_FUNC PyInit__speedups(void) {
     fill_card_classes();
-    word_init(&EARER, "earer");
-    word_init(&EARER_UPPER, "EARER");
-    word_init(&PEM_BEGIN, "-----BEGIN");
     seed_ids();
     static int fork_handler; /* once per process: a module imported again must not add another */
     if (!fork_handler) fork_handler = pthread_atfork(NULL, NULL, seed_ids) == 0;
