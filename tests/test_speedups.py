@@ -37,6 +37,7 @@ from zoomtrace import _native
 from zoomtrace.runtime import scrub
 from zoomtrace.runtime.sanitize import _needs_care_python
 from zoomtrace.runtime.scrub import Scrubber
+from zoomtrace.wire import record
 from zoomtrace.wire.record import _uuid7_python
 
 speedups = _native.speedups
@@ -420,6 +421,7 @@ def test_c_is_used_where_built() -> None:
 # -- record ids -------------------------------------------------------------------------------------
 
 
+HEX = re.compile(r"[0-9a-f]+")
 UUID7 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 
@@ -448,6 +450,18 @@ def test_uuid7_random_bits_do_not_repeat(native: ModuleType) -> None:
     assert len(tails) == 100_000
 
 
+@pytest.mark.parametrize(("name", "size"), [("new_trace_id", 32), ("new_span_id", 16)])
+def test_trace_and_span_ids_as_python(native: ModuleType, name: str, size: int) -> None:
+    """Lower-case hex of the W3C sizes, as the Python ones, random (no repeats, every digit in every place)."""
+    made, python = getattr(native, name), getattr(record, f"_{name}_python")
+    ids = [made() for _ in range(50_000)]
+    assert {len(i) for i in ids} == {len(python())} == {size}
+    assert all(HEX.fullmatch(i) for i in ids)
+    assert len(set(ids)) == len(ids)
+    assert all(len({i[place] for i in ids}) == 16 for place in range(size))
+    assert getattr(record, name) is made
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX")
 def test_a_forked_child_makes_other_ids(native: ModuleType) -> None:
     """Without seeding again, the child's first id would be the parent's next one."""
@@ -455,14 +469,15 @@ def test_a_forked_child_makes_other_ids(native: ModuleType) -> None:
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: its next ids, then out without the parent's cleanup
-        os.write(write, ",".join(native.uuid7(ts) for _ in range(3)).encode())
+        made = [native.uuid7(ts), native.new_trace_id(), native.new_span_id()]
+        os.write(write, ",".join(made).encode())
         os._exit(0)
     os.close(write)
     _, status = os.waitpid(pid, 0)
     with os.fdopen(read, "rb") as f:
         child = f.read().decode().split(",")
     assert os.waitstatus_to_exitcode(status) == 0
-    parent = [native.uuid7(ts) for _ in range(3)]
+    parent = [native.uuid7(ts), native.new_trace_id(), native.new_span_id()]
     assert len(child) == 3
     assert not set(child) & set(parent)
 

@@ -533,9 +533,26 @@ static PyObject *uuid7(PyObject *module, PyObject *const *args, Py_ssize_t nargs
     return text;
 }
 
+/* wire.record._new_trace_id_python and _new_span_id_python: ``words`` 64-bit words of random bits as lower-case
+ * hex, never all zero (W3C forbids it; the Python code makes that 1 too). */
+static PyObject *random_hex(int words) {
+    uint64_t bits[2] = {next_bits(), words > 1 ? next_bits() : 0};
+    if (bits[0] == 0 && bits[1] == 0) bits[words - 1] = 1;
+    PyObject *text = PyUnicode_New(16 * words, 127);
+    if (text == NULL) return NULL;
+    for (int i = 0; i < words; i++) put_hex(PyUnicode_1BYTE_DATA(text) + 16 * i, bits[i], 16);
+    return text;
+}
+
+static PyObject *new_trace_id(PyObject *module, PyObject *unused) { return random_hex(2); }
+
+static PyObject *new_span_id(PyObject *module, PyObject *unused) { return random_hex(1); }
+
 static PyMethodDef methods[] = {
     {"needs_care", needs_care, METH_O, "sanitize._needs_care, in C."},
     {"uuid7", (PyCFunction)(void (*)(void))uuid7, METH_FASTCALL, "wire.record.uuid7, in C."},
+    {"new_trace_id", new_trace_id, METH_NOARGS, "wire.record.new_trace_id, in C."},
+    {"new_span_id", new_span_id, METH_NOARGS, "wire.record.new_span_id, in C."},
     {"key_cache", key_cache, METH_NOARGS, "A new cache of names known harmless, for json_unchanged."},
     {"json_unchanged", (PyCFunction)(void (*)(void))json_unchanged, METH_FASTCALL,
      "Scrubber.payload_unchanged on a payload's JSON alone (harmless and learn are the scrubber's)."},

@@ -113,14 +113,20 @@ def _uuid7_python(ts_ns: int | None = None) -> str:
 uuid7: Callable[..., str] = _uuid7_python if speedups is None else speedups.uuid7
 
 
-def new_trace_id() -> str:
+def _new_trace_id_python() -> str:
     """32 lower-case hex characters, never all zero (W3C forbids it)."""
     return (_bits(128) or 1).to_bytes(16).hex()  # half the cost of f"{n:032x}"
 
 
-def new_span_id() -> str:
+def _new_span_id_python() -> str:
     """16 lower-case hex characters, never all zero (W3C forbids it)."""
     return (_bits(64) or 1).to_bytes(8).hex()
+
+
+#: A new trace id and span id; in C where the speedups are built, from uuid7's generator (a span's start
+#: makes one or two: 0.12-0.15 µs each in Python).
+new_trace_id: Callable[[], str] = _new_trace_id_python if speedups is None else speedups.new_trace_id
+new_span_id: Callable[[], str] = _new_span_id_python if speedups is None else speedups.new_span_id
 
 
 #: Payload types kept as bytes (raw data, file snapshots): stored as blobs, and no JSON can hold them.
