@@ -140,25 +140,6 @@ def test_every_level_queues_the_python_item(native: ModuleType, queued: list[Any
     assert c_item[8] is None and c_item[9] is None
 
 
-def test_the_item_is_left_to_reference_counting(native: ModuleType, queued: list[Any]) -> None:
-    """The garbage collector does not visit the C item (only the queue holds it, so it is in no cycle), and
-    what it holds is freed all the same once the queue lets go, cycles within its attributes included."""
-
-    class Cyclic:
-        me: object
-
-    value = Cyclic()
-    value.me = value
-    alive = weakref.ref(value)
-    c_item, py_item = both(queued, "info", "order {order}", order=value)
-    same_item(c_item, py_item)
-    assert not gc.is_tracked(c_item)
-    assert gc.is_tracked(py_item)  # the reference's tuple: what the C saves the collector
-    del c_item, py_item, value
-    gc.collect()
-    assert alive() is None
-
-
 def test_the_call_site_is_the_calling_instruction(native: ModuleType, queued: list[Any]) -> None:
     here = sys._getframe()
     line = here.f_lineno + 1
@@ -847,6 +828,39 @@ def test_putter_bound_and_wake_as_python(native: ModuleType, maxsize: int, wake_
     assert c_log == py_log
     assert [item for what, _, item in c_log if what == "full"] == list(range(maxsize, maxsize + 3))
     assert [size for what, size, _ in c_log if what == "wake"] == [n for n in range(1, maxsize + 1) if n > wake_at]
+
+
+def test_putter_leaves_tuples_to_reference_counting(native: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The C putter untracks the tuples it is given (a C log call's item among them): the garbage collector does
+    not visit them while they wait, and what they hold is freed all the same once the queue lets go, cycles
+    within it included. Anything else it queues as it is."""
+
+    class Cyclic:
+        me: object
+
+    value = Cyclic()
+    value.me = value
+    alive = weakref.ref(value)
+    c_queue: deque[Any] = deque()
+    py_queue: deque[Any] = deque()
+    c_put = native.Putter(c_queue, 10, 10, lambda: None, lambda item: None)
+    py_put = PythonPutter(py_queue, 10, 10, lambda: None, lambda item: None)
+    monkeypatch.setattr(recorder, "active", Node(0, c_put))
+    log_module.Logger("x").info("order {order}", order=value)
+    for put in (c_put, py_put):
+        put((LOG, value))
+        put([value])
+    logged, c_tuple, c_list = c_queue
+    py_tuple, py_list = py_queue
+    assert logged[7] == {"order": value}
+    assert not gc.is_tracked(logged) and not gc.is_tracked(c_tuple)
+    assert gc.is_tracked(py_tuple)  # the reference cannot untrack: what the C saves the collector
+    assert gc.is_tracked(c_list) and gc.is_tracked(py_list)
+    del logged, c_tuple, c_list, py_tuple, py_list, value
+    c_queue.clear()
+    py_queue.clear()
+    gc.collect()
+    assert alive() is None
 
 
 def test_putter_bound_follows_the_queue_as_it_drains(native: ModuleType) -> None:

@@ -2,6 +2,7 @@
  * (docs/ARCHITECTURE.md, "Native code"; bench/README.md, "Data events").
  *
  *   uuid7(ts_ns=None)            zoomtrace.wire.record._uuid7_python (a record's id)
+ *   new_trace_id(), new_span_id() zoomtrace.wire.record._new_trace_id_python, _new_span_id_python
  *   needs_care(encoded)          zoomtrace.runtime.sanitize._needs_care_python
  *   json_unchanged(encoded, cache, harmless, learn, max_nesting)
  *                                zoomtrace.runtime.scrub.Scrubber.payload_unchanged(decode(encoded), encoded),

@@ -40,8 +40,11 @@ static double monotonic(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* Enqueue one item: 0, or -1 with an exception set (only what the callbacks raise). */
+/* Enqueue one item: 0, or -1 with an exception set (only what the callbacks raise). A tuple is made for the
+ * queue (Put's contract): only the queue and then the worker hold it, so it is in no reference cycle, and the
+ * garbage collector need not visit it while it waits (a full queue is 100,000 of them). */
 static int putter_put(Putter *self, PyObject *item) {
+    if (PyTuple_CheckExact(item)) PyObject_GC_UnTrack(item);
     Py_ssize_t size = PyObject_Size(self->queue);
     if (size < 0) return -1;
     PyObject *done;
@@ -276,9 +279,6 @@ static PyObject *log_item(PyFrameObject *frame, PyObject *name, PyObject *templa
         goto fail;
     }
     PyTuple_SET_ITEM(item, 8, value);
-    /* Only the queue and then the worker ever hold the item, so it can be in no reference cycle: the
-     * garbage collector need not visit it while it waits (a full queue is 100,000 of them). */
-    PyObject_GC_UnTrack(item);
     return item;
 fail:
     Py_DECREF(item); /* a tuple's dealloc skips the slots not set */

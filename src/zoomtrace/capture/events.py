@@ -41,7 +41,7 @@ def event(
         f = sys._getframe(1)
         node.pipeline.put(
             # Sources are made text by the encoder: a value that cannot be printed is its problem, not the caller's.
-            (EVENT, record_id, ts, f.f_code, f.f_lineno, type, obj, list(sources), fields, current.get())
+            (EVENT, record_id, ts, f.f_code, f.f_lasti, type, obj, tuple(sources), fields, current.get())
         )
     return record_id
 
@@ -72,7 +72,7 @@ def raw(
         payload = _payload(data)
         if format is None:
             format = "text" if isinstance(data, str) else "bin"
-        node.pipeline.put((RAW, record_id, ts, f.f_code, f.f_lineno, type, payload, format, fields, current.get()))
+        node.pipeline.put((RAW, record_id, ts, f.f_code, f.f_lasti, type, payload, format, fields, current.get()))
     return record_id
 
 

@@ -533,7 +533,7 @@ class Encoder:
         )
 
     def _event(self, item: tuple[Any, ...]) -> Record:
-        _, record_id, ts, code, line, type_, obj, sources, attrs, parent = item
+        _, record_id, ts, code, offset, type_, obj, sources, attrs, parent = item
         # The payload is stored as the JSON made for it (``msgspec.Raw``), which sinks write as it is; only
         # one the scrubber may change is decoded into objects, and scrubbed.
         scrubber = self.scrubber
@@ -544,9 +544,9 @@ class Encoder:
         elif scrubber is not None:
             payload = scrubber.scrub_value(msgspec.json.decode(payload) if type(payload) is msgspec.Raw else payload)
         # As in ``_log``: the caches read and the parent's fields taken inline, no helper call per event.
-        where = self._lines.get((id(code), line))
+        where = self._offsets.get((id(code), offset))
         if where is None:
-            where = self.code(code, line)
+            where = self.code_at_offset(code, offset)
         if parent is None:
             trace_id = span_id = on_behalf_of = None
         else:
@@ -569,7 +569,7 @@ class Encoder:
         )
 
     def _raw(self, item: tuple[Any, ...]) -> Record:
-        _, record_id, ts, code, line, type_, data, fmt, attrs, parent = item
+        _, record_id, ts, code, offset, type_, data, fmt, attrs, parent = item
         info: dict[str, Any] = {}
         if not isinstance(data, bytes):  # neither bytes-like nor text: its repr is kept, and says so
             info["raw.unserialisable"] = _type_name(data)
@@ -594,7 +594,7 @@ class Encoder:
                 type=_label(type_),
                 ts_ns=ts,
                 node_id=self.node_id,
-                code=self.code(code, line),
+                code=self.code_at_offset(code, offset),
                 attrs={**self._attrs(attrs), **info},
                 payload=data,
             ),

@@ -39,7 +39,9 @@ class _Flush:
 
 
 class Put(Protocol):
-    """The caller's side of the queue (``Pipeline.put``)."""
+    """The caller's side of the queue (``Pipeline.put``). The queue owns what it is given: a tuple must be one
+    made for it, which nothing else refers to (the C ``Putter`` leaves it to reference counting, untracked by
+    the garbage collector, which then need not walk the queue)."""
 
     turn_at: float
 
