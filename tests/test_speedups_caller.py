@@ -1002,6 +1002,8 @@ zt.init("caller-e2e")
 
 def checkout(order):
     zt.log.info("checked out {order}", order=order)  # @MARK-INFO
+    zt.event({"order": order}, type="OrderPlaced", sources=("upstream",))  # @MARK-EVENT
+    zt.raw(b"receipt", type="receipt")  # @MARK-RAW
     try:
         raise ValueError("declined")
     except ValueError:
@@ -1027,20 +1029,24 @@ def recorded(tmp_path: Path, pure: bool) -> tuple[str, list[dict[str, Any]]]:
     child = h.run_script(script, home, env=env)
     rows = h.sql(
         home,
-        "select type, level, template, attrs, code_line, code_function, error is not null as has_error "
-        "from records where kind = 'log' order by ts_ns",
+        "select kind, type, level, template, attrs, code_line, code_function, error is not null as has_error "
+        "from records where kind in ('log', 'event', 'raw') order by ts_ns",
     )
     return h.result(child), rows
 
 
 def test_a_log_line_through_the_c_reaches_the_store_as_through_python(native: ModuleType, tmp_path: Path) -> None:
+    """Log lines, and events and raw data (whose call site is an instruction offset too), with and without C."""
     c_base, c_rows = recorded(tmp_path, pure=False)
     py_base, py_rows = recorded(tmp_path, pure=True)
     assert c_base == "zoomtrace._speedups.Logger"
     assert py_base == "zoomtrace.capture.log.PythonLogger"
     assert c_rows == py_rows
     script = tmp_path / "c" / "app.py"
-    info, exc = c_rows
+    info, event, raw, exc = c_rows
+    for row, kind, type_, mark in ((event, "event", "OrderPlaced", "MARK-EVENT"), (raw, "raw", "receipt", "MARK-RAW")):
+        assert (row["kind"], row["type"], row["code_function"]) == (kind, type_, "checkout")
+        assert row["code_line"] == h.marker_line(script, mark)
     assert (info["type"], info["level"], info["template"]) == ("__main__", "INFO", "checked out {order}")
     assert (info["code_line"], info["code_function"]) == (h.marker_line(script, "MARK-INFO"), "checkout")
     assert h.as_json(info["attrs"]) == {"order": 7}
