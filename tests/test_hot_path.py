@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from zoomtrace.capture import items
 from zoomtrace.capture.context import SpanContext
 from zoomtrace.capture.span import Span
-from zoomtrace.runtime.encoder import MAX_CACHED_TEMPLATES, Encoder
+from zoomtrace.runtime.encoder import MAX_CACHED_TEMPLATES, Encoder, _renderer
 from zoomtrace.runtime.provenance import Provenance
 from zoomtrace.runtime.sanitize import Limits
 from zoomtrace.runtime.scrub import SCRUBBED, Scrubber
@@ -63,7 +63,10 @@ def both_paths(enc: Encoder, item: tuple[Any, ...]) -> tuple[Record, Record]:
 
 # Literal text that scrubbing reacts to, or nearly: pairs, URLs, bearer, PEM, digits.
 LITERALS = st.sampled_from(
-    ["charged ", " for ", "token=", "password: ", "https://u:", "@host", "-----BEGIN ", "be", "arer ", " 4111 ", "x"]
+    [
+        *("charged ", " for ", "token=", "password: ", "https://u:", "@host", "-----BEGIN ", "be", "arer ", " 4111 "),
+        *("x", "50% ", "%s", "{{", "}}"),
+    ]
 )
 FIELDS = st.sampled_from(["{a}", "{b}", "{a!r}", "{b:>20}", "{a:,}", "{a:=^30}", "{b:09.2f}", "{pw}", "{token}"])
 TEXT = st.one_of(
@@ -98,6 +101,25 @@ def test_the_fused_log_encoder_gives_the_careful_paths_record(
     assert fused == careful
     fused_again, _ = both_paths(enc, item)  # from the caches this time
     assert fused_again == careful
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    parts=st.lists(st.one_of(LITERALS, st.sampled_from(["{a}", "{b}", "{a}{a}"])), max_size=6),
+    a=VALUES,
+    b=VALUES,
+)
+def test_a_plain_templates_percent_twin_makes_its_message(parts: list[str], a: Any, b: Any) -> None:
+    """The ``%`` twin of a template of plain ``{name}`` fields writes what ``format_map`` writes, on every value
+    the fused path takes; a field with a conversion, a spec, an index or an attribute has none."""
+    template = "".join(parts)
+    renderer = _renderer(template)
+    assert renderer is not None
+    percent, values, one = renderer
+    attrs = {"a": a, "b": b}
+    assert percent % ((values(attrs),) if one else values(attrs)) == template.format_map(attrs)
+    for other in ("{a!r}", "{a:>5}", "{0}", "{}", "{a.real}", "{a[0]}", "{a", "a}"):
+        assert _renderer(template + other) is None
 
 
 TRICKY = [

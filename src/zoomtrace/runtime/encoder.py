@@ -14,7 +14,8 @@ import re
 import string
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from operator import itemgetter
 from types import CodeType
 from typing import Any, Final
 
@@ -84,6 +85,8 @@ class Encoder:
         #: Per template: -1 when its records take the careful path, else the message length from which
         #: their message is still scrubbed (``_plain_template``).
         self._plain_templates: dict[str, int] = {}
+        #: Per plain template whose fields are all ``{name}``: the same message made by ``%`` (``_renderer``).
+        self._renderers: dict[str, _Renderer] = {}
         #: Attribute keys that are short ASCII ``str`` and not sensitive: their numbers, bools, None and
         #: clean text are recorded as they are (``sanitize_attrs`` and ``Scrubber.scrub_attrs`` keep them).
         self._plain_keys: set[str] = set()
@@ -255,8 +258,13 @@ class Encoder:
                 return self._log_careful(item)
             if kind == _WITH_TEXT:
                 scrub_from = 0  # text in the message: it is scrubbed whatever its length
+            renderer = self._renderers.get(template)
             try:
-                message = template.format_map(attrs)  # as format(**attrs), without copying attrs
+                if renderer is None:
+                    message = template.format_map(attrs)  # as format(**attrs), without copying attrs
+                else:
+                    percent, values, one = renderer
+                    message = percent % ((values(attrs),) if one else values(attrs))
             except Exception:  # a template that does not fit its attrs: the careful path says so
                 return self._log_careful(item)
             if len(message) > self.limits.max_message:
@@ -321,6 +329,10 @@ class Encoder:
                     )
                     threshold = _scrub_threshold("".join(text for text, _, _, _ in parsed), numeric)
         self._plain_templates[template] = threshold
+        if threshold >= 0:
+            renderer = _renderer(template)
+            if renderer is not None:
+                self._renderers[template] = renderer
         return threshold
 
     def _plain_attrs(self, attrs: dict[str, Any]) -> int:
@@ -625,6 +637,44 @@ def _scrub_threshold(literal: str, numeric: bool) -> int:
     if not numeric or any(hint in literal for hint in _SCRUB_HINTS) or "arer" in literal.lower():
         return 0
     return _CARD_MIN + len(literal) - sum(c in _ASCII_DIGITS for c in literal)
+
+
+#: A template's ``%`` twin, the function that takes its fields' values out of the attributes (a tuple, or the
+#: one value when ``one``), and ``one``.
+_Renderer = tuple[str, Callable[[Mapping[str, Any]], Any], bool]
+
+
+def _renderer(template: str) -> _Renderer | None:
+    """The ``%`` twin of a template whose every field is a plain ``{name}``, or None.
+
+    On the values the fused path takes (numbers, bools, None, clean text), ``format(value, "")`` is
+    ``str(value)``, which is what ``%s`` writes, so ``"charged %s for %s" % (amount, order)`` is
+    ``"charged {amount} for {order}".format_map(attrs)``, in half the time (no template parsing per
+    record). A field with a conversion, a spec, an index or an attribute (``{x!r}``, ``{x:>5}``, ``{0}``,
+    ``{x.y}``) keeps ``format_map``.
+    """
+    try:
+        parsed = list(_FORMATTER.parse(template))
+    except ValueError:
+        return None
+    names: list[str] = []
+    pieces: list[str] = []
+    for literal, field, spec, conversion in parsed:
+        pieces.append(literal.replace("%", "%%"))
+        if field is None:
+            continue
+        if spec or conversion is not None or not field.isidentifier():
+            return None
+        names.append(field)
+        pieces.append("%s")
+    percent = "".join(pieces)
+    if not names:
+        return percent, _no_values, False
+    return percent, itemgetter(*names), len(names) == 1
+
+
+def _no_values(attrs: Mapping[str, Any]) -> tuple[()]:
+    return ()
 
 
 def _line_at(code: CodeType, offset: int) -> int:
