@@ -216,21 +216,12 @@ class Encoder:
             if scrubbed is not clean:
                 text = self.scrubber.hide_values(text, clean)
             clean = scrubbed
-        if parent is None:
-            trace_id = span_id = on_behalf_of = None
-        else:
-            trace_id, span_id, on_behalf_of = parent.trace_id, parent.span_id, parent.on_behalf_of
-            if on_behalf_of is not None:
-                on_behalf_of = _label(on_behalf_of)
-        return Record(
+        record = Record(
             id=uuid7(ts),
             kind="log",
             type=_label(logger) if logger else "app",
             ts_ns=ts,
             node_id=self.node_id,
-            trace_id=trace_id,
-            span_id=span_id,
-            on_behalf_of=on_behalf_of,
             code=code,
             level=level,
             message=text,
@@ -238,6 +229,7 @@ class Encoder:
             attrs=clean,
             error=self.error(exc) if exc is not None else None,
         )
+        return self._with_parent(record, parent)
 
     def _log(self, item: tuple[Any, ...]) -> Record:
         """A ``zt.log`` line. The common case -- a plain template (``_plain_template``), plain attributes
@@ -555,7 +547,8 @@ class Encoder:
                 payload = msgspec.Raw(encoded)
         elif scrubber is not None:
             payload = scrubber.scrub_value(msgspec.json.decode(payload) if type(payload) is msgspec.Raw else payload)
-        # As in ``_log``: the caches read and the parent's fields taken inline, no helper call per event.
+        # As in ``_log``: the caches read and the parent's fields taken inline (``_with_parent``'s work, without
+        # a call per event).
         where = self._offsets.get((id(code), offset))
         if where is None:
             where = self.code_at_offset(code, offset)
