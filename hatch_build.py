@@ -20,7 +20,11 @@ from typing import Any
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 #: The module's C files; the first holds its init function (its name is the module's).
-SOURCES = (Path("src/zoomtrace/_speedups.c"), Path("src/zoomtrace/_speedups_caller.c"))
+SOURCES = (
+    Path("src/zoomtrace/_speedups.c"),
+    Path("src/zoomtrace/_speedups_caller.c"),
+    Path("src/zoomtrace/_speedups_encoder.c"),
+)
 PACKAGE_DIR = "zoomtrace"
 
 

@@ -486,28 +486,24 @@ static void put_hex(Py_UCS1 *out, uint64_t value, int digits) {
 
 /* wire.record._uuid7_python: "tttttttt-tttt-7rrr-vrrr-rrrrrrrrrrrr" from the millisecond of ``ts_ns``
  * (default: now), version 7, variant 0b10, 74 random bits. */
-static PyObject *uuid7(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs > 1) {
-        PyErr_SetString(PyExc_TypeError, "uuid7(ts_ns=None) takes at most one argument");
-        return NULL;
-    }
+PyObject *speedups_uuid7(PyObject *ts_ns) {
     uint64_t ms; /* its low 48 bits are the id's time */
-    if (nargs == 0 || args[0] == Py_None) {
+    if (ts_ns == NULL || ts_ns == Py_None) {
         struct timespec now;
         clock_gettime(CLOCK_REALTIME, &now);
         ms = (uint64_t)((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
-    } else if (!PyLong_Check(args[0])) {
-        PyErr_Format(PyExc_TypeError, "uuid7: ts_ns must be an int or None, not %.100s", Py_TYPE(args[0])->tp_name);
+    } else if (!PyLong_Check(ts_ns)) {
+        PyErr_Format(PyExc_TypeError, "uuid7: ts_ns must be an int or None, not %.100s", Py_TYPE(ts_ns)->tp_name);
         return NULL;
     } else {
         int overflow = 0;
-        long long ts = PyLong_AsLongLongAndOverflow(args[0], &overflow);
+        long long ts = PyLong_AsLongLongAndOverflow(ts_ns, &overflow);
         if (ts == -1 && PyErr_Occurred()) return NULL;
         if (!overflow) {
             ms = (uint64_t)(ts / 1000000 - (ts % 1000000 < 0)); /* floor division, as Python's // */
         } else { /* beyond 64 bits: Python's arithmetic, as the Python code does it */
             PyObject *million = PyLong_FromLong(1000000), *mask = PyLong_FromUnsignedLongLong(0xFFFFFFFFFFFFULL);
-            PyObject *whole = million == NULL ? NULL : PyNumber_FloorDivide(args[0], million);
+            PyObject *whole = million == NULL ? NULL : PyNumber_FloorDivide(ts_ns, million);
             PyObject *low = whole == NULL || mask == NULL ? NULL : PyNumber_And(whole, mask);
             Py_XDECREF(million);
             Py_XDECREF(mask);
@@ -532,6 +528,14 @@ static PyObject *uuid7(PyObject *module, PyObject *const *args, Py_ssize_t nargs
     out[23] = '-';
     put_hex(out + 24, low & 0xFFFFFFFFFFFFULL, 12);
     return text;
+}
+
+static PyObject *uuid7(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "uuid7(ts_ns=None) takes at most one argument");
+        return NULL;
+    }
+    return speedups_uuid7(nargs == 0 ? NULL : args[0]);
 }
 
 /* wire.record._new_trace_id_python and _new_span_id_python: ``words`` 64-bit words of random bits as lower-case
@@ -568,6 +572,6 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     static int fork_handler; /* once per process: a module imported again must not add another */
     if (!fork_handler) fork_handler = pthread_atfork(NULL, NULL, seed_ids) == 0;
     PyObject *created = PyModule_Create(&module);
-    if (created != NULL && caller_init(created) < 0) Py_CLEAR(created);
+    if (created != NULL && (caller_init(created) < 0 || encoder_init(created) < 0)) Py_CLEAR(created);
     return created;
 }

@@ -7,4 +7,10 @@
 /* _speedups_caller.c: the caller's side of the hot path (Logger, Putter, configure_logger). */
 int caller_init(PyObject *module);
 
+/* _speedups_encoder.c: the worker's side of the hot path (LogBuilder, Dispatch). */
+int encoder_init(PyObject *module);
+
+/* _speedups.c: wire.record.uuid7 of ``ts_ns`` (an int; NULL or None: now), a new reference or NULL. */
+PyObject *speedups_uuid7(PyObject *ts_ns);
+
 #endif

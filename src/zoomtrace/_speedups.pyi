@@ -1,6 +1,7 @@
 """Types of the C speedups in ``_speedups.c`` (see ``zoomtrace._native``)."""
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 def uuid7(ts_ns: int | None = None, /) -> str: ...
 def new_trace_id() -> str: ...
@@ -35,3 +36,26 @@ class Logger:
     def exception(self, template: str, /, **fields: object) -> None: ...
 
 def configure_logger(recorder_namespace: dict[str, object], current: object, kind: object, /) -> None: ...
+
+# _speedups_encoder.c
+class LogBuilder:
+    def __init__(
+        self,
+        careful: Callable[[tuple[Any, ...]], Any],
+        record: type,
+        node_id: str,
+        offsets: dict[Any, Any],
+        plain_templates: dict[str, int],
+        renderers: dict[str, Any],
+        plain_keys: set[str],
+        clean_strings: set[str],
+        max_items: int,
+        max_message: int,
+        scrub_text: Callable[[str], str] | None,
+        /,
+    ) -> None: ...
+    def __call__(self, item: tuple[Any, ...], /) -> Any: ...
+
+class Dispatch:
+    def __init__(self, span_type: type, build_span: Callable[[Any], Any], builders: dict[Any, Any], /) -> None: ...
+    def __call__(self, item: object, /) -> Any: ...

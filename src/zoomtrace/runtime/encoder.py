@@ -21,6 +21,7 @@ from typing import Any, Final
 
 import msgspec
 
+from zoomtrace._native import speedups
 from zoomtrace.capture import items
 from zoomtrace.capture.context import SpanContext
 from zoomtrace.capture.span import Span
@@ -105,6 +106,24 @@ class Encoder:
             items.RAW: self._raw,
             items.RECORD: _prebuilt,
         }
+        if speedups is not None:  # the fused log path and the dispatch in C (docs/ARCHITECTURE.md, "Native code")
+            self._dispatch[items.LOG] = speedups.LogBuilder(
+                self._log,
+                Record,
+                node_id,
+                self._offsets,
+                self._plain_templates,
+                self._renderers,
+                self._plain_keys,
+                self._clean_strings,
+                limits.max_items,
+                limits.max_message,
+                scrubber.scrub_text if scrubber is not None else None,
+            )
+        #: What the pipeline calls for each item: ``__call__``, or the same in C where the speedups are built.
+        self.encode: Callable[[Any], Record | None] = (
+            self.__call__ if speedups is None else speedups.Dispatch(_Span, self._span, self._dispatch)
+        )
 
     def __call__(self, item: Any) -> Record | None:
         """The record for one captured item: a ``Span`` itself (the most common item, and one object

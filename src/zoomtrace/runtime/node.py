@@ -110,7 +110,7 @@ class Node:
             attrs["provenance_problem"] = f"could not describe the process: {exc!r}"
             started = self.encoder.node_record("started", attrs, ts_ns=self.started_ns)
         self.pipeline = Pipeline(
-            self.encoder.__call__,  # the bound method: calling the instance looks ``__call__`` up every time
+            self.encoder.encode,
             self._open_sinks,
             maxsize=queue_size,
             on_full=on_full,

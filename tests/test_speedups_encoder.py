@@ -1,0 +1,346 @@
+"""The worker's side in C (``zoomtrace/_speedups_encoder.c``) against the Python it stands for.
+
+``LogBuilder`` must give the record ``Encoder._log`` gives for every item, building in C only the lines the
+encoder's caches already know plain and handing every other one to ``_log``; ``Dispatch`` must give what
+``Encoder.__call__`` gives. Each test builds the C object on one encoder and compares with the Python of
+another, fed the same items in the same order, so that their caches agree; the careful calls are counted, so
+that a test fails if the C never builds a record (or builds one it should have left to Python).
+
+Tests that compare with the C are skipped where it is not built, and fail under ``CI``, where it must be.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import weakref
+from collections import UserDict
+from collections.abc import Callable
+from types import CodeType, ModuleType
+from typing import Any
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from zoomtrace import _native
+from zoomtrace.capture import items
+from zoomtrace.capture.span import Span
+from zoomtrace.runtime.encoder import Encoder
+from zoomtrace.runtime.provenance import Provenance
+from zoomtrace.runtime.sanitize import Limits
+from zoomtrace.runtime.scrub import Scrubber
+from zoomtrace.wire.propagation import SpanContext
+from zoomtrace.wire.record import Record
+
+speedups = _native.speedups
+PARENT = SpanContext("ab" * 16, "cd" * 8, 1, (), (), "tenant-1", True)
+TS = 1_700_000_000_000_000_000
+
+
+@pytest.fixture(scope="module")
+def native() -> ModuleType:
+    if speedups is None:
+        reason = f"zoomtrace._speedups is not built (or {_native.PURE_PYTHON_ENV} is set): no C to compare"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI must build it")
+        pytest.skip(reason)
+    return speedups
+
+
+def call_site() -> tuple[CodeType, int]:
+    f = sys._getframe(1)
+    return f.f_code, f.f_lasti
+
+
+CODE, OFFSET = call_site()
+OTHER_CODE, OTHER_OFFSET = call_site()
+
+
+def new_encoder(scrubber: Scrubber | None = None, limits: Limits | None = None) -> Encoder:
+    return Encoder("node", Provenance(), scrubber, limits or Limits())
+
+
+class Pair:
+    """A C ``LogBuilder`` on one encoder and the Python ``_log`` of another with the same settings."""
+
+    def __init__(self, native: ModuleType, scrubber: Callable[[], Scrubber | None] = Scrubber, **limits: Any) -> None:
+        self.c, self.py = new_encoder(scrubber(), Limits(**limits)), new_encoder(scrubber(), Limits(**limits))
+        self.careful_calls = 0
+
+        def careful(item: tuple[Any, ...]) -> Record:
+            self.careful_calls += 1
+            return self.c._log(item)
+
+        c = self.c
+        self.builder = native.LogBuilder(
+            careful,
+            Record,
+            c.node_id,
+            c._offsets,
+            c._plain_templates,
+            c._renderers,
+            c._plain_keys,
+            c._clean_strings,
+            c.limits.max_items,
+            c.limits.max_message,
+            c.scrubber.scrub_text if c.scrubber is not None else None,
+        )
+
+    def both(self, item: tuple[Any, ...]) -> tuple[Record, Record, bool]:
+        """Both records (ids left out) and whether the C built it."""
+        before = self.careful_calls
+        built = self.builder(item)
+        return without_id(built), without_id(self.py._log(item)), self.careful_calls == before
+
+
+def without_id(record: Record) -> Record:
+    assert type(record) is Record
+    return msgspec.structs.replace(record, id="")
+
+
+def log_item(
+    template: Any,
+    attrs: Any,
+    *,
+    parent: Any = PARENT,
+    logger: Any = "app.orders",
+    code: CodeType = CODE,
+    offset: Any = OFFSET,
+    exc: Any = None,
+) -> tuple[Any, ...]:
+    return (items.LOG, TS, code, offset, logger, "INFO", template, attrs, parent, exc)
+
+
+TEMPLATES = st.lists(
+    st.sampled_from(
+        ["charged ", " for ", "{a}", "{b}", "{a}{a}", "{a!r}", "{b:>9}", "token=", "{pw}", "50% ", "4111 ", "{{", "x"]
+    ),
+    max_size=5,
+).map("".join)
+TEXT = st.one_of(
+    st.sampled_from(["GET", "u1", "https://u:pw@h/", "Bearer abc.def", "4111 1111 1111 1111", "é", "x" * 200, ""]),
+    st.text(max_size=10),
+)
+VALUES = st.one_of(
+    TEXT,
+    st.integers(min_value=-(2**64), max_value=2**65),
+    st.sampled_from([4111111111111111, 2**63 - 1, 2**63, 2**64 - 1, 2**64, -(2**63), -(2**63) - 1]),
+    st.floats(),
+    st.booleans(),
+    st.none(),
+    st.lists(st.integers(), max_size=2),
+)
+PARENTS = st.sampled_from([PARENT, None, SpanContext("12" * 16, "34" * 8)])
+LOGGERS = st.sampled_from(["app.orders", "", None, 7])
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    template=TEMPLATES,
+    attrs=st.dictionaries(st.sampled_from(["a", "b", "pw", "user", "token"]), VALUES, max_size=4),
+    parent=PARENTS,
+    logger=LOGGERS,
+)
+def test_the_c_log_builder_gives_pythons_record(
+    native: ModuleType, template: str, attrs: dict[str, Any], parent: Any, logger: Any
+) -> None:
+    pair = Pair(native, max_message=60)
+    item = log_item(template, attrs, parent=parent, logger=logger)
+    for _ in range(2):  # the first call fills the caches (in Python), the second may be built in C
+        built, expected, _ = pair.both(item)
+        assert built == expected
+
+
+def test_a_plain_line_is_built_in_c_once_its_template_keys_text_and_call_site_are_known(native: ModuleType) -> None:
+    pair = Pair(native)
+    item = log_item("charged {amount} for {order} by {user}", {"amount": 12.5, "order": 7, "user": "u1"})
+    assert pair.both(item)[2] is False  # the first one: Python learns the template, keys, text and call site
+    for parent, logger in [(PARENT, "app.orders"), (None, None), (PARENT, "")]:
+        built, expected, in_c = pair.both(log_item(*item[6:8], parent=parent, logger=logger))
+        assert in_c and built == expected
+    built, _, in_c = pair.both(log_item("started", {}))
+    assert not in_c and built.message == "started" and built.template is None
+    built, expected, in_c = pair.both(log_item("started", {}))
+    assert in_c and built == expected
+    assert (built.type, built.trace_id, built.on_behalf_of) == ("app.orders", PARENT.trace_id, "tenant-1")
+
+
+@pytest.mark.parametrize(
+    "value, in_c",
+    [
+        (2**63 - 1, True),
+        (2**63, True),
+        (2**64 - 1, True),
+        (-(2**63), True),
+        (2**64, False),
+        (-(2**63) - 1, False),
+        (float("nan"), False),
+        (float("-inf"), False),
+        (1e308, True),
+        (True, True),
+        (None, True),
+        ([1], False),
+        (b"x", False),
+    ],
+)
+def test_values_msgpack_and_json_carry_are_built_in_c_and_the_others_left_to_python(
+    native: ModuleType, value: Any, in_c: bool
+) -> None:
+    pair = Pair(native)
+    pair.both(log_item("value {v}", {"v": 1}))  # the template, the key and the call site known
+    built, expected, took_c = pair.both(log_item("value {v}", {"v": value}))
+    assert built == expected and took_c is in_c
+
+
+class Text(str):
+    pass
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"template": Text("value {v}")},
+        {"attrs": UserDict({"v": 1})},
+        {"attrs": {Text("v"): 1}},
+        {"attrs": {"v": Text("u1")}},
+        {"attrs": {"v": "a new text"}},
+        {"attrs": {"w": 1}},
+        {"logger": 7},
+        {"logger": Text("app")},
+        {"parent": SpanContext("12" * 16, "34" * 8, on_behalf_of=Text("tenant"))},  # type: ignore[arg-type]
+        {"code": OTHER_CODE, "offset": OTHER_OFFSET},
+        {"template": "value {v!r}"},
+        {"template": "value {v:>30}"},
+        {"template": "value {missing}"},
+        {"exc": ValueError("boom")},
+        {"attrs": {f"k{i}": i for i in range(9)}},  # more than max_items
+    ],
+)
+def test_what_c_does_not_know_plain_is_left_to_python(native: ModuleType, change: dict[str, Any]) -> None:
+    pair = Pair(native, max_items=8)
+    known = {"template": "value {v}", "attrs": {"v": 1}}
+    built, expected, in_c = pair.both(log_item(**known))
+    assert not in_c and built == expected
+    built, expected, in_c = pair.both(log_item(**{**known, **change}))
+    assert not in_c and built == expected
+
+
+def test_a_message_longer_than_the_limit_is_left_to_python(native: ModuleType) -> None:
+    pair = Pair(native, max_message=20)
+    pair.both(log_item("value {v}", {"v": 1}))
+    built, expected, in_c = pair.both(log_item("value {v}", {"v": 10**13}))
+    assert in_c and built == expected
+    built, expected, in_c = pair.both(log_item("value {v}", {"v": 10**14}))
+    assert not in_c and built == expected and "[truncated" in (built.message or "")
+
+
+def test_a_number_that_makes_a_card_number_is_scrubbed_in_c_too(native: ModuleType) -> None:
+    pair = Pair(native)
+    pair.both(log_item("paid {n}", {"n": 12}))
+    built, expected, in_c = pair.both(log_item("paid {n}", {"n": 4111111111111111}))
+    assert in_c and built == expected and "4111111111111111" not in (built.message or "")
+
+
+def test_text_values_that_make_a_secret_together_are_scrubbed_in_c_too(native: ModuleType) -> None:
+    """Each value is clean text, and the template short and plain, but together they write a secret."""
+    pair = Pair(native)
+    pair.both(log_item("{a}{b}", {"a": "x", "b": "y"}))
+    pair.both(log_item("{a}{b}", {"a": "pw=", "b": "abc"}))  # Python learns the two strings clean
+    built, expected, in_c = pair.both(log_item("{a}{b}", {"a": "pw=", "b": "abc"}))
+    assert in_c and built == expected and built.message == "pw=[scrubbed]"
+
+
+def test_without_a_scrubber(native: ModuleType) -> None:
+    pair = Pair(native, scrubber=lambda: None)
+    item = log_item("token={t} {n}", {"t": 5, "n": None}, parent=None)
+    pair.both(item)
+    built, expected, in_c = pair.both(item)
+    assert in_c and built == expected and built.message == "token=5 None"
+
+
+class FailingScrubber(Scrubber):
+    def scrub_text(self, text: str, **options: Any) -> str:
+        if "4111" in text:
+            raise RuntimeError("scrubber failed")
+        return super().scrub_text(text, **options)
+
+
+class NoTraceId:
+    span_id = "cd" * 8
+    on_behalf_of = None
+
+
+def test_errors_are_raised_as_python_raises_them(native: ModuleType) -> None:
+    pair = Pair(native, scrubber=FailingScrubber)
+    pair.both(log_item("paid {n}", {"n": 12}))
+    for enc in (pair.builder, pair.py._log):
+        with pytest.raises(RuntimeError, match="scrubber failed"):
+            enc(log_item("paid {n}", {"n": 4111111111111111}))
+        with pytest.raises(AttributeError, match="trace_id"):
+            enc(log_item("paid {n}", {"n": 12}, parent=NoTraceId()))
+    with pytest.raises(TypeError, match="exactly one positional argument"):
+        pair.builder()
+    with pytest.raises(TypeError, match="exactly one positional argument"):
+        pair.builder(log_item("paid {n}", {"n": 12}), extra=1)
+    with pytest.raises(TypeError):
+        native.LogBuilder(pair.py._log)
+
+
+def span_item() -> Span:
+    span = Span("work", {"user": "u1"}, PARENT, (), None, CODE, 1)
+    span.start_ns, span.end_ns = TS, TS + 1000
+    return span
+
+
+def test_dispatch_gives_what_the_encoders_call_gives(native: ModuleType) -> None:
+    c, py = new_encoder(Scrubber()), new_encoder(Scrubber())
+    assert type(c.encode) is native.Dispatch
+    prebuilt = Record(id="x", kind="node", type="started", ts_ns=TS, node_id="node")
+    cases: list[Any] = [
+        span_item(),
+        log_item("charged {a}", {"a": 1}),
+        log_item("charged {a}", {"a": 1}),
+        (items.EVENT, "id", TS, CODE, OFFSET, "OrderPlaced", {"order": 1}, (), {}, PARENT),
+        (items.RAW, "id", TS, CODE, OFFSET, "raw", b"bytes", "bin", {}, None),
+        (items.RECORD, prebuilt),
+        [items.RECORD, prebuilt],  # not a tuple: its first element is its tag all the same
+        ("no such kind", 1),
+    ]
+    for item in cases:
+        built, expected = c.encode(item), py(item)
+        if expected is None:
+            assert built is None
+        else:
+            assert built is not None and without_id(built) == without_id(expected)
+    for bad in (7, ()):
+        with pytest.raises((TypeError, IndexError)) as from_c:
+            c.encode(bad)
+        with pytest.raises((TypeError, IndexError)) as from_python:
+            py(bad)
+        assert from_c.type is from_python.type
+    with pytest.raises(TypeError, match="exactly one positional argument"):
+        c.encode()
+
+
+def test_the_c_objects_and_their_encoder_are_collected(native: ModuleType) -> None:
+    enc = new_encoder(Scrubber())
+    enc.encode(log_item("charged {a}", {"a": 1}))
+    # Each holds the encoder's bound methods, and the encoder holds them: a cycle only the collector frees.
+    assert gc.is_tracked(enc.encode) and gc.is_tracked(enc._dispatch[items.LOG])
+    alive = weakref.ref(enc)
+    del enc
+    gc.collect()
+    assert alive() is None
+
+
+def test_pure_python_has_no_c_objects(monkeypatch: pytest.MonkeyPatch) -> None:
+    from zoomtrace.runtime import encoder as encoder_module
+
+    monkeypatch.setattr(encoder_module, "speedups", None)
+    enc = new_encoder(Scrubber())
+    assert enc.encode == enc.__call__ and enc._dispatch[items.LOG] == enc._log
+    record = enc.encode(log_item("charged {a}", {"a": 1}))
+    assert record is not None and record.message == "charged 1"
