@@ -12,6 +12,7 @@ Tests that compare with the C are skipped where it is not built, and fail under 
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import sys
 import weakref
@@ -28,7 +29,7 @@ from hypothesis import strategies as st
 from zoomtrace import _native
 from zoomtrace.capture import items
 from zoomtrace.capture.span import Span
-from zoomtrace.runtime.encoder import Encoder
+from zoomtrace.runtime.encoder import _PLAIN_LOGRECORD_SIZE, Encoder
 from zoomtrace.runtime.provenance import Provenance
 from zoomtrace.runtime.sanitize import Limits
 from zoomtrace.runtime.scrub import Scrubber
@@ -64,36 +65,63 @@ def new_encoder(scrubber: Scrubber | None = None, limits: Limits | None = None) 
 
 
 class Pair:
-    """A C ``LogBuilder`` on one encoder and the Python ``_log`` of another with the same settings."""
+    """A C builder (``kind``: ``log``, ``stdlog`` or ``span``) on one encoder, and the Python method it stands for
+    on another with the same settings."""
 
-    def __init__(self, native: ModuleType, scrubber: Callable[[], Scrubber | None] = Scrubber, **limits: Any) -> None:
+    def __init__(
+        self,
+        native: ModuleType,
+        kind: str = "log",
+        scrubber: Callable[[], Scrubber | None] = Scrubber,
+        **limits: Any,
+    ) -> None:
         self.c, self.py = new_encoder(scrubber(), Limits(**limits)), new_encoder(scrubber(), Limits(**limits))
         self.careful_calls = 0
-
-        def careful(item: tuple[Any, ...]) -> Record:
-            self.careful_calls += 1
-            return self.c._log(item)
-
         c = self.c
-        self.builder = native.LogBuilder(
-            careful,
-            Record,
-            c.node_id,
-            c._offsets,
-            c._plain_templates,
-            c._renderers,
-            c._plain_keys,
-            c._clean_strings,
-            c.limits.max_items,
-            c.limits.max_message,
-            c.scrubber.scrub_text if c.scrubber is not None else None,
-        )
+        python = {"log": Encoder._log, "stdlog": Encoder._stdlog, "span": Encoder._span}[kind]
+        self.python = getattr(self.py, python.__name__)
 
-    def both(self, item: tuple[Any, ...]) -> tuple[Record, Record, bool]:
+        def careful(item: Any) -> Record:
+            self.careful_calls += 1
+            return python(c, item)  # type: ignore[no-any-return]
+
+        scrub_text = c.scrubber.scrub_text if c.scrubber is not None else None
+        if kind == "log":
+            self.builder = native.LogBuilder(
+                careful,
+                Record,
+                c.node_id,
+                c._offsets,
+                c._plain_templates,
+                c._renderers,
+                c._plain_keys,
+                c._clean_strings,
+                c.limits.max_items,
+                c.limits.max_message,
+                scrub_text,
+            )
+        elif kind == "stdlog":
+            self.builder = native.StdlogBuilder(
+                careful,
+                Record,
+                c.node_id,
+                logging.LogRecord,
+                c._places,
+                c._plain_percents,
+                scrub_text,
+                _PLAIN_LOGRECORD_SIZE,
+                c.limits.max_message,
+            )
+        else:
+            self.builder = native.SpanBuilder(
+                careful, Record, c.node_id, c._lines, c._plain_keys, c._clean_strings, c.limits.max_items
+            )
+
+    def both(self, item: Any) -> tuple[Record, Record, bool]:
         """Both records (ids left out) and whether the C built it."""
         before = self.careful_calls
         built = self.builder(item)
-        return without_id(built), without_id(self.py._log(item)), self.careful_calls == before
+        return without_id(built), without_id(self.python(item)), self.careful_calls == before
 
 
 def without_id(record: Record) -> Record:
@@ -344,3 +372,164 @@ def test_pure_python_has_no_c_objects(monkeypatch: pytest.MonkeyPatch) -> None:
     assert enc.encode == enc.__call__ and enc._dispatch[items.LOG] == enc._log
     record = enc.encode(log_item("charged {a}", {"a": 1}))
     assert record is not None and record.message == "charged 1"
+
+
+# -- logging records ----------------------------------------------------------------------------------------
+
+
+def std_item(
+    msg: Any,
+    args: Any,
+    *,
+    parent: Any = PARENT,
+    name: Any = "app.std",
+    func: Any = "f",
+    exc_info: Any = None,
+    extra: Any = None,
+) -> tuple[Any, ...]:
+    logger = logging.getLogger("app.std")
+    rec = logger.makeRecord("app.std", logging.INFO, __file__, 12, msg, args, exc_info, func, extra)
+    rec.name = name
+    return (items.STDLOG, rec, parent)
+
+
+PERCENT_TEMPLATES = st.lists(
+    st.sampled_from(["charged ", " for ", "%s", "%d", "%r", "%5.2f", "%x", "%(a)s", "token=", "100%% ", "4111 ", "%y"]),
+    min_size=1,
+    max_size=5,
+).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    msg=PERCENT_TEMPLATES,
+    args=st.lists(VALUES, max_size=3).map(tuple),
+    parent=PARENTS,
+    name=LOGGERS,
+)
+def test_the_c_logging_builder_gives_pythons_record(
+    native: ModuleType, msg: str, args: tuple[Any, ...], parent: Any, name: Any
+) -> None:
+    pair = Pair(native, "stdlog", max_message=60)
+    item = std_item(msg, args, parent=parent, name=name)
+    for _ in range(2):
+        built, expected, _ = pair.both(item)
+        assert built == expected
+
+
+def test_a_plain_logging_record_is_built_in_c_once_its_template_and_place_are_known(native: ModuleType) -> None:
+    pair = Pair(native, "stdlog")
+    assert pair.both(std_item("charged %s for %s by %s", (12.5, 7, "u1")))[2] is False
+    for parent, name in [(None, "root"), (PARENT, ""), (PARENT, "app.std")]:
+        built, expected, in_c = pair.both(std_item("charged %s for %s by %s", (1.5, 2, "ü"), parent=parent, name=name))
+        assert not in_c and built == expected  # text that is not ASCII: Python's
+        built, expected, in_c = pair.both(std_item("charged %s for %s by %s", (1.5, 2, "u2"), parent=parent, name=name))
+        assert in_c and built == expected
+    assert (built.type, built.template, built.attrs) == ("app.std", "charged %s for %s by %s", {})
+    built, expected, in_c = pair.both(std_item("paid %d", (4111111111111111,)))
+    assert not in_c and built == expected
+    built, expected, in_c = pair.both(std_item("paid %d", (4111111111111111,)))
+    assert in_c and built == expected and "4111111111111111" not in (built.message or "")
+
+
+class OtherRecord(logging.LogRecord):
+    pass
+
+
+def test_what_c_does_not_know_plain_in_a_logging_record_is_left_to_python(native: ModuleType) -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        exc_info = sys.exc_info()
+    pair = Pair(native, "stdlog", max_message=30)
+    pair.both(std_item("value %s", (1,)))
+    other = logging.LogRecord("app.std", logging.INFO, __file__, 12, "value %s", (1,), None, "f")
+    other.__class__ = OtherRecord
+    for item in [
+        std_item("value %s", (1,), extra={"user": "u1"}),
+        std_item("value %s", (1,), exc_info=exc_info),
+        std_item("value %s", (1,), func=None),
+        std_item("value %s", (1,), name=7),
+        std_item("value %s", (1,), parent=SpanContext("12" * 16, "34" * 8, on_behalf_of=Text("t"))),  # type: ignore[arg-type]
+        std_item("value %s", ([1],)),
+        std_item("value %s", (float("nan"),)),
+        std_item("value %s", (2**64,)),
+        std_item("value %s", (10**30,)),  # longer than max_message once rendered
+        std_item("value %s %s", (1,)),  # arguments that do not fit
+        std_item(Text("value %s"), (1,)),
+        std_item("value %s", [1]),
+        (items.STDLOG, other, PARENT),
+    ]:
+        built, expected, in_c = pair.both(item)
+        assert not in_c and built == expected
+
+
+# -- spans ---------------------------------------------------------------------------------------------------
+
+
+def make_span(
+    name: Any = "work",
+    attrs: Any = None,
+    *,
+    parent: Any = PARENT,
+    links: Any = (),
+    on_behalf_of: Any = None,
+    error: BaseException | None = None,
+    thread: str | None = "MainThread",
+) -> Span:
+    span = Span(name, {"user": "u1"} if attrs is None else attrs, parent, links, on_behalf_of, CODE, 40)
+    span.start_ns, span.end_ns, span.status = TS, TS + 1500, "ok" if error is None else "error"
+    span.error = error
+    if thread is not None:
+        span.thread = thread
+    return span
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    attrs=st.dictionaries(st.sampled_from(["a", "b", "pw", "user", "token"]), VALUES, max_size=4),
+    parent=st.sampled_from([PARENT, None, SpanContext("12" * 16, "34" * 8, tracestate=(("v", "1"),))]),
+    name=st.sampled_from(["work", "", 7]),
+    links=st.sampled_from([(), (("ab" * 16, "cd" * 8),)]),
+    on_behalf_of=st.sampled_from([None, "tenant-2", 9]),
+    thread=st.sampled_from(["MainThread", None]),
+)
+def test_the_c_span_builder_gives_pythons_record(
+    native: ModuleType,
+    attrs: dict[str, Any],
+    parent: Any,
+    name: Any,
+    links: Any,
+    on_behalf_of: Any,
+    thread: str | None,
+) -> None:
+    pair = Pair(native, "span", max_items=3)
+    span = make_span(name, attrs, parent=parent, links=links, on_behalf_of=on_behalf_of, thread=thread)
+    for _ in range(2):
+        built, expected, _ = pair.both(span)
+        assert built == expected
+
+
+def test_a_plain_span_is_built_in_c_once_its_attributes_and_call_site_are_known(native: ModuleType) -> None:
+    pair = Pair(native, "span")
+    assert pair.both(make_span())[2] is False
+    for span in (make_span(), make_span(parent=None, thread=None), make_span(attrs={}), make_span(on_behalf_of="t")):
+        built, expected, in_c = pair.both(span)
+        assert in_c and built == expected
+    assert (built.kind, built.type, built.end_ns, built.on_behalf_of, built.thread) == (
+        "span",
+        "work",
+        TS + 1500,
+        "t",
+        "MainThread",
+    )
+    for span in (
+        make_span(error=ValueError("boom")),
+        make_span(links=(("ab" * 16, "cd" * 8),)),
+        make_span(parent=SpanContext("12" * 16, "34" * 8, tracestate=(("v", "1"),))),
+        make_span(attrs={"user": "u2"}),
+        make_span(attrs={"password": 1}),
+        make_span(name=Text("work")),
+    ):
+        built, expected, in_c = pair.both(span)
+        assert not in_c and built == expected

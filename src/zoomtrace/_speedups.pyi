@@ -59,3 +59,33 @@ class LogBuilder:
 class Dispatch:
     def __init__(self, span_type: type, build_span: Callable[[Any], Any], builders: dict[Any, Any], /) -> None: ...
     def __call__(self, item: object, /) -> Any: ...
+
+class StdlogBuilder:
+    def __init__(
+        self,
+        careful: Callable[[tuple[Any, ...]], Any],
+        record: type,
+        node_id: str,
+        log_record: type,
+        places: dict[Any, Any],
+        plain_percents: dict[str, int],
+        scrub_text: Callable[[str], str] | None,
+        plain_size: int,
+        max_message: int,
+        /,
+    ) -> None: ...
+    def __call__(self, item: tuple[Any, ...], /) -> Any: ...
+
+class SpanBuilder:
+    def __init__(
+        self,
+        careful: Callable[[Any], Any],
+        record: type,
+        node_id: str,
+        lines: dict[Any, Any],
+        plain_keys: set[str],
+        clean_strings: set[str],
+        max_items: int,
+        /,
+    ) -> None: ...
+    def __call__(self, span: Any, /) -> Any: ...

@@ -10,6 +10,12 @@
  *                               (its caches say so) exactly as ``_log`` does; any other line, and any line
  *                               whose check would need Python, goes to ``careful`` (``_log`` itself), which
  *                               fills the caches for the next one
+ *   StdlogBuilder(careful, record, node_id, log_record, places, plain_percents, scrub_text, plain_size,
+ *                 max_message)
+ *                               zoomtrace.runtime.encoder.Encoder._stdlog, alike, for a logging record
+ *   SpanBuilder(careful, record, node_id, lines, plain_keys, clean_strings, max_items)
+ *                               zoomtrace.runtime.encoder.Encoder._span, alike, for a span without an error,
+ *                               links or a remote trace's vendor state
  *   Dispatch(span_type, build_span, builders)
  *                               zoomtrace.runtime.encoder.Encoder.__call__
  *
@@ -24,6 +30,13 @@
 
 /* -- LogBuilder: Encoder._log ------------------------------------------------------------------------------ */
 
+/* What Encoder._plain_attrs reads: the attribute keys and the text values known plain, and the limit. */
+typedef struct {
+    PyObject *keys;    /* set of str */
+    PyObject *strings; /* set of str */
+    Py_ssize_t max_items;
+} Plain;
+
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
@@ -33,47 +46,52 @@ typedef struct {
     PyObject *offsets;         /* dict: (id(code), offset) -> Code */
     PyObject *plain_templates; /* dict: template -> the message length from which it is scrubbed, or -1 */
     PyObject *renderers;       /* dict: template -> (percent twin, values getter, one) */
-    PyObject *plain_keys;      /* set of str */
-    PyObject *clean_strings;   /* set of str */
     PyObject *scrub_text;      /* Scrubber.scrub_text, or None */
-    Py_ssize_t max_items;
+    Plain plain;
     Py_ssize_t max_message;
 } LogBuilder;
 
 enum { NUMBERS = 1, WITH_TEXT = 2 }; /* as the encoder's _NUMBERS and _WITH_TEXT */
 
-static PyObject *str_log, *str_app, *str_trace_id, *str_span_id, *str_on_behalf_of, *record_kwnames;
+static PyObject *str_log, *str_app, *str_trace_id, *str_span_id, *str_on_behalf_of, *log_kwnames;
+
+/* Whether a value is a number msgpack carries (an int of 64 bits, signed or not; a finite float), a bool or None:
+ * what the fused paths record as it is. */
+static int plain_value(PyObject *value) {
+    PyTypeObject *cls = Py_TYPE(value);
+    if (cls == &PyLong_Type) {
+        int overflow;
+        (void)PyLong_AsLongLongAndOverflow(value, &overflow); /* an exact int: no error but overflow */
+        if (overflow < 0) return 0;
+        if (overflow > 0) { /* beyond 2**63 - 1: msgpack still carries it up to 2**64 - 1 */
+            (void)PyLong_AsUnsignedLongLong(value);
+            if (PyErr_Occurred()) {
+                PyErr_Clear();
+                return 0;
+            }
+        }
+        return 1;
+    }
+    if (cls == &PyFloat_Type) return isfinite(PyFloat_AS_DOUBLE(value));
+    return cls == &PyBool_Type || value == Py_None;
+}
 
 /* Encoder._plain_attrs, for the attributes it has already seen: NUMBERS or WITH_TEXT, or 0 when a key or a
  * text value is not known plain yet (Python decides, and remembers) or a value is of another kind. Runs no
  * Python code: exact str keys and values are hashed and compared by the interpreter's own code. */
-static int plain_attrs(LogBuilder *self, PyObject *attrs) {
-    if (PyDict_GET_SIZE(attrs) > self->max_items) return 0;
+static int plain_attrs(Plain *plain, PyObject *attrs) {
+    if (PyDict_GET_SIZE(attrs) > plain->max_items) return 0;
     int kind = NUMBERS;
     Py_ssize_t pos = 0;
     PyObject *key, *value;
     while (PyDict_Next(attrs, &pos, &key, &value)) {
-        PyTypeObject *cls = Py_TYPE(value);
-        if (cls == &PyUnicode_Type) {
-            if (PySet_Contains(self->clean_strings, value) != 1) return 0;
+        if (PyUnicode_CheckExact(value)) {
+            if (PySet_Contains(plain->strings, value) != 1) return 0;
             kind = WITH_TEXT;
-        } else if (cls == &PyLong_Type) {
-            int overflow;
-            (void)PyLong_AsLongLongAndOverflow(value, &overflow); /* an exact int: no error but overflow */
-            if (overflow < 0) return 0;
-            if (overflow > 0) { /* beyond 2**63 - 1: msgpack still carries it up to 2**64 - 1 */
-                (void)PyLong_AsUnsignedLongLong(value);
-                if (PyErr_Occurred()) {
-                    PyErr_Clear();
-                    return 0;
-                }
-            }
-        } else if (cls == &PyFloat_Type) {
-            if (!isfinite(PyFloat_AS_DOUBLE(value))) return 0;
-        } else if (cls != &PyBool_Type && value != Py_None) {
+        } else if (!plain_value(value)) {
             return 0;
         }
-        if (!PyUnicode_CheckExact(key) || PySet_Contains(self->plain_keys, key) != 1) return 0;
+        if (!PyUnicode_CheckExact(key) || PySet_Contains(plain->keys, key) != 1) return 0;
     }
     return kind;
 }
@@ -96,21 +114,43 @@ static PyObject *render(LogBuilder *self, PyObject *template, PyObject *attrs) {
     return message;
 }
 
+/* A record's trace_id, span_id and on_behalf_of from the position it was made at (None: outside any), as
+ * Encoder._with_parent takes them: 0, or -1 (an exception set or not) when Python must (an on_behalf_of that is
+ * not text is _label's). Each a new reference, or NULL. */
+static int parent_fields(PyObject *parent, PyObject *fields[3]) {
+    if (parent == Py_None) {
+        for (int i = 0; i < 3; i++) fields[i] = Py_NewRef(Py_None);
+        return 0;
+    }
+    if ((fields[0] = PyObject_GetAttr(parent, str_trace_id)) == NULL ||
+        (fields[1] = PyObject_GetAttr(parent, str_span_id)) == NULL ||
+        (fields[2] = PyObject_GetAttr(parent, str_on_behalf_of)) == NULL)
+        return -1;
+    return fields[2] == Py_None || PyUnicode_CheckExact(fields[2]) ? 0 : -1;
+}
+
+static void release_fields(PyObject *fields[3]) {
+    for (int i = 0; i < 3; i++) Py_CLEAR(fields[i]);
+}
+
+/* A record's type from a logger's name, as Encoder._log takes it: the name, "app" for none; NULL (borrowed
+ * either way) when it is not text (_label's). */
+static PyObject *logger_type(PyObject *logger) {
+    if (logger == Py_None || (PyUnicode_CheckExact(logger) && PyUnicode_GET_LENGTH(logger) == 0)) return str_app;
+    return PyUnicode_CheckExact(logger) ? logger : NULL;
+}
+
 /* The line's record, or NULL (an exception set or not) when ``careful`` must build it. */
-static PyObject *build_log(LogBuilder *self, PyObject *item) {
+static PyObject *build_log(PyObject *op, PyObject *item) {
+    LogBuilder *self = (LogBuilder *)op;
     if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 10) return NULL;
     PyObject *ts = PyTuple_GET_ITEM(item, 1), *code = PyTuple_GET_ITEM(item, 2), *offset = PyTuple_GET_ITEM(item, 3),
              *logger = PyTuple_GET_ITEM(item, 4), *level = PyTuple_GET_ITEM(item, 5),
              *template = PyTuple_GET_ITEM(item, 6), *attrs = PyTuple_GET_ITEM(item, 7),
              *parent = PyTuple_GET_ITEM(item, 8), *exc = PyTuple_GET_ITEM(item, 9);
     if (!PyUnicode_CheckExact(template) || exc != Py_None || !PyDict_CheckExact(attrs)) return NULL;
-    PyObject *type;
-    if (logger == Py_None || (PyUnicode_CheckExact(logger) && PyUnicode_GET_LENGTH(logger) == 0))
-        type = str_app;
-    else if (PyUnicode_CheckExact(logger))
-        type = logger;
-    else
-        return NULL; /* a logger that is not text: _label */
+    PyObject *type = logger_type(logger);
+    if (type == NULL) return NULL;
     PyObject *threshold = PyDict_GetItemWithError(self->plain_templates, template);
     if (threshold == NULL || !PyLong_CheckExact(threshold)) return NULL;
     Py_ssize_t scrub_from = PyLong_AsSsize_t(threshold);
@@ -118,7 +158,7 @@ static PyObject *build_log(LogBuilder *self, PyObject *item) {
     int with_attrs = PyDict_GET_SIZE(attrs) > 0;
     PyObject *message;
     if (with_attrs) {
-        int kind = plain_attrs(self, attrs);
+        int kind = plain_attrs(&self->plain, attrs);
         if (kind == 0) return NULL;
         if (kind == WITH_TEXT) scrub_from = 0; /* text in the message: it is scrubbed whatever its length */
         message = render(self, template, attrs);
@@ -130,57 +170,49 @@ static PyObject *build_log(LogBuilder *self, PyObject *item) {
     } else {
         message = Py_NewRef(template);
     }
-    PyObject *key = NULL, *where = NULL, *trace_id = NULL, *span_id = NULL, *on_behalf_of = NULL, *id = NULL;
-    PyObject *result = NULL;
+    PyObject *key = NULL, *where = NULL, *fields[3] = {NULL, NULL, NULL}, *id = NULL, *result = NULL;
     PyObject *code_id = PyLong_FromVoidPtr(code);
     if (code_id == NULL || (key = PyTuple_Pack(2, code_id, offset)) == NULL) goto done;
     where = PyDict_GetItemWithError(self->offsets, key); /* borrowed */
     if (where == NULL) goto done; /* a call site seen for the first time: Python resolves it */
     Py_INCREF(where);
-    if (parent == Py_None) {
-        trace_id = Py_NewRef(Py_None);
-        span_id = Py_NewRef(Py_None);
-        on_behalf_of = Py_NewRef(Py_None);
-    } else {
-        if ((trace_id = PyObject_GetAttr(parent, str_trace_id)) == NULL ||
-            (span_id = PyObject_GetAttr(parent, str_span_id)) == NULL ||
-            (on_behalf_of = PyObject_GetAttr(parent, str_on_behalf_of)) == NULL)
-            goto done;
-        if (on_behalf_of != Py_None && !PyUnicode_CheckExact(on_behalf_of)) goto done; /* _label */
-    }
+    if (parent_fields(parent, fields) < 0) goto done;
     if (self->scrub_text != Py_None && PyUnicode_GET_LENGTH(message) >= scrub_from) {
         PyObject *scrubbed = PyObject_CallOneArg(self->scrub_text, message); /* numbers can make a card number */
         if (scrubbed == NULL) goto done;
         Py_SETREF(message, scrubbed);
     }
     if ((id = speedups_uuid7(ts)) == NULL) goto done;
-    PyObject *args[] = {id, str_log, type, ts, self->node_id, trace_id, span_id, on_behalf_of, where, level,
-                        message, with_attrs ? template : Py_None, attrs};
-    result = PyObject_Vectorcall(self->record, args, 0, record_kwnames);
+    PyObject *args[] = {id,        str_log, type,  ts,      self->node_id,
+                        fields[0], fields[1], fields[2], where, level, message, with_attrs ? template : Py_None, attrs};
+    result = PyObject_Vectorcall(self->record, args, 0, log_kwnames);
 done:
     Py_XDECREF(code_id);
     Py_XDECREF(key);
     Py_XDECREF(where);
-    Py_XDECREF(trace_id);
-    Py_XDECREF(span_id);
-    Py_XDECREF(on_behalf_of);
+    release_fields(fields);
     Py_XDECREF(id);
     Py_DECREF(message);
     return result;
 }
 
-static PyObject *log_builder_call(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+/* A builder's call: the record ``build`` makes of the one item, else ``careful``'s. Whatever stopped ``build``
+ * (an item not known plain, memory, an attribute, the scrubber), the Python code meets it too, and says so. */
+static PyObject *build_or_careful(const char *name, PyObject *(*build)(PyObject *, PyObject *), PyObject *self,
+                                  PyObject *careful, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     if (nargs != 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0)) {
-        PyErr_Format(PyExc_TypeError, "LogBuilder takes exactly one positional argument, the item (%zd given)", nargs);
+        PyErr_Format(PyExc_TypeError, "%s takes exactly one positional argument, the item (%zd given)", name, nargs);
         return NULL;
     }
-    PyObject *record = build_log((LogBuilder *)self, args[0]);
+    PyObject *record = build(self, args[0]);
     if (record != NULL) return record;
-    /* Whatever stopped it (a line not known plain, memory, a parent's attribute, the scrubber), the Python code
-     * meets it too, and says so. */
     PyErr_Clear();
-    return PyObject_CallOneArg(((LogBuilder *)self)->careful, args[0]);
+    return PyObject_CallOneArg(careful, args[0]);
+}
+
+static PyObject *log_builder_call(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    return build_or_careful("LogBuilder", build_log, self, ((LogBuilder *)self)->careful, args, nargsf, kwnames);
 }
 
 static PyObject *log_builder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
@@ -203,10 +235,10 @@ static PyObject *log_builder_new(PyTypeObject *type, PyObject *args, PyObject *k
     self->offsets = Py_NewRef(offsets);
     self->plain_templates = Py_NewRef(plain_templates);
     self->renderers = Py_NewRef(renderers);
-    self->plain_keys = Py_NewRef(plain_keys);
-    self->clean_strings = Py_NewRef(clean_strings);
+    self->plain.keys = Py_NewRef(plain_keys);
+    self->plain.strings = Py_NewRef(clean_strings);
+    self->plain.max_items = max_items;
     self->scrub_text = Py_NewRef(scrub_text);
-    self->max_items = max_items;
     self->max_message = max_message;
     return (PyObject *)self;
 }
@@ -218,8 +250,8 @@ static int log_builder_traverse(LogBuilder *self, visitproc visit, void *arg) {
     Py_VISIT(self->offsets);
     Py_VISIT(self->plain_templates);
     Py_VISIT(self->renderers);
-    Py_VISIT(self->plain_keys);
-    Py_VISIT(self->clean_strings);
+    Py_VISIT(self->plain.keys);
+    Py_VISIT(self->plain.strings);
     Py_VISIT(self->scrub_text);
     return 0;
 }
@@ -231,8 +263,8 @@ static int log_builder_clear(LogBuilder *self) {
     Py_CLEAR(self->offsets);
     Py_CLEAR(self->plain_templates);
     Py_CLEAR(self->renderers);
-    Py_CLEAR(self->plain_keys);
-    Py_CLEAR(self->clean_strings);
+    Py_CLEAR(self->plain.keys);
+    Py_CLEAR(self->plain.strings);
     Py_CLEAR(self->scrub_text);
     return 0;
 }
@@ -254,6 +286,299 @@ static PyTypeObject LogBuilderType = {
     .tp_clear = (inquiry)log_builder_clear,
     .tp_call = PyVectorcall_Call,
     .tp_vectorcall_offset = offsetof(LogBuilder, vectorcall),
+};
+
+/* -- StdlogBuilder: Encoder._stdlog ------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *careful;        /* Encoder._stdlog */
+    PyObject *record;         /* wire.record.Record */
+    PyObject *node_id;        /* str */
+    PyObject *log_record;     /* logging.LogRecord: records of another class (a record factory's) go to careful */
+    PyObject *places;         /* dict: (file name, line, function) -> Code */
+    PyObject *plain_percents; /* dict: % template -> the message length from which it is scrubbed, or -1 */
+    PyObject *scrub_text;     /* Scrubber.scrub_text, or None */
+    Py_ssize_t plain_size;    /* the number of attributes of a LogRecord made without extra= */
+    Py_ssize_t max_message;
+} StdlogBuilder;
+
+static PyObject *str_msg, *str_args, *str_exc_info, *str_pathname, *str_lineno, *str_func_name, *str_name,
+    *str_created, *str_levelname, *stdlog_kwnames;
+
+/* A logging record's record, or NULL (an exception set or not) when ``careful`` must build it. Its fields are
+ * read from its __dict__: a LogRecord (the class itself) has no descriptor of those names. */
+static PyObject *build_stdlog(PyObject *op, PyObject *item) {
+    StdlogBuilder *self = (StdlogBuilder *)op;
+    if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 3) return NULL;
+    PyObject *rec = PyTuple_GET_ITEM(item, 1), *parent = PyTuple_GET_ITEM(item, 2);
+    if ((PyObject *)Py_TYPE(rec) != self->log_record) return NULL;
+    PyObject *dict = PyObject_GenericGetDict(rec, NULL);
+    if (dict == NULL) return NULL;
+    PyObject *message = NULL, *key = NULL, *fields[3] = {NULL, NULL, NULL}, *ts = NULL, *id = NULL, *result = NULL;
+    if (!PyDict_CheckExact(dict) || PyDict_GET_SIZE(dict) != self->plain_size) goto done; /* extra= */
+    PyObject *msg = PyDict_GetItemWithError(dict, str_msg), *args = PyDict_GetItemWithError(dict, str_args),
+             *exc_info = PyDict_GetItemWithError(dict, str_exc_info), *name = PyDict_GetItemWithError(dict, str_name),
+             *created = PyDict_GetItemWithError(dict, str_created),
+             *level = PyDict_GetItemWithError(dict, str_levelname),
+             *pathname = PyDict_GetItemWithError(dict, str_pathname),
+             *lineno = PyDict_GetItemWithError(dict, str_lineno),
+             *func_name = PyDict_GetItemWithError(dict, str_func_name);
+    if (msg == NULL || args == NULL || exc_info == NULL || name == NULL || created == NULL || level == NULL ||
+        pathname == NULL || lineno == NULL || func_name == NULL)
+        goto done;
+    if (!PyUnicode_CheckExact(msg) || !PyTuple_CheckExact(args) || !PyFloat_CheckExact(created)) goto done;
+    if (exc_info != Py_None && PyObject_IsTrue(exc_info) != 0) goto done;
+    PyObject *type = logger_type(name);
+    if (type == NULL) goto done;
+    PyObject *threshold = PyDict_GetItemWithError(self->plain_percents, msg);
+    if (threshold == NULL || !PyLong_CheckExact(threshold)) goto done;
+    Py_ssize_t scrub_from = PyLong_AsSsize_t(threshold);
+    if (scrub_from < 0) goto done;
+    Py_ssize_t count = PyTuple_GET_SIZE(args);
+    if (count > 0) {
+        for (Py_ssize_t i = 0; i < count; i++) {
+            PyObject *value = PyTuple_GET_ITEM(args, i);
+            if (PyUnicode_CheckExact(value) && PyUnicode_IS_ASCII(value))
+                scrub_from = 0; /* text in the message: it is scrubbed whatever its length */
+            else if (!plain_value(value))
+                goto done;
+        }
+        if ((message = PyUnicode_Format(msg, args)) == NULL) goto done; /* what rec.getMessage() does */
+        if (PyUnicode_GET_LENGTH(message) > self->max_message) goto done;
+    } else {
+        message = Py_NewRef(msg);
+    }
+    if ((key = PyTuple_Pack(3, pathname, lineno, func_name)) == NULL) goto done;
+    PyObject *where = PyDict_GetItemWithError(self->places, key); /* borrowed: the dict holds it meanwhile */
+    if (where == NULL || parent_fields(parent, fields) < 0) goto done;
+    if (self->scrub_text != Py_None && PyUnicode_GET_LENGTH(message) >= scrub_from) {
+        PyObject *scrubbed = PyObject_CallOneArg(self->scrub_text, message); /* numbers can make a card number */
+        if (scrubbed == NULL) goto done;
+        Py_SETREF(message, scrubbed);
+    }
+    if ((ts = PyLong_FromDouble(PyFloat_AS_DOUBLE(created) * 1e9)) == NULL || (id = speedups_uuid7(ts)) == NULL)
+        goto done;
+    PyObject *record_args[] = {id,        str_log,   type,  ts,    self->node_id, fields[0],
+                               fields[1], fields[2], where, level, message,       count > 0 ? msg : Py_None};
+    result = PyObject_Vectorcall(self->record, record_args, 0, stdlog_kwnames);
+done:
+    Py_DECREF(dict);
+    Py_XDECREF(message);
+    Py_XDECREF(key);
+    release_fields(fields);
+    Py_XDECREF(ts);
+    Py_XDECREF(id);
+    return result;
+}
+
+static PyObject *stdlog_builder_call(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    return build_or_careful("StdlogBuilder", build_stdlog, self, ((StdlogBuilder *)self)->careful, args, nargsf,
+                            kwnames);
+}
+
+static PyObject *stdlog_builder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"careful", "record", "node_id", "log_record", "places", "plain_percents",
+                             "scrub_text", "plain_size", "max_message", NULL};
+    PyObject *careful, *record, *node_id, *log_record, *places, *plain_percents, *scrub_text;
+    Py_ssize_t plain_size, max_message;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOUO!O!O!Onn:StdlogBuilder", kwlist, &careful, &record, &node_id,
+                                     &PyType_Type, &log_record, &PyDict_Type, &places, &PyDict_Type, &plain_percents,
+                                     &scrub_text, &plain_size, &max_message))
+        return NULL;
+    StdlogBuilder *self = (StdlogBuilder *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    self->vectorcall = stdlog_builder_call;
+    self->careful = Py_NewRef(careful);
+    self->record = Py_NewRef(record);
+    self->node_id = Py_NewRef(node_id);
+    self->log_record = Py_NewRef(log_record);
+    self->places = Py_NewRef(places);
+    self->plain_percents = Py_NewRef(plain_percents);
+    self->scrub_text = Py_NewRef(scrub_text);
+    self->plain_size = plain_size;
+    self->max_message = max_message;
+    return (PyObject *)self;
+}
+
+static int stdlog_builder_traverse(StdlogBuilder *self, visitproc visit, void *arg) {
+    Py_VISIT(self->careful);
+    Py_VISIT(self->record);
+    Py_VISIT(self->node_id);
+    Py_VISIT(self->log_record);
+    Py_VISIT(self->places);
+    Py_VISIT(self->plain_percents);
+    Py_VISIT(self->scrub_text);
+    return 0;
+}
+
+static int stdlog_builder_clear(StdlogBuilder *self) {
+    Py_CLEAR(self->careful);
+    Py_CLEAR(self->record);
+    Py_CLEAR(self->node_id);
+    Py_CLEAR(self->log_record);
+    Py_CLEAR(self->places);
+    Py_CLEAR(self->plain_percents);
+    Py_CLEAR(self->scrub_text);
+    return 0;
+}
+
+static void stdlog_builder_dealloc(StdlogBuilder *self) {
+    PyObject_GC_UnTrack(self);
+    stdlog_builder_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject StdlogBuilderType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "zoomtrace._speedups.StdlogBuilder",
+    .tp_doc = "Encoder._stdlog: the record of a logging record the encoder's caches know plain, else careful(item).",
+    .tp_basicsize = sizeof(StdlogBuilder),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_new = stdlog_builder_new,
+    .tp_dealloc = (destructor)stdlog_builder_dealloc,
+    .tp_traverse = (traverseproc)stdlog_builder_traverse,
+    .tp_clear = (inquiry)stdlog_builder_clear,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(StdlogBuilder, vectorcall),
+};
+
+/* -- SpanBuilder: Encoder._span ------------------------------------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *careful; /* Encoder._span */
+    PyObject *record;  /* wire.record.Record */
+    PyObject *node_id; /* str */
+    PyObject *lines;   /* dict: (id(code), line) -> Code */
+    Plain plain;
+} SpanBuilder;
+
+/* The Span attributes a record takes, in this order (SPAN_THREAD may be unset: None then). */
+enum {
+    SPAN_CODE, SPAN_LINE, SPAN_TRACESTATE, SPAN_ERROR, SPAN_NAME, SPAN_LINKS, SPAN_ON_BEHALF_OF, SPAN_ATTRS,
+    SPAN_START_NS, SPAN_END_NS, SPAN_TRACE_ID, SPAN_SPAN_ID, SPAN_PARENT_SPAN_ID, SPAN_STATUS, SPAN_CPU_NS,
+    SPAN_THREAD, SPAN_FIELDS
+};
+static const char *span_field_names[SPAN_FIELDS] = {
+    "code", "line", "tracestate", "error", "name", "links", "on_behalf_of", "attrs",
+    "start_ns", "end_ns", "trace_id", "span_id", "parent_span_id", "status", "cpu_ns", "thread"};
+static PyObject *span_fields[SPAN_FIELDS], *str_span, *span_kwnames;
+
+/* A span's record, or NULL (an exception set or not) when ``careful`` must build it: a span with an error,
+ * links, a remote trace's vendor state, attributes or a call site not known plain. */
+static PyObject *build_span(PyObject *op, PyObject *span) {
+    SpanBuilder *self = (SpanBuilder *)op;
+    PyObject *got[SPAN_FIELDS] = {NULL}, *code_id = NULL, *key = NULL, *id = NULL, *links = NULL, *result = NULL;
+    for (int i = 0; i < SPAN_FIELDS; i++) {
+        if ((got[i] = PyObject_GetAttr(span, span_fields[i])) != NULL) continue;
+        if (i != SPAN_THREAD || !PyErr_ExceptionMatches(PyExc_AttributeError)) goto done;
+        PyErr_Clear(); /* getattr(span, "thread", None) */
+        got[i] = Py_NewRef(Py_None);
+    }
+    PyObject *attrs = got[SPAN_ATTRS], *on_behalf_of = got[SPAN_ON_BEHALF_OF];
+    if (got[SPAN_ERROR] != Py_None || !PyUnicode_CheckExact(got[SPAN_NAME]) || !PyDict_CheckExact(attrs) ||
+        (on_behalf_of != Py_None && !PyUnicode_CheckExact(on_behalf_of)))
+        goto done;
+    if (PyObject_IsTrue(got[SPAN_TRACESTATE]) != 0 || PyObject_IsTrue(got[SPAN_LINKS]) != 0) goto done;
+    if (PyDict_GET_SIZE(attrs) > 0 && plain_attrs(&self->plain, attrs) == 0) goto done;
+    if ((code_id = PyLong_FromVoidPtr(got[SPAN_CODE])) == NULL ||
+        (key = PyTuple_Pack(2, code_id, got[SPAN_LINE])) == NULL)
+        goto done;
+    PyObject *where = PyDict_GetItemWithError(self->lines, key); /* borrowed: the dict holds it meanwhile */
+    if (where == NULL || (id = speedups_uuid7(got[SPAN_START_NS])) == NULL || (links = PyList_New(0)) == NULL)
+        goto done;
+    PyObject *args[] = {id,
+                        str_span,
+                        got[SPAN_NAME],
+                        got[SPAN_START_NS],
+                        got[SPAN_END_NS],
+                        self->node_id,
+                        got[SPAN_TRACE_ID],
+                        got[SPAN_SPAN_ID],
+                        got[SPAN_PARENT_SPAN_ID],
+                        links,
+                        on_behalf_of,
+                        where,
+                        attrs,
+                        got[SPAN_STATUS],
+                        Py_None,
+                        got[SPAN_CPU_NS],
+                        got[SPAN_THREAD]};
+    result = PyObject_Vectorcall(self->record, args, 0, span_kwnames);
+done:
+    for (int i = 0; i < SPAN_FIELDS; i++) Py_XDECREF(got[i]);
+    Py_XDECREF(code_id);
+    Py_XDECREF(key);
+    Py_XDECREF(id);
+    Py_XDECREF(links);
+    return result;
+}
+
+static PyObject *span_builder_call(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    return build_or_careful("SpanBuilder", build_span, self, ((SpanBuilder *)self)->careful, args, nargsf, kwnames);
+}
+
+static PyObject *span_builder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"careful", "record", "node_id", "lines", "plain_keys", "clean_strings", "max_items",
+                             NULL};
+    PyObject *careful, *record, *node_id, *lines, *plain_keys, *clean_strings;
+    Py_ssize_t max_items;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOUO!O!O!n:SpanBuilder", kwlist, &careful, &record, &node_id,
+                                     &PyDict_Type, &lines, &PySet_Type, &plain_keys, &PySet_Type, &clean_strings,
+                                     &max_items))
+        return NULL;
+    SpanBuilder *self = (SpanBuilder *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    self->vectorcall = span_builder_call;
+    self->careful = Py_NewRef(careful);
+    self->record = Py_NewRef(record);
+    self->node_id = Py_NewRef(node_id);
+    self->lines = Py_NewRef(lines);
+    self->plain.keys = Py_NewRef(plain_keys);
+    self->plain.strings = Py_NewRef(clean_strings);
+    self->plain.max_items = max_items;
+    return (PyObject *)self;
+}
+
+static int span_builder_traverse(SpanBuilder *self, visitproc visit, void *arg) {
+    Py_VISIT(self->careful);
+    Py_VISIT(self->record);
+    Py_VISIT(self->node_id);
+    Py_VISIT(self->lines);
+    Py_VISIT(self->plain.keys);
+    Py_VISIT(self->plain.strings);
+    return 0;
+}
+
+static int span_builder_clear(SpanBuilder *self) {
+    Py_CLEAR(self->careful);
+    Py_CLEAR(self->record);
+    Py_CLEAR(self->node_id);
+    Py_CLEAR(self->lines);
+    Py_CLEAR(self->plain.keys);
+    Py_CLEAR(self->plain.strings);
+    return 0;
+}
+
+static void span_builder_dealloc(SpanBuilder *self) {
+    PyObject_GC_UnTrack(self);
+    span_builder_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject SpanBuilderType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "zoomtrace._speedups.SpanBuilder",
+    .tp_doc = "Encoder._span: the record of a span the encoder's caches know plain, else careful(span).",
+    .tp_basicsize = sizeof(SpanBuilder),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_new = span_builder_new,
+    .tp_dealloc = (destructor)span_builder_dealloc,
+    .tp_traverse = (traverseproc)span_builder_traverse,
+    .tp_clear = (inquiry)span_builder_clear,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(SpanBuilder, vectorcall),
 };
 
 /* -- Dispatch: Encoder.__call__ ---------------------------------------------------------------------------- */
@@ -344,32 +669,62 @@ static PyTypeObject DispatchType = {
     .tp_vectorcall_offset = offsetof(Dispatch, vectorcall),
 };
 
+/* A tuple of the names, interned as a call's keywords in Python code are: msgspec matches them to its fields by
+ * identity first (2.5 times faster than by value). */
+static PyObject *interned_tuple(const char **names, Py_ssize_t size) {
+    PyObject *tuple = PyTuple_New(size);
+    if (tuple == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < size; i++) {
+        PyObject *name = PyUnicode_InternFromString(names[i]);
+        if (name == NULL) {
+            Py_DECREF(tuple);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(tuple, i, name);
+    }
+    return tuple;
+}
+
 int encoder_init(PyObject *module) {
     if ((str_log == NULL && (str_log = PyUnicode_InternFromString("log")) == NULL) ||
         (str_app == NULL && (str_app = PyUnicode_InternFromString("app")) == NULL))
         return -1;
-    if (record_kwnames == NULL) {
-        /* Interned, as a call's keywords in Python code are: msgspec matches them to its fields by identity first. */
-        static const char *names[] = {"id", "kind", "type", "ts_ns", "node_id", "trace_id", "span_id",
+    static const char *log_names[] = {"id",      "kind",         "type", "ts_ns", "node_id", "trace_id", "span_id",
                                       "on_behalf_of", "code", "level", "message", "template", "attrs"};
-        PyObject *kwnames = PyTuple_New(13);
-        if (kwnames == NULL) return -1;
-        for (Py_ssize_t i = 0; i < 13; i++) {
-            PyObject *name = PyUnicode_InternFromString(names[i]);
-            if (name == NULL) {
-                Py_DECREF(kwnames);
-                return -1;
-            }
-            PyTuple_SET_ITEM(kwnames, i, name);
-        }
-        record_kwnames = kwnames;
-    }
+    if (log_kwnames == NULL && (log_kwnames = interned_tuple(log_names, 13)) == NULL) return -1;
     if ((str_trace_id == NULL && (str_trace_id = PyUnicode_InternFromString("trace_id")) == NULL) ||
         (str_span_id == NULL && (str_span_id = PyUnicode_InternFromString("span_id")) == NULL) ||
         (str_on_behalf_of == NULL && (str_on_behalf_of = PyUnicode_InternFromString("on_behalf_of")) == NULL))
         return -1;
-    if (PyType_Ready(&LogBuilderType) < 0 || PyType_Ready(&DispatchType) < 0) return -1;
+    static const char *stdlog_names[] = {"id",      "kind",    "type",  "ts_ns",   "node_id", "trace_id",
+                                         "span_id", "on_behalf_of", "code", "level", "message", "template"};
+    static const char *span_names[] = {"id",      "kind",           "type",  "ts_ns",        "end_ns", "node_id",
+                                       "trace_id", "span_id",       "parent_span_id", "links", "on_behalf_of",
+                                       "code",     "attrs",         "status", "error", "cpu_ns", "thread"};
+    if ((stdlog_kwnames == NULL && (stdlog_kwnames = interned_tuple(stdlog_names, 12)) == NULL) ||
+        (span_kwnames == NULL && (span_kwnames = interned_tuple(span_names, 17)) == NULL))
+        return -1;
+    for (int i = 0; i < SPAN_FIELDS; i++) {
+        if (span_fields[i] == NULL && (span_fields[i] = PyUnicode_InternFromString(span_field_names[i])) == NULL)
+            return -1;
+    }
+    if ((str_span == NULL && (str_span = PyUnicode_InternFromString("span")) == NULL) ||
+        (str_msg == NULL && (str_msg = PyUnicode_InternFromString("msg")) == NULL) ||
+        (str_args == NULL && (str_args = PyUnicode_InternFromString("args")) == NULL) ||
+        (str_exc_info == NULL && (str_exc_info = PyUnicode_InternFromString("exc_info")) == NULL) ||
+        (str_pathname == NULL && (str_pathname = PyUnicode_InternFromString("pathname")) == NULL) ||
+        (str_lineno == NULL && (str_lineno = PyUnicode_InternFromString("lineno")) == NULL) ||
+        (str_func_name == NULL && (str_func_name = PyUnicode_InternFromString("funcName")) == NULL) ||
+        (str_name == NULL && (str_name = PyUnicode_InternFromString("name")) == NULL) ||
+        (str_created == NULL && (str_created = PyUnicode_InternFromString("created")) == NULL) ||
+        (str_levelname == NULL && (str_levelname = PyUnicode_InternFromString("levelname")) == NULL))
+        return -1;
+    if (PyType_Ready(&LogBuilderType) < 0 || PyType_Ready(&StdlogBuilderType) < 0 ||
+        PyType_Ready(&SpanBuilderType) < 0 || PyType_Ready(&DispatchType) < 0)
+        return -1;
     if (PyModule_AddObjectRef(module, "LogBuilder", (PyObject *)&LogBuilderType) < 0 ||
+        PyModule_AddObjectRef(module, "StdlogBuilder", (PyObject *)&StdlogBuilderType) < 0 ||
+        PyModule_AddObjectRef(module, "SpanBuilder", (PyObject *)&SpanBuilderType) < 0 ||
         PyModule_AddObjectRef(module, "Dispatch", (PyObject *)&DispatchType) < 0)
         return -1;
     return 0;

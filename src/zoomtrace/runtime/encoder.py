@@ -106,7 +106,9 @@ class Encoder:
             items.RAW: self._raw,
             items.RECORD: _prebuilt,
         }
-        if speedups is not None:  # the fused log path and the dispatch in C (docs/ARCHITECTURE.md, "Native code")
+        build_span: Callable[[Span], Record] = self._span
+        if speedups is not None:  # the fused paths and the dispatch in C (docs/ARCHITECTURE.md, "Native code")
+            scrub_text = scrubber.scrub_text if scrubber is not None else None
             self._dispatch[items.LOG] = speedups.LogBuilder(
                 self._log,
                 Record,
@@ -118,11 +120,25 @@ class Encoder:
                 self._clean_strings,
                 limits.max_items,
                 limits.max_message,
-                scrubber.scrub_text if scrubber is not None else None,
+                scrub_text,
+            )
+            self._dispatch[items.STDLOG] = speedups.StdlogBuilder(
+                self._stdlog,
+                Record,
+                node_id,
+                logging.LogRecord,
+                self._places,
+                self._plain_percents,
+                scrub_text,
+                _PLAIN_LOGRECORD_SIZE,
+                limits.max_message,
+            )
+            build_span = speedups.SpanBuilder(
+                self._span, Record, node_id, self._lines, self._plain_keys, self._clean_strings, limits.max_items
             )
         #: What the pipeline calls for each item: ``__call__``, or the same in C where the speedups are built.
         self.encode: Callable[[Any], Record | None] = (
-            self.__call__ if speedups is None else speedups.Dispatch(_Span, self._span, self._dispatch)
+            self.__call__ if speedups is None else speedups.Dispatch(_Span, build_span, self._dispatch)
         )
 
     def __call__(self, item: Any) -> Record | None:
