@@ -101,16 +101,12 @@ static int plain_attrs(Plain *plain, PyObject *attrs) {
 static PyObject *render(LogBuilder *self, PyObject *template, PyObject *attrs) {
     PyObject *renderer = PyDict_GetItemWithError(self->renderers, template);
     if (renderer == NULL || !PyTuple_CheckExact(renderer) || PyTuple_GET_SIZE(renderer) != 3) return NULL;
-    PyObject *values = PyObject_CallOneArg(PyTuple_GET_ITEM(renderer, 1), attrs);
-    if (values == NULL) return NULL;
-    PyObject *args = values;
-    if (PyTuple_GET_ITEM(renderer, 2) == Py_True) {
-        args = PyTuple_Pack(1, values);
-        Py_DECREF(values);
-        if (args == NULL) return NULL;
-    }
-    PyObject *message = PyUnicode_Format(PyTuple_GET_ITEM(renderer, 0), args);
-    Py_DECREF(args);
+    Py_INCREF(renderer); /* held while code runs that could, in principle, change the dict */
+    PyObject *message = NULL, *args = PyObject_CallOneArg(PyTuple_GET_ITEM(renderer, 1), attrs);
+    if (args != NULL && PyTuple_GET_ITEM(renderer, 2) == Py_True) Py_SETREF(args, PyTuple_Pack(1, args));
+    if (args != NULL) message = PyUnicode_Format(PyTuple_GET_ITEM(renderer, 0), args);
+    Py_XDECREF(args);
+    Py_DECREF(renderer);
     return message;
 }
 
@@ -173,9 +169,8 @@ static PyObject *build_log(PyObject *op, PyObject *item) {
     PyObject *key = NULL, *where = NULL, *fields[3] = {NULL, NULL, NULL}, *id = NULL, *result = NULL;
     PyObject *code_id = PyLong_FromVoidPtr(code);
     if (code_id == NULL || (key = PyTuple_Pack(2, code_id, offset)) == NULL) goto done;
-    where = PyDict_GetItemWithError(self->offsets, key); /* borrowed */
-    if (where == NULL) goto done; /* a call site seen for the first time: Python resolves it */
-    Py_INCREF(where);
+    /* Held, as every object borrowed from a dict here: the scrubber runs meanwhile. */
+    if ((where = Py_XNewRef(PyDict_GetItemWithError(self->offsets, key))) == NULL) goto done; /* a new call site */
     if (parent_fields(parent, fields) < 0) goto done;
     if (self->scrub_text != Py_None && PyUnicode_GET_LENGTH(message) >= scrub_from) {
         PyObject *scrubbed = PyObject_CallOneArg(self->scrub_text, message); /* numbers can make a card number */
@@ -304,8 +299,12 @@ typedef struct {
     Py_ssize_t max_message;
 } StdlogBuilder;
 
-static PyObject *str_msg, *str_args, *str_exc_info, *str_pathname, *str_lineno, *str_func_name, *str_name,
-    *str_created, *str_levelname, *stdlog_kwnames;
+/* The LogRecord attributes a record takes. */
+enum { REC_MSG, REC_ARGS, REC_EXC_INFO, REC_NAME, REC_CREATED, REC_LEVELNAME, REC_PATHNAME, REC_LINENO, REC_FUNC_NAME,
+       REC_FIELDS };
+static const char *rec_field_names[REC_FIELDS] = {"msg",       "args",     "exc_info", "name",    "created",
+                                                  "levelname", "pathname", "lineno",   "funcName"};
+static PyObject *rec_fields[REC_FIELDS], *stdlog_kwnames;
 
 /* A logging record's record, or NULL (an exception set or not) when ``careful`` must build it. Its fields are
  * read from its __dict__: a LogRecord (the class itself) has no descriptor of those names. */
@@ -316,21 +315,17 @@ static PyObject *build_stdlog(PyObject *op, PyObject *item) {
     if ((PyObject *)Py_TYPE(rec) != self->log_record) return NULL;
     PyObject *dict = PyObject_GenericGetDict(rec, NULL);
     if (dict == NULL) return NULL;
-    PyObject *message = NULL, *key = NULL, *fields[3] = {NULL, NULL, NULL}, *ts = NULL, *id = NULL, *result = NULL;
+    PyObject *got[REC_FIELDS] = {NULL}, *message = NULL, *key = NULL, *where = NULL, *fields[3] = {NULL, NULL, NULL},
+             *ts = NULL, *id = NULL, *result = NULL;
     if (!PyDict_CheckExact(dict) || PyDict_GET_SIZE(dict) != self->plain_size) goto done; /* extra= */
-    PyObject *msg = PyDict_GetItemWithError(dict, str_msg), *args = PyDict_GetItemWithError(dict, str_args),
-             *exc_info = PyDict_GetItemWithError(dict, str_exc_info), *name = PyDict_GetItemWithError(dict, str_name),
-             *created = PyDict_GetItemWithError(dict, str_created),
-             *level = PyDict_GetItemWithError(dict, str_levelname),
-             *pathname = PyDict_GetItemWithError(dict, str_pathname),
-             *lineno = PyDict_GetItemWithError(dict, str_lineno),
-             *func_name = PyDict_GetItemWithError(dict, str_func_name);
-    if (msg == NULL || args == NULL || exc_info == NULL || name == NULL || created == NULL || level == NULL ||
-        pathname == NULL || lineno == NULL || func_name == NULL)
-        goto done;
-    if (!PyUnicode_CheckExact(msg) || !PyTuple_CheckExact(args) || !PyFloat_CheckExact(created)) goto done;
-    if (exc_info != Py_None && PyObject_IsTrue(exc_info) != 0) goto done;
-    PyObject *type = logger_type(name);
+    for (int i = 0; i < REC_FIELDS; i++) { /* held: code runs below (the scrubber) while they are in use */
+        if ((got[i] = PyDict_GetItemWithError(dict, rec_fields[i])) == NULL) goto done;
+        Py_INCREF(got[i]);
+    }
+    PyObject *msg = got[REC_MSG], *args = got[REC_ARGS];
+    if (!PyUnicode_CheckExact(msg) || !PyTuple_CheckExact(args) || !PyFloat_CheckExact(got[REC_CREATED])) goto done;
+    if (got[REC_EXC_INFO] != Py_None && PyObject_IsTrue(got[REC_EXC_INFO]) != 0) goto done;
+    PyObject *type = logger_type(got[REC_NAME]);
     if (type == NULL) goto done;
     PyObject *threshold = PyDict_GetItemWithError(self->plain_percents, msg);
     if (threshold == NULL || !PyLong_CheckExact(threshold)) goto done;
@@ -350,23 +345,27 @@ static PyObject *build_stdlog(PyObject *op, PyObject *item) {
     } else {
         message = Py_NewRef(msg);
     }
-    if ((key = PyTuple_Pack(3, pathname, lineno, func_name)) == NULL) goto done;
-    PyObject *where = PyDict_GetItemWithError(self->places, key); /* borrowed: the dict holds it meanwhile */
-    if (where == NULL || parent_fields(parent, fields) < 0) goto done;
+    if ((key = PyTuple_Pack(3, got[REC_PATHNAME], got[REC_LINENO], got[REC_FUNC_NAME])) == NULL ||
+        (where = Py_XNewRef(PyDict_GetItemWithError(self->places, key))) == NULL ||
+        parent_fields(parent, fields) < 0)
+        goto done;
     if (self->scrub_text != Py_None && PyUnicode_GET_LENGTH(message) >= scrub_from) {
         PyObject *scrubbed = PyObject_CallOneArg(self->scrub_text, message); /* numbers can make a card number */
         if (scrubbed == NULL) goto done;
         Py_SETREF(message, scrubbed);
     }
-    if ((ts = PyLong_FromDouble(PyFloat_AS_DOUBLE(created) * 1e9)) == NULL || (id = speedups_uuid7(ts)) == NULL)
+    if ((ts = PyLong_FromDouble(PyFloat_AS_DOUBLE(got[REC_CREATED]) * 1e9)) == NULL ||
+        (id = speedups_uuid7(ts)) == NULL)
         goto done;
-    PyObject *record_args[] = {id,        str_log,   type,  ts,    self->node_id, fields[0],
-                               fields[1], fields[2], where, level, message,       count > 0 ? msg : Py_None};
+    PyObject *record_args[] = {id,        str_log,   type,  ts,    self->node_id,   fields[0],
+                               fields[1], fields[2], where, got[REC_LEVELNAME], message, count > 0 ? msg : Py_None};
     result = PyObject_Vectorcall(self->record, record_args, 0, stdlog_kwnames);
 done:
     Py_DECREF(dict);
+    for (int i = 0; i < REC_FIELDS; i++) Py_XDECREF(got[i]);
     Py_XDECREF(message);
     Py_XDECREF(key);
+    Py_XDECREF(where);
     release_fields(fields);
     Py_XDECREF(ts);
     Py_XDECREF(id);
@@ -470,7 +469,8 @@ static PyObject *span_fields[SPAN_FIELDS], *str_span, *span_kwnames;
  * links, a remote trace's vendor state, attributes or a call site not known plain. */
 static PyObject *build_span(PyObject *op, PyObject *span) {
     SpanBuilder *self = (SpanBuilder *)op;
-    PyObject *got[SPAN_FIELDS] = {NULL}, *code_id = NULL, *key = NULL, *id = NULL, *links = NULL, *result = NULL;
+    PyObject *got[SPAN_FIELDS] = {NULL}, *code_id = NULL, *key = NULL, *where = NULL, *id = NULL, *links = NULL,
+             *result = NULL;
     for (int i = 0; i < SPAN_FIELDS; i++) {
         if ((got[i] = PyObject_GetAttr(span, span_fields[i])) != NULL) continue;
         if (i != SPAN_THREAD || !PyErr_ExceptionMatches(PyExc_AttributeError)) goto done;
@@ -486,8 +486,8 @@ static PyObject *build_span(PyObject *op, PyObject *span) {
     if ((code_id = PyLong_FromVoidPtr(got[SPAN_CODE])) == NULL ||
         (key = PyTuple_Pack(2, code_id, got[SPAN_LINE])) == NULL)
         goto done;
-    PyObject *where = PyDict_GetItemWithError(self->lines, key); /* borrowed: the dict holds it meanwhile */
-    if (where == NULL || (id = speedups_uuid7(got[SPAN_START_NS])) == NULL || (links = PyList_New(0)) == NULL)
+    if ((where = Py_XNewRef(PyDict_GetItemWithError(self->lines, key))) == NULL ||
+        (id = speedups_uuid7(got[SPAN_START_NS])) == NULL || (links = PyList_New(0)) == NULL)
         goto done;
     PyObject *args[] = {id,
                         str_span,
@@ -511,6 +511,7 @@ done:
     for (int i = 0; i < SPAN_FIELDS; i++) Py_XDECREF(got[i]);
     Py_XDECREF(code_id);
     Py_XDECREF(key);
+    Py_XDECREF(where);
     Py_XDECREF(id);
     Py_XDECREF(links);
     return result;
@@ -708,17 +709,11 @@ int encoder_init(PyObject *module) {
         if (span_fields[i] == NULL && (span_fields[i] = PyUnicode_InternFromString(span_field_names[i])) == NULL)
             return -1;
     }
-    if ((str_span == NULL && (str_span = PyUnicode_InternFromString("span")) == NULL) ||
-        (str_msg == NULL && (str_msg = PyUnicode_InternFromString("msg")) == NULL) ||
-        (str_args == NULL && (str_args = PyUnicode_InternFromString("args")) == NULL) ||
-        (str_exc_info == NULL && (str_exc_info = PyUnicode_InternFromString("exc_info")) == NULL) ||
-        (str_pathname == NULL && (str_pathname = PyUnicode_InternFromString("pathname")) == NULL) ||
-        (str_lineno == NULL && (str_lineno = PyUnicode_InternFromString("lineno")) == NULL) ||
-        (str_func_name == NULL && (str_func_name = PyUnicode_InternFromString("funcName")) == NULL) ||
-        (str_name == NULL && (str_name = PyUnicode_InternFromString("name")) == NULL) ||
-        (str_created == NULL && (str_created = PyUnicode_InternFromString("created")) == NULL) ||
-        (str_levelname == NULL && (str_levelname = PyUnicode_InternFromString("levelname")) == NULL))
-        return -1;
+    for (int i = 0; i < REC_FIELDS; i++) {
+        if (rec_fields[i] == NULL && (rec_fields[i] = PyUnicode_InternFromString(rec_field_names[i])) == NULL)
+            return -1;
+    }
+    if (str_span == NULL && (str_span = PyUnicode_InternFromString("span")) == NULL) return -1;
     if (PyType_Ready(&LogBuilderType) < 0 || PyType_Ready(&StdlogBuilderType) < 0 ||
         PyType_Ready(&SpanBuilderType) < 0 || PyType_Ready(&DispatchType) < 0)
         return -1;
