@@ -11,6 +11,7 @@ Tests that compare with the C are skipped where it is not built, and fail under 
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import os
@@ -19,7 +20,7 @@ import weakref
 from collections import UserDict
 from collections.abc import Callable
 from types import CodeType, ModuleType
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import pytest
@@ -31,7 +32,7 @@ from zoomtrace.capture import items
 from zoomtrace.capture.span import Span
 from zoomtrace.runtime.encoder import _PLAIN_LOGRECORD_SIZE, Encoder
 from zoomtrace.runtime.provenance import Provenance
-from zoomtrace.runtime.sanitize import Limits
+from zoomtrace.runtime.sanitize import Limits, json_encode
 from zoomtrace.runtime.scrub import Scrubber
 from zoomtrace.wire.propagation import SpanContext
 from zoomtrace.wire.record import Record
@@ -71,14 +72,14 @@ class Pair:
     def __init__(
         self,
         native: ModuleType,
-        kind: str = "log",
+        kind: Literal["log", "stdlog", "span", "event"] = "log",
         scrubber: Callable[[], Scrubber | None] = Scrubber,
         **limits: Any,
     ) -> None:
         self.c, self.py = new_encoder(scrubber(), Limits(**limits)), new_encoder(scrubber(), Limits(**limits))
         self.careful_calls = 0
         c = self.c
-        python = {"log": Encoder._log, "stdlog": Encoder._stdlog, "span": Encoder._span}[kind]
+        python = {"log": Encoder._log, "stdlog": Encoder._stdlog, "span": Encoder._span, "event": Encoder._event}[kind]
         self.python = getattr(self.py, python.__name__)
 
         def careful(item: Any) -> Record:
@@ -112,9 +113,23 @@ class Pair:
                 _PLAIN_LOGRECORD_SIZE,
                 c.limits.max_message,
             )
-        else:
+        elif kind == "span":
             self.builder = native.SpanBuilder(
                 careful, Record, c.node_id, c._lines, c._plain_keys, c._clean_strings, c.limits.max_items
+            )
+        else:
+            self.builder = native.EventBuilder(
+                careful,
+                Record,
+                c.node_id,
+                c._offsets,
+                c._plain_keys,
+                c._clean_strings,
+                c.limits.max_items,
+                json_encode,
+                msgspec.Raw,
+                c.scrubber.json_unchanged if c.scrubber is not None else None,
+                c.limits.max_payload_bytes,
             )
 
     def both(self, item: Any) -> tuple[Record, Record, bool]:
@@ -533,3 +548,90 @@ def test_a_plain_span_is_built_in_c_once_its_attributes_and_call_site_are_known(
     ):
         built, expected, in_c = pair.both(span)
         assert not in_c and built == expected
+
+
+# -- data events ---------------------------------------------------------------------------------------------
+
+
+def event_item(
+    obj: Any,
+    type_: Any = "OrderPlaced",
+    *,
+    sources: tuple[Any, ...] = (),
+    attrs: Any = None,
+    parent: Any = PARENT,
+    code: CodeType = CODE,
+    offset: int = OFFSET,
+) -> tuple[Any, ...]:
+    return (items.EVENT, "0190-id", TS, code, offset, type_, obj, sources, {} if attrs is None else attrs, parent)
+
+
+@dataclasses.dataclass
+class OrderPlaced:
+    order_id: str
+    total: float
+
+
+PAYLOAD_VALUES = st.recursive(
+    VALUES | st.just(b"bytes"),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["id", "name", "password", "token", "note", "card"]), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    obj=PAYLOAD_VALUES,
+    type_=st.sampled_from(["OrderPlaced", "", None, 7]),
+    sources=st.lists(st.sampled_from(["0190-a", "0190-b", 5]), max_size=2).map(tuple),
+    attrs=st.dictionaries(st.sampled_from(["user", "pw"]), VALUES, max_size=2),
+    parent=PARENTS,
+    scrubbed=st.booleans(),
+)
+def test_the_c_event_builder_gives_pythons_record(
+    native: ModuleType,
+    obj: Any,
+    type_: Any,
+    sources: tuple[Any, ...],
+    attrs: dict[str, Any],
+    parent: Any,
+    scrubbed: bool,
+) -> None:
+    pair = Pair(native, "event", scrubber=Scrubber if scrubbed else lambda: None, max_payload_bytes=200)
+    item = event_item(obj, type_, sources=sources, attrs=attrs, parent=parent)
+    for _ in range(2):
+        built, expected, _ = pair.both(item)
+        assert built == expected
+
+
+def test_a_plain_event_is_built_in_c_and_one_the_scrubber_changes_by_python(native: ModuleType) -> None:
+    pair = Pair(native, "event", max_payload_bytes=1000)
+    order = {"order_id": "o-1", "lines": [{"sku": "A", "qty": 2}], "total": 12.5, "paid": True}
+    assert pair.both(event_item(order))[2] is False  # a new call site: Python resolves it
+    for item in (
+        event_item(order, None, sources=("0190-a",), parent=None),
+        event_item(OrderPlaced("o-2", 3.5), None, attrs={"user": "u1"}),
+        event_item(b"raw", "Blob"),  # bytes: base64 text in JSON, as msgspec writes them
+        event_item([1, 2, 3], "Batch"),
+    ):
+        if item[8]:
+            pair.both(item)  # Python learns the attribute text
+        built, expected, in_c = pair.both(item)
+        assert in_c and built == expected and type(built.payload) is msgspec.Raw
+    assert (built.type, bytes(built.payload)) == ("Batch", b"[1,2,3]")
+    for obj in (
+        {"password": "hunter2"},
+        {"note": "Bearer abc.def"},
+        {"n": float("nan")},
+        {"n": 2**70},
+        {"blob": "x" * 1000},  # over max_payload_bytes
+        7,
+        None,
+    ):
+        built, expected, in_c = pair.both(event_item(obj))
+        assert not in_c and built == expected
+    built, _, _ = pair.both(event_item({"password": "hunter2"}))
+    assert b"hunter2" not in json_encode(built.payload)

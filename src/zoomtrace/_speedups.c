@@ -66,12 +66,14 @@ static int has_digit_run(const unsigned char *p, Py_ssize_t n, Py_ssize_t len) {
 }
 
 /* "null" anywhere, or LONG_DIGITS ASCII digits in a row. */
+int speedups_needs_care(const unsigned char *p, Py_ssize_t n) {
+    return CONTAINS(p, n, "null") || has_digit_run(p, n, LONG_DIGITS);
+}
+
 static PyObject *needs_care(PyObject *module, PyObject *arg) {
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
-    const unsigned char *p = view.buf;
-    Py_ssize_t n = view.len;
-    int care = CONTAINS(p, n, "null") || has_digit_run(p, n, LONG_DIGITS);
+    int care = speedups_needs_care(view.buf, view.len);
     PyBuffer_Release(&view);
     return PyBool_FromLong(care);
 }

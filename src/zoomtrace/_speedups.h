@@ -13,4 +13,7 @@ int encoder_init(PyObject *module);
 /* _speedups.c: wire.record.uuid7 of ``ts_ns`` (an int; NULL or None: now), a new reference or NULL. */
 PyObject *speedups_uuid7(PyObject *ts_ns);
 
+/* _speedups.c: sanitize._needs_care of a payload's JSON: "null" anywhere, or a run of digits too long for msgpack. */
+int speedups_needs_care(const unsigned char *p, Py_ssize_t n);
+
 #endif

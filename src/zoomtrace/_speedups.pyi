@@ -89,3 +89,21 @@ class SpanBuilder:
         /,
     ) -> None: ...
     def __call__(self, span: Any, /) -> Any: ...
+
+class EventBuilder:
+    def __init__(
+        self,
+        careful: Callable[[tuple[Any, ...]], Any],
+        record: type,
+        node_id: str,
+        offsets: dict[Any, Any],
+        plain_keys: set[str],
+        clean_strings: set[str],
+        max_items: int,
+        encode_json: Callable[[Any], bytes],
+        raw: type,
+        json_unchanged: Callable[[bytes], bool] | None,
+        max_payload_bytes: int,
+        /,
+    ) -> None: ...
+    def __call__(self, item: tuple[Any, ...], /) -> Any: ...

@@ -16,6 +16,10 @@
  *   SpanBuilder(careful, record, node_id, lines, plain_keys, clean_strings, max_items)
  *                               zoomtrace.runtime.encoder.Encoder._span, alike, for a span without an error,
  *                               links or a remote trace's vendor state
+ *   EventBuilder(careful, record, node_id, offsets, plain_keys, clean_strings, max_items, encode_json, raw,
+ *                json_unchanged, max_payload_bytes)
+ *                               zoomtrace.runtime.encoder.Encoder._event, alike, for a data event whose JSON
+ *                               the sanitiser and the scrubber leave as it is (stored as that JSON)
  *   Dispatch(span_type, build_span, builders)
  *                               zoomtrace.runtime.encoder.Encoder.__call__
  *
@@ -582,6 +586,168 @@ static PyTypeObject SpanBuilderType = {
     .tp_vectorcall_offset = offsetof(SpanBuilder, vectorcall),
 };
 
+/* -- EventBuilder: Encoder._event ---------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *careful;        /* Encoder._event */
+    PyObject *record;         /* wire.record.Record */
+    PyObject *node_id;        /* str */
+    PyObject *offsets;        /* dict: (id(code), offset) -> Code */
+    PyObject *encode_json;    /* a msgspec JSON encoder's encode */
+    PyObject *raw;            /* msgspec.Raw */
+    PyObject *json_unchanged; /* Scrubber.json_unchanged, or None */
+    Plain plain;
+    Py_ssize_t max_payload_bytes;
+} EventBuilder;
+
+static PyObject *str_event, *event_kwnames;
+
+/* The payload of an event as sanitize_payload_json and the scrubber leave it when they change nothing: its JSON,
+ * as msgspec.Raw; NULL (an exception set or not) when Python must look at it (a scalar, a payload too large,
+ * one the JSON cannot carry exactly, or one the scrubber may change: encoded again there). */
+static PyObject *plain_payload(EventBuilder *self, PyObject *obj) {
+    if (obj == Py_None || PyBool_Check(obj) || PyLong_CheckExact(obj)) return NULL; /* sanitize_payload_json's own */
+    PyObject *encoded = PyObject_CallOneArg(self->encode_json, obj), *payload = NULL;
+    if (encoded == NULL || !PyBytes_CheckExact(encoded)) goto done;
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(encoded);
+    Py_ssize_t n = PyBytes_GET_SIZE(encoded);
+    if (n > self->max_payload_bytes || speedups_needs_care(p, n)) goto done;
+    if (self->json_unchanged != Py_None) {
+        PyObject *unchanged = PyObject_CallOneArg(self->json_unchanged, encoded);
+        int keep = unchanged == NULL ? -1 : PyObject_IsTrue(unchanged);
+        Py_XDECREF(unchanged);
+        if (keep != 1) goto done;
+    }
+    payload = PyObject_CallOneArg(self->raw, encoded);
+done:
+    Py_XDECREF(encoded);
+    return payload;
+}
+
+/* An event's record, or NULL (an exception set or not) when ``careful`` must build it. */
+static PyObject *build_event(PyObject *op, PyObject *item) {
+    EventBuilder *self = (EventBuilder *)op;
+    if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 10) return NULL;
+    PyObject *record_id = PyTuple_GET_ITEM(item, 1), *ts = PyTuple_GET_ITEM(item, 2), *code = PyTuple_GET_ITEM(item, 3),
+             *offset = PyTuple_GET_ITEM(item, 4), *type_ = PyTuple_GET_ITEM(item, 5), *obj = PyTuple_GET_ITEM(item, 6),
+             *sources = PyTuple_GET_ITEM(item, 7), *attrs = PyTuple_GET_ITEM(item, 8),
+             *parent = PyTuple_GET_ITEM(item, 9);
+    if (!PyDict_CheckExact(attrs) || (PyDict_GET_SIZE(attrs) > 0 && plain_attrs(&self->plain, attrs) == 0) ||
+        !PyTuple_CheckExact(sources))
+        return NULL;
+    PyObject *type = NULL, *code_id = NULL, *key = NULL, *where = NULL, *fields[3] = {NULL, NULL, NULL},
+             *payload = NULL, *labels = NULL, *result = NULL;
+    if (PyUnicode_CheckExact(type_) && PyUnicode_GET_LENGTH(type_) > 0)
+        type = Py_NewRef(type_);
+    else if (type_ != Py_None && !(PyUnicode_CheckExact(type_) && PyUnicode_GET_LENGTH(type_) == 0))
+        goto done; /* a type that is not text: _label */
+    else if (PyDict_Check(obj))
+        type = Py_NewRef(str_event);
+    else if ((type = PyType_GetQualName(Py_TYPE(obj))) == NULL) /* _type_name */
+        goto done;
+    Py_ssize_t count = PyTuple_GET_SIZE(sources);
+    if ((labels = PyList_New(count)) == NULL) goto done;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *source = PyTuple_GET_ITEM(sources, i);
+        if (!PyUnicode_CheckExact(source)) goto done; /* _label */
+        PyList_SET_ITEM(labels, i, Py_NewRef(source));
+    }
+    if ((code_id = PyLong_FromVoidPtr(code)) == NULL || (key = PyTuple_Pack(2, code_id, offset)) == NULL ||
+        (where = Py_XNewRef(PyDict_GetItemWithError(self->offsets, key))) == NULL ||
+        parent_fields(parent, fields) < 0 || (payload = plain_payload(self, obj)) == NULL)
+        goto done;
+    PyObject *args[] = {record_id, str_event, type,  ts,      self->node_id, fields[0],
+                        fields[1], fields[2], where, attrs,   payload,       labels};
+    result = PyObject_Vectorcall(self->record, args, 0, event_kwnames);
+done:
+    Py_XDECREF(type);
+    Py_XDECREF(code_id);
+    Py_XDECREF(key);
+    Py_XDECREF(where);
+    release_fields(fields);
+    Py_XDECREF(payload);
+    Py_XDECREF(labels);
+    return result;
+}
+
+static PyObject *event_builder_call(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    return build_or_careful("EventBuilder", build_event, self, ((EventBuilder *)self)->careful, args, nargsf, kwnames);
+}
+
+static PyObject *event_builder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"careful",    "record",     "node_id",           "offsets",
+                             "plain_keys", "clean_strings", "max_items",      "encode_json",
+                             "raw",        "json_unchanged", "max_payload_bytes", NULL};
+    PyObject *careful, *record, *node_id, *offsets, *plain_keys, *clean_strings, *encode_json, *raw, *json_unchanged;
+    Py_ssize_t max_items, max_payload_bytes;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOUO!O!O!nOOOn:EventBuilder", kwlist, &careful, &record, &node_id,
+                                     &PyDict_Type, &offsets, &PySet_Type, &plain_keys, &PySet_Type, &clean_strings,
+                                     &max_items, &encode_json, &raw, &json_unchanged, &max_payload_bytes))
+        return NULL;
+    EventBuilder *self = (EventBuilder *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    self->vectorcall = event_builder_call;
+    self->careful = Py_NewRef(careful);
+    self->record = Py_NewRef(record);
+    self->node_id = Py_NewRef(node_id);
+    self->offsets = Py_NewRef(offsets);
+    self->plain.keys = Py_NewRef(plain_keys);
+    self->plain.strings = Py_NewRef(clean_strings);
+    self->plain.max_items = max_items;
+    self->encode_json = Py_NewRef(encode_json);
+    self->raw = Py_NewRef(raw);
+    self->json_unchanged = Py_NewRef(json_unchanged);
+    self->max_payload_bytes = max_payload_bytes;
+    return (PyObject *)self;
+}
+
+static int event_builder_traverse(EventBuilder *self, visitproc visit, void *arg) {
+    Py_VISIT(self->careful);
+    Py_VISIT(self->record);
+    Py_VISIT(self->node_id);
+    Py_VISIT(self->offsets);
+    Py_VISIT(self->plain.keys);
+    Py_VISIT(self->plain.strings);
+    Py_VISIT(self->encode_json);
+    Py_VISIT(self->raw);
+    Py_VISIT(self->json_unchanged);
+    return 0;
+}
+
+static int event_builder_clear(EventBuilder *self) {
+    Py_CLEAR(self->careful);
+    Py_CLEAR(self->record);
+    Py_CLEAR(self->node_id);
+    Py_CLEAR(self->offsets);
+    Py_CLEAR(self->plain.keys);
+    Py_CLEAR(self->plain.strings);
+    Py_CLEAR(self->encode_json);
+    Py_CLEAR(self->raw);
+    Py_CLEAR(self->json_unchanged);
+    return 0;
+}
+
+static void event_builder_dealloc(EventBuilder *self) {
+    PyObject_GC_UnTrack(self);
+    event_builder_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject EventBuilderType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "zoomtrace._speedups.EventBuilder",
+    .tp_doc = "Encoder._event: the record of a data event whose JSON needs no change, else careful(item).",
+    .tp_basicsize = sizeof(EventBuilder),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_new = event_builder_new,
+    .tp_dealloc = (destructor)event_builder_dealloc,
+    .tp_traverse = (traverseproc)event_builder_traverse,
+    .tp_clear = (inquiry)event_builder_clear,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(EventBuilder, vectorcall),
+};
+
 /* -- Dispatch: Encoder.__call__ ---------------------------------------------------------------------------- */
 
 typedef struct {
@@ -713,13 +879,19 @@ int encoder_init(PyObject *module) {
         if (rec_fields[i] == NULL && (rec_fields[i] = PyUnicode_InternFromString(rec_field_names[i])) == NULL)
             return -1;
     }
-    if (str_span == NULL && (str_span = PyUnicode_InternFromString("span")) == NULL) return -1;
-    if (PyType_Ready(&LogBuilderType) < 0 || PyType_Ready(&StdlogBuilderType) < 0 ||
+    static const char *event_names[] = {"id",           "kind", "type",  "ts_ns", "node_id", "trace_id",
+                                        "span_id",      "on_behalf_of", "code", "attrs", "payload", "sources"};
+    if (event_kwnames == NULL && (event_kwnames = interned_tuple(event_names, 12)) == NULL) return -1;
+    if ((str_span == NULL && (str_span = PyUnicode_InternFromString("span")) == NULL) ||
+        (str_event == NULL && (str_event = PyUnicode_InternFromString("event")) == NULL))
+        return -1;
+    if (PyType_Ready(&LogBuilderType) < 0 || PyType_Ready(&StdlogBuilderType) < 0 || PyType_Ready(&EventBuilderType) < 0 ||
         PyType_Ready(&SpanBuilderType) < 0 || PyType_Ready(&DispatchType) < 0)
         return -1;
     if (PyModule_AddObjectRef(module, "LogBuilder", (PyObject *)&LogBuilderType) < 0 ||
         PyModule_AddObjectRef(module, "StdlogBuilder", (PyObject *)&StdlogBuilderType) < 0 ||
         PyModule_AddObjectRef(module, "SpanBuilder", (PyObject *)&SpanBuilderType) < 0 ||
+        PyModule_AddObjectRef(module, "EventBuilder", (PyObject *)&EventBuilderType) < 0 ||
         PyModule_AddObjectRef(module, "Dispatch", (PyObject *)&DispatchType) < 0)
         return -1;
     return 0;

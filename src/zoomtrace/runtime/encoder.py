@@ -28,6 +28,7 @@ from zoomtrace.capture.span import Span
 from zoomtrace.runtime.provenance import Location, Provenance, snapshot
 from zoomtrace.runtime.sanitize import (
     Limits,
+    json_encode,
     safe_repr,
     safe_str,
     sanitize_attrs,
@@ -132,6 +133,19 @@ class Encoder:
                 scrub_text,
                 _PLAIN_LOGRECORD_SIZE,
                 limits.max_message,
+            )
+            self._dispatch[items.EVENT] = speedups.EventBuilder(
+                self._event,
+                Record,
+                node_id,
+                self._offsets,
+                self._plain_keys,
+                self._clean_strings,
+                limits.max_items,
+                json_encode,
+                msgspec.Raw,
+                scrubber.json_unchanged if scrubber is not None else None,
+                limits.max_payload_bytes,
             )
             build_span = speedups.SpanBuilder(
                 self._span, Record, node_id, self._lines, self._plain_keys, self._clean_strings, limits.max_items
@@ -603,7 +617,7 @@ class Encoder:
             span_id=span_id,
             on_behalf_of=on_behalf_of,
             code=where,
-            attrs=self._attrs(attrs) if attrs else attrs,
+            attrs=attrs if not attrs or self._plain_attrs(attrs) else self._attrs(attrs),
             payload=payload,
             sources=[_label(source) for source in sources] if sources else [],
         )

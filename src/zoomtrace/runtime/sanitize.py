@@ -80,7 +80,8 @@ _BUILTIN_TYPES: Final = (
     decimal.Decimal,
 )
 
-_json_encode: Final = msgspec.json.Encoder().encode
+#: The JSON of a payload, as sanitising measures it (and the encoder's C event path, ``zoomtrace._native``).
+json_encode: Final = msgspec.json.Encoder().encode
 _json_decode: Final = msgspec.json.Decoder().decode
 # bytes.translate maps digits to b"1" and everything else to b" ": a long digit run is then a substring
 # search, an order of magnitude faster than a regex over the payload.
@@ -531,7 +532,7 @@ def sanitize_payload_json(
     # size is the payload's true size. A null may stand for NaN or infinity and a long digit run for an
     # integer msgpack cannot carry: those payloads take the careful path, which spells them out.
     try:
-        encoded: bytes | None = _json_encode(obj)
+        encoded: bytes | None = json_encode(obj)
     except Exception:
         encoded = None
     if encoded is not None and len(encoded) <= limits.max_payload_bytes and not _needs_care(encoded):
@@ -539,7 +540,7 @@ def sanitize_payload_json(
     if encoded is None or len(encoded) <= limits.max_payload_bytes:
         value = to_jsonable(obj, limits, max_str=limits.max_payload_bytes)
         try:
-            encoded = _json_encode(value)
+            encoded = json_encode(value)
         except Exception:  # to_jsonable output should always encode; belt and braces
             return {"$unserialisable": _type_name(obj)}, None
         if len(encoded) <= limits.max_payload_bytes:
