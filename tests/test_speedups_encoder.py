@@ -311,6 +311,21 @@ class FailingScrubber(Scrubber):
         return super().scrub_text(text, **options)
 
 
+class InterruptedScrubber(Scrubber):
+    def scrub_text(self, text: str, **options: Any) -> str:
+        if "4111" in text:
+            raise KeyboardInterrupt
+        return super().scrub_text(text, **options)
+
+
+def test_what_no_python_code_catches_goes_on_up_without_a_second_try(native: ModuleType) -> None:
+    pair = Pair(native, scrubber=InterruptedScrubber)
+    pair.both(log_item("paid {n}", {"n": 12}))
+    with pytest.raises(KeyboardInterrupt):
+        pair.builder(log_item("paid {n}", {"n": 4111111111111111}))
+    assert pair.careful_calls == 1  # the first line's only
+
+
 class NoTraceId:
     span_id = "cd" * 8
     on_behalf_of = None

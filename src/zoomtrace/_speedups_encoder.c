@@ -206,6 +206,8 @@ static PyObject *build_or_careful(const char *name, PyObject *(*build)(PyObject 
     }
     PyObject *record = build(self, args[0]);
     if (record != NULL) return record;
+    /* Not what no Python code catches either (KeyboardInterrupt, SystemExit): that goes on up. */
+    if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_Exception)) return NULL;
     PyErr_Clear();
     return PyObject_CallOneArg(careful, args[0]);
 }
@@ -311,7 +313,10 @@ static const char *rec_field_names[REC_FIELDS] = {"msg",       "args",     "exc_
 static PyObject *rec_fields[REC_FIELDS], *stdlog_kwnames;
 
 /* A logging record's record, or NULL (an exception set or not) when ``careful`` must build it. Its fields are
- * read from its __dict__: a LogRecord (the class itself) has no descriptor of those names. */
+ * read from its __dict__ (a LogRecord, the class itself, has no descriptor of those names), all at once and held:
+ * the record is the application's, which may still change it (a later handler's filter), and the scrubber runs
+ * Python code. _stdlog reads some after scrubbing: a record changed meanwhile is recorded as it was at one moment
+ * or another either way. */
 static PyObject *build_stdlog(PyObject *op, PyObject *item) {
     StdlogBuilder *self = (StdlogBuilder *)op;
     if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 3) return NULL;
@@ -776,13 +781,12 @@ static PyObject *dispatch_call(PyObject *op, PyObject *const *args, size_t nargs
         Py_XDECREF(zero);
         if (tag == NULL) return NULL;
     }
-    PyObject *build = PyDict_GetItemWithError(self->builders, tag); /* borrowed */
+    PyObject *build = Py_XNewRef(PyDict_GetItemWithError(self->builders, tag)); /* held before the tag goes */
     Py_DECREF(tag);
     if (build == NULL) {
         if (PyErr_Occurred()) return NULL;
         Py_RETURN_NONE;
     }
-    Py_INCREF(build); /* a builder may run Python code that changes the dict */
     PyObject *record = PyObject_CallOneArg(build, item);
     Py_DECREF(build);
     return record;
