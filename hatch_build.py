@@ -22,6 +22,8 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 #: The module's C files; the first holds its init function (its name is the module's).
 SOURCES = (
     Path("src/zoomtrace/_speedups.c"),
+    Path("src/zoomtrace/_speedups_ids.c"),
+    Path("src/zoomtrace/_speedups_scan.c"),
     Path("src/zoomtrace/_speedups_caller.c"),
     Path("src/zoomtrace/_speedups_encoder.c"),
 )

@@ -1,4 +1,4 @@
-"""The C speedups (``zoomtrace/_speedups.c``) against the Python code they stand for.
+"""The C ids and scans (``zoomtrace/_speedups_ids.c``, ``_speedups_scan.c``) against the Python code they stand for.
 
 ``uuid7`` must make ids as ``wire.record._uuid7_python`` does (time prefix, version and variant; random
 bits seeded again in a forked child). ``needs_care`` must answer exactly as ``sanitize._needs_care_python``,

@@ -1,6 +1,6 @@
 """The C speedups of the hot path, when they are there (docs/ARCHITECTURE.md, "Native code").
 
-``speedups`` is the compiled ``_speedups.c`` (built at install when a C compiler is there), or None: not
+``speedups`` is the compiled ``_speedups*.c`` (built at install when a C compiler is there), or None: not
 built, or ``ZOOMTRACE_PURE_PYTHON`` set to a non-empty value in the environment. Every function in it stands
 for a Python function that stays the reference and the fallback, and gives the same answers
 (tests/test_speedups.py).

@@ -1,4 +1,4 @@
-"""Types of the C speedups in ``_speedups.c`` (see ``zoomtrace._native``)."""
+"""Types of the C speedups, the module ``_speedups.c`` makes of its parts (see ``zoomtrace._native``)."""
 
 from collections.abc import Callable, Iterable
 from typing import Any

@@ -16,7 +16,7 @@
 #include <structmember.h>
 #include <time.h>
 
-#include "_speedups.h"
+#include "_speedups_parts.h"
 
 /* -- Putter: Pipeline.put --------------------------------------------------------------------------------- */
 

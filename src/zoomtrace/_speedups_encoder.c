@@ -30,7 +30,7 @@
 #include <math.h>
 #include <stddef.h>
 
-#include "_speedups.h"
+#include "_speedups_parts.h"
 
 /* -- LogBuilder: Encoder._log ------------------------------------------------------------------------------ */
 

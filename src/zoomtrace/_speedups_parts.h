@@ -1,0 +1,28 @@
+/* What the parts of the C speedups module share: each .c file adds its own functions and types to the module
+ * (its ``*_init``), and the ids and the scans lend the encoder one function each. */
+#ifndef ZOOMTRACE_SPEEDUPS_PARTS_H
+#define ZOOMTRACE_SPEEDUPS_PARTS_H
+
+#include <Python.h>
+
+/* _speedups_ids.c: uuid7, new_trace_id, new_span_id. */
+int ids_init(PyObject *module);
+
+/* _speedups_ids.c: wire.record.uuid7 of ``ts_ns`` (an int; NULL or None: now), a new reference or NULL. */
+PyObject *speedups_uuid7(PyObject *ts_ns);
+
+/* _speedups_scan.c: needs_care, json_unchanged, key_cache. */
+int scan_init(PyObject *module);
+
+/* _speedups_scan.c: sanitize._needs_care of a payload's JSON: "null" anywhere, or a run of digits too long for
+ * msgpack. */
+int speedups_needs_care(const unsigned char *p, Py_ssize_t n);
+
+/* _speedups_caller.c: the caller's side of the hot path (Logger, Putter, configure_logger). */
+int caller_init(PyObject *module);
+
+/* _speedups_encoder.c: the worker's side of the hot path (LogBuilder, StdlogBuilder, SpanBuilder, EventBuilder,
+ * Dispatch). */
+int encoder_init(PyObject *module);
+
+#endif
