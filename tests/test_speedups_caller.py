@@ -830,6 +830,29 @@ def test_putter_bound_and_wake_as_python(native: ModuleType, maxsize: int, wake_
     assert [size for what, size, _ in c_log if what == "wake"] == [n for n in range(1, maxsize + 1) if n > wake_at]
 
 
+def test_putter_leaves_its_untracked_type_to_whoever_takes_it_out(native: ModuleType) -> None:
+    """Objects of the putter's ``untracked`` type (the pipeline's spans) wait in the queue untracked; others, and
+    one the full queue hands to ``full``, keep their tracking."""
+
+    class Queued:
+        pass
+
+    class Other:
+        pass
+
+    queue: deque[Any] = deque()
+    refused: list[object] = []
+    put = native.Putter(queue, 2, 10, lambda: None, refused.append, untracked=Queued)
+    first, second, third = Queued(), Other(), Queued()
+    for item in (first, second, third):
+        put(item)
+    assert list(queue) == [first, second] and refused == [third]
+    assert not gc.is_tracked(first) and gc.is_tracked(second) and gc.is_tracked(third)
+    for bad in (int, 7, "Queued"):  # not a type whose objects the collector tracks
+        with pytest.raises(TypeError, match="untracked"):
+            native.Putter(queue, 2, 10, lambda: None, refused.append, untracked=bad)
+
+
 def test_putter_leaves_tuples_to_reference_counting(native: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
     """The C putter untracks the tuples it is given (a C log call's item among them): the garbage collector does
     not visit them while they wait, and what they hold is freed all the same once the queue lets go, cycles

@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 import weakref
-from collections import UserDict
+from collections import UserDict, deque
 from collections.abc import Callable
 from types import CodeType, ModuleType
 from typing import Any, Literal
@@ -381,6 +381,32 @@ def test_dispatch_gives_what_the_encoders_call_gives(native: ModuleType) -> None
         assert from_c.type is from_python.type
     with pytest.raises(TypeError, match="exactly one positional argument"):
         c.encode()
+
+
+def test_a_span_that_waited_untracked_is_tracked_again_and_collected_as_ever(native: ModuleType) -> None:
+    """The C putter leaves a queued span untracked (``Pipeline(untracked=Span)``); the dispatch tracks it again, so
+    a span in a reference cycle (here through an attribute that refers back to it) is still freed by the
+    collector once recorded."""
+
+    class Holder:
+        span: Span
+
+    enc = new_encoder(Scrubber())
+    queue: deque[Any] = deque()
+    put = native.Putter(queue, 10, 10, lambda: None, lambda item: None, untracked=Span)
+    holder = Holder()
+    span = make_span(attrs={"holder": holder})
+    holder.span = span
+    put(span)
+    assert not gc.is_tracked(span)
+    record = enc.encode(queue.popleft())
+    assert gc.is_tracked(span) and record is not None and record.kind == "span"
+    alive = weakref.ref(holder)
+    del holder, span, record
+    gc.collect()
+    assert alive() is None
+    with pytest.raises(TypeError, match="span_type"):
+        native.Dispatch(int, enc._span, {})
 
 
 def test_the_c_objects_and_their_encoder_are_collected(native: ModuleType) -> None:

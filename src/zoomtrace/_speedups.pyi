@@ -21,7 +21,14 @@ def json_unchanged(
 class Putter:
     turn_at: float
     def __init__(
-        self, queue: object, maxsize: int, wake_at: int, wake: Callable[[], object], full: Callable[[object], object]
+        self,
+        queue: object,
+        maxsize: int,
+        wake_at: int,
+        wake: Callable[[], object],
+        full: Callable[[object], object],
+        *,
+        untracked: type | None = None,
     ) -> None: ...
     def __call__(self, item: object, /) -> None: ...
 

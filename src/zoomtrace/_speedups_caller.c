@@ -27,6 +27,8 @@ typedef struct {
     PyObject *append; /* queue.append, bound once */
     PyObject *wake;   /* called when the queue passes wake_at (the worker's Event.set) */
     PyObject *full;   /* called with the item when the queue is full (the pipeline's _full) */
+    PyObject *untracked; /* a type whose objects wait in the queue untracked (the encoder's Dispatch tracks them
+                          * again), or None */
     Py_ssize_t maxsize;
     Py_ssize_t wake_at;
     double turn_at; /* time.monotonic() at which the waiting worker gets the GIL at the next put; 0: none */
@@ -49,6 +51,9 @@ static int putter_put(Putter *self, PyObject *item) {
     if (size < 0) return -1;
     PyObject *done;
     if (size < self->maxsize) {
+        /* A queued span is alive (the queue holds it) and the worker tracks it again when it takes it out: the
+         * collector need not walk it meanwhile (≈11 % of a span's CPU end to end when it did). */
+        if ((PyObject *)Py_TYPE(item) == self->untracked) PyObject_GC_UnTrack(item);
         done = PyObject_CallOneArg(self->append, item);
         if (done == NULL) return -1;
         Py_DECREF(done);
@@ -86,11 +91,16 @@ static PyObject *putter_call(PyObject *self, PyObject *const *args, size_t nargs
 }
 
 static PyObject *putter_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
-    static char *kwlist[] = {"queue", "maxsize", "wake_at", "wake", "full", NULL};
-    PyObject *queue, *wake, *full;
+    static char *kwlist[] = {"queue", "maxsize", "wake_at", "wake", "full", "untracked", NULL};
+    PyObject *queue, *wake, *full, *untracked = Py_None;
     Py_ssize_t maxsize, wake_at;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnOO:Putter", kwlist, &queue, &maxsize, &wake_at, &wake, &full))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnnOO|$O:Putter", kwlist, &queue, &maxsize, &wake_at, &wake,
+                                     &full, &untracked))
         return NULL;
+    if (untracked != Py_None && !(PyType_Check(untracked) && PyType_IS_GC((PyTypeObject *)untracked))) {
+        PyErr_SetString(PyExc_TypeError, "Putter: untracked must be a type whose objects the collector tracks, or None");
+        return NULL;
+    }
     PyObject *append = PyObject_GetAttrString(queue, "append");
     if (append == NULL) return NULL;
     Putter *self = (Putter *)type->tp_alloc(type, 0);
@@ -103,6 +113,7 @@ static PyObject *putter_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
     self->append = append;
     self->wake = Py_NewRef(wake);
     self->full = Py_NewRef(full);
+    self->untracked = Py_NewRef(untracked);
     self->maxsize = maxsize;
     self->wake_at = wake_at;
     self->turn_at = 0.0;
@@ -114,6 +125,7 @@ static int putter_traverse(Putter *self, visitproc visit, void *arg) {
     Py_VISIT(self->append);
     Py_VISIT(self->wake);
     Py_VISIT(self->full);
+    Py_VISIT(self->untracked);
     return 0;
 }
 
@@ -122,6 +134,7 @@ static int putter_clear(Putter *self) {
     Py_CLEAR(self->append);
     Py_CLEAR(self->wake);
     Py_CLEAR(self->full);
+    Py_CLEAR(self->untracked);
     return 0;
 }
 

@@ -771,7 +771,11 @@ static PyObject *dispatch_call(PyObject *op, PyObject *const *args, size_t nargs
         return NULL;
     }
     PyObject *item = args[0];
-    if ((PyObject *)Py_TYPE(item) == self->span_type) return PyObject_CallOneArg(self->build_span, item);
+    if ((PyObject *)Py_TYPE(item) == self->span_type) {
+        /* It waited in the queue untracked (the C Putter's ``untracked``): the collector sees it again from here. */
+        if (!PyObject_GC_IsTracked(item)) PyObject_GC_Track(item);
+        return PyObject_CallOneArg(self->build_span, item);
+    }
     PyObject *tag;
     if (PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) > 0) {
         tag = Py_NewRef(PyTuple_GET_ITEM(item, 0));
@@ -798,6 +802,10 @@ static PyObject *dispatch_new(PyTypeObject *type, PyObject *args, PyObject *kwar
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!OO!:Dispatch", kwlist, &PyType_Type, &span_type, &build_span,
                                      &PyDict_Type, &builders))
         return NULL;
+    if (!PyType_IS_GC((PyTypeObject *)span_type)) {
+        PyErr_SetString(PyExc_TypeError, "Dispatch: span_type must be a type whose objects the collector tracks");
+        return NULL;
+    }
     Dispatch *self = (Dispatch *)type->tp_alloc(type, 0);
     if (self == NULL) return NULL;
     self->vectorcall = dispatch_call;

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from zoomtrace.capture import items
 from zoomtrace.capture.recorder import LEVELS
+from zoomtrace.capture.span import Span
 from zoomtrace.runtime.encoder import Encoder
 from zoomtrace.runtime.pipeline import OnFull, Pipeline
 from zoomtrace.runtime.provenance import Provenance, find_repo_root
@@ -117,6 +118,7 @@ class Node:
             block_timeout_s=block_timeout_s,
             extras=self._extras,
             hold=self._hold,
+            untracked=Span,  # queued spans: the encoder's dispatch tracks them again
         )
         self.pipeline.put_unbounded((items.RECORD, started))
 

@@ -41,7 +41,8 @@ class _Flush:
 class Put(Protocol):
     """The caller's side of the queue (``Pipeline.put``). The queue owns what it is given: a tuple must be one
     made for it, which nothing else refers to (the C ``Putter`` leaves it to reference counting, untracked by
-    the garbage collector, which then need not walk the queue)."""
+    the garbage collector, which then need not walk the queue). An object of the pipeline's ``untracked`` type
+    (a span) waits untracked too, and the encoder tracks it again when the worker takes it out."""
 
     turn_at: float
 
@@ -103,6 +104,7 @@ class Pipeline:
         write_records: int = 128,
         extras: Callable[[], list[Record]] = list,
         hold: Callable[[Record], str | None] = lambda record: None,
+        untracked: type | None = None,
     ) -> None:
         self._encode = encode
         self._extras = extras
@@ -118,8 +120,12 @@ class Pipeline:
         self._wake = threading.Event()
         #: Enqueue one item; never raises, never blocks longer than the configured deadline. Its ``turn_at``
         #: says when the worker, waiting for the GIL after a slice, is to get it from the caller's next put.
-        self.put: Put = (PythonPutter if speedups is None else speedups.Putter)(
-            self._queue, maxsize, self._wake_at, self._wake.set, self._full
+        #: With the C ``Putter``, objects of the ``untracked`` type wait in the queue untracked by the collector;
+        #: ``encode`` must track them again (the encoder's C ``Dispatch`` does, for spans).
+        self.put: Put = (
+            PythonPutter(self._queue, maxsize, self._wake_at, self._wake.set, self._full)
+            if speedups is None
+            else speedups.Putter(self._queue, maxsize, self._wake_at, self._wake.set, self._full, untracked=untracked)
         )
         self._space = threading.Event()
         self._stopping = False
