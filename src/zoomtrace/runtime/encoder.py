@@ -107,53 +107,53 @@ class Encoder:
             items.RAW: self._raw,
             items.RECORD: _prebuilt,
         }
-        build_span: Callable[[Span], Record] = self._span
-        if speedups is not None:  # the fused paths and the dispatch in C (docs/ARCHITECTURE.md, "Native code")
-            scrub_text = scrubber.scrub_text if scrubber is not None else None
-            self._dispatch[items.LOG] = speedups.LogBuilder(
-                self._log,
-                Record,
-                node_id,
-                self._offsets,
-                self._plain_templates,
-                self._renderers,
-                self._plain_keys,
-                self._clean_strings,
-                limits.max_items,
-                limits.max_message,
-                scrub_text,
-            )
-            self._dispatch[items.STDLOG] = speedups.StdlogBuilder(
-                self._stdlog,
-                Record,
-                node_id,
-                logging.LogRecord,
-                self._places,
-                self._plain_percents,
-                scrub_text,
-                _PLAIN_LOGRECORD_SIZE,
-                limits.max_message,
-            )
-            self._dispatch[items.EVENT] = speedups.EventBuilder(
-                self._event,
-                Record,
-                node_id,
-                self._offsets,
-                self._plain_keys,
-                self._clean_strings,
-                limits.max_items,
-                json_encode,
-                msgspec.Raw,
-                scrubber.json_unchanged if scrubber is not None else None,
-                limits.max_payload_bytes,
-            )
-            build_span = speedups.SpanBuilder(
-                self._span, Record, node_id, self._lines, self._plain_keys, self._clean_strings, limits.max_items
-            )
         #: What the pipeline calls for each item: ``__call__``, or the same in C where the speedups are built.
-        self.encode: Callable[[Any], Record | None] = (
-            self.__call__ if speedups is None else speedups.Dispatch(_Span, build_span, self._dispatch)
+        self.encode: Callable[[Any], Record | None] = self.__call__ if speedups is None else self._build_in_c()
+
+    def _build_in_c(self) -> Callable[[Any], Record | None]:
+        """Puts the C builders of the fused paths in the dispatch table and returns the C dispatch
+        (docs/ARCHITECTURE.md, "Native code"). Each reads this encoder's caches and settings, fixed from here
+        on, and hands what they do not know plain to the Python method it stands for."""
+        assert speedups is not None
+        scrubber, limits = self.scrubber, self.limits
+        scrub_text = scrubber.scrub_text if scrubber is not None else None
+        plain = (self._plain_keys, self._clean_strings, limits.max_items)
+        self._dispatch[items.LOG] = speedups.LogBuilder(
+            self._log,
+            Record,
+            self.node_id,
+            self._offsets,
+            self._plain_templates,
+            self._renderers,
+            *plain,
+            limits.max_message,
+            scrub_text,
         )
+        self._dispatch[items.STDLOG] = speedups.StdlogBuilder(
+            self._stdlog,
+            Record,
+            self.node_id,
+            logging.LogRecord,
+            self._places,
+            self._plain_percents,
+            scrub_text,
+            _PLAIN_LOGRECORD_SIZE,
+            limits.max_message,
+        )
+        self._dispatch[items.EVENT] = speedups.EventBuilder(
+            self._event,
+            Record,
+            self.node_id,
+            self._offsets,
+            *plain,
+            json_encode,
+            msgspec.Raw,
+            scrubber.json_unchanged if scrubber is not None else None,
+            limits.max_payload_bytes,
+        )
+        build_span = speedups.SpanBuilder(self._span, Record, self.node_id, self._lines, *plain)
+        dispatch: Callable[[Any], Record | None] = speedups.Dispatch(_Span, build_span, self._dispatch)
+        return dispatch
 
     def __call__(self, item: Any) -> Record | None:
         """The record for one captured item: a ``Span`` itself (the most common item, and one object
