@@ -18,7 +18,10 @@ import textwrap
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
@@ -28,6 +31,22 @@ PY = sys.executable
 TIMEOUT = 30.0
 
 HEX32 = set("0123456789abcdef")
+
+
+# -- the C speedups ------------------------------------------------------------------------------
+
+
+def native_speedups() -> ModuleType:
+    """The compiled ``zoomtrace._speedups`` for the tests that compare it with its Python: skipped where it is not
+    built (or ``ZOOMTRACE_PURE_PYTHON`` is set), a failure under ``CI``, where it must be."""
+    from zoomtrace import _native
+
+    if _native.speedups is None:
+        reason = f"zoomtrace._speedups is not built (or {_native.PURE_PYTHON_ENV} is set): no C to compare"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI must build it")
+        pytest.skip(reason)
+    return _native.speedups
 
 
 # -- environment ---------------------------------------------------------------------------------

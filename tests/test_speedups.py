@@ -40,6 +40,11 @@ from zoomtrace.runtime.scrub import Scrubber
 from zoomtrace.wire import record
 from zoomtrace.wire.record import _uuid7_python
 
+try:
+    import helpers as h
+except ImportError:  # tests/ imported as a package
+    from tests import helpers as h
+
 speedups = _native.speedups
 PURE_PYTHON_ENV = _native.PURE_PYTHON_ENV
 
@@ -117,13 +122,9 @@ _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
 @pytest.fixture(scope="module")
 def native() -> ModuleType:
-    if speedups is None:
-        reason = f"zoomtrace._speedups is not built (or {PURE_PYTHON_ENV} is set): no C to compare"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}; CI must build it")
-        pytest.skip(reason)
-    assert scrub._native is speedups
-    return speedups
+    built = h.native_speedups()
+    assert scrub._native is built
+    return built
 
 
 def reference(scrubber: Scrubber, encoded: bytes) -> bool:

@@ -14,7 +14,6 @@ Tests that compare with the C are skipped where it is not built, and fail under 
 from __future__ import annotations
 
 import gc
-import os
 import sys
 import textwrap
 import time
@@ -50,13 +49,9 @@ LEVEL_NAMES["exception"] = "ERROR"
 
 @pytest.fixture(scope="module")
 def native() -> ModuleType:
-    if speedups is None:
-        reason = f"zoomtrace._speedups is not built (or {PURE_PYTHON_ENV} is set): no C to compare"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}; CI must build it")
-        pytest.skip(reason)
-    assert issubclass(log_module.Logger, speedups.Logger)
-    return speedups
+    built = h.native_speedups()
+    assert issubclass(log_module.Logger, built.Logger)
+    return built
 
 
 class Pipeline:

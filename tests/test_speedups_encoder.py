@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import gc
 import logging
-import os
 import sys
 import weakref
 from collections import UserDict, deque
@@ -37,6 +36,11 @@ from zoomtrace.runtime.scrub import Scrubber
 from zoomtrace.wire.propagation import SpanContext
 from zoomtrace.wire.record import Record
 
+try:
+    import helpers as h
+except ImportError:  # tests/ imported as a package
+    from tests import helpers as h
+
 speedups = _native.speedups
 PARENT = SpanContext("ab" * 16, "cd" * 8, 1, (), (), "tenant-1", True)
 TS = 1_700_000_000_000_000_000
@@ -44,12 +48,7 @@ TS = 1_700_000_000_000_000_000
 
 @pytest.fixture(scope="module")
 def native() -> ModuleType:
-    if speedups is None:
-        reason = f"zoomtrace._speedups is not built (or {_native.PURE_PYTHON_ENV} is set): no C to compare"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}; CI must build it")
-        pytest.skip(reason)
-    return speedups
+    return h.native_speedups()
 
 
 def call_site() -> tuple[CodeType, int]:
