@@ -1,6 +1,7 @@
-/* The worker's side of the hot path in C: a log line's fused record and the encoder's dispatch, without a
- * Python frame of their own (docs/ARCHITECTURE.md, "Native code"). Once the caller's side was in C, the
- * worker's Python was the largest part of a log line's cost: the interpreter running ``Encoder._log``'s
+/* The worker's side of the hot path in C: the fused records (log lines, logging records, spans, data events) and
+ * the encoder's dispatch, without a Python frame of their own (docs/ARCHITECTURE.md, "Native code"). The
+ * dispatch also tracks again the spans the C Putter left untracked while queued. Once the caller's side was in
+ * C, the worker's Python was the largest part of a log line's cost: the interpreter running ``Encoder._log``'s
  * checks, lookups and keyword arguments, and ``Encoder.__call__`` in front of it.
  *
  *   LogBuilder(careful, record, node_id, offsets, plain_templates, renderers, plain_keys, clean_strings,
