@@ -39,6 +39,7 @@ from zoomtrace.runtime.sanitize import _needs_care_python
 from zoomtrace.runtime.scrub import Scrubber
 from zoomtrace.wire import record
 from zoomtrace.wire.record import _uuid7_python
+from zoomtrace.wire.spool import _count_lines_python
 
 try:
     import helpers as h
@@ -193,6 +194,14 @@ def _needs_care_fragments() -> st.SearchStrategy[bytes]:
         st.sampled_from(["é", "日本", "١٢٣", "𝟗"]).map(str.encode),
     )
     return st.one_of(st.lists(fragment, max_size=8).map(b"".join), st.binary(max_size=40))
+
+
+@given(st.lists(st.sampled_from([b"\n", b"x", b"\n\n", b"{}", b"\x00", b"\xff", b"a" * 70]), max_size=80))
+def test_count_lines_matches_python(native: ModuleType, parts: list[bytes]) -> None:
+    """Newlines anywhere (first, last, back to back, across the 64-byte blocks memchr reads) are all counted."""
+    data = b"".join(parts)
+    assert native.count_lines(data) == _count_lines_python(data)
+    assert native.count_lines(memoryview(data)) == _count_lines_python(data)
 
 
 @SLOW

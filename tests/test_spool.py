@@ -1,16 +1,22 @@
-"""The spool format: a corrupt length in the middle of a segment costs that frame only."""
+"""The spool format: a corrupt length in the middle of a segment costs that frame only, and a segment read frame
+by frame gives what parsing it whole gives."""
 
 from __future__ import annotations
 
 import fcntl
 import os
 import struct
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from zoomtrace.wire.record import Record, encoder
-from zoomtrace.wire.spool import HEADER, SegmentWriter, read_segment
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from zoomtrace.wire.record import Record, encoder, json_encoder
+from zoomtrace.wire.spool import HEADER, JSON_LINES, MAGIC, MSGPACK, SegmentWriter, _parse, _read_frames, read_segment
 
 
 def write_frames(directory: Path, n: int) -> tuple[Path, list[int]]:
@@ -81,3 +87,42 @@ def test_writer_names_rolls_and_tells_each_new_segment(tmp_path: Path) -> None:
     writer.close(sync=True)
     assert writer.segment is None
     assert [len(read_segment(p).records) for p in opened] == [1, 1, 1]
+
+
+def _frame_bytes(kind: str, i: int) -> bytes:
+    """One piece of a segment: a valid frame of either version, one whose checksum fails, garbage, a frame cut short."""
+    records = [Record(id=f"r{i}.{j}", kind="log", type="t", ts_ns=j, node_id="node") for j in range(i % 3 + 1)]
+    version, payload = (MSGPACK, encoder.encode(records)) if i % 2 else (JSON_LINES, json_encoder.encode_lines(records))
+    frame = HEADER.pack(MAGIC, version, 0, len(payload), zlib.crc32(payload)) + payload
+    if kind == "bad checksum":
+        return frame[:-1] + bytes([frame[-1] ^ 1])
+    if kind == "garbage":
+        return b"\x00garbage" + MAGIC[:1]
+    if kind == "cut":
+        return frame[: len(frame) // 2]
+    return frame
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    kinds=st.lists(st.sampled_from(["frame", "frame", "frame", "bad checksum", "garbage", "cut"]), max_size=8),
+    start=st.integers(0, 8),
+    max_records=st.one_of(st.none(), st.integers(0, 12)),
+    decode=st.booleans(),
+)
+def test_reading_frame_by_frame_gives_what_parsing_the_whole_gives(
+    tmp_path_factory: pytest.TempPathFactory, kinds: list[str], start: int, max_records: int | None, decode: bool
+) -> None:
+    """``_read_frames`` reads valid frames one by one and hands the rest to ``_parse`` from the first that is not:
+    the same records, lines, offsets, problems and pending bytes as ``_parse`` of the whole, from any frame."""
+    pieces = [_frame_bytes(kind, i) for i, kind in enumerate(kinds)]
+    data = b"".join(pieces)
+    offset = sum(map(len, pieces[:start]))
+    path = tmp_path_factory.mktemp("segment") / "s.zspool"
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        got = _read_frames("s", fd, offset, len(data), decode, max_records)
+    finally:
+        os.close(fd)
+    assert got == _parse("s", data[offset:], offset, decode, max_records)

@@ -3,7 +3,7 @@
 The lines are already what a store's bulk insert reads (msgspec's JSON of ``Record``), so they are handed on
 as they are. What ``prepare`` must know, and what an engine would refuse or a reader could not read back, is
 decoded into ``LineFacts``: a line's id (repeats are dropped), kind, time (the ClickHouse store's retention),
-code line (one beyond its column is reported), its payload's raw JSON (the ClickHouse store stores a string
+code line (one beyond its column is reported, by ``scan``), its payload's raw JSON (the ClickHouse store stores a string
 payload as its JSON text), and the type of every field held in a typed column (numbers, lists, the error,
 attributes as an object). Text fields are not decoded: a number there is stored as its text. Node records are
 decoded whole, since the store folds them into ``nodes``. That costs ≈0.8–1.3 µs a record, against ≈3.5 for
@@ -14,24 +14,42 @@ that does not decode whole.
 
 from __future__ import annotations
 
-from typing import Final
+from operator import attrgetter
+from typing import Annotated, Final
 
 import msgspec
 
+from zoomtrace.store._columns import LINE_RANGE, line_problems
 from zoomtrace.wire.record import Error, Link, Record, json_decoder
+from zoomtrace.wire.spool import count_lines
 
 _NULL: Final = msgspec.Raw(b"null")
-_EMPTY_OBJECT: Final = msgspec.Raw(b"{}")
+
+
+class AnObject(msgspec.Struct, frozen=True, gc=False):
+    """Any JSON object, its content skipped: what a record's ``attrs`` must be (readers read it as a mapping).
+    Checked by msgspec as it decodes, rather than by a Python test of each line's raw JSON afterwards."""
+
+
+_NO_ATTRS: Final = AnObject()
 
 
 class CodeLine(msgspec.Struct, array_like=True, gc=False):
-    """A record's ``code`` as far as ``prepare`` reads it (``wire.record.Code``'s shape)."""
+    """A record's ``code`` as far as ``prepare`` reads it (``wire.record.Code``'s shape), its line one that the
+    stores' column holds: msgspec checks it as it decodes, so only a block with a line beyond is looked at line
+    by line (``_decodable``), rather than every line by Python code (``store._columns.line_problems``)."""
 
     file: msgspec.Raw
-    line: int
+    line: Annotated[int, msgspec.Meta(ge=LINE_RANGE.start, lt=LINE_RANGE.stop)]
     function: msgspec.Raw = _NULL
     commit: msgspec.Raw = _NULL
     dirty: bool = False
+
+
+class AnyCodeLine(CodeLine):
+    """``CodeLine`` with any line: a record whose line is beyond the column is stored without it (and reported)."""
+
+    line: int
 
 
 class LineFacts(msgspec.Struct, gc=False):
@@ -47,23 +65,33 @@ class LineFacts(msgspec.Struct, gc=False):
     cpu_ns: int | None = None
     links: list[Link] = []
     code: CodeLine | None = None
-    attrs: msgspec.Raw = _EMPTY_OBJECT
+    attrs: AnObject = _NO_ATTRS
     payload: msgspec.Raw = _NULL
     sources: list[str] = []
     error: Error | None = None
 
 
+class AnyLineFacts(LineFacts):
+    """``LineFacts`` with any code line."""
+
+    code: AnyCodeLine | None = None
+
+
 _facts_decoder: Final = msgspec.json.Decoder(LineFacts)
+_any_line_decoder: Final = msgspec.json.Decoder(AnyLineFacts)
+_id: Final = attrgetter("id")
+_kind: Final = attrgetter("kind")
 _DECODE_ERRORS: Final = (msgspec.DecodeError, msgspec.ValidationError)
 
 
 class Lines(msgspec.Struct, gc=False):
-    """A block of record lines (each ended by a newline), the facts of each in the same order, and the node
-    records among them, decoded."""
+    """A block of record lines (each ended by a newline), the facts of each in the same order, the node
+    records among them, decoded, and the lines' ids (the facts' in the same order)."""
 
     data: bytes
     facts: list[LineFacts]
     nodes: list[Record]
+    ids: list[str]
 
     def split(self) -> list[bytes]:
         """The lines, without their newlines (one per fact)."""
@@ -78,25 +106,25 @@ def scan(block: bytes, seen: set[str], skipped: list[str]) -> Lines:
     """
     try:
         facts = _facts_decoder.decode_lines(block)
-        if not all(map(_attrs_is_object, facts)):
-            raise msgspec.ValidationError("attrs is not an object")
         lines = None
     except _DECODE_ERRORS:
         lines, facts = _decodable(block, skipped)
     got = _first_of_each_id(block, lines, facts, seen)
-    if any(f.kind == "node" for f in got.facts):
+    if "node" in map(_kind, got.facts):
         got = _with_nodes(got, skipped)
+    if lines is not None:  # only this path lets a code line beyond the column through
+        skipped += line_problems(got.facts)
     return got
 
 
 def _first_of_each_id(block: bytes, lines: list[bytes] | None, facts: list[LineFacts], seen: set[str]) -> Lines:
-    ids = [f.id for f in facts]
+    ids = list(map(_id, facts))
     if seen.isdisjoint(ids):
         before = len(seen)
         seen.update(ids)
         if len(seen) - before == len(ids):
-            if lines is None and block.endswith(b"\n") and block.count(b"\n") == len(facts):
-                return Lines(block, facts, [])
+            if lines is None and block.endswith(b"\n") and count_lines(block) == len(facts):
+                return Lines(block, facts, [], ids)
             return _joined(lines if lines is not None else _split(block), facts)
         seen.difference_update(ids)  # none of them was there before: take them one at a time
     kept_lines, kept_facts = [], []
@@ -126,18 +154,13 @@ def _with_nodes(got: Lines, skipped: list[str]) -> Lines:
     return out
 
 
-def _attrs_is_object(fact: LineFacts) -> bool:
-    raw = memoryview(fact.attrs)
-    return len(raw) > 0 and raw[0] == 0x7B  # '{'
-
-
 def _split(block: bytes) -> list[bytes]:
     """The lines of ``block`` that hold something (the ones ``decode_lines`` decodes)."""
     return [line for line in block.split(b"\n") if line.strip()]
 
 
 def _joined(lines: list[bytes], facts: list[LineFacts]) -> Lines:
-    return Lines(b"".join(line + b"\n" for line in lines), facts, [])
+    return Lines(b"".join(line + b"\n" for line in lines), facts, [], list(map(_id, facts)))
 
 
 def _decodable(block: bytes, skipped: list[str]) -> tuple[list[bytes], list[LineFacts]]:
@@ -149,11 +172,12 @@ def _decodable(block: bytes, skipped: list[str]) -> tuple[list[bytes], list[Line
             continue
         try:
             fact = _facts_decoder.decode(line)
-            if not _attrs_is_object(fact):
-                raise msgspec.ValidationError("Expected `object` for `$.attrs`")
-        except _DECODE_ERRORS as exc:
-            skipped.append(f"a spool record (line {number} of its frame) does not decode ({exc}); skipped")
-            continue
+        except _DECODE_ERRORS:
+            try:
+                fact = _any_line_decoder.decode(line)
+            except _DECODE_ERRORS as exc:
+                skipped.append(f"a spool record (line {number} of its frame) does not decode ({exc}); skipped")
+                continue
         lines.append(line)
         facts.append(fact)
     return lines, facts

@@ -34,6 +34,7 @@ from typing import Final
 
 import msgspec
 
+from zoomtrace._native import speedups
 from zoomtrace.wire.record import BINARY, Record, batch_decoder, encoder, json_decoder, json_encoder
 
 MAGIC: Final = b"ZT"
@@ -54,6 +55,15 @@ def default_home() -> Path:
 
 #: A frame larger than this is treated as corruption (a writer never produces one).
 MAX_FRAME: Final = 256 * 1024 * 1024
+
+
+def _count_lines_python(data: bytes) -> int:
+    return data.count(b"\n")
+
+
+#: The records of a ``JSON_LINES`` frame (its newlines), in C where the speedups are built: ``bytes.count``
+#: reads a byte at a time, ≈ 165 ns for a 400-byte record, half as much as a store's ``prepare`` spends on it.
+count_lines: Callable[[bytes], int] = _count_lines_python if speedups is None else speedups.count_lines
 
 
 _payload: Final = attrgetter("payload")
@@ -231,12 +241,13 @@ def read_segment(path: Path, offset: int = 0, *, decode: bool = True, max_record
     """
     check_regular(path, os.stat(path).st_mode)
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-    with open(fd, "rb") as f:
-        check_regular(path, os.fstat(fd).st_mode)  # replaced since the check above
+    try:
+        st = os.fstat(fd)
+        check_regular(path, st.st_mode)  # replaced since the check above
         writer_gone = _writer_gone(fd)  # before reading: a writer that leaves later wrote whole frames
-        f.seek(offset)
-        data = f.read()
-    result = _parse(display_name(path), data, offset, decode, max_records)
+        result = _read_frames(display_name(path), fd, offset, st.st_size, decode, max_records)
+    finally:
+        os.close(fd)
     if result.pending_bytes and writer_gone:
         result.problems.append(
             f"{display_name(path)}: the last {result.pending_bytes} bytes (from offset {result.offset}) are an "
@@ -257,9 +268,55 @@ def _writer_gone(fd: int) -> bool:
     return True  # released when the file is closed
 
 
-def _parse(name: str, data: bytes, offset: int, decode: bool, max_records: int | None = None) -> ReadResult:
-    """The frames of ``data``, which starts at ``offset`` of the segment ``name`` (up to ``max_records``)."""
+def _read_frames(name: str, fd: int, offset: int, size: int, decode: bool, max_records: int | None) -> ReadResult:
+    """The frames of the segment ``name`` (open as ``fd``) from ``offset`` to ``size`` (up to ``max_records``).
+
+    Valid frames are read one at a time, each payload straight into its own bytes, so a read that stops at
+    ``max_records`` reads no further and nothing is copied twice (reading the whole rest of a 64 MB segment and
+    slicing frames out of it cost a fifth of ingestion's reading thread). From the first frame that is not
+    whole and valid, the rest is read at once and ``_parse`` resynchronises on it.
+    """
     result = ReadResult(offset=offset)
+    hsize = HEADER.size
+    pos = offset
+    while size - pos >= hsize:
+        magic, version, _flags, length, crc = HEADER.unpack(os.pread(fd, hsize, pos))
+        if magic != MAGIC or version not in VERSIONS or length > min(MAX_FRAME, size - pos - hsize):
+            break
+        payload = os.pread(fd, length, pos + hsize)
+        if len(payload) != length or zlib.crc32(payload) != crc:
+            break
+        _take_frame(result, name, version, payload, pos, decode)
+        pos += hsize + length
+        result.offset = pos
+        if max_records is not None and len(result.records) + result.line_count >= max_records and pos < size:
+            result.more = True
+            return result
+    if pos < size:
+        _parse(name, os.pread(fd, size - pos, pos), pos, decode, max_records, result)
+    return result
+
+
+def _take_frame(result: ReadResult, name: str, version: int, payload: bytes, at: int, decode: bool) -> None:
+    """Add a valid frame's records (or, not decoded, its JSON lines) to ``result``."""
+    try:
+        if version == MSGPACK:
+            result.records.extend(batch_decoder.decode(payload))
+        elif decode:
+            result.records.extend(_json_records(payload, name, at, result.problems))
+        else:
+            result.lines.append(payload)
+            result.line_count += count_lines(payload)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        result.problems.append(f"{name}: frame at offset {at} does not decode ({exc}); skipped")
+
+
+def _parse(
+    name: str, data: bytes, offset: int, decode: bool, max_records: int | None = None, into: ReadResult | None = None
+) -> ReadResult:
+    """The frames of ``data``, which starts at ``offset`` of the segment ``name``, added to ``into`` if given (up
+    to ``max_records`` in all)."""
+    result = into if into is not None else ReadResult(offset=offset)
     pos = 0
     end = len(data)
     hsize = HEADER.size
@@ -287,16 +344,7 @@ def _parse(name: str, data: bytes, offset: int, decode: bool, max_records: int |
             nxt = data.find(MAGIC, pos + 1)
             pos = nxt if nxt >= 0 else end
             continue
-        try:
-            if version == MSGPACK:
-                result.records.extend(batch_decoder.decode(payload))
-            elif decode:
-                result.records.extend(_json_records(payload, name, offset + pos, result.problems))
-            else:
-                result.lines.append(payload)
-                result.line_count += payload.count(b"\n")
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            result.problems.append(f"{name}: frame at offset {offset + pos} does not decode ({exc}); skipped")
+        _take_frame(result, name, version, payload, offset + pos, decode)
         pos += hsize + length
         if max_records is not None and len(result.records) + result.line_count >= max_records and pos < end:
             result.more = True

@@ -142,13 +142,12 @@ def prepare(records: list[Record], lines: Sequence[bytes] = ()) -> Prepared:
             got = scan(block, seen, skipped)
             if not got.facts:
                 continue
-            skipped += line_problems(got.facts)
             if any(map(_is_string, got.facts)):
                 got = _string_payloads_as_text(got, skipped)
                 if not got.facts:
                     continue
             parts.append(got.data)
-            ids += map(record_id, got.facts)
+            ids += got.ids
             oldest = min(map(_ts_ns, got.facts))
             if oldest_ns is None or oldest < oldest_ns:
                 oldest_ns = oldest
@@ -199,7 +198,7 @@ def _string_payloads_as_text(got: Lines, skipped: list[str]) -> Lines:
         else:
             lines.append(line)
         facts.append(fact)
-    return Lines(b"".join(line + b"\n" for line in lines), facts, got.nodes)
+    return Lines(b"".join(line + b"\n" for line in lines), facts, got.nodes, list(map(record_id, facts)))
 
 
 class ClickHouseWriter:

@@ -436,8 +436,7 @@ def prepare(records: list[Record], lines: Sequence[bytes] = ()) -> Prepared:
         got = scan(block, seen, skipped)
         if got.facts:
             node_records += got.nodes
-            skipped += line_problems(got.facts)
-            chunks.add(got.data, list(map(record_id, got.facts)))
+            chunks.add(got.data, got.ids)
     blob_lines = _json_encoder.encode_lines([{"sha256": k, "content": v} for k, v in blobs.items()]) if blobs else b""
     return Prepared(chunks.done(), blob_lines, node_records, skipped)
 
