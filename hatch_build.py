@@ -25,6 +25,7 @@ SOURCES = (
     Path("src/zoomtrace/_speedups_ids.c"),
     Path("src/zoomtrace/_speedups_scan.c"),
     Path("src/zoomtrace/_speedups_caller.c"),
+    Path("src/zoomtrace/_speedups_span.c"),
     Path("src/zoomtrace/_speedups_encoder.c"),
 )
 PACKAGE_DIR = "zoomtrace"

@@ -5,6 +5,7 @@
  *   _speedups_ids.c       record, trace and span ids (uuid7, new_trace_id, new_span_id)
  *   _speedups_scan.c      the scans of a data event's JSON (needs_care, json_unchanged, key_cache)
  *   _speedups_caller.c    the caller's side of a log call (Logger, Putter, configure_logger)
+ *   _speedups_span.c      the caller's side of a span (SpanBase, configure_span)
  *   _speedups_encoder.c   the worker's side: records built in C (LogBuilder, StdlogBuilder, SpanBuilder,
  *                         EventBuilder, Dispatch)
  */
@@ -18,7 +19,8 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_speedups", NULL, 0,
 PyMODINIT_FUNC PyInit__speedups(void) {
     PyObject *created = PyModule_Create(&module);
     if (created != NULL &&
-        (ids_init(created) < 0 || scan_init(created) < 0 || caller_init(created) < 0 || encoder_init(created) < 0))
+        (ids_init(created) < 0 || scan_init(created) < 0 || caller_init(created) < 0 || span_init_module(created) < 0 ||
+         encoder_init(created) < 0))
         Py_CLEAR(created);
     return created;
 }

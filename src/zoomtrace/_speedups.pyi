@@ -1,7 +1,8 @@
 """Types of the C speedups, the module ``_speedups.c`` makes of its parts (see ``zoomtrace._native``)."""
 
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from types import CodeType
+from typing import Any, Self
 
 def uuid7(ts_ns: int | None = None, /) -> str: ...
 def new_trace_id() -> str: ...
@@ -44,6 +45,34 @@ class Logger:
     def exception(self, template: str, /, **fields: object) -> None: ...
 
 def configure_logger(recorder_namespace: dict[str, object], current: object, kind: object, /) -> None: ...
+
+# _speedups_span.c
+class SpanBase:
+    def __init__(
+        self,
+        name: str,
+        attrs: dict[str, Any],
+        parent: Any,
+        links: Sequence[tuple[str, str]],
+        on_behalf_of: str | None,
+        code: CodeType,
+        line: int,
+    ) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(self, exc_type: object, exc: object, tb: object, /) -> None: ...
+
+def span(name: str, /, **fields: Any) -> Any: ...
+def configure_span(
+    span_type: type,
+    python_base: type,
+    python_span: Callable[..., Any],
+    recorder_namespace: dict[str, object],
+    current: object,
+    threads: dict[int, object],
+    current_thread: Callable[[], object],
+    current_loop: Callable[[], object],
+    /,
+) -> None: ...
 
 # _speedups_encoder.c
 class LogBuilder:

@@ -80,6 +80,13 @@ static int putter_put(Putter *self, PyObject *item) {
     return 0;
 }
 
+int speedups_put(PyObject *put, PyObject *item) {
+    if (Py_IS_TYPE(put, &PutterType)) return putter_put((Putter *)put, item);
+    PyObject *done = PyObject_CallOneArg(put, item);
+    Py_XDECREF(done);
+    return done == NULL ? -1 : 0;
+}
+
 static PyObject *putter_call(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     if (nargs != 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0)) {
@@ -357,12 +364,7 @@ static PyObject *emit(Logger *self, PyObject *const *args, size_t nargsf, PyObje
     item = log_item(frame, name, args[0], fields, level, with_exception);
     name = fields = NULL; /* stolen */
     if (item == NULL) goto done;
-    if (Py_IS_TYPE(put, &PutterType)) {
-        if (putter_put((Putter *)put, item) == 0) result = Py_NewRef(Py_None);
-    } else {
-        result = PyObject_CallOneArg(put, item);
-        if (result != NULL) Py_SETREF(result, Py_NewRef(Py_None)); /* a method returns None, whatever put returns */
-    }
+    if (speedups_put(put, item) == 0) result = Py_NewRef(Py_None);
 done:
     Py_XDECREF(item);
     Py_XDECREF(put);

@@ -11,6 +11,10 @@ int ids_init(PyObject *module);
 /* _speedups_ids.c: wire.record.uuid7 of ``ts_ns`` (an int; NULL or None: now), a new reference or NULL. */
 PyObject *speedups_uuid7(PyObject *ts_ns);
 
+/* _speedups_ids.c: wire.record.new_trace_id() and new_span_id(), new references or NULL. */
+PyObject *speedups_new_trace_id(void);
+PyObject *speedups_new_span_id(void);
+
 /* _speedups_scan.c: needs_care, json_unchanged, key_cache. */
 int scan_init(PyObject *module);
 
@@ -20,6 +24,13 @@ int speedups_needs_care(const unsigned char *p, Py_ssize_t n);
 
 /* _speedups_caller.c: the caller's side of the hot path (Logger, Putter, configure_logger). */
 int caller_init(PyObject *module);
+
+/* _speedups_caller.c: ``put(item)`` for the pipeline's put (a Putter without a Python call): 0, or -1 with an
+ * exception set. */
+int speedups_put(PyObject *put, PyObject *item);
+
+/* _speedups_span.c: the caller's side of a span (SpanBase, configure_span). */
+int span_init_module(PyObject *module);
 
 /* _speedups_encoder.c: the worker's side of the hot path (LogBuilder, StdlogBuilder, SpanBuilder, EventBuilder,
  * Dispatch). */

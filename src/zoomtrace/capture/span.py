@@ -13,8 +13,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import CodeType, TracebackType
-from typing import Any, Final, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, Self, TypeVar, overload
 
+from zoomtrace._native import speedups
 from zoomtrace.capture import recorder
 from zoomtrace.capture.context import Position, SpanContext, current
 from zoomtrace.wire.record import new_span_id, new_trace_id
@@ -33,7 +34,124 @@ _set_current = current.set
 _reset_current = current.reset
 
 
-class Span:
+class PythonSpanBase:
+    """A span's start, entry and exit in Python: the reference for the C ones (``_speedups_span.c``), and the
+    fallback without them. These three calls and their attribute stores were most of a span's cost on the
+    application's thread; in C they have no Python frame and write ``Span``'s slots where they lie."""
+
+    if not TYPE_CHECKING:  # the slots are Span's (which mypy would hold these stores to, were they declared here)
+        __slots__ = ()
+
+    name: str
+    attrs: dict[str, Any]
+    trace_id: str
+    parent_span_id: str | None
+    trace_flags: int
+    tracestate: tuple[tuple[str, str], ...]
+    baggage: tuple[tuple[str, str], ...]
+    span_id: str
+    links: Sequence[tuple[str, str]]
+    on_behalf_of: str | None
+    code: CodeType
+    line: int
+    status: str
+    error: BaseException | None
+    end_ns: int | None
+    cpu_ns: int | None
+    start_ns: int
+    thread: str
+    #: Set by ``__enter__``: the token, the node running then (only that node records the span, not a
+    #: forked child's), the CPU clock at the start (None in a coroutine) and the thread.
+    _token: Any
+    _node: Any
+    _cpu_start: int | None
+    _thread_ident: int | None
+
+    def __init__(
+        self,
+        name: str,
+        attrs: dict[str, Any],
+        parent: Position | None,
+        links: Sequence[tuple[str, str]],
+        on_behalf_of: str | None,
+        code: CodeType,
+        line: int,
+    ) -> None:
+        self.name = name
+        self.attrs = attrs
+        if parent is None:
+            self.trace_id = new_trace_id()
+            self.parent_span_id = None
+            self.trace_flags = 1
+            self.tracestate = ()
+            self.baggage = ()
+        else:
+            self.trace_id = parent.trace_id
+            self.parent_span_id = parent.span_id
+            # The sampling decision, vendor state and baggage travel on to downstream calls.
+            self.trace_flags = parent.trace_flags
+            self.tracestate = parent.tracestate
+            self.baggage = parent.baggage
+            if on_behalf_of is None:
+                on_behalf_of = parent.on_behalf_of
+        self.span_id = new_span_id()
+        self.links = links
+        self.on_behalf_of = on_behalf_of
+        self.code = code
+        self.line = line
+        self.status = "ok"
+        self.error = None
+        self.end_ns = None
+        self.cpu_ns = None
+        self.start_ns = 0
+
+    def __enter__(self) -> Self:
+        ident = self._thread_ident = _get_ident()
+        # threading.current_thread() without its Python call (a thread it never met: the call makes one).
+        self.thread = (_threads.get(ident) or threading.current_thread()).name
+        self._token = _set_current(self)
+        node = self._node = recorder.active
+        if node is not None:
+            node.open_spans[self.span_id] = self
+        # The two clocks are read last, wall clock first, and read back first, CPU clock first
+        # (see ``__exit__``): the CPU time is measured within the wall time, not around it.
+        self.start_ns = _time()
+        # CPU time only when asked for (``init(span_cpu=True)``: a system call at each end), and only for
+        # synchronous code: other tasks run while a coroutine awaits.
+        self._cpu_start = _thread_time() if node is not None and node.span_cpu and _current_loop() is None else None
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        cpu_start = self._cpu_start
+        cpu_end = _thread_time() if cpu_start is not None else 0
+        end = self.end_ns = _time()
+        if cpu_start is not None and _get_ident() == self._thread_ident:
+            self.cpu_ns = cpu_time(cpu_start, cpu_end, end - self.start_ns)
+        if exc is not None:
+            self.status = "error"
+            self.error = exc
+        try:
+            _reset_current(self._token)
+        except ValueError:  # exited in another context (e.g. a generator finished elsewhere)
+            current.set(None)
+        node = recorder.active
+        # Recorded by the node it was entered under (or by any, if entered before init()): a forked child
+        # continues its parent's open spans but does not record them again, the parent does when they end
+        # there; nor does a node started after shutdown() record a span the stopped node recorded interrupted.
+        if node is not None and (node is self._node or self._node is None):
+            node.open_spans.pop(self.span_id, None)
+            node.pipeline.put(self)
+
+
+if speedups is None or TYPE_CHECKING:  # noqa: SIM108 (mypy takes a base class from a block, not an expression)
+    _SpanBase = PythonSpanBase
+else:
+    _SpanBase = speedups.SpanBase
+
+
+class Span(_SpanBase):
     """An open span; use it as a context manager (``with zt.span("name") as s``).
 
     Lean on purpose (a span is two context switches of the caller's thread): the queue gets the
@@ -65,100 +183,12 @@ class Span:
         "tracestate",
     )
 
-    trace_id: str
-    span_id: str
-    on_behalf_of: str | None
-    thread: str
-    _thread_ident: int | None
-
-    def __init__(
-        self,
-        name: str,
-        attrs: dict[str, Any],
-        parent: Position | None,
-        links: Sequence[tuple[str, str]],
-        on_behalf_of: str | None,
-        code: CodeType,
-        line: int,
-    ) -> None:
-        self.name = name
-        self.attrs = attrs
-        if parent is None:
-            self.trace_id = new_trace_id()
-            self.parent_span_id: str | None = None
-            self.trace_flags = 1
-            self.tracestate: tuple[tuple[str, str], ...] = ()
-            self.baggage: tuple[tuple[str, str], ...] = ()
-        else:
-            self.trace_id = parent.trace_id
-            self.parent_span_id = parent.span_id
-            # The sampling decision, vendor state and baggage travel on to downstream calls.
-            self.trace_flags = parent.trace_flags
-            self.tracestate = parent.tracestate
-            self.baggage = parent.baggage
-            if on_behalf_of is None:
-                on_behalf_of = parent.on_behalf_of
-        self.span_id = new_span_id()
-        self.links = links
-        self.on_behalf_of = on_behalf_of
-        self.code = code
-        self.line = line
-        self.status = "ok"
-        self.error: BaseException | None = None
-        self.end_ns: int | None = None
-        self.cpu_ns: int | None = None
-        self.start_ns = 0
-        #: Set by ``__enter__``: the token, the node running then (only that node records the span, not a
-        #: forked child's) and the CPU clock at the start (None in a coroutine).
-        self._token: Any
-        self._node: Any
-        self._cpu_start: int | None
-
     def set(self, /, *, attrs: Mapping[str, Any] | None = None, **fields: Any) -> Span:
         """Add or replace attributes (keywords and/or the ``attrs`` mapping); they are recorded when the span ends."""
         if attrs is not None:
             self.attrs.update(attrs)
         self.attrs.update(fields)
         return self
-
-    def __enter__(self) -> Span:
-        ident = self._thread_ident = _get_ident()
-        # threading.current_thread() without its Python call (a thread it never met: the call makes one).
-        self.thread = (_threads.get(ident) or threading.current_thread()).name
-        self._token = _set_current(self)
-        node = self._node = recorder.active
-        if node is not None:
-            node.open_spans[self.span_id] = self
-        # The two clocks are read last, wall clock first, and read back first, CPU clock first
-        # (see ``__exit__``): the CPU time is measured within the wall time, not around it.
-        self.start_ns = _time()
-        # CPU time only when asked for (``init(span_cpu=True)``: a system call at each end), and only for
-        # synchronous code: other tasks run while a coroutine awaits.
-        self._cpu_start = _thread_time() if node is not None and node.span_cpu and _running_loop() is None else None
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        cpu_start = self._cpu_start
-        cpu_end = _thread_time() if cpu_start is not None else 0
-        end = self.end_ns = _time()
-        if cpu_start is not None and _get_ident() == self._thread_ident:
-            self.cpu_ns = cpu_time(cpu_start, cpu_end, end - self.start_ns)
-        if exc is not None:
-            self.status = "error"
-            self.error = exc
-        try:
-            _reset_current(self._token)
-        except ValueError:  # exited in another context (e.g. a generator finished elsewhere)
-            current.set(None)
-        node = recorder.active
-        # Recorded by the node it was entered under (or by any, if entered before init()): a forked child
-        # continues its parent's open spans but does not record them again, the parent does when they end
-        # there; nor does a node started after shutdown() record a span the stopped node recorded interrupted.
-        if node is not None and (node is self._node or self._node is None):
-            node.open_spans.pop(self.span_id, None)
-            node.pipeline.put(self)
 
 
 def cpu_time(cpu_start: int, cpu_end: int, wall_ns: int) -> int:
@@ -192,6 +222,11 @@ def _no_loop_yet() -> Any:
 _running_loop: Callable[[], Any] = _no_loop_yet
 
 
+def _current_loop() -> Any:
+    """The running event loop, or None (read by ``__enter__`` when the node records spans' CPU time)."""
+    return _running_loop()
+
+
 def _links(follows_from: Span | SpanContext | Iterable[Span | SpanContext] | None) -> Sequence[tuple[str, str]]:
     if follows_from is None:
         return ()
@@ -222,6 +257,17 @@ def span(
     if attrs is not None:
         fields = {**attrs, **fields}
     return Span(name, fields, parent, _links(follows_from), on_behalf_of, f.f_code, f.f_lineno)
+
+
+#: ``span`` in Python: the reference for the C one (``_speedups_span.c``), which calls it for every call but
+#: ``span(name, **fields)``.
+python_span: Final = span
+
+if speedups is not None:
+    speedups.configure_span(
+        Span, PythonSpanBase, python_span, recorder.__dict__, current, _threads, threading.current_thread, _current_loop
+    )
+    span = speedups.span  # the same calls as python_span (tests/test_speedups_span.py)
 
 
 def current_span() -> Span | None:
