@@ -475,13 +475,32 @@ static const char *span_field_names[SPAN_FIELDS] = {
     "start_ns", "end_ns", "trace_id", "span_id", "parent_span_id", "status", "cpu_ns", "thread"};
 static PyObject *span_fields[SPAN_FIELDS], *str_span, *span_kwnames;
 
+/* Where a span's fields lie in it, when it is exactly the Span type _speedups_span.c writes (the slots it found
+ * there); NULL: read them by name. */
+static const Py_ssize_t *span_offsets(PyObject *span) {
+    static PyTypeObject *known;
+    static Py_ssize_t offsets[SPAN_FIELDS];
+    PyTypeObject *type = speedups_span_type();
+    if (type == NULL || Py_TYPE(span) != type) return NULL;
+    if (known != type) {
+        for (int i = 0; i < SPAN_FIELDS; i++) {
+            if ((offsets[i] = speedups_span_offset(span_field_names[i])) == 0) return NULL;
+        }
+        known = type;
+    }
+    return offsets;
+}
+
 /* A span's record, or NULL (an exception set or not) when ``careful`` must build it: a span with an error,
  * links, a remote trace's vendor state, attributes or a call site not known plain. */
 static PyObject *build_span(PyObject *op, PyObject *span) {
     SpanBuilder *self = (SpanBuilder *)op;
     PyObject *got[SPAN_FIELDS] = {NULL}, *code_id = NULL, *key = NULL, *where = NULL, *id = NULL, *links = NULL,
              *result = NULL;
+    const Py_ssize_t *where_slots = span_offsets(span);
     for (int i = 0; i < SPAN_FIELDS; i++) {
+        if (where_slots != NULL && (got[i] = Py_XNewRef(*(PyObject **)((char *)span + where_slots[i]))) != NULL)
+            continue; /* a Span's slot, read where it lies (a slot never set: getattr raises as Python would) */
         if ((got[i] = PyObject_GetAttr(span, span_fields[i])) != NULL) continue;
         if (i != SPAN_THREAD || !PyErr_ExceptionMatches(PyExc_AttributeError)) goto done;
         PyErr_Clear(); /* getattr(span, "thread", None) */

@@ -29,8 +29,13 @@ int caller_init(PyObject *module);
  * exception set. */
 int speedups_put(PyObject *put, PyObject *item);
 
-/* _speedups_span.c: the caller's side of a span (SpanBase, configure_span). */
+/* _speedups_span.c: the caller's side of a span (span, SpanBase, configure_span). */
 int span_init_module(PyObject *module);
+
+/* _speedups_span.c: the Span type configure_span was given (NULL before), and the offset of its slot ``name`` in
+ * its objects (0: no such slot, or not configured). */
+PyTypeObject *speedups_span_type(void);
+Py_ssize_t speedups_span_offset(const char *name);
 
 /* _speedups_encoder.c: the worker's side of the hot path (LogBuilder, StdlogBuilder, SpanBuilder, EventBuilder,
  * Dispatch). */

@@ -17,6 +17,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include <string.h>
 #include <time.h>
 
 #include "_speedups_parts.h"
@@ -61,6 +62,15 @@ static PyObject *get_slot(PyObject *span, int index) {
         return NULL;
     }
     return Py_NewRef(value);
+}
+
+PyTypeObject *speedups_span_type(void) { return span_type; }
+
+Py_ssize_t speedups_span_offset(const char *name) {
+    for (int i = 0; span_type != NULL && i < S_COUNT; i++) {
+        if (strcmp(slot_names[i], name) == 0) return offsets[i];
+    }
+    return 0;
 }
 
 static int configured(void) {
