@@ -166,6 +166,27 @@ def test_the_call_site_is_the_callers_line(native: ModuleType) -> None:
     assert (c.code, c.line) == (sys._getframe().f_code, line)
 
 
+def test_the_line_of_every_call_site_among_many(native: ModuleType) -> None:
+    """The C remembers a line by code object and instruction: spans made at many lines of many functions (more
+    than it remembers, and code objects made and freed meanwhile) each carry the line they were made at."""
+    for round_ in range(3):
+        source = "\n".join(
+            f"def f{i}(span):\n"
+            + "".join(f"    {'a' if n % 2 else 'b'}{n} = span('s{n}')\n" for n in range(i % 5 + 1))
+            + "    return [v for k, v in sorted(locals().items()) if k != 'span']"
+            for i in range(400)
+        )
+        namespace: dict[str, Any] = {}
+        exec(compile(source, f"<round {round_}>", "exec"), namespace)
+        for i in range(400):
+            made = namespace[f"f{i}"](zt.span)
+            first = namespace[f"f{i}"].__code__.co_firstlineno
+            assert sorted((s.line, s.name) for s in made) == [(first + 1 + n, f"s{n}") for n in range(i % 5 + 1)]
+            assert all(s.code is namespace[f"f{i}"].__code__ for s in made)
+        del namespace
+        gc.collect()
+
+
 def test_span_holds_no_reference_it_should_not(native: ModuleType) -> None:
     """Each call's dict, code object and span are released: the counts return to where they were."""
     value = Probe()
