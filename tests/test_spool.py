@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from zoomtrace.wire import spool
 from zoomtrace.wire.record import Record, encoder, json_encoder
 from zoomtrace.wire.spool import HEADER, JSON_LINES, MAGIC, MSGPACK, SegmentWriter, _parse, _read_frames, read_segment
 
@@ -126,3 +127,10 @@ def test_reading_frame_by_frame_gives_what_parsing_the_whole_gives(
     finally:
         os.close(fd)
     assert got == _parse("s", data[offset:], offset, decode, max_records)
+
+
+@given(st.binary(max_size=3000), st.integers(0, 2**32 - 1))
+def test_the_frames_checksum_is_zlibs_crc32(data: bytes, start: int) -> None:
+    """Frames are checked with zlib-ng's CRC-32: the stdlib's ``zlib.crc32``, which the format names, on any bytes."""
+    assert spool.crc32(data) == zlib.crc32(data)
+    assert spool.crc32(data, start) == zlib.crc32(data, start)

@@ -25,7 +25,6 @@ import fcntl
 import os
 import stat
 import struct
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Final
 
 import msgspec
+from zlib_ng.zlib_ng import crc32
 
 from zoomtrace._native import speedups
 from zoomtrace.wire.record import BINARY, Record, batch_decoder, encoder, json_decoder, json_encoder
@@ -70,7 +70,7 @@ _payload: Final = attrgetter("payload")
 
 
 def frame(payload: bytes, version: int = MSGPACK) -> bytes:
-    return HEADER.pack(MAGIC, version, 0, len(payload), zlib.crc32(payload)) + payload
+    return HEADER.pack(MAGIC, version, 0, len(payload), crc32(payload)) + payload
 
 
 def encode_records(records: list[Record]) -> list[tuple[int, bytes]]:
@@ -284,7 +284,7 @@ def _read_frames(name: str, fd: int, offset: int, size: int, decode: bool, max_r
         if magic != MAGIC or version not in VERSIONS or length > min(MAX_FRAME, size - pos - hsize):
             break
         payload = os.pread(fd, length, pos + hsize)
-        if len(payload) != length or zlib.crc32(payload) != crc:
+        if len(payload) != length or crc32(payload) != crc:
             break
         _take_frame(result, name, version, payload, pos, decode)
         pos += hsize + length
@@ -339,7 +339,7 @@ def _parse(
             pos = resume
             continue
         payload = data[pos + hsize : pos + hsize + length]
-        if zlib.crc32(payload) != crc:
+        if crc32(payload) != crc:
             result.problems.append(f"{name}: frame at offset {offset + pos} fails its checksum; skipped")
             nxt = data.find(MAGIC, pos + 1)
             pos = nxt if nxt >= 0 else end
@@ -377,7 +377,7 @@ def _next_valid_frame(data: bytes, start: int) -> int | None:
     while pos >= 0 and len(data) - pos >= hsize:
         _magic, version, _flags, length, crc = HEADER.unpack_from(data, pos)
         body = data[pos + hsize : pos + hsize + length]
-        if version in VERSIONS and len(body) == length and zlib.crc32(body) == crc:
+        if version in VERSIONS and len(body) == length and crc32(body) == crc:
             return pos
         pos = data.find(MAGIC, pos + 1)
     return None
