@@ -16,7 +16,7 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -47,6 +47,27 @@ def native_speedups() -> ModuleType:
             pytest.fail(f"{reason}; CI must build it")
         pytest.skip(reason)
     return _native.speedups
+
+
+# -- a node for the C-against-Python tests ------------------------------------------------------------
+
+
+class FakePipeline:
+    def __init__(self, put: Callable[[object], object]) -> None:
+        self.put = put
+
+
+class FakeNode:
+    """What the caller's side reads of the running node (``recorder.Recorder``): its level, open spans,
+    ``span_cpu`` and its pipeline's ``put``."""
+
+    pid = -1  # not this process's: conftest's leak check leaves it alone
+
+    def __init__(self, put: Callable[[object], object], *, levelno: Any = 0, span_cpu: bool = False) -> None:
+        self.levelno = levelno
+        self.open_spans: dict[str, Any] = {}
+        self.span_cpu = span_cpu
+        self.pipeline = FakePipeline(put)
 
 
 # -- environment ---------------------------------------------------------------------------------

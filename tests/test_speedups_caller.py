@@ -54,26 +54,14 @@ def native() -> ModuleType:
     return built
 
 
-class Pipeline:
-    def __init__(self, put: Callable[[object], object]) -> None:
-        self.put = put
-
-
-class Node:
-    """What a logger reads of the running node: its level and its pipeline's ``put``."""
-
-    pid = -1  # not this process's: conftest's leak check leaves it alone
-
-    def __init__(self, levelno: int, put: Callable[[object], object]) -> None:
-        self.levelno = levelno
-        self.pipeline = Pipeline(put)
+Node, Pipeline = h.FakeNode, h.FakePipeline
 
 
 @pytest.fixture
 def queued(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     """The items the loggers queue, through a node of level 0 installed as ``recorder.active``."""
     items: list[tuple[Any, ...]] = []
-    monkeypatch.setattr(recorder, "active", Node(0, items.append))
+    monkeypatch.setattr(recorder, "active", Node(items.append))
     return items
 
 
@@ -150,7 +138,7 @@ def test_level_filtering_as_python(
     native: ModuleType, monkeypatch: pytest.MonkeyPatch, method: str, levelno: int
 ) -> None:
     items: list[Any] = []
-    monkeypatch.setattr(recorder, "active", Node(levelno, items.append))
+    monkeypatch.setattr(recorder, "active", Node(items.append, levelno=levelno))
     c, py = loggers()
     assert call(c, method, "t", x=1) is None
     c_count = len(items)
@@ -637,7 +625,7 @@ def test_a_levelno_that_takes_the_node_away_during_the_call(
 
     c, py = loggers()
     for logger in (c, py):
-        node = Vanishing(0, items.append)
+        node = Vanishing(items.append)
         monkeypatch.setattr(recorder, "active", node)
         del node  # the module global was the one reference: the call must hold it
         call(logger, "info", "t", x=1)
@@ -653,7 +641,7 @@ def test_a_put_that_raises(native: ModuleType, monkeypatch: pytest.MonkeyPatch, 
         seen.append(item)
         raise error
 
-    monkeypatch.setattr(recorder, "active", Node(0, put))
+    monkeypatch.setattr(recorder, "active", Node(put))
     c, py = loggers()
     for logger in (c, py):
         with pytest.raises(type(error)) as caught:
@@ -663,7 +651,7 @@ def test_a_put_that_raises(native: ModuleType, monkeypatch: pytest.MonkeyPatch, 
 
 
 def test_a_put_that_returns_a_value_still_returns_none(native: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(recorder, "active", Node(0, lambda item: "ignored"))
+    monkeypatch.setattr(recorder, "active", Node(lambda item: "ignored"))
     c, py = loggers()
     assert call(c, "info", "t") is None
     assert call(py, "info", "t") is None
@@ -676,7 +664,7 @@ class Broken:
 
 
 def test_a_node_without_a_pipeline_or_put(native: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
-    node = Node(0, print)
+    node = Node(print)
     node.pipeline = Broken()  # type: ignore[assignment]
     monkeypatch.setattr(recorder, "active", node)
     same_error([], "info", "t")
@@ -689,7 +677,7 @@ def test_a_node_without_a_pipeline_or_put(native: ModuleType, monkeypatch: pytes
 def test_the_name_is_taken_before_the_pipeline(native: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
     """Python evaluates ``self.name or ...`` before ``node.pipeline.put``: the name's error comes first, and a
     pipeline that renames the logger renames the next line, not this one."""
-    node = Node(0, print)
+    node = Node(print)
     del node.pipeline
     monkeypatch.setattr(recorder, "active", node)
     same_error([], "info", "t", name=BoolRaises())
@@ -707,7 +695,7 @@ def test_the_name_is_taken_before_the_pipeline(native: ModuleType, monkeypatch: 
         def pipeline(self, value: Pipeline) -> None:
             pass
 
-    monkeypatch.setattr(recorder, "active", Renaming(0, print))
+    monkeypatch.setattr(recorder, "active", Renaming(print))
     for logger in (c, py):
         call(logger, "info", "t")
         c.name = py.name = "before"
@@ -719,7 +707,7 @@ def test_the_name_is_taken_before_the_pipeline(native: ModuleType, monkeypatch: 
 def test_levelno_of_another_type(native: ModuleType, monkeypatch: pytest.MonkeyPatch, levelno: Any) -> None:
     """A node's level is an int; of another type, the C must do as the Python does (compare, or raise the same)."""
     items: list[Any] = []
-    monkeypatch.setattr(recorder, "active", Node(levelno, items.append))
+    monkeypatch.setattr(recorder, "active", Node(items.append, levelno=levelno))
     c, py = loggers()
     c_outcome: Any
     py_outcome: Any
@@ -774,7 +762,7 @@ def test_a_failed_log_call_leaks_no_references(native: ModuleType, monkeypatch: 
     named = log_module.Logger()
     gc.collect()
     before = [sys.getrefcount(o) for o in (value, attrs, attrs["a"])]
-    monkeypatch.setattr(recorder, "active", Node(0, put))
+    monkeypatch.setattr(recorder, "active", Node(put))
     for _ in range(200):
         with pytest.raises(ZeroDivisionError):
             logger.info("t", v=value, attrs=attrs)
@@ -863,7 +851,7 @@ def test_putter_leaves_tuples_to_reference_counting(native: ModuleType, monkeypa
     py_queue: deque[Any] = deque()
     c_put = native.Putter(c_queue, 10, 10, lambda: None, lambda item: None)
     py_put = PythonPutter(py_queue, 10, 10, lambda: None, lambda item: None)
-    monkeypatch.setattr(recorder, "active", Node(0, c_put))
+    monkeypatch.setattr(recorder, "active", Node(c_put))
     log_module.Logger("x").info("order {order}", order=value)
     for put in (c_put, py_put):
         put((LOG, value))

@@ -54,20 +54,7 @@ def native() -> ModuleType:
     return built
 
 
-class Pipeline:
-    def __init__(self, put: Callable[[object], object]) -> None:
-        self.put = put
-
-
-class Node:
-    """What a span reads of the running node: its open spans, ``span_cpu`` and its pipeline's ``put``."""
-
-    pid = -1  # not this process's: conftest's leak check leaves it alone
-
-    def __init__(self, put: Callable[[object], object], *, span_cpu: bool = False) -> None:
-        self.open_spans: dict[str, Any] = {}
-        self.span_cpu = span_cpu
-        self.pipeline = Pipeline(put)
+Node = h.FakeNode
 
 
 @pytest.fixture
@@ -188,8 +175,10 @@ def test_the_line_of_every_call_site_among_many(native: ModuleType) -> None:
 
 
 def test_span_holds_no_reference_it_should_not(native: ModuleType) -> None:
-    """Each call's dict, code object and span are released: the counts return to where they were."""
+    """Each call's dict, code object and span are released: the counts return to where they were (after a first
+    call, whose line the C remembers with its code object)."""
     value = Probe()
+    make(zt.span, "s", k=value)
     before = sys.getrefcount(value), sys.getrefcount(make.__code__)
     for _ in range(1000):
         made = make(zt.span, "s", k=value)
