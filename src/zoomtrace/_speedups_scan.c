@@ -1,5 +1,5 @@
-/* The scans of JSON in C (a data event's, a spool frame's lines): the answers of the pure-Python functions these stand for, at a fraction
- * of the cost (docs/ARCHITECTURE.md, "Native code"; bench/README.md, "Data events").
+/* The scans of JSON in C (a data event's, a spool frame's lines): the answers of the pure-Python functions these
+ * stand for, at a fraction of the cost (docs/ARCHITECTURE.md, "Native code"; bench/README.md, "Data events").
  *
  *   needs_care(encoded)          zoomtrace.runtime.sanitize._needs_care_python
  *   json_unchanged(encoded, cache, harmless, learn, max_nesting)

@@ -1,5 +1,5 @@
-/* The caller's side of a span in C: ``zt.span``, its ``__init__``, entry and exit without a Python frame of their own,
- * and its slots read and written where they lie (docs/ARCHITECTURE.md, "Native code"). In Python, these three
+/* The caller's side of a span in C: ``zt.span``, its ``__init__``, entry and exit without a Python frame of their
+ * own, and its slots read and written where they lie (docs/ARCHITECTURE.md, "Native code"). In Python, these
  * calls and their attribute stores were most of a span's cost on the application's thread.
  *
  *   span(name, /, **fields)      zoomtrace.capture.span.python_span (``zt.span``); other arguments go to it
@@ -30,9 +30,9 @@ enum {
     S_THREAD_IDENT, S_THREAD, S_COUNT
 };
 static const char *slot_names[S_COUNT] = {
-    "name",   "attrs",   "trace_id", "parent_span_id", "trace_flags", "tracestate", "baggage", "span_id",
-    "links",  "on_behalf_of", "code", "line",     "status",      "error",      "end_ns",  "cpu_ns",
-    "start_ns", "_token", "_node",  "_cpu_start",     "_thread_ident", "thread"};
+    "name",     "attrs",  "trace_id", "parent_span_id", "trace_flags",   "tracestate", "baggage", "span_id",
+    "links",    "on_behalf_of", "code", "line",         "status",        "error",      "end_ns",  "cpu_ns",
+    "start_ns", "_token", "_node",    "_cpu_start",     "_thread_ident", "thread"};
 static Py_ssize_t offsets[S_COUNT];
 
 /* What configure_span set, held for the life of the process. */
@@ -245,7 +245,8 @@ static PyObject *span_call(PyObject *module, PyObject *const *args, size_t nargs
     int plain = nargs == 1 && frame != NULL;
     for (Py_ssize_t i = 0; plain && i < count; i++) {
         PyObject *key = PyTuple_GET_ITEM(kwnames, i);
-        for (int j = 0; j < 4 && plain; j++) plain = key != span_options[j] && PyUnicode_Compare(key, span_options[j]) != 0;
+        for (int j = 0; j < 4 && plain; j++)
+            plain = key != span_options[j] && PyUnicode_Compare(key, span_options[j]) != 0;
     }
     if (!plain) return PyObject_Vectorcall(python_span, args, nargsf, kwnames);
     PyObject *fields = PyDict_New(), *parent = NULL, *code = NULL, *line = NULL, *span = NULL;
@@ -370,7 +371,8 @@ static int record_span(PyObject *node, PyObject *span) {
     } else if ((done = PyObject_CallMethodObjArgs(spans, str_pop, span_id, Py_None, NULL)) == NULL) {
         goto done;
     }
-    if ((pipeline = PyObject_GetAttr(node, str_pipeline)) == NULL || (put = PyObject_GetAttr(pipeline, str_put)) == NULL)
+    if ((pipeline = PyObject_GetAttr(node, str_pipeline)) == NULL ||
+        (put = PyObject_GetAttr(pipeline, str_put)) == NULL)
         goto done;
     result = speedups_put(put, span);
 done:
