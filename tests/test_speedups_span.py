@@ -16,6 +16,7 @@ import asyncio
 import contextvars
 import gc
 import sys
+import textwrap
 import threading
 import weakref
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from typing import Any
 import pytest
 
 import zoomtrace as zt
+from zoomtrace import _native
 from zoomtrace.capture import recorder
 from zoomtrace.capture import span as span_module
 from zoomtrace.capture.context import SpanContext, current
@@ -35,6 +37,9 @@ try:
     import helpers as h
 except ImportError:  # tests/ imported as a package
     from tests import helpers as h
+
+
+PURE_PYTHON_ENV = _native.PURE_PYTHON_ENV
 
 
 class Probe:
@@ -438,27 +443,60 @@ def test_a_span_in_a_cycle_is_collected(native: ModuleType, queued: list[Any]) -
 # -- end to end ---------------------------------------------------------------------------------------------------
 
 
-def test_a_span_through_the_c_is_stored_as_through_the_python(native: ModuleType, tmp_path: Path) -> None:
-    from zoomtrace.collect.spool_ingest import ingest_home
-    from zoomtrace.store.duckdb import DuckStore
+SCRIPT = """
+import json
+import zoomtrace as zt
+from zoomtrace.capture import span
 
-    home = tmp_path / "home"
-    zt.init("span-c", home=home, capture_logging=False, install_signal_handlers=False)
-    try:
-        for factory in (zt.span, python_span):
-            with make(factory, "request", route="/x") as span:
-                zt.log.info("inside")
-            assert span.status == "ok"
-    finally:
-        zt.shutdown()
-    store = DuckStore(tmp_path / "store.duckdb")
-    try:
-        ingest_home(store, home)
-        rows = store._con.execute(
-            "SELECT type, attrs, code_file, code_line, code_function, parent_span_id IS NULL, thread "
-            "FROM records WHERE kind = 'span' ORDER BY ts_ns"
-        ).fetchall()
-    finally:
-        store.close()
-    assert len(rows) == 2 and rows[0] == rows[1]
-    assert rows[0][0] == "request" and rows[0][4] == "make"
+
+def handle(order):
+    with zt.span("request", order=order):  # @MARK-REQUEST
+        with zt.span("charge", attrs={"amount": 12.5}):  # @MARK-CHARGE
+            zt.log.info("charged {order}", order=order)
+        try:
+            with zt.span("refund"):  # @MARK-REFUND
+                raise ValueError("declined")
+        except ValueError:
+            pass
+
+
+zt.init("span-e2e")
+handle(7)
+zt.shutdown()
+print("RESULT " + json.dumps([type(zt.span).__name__, span.Span.__mro__[1].__qualname__]), flush=True)
+"""
+
+
+def recorded(tmp_path: Path, pure: bool) -> tuple[Any, list[dict[str, Any]]]:
+    root = tmp_path / ("pure" if pure else "c")
+    root.mkdir()
+    script = root / "app.py"
+    script.write_text(textwrap.dedent(SCRIPT).lstrip("\n"), "utf-8")
+    home = root / "home"
+    env = h.child_env(home, **({PURE_PYTHON_ENV: "1"} if pure else {}))
+    if not pure:
+        env.pop(PURE_PYTHON_ENV, None)
+    child = h.run_script(script, home, env=env)
+    rows = h.sql(
+        home,
+        "select type, attrs, status, code_line, code_function, thread, error is not null as has_error, "
+        "(select p.type from records p where p.span_id = r.parent_span_id) as parent "
+        "from records r where kind = 'span' order by ts_ns",
+    )
+    return h.result(child), rows
+
+
+def test_spans_through_the_c_reach_the_store_as_through_python(native: ModuleType, tmp_path: Path) -> None:
+    """Spans (nested, with ``attrs=``, one failing) recorded with and without the C are the same rows."""
+    c_kind, c_rows = recorded(tmp_path, pure=False)
+    py_kind, py_rows = recorded(tmp_path, pure=True)
+    assert c_kind == ["builtin_function_or_method", "SpanBase"]
+    assert py_kind == ["function", "PythonSpanBase"]
+    assert c_rows == py_rows
+    lines = (tmp_path / "c" / "app.py").read_text("utf-8").splitlines()
+    marks = {m: n for n, line in enumerate(lines, 1) for m in ("REQUEST", "CHARGE", "REFUND") if f"@MARK-{m}" in line}
+    assert [(r["type"], r["code_line"], r["parent"], r["has_error"], r["code_function"]) for r in c_rows] == [
+        ("request", marks["REQUEST"], None, False, "handle"),
+        ("charge", marks["CHARGE"], "request", False, "handle"),
+        ("refund", marks["REFUND"], "request", True, "handle"),
+    ]

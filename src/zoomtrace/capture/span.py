@@ -156,6 +156,8 @@ class Span(_SpanBase):
 
     Lean on purpose (a span is two context switches of the caller's thread): the queue gets the
     ``Span`` itself, the slots set only when they are needed are read with defaults by the worker.
+    Its ``__init__``, ``__enter__`` and ``__exit__`` are C where the speedups are built (``PythonSpanBase``'s
+    without them).
     """
 
     __slots__ = (
