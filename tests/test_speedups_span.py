@@ -500,3 +500,91 @@ def test_spans_through_the_c_reach_the_store_as_through_python(native: ModuleTyp
         ("charge", marks["CHARGE"], "request", False, "handle"),
         ("refund", marks["REFUND"], "request", True, "handle"),
     ]
+
+
+# -- what a review under AddressSanitizer found -----------------------------------------------------------------
+
+
+def test_open_spans_that_replaces_the_span_id_meanwhile(native: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python reads ``node.open_spans`` before ``self.span_id``: a mapping whose getter replaces the id registers
+    the new one (the first C held the old id unowned across the getter, and freed it: a use after free)."""
+    registered: list[str] = []
+
+    class Replacing(h.FakeNode):
+        @property  # type: ignore[override]
+        def open_spans(self) -> dict[str, Any]:
+            span = current.get()
+            if span is not None:
+                span.span_id = "".join(["z"] * 40)  # a new string: the old id's last reference goes
+            return self.spans
+
+        @open_spans.setter
+        def open_spans(self, value: dict[str, Any]) -> None:
+            self.spans = value
+
+    for factory in (lambda: make(zt.span, "s"), lambda: ref_span("s")):
+        node = Replacing(lambda item: None)
+        monkeypatch.setattr(recorder, "active", node)
+        span = factory()
+        span.__enter__()
+        registered.extend(node.spans)
+        current.set(None)
+    assert registered == ["z" * 40, "z" * 40]
+
+
+def test_exit_by_keyword_and_wrong_arguments_as_in_python(native: ModuleType, queued: list[Any]) -> None:
+    for span in (make(zt.span, "s"), ref_span("s")):
+        span.__enter__()
+        assert span.__exit__(exc_type=None, exc=None, tb=None) is None
+    same_span(*queued)
+    errors = []
+    for span in (make(zt.span, "s"), ref_span("s")):
+        for call in (lambda: span.__exit__(None), lambda: span.__exit__(None, None, None, bogus=1)):
+            with pytest.raises(TypeError) as caught:
+                call()
+            errors.append(str(caught.value).split("__exit__()")[-1])
+    assert errors[:2] == errors[2:]
+
+
+def test_init_by_keyword_and_wrong_arguments_as_in_python(native: ModuleType) -> None:
+    kwargs = {"attrs": {}, "parent": None, "links": (), "on_behalf_of": None, "code": None, "line": 1}
+    same_span(Span("n", **kwargs), Ref("n", **kwargs))
+    messages = []
+    for cls in (Span, Ref):
+        for args, extra in ((("n",), {}), (("n", {}, None, (), None, None, 1), {"bogus": 1})):
+            with pytest.raises(TypeError) as caught:
+                cls(*args, **extra)
+            messages.append(str(caught.value).split("__init__()")[-1])
+    assert messages[:2] == messages[2:]
+
+
+def test_a_recorder_without_its_active_slot_fails_as_in_python(native: ModuleType) -> None:
+    active = recorder.active
+    del recorder.active
+    try:
+        for span in (make(zt.span, "s"), ref_span("s")):
+            with pytest.raises(AttributeError, match="has no attribute 'active'"):
+                span.__enter__()
+            current.set(None)
+    finally:
+        recorder.active = active
+
+
+def test_configure_span_takes_only_spans_own_slots(native: ModuleType) -> None:
+    """Offsets must be the configured type's own writable object slots, and the type never changes."""
+
+    class Borrowed:  # another class's member descriptors in its dict: their offsets lie beyond its objects
+        pass
+
+    for name in Span.__slots__:
+        setattr(Borrowed, name, Span.__dict__[name])
+    args = (PythonSpanBase, python_span, recorder.__dict__, current, {}, threading.current_thread, lambda: None)
+    with pytest.raises(TypeError, match="no writable slot"):
+        native.configure_span(Borrowed, *args)
+
+    class Other(PythonSpanBase):
+        __slots__ = Span.__slots__
+
+    with pytest.raises(RuntimeError, match="already configured"):
+        native.configure_span(Other, *args)
+    native.configure_span(Span, *args[:4], span_module._threads, threading.current_thread, span_module._current_loop)

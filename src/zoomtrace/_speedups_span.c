@@ -91,14 +91,22 @@ static PyObject *configure_span(PyObject *module, PyObject *const *args, Py_ssiz
     Py_ssize_t found[S_COUNT];
     for (int i = 0; i < S_COUNT; i++) { /* each must be a slot of the type itself, an object one */
         PyObject *descr = PyDict_GetItemString(type->tp_dict, slot_names[i]);
-        if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type) ||
-            ((PyMemberDescrObject *)descr)->d_member->type != T_OBJECT_EX ||
-            (((PyMemberDescrObject *)descr)->d_member->flags & READONLY)) {
+        PyMemberDef *member = descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type) &&
+                                      PyDescr_TYPE(descr) == type
+                                  ? ((PyMemberDescrObject *)descr)->d_member
+                                  : NULL;
+        if (member == NULL || member->type != T_OBJECT_EX || (member->flags & READONLY) ||
+            member->offset < (Py_ssize_t)sizeof(PyObject) ||
+            member->offset > type->tp_basicsize - (Py_ssize_t)sizeof(PyObject *)) {
             PyErr_Format(PyExc_TypeError, "configure_span: %.100s has no writable slot %s", type->tp_name,
                          slot_names[i]);
             return NULL;
         }
-        found[i] = ((PyMemberDescrObject *)descr)->d_member->offset;
+        found[i] = member->offset;
+    }
+    if (span_type != NULL && span_type != type) { /* the offsets the methods and the encoder use stay right */
+        PyErr_Format(PyExc_RuntimeError, "configure_span: already configured for %.100s", span_type->tp_name);
+        return NULL;
     }
     memcpy(offsets, found, sizeof(offsets));
     Py_XSETREF(span_type, (PyTypeObject *)Py_NewRef(args[0]));
@@ -116,12 +124,15 @@ static PyObject *configure_span(PyObject *module, PyObject *const *args, Py_ssiz
  * may make a slot a property) runs the Python reference, ``method`` of PythonSpanBase. */
 static int exactly_a_span(PyObject *self) { return Py_TYPE(self) == span_type; }
 
-static PyObject *python_method(PyObject *method, PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+static PyObject *python_method(PyObject *method, PyObject *self, PyObject *const *args, size_t nargsf,
+                               PyObject *kwnames) {
     PyObject *function = PyObject_GetAttr(python_base, method);
     if (function == NULL) return NULL;
-    PyObject *stack[4] = {self, nargs > 0 ? args[0] : NULL, nargs > 1 ? args[1] : NULL, nargs > 2 ? args[2] : NULL};
-    PyObject *result = PyObject_Vectorcall(function, stack, (size_t)nargs + 1, NULL);
+    PyObject *bound = PyMethod_New(function, self);
     Py_DECREF(function);
+    if (bound == NULL) return NULL;
+    PyObject *result = PyObject_Vectorcall(bound, args, nargsf, kwnames);
+    Py_DECREF(bound);
     return result;
 }
 
@@ -134,8 +145,9 @@ static PyObject *clock_ns(clockid_t clock) {
 /* The running node (``recorder.active``), a new reference (None if there is none), or NULL. */
 static PyObject *active_node(void) {
     PyObject *node = PyDict_GetItemWithError(recorder_namespace, str_active);
-    if (node == NULL) return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
-    return Py_NewRef(node);
+    if (node == NULL && !PyErr_Occurred())
+        PyErr_SetString(PyExc_AttributeError, "module 'zoomtrace.capture.recorder' has no attribute 'active'");
+    return Py_XNewRef(node);
 }
 
 /* -- __init__ ------------------------------------------------------------------------------------------------ */
@@ -184,28 +196,18 @@ static int fill_span(PyObject *self, PyObject *name, PyObject *attrs, PyObject *
 /* PythonSpanBase.__init__(self, name, attrs, parent, links, on_behalf_of, code, line). */
 static int span_init(PyObject *self, PyObject *args, PyObject *kwargs) {
     if (!configured()) return -1;
-    if (!exactly_a_span(self)) {
-        PyObject *init = PyObject_GetAttr(python_base, str_init), *done = NULL;
-        if (init != NULL) {
-            PyObject *with_self = PyTuple_New(PyTuple_GET_SIZE(args) + 1);
-            if (with_self != NULL) {
-                PyTuple_SET_ITEM(with_self, 0, Py_NewRef(self));
-                for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(args); i++)
-                    PyTuple_SET_ITEM(with_self, i + 1, Py_NewRef(PyTuple_GET_ITEM(args, i)));
-                done = PyObject_Call(init, with_self, kwargs);
-                Py_DECREF(with_self);
-            }
-            Py_DECREF(init);
-        }
+    /* A subclass, or a call the Python takes by keyword or refuses with its own message: PythonSpanBase.__init__. */
+    if (!exactly_a_span(self) || PyTuple_GET_SIZE(args) != 7 || (kwargs != NULL && PyDict_GET_SIZE(kwargs) > 0)) {
+        PyObject *init = PyObject_GetAttr(python_base, str_init), *bound = NULL, *done = NULL;
+        if (init != NULL && (bound = PyMethod_New(init, self)) != NULL) done = PyObject_Call(bound, args, kwargs);
+        Py_XDECREF(init);
+        Py_XDECREF(bound);
         Py_XDECREF(done);
         return done == NULL ? -1 : 0;
     }
-    static char *kwlist[] = {"name", "attrs", "parent", "links", "on_behalf_of", "code", "line", NULL};
-    PyObject *name, *attrs, *parent, *links, *on_behalf_of, *code, *line;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOOO:Span", kwlist, &name, &attrs, &parent, &links,
-                                     &on_behalf_of, &code, &line))
-        return -1;
-    return fill_span(self, name, attrs, parent, links, on_behalf_of, code, line);
+#define ARG(i) PyTuple_GET_ITEM(args, i)
+    return fill_span(self, ARG(0), ARG(1), ARG(2), ARG(3), ARG(4), ARG(5), ARG(6));
+#undef ARG
 }
 
 /* -- zt.span ------------------------------------------------------------------------------------------------- */
@@ -224,7 +226,8 @@ static PyObject *caller_line(PyFrameObject *frame, PyObject *code) {
     int lasti = PyFrame_GetLasti(frame);
     size_t at = (((size_t)(uintptr_t)code >> 4) ^ ((size_t)lasti * 0x9E3779B1u)) % LINE_SLOTS;
     if (lines[at].code == code && lines[at].lasti == lasti) return Py_NewRef(lines[at].line);
-    PyObject *line = PyLong_FromLong(PyFrame_GetLineNumber(frame));
+    int number = PyFrame_GetLineNumber(frame);
+    PyObject *line = number < 0 ? Py_NewRef(Py_None) : PyLong_FromLong(number); /* f_lineno: None if none */
     if (line == NULL) return NULL;
     PyObject *old_code = lines[at].code, *old_line = lines[at].line; /* released once the slot is whole again */
     lines[at].code = Py_NewRef(code);
@@ -301,7 +304,7 @@ static PyObject *thread_name(PyObject *ident) {
 /* PythonSpanBase.__enter__. */
 static PyObject *span_enter(PyObject *self, PyObject *unused) {
     if (!configured()) return NULL;
-    if (!exactly_a_span(self)) return python_method(str_enter, self, NULL, 0);
+    if (!exactly_a_span(self)) return python_method(str_enter, self, NULL, 0, NULL);
     PyObject *ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident()), *node = NULL, *spans = NULL,
              *wanted = NULL, *loop = NULL, *result = NULL;
     if (ident == NULL || set_slot(self, S_THREAD_IDENT, Py_NewRef(ident)) < 0 ||
@@ -310,13 +313,13 @@ static PyObject *span_enter(PyObject *self, PyObject *unused) {
         set_slot(self, S_NODE, Py_NewRef(node)) < 0)
         goto done;
     if (node != Py_None) {
-        PyObject *span_id = SLOT(self, S_SPAN_ID);
-        if (span_id == NULL) {
-            Py_XDECREF(get_slot(self, S_SPAN_ID)); /* the AttributeError */
-            goto done;
-        }
-        if ((spans = PyObject_GetAttr(node, str_open_spans)) == NULL || PyObject_SetItem(spans, span_id, self) < 0)
-            goto done;
+        /* ``node.open_spans[self.span_id] = self``: the mapping first, then the id, held (getting the mapping may run
+         * Python code that replaces the id). */
+        if ((spans = PyObject_GetAttr(node, str_open_spans)) == NULL) goto done;
+        PyObject *span_id = get_slot(self, S_SPAN_ID);
+        int stored = span_id == NULL ? -1 : PyObject_SetItem(spans, span_id, self);
+        Py_XDECREF(span_id);
+        if (stored < 0) goto done;
     }
     /* The two clocks are read last, wall clock first, and read back first, CPU clock first (see span_exit): the
      * CPU time is measured within the wall time, not around it. */
@@ -361,15 +364,20 @@ static PyObject *cpu_time(PyObject *cpu_start, PyObject *cpu_end, PyObject *wall
 static int record_span(PyObject *node, PyObject *span) {
     PyObject *spans = NULL, *span_id = NULL, *done = NULL, *pipeline = NULL, *put = NULL;
     int result = -1;
-    if ((spans = PyObject_GetAttr(node, str_open_spans)) == NULL || (span_id = get_slot(span, S_SPAN_ID)) == NULL)
-        goto done;
-    if (PyDict_CheckExact(spans)) {
+    if ((spans = PyObject_GetAttr(node, str_open_spans)) == NULL) goto done;
+    if (PyDict_CheckExact(spans)) { /* ``pop(span_id, None)``, without the bound method */
+        if ((span_id = get_slot(span, S_SPAN_ID)) == NULL) goto done;
         if (PyDict_DelItem(spans, span_id) < 0) {
             if (!PyErr_ExceptionMatches(PyExc_KeyError)) goto done;
             PyErr_Clear();
         }
-    } else if ((done = PyObject_CallMethodObjArgs(spans, str_pop, span_id, Py_None, NULL)) == NULL) {
-        goto done;
+    } else { /* Python's order: the method, then the id */
+        PyObject *pop = PyObject_GetAttr(spans, str_pop);
+        if (pop == NULL) goto done;
+        if ((span_id = get_slot(span, S_SPAN_ID)) != NULL)
+            done = PyObject_CallFunctionObjArgs(pop, span_id, Py_None, NULL);
+        Py_DECREF(pop);
+        if (done == NULL) goto done;
     }
     if ((pipeline = PyObject_GetAttr(node, str_pipeline)) == NULL ||
         (put = PyObject_GetAttr(pipeline, str_put)) == NULL)
@@ -385,13 +393,11 @@ done:
 }
 
 /* PythonSpanBase.__exit__(self, exc_type, exc, tb). */
-static PyObject *span_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3) {
-        PyErr_Format(PyExc_TypeError, "__exit__() takes exactly 3 arguments (%zd given)", nargs);
-        return NULL;
-    }
+static PyObject *span_exit(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
     if (!configured()) return NULL;
-    if (!exactly_a_span(self)) return python_method(str_exit, self, args, nargs);
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (!exactly_a_span(self) || nargs != 3 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0))
+        return python_method(str_exit, self, args, nargsf, kwnames); /* its checks, its messages */
     PyObject *exc = args[1], *cpu_start = get_slot(self, S_CPU_START), *cpu_end = NULL, *end = NULL, *wall = NULL,
              *ident = NULL, *node = NULL, *result = NULL;
     if (cpu_start == NULL) return NULL;
@@ -451,7 +457,7 @@ done:
 
 static PyMethodDef span_base_methods[] = {
     {"__enter__", (PyCFunction)span_enter, METH_NOARGS, "Make the span current and start its clocks."},
-    {"__exit__", (PyCFunction)(void (*)(void))span_exit, METH_FASTCALL,
+    {"__exit__", (PyCFunction)(void (*)(void))span_exit, METH_FASTCALL | METH_KEYWORDS,
      "End the span, make the position before it current again and queue the span for its record."},
     {NULL},
 };
