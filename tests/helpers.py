@@ -275,6 +275,23 @@ def result(child: Child, prefix: str = "RESULT ") -> Any:
     return values[0]
 
 
+def run_with_and_without_c(root: Path, script_text: str, *, pure: bool, query: str) -> tuple[Any, list[dict[str, Any]]]:
+    """Run ``script_text`` in a child with the C speedups, or with ``ZOOMTRACE_PURE_PYTHON=1`` (``pure``), in a
+    directory of its own under ``root``; its ``RESULT`` line and ``query``'s rows of its store."""
+    from zoomtrace._native import PURE_PYTHON_ENV
+
+    where = root / ("pure" if pure else "c")
+    where.mkdir()
+    script = where / "app.py"
+    script.write_text(textwrap.dedent(script_text).lstrip("\n"), "utf-8")
+    home = where / "home"
+    env = child_env(home, **({PURE_PYTHON_ENV: "1"} if pure else {}))
+    if not pure:
+        env.pop(PURE_PYTHON_ENV, None)
+    child = run_script(script, home, env=env)
+    return result(child), sql(home, query)
+
+
 # -- the CLI -------------------------------------------------------------------------------------
 
 

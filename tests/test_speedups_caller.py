@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import gc
 import sys
-import textwrap
 import time
 import weakref
 from collections import deque
@@ -40,7 +39,6 @@ except ImportError:  # tests/ imported as a package
     from tests import helpers as h
 
 speedups = _native.speedups
-PURE_PYTHON_ENV = _native.PURE_PYTHON_ENV
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50, "exception": 40}
 LEVEL_NAMES = {"debug": "DEBUG", "info": "INFO", "warning": "WARNING", "error": "ERROR", "critical": "CRITICAL"}
@@ -1024,21 +1022,15 @@ print("RESULT " + json.dumps(base.__module__ + "." + base.__qualname__), flush=T
 
 
 def recorded(tmp_path: Path, pure: bool) -> tuple[str, list[dict[str, Any]]]:
-    root = tmp_path / ("pure" if pure else "c")
-    root.mkdir()
-    script = root / "app.py"
-    script.write_text(textwrap.dedent(SCRIPT).lstrip("\n"), "utf-8")
-    home = root / "home"
-    env = h.child_env(home, **({PURE_PYTHON_ENV: "1"} if pure else {}))
-    if not pure:
-        env.pop(PURE_PYTHON_ENV, None)
-    child = h.run_script(script, home, env=env)
-    rows = h.sql(
-        home,
-        "select kind, type, level, template, attrs, code_line, code_function, error is not null as has_error "
-        "from records where kind in ('log', 'event', 'raw') order by ts_ns",
+    return h.run_with_and_without_c(
+        tmp_path,
+        SCRIPT,
+        pure=pure,
+        query=(
+            "select kind, type, level, template, attrs, code_line, code_function, error is not null as has_error "
+            "from records where kind in ('log', 'event', 'raw') order by ts_ns"
+        ),
     )
-    return h.result(child), rows
 
 
 def test_a_log_line_through_the_c_reaches_the_store_as_through_python(native: ModuleType, tmp_path: Path) -> None:

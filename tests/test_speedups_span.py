@@ -16,7 +16,6 @@ import asyncio
 import contextvars
 import gc
 import sys
-import textwrap
 import threading
 import weakref
 from collections.abc import Callable
@@ -27,7 +26,6 @@ from typing import Any
 import pytest
 
 import zoomtrace as zt
-from zoomtrace import _native
 from zoomtrace.capture import recorder
 from zoomtrace.capture import span as span_module
 from zoomtrace.capture.context import SpanContext, current
@@ -37,9 +35,6 @@ try:
     import helpers as h
 except ImportError:  # tests/ imported as a package
     from tests import helpers as h
-
-
-PURE_PYTHON_ENV = _native.PURE_PYTHON_ENV
 
 
 class Probe:
@@ -468,22 +463,16 @@ print("RESULT " + json.dumps([type(zt.span).__name__, span.Span.__mro__[1].__qua
 
 
 def recorded(tmp_path: Path, pure: bool) -> tuple[Any, list[dict[str, Any]]]:
-    root = tmp_path / ("pure" if pure else "c")
-    root.mkdir()
-    script = root / "app.py"
-    script.write_text(textwrap.dedent(SCRIPT).lstrip("\n"), "utf-8")
-    home = root / "home"
-    env = h.child_env(home, **({PURE_PYTHON_ENV: "1"} if pure else {}))
-    if not pure:
-        env.pop(PURE_PYTHON_ENV, None)
-    child = h.run_script(script, home, env=env)
-    rows = h.sql(
-        home,
-        "select type, attrs, status, code_line, code_function, thread, error is not null as has_error, "
-        "(select p.type from records p where p.span_id = r.parent_span_id) as parent "
-        "from records r where kind = 'span' order by ts_ns",
+    return h.run_with_and_without_c(
+        tmp_path,
+        SCRIPT,
+        pure=pure,
+        query=(
+            "select type, attrs, status, code_line, code_function, thread, error is not null as has_error, "
+            "(select p.type from records p where p.span_id = r.parent_span_id) as parent "
+            "from records r where kind = 'span' order by ts_ns"
+        ),
     )
-    return h.result(child), rows
 
 
 def test_spans_through_the_c_reach_the_store_as_through_python(native: ModuleType, tmp_path: Path) -> None:
