@@ -62,7 +62,7 @@ def _count_lines_python(data: bytes) -> int:
 
 
 #: The records of a ``JSON_LINES`` frame (its newlines), in C where the speedups are built: ``bytes.count``
-#: reads a byte at a time, ≈ 165 ns for a 400-byte record, half as much as a store's ``prepare`` spends on it.
+#: reads a byte at a time, ≈ 160 ns for a 400-byte record (12 with ``memchr``), and ingest counts every frame.
 count_lines: Callable[[bytes], int] = _count_lines_python if speedups is None else speedups.count_lines
 
 
