@@ -80,6 +80,12 @@ static int putter_put(Putter *self, PyObject *item) {
     return 0;
 }
 
+PyObject *speedups_clock_ns(clockid_t clock) {
+    struct timespec now;
+    clock_gettime(clock, &now);
+    return PyLong_FromLongLong((long long)now.tv_sec * 1000000000LL + now.tv_nsec);
+}
+
 int speedups_put(PyObject *put, PyObject *item) {
     if (Py_IS_TYPE(put, &PutterType)) return putter_put((Putter *)put, item);
     PyObject *done = PyObject_CallOneArg(put, item);
@@ -285,9 +291,7 @@ static PyObject *log_item(PyFrameObject *frame, PyObject *name, PyObject *templa
     PyTuple_SET_ITEM(item, 6, Py_NewRef(template));
     PyObject *exc = with_exception ? PyErr_GetHandledException() : NULL;
     PyTuple_SET_ITEM(item, 9, exc == NULL ? Py_NewRef(Py_None) : exc);
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now); /* time.time_ns()'s clock */
-    PyObject *value = PyLong_FromLongLong((long long)now.tv_sec * 1000000000LL + now.tv_nsec);
+    PyObject *value = speedups_clock_ns(CLOCK_REALTIME);
     if (value == NULL) goto fail;
     PyTuple_SET_ITEM(item, 1, value);
     if ((value = PyLong_FromLong(PyFrame_GetLasti(frame))) == NULL) goto fail;

@@ -4,6 +4,7 @@
 #define ZOOMTRACE_SPEEDUPS_PARTS_H
 
 #include <Python.h>
+#include <time.h>
 
 /* _speedups_ids.c: uuid7, new_trace_id, new_span_id. */
 int ids_init(PyObject *module);
@@ -24,6 +25,10 @@ int speedups_needs_care(const unsigned char *p, Py_ssize_t n);
 
 /* _speedups_caller.c: the caller's side of the hot path (Logger, Putter, configure_logger). */
 int caller_init(PyObject *module);
+
+/* _speedups_caller.c: a clock's time in nanoseconds as an int (CLOCK_REALTIME: time.time_ns();
+ * CLOCK_THREAD_CPUTIME_ID: time.thread_time_ns()), a new reference or NULL. */
+PyObject *speedups_clock_ns(clockid_t clock);
 
 /* _speedups_caller.c: ``put(item)`` for the pipeline's put (a Putter without a Python call): 0, or -1 with an
  * exception set. */

@@ -136,13 +136,8 @@ static PyObject *python_method(PyObject *method, PyObject *self, PyObject *const
     return result;
 }
 
-static PyObject *clock_ns(clockid_t clock) {
-    struct timespec now;
-    clock_gettime(clock, &now); /* CLOCK_REALTIME: time.time_ns(); CLOCK_THREAD_CPUTIME_ID: time.thread_time_ns() */
-    return PyLong_FromLongLong((long long)now.tv_sec * 1000000000LL + now.tv_nsec);
-}
-
-/* The running node (``recorder.active``), a new reference (None if there is none), or NULL. */
+/* The running node (``recorder.active``), a new reference (None if there is none), or NULL (the AttributeError
+ * Python raises if the module has no ``active``). */
 static PyObject *active_node(void) {
     PyObject *node = PyDict_GetItemWithError(recorder_namespace, str_active);
     if (node == NULL && !PyErr_Occurred())
@@ -323,7 +318,7 @@ static PyObject *span_enter(PyObject *self, PyObject *unused) {
     }
     /* The two clocks are read last, wall clock first, and read back first, CPU clock first (see span_exit): the
      * CPU time is measured within the wall time, not around it. */
-    if (set_slot(self, S_START_NS, clock_ns(CLOCK_REALTIME)) < 0) goto done;
+    if (set_slot(self, S_START_NS, speedups_clock_ns(CLOCK_REALTIME)) < 0) goto done;
     /* CPU time only when asked for, and only for synchronous code: other tasks run while a coroutine awaits. */
     int cpu = 0;
     if (node != Py_None) {
@@ -333,7 +328,7 @@ static PyObject *span_enter(PyObject *self, PyObject *unused) {
             cpu = loop == Py_None;
         }
     }
-    if (set_slot(self, S_CPU_START, cpu ? clock_ns(CLOCK_THREAD_CPUTIME_ID) : Py_NewRef(Py_None)) == 0)
+    if (set_slot(self, S_CPU_START, cpu ? speedups_clock_ns(CLOCK_THREAD_CPUTIME_ID) : Py_NewRef(Py_None)) == 0)
         result = Py_NewRef(self);
 done:
     Py_XDECREF(ident);
@@ -401,8 +396,9 @@ static PyObject *span_exit(PyObject *self, PyObject *const *args, size_t nargsf,
     PyObject *exc = args[1], *cpu_start = get_slot(self, S_CPU_START), *cpu_end = NULL, *end = NULL, *wall = NULL,
              *ident = NULL, *node = NULL, *result = NULL;
     if (cpu_start == NULL) return NULL;
-    cpu_end = cpu_start != Py_None ? clock_ns(CLOCK_THREAD_CPUTIME_ID) : Py_NewRef(zero);
-    if (cpu_end == NULL || (end = clock_ns(CLOCK_REALTIME)) == NULL || set_slot(self, S_END_NS, Py_NewRef(end)) < 0)
+    cpu_end = cpu_start != Py_None ? speedups_clock_ns(CLOCK_THREAD_CPUTIME_ID) : Py_NewRef(zero);
+    if (cpu_end == NULL || (end = speedups_clock_ns(CLOCK_REALTIME)) == NULL ||
+        set_slot(self, S_END_NS, Py_NewRef(end)) < 0)
         goto done;
     if (cpu_start != Py_None) {
         int same = 0;
