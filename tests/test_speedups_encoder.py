@@ -31,8 +31,8 @@ from zoomtrace.capture import items
 from zoomtrace.capture.span import Span
 from zoomtrace.runtime.encoder import _PLAIN_LOGRECORD_SIZE, Encoder
 from zoomtrace.runtime.provenance import Provenance
-from zoomtrace.runtime.sanitize import Limits, json_encode
-from zoomtrace.runtime.scrub import Scrubber
+from zoomtrace.runtime.sanitize import Limits, json_encode, plain_json_encode
+from zoomtrace.runtime.scrub import MAX_NESTING, Scrubber
 from zoomtrace.wire.propagation import SpanContext
 from zoomtrace.wire.record import Record
 
@@ -77,6 +77,7 @@ class Pair:
     ) -> None:
         self.c, self.py = new_encoder(scrubber(), Limits(**limits)), new_encoder(scrubber(), Limits(**limits))
         self.careful_calls = 0
+        self.scans = 0
         c = self.c
         python = {"log": Encoder._log, "stdlog": Encoder._stdlog, "span": Encoder._span, "event": Encoder._event}[kind]
         self.python = getattr(self.py, python.__name__)
@@ -127,9 +128,18 @@ class Pair:
                 c.limits.max_items,
                 json_encode,
                 msgspec.Raw,
-                c.scrubber.json_unchanged if c.scrubber is not None else None,
+                self.json_unchanged if c.scrubber is not None else None,
                 c.limits.max_payload_bytes,
+                plain_json_encode,
+                c.scrubber.harmless_names if c.scrubber is not None else None,
+                MAX_NESTING,
             )
+
+    def json_unchanged(self, encoded: bytes) -> bool:
+        """The C encoder's scrubber's ``json_unchanged``, counted."""
+        self.scans += 1
+        assert self.c.scrubber is not None
+        return self.c.scrubber.json_unchanged(encoded)
 
     def both(self, item: Any) -> tuple[Record, Record, bool]:
         """Both records (ids left out) and whether the C built it."""
@@ -612,11 +622,14 @@ class OrderPlaced:
     total: float
 
 
+NAMES = st.sampled_from(["id", "name", "password", "token", "note", "card"])
 PAYLOAD_VALUES = st.recursive(
     VALUES | st.just(b"bytes"),
     lambda inner: (
         st.lists(inner, max_size=3)
-        | st.dictionaries(st.sampled_from(["id", "name", "password", "token", "note", "card"]), inner, max_size=3)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.tuples(NAMES, inner)  # a (name, value) pair
+        | st.dictionaries(NAMES, inner, max_size=3)
     ),
     max_leaves=8,
 )
@@ -675,3 +688,70 @@ def test_a_plain_event_is_built_in_c_and_one_the_scrubber_changes_by_python(nati
         assert not in_c and built == expected
     built, _, _ = pair.both(event_item({"password": "hunter2"}))
     assert b"hunter2" not in json_encode(built.payload)
+
+
+def test_a_payload_of_known_names_is_proven_by_a_walk_of_its_names(native: ModuleType) -> None:
+    """Once the scrubber knows a payload's names, the C proves it without scanning its JSON for them, and gives
+    the record Python gives; a name it does not know, a secret in a value, a sensitive pair name or a type beyond
+    the builtins sends the payload back to the scan (and Python) as before."""
+    pair = Pair(native, "event", max_payload_bytes=10_000)
+    order = {"order_id": "o-1", "lines": [{"sku": "A", "qty": 2}, ("note", "ok")], "total": 12.5, "paid": True}
+    pair.both(event_item(order))  # a new call site, and new names: Python, then the scan learns them
+    scans = pair.scans
+    for obj in (order, {**order, "total": 99.25, "order_id": "o-2"}, (order, [order])):
+        built, expected, in_c = pair.both(event_item(obj))
+        assert in_c and built == expected and type(built.payload) is msgspec.Raw
+        assert msgspec.json.decode(built.payload) == msgspec.json.decode(msgspec.json.encode(obj))
+    assert pair.scans == scans, "known names were scanned for again"
+    for obj, scanned in (
+        ({**order, "coupon": "c-1"}, True),  # a new name: scanned (and learned)
+        ({**order, "notes": "see https://u:pw@h/"}, True),  # a new name, and a password in a URL
+        ({"lines": [("password", "hunter2")]}, True),  # a sensitive pair name: the walk declines, the scan too
+        ({"order_id": "Bearer abc.def"}, False),  # known name, a secret value: the byte tests send it to Python
+        ({"order_id": "4111 1111 1111 1111"}, False),  # card-shaped digits
+        ({"order_id": "a:b"}, False),  # a colon that is no key's
+        ({"order_id": OrderPlaced("o", 1.0)}, True),  # a dataclass: not builtins, scanned
+        ({"order_id": 2**70}, False),  # beyond 64 bits: JSON's fallbacks, then the careful path
+    ):
+        before = pair.scans
+        built, expected, in_c = pair.both(event_item(obj))
+        assert built == expected
+        assert (pair.scans > before) is scanned, obj
+        assert not in_c or type(built.payload) is msgspec.Raw
+        assert b"hunter2" not in json_encode(built.payload) and b"u:pw@" not in json_encode(built.payload)
+
+
+def test_a_payload_too_deep_for_the_walk_is_scanned(native: ModuleType) -> None:
+    pair = Pair(native, "event", max_payload_bytes=10_000)
+    pair.both(event_item({"id": 1}))  # a new call site: Python; the scan learns "id"
+    deep: Any = "leaf"
+    for _ in range(MAX_NESTING):
+        deep = {"id": deep}
+    for _ in range(2):
+        before = pair.scans
+        built, expected, _ = pair.both(event_item(deep))
+        assert built == expected and pair.scans == before + 1
+
+
+WORD_PARTS = ["=", "earer", "EARER", "bearer", "-----BEGIN", "-----BEGI", "null", "nul", ":", "\\", "\n", "é", "4111"]
+WORD_PARTS += ["1111 1111", "0" * 19, "0" * 13, " ", "x", "N", "l", "r", "R", "-"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    parts=st.lists(st.sampled_from(WORD_PARTS), max_size=6),
+    last=st.sampled_from(["", float("nan"), float("inf"), 10**18, 10**19, 2**64 - 1, 1e300]),
+    shape=st.sampled_from(["object", "array", "pair"]),
+)
+def test_the_walks_byte_tests_give_pythons_record_wherever_the_words_stand(
+    native: ModuleType, parts: list[str], last: Any, shape: str
+) -> None:
+    """The one pass over the JSON's bytes reads the last bytes apart (a word's last byte may be past them); a NaN
+    or a long number last in the JSON (its ``null``, its digits) must send the payload to Python all the same."""
+    pair = Pair(native, "event", max_payload_bytes=10_000)
+    pair.both(event_item({"id": "x", "name": ["id", 1]}))  # the call site, and the names learned
+    text = "".join(parts)
+    obj = {"object": {"id": text, "name": last}, "array": [text, last], "pair": ["name", text]}[shape]
+    for _ in range(2):
+        built, expected, _ = pair.both(event_item(obj))
+        assert built == expected

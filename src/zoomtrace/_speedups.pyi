@@ -141,6 +141,9 @@ class EventBuilder:
         raw: type,
         json_unchanged: Callable[[bytes], bool] | None,
         max_payload_bytes: int,
+        plain_encode: Callable[[Any], bytes],
+        harmless: dict[str, None] | None,
+        max_nesting: int,
         /,
     ) -> None: ...
     def __call__(self, item: tuple[Any, ...], /) -> Any: ...

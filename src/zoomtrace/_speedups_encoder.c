@@ -18,9 +18,12 @@
  *                               zoomtrace.runtime.encoder.Encoder._span, alike, for a span without an error,
  *                               links or a remote trace's vendor state
  *   EventBuilder(careful, record, node_id, offsets, plain_keys, clean_strings, max_items, encode_json, raw,
- *                json_unchanged, max_payload_bytes)
+ *                json_unchanged, max_payload_bytes, plain_encode, harmless, max_nesting)
  *                               zoomtrace.runtime.encoder.Encoder._event, alike, for a data event whose JSON
- *                               the sanitiser and the scrubber leave as it is (stored as that JSON)
+ *                               the sanitiser and the scrubber leave as it is (stored as that JSON); a payload
+ *                               of builtins whose names the scrubber already knows harmless is proven so by a
+ *                               walk of its names and the byte tests of its JSON, without reading the JSON
+ *                               (``plain_names``)
  *   Dispatch(span_type, build_span, builders)
  *                               zoomtrace.runtime.encoder.Encoder.__call__
  *
@@ -623,18 +626,80 @@ typedef struct {
     PyObject *encode_json;    /* a msgspec JSON encoder's encode */
     PyObject *raw;            /* msgspec.Raw */
     PyObject *json_unchanged; /* Scrubber.json_unchanged, or None */
+    PyObject *plain_encode;   /* sanitize.plain_json_encode: encode_json for a payload of builtins */
+    PyObject *harmless;       /* Scrubber.harmless_names (a dict), or None */
     Plain plain;
     Py_ssize_t max_payload_bytes;
+    Py_ssize_t max_nesting; /* scrub.MAX_NESTING */
 } EventBuilder;
 
 static PyObject *str_event, *event_kwnames;
+
+/* Whether ``name`` (exact text) is among the scrubber's harmless names: 1, or 0 (unknown, or an error cleared). The
+ * names there are exact text too, so the look-up compares text in C and runs no Python code. */
+static int known_harmless(PyObject *harmless, PyObject *name) {
+    int known = PyDict_Contains(harmless, name);
+    if (known < 0) PyErr_Clear();
+    return known == 1;
+}
+
+/* Scrubber._names_harmless of a payload made only of dicts with text keys, lists, tuples, text, ints, floats, bools
+ * and None (builtins, not subclasses) whose every key and (name, value) pair name the scrubber already knows
+ * harmless, nested less than ``max_nesting`` deep: the number of its keys, which its JSON has as many colons as
+ * when no text holds one. -1 for any other payload, which the scan of its JSON decides (Scrubber.json_unchanged,
+ * which also learns new names). A tuple is a list, as in the JSON. No Python code runs (exact types, look-ups of
+ * exact text), so the payload cannot change between this walk and its encoding by ``plain_encode``, C too. */
+static Py_ssize_t plain_names(PyObject *obj, PyObject *harmless, Py_ssize_t depth, Py_ssize_t max_nesting) {
+    PyTypeObject *type = Py_TYPE(obj);
+    if (type == &PyUnicode_Type || type == &PyLong_Type || type == &PyFloat_Type || type == &PyBool_Type ||
+        obj == Py_None)
+        return 0;
+    if (depth >= max_nesting - 1) return -1; /* as deep as Scrubber._value cuts */
+    Py_ssize_t keys = 0;
+    if (type == &PyDict_Type) {
+        Py_ssize_t pos = 0;
+        PyObject *key, *value;
+        while (PyDict_Next(obj, &pos, &key, &value)) {
+            if (!PyUnicode_CheckExact(key) || !known_harmless(harmless, key)) return -1;
+            Py_ssize_t inner = plain_names(value, harmless, depth + 1, max_nesting);
+            if (inner < 0) return -1;
+            keys += inner + 1;
+        }
+        return keys;
+    }
+    if (type != &PyList_Type && type != &PyTuple_Type) return -1;
+    PyObject **items = type == &PyList_Type ? ((PyListObject *)obj)->ob_item : ((PyTupleObject *)obj)->ob_item;
+    Py_ssize_t size = Py_SIZE(obj);
+    if (size == 2 && PyUnicode_CheckExact(items[0]) && !known_harmless(harmless, items[0])) return -1; /* a pair */
+    for (Py_ssize_t i = 0; i < size; i++) {
+        Py_ssize_t inner = plain_names(items[i], harmless, depth + 1, max_nesting);
+        if (inner < 0) return -1;
+        keys += inner;
+    }
+    return keys;
+}
 
 /* The payload of an event as sanitize_payload_json and the scrubber leave it when they change nothing: its JSON,
  * as msgspec.Raw; NULL (an exception set or not) when Python must look at it (a scalar, a payload too large,
  * one the JSON cannot carry exactly, or one the scrubber may change: encoded again there). */
 static PyObject *plain_payload(EventBuilder *self, PyObject *obj) {
     if (obj == Py_None || PyBool_Check(obj) || PyLong_CheckExact(obj)) return NULL; /* sanitize_payload_json's own */
-    PyObject *encoded = PyObject_CallOneArg(self->encode_json, obj), *payload = NULL;
+    PyObject *encoded = NULL, *payload = NULL;
+    Py_ssize_t keys = self->harmless == Py_None ? -1 : plain_names(obj, self->harmless, 0, self->max_nesting);
+    if (keys >= 0) {
+        /* The names are harmless: the byte tests decide, on the bytes just made of what was walked. */
+        encoded = PyObject_CallOneArg(self->plain_encode, obj);
+        if (encoded != NULL && PyBytes_CheckExact(encoded)) {
+            const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(encoded);
+            Py_ssize_t n = PyBytes_GET_SIZE(encoded);
+            if (n <= self->max_payload_bytes && speedups_plain_json(p, n, keys))
+                payload = PyObject_CallOneArg(self->raw, encoded);
+            goto done;
+        }
+        PyErr_Clear(); /* an integer beyond 64 bits, say: encode_json's fallbacks, below */
+        Py_CLEAR(encoded);
+    }
+    encoded = PyObject_CallOneArg(self->encode_json, obj);
     if (encoded == NULL || !PyBytes_CheckExact(encoded)) goto done;
     const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(encoded);
     Py_ssize_t n = PyBytes_GET_SIZE(encoded);
@@ -704,13 +769,20 @@ static PyObject *event_builder_call(PyObject *self, PyObject *const *args, size_
 static PyObject *event_builder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
     static char *kwlist[] = {"careful",    "record",     "node_id",           "offsets",
                              "plain_keys", "clean_strings", "max_items",      "encode_json",
-                             "raw",        "json_unchanged", "max_payload_bytes", NULL};
-    PyObject *careful, *record, *node_id, *offsets, *plain_keys, *clean_strings, *encode_json, *raw, *json_unchanged;
-    Py_ssize_t max_items, max_payload_bytes;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOUO!O!O!nOOOn:EventBuilder", kwlist, &careful, &record, &node_id,
-                                     &PyDict_Type, &offsets, &PySet_Type, &plain_keys, &PySet_Type, &clean_strings,
-                                     &max_items, &encode_json, &raw, &json_unchanged, &max_payload_bytes))
+                             "raw",        "json_unchanged", "max_payload_bytes", "plain_encode",
+                             "harmless",   "max_nesting",   NULL};
+    PyObject *careful, *record, *node_id, *offsets, *plain_keys, *clean_strings, *encode_json, *raw, *json_unchanged,
+        *plain_encode, *harmless;
+    Py_ssize_t max_items, max_payload_bytes, max_nesting;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOUO!O!O!nOOOnOOn:EventBuilder", kwlist, &careful, &record,
+                                     &node_id, &PyDict_Type, &offsets, &PySet_Type, &plain_keys, &PySet_Type,
+                                     &clean_strings, &max_items, &encode_json, &raw, &json_unchanged,
+                                     &max_payload_bytes, &plain_encode, &harmless, &max_nesting))
         return NULL;
+    if (harmless != Py_None && !PyDict_CheckExact(harmless)) {
+        PyErr_SetString(PyExc_TypeError, "harmless must be a dict or None");
+        return NULL;
+    }
     EventBuilder *self = (EventBuilder *)type->tp_alloc(type, 0);
     if (self == NULL) return NULL;
     self->vectorcall = event_builder_call;
@@ -725,6 +797,9 @@ static PyObject *event_builder_new(PyTypeObject *type, PyObject *args, PyObject 
     self->raw = Py_NewRef(raw);
     self->json_unchanged = Py_NewRef(json_unchanged);
     self->max_payload_bytes = max_payload_bytes;
+    self->plain_encode = Py_NewRef(plain_encode);
+    self->harmless = Py_NewRef(harmless);
+    self->max_nesting = max_nesting;
     return (PyObject *)self;
 }
 
@@ -738,6 +813,8 @@ static int event_builder_traverse(EventBuilder *self, visitproc visit, void *arg
     Py_VISIT(self->encode_json);
     Py_VISIT(self->raw);
     Py_VISIT(self->json_unchanged);
+    Py_VISIT(self->plain_encode);
+    Py_VISIT(self->harmless);
     return 0;
 }
 
@@ -751,6 +828,8 @@ static int event_builder_clear(EventBuilder *self) {
     Py_CLEAR(self->encode_json);
     Py_CLEAR(self->raw);
     Py_CLEAR(self->json_unchanged);
+    Py_CLEAR(self->plain_encode);
+    Py_CLEAR(self->harmless);
     return 0;
 }
 

@@ -93,11 +93,15 @@ static void fill_card_classes(void) {
     }
 }
 
-/* What the JSON bytes of a payload say (Scrubber.payload_unchanged's byte tests). */
+/* What the JSON bytes of a payload say (Scrubber.payload_unchanged's byte tests, and needs_care's). Past a trigger,
+ * the other fields are not looked at (the payload is not proven unchanged anyway). */
 typedef struct {
     int trigger;       /* "=", "earer", "EARER" or "-----BEGIN": scrub_text may change something */
     Py_ssize_t colons; /* ':' bytes */
     int card_shaped;   /* the classes hold " " and CARD_MIN digits (the digits alone if escaped), or "1111 1111" */
+    int plain;         /* no raw control byte (JSON escapes them, and msgspec's and orjson's compact forms have no
+                        * whitespace) and valid UTF-8: may be JSON text at all */
+    int care;          /* speedups_needs_care (only when asked for) */
 } ByteFacts;
 
 /* Whether the card classes of ``p`` (card_classes) hold " " followed by CARD_MIN digits (CARD_MIN digits
@@ -122,15 +126,63 @@ static int card_shaped(const unsigned char *p, Py_ssize_t n, int escaped) {
     return 0;
 }
 
-static ByteFacts byte_facts(const unsigned char *p, Py_ssize_t n) {
-    ByteFacts facts = {0, 0, 0};
-    facts.trigger = memchr(p, '=', (size_t)n) != NULL || CONTAINS(p, n, "earer") || CONTAINS(p, n, "EARER") ||
-                    CONTAINS(p, n, "-----BEGIN");
+static int valid_utf8(const unsigned char *p, Py_ssize_t n);
+
+/* The bytes the tests look for, in one pass: "=", "\\", control and high bytes, colons, and the places where the
+ * first and last bytes of "null", "earer", "EARER" and "-----BEGIN" stand (the words themselves are looked for only
+ * when those are found). ``look`` bytes after each place are read: the pass stops that many bytes before the end,
+ * and the rest is read by the second loop, with its bounds checked. Blocks of 64 bytes keep a block's colon count in
+ * a byte, so that the compiler vectorises the loop. */
+typedef struct {
+    unsigned char equals, backslash, control, high, null, earer, upper_earer, pem;
+    Py_ssize_t colons;
+} ByteMarks;
+
+#define MARK(c, at)                                                                                                   \
+    do {                                                                                                              \
+        marks.equals |= (c) == '=';                                                                                   \
+        marks.backslash |= (c) == '\\';                                                                               \
+        marks.control |= (c) < 0x20;                                                                                  \
+        marks.high |= (c) & 0x80;                                                                                     \
+        colons += (c) == ':';                                                                                         \
+        marks.null |= ((c) == 'n') & (at(3) == 'l');                                                                  \
+        marks.earer |= ((c) == 'e') & (at(4) == 'r');                                                                 \
+        marks.upper_earer |= ((c) == 'E') & (at(4) == 'R');                                                           \
+        marks.pem |= ((c) == '-') & (at(9) == 'N');                                                                   \
+    } while (0)
+
+static ByteMarks byte_marks(const unsigned char *p, Py_ssize_t n) {
+    ByteMarks marks = {0, 0, 0, 0, 0, 0, 0, 0, 0};
+    const Py_ssize_t look = 9, safe = n > look ? n - look : 0;
+    Py_ssize_t i = 0;
+    while (i < safe) {
+        const Py_ssize_t end = safe - i < 64 ? safe : i + 64;
+        unsigned char colons = 0;
+#define AHEAD(k) p[i + (k)]
+        for (; i < end; i++) MARK(p[i], AHEAD);
+#undef AHEAD
+        marks.colons += colons;
+    }
+    Py_ssize_t colons = 0;
+#define INSIDE(k) (i + (k) < n ? p[i + (k)] : 0)
+    for (; i < n; i++) MARK(p[i], INSIDE);
+#undef INSIDE
+    marks.colons += colons;
+    return marks;
+}
+
+#undef MARK
+
+static ByteFacts byte_facts(const unsigned char *p, Py_ssize_t n, int with_care) {
+    ByteFacts facts = {0, 0, 0, 0, 0};
+    ByteMarks marks = byte_marks(p, n);
+    facts.trigger = marks.equals || (marks.earer && CONTAINS(p, n, "earer")) ||
+                    (marks.upper_earer && CONTAINS(p, n, "EARER")) || (marks.pem && CONTAINS(p, n, "-----BEGIN"));
     if (facts.trigger) return facts;
-    Py_ssize_t colons = 0; /* a loop of its own, so the compiler vectorises it */
-    for (Py_ssize_t i = 0; i < n; i++) colons += p[i] == ':';
-    facts.colons = colons;
-    facts.card_shaped = card_shaped(p, n, memchr(p, '\\', (size_t)n) != NULL);
+    facts.colons = marks.colons;
+    facts.card_shaped = card_shaped(p, n, marks.backslash);
+    facts.plain = !marks.control && (!marks.high || valid_utf8(p, n));
+    if (with_care) facts.care = (marks.null && CONTAINS(p, n, "null")) || has_digit_run(p, n, LONG_DIGITS);
     return facts;
 }
 
@@ -419,17 +471,6 @@ static int valid_utf8(const unsigned char *p, Py_ssize_t n) {
     return 1;
 }
 
-/* Whether the bytes may be JSON text at all: no raw control byte (JSON escapes them, and has no whitespace
- * in msgspec's compact form) and valid UTF-8. */
-static int plain_text(const unsigned char *p, Py_ssize_t n) {
-    unsigned char high = 0, control = 0;
-    for (Py_ssize_t i = 0; i < n; i++) { /* loops of their own, so the compiler vectorises them */
-        high |= p[i];
-        control |= p[i] < 0x20;
-    }
-    return !control && (!(high & 0x80) || valid_utf8(p, n));
-}
-
 /* json_unchanged(encoded, cache, harmless, learn, max_nesting): Scrubber.payload_unchanged(decode(encoded),
  * encoded) without decoding: the byte tests, then the names read off the JSON. */
 static PyObject *json_unchanged(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
@@ -448,9 +489,9 @@ static PyObject *json_unchanged(PyObject *module, PyObject *const *args, Py_ssiz
     if (max_nesting == -1 && PyErr_Occurred()) return NULL;
     Py_buffer view;
     if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) return NULL;
-    ByteFacts facts = byte_facts(view.buf, view.len);
+    ByteFacts facts = byte_facts(view.buf, view.len, 0);
     int unchanged = 0;
-    if (!facts.trigger && !facts.card_shaped && plain_text(view.buf, view.len)) {
+    if (!facts.trigger && !facts.card_shaped && facts.plain) {
         Py_ssize_t keys = json_names_harmless(view.buf, view.len, cache, harmless, learn, max_nesting);
         if (keys == -2) {
             PyBuffer_Release(&view);
@@ -460,6 +501,11 @@ static PyObject *json_unchanged(PyObject *module, PyObject *const *args, Py_ssiz
     }
     PyBuffer_Release(&view);
     return PyBool_FromLong(unchanged);
+}
+
+int speedups_plain_json(const unsigned char *p, Py_ssize_t n, Py_ssize_t keys) {
+    ByteFacts facts = byte_facts(p, n, 1);
+    return !facts.trigger && !facts.card_shaped && facts.plain && !facts.care && facts.colons == keys;
 }
 
 static PyMethodDef scan_functions[] = {

@@ -29,6 +29,7 @@ from zoomtrace.runtime.provenance import Location, Provenance, snapshot
 from zoomtrace.runtime.sanitize import (
     Limits,
     json_encode,
+    plain_json_encode,
     safe_repr,
     safe_str,
     sanitize_attrs,
@@ -36,7 +37,7 @@ from zoomtrace.runtime.sanitize import (
     sanitize_payload_json,
     truncate,
 )
-from zoomtrace.runtime.scrub import _CARD_MIN, Scrubber
+from zoomtrace.runtime.scrub import _CARD_MIN, MAX_NESTING, Scrubber
 from zoomtrace.wire.propagation import TRACE_STATE_ATTR, format_tracestate
 from zoomtrace.wire.record import Code, Error, Frame, Link, Record, uuid7
 
@@ -150,6 +151,9 @@ class Encoder:
             msgspec.Raw,
             scrubber.json_unchanged if scrubber is not None else None,
             limits.max_payload_bytes,
+            plain_json_encode,
+            scrubber.harmless_names if scrubber is not None else None,
+            MAX_NESTING,
         )
         build_span = speedups.SpanBuilder(self._span, Record, self.node_id, self._lines, *plain)
         dispatch: Callable[[Any], Record | None] = speedups.Dispatch(_Span, build_span, self._dispatch)

@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import re
 import string
+import sys
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Final
 
@@ -125,7 +126,7 @@ _SCRUB: Final = 1
 _SCRUB_UNLESS_NUMBER: Final = 2
 _CACHE_MAX: Final = 4096
 _CLEAN_MAX_CHARS: Final = 128
-_MAX_NESTING: Final = 100
+MAX_NESTING: Final = 100
 
 #: PEM private keys, also when the END line was cut off (everything after BEGIN goes).
 _PEM: Final = re.compile(
@@ -418,6 +419,13 @@ class Scrubber:
     def __repr__(self) -> str:
         return f"Scrubber(patterns={list(self.patterns)!r}, allow={sorted(self.allow)!r})"
 
+    @property
+    def harmless_names(self) -> dict[str, None]:
+        """The keys and pair names found not sensitive so far (text, bounded; emptied in place when full). The
+        encoder's C event path looks a payload's names up in it before it encodes the payload, and leaves the
+        payloads with a name not in it to ``json_unchanged``, which learns it. Not to be changed."""
+        return self._harmless
+
     # -- keys -------------------------------------------------------------------------
 
     def _decide(self, key: Any) -> int:
@@ -528,7 +536,7 @@ class Scrubber:
             return self.payload_unchanged(_json_decode(encoded), encoded)
         if self._json_names is None:
             self._json_names = _native.key_cache()
-        return bool(_native.json_unchanged(encoded, self._json_names, self._harmless, self._learn, _MAX_NESTING))
+        return bool(_native.json_unchanged(encoded, self._json_names, self._harmless, self._learn, MAX_NESTING))
 
     def _names_harmless(self, root: dict[str, Any] | list[Any]) -> int:
         """The number of keys in ``root`` (a decoded JSON container), or -1 if one of them is sensitive,
@@ -541,7 +549,7 @@ class Scrubber:
         push = stack.append
         while stack:
             container, depth = pop()
-            if depth >= _MAX_NESTING - 1:
+            if depth >= MAX_NESTING - 1:
                 return -1
             values: Any
             if type(container) is dict:
@@ -573,7 +581,10 @@ class Scrubber:
                     return False
                 if len(harmless) >= _CACHE_MAX:
                     harmless.clear()
-                harmless[name] = None
+                if type(name) is str:  # text only: the C event path's look-ups must run no Python code
+                    # Interned: a key written in the code is the same object, which the C event path's look-ups
+                    # of a payload's keys then find by identity rather than by comparing text.
+                    harmless[sys.intern(name)] = None
         return True
 
     def _text(self, value: str, cards: bool = True) -> str:
@@ -643,12 +654,12 @@ class Scrubber:
             return self._text(v, cards) if self.scrub_values and v not in self._clean else v
         if cls is int or cls is float or cls is bool or v is None:
             return v
-        if cls is list and depth < _MAX_NESTING:
+        if cls is list and depth < MAX_NESTING:
             return self._list(v, depth + 1, cards)
         if isinstance(v, str):  # a str subclass (unsanitised input): judge its plain text
             return self._text(str.__str__(v), cards) if self.scrub_values else v
         if isinstance(v, (dict, list, tuple)):
-            if depth >= _MAX_NESTING:  # only reachable for unsanitised, cyclic input
+            if depth >= MAX_NESTING:  # only reachable for unsanitised, cyclic input
                 return SCRUBBED
             if isinstance(v, dict):
                 return self._dict(v, depth + 1)
