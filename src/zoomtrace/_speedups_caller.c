@@ -8,6 +8,11 @@
  *   configure_logger(recorder_namespace, current, kind)
  *                                what Logger reads on every call: the recorder module's ``active`` node,
  *                                the current-position ContextVar and the queue item kind of a log line
+ *   event(obj, /, type=None, sources=(), *, attrs=None, **fields)
+ *                                zoomtrace.capture.events.python_event (``zt.event``); a call the Python would
+ *                                refuse is handed to it, so that the errors are its
+ *   configure_event(recorder_namespace, current, python_event, kind)
+ *                                what event reads, as configure_logger, and the Python it hands calls to
  *
  * Each does exactly what its Python reference does, in the same order (tests/test_speedups_caller.py).
  */
@@ -446,9 +451,129 @@ static PyTypeObject LoggerType = {
     .tp_members = logger_members,
 };
 
+/* -- event: zt.event ------------------------------------------------------------------------------------------- */
+
+/* What configure_event set, held for the life of the process. */
+static PyObject *event_recorder_namespace, *event_current, *python_event, *event_kind;
+static PyObject *str_type, *str_sources;
+
+static PyObject *configure_event(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4 || !PyDict_Check(args[0]) || !PyContextVar_CheckExact(args[1]) || !PyCallable_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "configure_event(recorder_namespace: dict, current: ContextVar, python_event, kind)");
+        return NULL;
+    }
+    Py_XSETREF(event_recorder_namespace, Py_NewRef(args[0]));
+    Py_XSETREF(event_current, Py_NewRef(args[1]));
+    Py_XSETREF(python_event, Py_NewRef(args[2]));
+    Py_XSETREF(event_kind, Py_NewRef(args[3]));
+    Py_RETURN_NONE;
+}
+
+static int is_name(PyObject *key, PyObject *name) { return key == name || PyUnicode_Compare(key, name) == 0; }
+
+/* The queue item of an event, (EVENT, id, ts, code, lasti, type, obj, sources, fields, position), put on the node's
+ * pipeline: the Python's steps in its order (``node.pipeline.put`` looked up before the item's parts are made). 0, or
+ * -1 with an exception set. */
+static int put_event(PyObject *node, PyObject *record_id, PyObject *ts, PyObject *type, PyObject *obj,
+                     PyObject *sources, PyObject *attrs, PyObject *const *values, PyObject *kwnames) {
+    int status = -1;
+    PyObject *fields = PyDict_New(), *pipeline = NULL, *put = NULL, *item = NULL;
+    if (fields == NULL) return -1;
+    Py_ssize_t count = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+        if (is_name(key, str_type) || is_name(key, str_sources) || is_name(key, str_attrs)) continue;
+        if (PyDict_SetItem(fields, key, values[i]) < 0) goto done;
+    }
+    if (attrs != NULL && attrs != Py_None) {
+        Py_SETREF(fields, merged(attrs, fields));
+        if (fields == NULL) goto done;
+    }
+    PyFrameObject *frame = PyEval_GetFrame(); /* the caller's: a C function has no frame of its own */
+    if (frame == NULL) {
+        PyErr_SetString(PyExc_ValueError, "call stack is not deep enough");
+        goto done;
+    }
+    if ((pipeline = PyObject_GetAttr(node, str_pipeline)) == NULL || (put = PyObject_GetAttr(pipeline, str_put)) == NULL)
+        goto done;
+    if ((item = PyTuple_New(10)) == NULL) goto done;
+    PyTuple_SET_ITEM(item, 0, Py_NewRef(event_kind));
+    PyTuple_SET_ITEM(item, 1, Py_NewRef(record_id));
+    PyTuple_SET_ITEM(item, 2, Py_NewRef(ts));
+    PyTuple_SET_ITEM(item, 3, (PyObject *)PyFrame_GetCode(frame));
+    PyObject *value = PyLong_FromLong(PyFrame_GetLasti(frame));
+    if (value == NULL) goto done;
+    PyTuple_SET_ITEM(item, 4, value);
+    PyTuple_SET_ITEM(item, 5, Py_NewRef(type == NULL ? Py_None : type));
+    PyTuple_SET_ITEM(item, 6, Py_NewRef(obj));
+    value = sources == NULL ? PyTuple_New(0) : PySequence_Tuple(sources);
+    if (value == NULL) goto done;
+    PyTuple_SET_ITEM(item, 7, value);
+    PyTuple_SET_ITEM(item, 8, fields);
+    fields = NULL; /* the item's now */
+    value = NULL;
+    if (PyContextVar_Get(event_current, NULL, &value) < 0) goto done;
+    if (value == NULL) {
+        PyErr_SetString(PyExc_LookupError, "the current position has no value");
+        goto done;
+    }
+    PyTuple_SET_ITEM(item, 9, value);
+    status = speedups_put(put, item);
+done:
+    Py_XDECREF(item); /* a tuple's dealloc skips the slots not set */
+    Py_XDECREF(put);
+    Py_XDECREF(pipeline);
+    Py_XDECREF(fields);
+    return status;
+}
+
+static PyObject *event(PyObject *module, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    if (python_event == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "zoomtrace._speedups.configure_event was not called");
+        return NULL;
+    }
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf), count = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    if (nargs < 1 || nargs > 3) return PyObject_Vectorcall(python_event, args, nargsf, kwnames);
+    PyObject *type = nargs > 1 ? args[1] : NULL, *sources = nargs > 2 ? args[2] : NULL, *attrs = NULL;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i), **slot = NULL;
+        if (is_name(key, str_type))
+            slot = &type;
+        else if (is_name(key, str_sources))
+            slot = &sources;
+        else if (is_name(key, str_attrs))
+            slot = &attrs;
+        if (slot == NULL) continue;
+        if (*slot != NULL) return PyObject_Vectorcall(python_event, args, nargsf, kwnames); /* given twice */
+        *slot = args[nargs + i];
+    }
+    PyObject *ts = speedups_clock_ns(CLOCK_REALTIME);
+    if (ts == NULL) return NULL;
+    PyObject *record_id = speedups_uuid7(ts);
+    PyObject *node = record_id == NULL ? NULL : PyDict_GetItemWithError(event_recorder_namespace, str_active);
+    if (node == NULL || node == Py_None) {
+        Py_DECREF(ts);
+        if (PyErr_Occurred()) Py_CLEAR(record_id);
+        return record_id;
+    }
+    Py_INCREF(node); /* getting its attributes may run Python code that replaces it */
+    int status = put_event(node, record_id, ts, type, args[0], sources, attrs, args + nargs, kwnames);
+    Py_DECREF(node);
+    Py_DECREF(ts);
+    if (status < 0) Py_CLEAR(record_id);
+    return record_id;
+}
+
 static PyMethodDef caller_functions[] = {
     {"configure_logger", (PyCFunction)(void (*)(void))configure_logger, METH_FASTCALL,
      "Tell Logger where the running node, the current position and the log item kind are."},
+    {"configure_event", (PyCFunction)(void (*)(void))configure_event, METH_FASTCALL,
+     "Tell event where the running node and the current position are, its Python and the event item kind."},
+    {"event", (PyCFunction)(void (*)(void))event, METH_FASTCALL | METH_KEYWORDS,
+     "event($module, obj, /, type=None, sources=(), *, attrs=None, **fields)\n--\n\n"
+     "Record a data event and return its record id: zoomtrace.capture.events.python_event in C, with no Python frame "
+     "of its own (python_event's docstring says more)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -463,7 +588,9 @@ int caller_init(PyObject *module) {
         (str_put == NULL && (str_put = PyUnicode_InternFromString("put")) == NULL) ||
         (str_name == NULL && (str_name = PyUnicode_InternFromString("__name__")) == NULL) ||
         (str_attrs == NULL && (str_attrs = PyUnicode_InternFromString("attrs")) == NULL) ||
-        (str_name_attr == NULL && (str_name_attr = PyUnicode_InternFromString("name")) == NULL))
+        (str_name_attr == NULL && (str_name_attr = PyUnicode_InternFromString("name")) == NULL) ||
+        (str_type == NULL && (str_type = PyUnicode_InternFromString("type")) == NULL) ||
+        (str_sources == NULL && (str_sources = PyUnicode_InternFromString("sources")) == NULL))
         return -1;
     if (PyType_Ready(&PutterType) < 0 || PyType_Ready(&LoggerType) < 0) return -1;
     if ((name_member = PyDict_GetItemWithError(LoggerType.tp_dict, str_name_attr)) == NULL) {
