@@ -69,8 +69,12 @@ count_lines: Callable[[bytes], int] = _count_lines_python if speedups is None el
 _payload: Final = attrgetter("payload")
 
 
+def frame_header(payload: bytes, version: int = MSGPACK) -> bytes:
+    return HEADER.pack(MAGIC, version, 0, len(payload), crc32(payload))
+
+
 def frame(payload: bytes, version: int = MSGPACK) -> bytes:
-    return HEADER.pack(MAGIC, version, 0, len(payload), crc32(payload)) + payload
+    return frame_header(payload, version) + payload
 
 
 def encode_records(records: list[Record]) -> list[tuple[int, bytes]]:
@@ -146,21 +150,24 @@ class SegmentWriter:
         return sum(self.write(payload, version) for version, payload in encode_records(records))
 
     def write(self, payload: bytes, version: int = MSGPACK) -> int:
-        """Write one frame with a single ``write`` call; returns its size in bytes. After a short write the
+        """Write one frame with a single ``writev`` call (header and payload as they are: joining them copied the
+        payload into a new buffer, and a write of 128 1 KB events made malloc hand 160 KB back to the system and
+        fault it in again every time, 0.54 page faults an event); returns its size in bytes. After a short write the
         segment is abandoned, so a later frame never follows a torn one in the same file, and so it is after
         an error; but a full disk (``ENOSPC``, ``EDQUOT``: nothing was written) keeps it for the next frame,
         rather than leave a new empty file behind at every retry. The error propagates."""
-        data = frame(payload, version)
+        header = frame_header(payload, version)
+        size = len(header) + len(payload)
         fd = self._fd if self._fd is not None and self._size < self.max_bytes else self._roll()
         try:
-            written = os.write(fd, data)
+            written = os.writev(fd, (header, payload))
         except OSError as exc:
             if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
                 self.close()
             raise
-        if written != len(data):
+        if written != size:
             self.close()
-            raise OSError(f"short write to spool ({written} of {len(data)} bytes)")
+            raise OSError(f"short write to spool ({written} of {size} bytes)")
         self._size += written
         return written
 
