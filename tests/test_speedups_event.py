@@ -192,6 +192,16 @@ def test_without_a_node_only_an_id(native: ModuleType, monkeypatch: pytest.Monke
     assert sys.getrefcount(payload) == before
 
 
+def test_a_deleted_recorder_active_fails_alike(native: ModuleType) -> None:
+    active = recorder.active
+    del recorder.active
+    try:
+        c, python = both(Queue(), {"x": 1})
+    finally:
+        recorder.active = active
+    assert c == python and c[:2] == ("raised", AttributeError)
+
+
 def test_the_c_holds_no_reference_once_the_item_is_gone(native: ModuleType, queue: Queue) -> None:
     payload, sources, attrs = {"order": 1}, ["0190-a"], {"k": 1}
     counts = [sys.getrefcount(x) for x in (payload, sources, attrs)]

@@ -552,6 +552,8 @@ static PyObject *event(PyObject *module, PyObject *const *args, size_t nargsf, P
     if (ts == NULL) return NULL;
     PyObject *record_id = speedups_uuid7(ts);
     PyObject *node = record_id == NULL ? NULL : PyDict_GetItemWithError(event_recorder_namespace, str_active);
+    if (node == NULL && record_id != NULL && !PyErr_Occurred()) /* deleted: Python's ``recorder.active`` fails so */
+        PyErr_SetString(PyExc_AttributeError, "module 'zoomtrace.capture.recorder' has no attribute 'active'");
     if (node == NULL || node == Py_None) {
         Py_DECREF(ts);
         if (PyErr_Occurred()) Py_CLEAR(record_id);
