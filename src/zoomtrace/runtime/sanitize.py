@@ -102,7 +102,7 @@ def json_encode(obj: Any) -> bytes:
     """The JSON of a payload, as sanitising measures it and the encoder stores it (its C event path too).
 
     orjson writes the containers, text and numbers: 1.2 µs for the benchmark's 1 KB order against msgspec's 2.1
-    (it escapes text and formats floats faster; docs/ARCHITECTURE.md, "Dependencies"). Anything else it hands
+    (it escapes text and formats floats faster; docs/ARCHITECTURE.md, `runtime/`). Anything else it hands
     to msgspec (an ``orjson.Fragment``), so dates, dataclasses, Structs and subclasses read as msgspec writes
     them; a payload orjson refuses whole (an integer beyond 64 bits, a key that is not text, nesting deeper
     than 254) is msgspec's. The two differ only in an exponent's ``+`` (``1e+16``, msgspec ``1e16``).
