@@ -275,6 +275,16 @@ def result(child: Child, prefix: str = "RESULT ") -> Any:
     return values[0]
 
 
+def recorded_with_and_without_c(
+    root: Path, script_text: str, query: str
+) -> tuple[tuple[Any, list[dict[str, Any]]], tuple[Any, list[dict[str, Any]]]]:
+    """``run_with_and_without_c`` both ways: with the C speedups, then with the pure-Python code."""
+    return (
+        run_with_and_without_c(root, script_text, pure=False, query=query),
+        run_with_and_without_c(root, script_text, pure=True, query=query),
+    )
+
+
 def run_with_and_without_c(root: Path, script_text: str, *, pure: bool, query: str) -> tuple[Any, list[dict[str, Any]]]:
     """Run ``script_text`` in a child with the C speedups, or with ``ZOOMTRACE_PURE_PYTHON=1`` (``pure``), in a
     directory of its own under ``root``; its ``RESULT`` line and ``query``'s rows of its store."""

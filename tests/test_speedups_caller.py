@@ -1021,22 +1021,15 @@ print("RESULT " + json.dumps(base.__module__ + "." + base.__qualname__), flush=T
 """
 
 
-def recorded(tmp_path: Path, pure: bool) -> tuple[str, list[dict[str, Any]]]:
-    return h.run_with_and_without_c(
-        tmp_path,
-        SCRIPT,
-        pure=pure,
-        query=(
-            "select kind, type, level, template, attrs, code_line, code_function, error is not null as has_error "
-            "from records where kind in ('log', 'event', 'raw') order by ts_ns"
-        ),
-    )
+QUERY = (
+    "select kind, type, level, template, attrs, code_line, code_function, error is not null as has_error "
+    "from records where kind in ('log', 'event', 'raw') order by ts_ns"
+)
 
 
 def test_a_log_line_through_the_c_reaches_the_store_as_through_python(native: ModuleType, tmp_path: Path) -> None:
     """Log lines, and events and raw data (whose call site is an instruction offset too), with and without C."""
-    c_base, c_rows = recorded(tmp_path, pure=False)
-    py_base, py_rows = recorded(tmp_path, pure=True)
+    (c_base, c_rows), (py_base, py_rows) = h.recorded_with_and_without_c(tmp_path, SCRIPT, QUERY)
     assert c_base == "zoomtrace._speedups.Logger"
     assert py_base == "zoomtrace.capture.log.PythonLogger"
     assert c_rows == py_rows

@@ -230,22 +230,15 @@ print("RESULT " + json.dumps(type(zt.event).__name__), flush=True)
 """
 
 
-def recorded(tmp_path: Path, pure: bool) -> tuple[Any, list[dict[str, Any]]]:
-    return h.run_with_and_without_c(
-        tmp_path,
-        SCRIPT,
-        pure=pure,
-        query=(
-            "select type, attrs, payload, coalesce(len(sources), 0) as sources, code_line, code_function, "
-            "(select p.type from records p where p.span_id = r.span_id and p.kind = 'span') as span "
-            "from records r where kind = 'event' order by ts_ns"
-        ),
-    )
+QUERY = (
+    "select type, attrs, payload, coalesce(len(sources), 0) as sources, code_line, code_function, "
+    "(select p.type from records p where p.span_id = r.span_id and p.kind = 'span') as span "
+    "from records r where kind = 'event' order by ts_ns"
+)
 
 
 def test_events_through_the_c_reach_the_store_as_through_python(native: ModuleType, tmp_path: Path) -> None:
-    c_kind, c_rows = recorded(tmp_path, pure=False)
-    py_kind, py_rows = recorded(tmp_path, pure=True)
+    (c_kind, c_rows), (py_kind, py_rows) = h.recorded_with_and_without_c(tmp_path, SCRIPT, QUERY)
     assert (c_kind, py_kind) == ("builtin_function_or_method", "function")
     assert c_rows == py_rows
     lines = (tmp_path / "c" / "app.py").read_text("utf-8").splitlines()

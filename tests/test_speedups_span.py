@@ -462,23 +462,16 @@ print("RESULT " + json.dumps([type(zt.span).__name__, span.Span.__mro__[1].__qua
 """
 
 
-def recorded(tmp_path: Path, pure: bool) -> tuple[Any, list[dict[str, Any]]]:
-    return h.run_with_and_without_c(
-        tmp_path,
-        SCRIPT,
-        pure=pure,
-        query=(
-            "select type, attrs, status, code_line, code_function, thread, error is not null as has_error, "
-            "(select p.type from records p where p.span_id = r.parent_span_id) as parent "
-            "from records r where kind = 'span' order by ts_ns"
-        ),
-    )
+QUERY = (
+    "select type, attrs, status, code_line, code_function, thread, error is not null as has_error, "
+    "(select p.type from records p where p.span_id = r.parent_span_id) as parent "
+    "from records r where kind = 'span' order by ts_ns"
+)
 
 
 def test_spans_through_the_c_reach_the_store_as_through_python(native: ModuleType, tmp_path: Path) -> None:
     """Spans (nested, with ``attrs=``, one failing) recorded with and without the C are the same rows."""
-    c_kind, c_rows = recorded(tmp_path, pure=False)
-    py_kind, py_rows = recorded(tmp_path, pure=True)
+    (c_kind, c_rows), (py_kind, py_rows) = h.recorded_with_and_without_c(tmp_path, SCRIPT, QUERY)
     assert c_kind == ["builtin_function_or_method", "SpanBase"]
     assert py_kind == ["function", "PythonSpanBase"]
     assert c_rows == py_rows

@@ -278,6 +278,15 @@ static PyObject *logger_name(Logger *self, PyFrameObject *frame) {
     return module_name(frame);
 }
 
+/* ``current.get()``: the current position, a new reference, or NULL (LookupError: no value, which Python's
+ * ContextVar.get raises too; the variable has a default, so it never happens). */
+static PyObject *current_value(PyObject *current) {
+    PyObject *value = NULL;
+    if (PyContextVar_Get(current, NULL, &value) < 0) return NULL;
+    if (value == NULL) PyErr_SetString(PyExc_LookupError, "the current position has no value");
+    return value;
+}
+
 /* The queue item of a log line: (LOG, ts, code, lasti, name, level, template, fields, position, exc).
  * Steals ``name`` and ``fields``. A new reference, or NULL. */
 static PyObject *log_item(PyFrameObject *frame, PyObject *name, PyObject *template, PyObject *fields, PyObject *level,
@@ -301,12 +310,7 @@ static PyObject *log_item(PyFrameObject *frame, PyObject *name, PyObject *templa
     PyTuple_SET_ITEM(item, 1, value);
     if ((value = PyLong_FromLong(PyFrame_GetLasti(frame))) == NULL) goto fail;
     PyTuple_SET_ITEM(item, 3, value);
-    value = NULL;
-    if (PyContextVar_Get(current_position, NULL, &value) < 0) goto fail;
-    if (value == NULL) {
-        PyErr_SetString(PyExc_LookupError, "the current position has no value");
-        goto fail;
-    }
+    if ((value = current_value(current_position)) == NULL) goto fail;
     PyTuple_SET_ITEM(item, 8, value);
     return item;
 fail:
@@ -512,12 +516,7 @@ static int put_event(PyObject *node, PyObject *record_id, PyObject *ts, PyObject
     PyTuple_SET_ITEM(item, 7, value);
     PyTuple_SET_ITEM(item, 8, fields);
     fields = NULL; /* the item's now */
-    value = NULL;
-    if (PyContextVar_Get(event_current, NULL, &value) < 0) goto done;
-    if (value == NULL) {
-        PyErr_SetString(PyExc_LookupError, "the current position has no value");
-        goto done;
-    }
+    if ((value = current_value(event_current)) == NULL) goto done;
     PyTuple_SET_ITEM(item, 9, value);
     status = speedups_put(put, item);
 done:
