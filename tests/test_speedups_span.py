@@ -293,6 +293,22 @@ def test_exit_in_another_context_makes_the_position_none(native: ModuleType, que
     same_span(*queued)
 
 
+def test_an_ended_span_keeps_the_spent_token_and_nothing_young_for_the_collector(
+    native: ModuleType, queued: list[Any]
+) -> None:
+    """A span waits in the queue once ended: its own token (tracked by the collector, holding the context) is
+    dropped for the shared spent one, and what it still refers to is nothing a young collection would promote
+    (its attributes of plain values, its code, its node) — else full collections grow with the queue."""
+    for span in (make(zt.span, "s", order=1, user="u1"), ref_span("s", order=1, user="u1")):
+        with span:
+            token = span._token
+            assert token is not span_module._SPENT_TOKEN
+        assert span._token is span_module._SPENT_TOKEN
+        young = [o for o in gc.get_referents(span) if gc.is_tracked(o) and o not in (recorder.active, type(span))]
+        assert young == [span_module._SPENT_TOKEN], young
+    assert len(queued) == 2
+
+
 def test_a_token_used_twice_fails_as_in_python(native: ModuleType, queued: list[Any]) -> None:
     for span in (make(zt.span, "s"), ref_span("s")):
         with span:
@@ -560,7 +576,7 @@ def test_configure_span_takes_only_spans_own_slots(native: ModuleType) -> None:
 
     for name in Span.__slots__:
         setattr(Borrowed, name, Span.__dict__[name])
-    args = (PythonSpanBase, python_span, recorder.__dict__, current, {}, threading.current_thread, lambda: None)
+    args = (PythonSpanBase, python_span, recorder.__dict__, current, {}, threading.current_thread, lambda: None, None)
     with pytest.raises(TypeError, match="no writable slot"):
         native.configure_span(Borrowed, *args)
 
@@ -569,4 +585,11 @@ def test_configure_span_takes_only_spans_own_slots(native: ModuleType) -> None:
 
     with pytest.raises(RuntimeError, match="already configured"):
         native.configure_span(Other, *args)
-    native.configure_span(Span, *args[:4], span_module._threads, threading.current_thread, span_module._current_loop)
+    native.configure_span(
+        Span,
+        *args[:4],
+        span_module._threads,
+        threading.current_thread,
+        span_module._current_loop,
+        span_module._SPENT_TOKEN,
+    )

@@ -75,6 +75,7 @@ def configure_span(
     threads: dict[int, object],
     current_thread: Callable[[], object],
     current_loop: Callable[[], object],
+    spent_token: object,
     /,
 ) -> None: ...
 

@@ -6,11 +6,11 @@
  *   SpanBase                     zoomtrace.capture.span.PythonSpanBase (``Span.__init__``, ``__enter__``,
  *                                ``__exit__``), for ``Span`` itself; a subclass of ``Span`` runs the Python
  *   configure_span(span_type, python_base, python_span, recorder_namespace, current, threads, current_thread,
- *                  current_loop)
+ *                  current_loop, spent_token)
  *                                the type whose slots these write, the Python references, and what they
  *                                read: the recorder module's ``active`` node, the current-position
  *                                ContextVar, threading's table of threads, threading.current_thread and the
- *                                running event loop's getter
+ *                                running event loop's getter; and the spent token an ended span keeps
  *
  * Each does exactly what its Python reference does, in the same order (tests/test_speedups_span.py).
  */
@@ -40,6 +40,7 @@ static PyTypeObject *span_type;   /* capture.span.Span */
 static PyObject *python_base;     /* capture.span.PythonSpanBase: the methods for a subclass of Span */
 static PyObject *python_span;     /* capture.span.python_span: zt.span with the arguments span_call leaves */
 static PyObject *recorder_namespace, *current_position, *thread_table, *current_thread, *current_loop;
+static PyObject *spent_token; /* capture.span._SPENT_TOKEN */
 
 static PyObject *str_active, *str_open_spans, *str_span_cpu, *str_pipeline, *str_put, *str_pop, *str_name, *str_ok,
     *str_error, *str_init, *str_enter, *str_exit, *position_fields[6], *span_options[4], *empty_tuple, *one,
@@ -81,10 +82,11 @@ static int configured(void) {
 }
 
 static PyObject *configure_span(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 8 || !PyType_Check(args[0]) || !PyType_Check(args[1]) || !PyDict_Check(args[3]) ||
+    if (nargs != 9 || !PyType_Check(args[0]) || !PyType_Check(args[1]) || !PyDict_Check(args[3]) ||
         !PyContextVar_CheckExact(args[4]) || !PyDict_Check(args[5])) {
         PyErr_SetString(PyExc_TypeError, "configure_span(span_type, python_base, python_span, recorder_namespace: "
-                                         "dict, current: ContextVar, threads: dict, current_thread, current_loop)");
+                                         "dict, current: ContextVar, threads: dict, current_thread, current_loop, "
+                                         "spent_token)");
         return NULL;
     }
     PyTypeObject *type = (PyTypeObject *)args[0];
@@ -117,6 +119,7 @@ static PyObject *configure_span(PyObject *module, PyObject *const *args, Py_ssiz
     Py_XSETREF(thread_table, Py_NewRef(args[5]));
     Py_XSETREF(current_thread, Py_NewRef(args[6]));
     Py_XSETREF(current_loop, Py_NewRef(args[7]));
+    Py_XSETREF(spent_token, Py_NewRef(args[8]));
     Py_RETURN_NONE;
 }
 
@@ -429,6 +432,8 @@ static PyObject *span_exit(PyObject *self, PyObject *const *args, size_t nargsf,
         PyObject *set = PyContextVar_Set(current_position, Py_None);
         if (set == NULL) goto done;
         Py_DECREF(set);
+    } else if (set_slot(self, S_TOKEN, Py_NewRef(spent_token)) < 0) { /* see PythonSpanBase.__exit__ */
+        goto done;
     }
     if ((node = active_node()) == NULL) goto done;
     if (node != Py_None) {

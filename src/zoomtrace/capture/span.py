@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextvars import Token
 from types import CodeType, TracebackType
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, Self, TypeVar, overload
 
@@ -32,6 +33,20 @@ _get_ident = threading.get_ident
 _threads: Final[dict[int, threading.Thread]] = threading._active  # type: ignore[attr-defined]
 _set_current = current.set
 _reset_current = current.reset
+
+
+def _spent_token() -> Token[Position | None]:
+    token = current.set(current.get())
+    current.reset(token)
+    return token
+
+
+#: What an ended span keeps in place of its own token, once used: a token is an object the garbage collector
+#: tracks, which holds the context it was made in, and an ended span waits in the queue (untracked itself) until
+#: the worker takes it, so its own token survived the young collections and made the full ones both more frequent
+#: and longer: 0.4 s of the collector's time for 200,000 spans (bench/README.md). Used again, as a token used
+#: twice, it raises the same RuntimeError.
+_SPENT_TOKEN: Final = _spent_token()
 
 
 class PythonSpanBase:
@@ -136,6 +151,8 @@ class PythonSpanBase:
             _reset_current(self._token)
         except ValueError:  # exited in another context (e.g. a generator finished elsewhere)
             current.set(None)
+        else:
+            self._token = _SPENT_TOKEN  # see _SPENT_TOKEN
         node = recorder.active
         # Recorded by the node it was entered under (or by any, if entered before init()): a forked child
         # continues its parent's open spans but does not record them again, the parent does when they end
@@ -267,7 +284,15 @@ python_span: Final = span
 
 if speedups is not None:
     speedups.configure_span(
-        Span, PythonSpanBase, python_span, recorder.__dict__, current, _threads, threading.current_thread, _current_loop
+        Span,
+        PythonSpanBase,
+        python_span,
+        recorder.__dict__,
+        current,
+        _threads,
+        threading.current_thread,
+        _current_loop,
+        _SPENT_TOKEN,
     )
     span = speedups.span  # the same calls as python_span (tests/test_speedups_span.py)
 
