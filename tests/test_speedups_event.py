@@ -11,6 +11,7 @@ Tests that compare with the C are skipped where it is not built, and fail under 
 
 from __future__ import annotations
 
+import gc
 import inspect
 import sys
 import uuid
@@ -158,6 +159,23 @@ def test_sources_are_read_once_in_order(native: ModuleType, queue: Queue) -> Non
         outcome(queue, events.python_event, ({"x": 1}, "T", generated()), {}),
     )
     assert c == python
+
+
+def test_the_item_is_made_after_its_parts(native: ModuleType, queue: Queue) -> None:
+    """``tuple(sources)`` runs Python code (a generator here), which can reach any object the collector tracks: a
+    queue item made before its parts would be met with slots still empty (reading one crashed the interpreter)."""
+    payload = {"order": 7}
+
+    def looking() -> Iterator[str]:
+        for holder in gc.get_referrers(payload):
+            if type(holder) is tuple:
+                list(holder)  # every slot read
+        yield "0190-a"
+
+    for fn in (events.event, events.python_event):
+        call(fn, payload, "T", looking())
+    c, python = (item[3:] for item in queue.items)
+    assert c == python and c[4] == ("0190-a",)
 
 
 def test_errors_are_the_pythons(native: ModuleType, queue: Queue) -> None:

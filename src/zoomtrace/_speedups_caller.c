@@ -477,12 +477,15 @@ static PyObject *configure_event(PyObject *module, PyObject *const *args, Py_ssi
 static int is_name(PyObject *key, PyObject *name) { return key == name || PyUnicode_Compare(key, name) == 0; }
 
 /* The queue item of an event, (EVENT, id, ts, code, lasti, type, obj, sources, fields, position), put on the node's
- * pipeline: the Python's steps in its order (``node.pipeline.put`` looked up before the item's parts are made). 0, or
- * -1 with an exception set. */
+ * pipeline: the Python's steps in its order (``node.pipeline.put`` looked up before the item's parts are made). The
+ * parts are all made before the tuple, as in Python: making them may run Python code (``tuple(sources)`` of a
+ * generator), which must not meet a tuple tracked by the collector with slots still empty. 0, or -1 with an
+ * exception set. */
 static int put_event(PyObject *node, PyObject *record_id, PyObject *ts, PyObject *type, PyObject *obj,
                      PyObject *sources, PyObject *attrs, PyObject *const *values, PyObject *kwnames) {
     int status = -1;
-    PyObject *fields = PyDict_New(), *pipeline = NULL, *put = NULL, *item = NULL;
+    PyObject *fields = PyDict_New(), *pipeline = NULL, *put = NULL, *lasti = NULL, *sources_tuple = NULL,
+             *position = NULL, *item = NULL;
     if (fields == NULL) return -1;
     Py_ssize_t count = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
     for (Py_ssize_t i = 0; i < count; i++) {
@@ -499,28 +502,21 @@ static int put_event(PyObject *node, PyObject *record_id, PyObject *ts, PyObject
         PyErr_SetString(PyExc_ValueError, "call stack is not deep enough");
         goto done;
     }
-    if ((pipeline = PyObject_GetAttr(node, str_pipeline)) == NULL || (put = PyObject_GetAttr(pipeline, str_put)) == NULL)
+    if ((pipeline = PyObject_GetAttr(node, str_pipeline)) == NULL ||
+        (put = PyObject_GetAttr(pipeline, str_put)) == NULL ||
+        (lasti = PyLong_FromLong(PyFrame_GetLasti(frame))) == NULL ||
+        (sources_tuple = sources == NULL ? PyTuple_New(0) : PySequence_Tuple(sources)) == NULL ||
+        (position = current_value(event_current)) == NULL || (item = PyTuple_New(10)) == NULL)
         goto done;
-    if ((item = PyTuple_New(10)) == NULL) goto done;
-    PyTuple_SET_ITEM(item, 0, Py_NewRef(event_kind));
-    PyTuple_SET_ITEM(item, 1, Py_NewRef(record_id));
-    PyTuple_SET_ITEM(item, 2, Py_NewRef(ts));
-    PyTuple_SET_ITEM(item, 3, (PyObject *)PyFrame_GetCode(frame));
-    PyObject *value = PyLong_FromLong(PyFrame_GetLasti(frame));
-    if (value == NULL) goto done;
-    PyTuple_SET_ITEM(item, 4, value);
-    PyTuple_SET_ITEM(item, 5, Py_NewRef(type == NULL ? Py_None : type));
-    PyTuple_SET_ITEM(item, 6, Py_NewRef(obj));
-    value = sources == NULL ? PyTuple_New(0) : PySequence_Tuple(sources);
-    if (value == NULL) goto done;
-    PyTuple_SET_ITEM(item, 7, value);
-    PyTuple_SET_ITEM(item, 8, fields);
-    fields = NULL; /* the item's now */
-    if ((value = current_value(event_current)) == NULL) goto done;
-    PyTuple_SET_ITEM(item, 9, value);
+    PyObject *parts[10] = {event_kind, record_id, ts,     (PyObject *)PyFrame_GetCode(frame), lasti,
+                           type == NULL ? Py_None : type, obj, sources_tuple, fields, position};
+    for (int i = 0; i < 10; i++) PyTuple_SET_ITEM(item, i, i == 3 ? parts[i] : Py_NewRef(parts[i]));
     status = speedups_put(put, item);
 done:
-    Py_XDECREF(item); /* a tuple's dealloc skips the slots not set */
+    Py_XDECREF(item);
+    Py_XDECREF(position);
+    Py_XDECREF(sources_tuple);
+    Py_XDECREF(lasti);
     Py_XDECREF(put);
     Py_XDECREF(pipeline);
     Py_XDECREF(fields);
