@@ -155,6 +155,20 @@ def test_no_node_returns_none_and_queues_nothing(
     assert call(py, method, "t", x=1) is None
 
 
+def test_a_deleted_recorder_active_raises_as_python(native: ModuleType) -> None:
+    active = recorder.active
+    del recorder.active
+    try:
+        errors = []
+        for logger in loggers():
+            with pytest.raises(AttributeError) as caught:
+                call(logger, "info", "t", x=1)
+            errors.append(str(caught.value))
+    finally:
+        recorder.active = active
+    assert errors[0] == errors[1]
+
+
 def test_the_exception_being_handled(native: ModuleType, queued: list[Any]) -> None:
     try:
         raise ValueError("boom")

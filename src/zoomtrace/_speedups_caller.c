@@ -318,6 +318,15 @@ fail:
     return NULL;
 }
 
+/* ``recorder.active``, borrowed from the recorder module's namespace; NULL with the AttributeError Python raises when
+ * it was deleted, or another error. */
+static PyObject *active_node(PyObject *namespace) {
+    PyObject *node = PyDict_GetItemWithError(namespace, str_active);
+    if (node == NULL && !PyErr_Occurred())
+        PyErr_SetString(PyExc_AttributeError, "module 'zoomtrace.capture.recorder' has no attribute 'active'");
+    return node;
+}
+
 /* Whether the node's level is above the method's: ``node.levelno > levelno``. 1, 0, or -1 with an exception. */
 static int above(PyObject *node_level, long levelno) {
     if (PyLong_CheckExact(node_level)) {
@@ -345,7 +354,7 @@ static PyObject *emit(Logger *self, PyObject *const *args, size_t nargsf, PyObje
         PyErr_SetString(PyExc_RuntimeError, "zoomtrace._speedups.configure_logger was not called");
         return NULL;
     }
-    PyObject *node = PyDict_GetItemWithError(recorder_namespace, str_active); /* borrowed */
+    PyObject *node = active_node(recorder_namespace); /* borrowed */
     if (node == NULL || node == Py_None) {
         if (PyErr_Occurred()) return NULL;
         Py_RETURN_NONE;
@@ -546,9 +555,7 @@ static PyObject *event(PyObject *module, PyObject *const *args, size_t nargsf, P
     PyObject *ts = speedups_clock_ns(CLOCK_REALTIME);
     if (ts == NULL) return NULL;
     PyObject *record_id = speedups_uuid7(ts);
-    PyObject *node = record_id == NULL ? NULL : PyDict_GetItemWithError(event_recorder_namespace, str_active);
-    if (node == NULL && record_id != NULL && !PyErr_Occurred()) /* deleted: Python's ``recorder.active`` fails so */
-        PyErr_SetString(PyExc_AttributeError, "module 'zoomtrace.capture.recorder' has no attribute 'active'");
+    PyObject *node = record_id == NULL ? NULL : active_node(event_recorder_namespace);
     if (node == NULL || node == Py_None) {
         Py_DECREF(ts);
         if (PyErr_Occurred()) Py_CLEAR(record_id);
