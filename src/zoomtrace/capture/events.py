@@ -53,7 +53,7 @@ python_event: Final = event
 
 if speedups is not None:
     speedups.configure_event(recorder.__dict__, current, python_event, EVENT)
-    event = speedups.event  # the same calls as python_event (tests/test_speedups_caller.py)
+    event = speedups.event  # the same calls as python_event (tests/test_speedups_event.py)
 
 
 def raw(

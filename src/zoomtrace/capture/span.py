@@ -44,7 +44,7 @@ def _spent_token() -> Token[Position | None]:
 #: What an ended span keeps in place of its own token, once used: a token is an object the garbage collector
 #: tracks, which holds the context it was made in, and an ended span waits in the queue (untracked itself) until
 #: the worker takes it, so its own token survived the young collections and made the full ones both more frequent
-#: and longer: 0.4 s of the collector's time for 200,000 spans (bench/README.md). Used again, as a token used
+#: and longer: 0.23–0.40 s of the collector's time for 200,000 spans (bench/README.md). Used again, as a token used
 #: twice, it raises the same RuntimeError.
 _SPENT_TOKEN: Final = _spent_token()
 
