@@ -248,6 +248,33 @@ def test_trace_summary_is_the_same_when_records_arrive_in_pieces(engine: str, tm
         other.close()
 
 
+@pytest.mark.parametrize("order", [(0, 1, 2, 3), (3, 2, 1, 0), (1, 3, 0, 2)])
+def test_a_trace_written_node_by_node_lists_every_service_and_env_once(
+    engine: str, tmp_path: Path, order: tuple[int, ...]
+) -> None:
+    # As the Kafka collector writes a trace: its records come from several topics, read at different paces.
+    node_c = uuid7(T0 - 8_000 * MS)
+    nodes = [(NODE_A, "gateway", "prod"), (NODE_B, "billing", "prod"), (node_c, "audit", "staging")]
+    tid = "d4" * 16
+    pieces = [
+        [rec("span", "request", 0, node=NODE_A, trace_id=tid, span_id="11" * 8, end_ns=T0 + 50 * MS)],
+        [rec("span", "charge", 10, node=NODE_B, trace_id=tid, span_id="22" * 8, parent_span_id="11" * 8)],
+        [rec("log", "audit", 20, node=node_c, trace_id=tid, span_id="22" * 8, message="seen")],
+        [rec("log", "again", 30, node=NODE_B, trace_id=tid, span_id="22" * 8, message="twice")],
+    ]
+    s = open_store(engine, tmp_path)
+    try:
+        ingest(s, [started(node, service, env=env) for node, service, env in nodes])
+        for at in order:
+            ingest(s, pieces[at])
+        (trace,) = s.traces()
+    finally:
+        s.close()
+    assert trace["services"] == sorted(service for _, service, _ in nodes)
+    assert trace["envs"] == sorted({env for _, _, env in nodes})
+    assert trace["record_count"] == len(pieces)
+
+
 def test_remote_parent_root_is_replaced_by_a_parentless_span(store: Store) -> None:
     tid = "b2" * 16
     ingest(
