@@ -127,3 +127,30 @@ def test_extras_are_written_with_nothing_queued(tmp_path: Path) -> None:
         assert written_extra.wait(30)
     finally:
         p.close()
+
+
+def test_the_worker_is_woken_once_per_burst_and_again_after_it_drained(tmp_path: Path) -> None:
+    """Puts past a quarter of the bound wake the worker once (``woken``), not each (``Event.set`` is ≈0.5 µs, and a
+    burst makes tens of thousands of such puts while the worker drains); the worker resets that once it has cleared
+    its event, so the next burst wakes it again. With an hour's interval, only those wake-ups get anything written."""
+    counts: list[int] = []
+    arrived = threading.Condition()
+
+    class Counting(Batches):
+        def write(self, records: list[Record]) -> None:
+            super().write(records)
+            with arrived:
+                counts.append(len(records))
+                arrived.notify_all()
+
+    counting = Counting(SpoolSink(tmp_path / "spool", "n"))
+    p = Pipeline(encode, lambda report_loss: [counting], maxsize=8, interval_s=3600)  # wakes past 2 queued
+    try:
+        for burst in range(3):
+            for i in range(3 * burst, 3 * burst + 3):
+                p.put((log(i),))
+            with arrived:
+                assert arrived.wait_for(lambda burst=burst: sum(counts) == 3 * (burst + 1), timeout=30)
+        assert written(tmp_path) == [f"m{i}" for i in range(9)]
+    finally:
+        p.close()

@@ -822,7 +822,8 @@ def test_putter_bound_and_wake_as_python(native: ModuleType, maxsize: int, wake_
     assert c_queue == py_queue == list(range(maxsize))
     assert c_log == py_log
     assert [item for what, _, item in c_log if what == "full"] == list(range(maxsize, maxsize + 3))
-    assert [size for what, size, _ in c_log if what == "wake"] == [n for n in range(1, maxsize + 1) if n > wake_at]
+    # once, at the first size past wake_at: the worker has not cleared its event (reset ``woken``) since
+    assert [size for what, size, _ in c_log if what == "wake"] == [n for n in range(1, maxsize + 1) if n > wake_at][:1]
 
 
 def test_putter_leaves_its_untracked_type_to_whoever_takes_it_out(native: ModuleType) -> None:
@@ -887,9 +888,22 @@ def test_putter_bound_follows_the_queue_as_it_drains(native: ModuleType) -> None
         put("b")
         put("c")  # full
         queue.popleft()
+        put.woken = False  # the worker, woken, cleared its event and took an item
         put("d")
         assert list(queue) == ["b", "d"]
         assert calls.log == [("wake", 2, None), ("full", 2, "c"), ("wake", 2, None)]
+
+
+def test_putter_wakes_once_until_the_worker_resets_woken(native: ModuleType) -> None:
+    for _kind, put, _queue, calls in putters(100, 2):
+        assert put.woken is False
+        for item in "abcde":
+            put(item)
+        assert calls.log == [("wake", 3, None)] and put.woken is True
+        put.woken = False  # the worker cleared its event
+        put("f")
+        put("g")
+        assert calls.log == [("wake", 3, None), ("wake", 6, None)]
 
 
 def test_putter_turn_at(native: ModuleType) -> None:
@@ -978,8 +992,9 @@ def test_putter_leaks_no_references(native: ModuleType) -> None:
     for _ in range(3):
         for _ in range(1000):
             put(sentinel)
-        assert len(queue) == 500 and len(dropped) == 500 and len(woken) == 400
+        assert len(queue) == 500 and len(dropped) == 500 and len(woken) == 1
         assert sys.getrefcount(sentinel) == base + 1000
+        put.woken = False
         queue.clear()
         dropped.clear()
         woken.clear()

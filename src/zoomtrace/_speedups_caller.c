@@ -37,6 +37,7 @@ typedef struct {
     Py_ssize_t maxsize;
     Py_ssize_t wake_at;
     double turn_at; /* time.monotonic() at which the waiting worker gets the GIL at the next put; 0: none */
+    char woken;     /* wake was called since the worker last cleared its event (PythonPutter.woken) */
 } Putter;
 
 static PyTypeObject PutterType;
@@ -64,7 +65,8 @@ static int putter_put(Putter *self, PyObject *item) {
         Py_DECREF(done);
         size = PyObject_Size(self->queue);
         if (size < 0) return -1;
-        if (size > self->wake_at) {
+        if (size > self->wake_at && !self->woken) {
+            self->woken = 1;
             done = PyObject_CallNoArgs(self->wake);
             if (done == NULL) return -1;
             Py_DECREF(done);
@@ -135,6 +137,7 @@ static PyObject *putter_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
     self->maxsize = maxsize;
     self->wake_at = wake_at;
     self->turn_at = 0.0;
+    self->woken = 0;
     return (PyObject *)self;
 }
 
@@ -165,6 +168,8 @@ static void putter_dealloc(Putter *self) {
 static PyMemberDef putter_members[] = {
     {"turn_at", T_DOUBLE, offsetof(Putter, turn_at), 0,
      "time.monotonic() at which the worker, waiting for the GIL, gets it at the next put (0: it is not waiting)."},
+    {"woken", T_BOOL, offsetof(Putter, woken), 0,
+     "wake was called since the worker last cleared its event: the puts past wake_at call it once, not each."},
     {NULL},
 };
 

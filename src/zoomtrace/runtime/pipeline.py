@@ -45,6 +45,7 @@ class Put(Protocol):
     (a span) waits untracked too, and the encoder tracks it again when the worker takes it out."""
 
     turn_at: float
+    woken: bool
 
     def __call__(self, item: object, /) -> None: ...
 
@@ -54,7 +55,7 @@ class PythonPutter:
     to ``full``. The reference for the C ``Putter`` (``_speedups_caller.c``), which a log call made in C
     calls without a Python call (docs/ARCHITECTURE.md, "Native code")."""
 
-    __slots__ = ("_full", "_maxsize", "_queue", "_wake", "_wake_at", "turn_at")
+    __slots__ = ("_full", "_maxsize", "_queue", "_wake", "_wake_at", "turn_at", "woken")
 
     def __init__(
         self, queue: deque[Any], maxsize: int, wake_at: int, wake: Callable[[], None], full: Callable[[object], None]
@@ -63,12 +64,17 @@ class PythonPutter:
         #: When the worker, waiting for the GIL after a slice, is to get it from the caller's next put
         #: (``time.monotonic()``; 0: it is not waiting).
         self.turn_at = 0.0
+        #: ``wake`` was called since the worker last cleared its event (the worker resets it then): the puts past
+        #: ``wake_at`` call it once, not each of them (``Event.set`` takes a lock and notifies, ≈0.5 µs, and a burst
+        #: puts tens of thousands of items past it while the worker drains).
+        self.woken = False
 
     def __call__(self, item: object, /) -> None:
         queue = self._queue
         if len(queue) < self._maxsize:
             queue.append(item)
-            if len(queue) > self._wake_at:
+            if len(queue) > self._wake_at and not self.woken:
+                self.woken = True
                 self._wake()
         else:
             self._full(item)
@@ -200,6 +206,7 @@ class Pipeline:
         while True:
             self._wake.wait(self._interval_s)
             self._wake.clear()
+            self.put.woken = False  # after the clear: a put past wake_at from now on wakes it again
             try:
                 self._drain()
             except Exception as exc:  # never let the worker die: records would pile up unseen
