@@ -281,9 +281,10 @@ def test_json_unchanged_byte_tests_match_python(native: ModuleType, text: str, b
 
 
 @pytest.mark.parametrize("run", [3, 4, 12, 13, 14, 19])
-@pytest.mark.parametrize("offset", range(9))
+@pytest.mark.parametrize("offset", [*range(9), *range(44, 66), *range(108, 130)])
 def test_digit_runs_at_every_offset(native: ModuleType, run: int, offset: int) -> None:
-    """needs_care's long runs and the card shapes, for runs of each length at each alignment."""
+    """needs_care's long runs and the card shapes, for runs of each length at each alignment, across the C's
+    64-byte words of digit bits too (a run may start in one and end in the next)."""
     for text in (f"{'x' * offset} {'7' * run}", f"{'x' * offset}{'7' * run} {'7' * run}", "7" * (offset + run)):
         encoded = msgspec.json.encode(text)
         assert native.needs_care(encoded) is _needs_care_python(encoded)

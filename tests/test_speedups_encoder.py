@@ -31,7 +31,7 @@ from zoomtrace.capture import items
 from zoomtrace.capture.span import Span
 from zoomtrace.runtime.encoder import _PLAIN_LOGRECORD_SIZE, Encoder
 from zoomtrace.runtime.provenance import Provenance
-from zoomtrace.runtime.sanitize import Limits, json_encode, plain_json_encode
+from zoomtrace.runtime.sanitize import _LONG_DIGITS, Limits, json_encode, plain_json_encode
 from zoomtrace.runtime.scrub import MAX_NESTING, Scrubber
 from zoomtrace.wire.propagation import SpanContext
 from zoomtrace.wire.record import Record
@@ -755,3 +755,18 @@ def test_the_walks_byte_tests_give_pythons_record_wherever_the_words_stand(
     for _ in range(2):
         built, expected, _ = pair.both(event_item(obj))
         assert built == expected
+
+
+@pytest.mark.parametrize("run", [4, 12, 13, 18, 19, 25])
+def test_the_walks_digit_runs_give_pythons_record_across_the_words_of_digit_bits(native: ModuleType, run: int) -> None:
+    """Card shapes and numbers too long for msgpack, at every place across three of the C's 64-byte words of digit
+    bits, after a space (a card's shape) or a letter, and as "1111 1111"."""
+    pair = Pair(native, "event", max_payload_bytes=10_000)
+    pair.both(event_item({"id": "x", "name": ["id", 1]}))  # the call site, and the names learned
+    for offset in range(1, 150):
+        for text in ("a" * offset + " " + "7" * run, "a" * offset + "7" * run, "b" * offset + "1234 " + "5" * run):
+            careful = pair.careful_calls
+            built, expected, _ = pair.both(event_item({"id": text, "name": [1, text]}))  # no pair: walked
+            assert built == expected, (offset, text)
+            if text[-run - 1] == "a":  # digits after a letter: no card's shape, so only a long run is Python's
+                assert (pair.careful_calls > careful) is (run >= len(_LONG_DIGITS)), (offset, text)
