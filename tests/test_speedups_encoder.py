@@ -721,6 +721,27 @@ def test_a_payload_of_known_names_is_proven_by_a_walk_of_its_names(native: Modul
         assert b"hunter2" not in json_encode(built.payload) and b"u:pw@" not in json_encode(built.payload)
 
 
+def test_the_walk_finds_names_by_identity_among_many_and_never_a_secret(native: ModuleType) -> None:
+    """The C remembers the text objects it found among the harmless names, a slot each by address (1,024): with
+    thousands of names made at run time, slots taken over and their former texts released, every payload still
+    gives Python's record, and a sensitive name, made anew each time, is never taken for a known one."""
+    pair = Pair(native, "event", max_payload_bytes=100_000)
+    pair.both(event_item({"id": 1}))  # the call site
+    names = ["".join(("field_", str(i))) for i in range(3000)]  # not the code's constants: made here
+    for at in range(0, len(names), 100):
+        pair.both(event_item(dict.fromkeys(names[at : at + 100], 1)))  # scanned: the names learned
+    for round_ in range(3):
+        for at in range(0, len(names), 250):
+            chunk = {name: round_ for name in names[at : at + 250]}
+            before = pair.scans
+            built, expected, in_c = pair.both(event_item(chunk))
+            assert in_c and built == expected and pair.scans == before
+            secret = {**chunk, "".join(("pass", "word")): "hunter2"}
+            built, expected, _ = pair.both(event_item(secret))
+            assert built == expected and b"hunter2" not in json_encode(built.payload)
+        names = ["".join(("field_", str(i))) for i in range(3000)]  # new objects, the same texts
+
+
 def test_a_payload_too_deep_for_the_walk_is_scanned(native: ModuleType) -> None:
     pair = Pair(native, "event", max_payload_bytes=10_000)
     pair.both(event_item({"id": 1}))  # a new call site: Python; the scan learns "id"
