@@ -273,7 +273,8 @@ _byte_test_text = st.lists(
 @given(text=_byte_test_text, before=st.integers(0, 12), shape=st.sampled_from(["value", "list", "key"]))
 def test_json_unchanged_byte_tests_match_python(native: ModuleType, text: str, before: int, shape: str) -> None:
     """The card shapes and trigger words are found wherever they stand: at every offset from the start of the
-    JSON (the C looks at one byte in 4, or in a word's length, and measures around it), at its end, split."""
+    JSON (the C finds digit runs in 64-byte words of digit bits, and words by their first and last bytes), at
+    its end, split."""
     padded = "a" * before + text
     payload = {"note": padded} if shape == "value" else [padded, 1] if shape == "list" else {padded: 1}
     check_against_reference(Scrubber(), Scrubber(), msgspec.json.encode(payload))
