@@ -45,32 +45,6 @@ static int contains(const unsigned char *p, Py_ssize_t n, const char *word, Py_s
 
 #define CONTAINS(p, n, literal) contains((p), (n), (literal), (Py_ssize_t)sizeof(literal) - 1)
 
-/* Whether ``len`` ASCII digits stand in a row. Such a run covers one of the bytes at len - 1, 2 len - 1, ...:
- * only those are looked at, and the run around one that is a digit is measured. */
-static int has_digit_run(const unsigned char *p, Py_ssize_t n, Py_ssize_t len) {
-    for (Py_ssize_t i = len - 1; i < n; i += len) {
-        if (!is_digit(p[i])) continue;
-        Py_ssize_t start = i, end = i + 1;
-        while (start > 0 && is_digit(p[start - 1])) start--;
-        while (end < n && is_digit(p[end])) end++;
-        if (end - start >= len) return 1;
-    }
-    return 0;
-}
-
-/* "null" anywhere, or LONG_DIGITS ASCII digits in a row. */
-int speedups_needs_care(const unsigned char *p, Py_ssize_t n) {
-    return CONTAINS(p, n, "null") || has_digit_run(p, n, LONG_DIGITS);
-}
-
-static PyObject *needs_care(PyObject *module, PyObject *arg) {
-    Py_buffer view;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
-    int care = speedups_needs_care(view.buf, view.len);
-    PyBuffer_Release(&view);
-    return PyBool_FromLong(care);
-}
-
 /* wire.spool.count_lines: the newlines of a buffer (bytes.count reads it a byte at a time; memchr, a vector at a
  * time, and a line is hundreds of bytes). */
 static PyObject *count_lines(PyObject *module, PyObject *arg) {
@@ -160,6 +134,19 @@ static DigitRuns digit_runs(const unsigned char *p, Py_ssize_t n, int escaped) {
         }
     }
     return runs;
+}
+
+/* "null" anywhere, or LONG_DIGITS ASCII digits in a row. */
+int speedups_needs_care(const unsigned char *p, Py_ssize_t n) {
+    return CONTAINS(p, n, "null") || digit_runs(p, n, 0).long_run;
+}
+
+static PyObject *needs_care(PyObject *module, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    int care = speedups_needs_care(view.buf, view.len);
+    PyBuffer_Release(&view);
+    return PyBool_FromLong(care);
 }
 
 static int valid_utf8(const unsigned char *p, Py_ssize_t n);
