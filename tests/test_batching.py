@@ -24,7 +24,7 @@ from zoomtrace.collect._batching import (
 from zoomtrace.errors import StoreError
 from zoomtrace.store import Problem, WriteReport, open_store, prepare_for
 from zoomtrace.store.duckdb import DuckStore
-from zoomtrace.wire.record import Record, uuid7
+from zoomtrace.wire.record import Record, json_encoder, uuid7
 
 T0 = 1_800_000_000_000_000_000
 NO_WAIT = Retry(attempts=2, delay_s=0.0)
@@ -120,6 +120,20 @@ def test_a_record_refused_once_gets_a_second_chance(store: DuckStore, capsys: py
     assert stored_ids(store) == {r.id for r in records}
     assert [p["problem"] for p in store.problems()] == ["malformed message skipped"]  # kept after one by one
     assert "refused" not in capsys.readouterr().err
+
+
+def test_json_lines_are_written_one_by_one_too(store: DuckStore) -> None:
+    records = logs(5)
+    block = json_encoder.encode_lines(records[2:]) + b'{"not": "a record"}\n'
+    flaky = Flaky(store, fail_batches=2, refuse=[records[3].id], times=1)
+    writer = BatchWriter(flaky.target(), retry=NO_WAIT)
+    batch = writer.batch(records[:2], lines=[block], line_count=4)
+    assert batch.size == 6 and batch.lines == [block]  # kept for the Retry
+    written = writer.write(batch)
+    assert (written.new, written.stored, written.refused) == (5, 5, 0)
+    assert len(written.skipped) == 1 and "does not decode" in written.skipped[0]
+    assert stored_ids(store) == {r.id for r in records}
+    assert [p["problem"] for p in store.problems()] == written.skipped  # kept among the store's problems
 
 
 def test_a_record_refused_twice_is_skipped_and_reported(store: DuckStore, capsys: pytest.CaptureFixture[str]) -> None:

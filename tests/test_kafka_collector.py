@@ -24,6 +24,7 @@ from zoomtrace.collect.kafka_collector import CollectorStats, run_collector
 from zoomtrace.sinks import NodeIdentity
 from zoomtrace.sinks.kafka import KafkaSink
 from zoomtrace.store import WriteReport, open_store
+from zoomtrace.wire import kafka_codec
 from zoomtrace.wire.record import Code, Record, encoder, new_span_id, new_trace_id, uuid7
 
 pytestmark = pytest.mark.kafka
@@ -284,22 +285,27 @@ def test_malformed_messages_are_reported_and_skipped(
     producer.produce(
         log_topic, encoder.encode(log), headers=[("zoom.encoding", b"msgpack"), ("zoom.id", b"\xff\xfe")]
     )  # bad header, ignored
+    json_seq = [("zoom.encoding", b"json-seq")]
+    producer.produce(log_topic, b'\x1e{"id": "x", "kind": "log"}\n', headers=json_seq)  # framed, not a record
+    line = kafka_codec.encode(log)[1][1:]
+    producer.produce(log_topic, b"\x1e" + line + line, headers=json_seq)  # two records in one message
     assert producer.flush(10) == 0
     publish(kafka_broker.bootstrap, env, good, tmp_path)  # the good ones come after the bad ones
 
     home = tmp_path / "store"
     capsys.readouterr()
     stats = collect(kafka_broker.bootstrap, home, env, max_value_bytes=100_000)
-    assert stats.malformed == 6, stats
-    assert stats.malformed_by_reason == {"bad headers": 3, "non-JSON value": 1, "huge value": 1, "bad value": 1}
+    assert stats.malformed == 8, stats
+    assert stats.malformed_by_reason == {"bad headers": 3, "non-JSON value": 1, "huge value": 1, "bad value": 3}
     report = capsys.readouterr().err
-    assert report.count("skipped malformed message") == 6
+    assert report.count("skipped malformed message") == 8
+    assert report.count(f"{log_topic}[") == 4 and "not a record" in report
     assert f"{bad_topic}[" in report and "huge value" in report and "non-JSON value" in report
     stored = {row[0] for row in sql(home, "SELECT id FROM records")}
     assert {r.id for r in good} <= stored and log.id in stored and event.id in stored
     with open_store(home) as store:
         problems = store.problems()
-    assert len(problems) == 6 and all(p["segment"].startswith(f"kafka:{env}.bad.") for p in problems)
+    assert len(problems) == 8 and all(p["segment"].startswith(f"kafka:{env}.bad.") for p in problems)
 
 
 def test_collector_killed_mid_batch_loses_nothing_duplicates_nothing(

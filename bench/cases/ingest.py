@@ -109,8 +109,10 @@ class _TimedStore:
         self._sizes: dict[int, int] = {}  # id of a prepared batch -> its records
 
     def prepare(self, records: list[Any], lines: Any = ()) -> Any:
+        from zoomtrace.wire.spool import count_lines
+
         batch = self.store.prepare(records, lines)
-        self._sizes[id(batch)] = len(records)
+        self._sizes[id(batch)] = len(records) + sum(map(count_lines, lines))
         return batch
 
     def write(self, batch: Any, **kwargs: Any) -> Any:

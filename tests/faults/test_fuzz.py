@@ -117,7 +117,13 @@ HEADER_VALUES = (
     st.none() | st.binary(max_size=64) | st.sampled_from([b"json", b"msgpack", b"", b"-1", b"1e999", b"\xff"])
 )
 HEADERS = st.lists(st.tuples(HEADER_NAMES, HEADER_VALUES), max_size=12)
-VALUES = st.none() | st.binary(max_size=256) | st.builds(lambda r: encoder.encode(r), st.sampled_from(checkout_trace()))
+VALUES = (
+    st.none()
+    | st.binary(max_size=256)
+    | st.builds(lambda r: encoder.encode(r), st.sampled_from(checkout_trace()))
+    | st.builds(lambda r: kafka_codec.encode(r)[1], st.sampled_from(checkout_trace()))  # json-seq or a data event
+    | st.binary(max_size=256).map(lambda b: b"\x1e" + b + b"\n")  # framed as one JSON text, any content
+)
 
 
 def message(value: bytes | None, headers: list[tuple[str, bytes | None]]) -> Message:

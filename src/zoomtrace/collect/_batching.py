@@ -22,10 +22,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final
 
+import msgspec
+
 from zoomtrace._stderr import say
 from zoomtrace.errors import StoreError
 from zoomtrace.store import Prepare, PreparedBatch, Problem, StoreWriter, open_store, prepare_for, resolve_store
-from zoomtrace.wire.record import Record
+from zoomtrace.wire.record import Record, json_decoder
 
 __all__ = [
     "Background",
@@ -157,8 +159,9 @@ class Batch:
     size: int
     offsets: dict[str, int] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
-    #: The records themselves, kept only for a ``Retry``'s writes one by one.
+    #: The records themselves, and the blocks of JSON lines, kept only for a ``Retry``'s writes one by one.
     records: list[Record] = field(default_factory=list)
+    lines: Sequence[bytes] = ()
 
 
 @dataclass(frozen=True)
@@ -193,16 +196,16 @@ class BatchWriter:
         offsets: Mapping[str, int] | None = None,
         problems: Sequence[Problem] = (),
     ) -> Batch:
-        """Prepare ``records`` and ``lines``, blocks of ``line_count`` records as JSON lines (``StoreWriter.prepare``;
-        a ``Retry`` writes only ``records`` one by one); no session is opened, so it is safe on any thread."""
-        if lines and self.retry is not None:
-            raise ValueError("a writer that retries record by record takes records, not JSON lines")
+        """Prepare ``records`` and ``lines``, blocks of ``line_count`` records as JSON lines (``StoreWriter.prepare``);
+        no session is opened, so it is safe on any thread."""
+        kept = self.retry is not None  # else released here, not on the writing thread
         return Batch(
             self.target.prepare(records, lines),
             len(records) + line_count,
             dict(offsets or {}),
             list(problems),
-            records if self.retry is not None else [],  # else released here, not on the writing thread
+            records if kept else [],
+            lines if kept else (),
         )
 
     def write(self, batch: Batch) -> Written:
@@ -229,18 +232,20 @@ class BatchWriter:
     def _one_by_one(self, batch: Batch, delay: float) -> Written:
         """The batch keeps failing: store the records the store takes, give the others a second chance in a
         later session, skip those refused twice; then the batch's offsets and problems."""
-        new, skipped, refused = self._singly(batch.records)
+        records, unreadable = _with_lines(batch.records, batch.lines)
+        new, skipped, refused = self._singly(records)
         if refused:
             time.sleep(delay)
             more, skipped_too, refused = self._singly([record for record, _ in refused])
             new, skipped = new + more, skipped + skipped_too
         for record, why in refused[:_MAX_REFUSED_REPORTS]:
             say(f"store refused record {record.id} ({record.kind}/{record.type}) twice: {why}; skipped")
-        if batch.records and len(refused) == len(batch.records):
+        if records and len(refused) == len(records):
             # Nothing at all can be written: the store is broken. Stop before the source moves on (no loss).
             raise StoreError(f"the store refuses every record ({len(refused)}); stopping without committing")
-        self._write(Batch(self.target.prepare([]), 0, batch.offsets, batch.problems))
-        return Written(new, len(batch.records) - len(refused), skipped, len(refused))
+        problems = [*batch.problems, *((None, line) for line in unreadable)]
+        self._write(Batch(self.target.prepare([]), 0, batch.offsets, problems))
+        return Written(new, len(records) - len(refused), [*unreadable, *skipped], len(refused))
 
     def _singly(self, records: list[Record]) -> tuple[int, list[str], list[tuple[Record, Exception]]]:
         """Store records one at a time in one session: how many were new, the store's skipped lines, and the
@@ -259,6 +264,21 @@ class BatchWriter:
         except Exception as exc:
             raise StoreError(f"cannot write to the store ({exc}); stopping without committing") from exc
         return new, skipped, refused
+
+
+def _with_lines(records: list[Record], lines: Sequence[bytes]) -> tuple[list[Record], list[str]]:
+    """``records`` and the records of the blocks of JSON ``lines``, to be written one by one, and a problem line
+    for each line that is no record (the store's ``prepare`` leaves such lines out too)."""
+    if not lines:
+        return records, []
+    records, skipped = list(records), []
+    for block in lines:
+        for line in block.splitlines():
+            try:
+                records.append(json_decoder.decode(line))
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                skipped.append(f"a record line does not decode ({exc}): {line[:120]!r}; skipped")
+    return records, skipped
 
 
 class Background:

@@ -8,8 +8,8 @@ only then commits the batch's offsets (``enable.auto.commit=false``). A collecto
 any point therefore loses nothing: what it stored but did not commit is read again, and the
 store keeps one copy per record id. Collectors with the same group id share the partitions.
 
-Malformed messages (no or bad ``zoom.*`` headers, a value that is not JSON or msgpack of a
-record, a value over ``max_value_bytes``) are reported on stderr, counted and skipped; their
+Malformed messages (no or bad ``zoom.*`` headers, a value that is not JSON, a JSON text sequence or msgpack
+of a record, a value over ``max_value_bytes``) are reported on stderr, counted and skipped; their
 offsets are committed like the others. Every ``stats_interval`` seconds the collector reports
 throughput and lag (one line on stderr, or one JSON object per line on stdout with ``json_stats``).
 SIGTERM and SIGINT stop it cleanly: the batch in hand is stored and committed, the consumer
@@ -40,7 +40,7 @@ from zoomtrace._stderr import say
 from zoomtrace.collect._batching import Background, BatchWriter, Retry, Target, Written, home_target, open_target
 from zoomtrace.collect._signals import stop_on_signals
 from zoomtrace.errors import ConfigError, ZoomError
-from zoomtrace.store import Problem, StoreWriter
+from zoomtrace.store import Problem, StoreWriter, refused_line
 from zoomtrace.store.urls import add_store_arguments, parse_retention
 from zoomtrace.wire import kafka_codec
 from zoomtrace.wire.record import Record
@@ -111,18 +111,30 @@ _CONSUME_MAX: Final = 10_000
 #: How often the collector collects cyclic garbage itself (automatic collections, which walk every
 #: record of the batches in hand, are off while it runs).
 _GC_INTERVAL_S: Final = 30.0
+#: ``json-seq`` record lines per block handed to the store: the store's passes over a block stay in the cache,
+#: and its bulk insert reads the blocks in parallel (one block of a whole batch is one part, read by one thread).
+_LINES_PER_BLOCK: Final = 2_000
 #: A store session is kept across the batches of this long (then closed, so other commands get the store).
 _SESSION_HOLD_S: Final = 2.0
 
 
 @dataclass
 class _Batch:
-    """Decoded messages waiting for the store, with the offsets they reach."""
+    """Messages waiting for the store, with the offsets they reach: records decoded (data events, msgpack
+    records) and the JSON lines of ``json-seq`` records, which the store reads as they are (the spool's way),
+    with the message of each (so that a line the store would leave out is reported by its place)."""
 
     records: dict[str, Record] = field(default_factory=dict)
+    lines: list[bytes] = field(default_factory=list)
+    line_messages: list[Any] = field(default_factory=list)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     messages: int = 0
+
+
+def _blocks(lines: list[bytes]) -> list[bytes]:
+    """Record lines joined into blocks of ``_LINES_PER_BLOCK``, as the store's ``prepare`` takes them."""
+    return [b"".join(lines[at : at + _LINES_PER_BLOCK]) for at in range(0, len(lines), _LINES_PER_BLOCK)]
 
 
 class _Collector:
@@ -228,10 +240,11 @@ class _Collector:
 
     def _decode(self, messages: list[Any]) -> None:
         """Add ``messages`` to the batch (the loop runs once per record: nothing in it that can be done once)."""
-        decode = kafka_codec.decode_message
+        decode, record_line = kafka_codec.decode_message, kafka_codec.record_line
         limit = self.max_value_bytes
         batch = self._batch
         records, offsets = batch.records, batch.offsets
+        add_line, add_line_message = batch.lines.append, batch.line_messages.append
         errors = 0
         for msg in messages:
             if msg.error() is not None:
@@ -239,6 +252,11 @@ class _Collector:
                 errors += 1
                 continue
             offsets[msg.topic(), msg.partition()] = msg.offset() + 1
+            line = record_line(msg.value(), limit)
+            if line is not None:
+                add_line(line)
+                add_line_message(msg)
+                continue
             try:
                 record = decode(msg, max_value_bytes=limit)
             except kafka_codec.MalformedMessage as exc:
@@ -255,9 +273,29 @@ class _Collector:
         if not batch.messages:
             return
         self._batch = _Batch()
-        prepared = self._writer.batch(list(batch.records.values()), problems=batch.problems)
+        records, lines = list(batch.records.values()), batch.lines
+        prepared = self._writer.batch(records, lines=_blocks(lines), line_count=len(lines), problems=batch.problems)
+        if lines and prepared.prepared.skipped:
+            good = self._lines_kept(batch)  # rare: the store left lines out (a producer that is not Zoom's)
+            if len(good) < len(lines):
+                prepared = self._writer.batch(
+                    records, lines=_blocks(good), line_count=len(good), problems=batch.problems
+                )
         self.stats.batches += 1
-        self._background.submit(prepared, lambda written: self._stored(written, batch.offsets))
+        offsets = batch.offsets  # only these are kept until the batch is stored
+        self._background.submit(prepared, lambda written: self._stored(written, offsets))
+
+    def _lines_kept(self, batch: _Batch) -> list[bytes]:
+        """The batch's record lines that the store keeps; each message whose line it leaves out is reported as
+        malformed by its place, as the others are (``refused_line`` is the store's own test of a line)."""
+        good = []
+        for line, msg in zip(batch.lines, batch.line_messages, strict=True):
+            why = refused_line(line)
+            if why is None:
+                good.append(line)
+            else:
+                batch.problems.append(self._malformed(msg, kafka_codec.MalformedMessage("bad value", why)))
+        return good
 
     def _stored(self, written: Written, offsets: dict[tuple[str, int], int]) -> None:
         self.stats.stored += written.stored

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Final
 
 from zoomtrace.errors import StoreError, ZoomError
+from zoomtrace.store._lines import refused_line
 from zoomtrace.store.protocols import (
     Prepare,
     PreparedBatch,
@@ -55,6 +56,7 @@ __all__ = [
     "open_store",
     "prepare_for",
     "redacted",
+    "refused_line",
     "resolve_store",
     "store_lock",
 ]

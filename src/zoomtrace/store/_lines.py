@@ -117,6 +117,22 @@ def scan(block: bytes, seen: set[str], skipped: list[str]) -> Lines:
     return got
 
 
+def refused_line(line: bytes) -> str | None:
+    """Why ``scan`` leaves the record line ``line`` out, or None if it keeps it. For a source that hands the
+    store lines one per message (the Kafka collector): on the rare batch where some were left out, it finds
+    which messages they were."""
+    try:
+        fact = _any_line_decoder.decode(line)
+    except _DECODE_ERRORS as exc:
+        return f"not a record ({exc})"
+    if fact.kind == "node":
+        try:
+            json_decoder.decode(line)
+        except _DECODE_ERRORS as exc:
+            return f"a node record that does not decode ({exc})"
+    return None
+
+
 def _first_of_each_id(block: bytes, lines: list[bytes] | None, facts: list[LineFacts], seen: set[str]) -> Lines:
     ids = list(map(record_id, facts))
     if seen.isdisjoint(ids):

@@ -32,7 +32,9 @@ class TraceFilter(TypedDict, total=False):
 #: A problem met reading a source: ``(source name, or None when it concerns no source, what happened)``.
 Problem: TypeAlias = tuple[str | None, str]
 
-#: What ``StoreWriter.prepare`` returns: opaque to callers, meant only for ``write`` of the same backend.
+#: What ``StoreWriter.prepare`` returns, meant only for ``write`` of the same backend; opaque to callers but for
+#: its ``skipped`` (``list[str]``): a line per record left out, or to be stored without a value its column cannot
+#: hold, which ``write`` keeps among the store's problems (``WriteReport.skipped``).
 PreparedBatch: TypeAlias = Any
 
 

@@ -18,13 +18,21 @@ Value and headers, by ``zoom.encoding``
     (and ``baggage`` for ``on_behalf_of``) so any consumer continues the trace. ``zoom.service``,
     ``zoom.env`` and ``zoom.group`` name the producing node (informational).
 
-    ``msgpack`` (every other kind): the value is the whole record as msgpack (``record.encoder``);
-    headers repeat ``zoom.kind``, ``zoom.id`` and ``zoom.type`` for routing without decoding, and
-    carry ``traceparent`` when the record belongs to a trace.
+    ``json-seq`` (every other kind): the value is the whole record as one JSON text of a JSON text
+    sequence (RFC 7464: an ASCII record separator, 0x1E, the record's JSON as the spool writes it, a line
+    feed), so the collector hands it to the store's bulk insert as it is, the spool's way. No JSON text
+    starts with 0x1E, so that first byte tells a record from a business payload without the headers.
+    Headers repeat ``zoom.kind``, ``zoom.id`` and ``zoom.type`` for routing without decoding, and carry
+    ``traceparent`` when the record belongs to a trace.
+
+    ``msgpack``: the same with the record as msgpack (``record.encoder``), for records whose payload is
+    bytes (raw data, file snapshots), which JSON cannot hold. Earlier Zoom producers sent every record
+    so; such messages are still read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
@@ -34,7 +42,7 @@ from typing import Any, Final, NamedTuple, Union, get_args, get_origin
 import msgspec
 
 from zoomtrace.wire.propagation import ON_BEHALF_OF_KEY, SAMPLED, format_baggage, format_traceparent
-from zoomtrace.wire.record import KINDS, Code, Record, encoder, json_decoder, json_encoder
+from zoomtrace.wire.record import BINARY, KINDS, Code, Record, encoder, json_decoder, json_encoder
 
 __all__ = [
     "DEFAULT_MAX_VALUE_BYTES",
@@ -44,15 +52,21 @@ __all__ = [
     "MalformedMessage",
     "TopicStrategy",
     "decode",
+    "decode_line",
     "decode_message",
     "encode",
     "header",
     "legal_topic",
+    "record_line",
 ]
 
 ENCODING: Final = "zoom.encoding"
 JSON: Final = b"json"
+JSON_SEQ: Final = b"json-seq"
 MSGPACK: Final = b"msgpack"
+#: What begins a ``json-seq`` value (RFC 7464's record separator), and ends it.
+RS: Final = 0x1E
+_LF: Final = 0x0A
 DEFAULT_TOPIC: Final = "{env}.{group}.{kind}"
 DEFAULT_NODE_TOPIC: Final = "{env}.zoom.node"
 #: The collector refuses values larger than this (a Zoom producer never makes one by default).
@@ -189,8 +203,9 @@ def encode(record: Record, node: dict[str, str] | None = None) -> tuple[bytes, b
     """
     if record.kind == "event":
         return key_of(record), _json(record.payload), event_headers(record, node)
+    binary = type(record.payload) in BINARY
     headers: Headers = [
-        (ENCODING, MSGPACK),
+        (ENCODING, MSGPACK if binary else JSON_SEQ),
         ("zoom.kind", record.kind.encode()),
         ("zoom.id", record.id.encode()),
         ("zoom.type", record.type.encode()),
@@ -198,7 +213,8 @@ def encode(record: Record, node: dict[str, str] | None = None) -> tuple[bytes, b
     tp = _traceparent(record)
     if tp is not None:
         headers.append(("traceparent", tp))
-    return key_of(record), encoder.encode(record), headers
+    value = encoder.encode(record) if binary else b"\x1e" + json_encoder.encode(record) + b"\n"
+    return key_of(record), value, headers
 
 
 def event_headers(record: Record, node: dict[str, str] | None = None) -> Headers:
@@ -312,6 +328,13 @@ def decode(
     if value is not None and len(value) > max_value_bytes:
         raise MalformedMessage("huge value", f"{len(value)} bytes, more than the limit of {max_value_bytes}")
     encoding = header(headers, ENCODING)
+    if encoding == JSON_SEQ:
+        line = record_line(value, max_value_bytes)
+        if line is None:
+            raise MalformedMessage(
+                "bad value", "not one JSON text of a JSON text sequence (0x1E, the record, a line feed)"
+            )
+        return decode_line(line)
     if encoding == MSGPACK:
         if not value:
             raise MalformedMessage("bad value", "empty value with zoom.encoding=msgpack")
@@ -332,16 +355,43 @@ def decode(
 _MSGPACK_MAP: Final = frozenset([*range(0x80, 0x90), 0xDE, 0xDF])
 
 
+def record_line(value: bytes | None, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> bytes | None:
+    """The record's JSON line (ended by its line feed) of a ``json-seq`` value, or None for any other value: one
+    that does not begin with 0x1E, does not end with its only line feed, or is over ``max_value_bytes``.
+
+    Only the framing is checked (what the record's JSON holds is the decoder's or the store's business), so
+    the collector can pass the line on as it is.
+    """
+    if not value or value[0] != RS or value[-1] != _LF or len(value) > max_value_bytes:
+        return None
+    line = value[1:]
+    return line if line.find(b"\n", 0, -1) < 0 else None
+
+
+def decode_line(line: bytes) -> Record:
+    """The record of a JSON line (a ``json-seq`` value's); raises :class:`MalformedMessage` otherwise."""
+    try:
+        record = json_decoder.decode(line)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise MalformedMessage("bad value", f"not a JSON record ({exc})") from None
+    _check(record)
+    return record
+
+
 def decode_message(msg: Any, *, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> Record:
     """:func:`decode` for a consumed confluent-kafka ``Message``, the common cases first.
 
-    A msgpack record is recognised by its first byte and decoded straight away (reading the headers
-    of a message costs more than decoding its value); a data event whose headers are in a layout seen
+    A ``json-seq`` or msgpack record is recognised by its first byte and decoded straight away (reading the
+    headers of a message costs more than decoding its value); a data event whose headers are in a layout seen
     before is read in one go (``_read_event``). Anything else, and any message these ways refuse, takes
     :func:`decode`, which says what is wrong with it.
     """
     value = msg.value()
-    if value and value[0] in _MSGPACK_MAP and len(value) <= max_value_bytes:
+    line = record_line(value, max_value_bytes)
+    if line is not None:
+        with contextlib.suppress(MalformedMessage):
+            return decode_line(line)
+    elif value and value[0] in _MSGPACK_MAP and len(value) <= max_value_bytes:
         try:
             record: Record = _record_decoder.decode(value)
         except (msgspec.DecodeError, msgspec.ValidationError):
