@@ -39,15 +39,16 @@ def _collector(bootstrap: str, group: str, env: str, directory: str) -> None:
     """One collector process: consume the run's topics into ``chdb://directory``, then print its timings."""
     from zoomtrace.collect.kafka_collector import run_collector
     from zoomtrace.store.clickhouse import ClickHouseStore
+    from zoomtrace.wire.spool import count_lines
 
     store = ClickHouseStore.open(f"chdb://{directory}/chdb", create=True, retention_days=0)
     batches: list[tuple[float, float, int]] = []
     sizes: dict[int, int] = {}
 
     class Timed:
-        def prepare(self, records: list[Any]) -> Any:
-            batch = store.prepare(records)
-            sizes[id(batch)] = len(records)
+        def prepare(self, records: list[Any], lines: Any = ()) -> Any:
+            batch = store.prepare(records, lines)
+            sizes[id(batch)] = len(records) + sum(map(count_lines, lines))
             return batch
 
         def write(self, batch: Any, **kwargs: Any) -> Any:

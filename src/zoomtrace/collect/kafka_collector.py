@@ -118,15 +118,19 @@ _LINES_PER_BLOCK: Final = 2_000
 _SESSION_HOLD_S: Final = 2.0
 
 
+#: Where a message is: its topic, partition and offset.
+Place = tuple[str, int, int]
+
+
 @dataclass
 class _Batch:
     """Messages waiting for the store, with the offsets they reach: records decoded (data events, msgpack
     records) and the JSON lines of ``json-seq`` records, which the store reads as they are (the spool's way),
-    with the message of each (so that a line the store would leave out is reported by its place)."""
+    with the place of each (so that a line the store would leave out is reported by it)."""
 
     records: dict[str, Record] = field(default_factory=dict)
     lines: list[bytes] = field(default_factory=list)
-    line_messages: list[Any] = field(default_factory=list)
+    line_places: list[Place] = field(default_factory=list)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     messages: int = 0
@@ -244,23 +248,24 @@ class _Collector:
         limit = self.max_value_bytes
         batch = self._batch
         records, offsets = batch.records, batch.offsets
-        add_line, add_line_message = batch.lines.append, batch.line_messages.append
+        add_line, add_line_place = batch.lines.append, batch.line_places.append
         errors = 0
         for msg in messages:
             if msg.error() is not None:
                 self._kafka_error(msg.error())
                 errors += 1
                 continue
-            offsets[msg.topic(), msg.partition()] = msg.offset() + 1
+            topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+            offsets[topic, partition] = offset + 1
             line = record_line(msg.value(), limit)
             if line is not None:
                 add_line(line)
-                add_line_message(msg)
+                add_line_place((topic, partition, offset))
                 continue
             try:
                 record = decode(msg, max_value_bytes=limit)
             except kafka_codec.MalformedMessage as exc:
-                batch.problems.append(self._malformed(msg, exc))
+                batch.problems.append(self._malformed((topic, partition, offset), exc))
                 continue
             records[record.id] = record  # a node record arrives from two topics: store it once
         self.stats.consumed += len(messages) - errors
@@ -287,14 +292,14 @@ class _Collector:
 
     def _lines_kept(self, batch: _Batch) -> list[bytes]:
         """The batch's record lines that the store keeps; each message whose line it leaves out is reported as
-        malformed by its place, as the others are (``refused_line`` is the store's own test of a line)."""
+        malformed by its place, as the others are (``refused_line`` is the stores' own test of a line)."""
         good = []
-        for line, msg in zip(batch.lines, batch.line_messages, strict=True):
+        for line, place in zip(batch.lines, batch.line_places, strict=True):
             why = refused_line(line)
             if why is None:
                 good.append(line)
             else:
-                batch.problems.append(self._malformed(msg, kafka_codec.MalformedMessage("bad value", why)))
+                batch.problems.append(self._malformed(place, kafka_codec.MalformedMessage("bad value", why)))
         return good
 
     def _stored(self, written: Written, offsets: dict[tuple[str, int], int]) -> None:
@@ -333,14 +338,16 @@ class _Collector:
             raise KafkaException(error)
         self._say(f"Kafka: {error.str()}", key=f"kafka:{error.code()}")
 
-    def _malformed(self, msg: Any, exc: kafka_codec.MalformedMessage) -> tuple[str, str]:
+    def _malformed(self, place: Place, exc: kafka_codec.MalformedMessage) -> Problem:
+        """Count and report the malformed message at ``place``; the problem to keep in the store."""
         stats = self.stats
         stats.malformed += 1
         count = stats.malformed_by_reason[exc.reason] = stats.malformed_by_reason.get(exc.reason, 0) + 1
+        topic, partition, offset = place
         if count <= _MAX_REPORTS:
             suffix = " (further ones counted, not shown)" if count == _MAX_REPORTS else ""
-            self._say(f"skipped malformed message {msg.topic()}[{msg.partition()}]@{msg.offset()}: {exc}{suffix}")
-        return f"kafka:{msg.topic()}[{msg.partition()}]@{msg.offset()}", f"malformed message skipped: {exc}"
+            self._say(f"skipped malformed message {topic}[{partition}]@{offset}: {exc}{suffix}")
+        return f"kafka:{topic}[{partition}]@{offset}", f"malformed message skipped: {exc}"
 
     # -- reporting -----------------------------------------------------------------------------
 

@@ -120,7 +120,8 @@ def scan(block: bytes, seen: set[str], skipped: list[str]) -> Lines:
 def refused_line(line: bytes) -> str | None:
     """Why ``scan`` leaves the record line ``line`` out, or None if it keeps it. For a source that hands the
     store lines one per message (the Kafka collector): on the rare batch where some were left out, it finds
-    which messages they were."""
+    which messages they were. (The ClickHouse store also leaves out a line whose payload is text and that does
+    not decode whole; it reports it among its problems, as any store does with what it leaves out.)"""
     try:
         fact = _any_line_decoder.decode(line)
     except _DECODE_ERRORS as exc:
