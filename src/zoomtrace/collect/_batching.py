@@ -273,7 +273,9 @@ def _with_lines(records: list[Record], lines: Sequence[bytes]) -> tuple[list[Rec
         return records, []
     records, skipped = list(records), []
     for block in lines:
-        for line in block.splitlines():
+        for line in block.split(b"\n"):
+            if not line.strip():
+                continue
             try:
                 records.append(json_decoder.decode(line))
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
