@@ -347,12 +347,7 @@ def decode(
     if encoding == MSGPACK:
         if not value:
             raise MalformedMessage("bad value", "empty value with zoom.encoding=msgpack")
-        try:
-            record = _record_decoder.decode(value)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise MalformedMessage("bad value", f"not a msgpack record ({exc})") from None
-        _check(record)
-        return record
+        return _decoded(_record_decoder, value, "msgpack")
     if encoding == JSON:
         return _decode_event(value, _header_map(headers))
     if encoding is None:
@@ -379,10 +374,16 @@ def record_line(value: bytes | None, max_value_bytes: int = DEFAULT_MAX_VALUE_BY
 
 def decode_line(line: bytes) -> Record:
     """The record of a JSON line (a ``json-seq`` value's); raises :class:`MalformedMessage` otherwise."""
+    return _decoded(json_decoder, line, "JSON")
+
+
+def _decoded(
+    decoder: msgspec.json.Decoder[Record] | msgspec.msgpack.Decoder[Record], data: bytes, encoding: str
+) -> Record:
     try:
-        record = json_decoder.decode(line)
+        record = decoder.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise MalformedMessage("bad value", f"not a JSON record ({exc})") from None
+        raise MalformedMessage("bad value", f"not a {encoding} record ({exc})") from None
     _check(record)
     return record
 
