@@ -123,16 +123,18 @@ def test_a_record_refused_once_gets_a_second_chance(store: DuckStore, capsys: py
 
 
 def test_json_lines_are_written_one_by_one_too(store: DuckStore) -> None:
-    records = logs(5)
-    block = json_encoder.encode_lines(records[2:]) + b'{"not": "a record"}\n'
-    flaky = Flaky(store, fail_batches=2, refuse=[records[3].id], times=1)
+    records = logs(6)
+    lenient = json_encoder.encode(records[5]).replace(b'"message":"m5"', b'"message":5')  # stored as its text
+    block = json_encoder.encode_lines(records[2:5]) + b'{"not": "a record"}\n' + lenient + b"\n"
+    flaky = Flaky(store, fail_batches=2, refuse=[records[1].id], times=1)  # its second chance comes after the lines
     writer = BatchWriter(flaky.target(), retry=NO_WAIT)
-    batch = writer.batch(records[:2], lines=[block], line_count=4)
-    assert batch.size == 6 and batch.lines == [block]  # kept for the Retry
+    batch = writer.batch(records[:2], lines=[block], line_count=5)
+    assert batch.size == 7 and batch.lines == [block]  # kept for the Retry
     written = writer.write(batch)
-    assert (written.new, written.stored, written.refused) == (5, 5, 0)
+    assert (written.new, written.stored, written.refused) == (6, 7, 0)  # the bad line was handed on, and left out
     assert len(written.skipped) == 1 and "does not decode" in written.skipped[0]
     assert stored_ids(store) == {r.id for r in records}
+    assert store.record(records[5].id)["message"] == "5"  # as the batch would have stored it
     assert [p["problem"] for p in store.problems()] == written.skipped  # kept among the store's problems
 
 

@@ -288,24 +288,25 @@ def test_malformed_messages_are_reported_and_skipped(
     json_seq = [("zoom.encoding", b"json-seq")]
     producer.produce(log_topic, b'\x1e{"id": "x", "kind": "log"}\n', headers=json_seq)  # framed, not a record
     line = kafka_codec.encode(log)[1][1:]
-    producer.produce(log_topic, b"\x1e" + line + line, headers=json_seq)  # two records in one message
+    producer.produce(log_topic, b"\x1e" + line + line, headers=json_seq)  # two lines in one message
+    producer.produce(log_topic, b"\x1e" + line[:-1] + line, headers=json_seq)  # two records on one line
     assert producer.flush(10) == 0
     publish(kafka_broker.bootstrap, env, good, tmp_path)  # the good ones come after the bad ones
 
     home = tmp_path / "store"
     capsys.readouterr()
     stats = collect(kafka_broker.bootstrap, home, env, max_value_bytes=100_000)
-    assert stats.malformed == 8, stats
-    assert stats.malformed_by_reason == {"bad headers": 3, "non-JSON value": 1, "huge value": 1, "bad value": 3}
+    assert stats.malformed == 9, stats
+    assert stats.malformed_by_reason == {"bad headers": 3, "non-JSON value": 1, "huge value": 1, "bad value": 4}
     report = capsys.readouterr().err
-    assert report.count("skipped malformed message") == 8
-    assert report.count(f"{log_topic}[") == 4 and "not a record" in report
+    assert report.count("skipped malformed message") == 9
+    assert report.count(f"{log_topic}[") == 5 and "not a record" in report
     assert f"{bad_topic}[" in report and "huge value" in report and "non-JSON value" in report
     stored = {row[0] for row in sql(home, "SELECT id FROM records")}
     assert {r.id for r in good} <= stored and log.id in stored and event.id in stored
     with open_store(home) as store:
         problems = store.problems()
-    assert len(problems) == 8 and all(p["segment"].startswith(f"kafka:{env}.bad.") for p in problems)
+    assert len(problems) == 9 and all(p["segment"].startswith(f"kafka:{env}.bad.") for p in problems)
 
 
 def test_collector_killed_mid_batch_loses_nothing_duplicates_nothing(

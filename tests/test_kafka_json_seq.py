@@ -95,12 +95,17 @@ BAD_FRAMES = {
     "a line feed inside": b"\x1e" + GOOD_LINE[:20] + b"\n" + GOOD_LINE[20:],
     "empty": b"",
     "only the separator": b"\x1e",
+    "nothing between": b"\x1e\n",
+    "blank": b"\x1e  \n",
+    "not an object": b'\x1e["a", 1]\n',
+    "a space before the object": b"\x1e " + GOOD_LINE,
+    "not UTF-8": b"\x1e" + GOOD_LINE.replace(b"charged", b"charg\xffd"),
 }
 BAD_RECORDS = {
     "a separator inside": b"\x1e" + GOOD_LINE[:20] + b"\x1e" + GOOD_LINE[20:],
-    "nothing between": b"\x1e\n",
+    "two records on one line": b"\x1e" + GOOD_LINE[:-1] + GOOD_LINE,
+    "two records apart on one line": b"\x1e" + GOOD_LINE[:-1] + b" \r " + GOOD_LINE,
     "not JSON": b"\x1e{not json}\n",
-    "not an object": b'\x1e["a", 1]\n',
     "no id": b'\x1e{"kind": "log", "type": "t", "ts_ns": 1, "node_id": "n"}\n',
     "an empty id": b'\x1e{"id": "", "kind": "log", "type": "t", "ts_ns": 1, "node_id": "n"}\n',
     "a time as text": b'\x1e{"id": "x", "kind": "log", "type": "t", "ts_ns": "soon", "node_id": "n"}\n',
@@ -144,6 +149,10 @@ LINES = {
     "a number as a node record's message": _line(**BASE, kind="node", message=5),
     "attributes that are no object": _line(**BASE, kind="log", attrs=[1, 2]),
     "no node": _line(**{k: v for k, v in BASE.items() if k != "node_id"}, kind="log"),
+    "an empty id": _line(**{**BASE, "id": ""}, kind="log"),
+    "an empty kind": _line(**BASE, kind=""),
+    "an empty node": _line(**{**BASE, "node_id": ""}, kind="log"),
+    "two records on one line": GOOD_LINE[:-1] + GOOD_LINE,
     "not JSON": b"{not json}\n",
 }
 
@@ -154,3 +163,13 @@ def test_refused_line_is_what_the_stores_prepare_leaves_out(line: bytes) -> None
     kept = sum(count_lines(part) for parts, _, _ in prepared.chunks for part in parts)
     assert kept in (0, 1)
     assert (refused_line(line) is None) == (kept == 1), prepared.skipped
+
+
+@pytest.mark.parametrize(
+    "name", ["an empty id", "an empty kind", "an empty node", "no node", "two records on one line", "not JSON"]
+)
+def test_a_line_that_is_no_record_is_refused(name: str) -> None:
+    """``decode`` refuses these (an empty id would make all such records one): the store leaves them out too."""
+    assert refused_line(LINES[name]) is not None
+    with pytest.raises(MalformedMessage):
+        kafka_codec.decode_line(LINES[name])

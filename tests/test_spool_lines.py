@@ -331,6 +331,17 @@ def test_lines_that_are_no_record_are_skipped_and_reported(store: Store) -> None
     assert [store.record(r.id)["message"] for r in good] == [r.message for r in good]
 
 
+def test_two_records_on_one_line_are_no_record_even_beside_a_repeated_id(store: Store) -> None:
+    """msgspec reads values that share a line: such a line must be left out and reported, not taken for two
+    records (nor break the pairing of lines and records that repeated ids need)."""
+    a, b, c = logs(0, 3)
+    shared = _json.encode(b) + _json.encode(c) + b"\n"
+    block = _json.encode_lines([a]) + shared + _json.encode_lines([a])  # a twice: its repeat is dropped
+    report = write(store, [], [block])
+    assert report.new == 1 and len(report.skipped) == 1 and "does not decode" in report.skipped[0]
+    assert stored_ids(store) == [a.id]
+
+
 def test_a_block_of_nothing_but_bad_lines(store: Store) -> None:
     report = write(store, [], [b"{}\n", b"not json at all\n"])
     assert report.new == 0 and len(report.skipped) == 2

@@ -162,3 +162,34 @@ def test_one_bad_header_of_a_real_message_is_a_record_or_refused(kind: str, inde
     name, _ = headers[index % len(headers)]
     headers[index % len(headers)] = (name, replacement)
     decoded_or_refused(message(value, headers))
+
+
+#: The JSON lines of real records, as ``json-seq`` values carry them (the node's, whose id repeats, among them).
+_LINES = [kafka_codec.encode(r)[1][1:] for r in checkout_trace() if r.kind != "event"]
+
+
+@FUZZ
+@given(
+    line=st.sampled_from(_LINES),
+    at=st.integers(0, max(map(len, _LINES))),
+    cut=st.integers(0, 8),
+    junk=st.binary(max_size=8) | st.sampled_from([b"{}", b'{"id":"x"}', b" ", b"\r", b"\n", b"\x1e", b'"']),
+)
+def test_any_json_seq_line_is_kept_or_reported_by_the_store(line: bytes, at: int, cut: int, junk: bytes) -> None:
+    """A value the collector takes as a line (real record lines damaged anywhere) is kept by the store's
+    ``prepare`` exactly when ``refused_line`` says so, never raises, and never becomes two records."""
+    from zoomtrace.store import refused_line
+    from zoomtrace.store.duckdb import DuckStore
+    from zoomtrace.wire.spool import count_lines
+
+    damaged = kafka_codec.record_line(b"\x1e" + line[:at] + junk + line[at + cut :])
+    if damaged is None:
+        return  # not framed as one JSON text: decode() refuses it with a reason (tested above)
+    prepared = DuckStore.prepare([], [_LINES[0], damaged, _LINES[0]])  # a repeated id around it
+    kept = sum(count_lines(part) for parts, _, _ in prepared.chunks for part in parts)
+    if refused_line(damaged) is not None:
+        assert kept == 1
+    else:  # one record: kept unless it has the first line's id
+        first_id = msgspec.json.decode(_LINES[0])["id"]
+        assert kept == 1 + (msgspec.json.decode(damaged)["id"] != first_id)
+        damaged.decode()  # UTF-8 all through: the store's bulk insert reads it

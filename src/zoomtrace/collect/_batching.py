@@ -22,12 +22,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final
 
-import msgspec
-
 from zoomtrace._stderr import say
 from zoomtrace.errors import StoreError
 from zoomtrace.store import Prepare, PreparedBatch, Problem, StoreWriter, open_store, prepare_for, resolve_store
-from zoomtrace.wire.record import Record, json_decoder
+from zoomtrace.wire.record import Record
 
 __all__ = [
     "Background",
@@ -232,32 +230,33 @@ class BatchWriter:
     def _one_by_one(self, batch: Batch, delay: float) -> Written:
         """The batch keeps failing: store the records the store takes, give the others a second chance in a
         later session, skip those refused twice; then the batch's offsets and problems."""
-        records, unreadable = _with_lines(batch.records, batch.lines)
-        new, skipped, refused = self._singly(records)
+        items: list[Record | bytes] = [*batch.records, *_lines_of(batch.lines)]
+        new, skipped, refused = self._singly(items)
         if refused:
             time.sleep(delay)
-            more, skipped_too, refused = self._singly([record for record, _ in refused])
+            more, skipped_too, refused = self._singly([item for item, _ in refused])
             new, skipped = new + more, skipped + skipped_too
-        for record, why in refused[:_MAX_REFUSED_REPORTS]:
-            say(f"store refused record {record.id} ({record.kind}/{record.type}) twice: {why}; skipped")
-        if records and len(refused) == len(records):
+        for item, why in refused[:_MAX_REFUSED_REPORTS]:
+            say(f"store refused {_described(item)} twice: {why}; skipped")
+        if items and len(refused) == len(items):
             # Nothing at all can be written: the store is broken. Stop before the source moves on (no loss).
             raise StoreError(f"the store refuses every record ({len(refused)}); stopping without committing")
-        problems = [*batch.problems, *((None, line) for line in unreadable)]
-        self._write(Batch(self.target.prepare([]), 0, batch.offsets, problems))
-        return Written(new, len(records) - len(refused), [*unreadable, *skipped], len(refused))
+        self._write(Batch(self.target.prepare([]), 0, batch.offsets, batch.problems))
+        return Written(new, len(items) - len(refused), skipped, len(refused))
 
-    def _singly(self, records: list[Record]) -> tuple[int, list[str], list[tuple[Record, Exception]]]:
-        """Store records one at a time in one session: how many were new, the store's skipped lines, and the
-        records it refused, with why."""
+    def _singly(self, items: list[Record | bytes]) -> tuple[int, list[str], list[tuple[Record | bytes, Exception]]]:
+        """Store records (or record lines) one at a time in one session: how many were new, the store's skipped
+        lines, and the records it refused, with why. A line goes through the store's ``prepare`` as a line, so
+        it is read as the batch would have read it."""
         new, skipped, refused = 0, [], []
+        prepare = self.target.prepare
         try:
             with self.target.session() as store:
-                for record in records:
+                for item in items:
                     try:
-                        report = store.write(self.target.prepare([record]))
+                        report = store.write(prepare([item]) if isinstance(item, Record) else prepare([], [item]))
                     except Exception as exc:
-                        refused.append((record, exc))
+                        refused.append((item, exc))
                         continue
                     new += report.new
                     skipped += report.skipped
@@ -266,21 +265,15 @@ class BatchWriter:
         return new, skipped, refused
 
 
-def _with_lines(records: list[Record], lines: Sequence[bytes]) -> tuple[list[Record], list[str]]:
-    """``records`` and the records of the blocks of JSON ``lines``, to be written one by one, and a problem line
-    for each line that is no record (the store's ``prepare`` leaves such lines out too)."""
-    if not lines:
-        return records, []
-    records, skipped = list(records), []
-    for block in lines:
-        for line in block.split(b"\n"):
-            if not line.strip():
-                continue
-            try:
-                records.append(json_decoder.decode(line))
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                skipped.append(f"a record line does not decode ({exc}): {line[:120]!r}; skipped")
-    return records, skipped
+def _lines_of(blocks: Sequence[bytes]) -> list[bytes]:
+    """The record lines of blocks of JSON lines, one by one (each with its line feed)."""
+    return [line + b"\n" for block in blocks for line in block.split(b"\n") if line.strip()]
+
+
+def _described(item: Record | bytes) -> str:
+    if isinstance(item, Record):
+        return f"record {item.id} ({item.kind}/{item.type})"
+    return f"record line {item[:120]!r}"
 
 
 class Background:

@@ -83,7 +83,9 @@ _ERROR_REPORT_INTERVAL_S: Final = 30.0
 @dataclass
 class CollectorStats:
     consumed: int = 0  # messages read
-    stored: int = 0  # records handed to the store (after in-batch de-duplication)
+    # records handed to the store: decoded ones after in-batch de-duplication by id, record lines as they came
+    # (a node record's two copies, from its two topics, count twice; the store keeps one)
+    stored: int = 0
     new: int = 0  # records the store did not have yet
     malformed: int = 0
     malformed_by_reason: dict[str, int] = field(default_factory=dict)

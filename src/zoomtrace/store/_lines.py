@@ -53,13 +53,17 @@ class AnyCodeLine(CodeLine):
     line: int
 
 
+#: Text that must not be empty: a record's id, kind and node (an empty id would make all such records one).
+_Named = Annotated[str, msgspec.Meta(min_length=1)]
+
+
 class LineFacts(msgspec.Struct, gc=False):
     """What ``prepare`` needs of one record line, and the fields a store's typed columns hold."""
 
-    id: str
-    kind: str
+    id: _Named
+    kind: _Named
     type: str
-    node_id: str
+    node_id: _Named
     ts_ns: int
     v: int = 1
     end_ns: int | None = None
@@ -104,10 +108,16 @@ def scan(block: bytes, seen: set[str], skipped: list[str]) -> Lines:
 
     The usual block, of new and distinct ids, one line each, is returned as it came, with no copy.
     """
+    facts: list[LineFacts] | None
     try:
         facts = _facts_decoder.decode_lines(block)
-        lines = None
     except _DECODE_ERRORS:
+        facts = None
+    # One record per line: msgspec also reads values that share a line (``{…}{…}``) and passes over blank lines,
+    # so a block is taken whole only when its records are its lines; any other is read line by line.
+    if facts is not None and block.endswith(b"\n") and count_lines(block) == len(facts):
+        lines = None
+    else:
         lines, facts = _decodable(block, skipped)
     got = _first_of_each_id(block, lines, facts, seen)
     if "node" in map(_kind, got.facts):
@@ -140,7 +150,7 @@ def _first_of_each_id(block: bytes, lines: list[bytes] | None, facts: list[LineF
         before = len(seen)
         seen.update(ids)
         if len(seen) - before == len(ids):
-            if lines is None and block.endswith(b"\n") and count_lines(block) == len(facts):
+            if lines is None:
                 return Lines(block, facts, [], ids)
             return _joined(lines if lines is not None else _split(block), facts)
         seen.difference_update(ids)  # none of them was there before: take them one at a time
@@ -193,7 +203,7 @@ def _decodable(block: bytes, skipped: list[str]) -> tuple[list[bytes], list[Line
             try:
                 fact = _any_line_decoder.decode(line)
             except _DECODE_ERRORS as exc:
-                skipped.append(f"a spool record (line {number} of its frame) does not decode ({exc}); skipped")
+                skipped.append(f"a record line (line {number} of its block) does not decode ({exc}); skipped")
                 continue
         lines.append(line)
         facts.append(fact)

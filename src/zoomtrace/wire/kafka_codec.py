@@ -65,8 +65,9 @@ ENCODING: Final = "zoom.encoding"
 JSON: Final = b"json"
 JSON_SEQ: Final = b"json-seq"
 MSGPACK: Final = b"msgpack"
-#: What begins a ``json-seq`` value (RFC 7464's record separator), and ends it.
-RS: Final = 0x1E
+#: RFC 7464's record separator, which begins a ``json-seq`` value; the record's JSON object follows it.
+RS: Final = b"\x1e"
+_RECORD_START: Final = RS + b"{"
 _LF: Final = 0x0A
 DEFAULT_TOPIC: Final = "{env}.{group}.{kind}"
 DEFAULT_NODE_TOPIC: Final = "{env}.zoom.node"
@@ -222,7 +223,7 @@ def encode(record: Record, node: dict[str, str] | None = None) -> tuple[bytes, b
     tp = _traceparent(record)
     if tp is not None:
         headers.append(("traceparent", tp))
-    value = encoder.encode(record) if binary else b"\x1e" + json_encoder.encode(record) + b"\n"
+    value = encoder.encode(record) if binary else RS + json_encoder.encode(record) + b"\n"
     return key_of(record), value, headers
 
 
@@ -361,15 +362,23 @@ _MSGPACK_MAP: Final = frozenset([*range(0x80, 0x90), 0xDE, 0xDF])
 
 def record_line(value: bytes | None, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> bytes | None:
     """The record's JSON line (ended by its line feed) of a ``json-seq`` value, or None for any other value: one
-    that does not begin with 0x1E, does not end with its only line feed, or is over ``max_value_bytes``.
+    that is over ``max_value_bytes``, or is not 0x1E, a JSON object's ``{`` and more, ending with its only line
+    feed, all UTF-8 (as JSON text is: the store's bulk insert refuses a whole batch for one line that is not).
 
-    Only the framing is checked (what the record's JSON holds is the decoder's or the store's business), so
-    the collector can pass the line on as it is.
+    Only that is checked (what the record's JSON holds is the decoder's or the store's business), so the
+    collector can pass the line on as it is.
     """
-    if not value or value[0] != RS or value[-1] != _LF or len(value) > max_value_bytes:
+    if not value or value[:2] != _RECORD_START or value[-1] != _LF or len(value) > max_value_bytes:
         return None
     line = value[1:]
-    return line if line.find(b"\n", 0, -1) < 0 else None
+    if line.find(b"\n", 0, -1) >= 0:
+        return None
+    if not line.isascii():
+        try:
+            line.decode()
+        except UnicodeDecodeError:
+            return None
+    return line
 
 
 def decode_line(line: bytes) -> Record:
