@@ -389,9 +389,16 @@ def test_store_write_failure_commits_nothing(kafka_broker: KafkaBroker, tmp_path
     publish(kafka_broker.bootstrap, env, records, tmp_path)
     group = f"c-{uuid.uuid4().hex}"
 
+    class Refused(msgspec.Struct):
+        """A prepared batch: opaque but for what it left out (store.protocols.PreparedBatch)."""
+
+        records: list[Record]
+        lines: Sequence[bytes]
+        skipped: list[str] = []
+
     class Refusing:
-        def prepare(self, records: list[Record], lines: Sequence[bytes] = ()) -> list[Record]:
-            return records
+        def prepare(self, records: list[Record], lines: Sequence[bytes] = ()) -> Refused:
+            return Refused(records, lines)
 
         def write(self, batch: Any, **kwargs: Any) -> WriteReport:
             raise OSError("disk full")
