@@ -173,3 +173,21 @@ def test_a_line_that_is_no_record_is_refused(name: str) -> None:
     assert refused_line(LINES[name]) is not None
     with pytest.raises(MalformedMessage):
         kafka_codec.decode_line(LINES[name])
+
+
+def test_the_collector_hands_the_store_blocks_bounded_by_lines_and_bytes() -> None:
+    from zoomtrace.collect.kafka_collector import _BLOCK_BYTES, _LINES_PER_BLOCK, _blocks
+
+    small = [b'{"n":%d}\n' % i for i in range(2 * _LINES_PER_BLOCK + 7)]
+    big = [b'{"m":"' + bytes([97 + i]) * (_BLOCK_BYTES // 3) + b'"}\n' for i in range(7)]
+    huge = b'{"h":"' + b"h" * _BLOCK_BYTES + b'"}\n'
+    for lines in (small, big, [*small[:5], huge, *big, *small[5:]], [huge, huge]):
+        blocks = _blocks(lines)
+        assert b"".join(blocks) == b"".join(lines)  # every line, in order, none split
+        assert all(block.endswith(b"\n") for block in blocks)
+        for block in blocks:
+            count = block.count(b"\n")
+            assert count <= _LINES_PER_BLOCK
+            assert len(block) <= _BLOCK_BYTES or count == 1  # only a line longer than the bound stands alone
+    assert len(_blocks(small)) == 3
+    assert len(_blocks(big)) == 4  # two of a third of the bound fit in a block, three do not

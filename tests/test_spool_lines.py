@@ -653,3 +653,17 @@ def test_a_line_with_a_field_of_the_wrong_type_is_skipped(store: Store, field: s
     report = write(store, [], [_json.encode(good) + b"\n" + line + b"\n"])
     assert report.new == 1 and len(report.skipped) == 1
     assert stored_ids(store) == [good.id]
+
+
+# -- 7. long parts and long lines (DuckDB's read_json is told the longest line) ----------------------------
+
+
+def test_read_json_is_told_the_longest_line_not_the_longest_part() -> None:
+    from zoomtrace.store.duckdb._writer import _MIN_OBJECT_BOUND, _widest_line
+
+    line = b"x" * 1000
+    many = (line + b"\n") * (3 * _MIN_OBJECT_BOUND // len(line))  # a part three times the bound, of short lines
+    assert _widest_line([many, line]) == _MIN_OBJECT_BOUND
+    long = b"y" * (_MIN_OBJECT_BOUND + 12_345)
+    for parts in ([many, line + b"\n" + long + b"\n" + line + b"\n"], [long], [long + b"\n" + many]):
+        assert _widest_line(parts) == len(long)

@@ -116,6 +116,9 @@ _GC_INTERVAL_S: Final = 30.0
 #: ``json-seq`` record lines per block handed to the store: the store's passes over a block stay in the cache,
 #: and its bulk insert reads the blocks in parallel (one block of a whole batch is one part, read by one thread).
 _LINES_PER_BLOCK: Final = 2_000
+#: A block's bytes, at most (a longer line is a block of its own): lines of up to ``--max-value-bytes`` (8 MiB)
+#: would otherwise make blocks of gigabytes, each copied whole by the join.
+_BLOCK_BYTES: Final = 4 * 1024 * 1024
 #: A store session is kept across the batches of this long (then closed, so other commands get the store).
 _SESSION_HOLD_S: Final = 2.0
 
@@ -139,8 +142,24 @@ class _Batch:
 
 
 def _blocks(lines: list[bytes]) -> list[bytes]:
-    """Record lines joined into blocks of ``_LINES_PER_BLOCK``, as the store's ``prepare`` takes them."""
-    return [b"".join(lines[at : at + _LINES_PER_BLOCK]) for at in range(0, len(lines), _LINES_PER_BLOCK)]
+    """Record lines joined into blocks of ``_LINES_PER_BLOCK`` and ``_BLOCK_BYTES`` at most, as the store's
+    ``prepare`` takes them."""
+    blocks = []
+    for at in range(0, len(lines), _LINES_PER_BLOCK):
+        part = lines[at : at + _LINES_PER_BLOCK]
+        if sum(map(len, part)) <= _BLOCK_BYTES:
+            blocks.append(b"".join(part))
+            continue
+        block: list[bytes] = []
+        size = 0
+        for line in part:
+            if block and size + len(line) > _BLOCK_BYTES:
+                blocks.append(b"".join(block))
+                block, size = [], 0
+            block.append(line)
+            size += len(line)
+        blocks.append(b"".join(block))
+    return blocks
 
 
 class _Collector:

@@ -46,9 +46,9 @@ CHUNK: Final = 500_000
 #: A single record may be as large as a spool frame.
 _MAX_OBJECT: Final = 512 * 1024 * 1024
 #: The least ``maximum_object_size`` given to ``read_json``. DuckDB parses a file in buffers of twice that size,
-#: one buffer per thread, so the bound given is the longest part of the chunk (no record line is longer than
-#: the part holding it) rather than _MAX_OBJECT, whose 1 GiB buffer held a whole chunk: one thread parsed it
-#: all, and more slowly (docs/store.md, "Ingestion").
+#: one buffer per thread, so the bound given is the chunk's longest line (``_widest_line``) rather than
+#: _MAX_OBJECT, whose 1 GiB buffer held a whole chunk: one thread parsed it all, and more slowly (docs/store.md,
+#: "Ingestion").
 _MIN_OBJECT_BOUND: Final = 4 * 1024 * 1024
 
 
@@ -305,7 +305,7 @@ class DuckWriter:
         try:
             for parts, lo, hi in batch.chunks:
                 _write_file(fd, parts)
-                widest = max(_MIN_OBJECT_BOUND, *map(len, parts))
+                widest = _widest_line(parts)
                 params = {"path": name, "seq": seq, "lo": lo, "hi": hi, "widest": widest}
                 result = con.execute(_INSERT_RECORDS, params).fetchone()
                 new += result[0] if result else 0
@@ -520,6 +520,24 @@ def _storable(records: list[Record]) -> tuple[list[Record], list[str]]:
         else:
             skipped.append(f"record {r.id} ({r.kind} {r.type!r} of node {r.node_id}) skipped: {reason}")
     return good, skipped
+
+
+def _widest_line(parts: list[bytes]) -> int:
+    """The longest line of ``parts``, and no less than ``_MIN_OBJECT_BOUND``: ``read_json``'s
+    ``maximum_object_size``. A part no longer than that bound holds no longer line, so only the rare longer part
+    is looked into. Given the part's length, a slice of 2,000 records of 1 MiB made DuckDB parse in buffers of
+    4 GiB, and a part of 4 GiB or more is a value it refuses, which would have stopped that batch for good."""
+    widest = _MIN_OBJECT_BOUND
+    for data in parts:
+        if len(data) <= widest:
+            continue
+        start = 0
+        while start < len(data):
+            end = data.find(b"\n", start)
+            end = len(data) if end < 0 else end
+            widest = max(widest, end - start)
+            start = end + 1
+    return widest
 
 
 def _write_file(fd: int, parts: list[bytes]) -> None:
