@@ -4,6 +4,7 @@ retries, the second chance of refused records, and the helper thread that writes
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from zoomtrace._gil import SHORT_TURN_S
 from zoomtrace.collect._batching import (
     Background,
     BatchWriter,
@@ -177,6 +179,36 @@ def test_background_raises_a_write_error_at_the_next_hand_over(store: DuckStore)
         background.submit(writer.batch(logs(1)), lambda w: None)
         background.submit(writer.batch(logs(1, 5)), lambda w: None)
     assert stored_ids(store) == set()  # the batch after the failed one was never written
+
+
+def test_background_shortens_the_gil_turn_while_it_runs_and_gives_the_old_one_back(store: DuckStore) -> None:
+    """The writing thread needs the GIL between two of the store's statements, the reading one holds it: turns
+    are SHORT_TURN_S while a Background runs (overlapping ones too), the old turn after, on an error too."""
+    old = sys.getswitchinterval()
+    writer = BatchWriter(open_target(store))
+    turns: list[float] = []
+    with Background(writer, name="test-store") as background:
+        turns.append(sys.getswitchinterval())
+        with Background(writer, name="test-store-2"):
+            turns.append(sys.getswitchinterval())
+        turns.append(sys.getswitchinterval())  # the first one still runs
+        background.submit(writer.batch(logs(2)), lambda w: turns.append(sys.getswitchinterval()))
+    assert turns == [pytest.approx(SHORT_TURN_S, rel=0.05)] * 4  # kept in whole microseconds
+    assert sys.getswitchinterval() == old
+    with pytest.raises(RuntimeError, match="reader failed"), Background(writer, name="test-store"):
+        raise RuntimeError("reader failed")
+    assert sys.getswitchinterval() == old
+
+
+def test_a_turn_shorter_already_is_left_as_it_is(store: DuckStore) -> None:
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(SHORT_TURN_S / 5)
+    try:
+        with Background(BatchWriter(open_target(store)), name="test-store"):
+            assert sys.getswitchinterval() == pytest.approx(SHORT_TURN_S / 5, rel=0.05)
+        assert sys.getswitchinterval() == pytest.approx(SHORT_TURN_S / 5, rel=0.05)
+    finally:
+        sys.setswitchinterval(old)
 
 
 def busy(home: Path) -> bool:
