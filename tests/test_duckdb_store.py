@@ -297,3 +297,39 @@ def test_store_held_by_a_foreign_duckdb_process_is_reported_busy(tmp_path: Path)
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_the_staging_file_holds_every_part_in_order_after_short_writes_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``_write_file`` writes up to ``_IOV_MAX`` parts a call, goes on after a short write from where it
+    stopped, and overwrites the file's earlier content (a longer one is cut)."""
+    from zoomtrace.store.duckdb import _writer
+
+    parts = [b"%d," % i * (i % 7) for i in range(2 * _writer._IOV_MAX + 5)]  # some empty
+    fd = os.open(tmp_path / "staging", os.O_RDWR | os.O_CREAT)
+    try:
+        _writer._write_file(fd, [b"x" * 10 * sum(map(len, parts))])
+        _writer._write_file(fd, parts)
+        assert (tmp_path / "staging").read_bytes() == b"".join(parts)
+
+        real_writev = os.writev
+        calls = []
+
+        def short_writev(fd: int, buffers: list[memoryview]) -> int:
+            """The real writev, of at most 1,000 bytes of what it is given (a disk or a signal may do that)."""
+            calls.append(len(buffers))
+            taken, room = [], 1000
+            for buffer in buffers:
+                if room <= 0:
+                    break
+                taken.append(buffer[:room])
+                room -= len(taken[-1])
+            return real_writev(fd, taken)
+
+        monkeypatch.setattr(os, "writev", short_writev)
+        _writer._write_file(fd, parts[::-1])
+        assert (tmp_path / "staging").read_bytes() == b"".join(parts[::-1])
+        assert len(calls) > sum(map(len, parts)) // 1000
+    finally:
+        os.close(fd)

@@ -50,6 +50,8 @@ _MAX_OBJECT: Final = 512 * 1024 * 1024
 #: _MAX_OBJECT, whose 1 GiB buffer held a whole chunk: one thread parsed it all, and more slowly (docs/store.md,
 #: "Ingestion").
 _MIN_OBJECT_BOUND: Final = 4 * 1024 * 1024
+#: Buffers per ``writev`` call, at most.
+_IOV_MAX: Final = os.sysconf("SC_IOV_MAX")
 
 
 class _Row(Record, kw_only=True, omit_defaults=True):
@@ -541,16 +543,26 @@ def _widest_line(parts: list[bytes]) -> int:
 
 
 def _write_file(fd: int, parts: list[bytes]) -> None:
-    """Replace the staging file's content with ``parts`` (written one after the other, never joined in memory);
-    overwritten rather than truncated first, so its pages are reused instead of being freed and allocated
-    again for every chunk."""
+    """Replace the staging file's content with ``parts`` (never joined in memory); overwritten rather than
+    truncated first, so its pages are reused instead of being freed and allocated again for every chunk.
+
+    ``writev`` takes up to ``_IOV_MAX`` parts a call: the writing thread gives the GIL up for each call and waits
+    for it after, while spool ingest's reader holds it, so a write per part (a spool frame: ≈500 for 200,000
+    records) kept 83 MB of writing 0.2 s on the clock for 0.06 s of CPU."""
     os.lseek(fd, 0, os.SEEK_SET)
     size = 0
-    for data in parts:
-        view = memoryview(data)
-        size += len(view)
-        while view:
-            view = view[os.write(fd, view) :]
+    for at in range(0, len(parts), _IOV_MAX):
+        views = [memoryview(data) for data in parts[at : at + _IOV_MAX]]
+        size += sum(map(len, views))
+        while views:
+            written = os.writev(fd, views)
+            done = 0
+            while done < len(views) and written >= len(views[done]):
+                written -= len(views[done])
+                done += 1
+            views = views[done:]  # after a short write, what is left of the parts
+            if views:
+                views[0] = views[0][written:]
     os.ftruncate(fd, size)
 
 
