@@ -431,7 +431,7 @@ def test_write_never_blocks_and_memory_stays_bounded_without_a_broker(tmp_path: 
         t = time.monotonic()
         sink.write(records[i : i + 1000])
         slowest = max(slowest, time.monotonic() - t)
-        assert len(sink.producer.pending) <= 500
+        assert sink.producer.awaiting <= 500
     t = time.monotonic()
     sink.flush()
     sink.close()
@@ -472,3 +472,96 @@ def test_a_record_a_topic_refuses_is_counted_lost_not_the_others(kafka_broker: K
         assert lost.attrs["reason"] == "kafka:MSG_SIZE_TOO_LARGE" and lost.attrs["ids"] == [raw_id]
         (summary,) = [r for r in records.values() if r.type == "kafka.sink"]
         assert summary.attrs["lost"] == {"kafka:MSG_SIZE_TOO_LARGE": 1}
+
+
+def test_records_failed_by_the_quiet_producer_come_back_whole_and_it_carries_them_again_after(
+    own_broker: KafkaBroker, tmp_path: Path
+) -> None:
+    """Direct records go through the producer that reports only failures; at an outage its messages come back
+    in their failure reports, are decoded into their records (a log, a data event, bytes) and spooled; once the
+    spool is replayed, new records go through it again. Every record reaches Kafka, none is lost."""
+    env = unique_env()
+    sink = KafkaSink.from_url(
+        f"kafka://{own_broker.bootstrap}?zoom.spool_after_s=1&zoom.flush_timeout_s=2&zoom.retry_interval_s=0.2"
+        f"&zoom.env={env}",
+        home=tmp_path,
+        node=NodeIdentity(uuid7()),
+        report_loss=lambda reason, n: None,
+    )
+    node_id = sink.node.node_id
+
+    def batch(tag: str) -> list[Record]:
+        trace = uuid.uuid4().hex
+        base = {"ts_ns": time.time_ns(), "node_id": node_id, "trace_id": trace, "span_id": trace[:16]}
+        return [
+            *(Record(id=uuid7(), kind="log", type="app", message=f"{tag}{i}", **base) for i in range(50)),
+            Record(id=uuid7(), kind="event", type="OrderPlaced", payload={"order": tag, "total": 1.5}, **base),
+            Record(id=uuid7(), kind="raw", type="upload", payload=os.urandom(64), **base),
+        ]
+
+    before, during, after = batch("a"), batch("b"), batch("c")
+    try:
+        sink.write(before)
+        sink.flush()
+        assert sink.producer.quiet_lane and sink.counts.spooled == 0
+
+        own_broker.kill()
+        sink.write(during)
+        sink.flush()  # no acknowledgement: the quiet producer's messages are purged, and spooled as records
+        segments = sorted((tmp_path / "spool-kafka").glob("*.zspool"))
+        spooled = [r for path in segments for r in read_segment(path).records]
+        assert {r.id: r for r in spooled if r.type != "kafka.spooling"} == {r.id: r for r in during}
+
+        own_broker.start(reuse=True)
+        deadline = time.monotonic() + 60
+        while list((tmp_path / "spool-kafka").glob("*.zspool")):  # the sink's helper thread replays them
+            assert time.monotonic() < deadline, "the spool was not replayed within 60 s of the broker's return"
+            time.sleep(0.2)
+        sink.write(after)
+        sink.flush()
+        assert sink.producer.quiet_lane
+    finally:
+        sink.close()
+    assert sink.counts.lost == {}
+    got: dict[str, Record] = {}
+    for msg in consume_all(own_broker.bootstrap, rf"^{env}\..*"):
+        record = kafka_codec.decode(msg.value(), msg.headers())
+        got[record.id] = record
+    for record in [*before, *during, *after]:
+        assert record.id in got, record
+        assert same(got[record.id], record)
+
+
+def test_records_written_just_before_an_idle_stretch_reach_the_spool_when_the_broker_is_gone(
+    own_broker: KafkaBroker, tmp_path: Path
+) -> None:
+    """The broker dies after a quiet while (its "all brokers are down" report is then stale), the application
+    writes once more and goes idle: the records' missing acknowledgements are judged without another write."""
+    sink = KafkaSink.from_url(
+        f"kafka://{own_broker.bootstrap}?zoom.spool_after_s=1",
+        home=tmp_path,
+        node=NodeIdentity(uuid7()),
+        report_loss=lambda reason, n: None,
+    )
+    node_id = sink.node.node_id
+
+    def logs(n: int) -> list[Record]:
+        return [Record(id=uuid7(), kind="log", type="app", ts_ns=time.time_ns(), node_id=node_id) for _ in range(n)]
+
+    try:
+        sink.write(logs(10))
+        sink.flush()
+        time.sleep(1.5)  # the sink's last poll is now older than a report it would take as current
+        own_broker.kill()
+        last = logs(100)
+        sink.write(last)
+        deadline = time.monotonic() + 30
+        while sink.counts.spooled < len(last):  # no further write: the sink's helper thread notices
+            assert time.monotonic() < deadline, "records awaiting acknowledgement were not spooled in an idle process"
+            time.sleep(0.1)
+        spooled = [
+            r for path in sorted((tmp_path / "spool-kafka").glob("*.zspool")) for r in read_segment(path).records
+        ]
+        assert {r.id for r in last} <= {r.id for r in spooled}
+    finally:
+        sink.close()

@@ -44,8 +44,8 @@ ZOOM_OPTIONS: Final[dict[str, type]] = {
 }
 
 _MAX_BACKOFF_S: Final = 10.0
-#: While records wait in the spool, a helper thread probes and replays this often even if the
-#: application records nothing (write() does the same work when it is called).
+#: While records wait in the spool or for their acknowledgement, a helper thread probes, replays and judges
+#: the broker's health this often even if the application records nothing (write() does the same work).
 _TICK_S: Final = 0.2
 #: At most one ``kafka.lost`` node record per reason this often (the close summary has every count).
 _LOST_NOTE_INTERVAL_S: Final = 10.0
@@ -201,6 +201,10 @@ class KafkaSink:
             (self._send if self._online else self._spool)(records)
             self._write_notes()
             self._service(self._clock())
+            if self.producer.awaiting:
+                # Judged while they wait even if the application records nothing more: an outage noticed
+                # only by their missing acknowledgements (zoom.spool_after_s) moves them to the spool then.
+                self._ensure_ticker()
 
     def flush(self) -> None:
         """Wait up to ``zoom.flush_timeout_s`` for acknowledgements; what is still unconfirmed then goes
@@ -333,18 +337,20 @@ class KafkaSink:
 
         def waiting() -> bool:
             replay = self.replayer.current
-            return bool(producer.pending) or (self._online and replay is not None and replay.outstanding > 0)
+            if producer.pending or producer.quiet_waiting:
+                return True
+            return self._online and replay is not None and replay.outstanding > 0
 
         while waiting() and self._clock() < deadline and producer.down_reason is None:
             try:
                 producer.poll(min(0.05, max(0.0, deadline - self._clock())))
             except Exception:
                 break
-            if self._online and producer.all_down and producer.pending:
+            if self._online and producer.all_down and (producer.pending or producer.quiet_waiting):
                 producer.down_reason = "all brokers are down"
             if self.replayer.current is not None and self._online:
                 self._replay_step(self._clock())
-        if producer.pending or producer.down_reason is not None:
+        if producer.pending or producer.quiet_waiting or producer.down_reason is not None:
             self._go_offline(producer.down_reason or reason)
         else:
             done = self.replayer.finish_if_done()
@@ -373,9 +379,10 @@ class KafkaSink:
                 return
 
     def _ensure_ticker(self) -> None:
-        """Start the replay helper thread unless it runs (the spool must drain in an idle process too)."""
+        """Start the helper thread unless it runs: the spool must drain, and an outage be noticed, in an idle
+        process too."""
         if self._ticker is None and not self._closing:
-            self._ticker = threading.Thread(target=self._tick_loop, name="zoomtrace-kafka-replay", daemon=True)
+            self._ticker = threading.Thread(target=self._tick_loop, name="zoomtrace-kafka-helper", daemon=True)
             self._ticker.start()
 
     def _tick_loop(self) -> None:
@@ -388,7 +395,7 @@ class KafkaSink:
                     self._online
                     and not self.spool.queue
                     and self.replayer.current is None
-                    and self.producer.outstanding == 0
+                    and self.producer.awaiting == 0
                 )
                 if self._closing or self._closed or (idle and not self._notes):
                     self._ticker = None
@@ -420,7 +427,7 @@ class KafkaSink:
             "replayed": counts.replayed,
             "lost": counts.lost,
             "spool_segments": sum(1 for p in self.spool.queue if self.spool.is_own(p)),
-            "awaiting_ack": self.producer.outstanding,
+            "awaiting_ack": self.producer.awaiting,
             "online": self._online,
             "bootstrap": self.bootstrap,
         }
