@@ -83,6 +83,12 @@ def collect(bootstrap: str, home: Path, env: str, **kwargs: Any) -> Any:
     )
 
 
+def sink_at(broker: KafkaBroker, home: Path, options: str = "") -> KafkaSink:
+    """A Kafka sink of a new node, in process, that takes an outage for one after 1 s without acknowledgement."""
+    url = f"kafka://{broker.bootstrap}?zoom.spool_after_s=1" + (f"&{options}" if options else "")
+    return KafkaSink.from_url(url, home=home, node=NodeIdentity(uuid7()), report_loss=lambda reason, n: None)
+
+
 def read_jsonl(path: Path) -> list[Record]:
     """Records of a ``file://`` sink (JSON carries bytes payloads as base64: see ``same``)."""
     decoder = msgspec.json.Decoder(Record)
@@ -477,17 +483,12 @@ def test_a_record_a_topic_refuses_is_counted_lost_not_the_others(kafka_broker: K
 def test_records_failed_by_the_quiet_producer_come_back_whole_and_it_carries_them_again_after(
     own_broker: KafkaBroker, tmp_path: Path
 ) -> None:
-    """Direct records go through the producer that reports only failures; at an outage its messages come back
-    in their failure reports, are decoded into their records (a log, a data event, bytes) and spooled; once the
-    spool is replayed, new records go through it again. Every record reaches Kafka, none is lost."""
+    """Records but data events go through the producer that reports only failures; at an outage its messages
+    come back in their failure reports, are decoded into their records (logs, bytes) and spooled with the data
+    event the reporting producer hands back; once the spool is replayed, records go through the quiet producer
+    again. Every record reaches Kafka, none is lost."""
     env = unique_env()
-    sink = KafkaSink.from_url(
-        f"kafka://{own_broker.bootstrap}?zoom.spool_after_s=1&zoom.flush_timeout_s=2&zoom.retry_interval_s=0.2"
-        f"&zoom.env={env}",
-        home=tmp_path,
-        node=NodeIdentity(uuid7()),
-        report_loss=lambda reason, n: None,
-    )
+    sink = sink_at(own_broker, tmp_path, f"zoom.flush_timeout_s=2&zoom.retry_interval_s=0.2&zoom.env={env}")
     node_id = sink.node.node_id
 
     def batch(tag: str) -> list[Record]:
@@ -537,12 +538,7 @@ def test_records_written_just_before_an_idle_stretch_reach_the_spool_when_the_br
 ) -> None:
     """The broker dies after a quiet while (its "all brokers are down" report is then stale), the application
     writes once more and goes idle: the records' missing acknowledgements are judged without another write."""
-    sink = KafkaSink.from_url(
-        f"kafka://{own_broker.bootstrap}?zoom.spool_after_s=1",
-        home=tmp_path,
-        node=NodeIdentity(uuid7()),
-        report_loss=lambda reason, n: None,
-    )
+    sink = sink_at(own_broker, tmp_path)
     node_id = sink.node.node_id
 
     def logs(n: int) -> list[Record]:

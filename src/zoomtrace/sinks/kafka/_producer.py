@@ -276,6 +276,7 @@ class RecordProducer:
         ts: int,
         callback: DeliveryCallback,
     ) -> Refused | str | None:
+        """``produce`` on either producer, without the reporting producer's count of messages awaiting."""
         deadline: float | None = None
         while True:
             try:
