@@ -432,3 +432,29 @@ def test_command_line_entry_stops_cleanly_on_sigterm(
     final = c.wait_for(lambda s: s["event"] == "final", timeout_s=5)
     assert final["stored"] >= 100 and final["lag"] == 0
     assert msgspec.json.decode(json.dumps(final)) == final
+
+
+def test_a_busy_store_gets_batches_bounded_by_bytes(kafka_broker: KafkaBroker, tmp_path: Path) -> None:
+    """While the store writes, the next batch grows only to ``batch_bytes`` (here, any message reaches it): the
+    collector hands it over and waits, rather than reading on to ``batch_size`` messages of any size."""
+    from zoomtrace.collect.kafka_collector import _CONSUME_MAX
+
+    env = unique_env()
+    records = make_records(3 * _CONSUME_MAX, uuid7())
+    publish(kafka_broker.bootstrap, env, records, tmp_path)
+    sizes: list[int] = []
+    with open_store(tmp_path / "store", create=True) as store:
+        real = store.write
+
+        def slow_first(batch: Any, **kwargs: Any) -> WriteReport:
+            if not sizes:
+                # Time for the collector to read everything while the store is busy, if it would.
+                threading.Event().wait(2.0)
+            report = real(batch, **kwargs)
+            sizes.append(report.new)
+            return report
+
+        store.write = slow_first  # type: ignore[method-assign]
+        stats = collect(kafka_broker.bootstrap, tmp_path / "unused", env, store=store, batch_bytes=1)
+    assert stats.new == sum(sizes) >= len(records)
+    assert len(sizes) >= 3 and max(sizes) <= _CONSUME_MAX, sizes

@@ -109,10 +109,16 @@ def _frame_bytes(kind: str, i: int) -> bytes:
     kinds=st.lists(st.sampled_from(["frame", "frame", "frame", "bad checksum", "garbage", "cut"]), max_size=8),
     start=st.integers(0, 8),
     max_records=st.one_of(st.none(), st.integers(0, 12)),
+    max_bytes=st.one_of(st.none(), st.integers(0, 2000)),
     decode=st.booleans(),
 )
 def test_reading_frame_by_frame_gives_what_parsing_the_whole_gives(
-    tmp_path_factory: pytest.TempPathFactory, kinds: list[str], start: int, max_records: int | None, decode: bool
+    tmp_path_factory: pytest.TempPathFactory,
+    kinds: list[str],
+    start: int,
+    max_records: int | None,
+    max_bytes: int | None,
+    decode: bool,
 ) -> None:
     """``_read_frames`` reads valid frames one by one and hands the rest to ``_parse`` from the first that is not:
     the same records, lines, offsets, problems and pending bytes as ``_parse`` of the whole, from any frame."""
@@ -123,10 +129,10 @@ def test_reading_frame_by_frame_gives_what_parsing_the_whole_gives(
     path.write_bytes(data)
     fd = os.open(path, os.O_RDONLY)
     try:
-        got = _read_frames("s", fd, offset, len(data), decode, max_records)
+        got = _read_frames("s", fd, offset, len(data), decode, max_records, max_bytes)
     finally:
         os.close(fd)
-    assert got == _parse("s", data[offset:], offset, decode, max_records)
+    assert got == _parse("s", data[offset:], offset, decode, max_records, max_bytes=max_bytes)
 
 
 @given(st.binary(max_size=3000), st.integers(0, 2**32 - 1))

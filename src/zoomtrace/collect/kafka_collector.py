@@ -108,6 +108,9 @@ def parse_bootstrap(source: str) -> tuple[str, dict[str, str]]:
     return parts.netloc, dict(parse_qsl(parts.query, keep_blank_values=True))
 
 
+#: Bytes of message values per store write, at most (``--batch-bytes``): 100,000 messages of up to
+#: ``--max-value-bytes`` (8 MiB) would otherwise be a batch of gigabytes, held twice (read, and handed to the store).
+DEFAULT_BATCH_BYTES: Final = 128 * 1024 * 1024
 #: Messages taken from the consumer per call, at most.
 _CONSUME_MAX: Final = 10_000
 #: How often the collector collects cyclic garbage itself (automatic collections, which walk every
@@ -139,6 +142,11 @@ class _Batch:
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     messages: int = 0
+    #: The messages' values, in bytes.
+    size: int = 0
+
+    def full(self, batch_size: int, batch_bytes: int) -> bool:
+        return self.messages >= batch_size or self.size >= batch_bytes
 
 
 def _blocks(lines: list[bytes]) -> list[bytes]:
@@ -171,6 +179,7 @@ class _Collector:
         target: Target,
         *,
         batch_size: int,
+        batch_bytes: int,
         batch_timeout_s: float,
         max_value_bytes: int,
         stats_interval: float,
@@ -179,7 +188,7 @@ class _Collector:
         idle_exit_s: float | None,
         out: IO[str] | None,
     ) -> None:
-        self.batch_size, self.batch_timeout_s = batch_size, batch_timeout_s
+        self.batch_size, self.batch_bytes, self.batch_timeout_s = batch_size, batch_bytes, batch_timeout_s
         self.max_value_bytes = max_value_bytes
         self.stats_interval, self.json_stats = stats_interval, json_stats
         self.stop, self.idle_exit_s = stop, idle_exit_s
@@ -241,7 +250,7 @@ class _Collector:
             if messages:
                 last_message = now
                 self._decode(messages)
-            if self._batch.messages and (not busy or self._batch.messages >= self.batch_size):
+            if self._batch.messages and (not busy or self._batch.full(self.batch_size, self.batch_bytes)):
                 self._submit()
             elif not messages and not busy and not self._batch.messages:
                 self._writer.target.release()  # nothing to write: let other sessions have the store
@@ -270,7 +279,7 @@ class _Collector:
         batch = self._batch
         records, offsets = batch.records, batch.offsets
         add_line, add_line_place = batch.lines.append, batch.line_places.append
-        errors = 0
+        errors = size = 0
         for msg in messages:
             if msg.error() is not None:
                 self._kafka_error(msg.error())
@@ -278,7 +287,9 @@ class _Collector:
                 continue
             topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
             offsets[topic, partition] = offset + 1
-            line = record_line(msg.value(), limit)
+            value = msg.value()
+            size += len(value or b"")
+            line = record_line(value, limit)
             if line is not None:
                 add_line(line)
                 add_line_place((topic, partition, offset))
@@ -291,6 +302,7 @@ class _Collector:
             records[record.id] = record  # a node record arrives from two topics: store it once
         self.stats.consumed += len(messages) - errors
         batch.messages += len(messages) - errors
+        batch.size += size
 
     def _submit(self) -> None:
         """Prepare the batch read so far and hand it to the store thread, once the previous one is stored and
@@ -441,6 +453,7 @@ def run_collector(
     *,
     config: dict[str, Any] | None = None,
     batch_size: int = 100_000,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
     batch_timeout_s: float = 0.5,
     max_value_bytes: int = kafka_codec.DEFAULT_MAX_VALUE_BYTES,
     idle_exit_s: float | None = None,
@@ -459,8 +472,9 @@ def run_collector(
     ``retention_days`` if need be); one store session is kept across the batches of up to 2 s
     and closed whenever nothing is left to write, so the store stays usable by
     other commands while the collector runs. ``store`` replaces opening one (the caller
-    then owns it). A store write takes
-    up to ``batch_size`` messages: what arrived while the previous write ran. Automatic garbage
+    then owns it). A store write takes what arrived while the previous write ran, up to ``batch_size``
+    messages and about ``batch_bytes`` of their values (the batch ends with the consumer call that reaches
+    it: librdkafka's prefetch, 64 MiB, bounds what that call adds). Automatic garbage
     collection is off while the collector runs (it collects every 30 s itself).
     """
     servers, url_options = parse_bootstrap(bootstrap)
@@ -484,6 +498,7 @@ def run_collector(
         collector = _Collector(
             target,
             batch_size=batch_size,
+            batch_bytes=batch_bytes,
             batch_timeout_s=batch_timeout_s,
             max_value_bytes=max_value_bytes,
             stats_interval=stats_interval,
@@ -552,6 +567,12 @@ def add_arguments(parser: argparse.ArgumentParser, *, json_option: bool = True) 
         help="messages per store write, at most (batches grow to it while the store is busy)",
     )
     parser.add_argument(
+        "--batch-bytes",
+        type=positive,
+        default=DEFAULT_BATCH_BYTES,
+        help="bytes of message values per store write, at most (to the message that reaches it; default: 128 MiB)",
+    )
+    parser.add_argument(
         "--max-value-bytes",
         type=positive,
         default=kafka_codec.DEFAULT_MAX_VALUE_BYTES,
@@ -597,6 +618,7 @@ def run_from_args(args: argparse.Namespace) -> int:
             json_stats=getattr(args, "json", False),
             config=options,
             batch_size=args.batch_size,
+            batch_bytes=args.batch_bytes,
             max_value_bytes=args.max_value_bytes,
             idle_exit_s=args.exit_when_idle,
             store_url=args.store,

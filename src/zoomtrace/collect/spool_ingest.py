@@ -29,6 +29,10 @@ from zoomtrace.wire.spool import SPOOL_DIRS, NotASegment, check_regular, display
 #: 100,000 measured 10-17 % more records/s into both stores at 800,000 records (fewer, larger inserts: less
 #: of the engines' work per record), for about 100 MB more memory at the peak (bench/README.md, "Ingest").
 BATCH_RECORDS: Final = 200_000
+#: Spool bytes per transaction, at most (to the frame that reaches it): 200,000 records of a few hundred bytes are
+#: ≈80 MB, but of raw data or large events they could be gigabytes, all in memory at once, twice (read, and
+#: handed to the store).
+BATCH_BYTES: Final = 128 * 1024 * 1024
 #: The first transaction's records, at most: the store starts writing while the next batch is read, so little
 #: of the reading waits for nothing (with a first batch as large as the others, a 300,000-record ingest was
 #: a fifth slower).
@@ -53,7 +57,9 @@ class IngestReport:
         self.problems.extend(written.skipped)
 
 
-def ingest_spool(store: StoreWriter, spool_dir: Path, *, batch_records: int = BATCH_RECORDS) -> IngestReport:
+def ingest_spool(
+    store: StoreWriter, spool_dir: Path, *, batch_records: int = BATCH_RECORDS, batch_bytes: int = BATCH_BYTES
+) -> IngestReport:
     """Ingest everything new in ``spool_dir``; safe while writers append (not alongside another ingest,
     which ``open_store``'s lock prevents).
 
@@ -63,16 +69,17 @@ def ingest_spool(store: StoreWriter, spool_dir: Path, *, batch_records: int = BA
     report = IngestReport()
     writer = BatchWriter(open_target(store))
     with gc_paused(), Background(writer, name="zoomtrace-ingest-store") as background:
-        for batch in _read_batches(Path(spool_dir), store.offsets(), report, batch_records, writer):
+        batches = _read_batches(Path(spool_dir), store.offsets(), report, (batch_records, batch_bytes), writer)
+        for batch in batches:
             background.submit(batch, report.add)
     return report
 
 
 def _read_batches(
-    spool_dir: Path, offsets: dict[str, int], report: IngestReport, batch_records: int, writer: BatchWriter
+    spool_dir: Path, offsets: dict[str, int], report: IngestReport, bound: tuple[int, int], writer: BatchWriter
 ) -> Iterator[Batch]:
-    """Prepared batches of up to ``batch_records`` new records (to the frame that reaches it; the first of up to
-    ``FIRST_BATCH_RECORDS``) with the offsets they reach, a segment split between batches if need be.
+    """Prepared batches of up to ``bound``'s records and bytes (to the frame that reaches either; the first of up
+    to ``FIRST_BATCH_RECORDS``) with the offsets they reach, a segment split between batches if need be.
 
     JSON-lines frames are handed to the store's ``prepare`` as they are (``read_segment(decode=False)``).
     """
@@ -81,7 +88,9 @@ def _read_batches(
     line_count = 0
     batch_offsets: dict[str, int] = {}
     problems: list[Problem] = []
+    batch_records, batch_bytes = bound
     limit = min(FIRST_BATCH_RECORDS, batch_records)
+    read = 0  # bytes of the batch's frames
     for path in segments(spool_dir):
         name = display_name(path)
         report.segments += 1
@@ -108,7 +117,13 @@ def _read_batches(
         more = True
         while more:
             try:
-                result = read_segment(path, start, decode=False, max_records=limit - len(records) - line_count)
+                result = read_segment(
+                    path,
+                    start,
+                    decode=False,
+                    max_records=limit - len(records) - line_count,
+                    max_bytes=batch_bytes - read,
+                )
             except FileNotFoundError:
                 break
             except NotASegment as exc:  # replaced since the check above
@@ -126,13 +141,14 @@ def _read_batches(
             records.extend(result.records)
             lines.extend(result.lines)
             line_count += result.line_count
+            read += result.offset - start
             more, start = result.more, result.offset
-            if len(records) + line_count >= limit:
+            if len(records) + line_count >= limit or read >= batch_bytes:
                 limit = batch_records
                 yield writer.batch(
                     records, lines=lines, line_count=line_count, offsets=batch_offsets, problems=problems
                 )
-                records, lines, line_count, batch_offsets, problems = [], [], 0, {}, []
+                records, lines, line_count, batch_offsets, problems, read = [], [], 0, {}, [], 0
     if records or lines or batch_offsets or problems:
         yield writer.batch(records, lines=lines, line_count=line_count, offsets=batch_offsets, problems=problems)
 

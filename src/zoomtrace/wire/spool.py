@@ -198,7 +198,7 @@ class ReadResult:
     problems: list[str] = field(default_factory=list)
     #: Bytes at the end that do not yet form a complete frame (while a writer has the segment open).
     pending_bytes: int = 0
-    #: The read stopped at ``max_records`` with frames left after ``offset`` (read them from there).
+    #: The read stopped at ``max_records`` or ``max_bytes`` with frames left after ``offset`` (read them from there).
     more: bool = False
 
 
@@ -235,12 +235,15 @@ def check_regular(path: Path, mode: int) -> None:
         raise NotASegment(f"{display_name(path)} is {describe_mode(mode)}, not a spool file; skipped")
 
 
-def read_segment(path: Path, offset: int = 0, *, decode: bool = True, max_records: int | None = None) -> ReadResult:
+def read_segment(
+    path: Path, offset: int = 0, *, decode: bool = True, max_records: int | None = None, max_bytes: int | None = None
+) -> ReadResult:
     """Read complete frames from ``offset``; corrupt frames are reported and skipped.
 
     ``decode=False`` leaves the JSON lines of ``JSON_LINES`` frames as they are (``ReadResult.lines``), for
     a store's ``prepare``, which checks them as it reads them; only ``MSGPACK`` frames become ``records``.
-    ``max_records`` stops after the frame that reaches it (``ReadResult.more`` says whether frames are left).
+    ``max_records`` stops after the frame that reaches it, and ``max_bytes`` after the frame that reaches that many
+    bytes read (``ReadResult.more`` says whether frames are left).
 
     Only a regular file is read (else ``NotASegment``), and it is checked before it is opened: opening a
     FIFO blocks, and reading ``/dev/zero`` never ends. An incomplete frame at the end is *pending* while a
@@ -252,7 +255,7 @@ def read_segment(path: Path, offset: int = 0, *, decode: bool = True, max_record
         st = os.fstat(fd)
         check_regular(path, st.st_mode)  # replaced since the check above
         writer_gone = _writer_gone(fd)  # before reading: a writer that leaves later wrote whole frames
-        result = _read_frames(display_name(path), fd, offset, st.st_size, decode, max_records)
+        result = _read_frames(display_name(path), fd, offset, st.st_size, decode, max_records, max_bytes)
     finally:
         os.close(fd)
     if result.pending_bytes and writer_gone:
@@ -275,8 +278,11 @@ def _writer_gone(fd: int) -> bool:
     return True  # released when the file is closed
 
 
-def _read_frames(name: str, fd: int, offset: int, size: int, decode: bool, max_records: int | None) -> ReadResult:
-    """The frames of the segment ``name`` (open as ``fd``) from ``offset`` to ``size`` (up to ``max_records``).
+def _read_frames(
+    name: str, fd: int, offset: int, size: int, decode: bool, max_records: int | None, max_bytes: int | None = None
+) -> ReadResult:
+    """The frames of the segment ``name`` (open as ``fd``) from ``offset`` to ``size`` (up to ``max_records`` and
+    ``max_bytes``).
 
     Valid frames are read one at a time, each payload straight into its own bytes, so a read that stops at
     ``max_records`` reads no further and nothing is copied twice (reading the whole rest of a 64 MB segment and
@@ -296,12 +302,20 @@ def _read_frames(name: str, fd: int, offset: int, size: int, decode: bool, max_r
         _take_frame(result, name, version, payload, pos, decode)
         pos += hsize + length
         result.offset = pos
-        if max_records is not None and len(result.records) + result.line_count >= max_records and pos < size:
+        if pos < size and _enough(result, max_records, pos - offset, max_bytes):
             result.more = True
             return result
     if pos < size:
-        _parse(name, os.pread(fd, size - pos, pos), pos, decode, max_records, result)
+        left = None if max_bytes is None else max_bytes - (pos - offset)
+        _parse(name, os.pread(fd, size - pos, pos), pos, decode, max_records, result, left)
     return result
+
+
+def _enough(result: ReadResult, max_records: int | None, read: int, max_bytes: int | None) -> bool:
+    """Whether a read that has read ``read`` bytes into ``result`` stops here."""
+    if max_records is not None and len(result.records) + result.line_count >= max_records:
+        return True
+    return max_bytes is not None and read >= max_bytes
 
 
 def _take_frame(result: ReadResult, name: str, version: int, payload: bytes, at: int, decode: bool) -> None:
@@ -319,10 +333,16 @@ def _take_frame(result: ReadResult, name: str, version: int, payload: bytes, at:
 
 
 def _parse(
-    name: str, data: bytes, offset: int, decode: bool, max_records: int | None = None, into: ReadResult | None = None
+    name: str,
+    data: bytes,
+    offset: int,
+    decode: bool,
+    max_records: int | None = None,
+    into: ReadResult | None = None,
+    max_bytes: int | None = None,
 ) -> ReadResult:
     """The frames of ``data``, which starts at ``offset`` of the segment ``name``, added to ``into`` if given (up
-    to ``max_records`` in all)."""
+    to ``max_records`` in all, and to ``max_bytes`` of ``data``)."""
     result = into if into is not None else ReadResult(offset=offset)
     pos = 0
     end = len(data)
@@ -353,7 +373,7 @@ def _parse(
             continue
         _take_frame(result, name, version, payload, offset + pos, decode)
         pos += hsize + length
-        if max_records is not None and len(result.records) + result.line_count >= max_records and pos < end:
+        if pos < end and _enough(result, max_records, pos, max_bytes):
             result.more = True
             break
     result.offset = offset + pos
