@@ -165,9 +165,9 @@ class RecordProducer:
             raise ConfigError(f"bad Kafka producer configuration: {exc}") from None
 
     @property
-    def quiet_waiting(self) -> int:
-        """Messages of the quiet producer not acknowledged yet (nor reported failed)."""
-        return len(self._quiet)
+    def unconfirmed(self) -> bool:
+        """Records the sink wrote (not a replay's) await an acknowledgement, in either producer."""
+        return bool(self.pending) or len(self._quiet) > 0
 
     @property
     def awaiting(self) -> int:
@@ -178,7 +178,7 @@ class RecordProducer:
     def sent(self) -> int:
         """Messages sent directly and acknowledged (the quiet producer's less any error report waiting to be
         served: ``len()`` counts those too)."""
-        return self._reported_sent + self._quiet_produced - self._quiet_failed - len(self._quiet)
+        return self._reported_sent + self._quiet_progress() + self._quiet_errors
 
     def _quiet_progress(self) -> int:
         """The quiet producer's acknowledged messages less every error report it ever queued. ``len()`` counts
@@ -453,11 +453,8 @@ class RecordProducer:
 
 
 def _unknown(msg: Any) -> Record:
-    """A stand-in for the record of a message of ours that does not decode back, to count it lost by its id."""
-    headers = msg.headers()
-
-    def text(name: str) -> str:
-        return (kafka_codec.header(headers, name) or b"?").decode("utf-8", "replace")
-
+    """A stand-in for the record of a message of ours that does not decode back, to count it lost. A delivery
+    report carries the message's topic, key, value and time but not its headers: the topic names the kind."""
     _, ms = msg.timestamp()
-    return Record(id=text("zoom.id"), kind=text("zoom.kind"), type=text("zoom.type"), ts_ns=ms * 1_000_000, node_id="?")
+    kind = (msg.topic() or "").rpartition(".")[2] or "?"
+    return Record(id="?", kind=kind, type="?", ts_ns=max(ms, 0) * 1_000_000, node_id="?")

@@ -337,7 +337,7 @@ class KafkaSink:
 
         def waiting() -> bool:
             replay = self.replayer.current
-            if producer.pending or producer.quiet_waiting:
+            if producer.unconfirmed:
                 return True
             return self._online and replay is not None and replay.outstanding > 0
 
@@ -346,11 +346,11 @@ class KafkaSink:
                 producer.poll(min(0.05, max(0.0, deadline - self._clock())))
             except Exception:
                 break
-            if self._online and producer.all_down and (producer.pending or producer.quiet_waiting):
+            if self._online and producer.all_down and producer.unconfirmed:
                 producer.down_reason = "all brokers are down"
             if self.replayer.current is not None and self._online:
                 self._replay_step(self._clock())
-        if producer.pending or producer.quiet_waiting or producer.down_reason is not None:
+        if producer.unconfirmed or producer.down_reason is not None:
             self._go_offline(producer.down_reason or reason)
         else:
             done = self.replayer.finish_if_done()
