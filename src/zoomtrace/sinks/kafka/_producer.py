@@ -1,12 +1,13 @@
 """Direct sending: records to Kafka through confluent-kafka producers, confirmed by delivery callbacks.
 
 Two producers. The *quiet* one reports only failures (``delivery.report.only.error``) and carries every
-record but data events: a report per message cost the worker ≈4 µs of CPU a record (confluent-kafka makes a
+record sent directly: a report per message cost the worker ≈4 µs of CPU a record (confluent-kafka makes a
 ``Message`` for it, then the callback runs). A quiet message that fails comes back in its report, value and
 key but no headers, and its record is decoded from the value (``kafka_codec.decode_message``: a ``json-seq``
-line or msgpack); its acknowledgements are counted, not seen (what left the producer's queue without a
-failure). The *reporting* one has every delivery reported (the record it confirms is let go, or handed back
-at an outage), and carries data events (whose record is in their headers), replays, and, after an outage,
+line or msgpack); a data event's record is in its headers, so its failure callback holds it (confluent-kafka
+calls a message's callback only on a failure, and lets it go on success). Its acknowledgements are counted,
+not seen (what left the producer's queue without a failure). The *reporting* one has every delivery reported
+(the record it confirms is let go, or handed back at an outage), and carries replays and, after an outage,
 every direct record until what it carried is acknowledged, so that they follow the replayed ones in order.
 
 ``RecordProducer`` also judges the broker's health from what the producers report (a failed
@@ -134,8 +135,8 @@ class RecordProducer:
         #: Records of the quiet producer's failed messages (not refused), in the order reported.
         self._quiet_unconfirmed: list[Record] = []
         self._settle_after = 0.0
-        #: Records other than data events go through the quiet producer (closed from an outage until the records
-        #: it left behind are sent again: they go through the reporting producer).
+        #: Records go through the quiet producer (closed from an outage until the records it left behind are sent
+        #: again: they go through the reporting producer).
         self.quiet_lane = True
         #: When the previous poll ended: a report served now was made since then.
         self._polled_at = clock()
@@ -192,10 +193,9 @@ class RecordProducer:
     def send(self, records: list[Record], route: Route) -> tuple[list[Record], str | None]:
         """Hand ``records`` to the producers. Returns the ones they could not take and why: the broker is away.
 
-        Records other than data events go through the quiet producer while ``quiet_lane`` holds; data events
-        always through the reporting one, since a delivery report carries no headers (confluent-kafka 2.16) and an
-        event's record is in its headers. After an outage, the quiet lane opens again once the reporting producer
-        has no message waiting, so that the quiet one's first records do not overtake those it carried.
+        Records go through the quiet producer while ``quiet_lane`` holds. After an outage, the quiet lane opens
+        again once the reporting producer has no message waiting, so that the quiet one's first records do not
+        overtake those it carried.
         """
         if not self.quiet_lane and (self.outstanding == 0 or self._settled()):
             self.quiet_lane = True
@@ -209,12 +209,18 @@ class RecordProducer:
                 self._lose("kafka:encode_error", [record], str(exc))
                 continue
             ts = record.ts_ns // 1_000_000
-            quietly = quiet_lane and record.kind != "event"
             for topic in route.topics.topics(record.kind):
-                if quietly:
+                if quiet_lane:
                     if not len(quiet):
                         self.last_progress = self._clock()  # waiting for an acknowledgement starts now
-                    outcome = self._produce(quiet, topic, value, key, headers, ts, self._on_quiet_failure)
+                    # A data event's record is in its headers, which a failure report lacks: it is kept with its
+                    # message, by its callback (called only on a failure).
+                    on_failure = (
+                        functools.partial(self._on_quiet_event_failure, record)
+                        if record.kind == "event"
+                        else self._on_quiet_failure
+                    )
+                    outcome = self._produce(quiet, topic, value, key, headers, ts, on_failure)
                     if outcome is None:
                         self._quiet_produced += 1
                         continue
@@ -355,6 +361,17 @@ class RecordProducer:
         except kafka_codec.MalformedMessage as exc:  # not for a message this sink encoded; counted lost if so
             self._lose("kafka:undecodable", [_unknown(msg)], f"{err.str()}; the message does not decode: {exc}")
             return
+        self._quiet_failure(record, err)
+
+    def _on_quiet_event_failure(self, record: Record, err: KafkaError | None, _msg: Any) -> None:
+        """A data event of the quiet producer failed: lost if Kafka refuses it, else handed back at
+        ``stop_sending``."""
+        if err is None:
+            return
+        self._quiet_failed += 1
+        self._quiet_failure(record, err)
+
+    def _quiet_failure(self, record: Record, err: KafkaError) -> None:
         refused = refusal(err)
         if refused is not None:
             self._lose(refused.reason, [record], refused.detail)
