@@ -227,20 +227,33 @@ def encode(record: Record, node: dict[str, str] | None = None) -> tuple[bytes, b
     return key_of(record), value, headers
 
 
+#: Each header field's place in ``msgspec.structs.astuple(record)``, its header, and its ``scalar`` (``_HEADERS``).
+_HEADER_PLACES: Final = tuple(
+    ([f.name for f in msgspec.structs.fields(Record)].index(h.name), h.header, h.scalar) for h in _HEADERS
+)
+#: A list or mapping field that is empty has no header.
+_EMPTY: Final[tuple[list[Any], dict[str, Any]]] = ([], {})
+
+
 def event_headers(record: Record, node: dict[str, str] | None = None) -> Headers:
     """Every field of ``record`` but its payload, as ``zoom.*`` headers (plus trace context).
 
-    A field that is None or an empty list or mapping has no header.
+    A field that is None or an empty list or mapping has no header. The fields are read in one call
+    (``astuple``) and the node's headers are made once per node: a data event's 20 headers cost the Kafka
+    sink's worker 4.5 µs when each field was read and tested on its own.
     """
     h: Headers = [(ENCODING, JSON)]
     add = h.append
-    for name, header, scalar, _, _ in _HEADERS:
-        value = getattr(record, name)
+    values = msgspec.structs.astuple(record)
+    for at, header, scalar in _HEADER_PLACES:
+        value = values[at]
         if value is None:
             continue
-        if scalar is not None:
+        if scalar is str and type(value) is str:
+            add((header, value.encode()))
+        elif scalar is not None:
             add((header, str(value).encode()))
-        elif value not in ([], {}):
+        elif value not in _EMPTY:
             add((header, _json(value)))
     code = record.code
     if code is not None:
@@ -252,10 +265,7 @@ def event_headers(record: Record, node: dict[str, str] | None = None) -> Headers
         if code.dirty:
             add(("zoom.code.dirty", b"true"))
     if node:
-        for name in ("service", "env", "group"):
-            value = node.get(name)
-            if value:
-                add((f"zoom.{name}", value.encode()))
+        h += _node_headers(node.get("service"), node.get("env"), node.get("group"))
     tp = _traceparent(record)
     if tp is not None:
         add(("traceparent", tp))
@@ -264,6 +274,13 @@ def event_headers(record: Record, node: dict[str, str] | None = None) -> Headers
             if baggage:
                 add(("baggage", baggage.encode("ascii")))
     return h
+
+
+@functools.lru_cache(maxsize=64)
+def _node_headers(service: str | None, env: str | None, group: str | None) -> tuple[tuple[str, bytes], ...]:
+    """The ``zoom.service``, ``zoom.env`` and ``zoom.group`` headers of a node (those it has)."""
+    named = (("zoom.service", service), ("zoom.env", env), ("zoom.group", group))
+    return tuple((header, value.encode()) for header, value in named if value)
 
 
 # -- decoding ------------------------------------------------------------------------------------
