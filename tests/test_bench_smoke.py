@@ -11,6 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from support.kafka_broker import KafkaBroker
+
 REPO = Path(__file__).resolve().parents[1]
 CASES = ("log", "span", "event", "stdlib", "threads8", "tasks1000")
 #: Which library offers which case (a library without spans has no span case).
@@ -95,3 +99,29 @@ def test_smoke_run_emits_every_case_as_json(tmp_path: Path) -> None:
         "Targets",
     ):
         assert case in md.read_text(), case
+
+
+@pytest.mark.kafka
+def test_the_kafka_sink_worker_bench_runs(kafka_broker: KafkaBroker) -> None:
+    """``bench/kafka_sink_worker.py`` still runs (a few records) and reports both kinds for the worker and the
+    process; nothing about the timings."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "kafka_sink_worker.py"),
+            "--kafka",
+            kafka_broker.bootstrap,
+            "--records",
+            "300",
+            "--repeats",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    result = json.loads(out.stdout)
+    for kind in ("event", "log"):
+        for key in ("worker_us", "process_us"):
+            assert result[kind][key]["median"] > 0 and len(result[kind][key]["all"]) == 1
