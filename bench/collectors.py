@@ -28,6 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from cases.common import kafka_broker
 from cases.ingest import _emit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -149,37 +150,32 @@ def main() -> int:
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="zt-bench-collectors-"))
-    broker = None
     try:
-        bootstrap = args.kafka
-        if args.start_kafka:
-            sys.path.insert(0, str(REPO))
-            from tests.support.kafka_broker import KafkaBroker, free_port_pair
-
-            broker = KafkaBroker(port=free_port_pair(), data_dir=tmp / "broker")
-            bootstrap = broker.start()
-        if not bootstrap:
-            p.error("give --kafka HOST:PORT or --start-kafka")
-        env = f"bench{os.getpid()}"
-        emitted = _produce(bootstrap, env, args.records, args.partitions, tmp / "producer")
-        result: dict[str, Any] = {"records": emitted, "partitions": args.partitions, "runs": []}
-        if broker is not None:  # the run's topics on the broker's disk: lz4 batches, one replica
-            logs = [p for p in (tmp / "broker").rglob("*.log") if p.parent.name.startswith(env)]
-            result["kafka_bytes_per_record"] = round(sum(p.stat().st_size for p in logs) / emitted, 1)
-        for count in (int(c) for c in args.collectors.split(",")):
-            run = _run_group(bootstrap, env, count, tmp)
-            if run["stored"] < emitted:  # the node's own lifecycle records come on top
-                raise RuntimeError(f"{count} collectors stored {run['stored']} of {emitted} records")
-            result["runs"].append(run)
-            print(json.dumps(run), file=sys.stderr, flush=True)
-        if args.json:
-            args.json.write_text(json.dumps(result, indent=2))
-        print(json.dumps(result, indent=2))
-        return 0
+        with kafka_broker(args.kafka, args.start_kafka, tmp / "broker") as bootstrap:
+            if not bootstrap:
+                p.error("give --kafka HOST:PORT or --start-kafka")
+            return _run(args, bootstrap, tmp)
     finally:
-        if broker is not None:
-            broker.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, bootstrap: str, tmp: Path) -> int:
+    env = f"bench{os.getpid()}"
+    emitted = _produce(bootstrap, env, args.records, args.partitions, tmp / "producer")
+    result: dict[str, Any] = {"records": emitted, "partitions": args.partitions, "runs": []}
+    if args.start_kafka:  # the run's topics on the broker's disk: lz4 batches, one replica
+        logs = [p for p in (tmp / "broker").rglob("*.log") if p.parent.name.startswith(env)]
+        result["kafka_bytes_per_record"] = round(sum(p.stat().st_size for p in logs) / emitted, 1)
+    for count in (int(c) for c in args.collectors.split(",")):
+        run = _run_group(bootstrap, env, count, tmp)
+        if run["stored"] < emitted:  # the node's own lifecycle records come on top
+            raise RuntimeError(f"{count} collectors stored {run['stored']} of {emitted} records")
+        result["runs"].append(run)
+        print(json.dumps(run), file=sys.stderr, flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+    return 0
 
 
 if __name__ == "__main__":

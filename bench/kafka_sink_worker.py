@@ -23,13 +23,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-PAYLOAD = {
-    "order_id": 1,
-    "items": [{"sku": f"SKU-{i:05d}", "qty": i, "price": 9.99} for i in range(12)],
-    "currency": "EUR",
-    "note": "x" * 200,
-}
+sys.path.insert(0, str(Path(__file__).parent))
+
+from cases.common import kafka_broker, order_payload
+
+PAYLOAD = order_payload()
 
 
 def _measure(zt: Any, kind: str, n: int) -> dict[str, float]:
@@ -56,47 +54,42 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="zt-bench-kafka-sink-"))
-    broker = None
     try:
-        bootstrap = args.kafka
-        if args.start_kafka:
-            sys.path.insert(0, str(REPO))
-            from tests.support.kafka_broker import KafkaBroker, free_port_pair
-
-            broker = KafkaBroker(port=free_port_pair(), data_dir=tmp / "broker")
-            bootstrap = broker.start()
-        if not bootstrap:
-            p.error("give --kafka HOST:PORT or --start-kafka")
-        import zoomtrace as zt
-
-        zt.init(
-            "bench-kafka-sink",
-            env=f"bench{int(time.time() * 1000)}",
-            sink=f"kafka://{bootstrap}",
-            home=tmp / "home",
-            capture_logging=False,
-            install_signal_handlers=False,
-        )
-        try:
-            _measure(zt, "event", 5_000)  # topics created, connections made, caches warm
-            result: dict[str, Any] = {"records": args.records}
-            for kind in ("event", "log"):
-                runs = [_measure(zt, kind, args.records) for _ in range(args.repeats)]
-                result[kind] = {
-                    key: {
-                        "median": round(statistics.median(r[key] for r in runs), 2),
-                        "all": [round(r[key], 2) for r in runs],
-                    }
-                    for key in ("worker_us", "process_us")
-                }
-        finally:
-            zt.shutdown()
-        print(json.dumps(result, indent=2))
+        with kafka_broker(args.kafka, args.start_kafka, tmp / "broker") as bootstrap:
+            if not bootstrap:
+                p.error("give --kafka HOST:PORT or --start-kafka")
+            print(json.dumps(_run(bootstrap, args.records, args.repeats, tmp / "home"), indent=2))
     finally:
-        if broker is not None:
-            broker.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
+
+
+def _run(bootstrap: str, records: int, repeats: int, home: Path) -> dict[str, Any]:
+    import zoomtrace as zt
+
+    zt.init(
+        "bench-kafka-sink",
+        env=f"bench{int(time.time() * 1000)}",
+        sink=f"kafka://{bootstrap}",
+        home=home,
+        capture_logging=False,
+        install_signal_handlers=False,
+    )
+    try:
+        _measure(zt, "event", 5_000)  # topics created, connections made, caches warm
+        result: dict[str, Any] = {"records": records}
+        for kind in ("event", "log"):
+            runs = [_measure(zt, kind, records) for _ in range(repeats)]
+            result[kind] = {
+                key: {
+                    "median": round(statistics.median(r[key] for r in runs), 2),
+                    "all": [round(r[key], 2) for r in runs],
+                }
+                for key in ("worker_us", "process_us")
+            }
+        return result
+    finally:
+        zt.shutdown()
 
 
 if __name__ == "__main__":

@@ -302,40 +302,19 @@ def test_a_store_failure_mid_ingest_stops_reading_and_keeps_earlier_batches(
     assert len(messages(store)) == 12
 
 
-def test_a_batch_stops_at_the_frame_that_reaches_its_bytes(tmp_path: Path, store: DuckStore) -> None:
-    """Batches are bounded by bytes as well as records: large records must not make a batch of gigabytes."""
+def frames_of_two(tmp_path: Path, n: int) -> tuple[Path, Path]:
+    """A spool of one segment holding ``n`` log records (m0, m1, …) in frames of two."""
     spool = tmp_path / "spool"
     w = SegmentWriter(spool, NODE)
-    for start in range(0, 20, 2):
+    for start in range(0, n, 2):
         w.write_records(logs(start, 2))
     w.close()
     (segment,) = spool.iterdir()
-    writes: list[tuple[int, int]] = []
-    real = store.write
-
-    def recording(batch: Any, **kwargs: Any) -> WriteReport:
-        report = real(batch, **kwargs)
-        writes.append((report.new, (kwargs.get("offsets") or {})[segment.name]))
-        return report
-
-    store.write = recording  # type: ignore[method-assign]
-    report = ingest_spool(store, spool, batch_records=1_000, batch_bytes=1)  # every frame reaches it
-    assert (report.records, report.new) == (20, 20)
-    assert [new for new, _ in writes] == [2] * 10
-    offsets = [offset for _, offset in writes]
-    assert offsets == sorted(set(offsets)) and offsets[-1] == segment.stat().st_size
-    assert sorted(messages(store)) == sorted(f"m{i}" for i in range(20))
+    return spool, segment
 
 
-def test_a_segment_larger_than_a_batch_is_split_at_a_frame(tmp_path: Path, store: DuckStore) -> None:
-    """Each transaction stores the offset it read up to: a crash between two loses nothing and stores nothing
-    twice."""
-    spool = tmp_path / "spool"
-    w = SegmentWriter(spool, NODE)
-    for start in range(0, 20, 2):
-        w.write_records(logs(start, 2))
-    w.close()
-    (segment,) = spool.iterdir()
+def recorded_writes(store: DuckStore) -> list[tuple[int, dict[str, int]]]:
+    """Each write of ``store`` from now on: how many records it added, and the offsets it stored."""
     writes: list[tuple[int, dict[str, int]]] = []
     real = store.write
 
@@ -345,6 +324,26 @@ def test_a_segment_larger_than_a_batch_is_split_at_a_frame(tmp_path: Path, store
         return report
 
     store.write = recording  # type: ignore[method-assign]
+    return writes
+
+
+def test_a_batch_stops_at_the_frame_that_reaches_its_bytes(tmp_path: Path, store: DuckStore) -> None:
+    """Batches are bounded by bytes as well as records: large records must not make a batch of gigabytes."""
+    spool, segment = frames_of_two(tmp_path, 20)
+    writes = recorded_writes(store)
+    report = ingest_spool(store, spool, batch_records=1_000, batch_bytes=1)  # every frame reaches it
+    assert (report.records, report.new) == (20, 20)
+    assert [new for new, _ in writes] == [2] * 10
+    offsets = [o[segment.name] for _, o in writes]
+    assert offsets == sorted(set(offsets)) and offsets[-1] == segment.stat().st_size
+    assert sorted(messages(store)) == sorted(f"m{i}" for i in range(20))
+
+
+def test_a_segment_larger_than_a_batch_is_split_at_a_frame(tmp_path: Path, store: DuckStore) -> None:
+    """Each transaction stores the offset it read up to: a crash between two loses nothing and stores nothing
+    twice."""
+    spool, segment = frames_of_two(tmp_path, 20)
+    writes = recorded_writes(store)
     report = ingest_spool(store, spool, batch_records=6)
     assert (report.records, report.new) == (20, 20)
     news = [new for new, _ in writes]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -10,7 +11,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -242,3 +243,20 @@ def parked_node(service: str, home: Path) -> tuple[Any, Any, Callable[[Callable[
         return call
 
     return node, queue, drained
+
+
+@contextlib.contextmanager
+def kafka_broker(address: str | None, start: bool, data_dir: Path) -> Iterator[str | None]:
+    """The broker a script runs against: ``address`` (host:port), or, with ``start``, one started for the run in
+    ``data_dir`` (scripts/kafka-broker) and stopped after it; None when neither is given."""
+    if not start:
+        yield address
+        return
+    sys.path.insert(0, str(REPO))
+    from tests.support.kafka_broker import KafkaBroker, free_port_pair
+
+    broker = KafkaBroker(port=free_port_pair(), data_dir=data_dir)
+    try:
+        yield broker.start()
+    finally:
+        broker.stop()
