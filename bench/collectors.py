@@ -142,8 +142,9 @@ def _run_group(bootstrap: str, env: str, count: int, tmp: Path) -> dict[str, Any
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--kafka", help="a broker to use, host:port")
-    p.add_argument("--start-kafka", action="store_true", help="start a broker (scripts/kafka-broker) for the run")
+    broker = p.add_mutually_exclusive_group(required=True)
+    broker.add_argument("--kafka", help="a broker to use, host:port")
+    broker.add_argument("--start-kafka", action="store_true", help="start a broker (scripts/kafka-broker) for the run")
     p.add_argument("--records", type=int, default=600_000)
     p.add_argument("--partitions", type=int, default=4)
     p.add_argument("--collectors", default="1,2", help="collector counts to run, comma-separated")
@@ -152,8 +153,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="zt-bench-collectors-"))
     try:
         with kafka_broker(args.kafka, args.start_kafka, tmp / "broker") as bootstrap:
-            if not bootstrap:
-                p.error("give --kafka HOST:PORT or --start-kafka")
+            assert bootstrap is not None  # one of the two is required
             return _run(args, bootstrap, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -48,16 +48,16 @@ def _measure(zt: Any, kind: str, n: int) -> dict[str, float]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--kafka", help="a broker to use, host:port")
-    p.add_argument("--start-kafka", action="store_true", help="start a broker (scripts/kafka-broker) for the run")
+    broker = p.add_mutually_exclusive_group(required=True)
+    broker.add_argument("--kafka", help="a broker to use, host:port")
+    broker.add_argument("--start-kafka", action="store_true", help="start a broker (scripts/kafka-broker) for the run")
     p.add_argument("--records", type=int, default=50_000)
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="zt-bench-kafka-sink-"))
     try:
         with kafka_broker(args.kafka, args.start_kafka, tmp / "broker") as bootstrap:
-            if not bootstrap:
-                p.error("give --kafka HOST:PORT or --start-kafka")
+            assert bootstrap is not None  # one of the two is required
             print(json.dumps(_run(bootstrap, args.records, args.repeats, tmp / "home"), indent=2))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, KafkaError
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import zoomtrace as zt
@@ -562,3 +562,42 @@ def test_records_written_just_before_an_idle_stretch_reach_the_spool_when_the_br
         assert {r.id for r in last} <= {r.id for r in spooled}
     finally:
         sink.close()
+
+
+def test_a_fatal_producer_error_hands_every_record_back_and_new_producers_send_them(
+    kafka_broker: KafkaBroker, tmp_path: Path
+) -> None:
+    """A fatal error (reported through the producer's ``error_cb``, called here as librdkafka calls it) makes the
+    sink stop sending and make its producers anew: every record waiting in them, the data event too, is handed
+    back and spooled, none is counted lost, and the new producers carry them to Kafka."""
+    env = unique_env()
+    # The records wait a second in the producers before a batch leaves: none is acknowledged before the error
+    # (and the sink waits longer than that for an acknowledgement before it calls the broker away).
+    options = f"linger.ms=1000&zoom.spool_after_s=10&zoom.flush_timeout_s=2&zoom.retry_interval_s=0.2&zoom.env={env}"
+    sink = sink_at(kafka_broker, tmp_path, options)
+    node_id = sink.node.node_id
+    trace = uuid.uuid4().hex
+    base = {"ts_ns": time.time_ns(), "node_id": node_id, "trace_id": trace, "span_id": trace[:16]}
+    waiting = [
+        *(Record(id=uuid7(), kind="log", type="app", message=f"m{i}", **base) for i in range(20)),
+        Record(id=uuid7(), kind="event", type="OrderPlaced", payload={"order": "f", "total": 2.5}, **base),
+    ]
+    try:
+        sink.write(waiting)
+        assert sink.producer.awaiting == len(waiting)
+        old = sink.producer._quiet
+        sink.producer._on_error(KafkaError(KafkaError._FATAL, "injected", fatal=True), quiet=True)
+        sink.flush()
+        assert sink.producer._quiet is not old  # made anew
+        segments = sorted((tmp_path / "spool-kafka").glob("*.zspool"))
+        spooled = [r for path in segments for r in read_segment(path).records]
+        assert {r.id: r for r in spooled if r.id in {w.id for w in waiting}} == {r.id: r for r in waiting}
+        deadline = time.monotonic() + 60
+        while list((tmp_path / "spool-kafka").glob("*.zspool")):  # the sink's helper thread replays them
+            assert time.monotonic() < deadline, "the spool was not replayed within 60 s"
+            time.sleep(0.2)
+    finally:
+        sink.close()
+    assert sink.counts.lost == {}
+    got = {kafka_codec.decode(m.value(), m.headers()).id for m in consume_all(kafka_broker.bootstrap, rf"^{env}\..*")}
+    assert {r.id for r in waiting} <= got

@@ -140,3 +140,19 @@ def test_the_frames_checksum_is_zlibs_crc32(data: bytes, start: int) -> None:
     """Frames are checked with zlib-ng's CRC-32: the stdlib's ``zlib.crc32``, which the format names, on any bytes."""
     assert spool.crc32(data) == zlib.crc32(data)
     assert spool.crc32(data, start) == zlib.crc32(data, start)
+
+
+@pytest.mark.parametrize("past_first", [-1, 0, 1])
+def test_a_read_stops_after_the_frame_that_reaches_max_bytes(tmp_path: Path, past_first: int) -> None:
+    """``max_bytes`` short of the first frame's end, or at it, reads that frame alone; one byte beyond, the next
+    one too (the read stops after the frame that reaches the bound, and says more frames are left)."""
+    w = SegmentWriter(tmp_path, "node")
+    for i in range(3):
+        w.write_records([Record(id=f"r{i}", kind="log", type="t", ts_ns=i, node_id="node")])
+    w.close()
+    (path,) = tmp_path.iterdir()
+    first_end = read_segment(path, max_records=1).offset
+    got = read_segment(path, max_bytes=first_end + past_first)
+    frames = 2 if past_first > 0 else 1
+    assert [r.id for r in got.records] == [f"r{i}" for i in range(frames)]
+    assert got.more and got.offset == read_segment(path, max_records=frames).offset

@@ -239,7 +239,7 @@ def event_headers(record: Record, node: dict[str, str] | None = None) -> Headers
     """Every field of ``record`` but its payload, as ``zoom.*`` headers (plus trace context).
 
     A field that is None or an empty list or mapping has no header. The fields are read in one call
-    (``astuple``) and the node's headers are made once per node: a data event's 20 headers cost the Kafka
+    (``astuple``) and the node's headers are made once per node: a data event's 21 headers cost the Kafka
     sink's worker 4.5 µs when each field was read and tested on its own.
     """
     h: Headers = [(ENCODING, JSON)]

@@ -75,6 +75,8 @@ _SETTLE_RETRY_S: Final = 1.0
 #: A message of ours that failed is decoded back whatever its size (it was produced within the producer's own
 #: ``message.max.bytes``).
 _OWN_MESSAGE_LIMIT: Final = 2**31
+#: After a fatal error, how long the old producers' reports are waited for before they are made anew.
+_FATAL_DRAIN_S: Final = 5.0
 
 #: The sink's account of records it gives up on: ``(reason, records, detail)``.
 Lose = Callable[[str, list[Record], str], None]
@@ -359,7 +361,7 @@ class RecordProducer:
         try:
             record = kafka_codec.decode_message(msg, max_value_bytes=_OWN_MESSAGE_LIMIT)
         except kafka_codec.MalformedMessage as exc:  # not for a message this sink encoded; counted lost if so
-            self._lose("kafka:undecodable", [_unknown(msg)], f"{err.str()}; the message does not decode: {exc}")
+            self._lose("kafka:undecodable", [_UNKNOWN], f"{err.str()}; the message does not decode: {exc}")
             return
         self._quiet_failure(record, err)
 
@@ -422,7 +424,11 @@ class RecordProducer:
     def stop_sending(self) -> list[Record]:
         """Purge both producers; returns every record sent directly and not confirmed, once each: the reporting
         producer's in the order sent, then the quiet producer's in the order their failures were reported (the
-        same order for one trace's records, which share a partition)."""
+        order sent, for the records of one topic and key: they share a partition).
+
+        After a fatal error both producers are made anew; the old quiet one's failure reports are waited for
+        longer first (``_FATAL_DRAIN_S``), since a record whose report is never served cannot be handed back: any
+        left then are counted lost (``kafka:unreported``), not dropped unseen."""
         self.all_down = False  # probes are judged by their acknowledgements
         self.confirmed = False
         self.quiet_lane = False  # until the records handed back are sent again
@@ -431,7 +437,7 @@ class RecordProducer:
                 producer.purge(in_queue=True, in_flight=True, blocking=True)
             except Exception as exc:
                 self._warn("purge", f"Kafka producer purge failed: {exc!r}")
-        deadline = self._clock() + 1.0
+        deadline = self._clock() + (_FATAL_DRAIN_S if self._fatal else 1.0)
         while (self.pending or len(self._quiet)) and self._clock() < deadline:
             try:
                 self.poll(0.01)
@@ -449,7 +455,11 @@ class RecordProducer:
             try:
                 self._producer = self._new_producer()
                 self._quiet = self._new_producer(quiet=True)
-                self._quiet_produced -= len(old_quiet)  # what the old one still held is not counted acknowledged
+                unreported = len(old_quiet)
+                self._quiet_produced -= unreported  # what the old one still held is not counted acknowledged
+                if unreported:
+                    detail = f"{unreported} delivery reports not served before the producer was made anew"
+                    self._lose("kafka:unreported", [_UNKNOWN] * unreported, detail)
             except ConfigError as exc:
                 self._warn("recreate", f"cannot recreate the Kafka producer: {exc}")
         self.down_reason = None  # the purged messages' callbacks said so again: this outage is handled
@@ -469,9 +479,6 @@ class RecordProducer:
                 producer.poll(0)
 
 
-def _unknown(msg: Any) -> Record:
-    """A stand-in for the record of a message of ours that does not decode back, to count it lost. A delivery
-    report carries the message's topic, key, value and time but not its headers: the topic names the kind."""
-    _, ms = msg.timestamp()
-    kind = (msg.topic() or "").rpartition(".")[2] or "?"
-    return Record(id="?", kind=kind, type="?", ts_ns=max(ms, 0) * 1_000_000, node_id="?")
+#: A stand-in for a record the sink cannot name, to count it lost: a failed message that does not decode back (a
+#: delivery report carries no headers), or one whose report a recreated producer never served.
+_UNKNOWN: Final = Record(id="?", kind="?", type="?", ts_ns=0, node_id="?")
