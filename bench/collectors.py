@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from cases.common import kafka_broker
+from cases.common import add_broker_arguments, kafka_broker
 from cases.ingest import _emit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -142,9 +142,7 @@ def _run_group(bootstrap: str, env: str, count: int, tmp: Path) -> dict[str, Any
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    broker = p.add_mutually_exclusive_group(required=True)
-    broker.add_argument("--kafka", help="a broker to use, host:port")
-    broker.add_argument("--start-kafka", action="store_true", help="start a broker (scripts/kafka-broker) for the run")
+    add_broker_arguments(p)
     p.add_argument("--records", type=int, default=600_000)
     p.add_argument("--partitions", type=int, default=4)
     p.add_argument("--collectors", default="1,2", help="collector counts to run, comma-separated")

@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from cases.common import kafka_broker, order_payload
+from cases.common import add_broker_arguments, kafka_broker, order_payload
 
 PAYLOAD = order_payload()
 
@@ -48,9 +48,7 @@ def _measure(zt: Any, kind: str, n: int) -> dict[str, float]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    broker = p.add_mutually_exclusive_group(required=True)
-    broker.add_argument("--kafka", help="a broker to use, host:port")
-    broker.add_argument("--start-kafka", action="store_true", help="start a broker (scripts/kafka-broker) for the run")
+    add_broker_arguments(p)
     p.add_argument("--records", type=int, default=50_000)
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import logging
@@ -243,6 +244,13 @@ def parked_node(service: str, home: Path) -> tuple[Any, Any, Callable[[Callable[
         return call
 
     return node, queue, drained
+
+
+def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--kafka HOST:PORT`` or ``--start-kafka``, one of them required (see ``kafka_broker``)."""
+    broker = parser.add_mutually_exclusive_group(required=True)
+    broker.add_argument("--kafka", help="a broker to use, host:port")
+    broker.add_argument("--start-kafka", action="store_true", help="start a broker (scripts/kafka-broker) for the run")
 
 
 @contextlib.contextmanager

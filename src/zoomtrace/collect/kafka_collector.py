@@ -146,6 +146,7 @@ class _Batch:
     size: int = 0
 
     def full(self, batch_size: int, batch_bytes: int) -> bool:
+        """Whether the batch holds ``batch_size`` messages or ``batch_bytes`` of their values."""
         return self.messages >= batch_size or self.size >= batch_bytes
 
 
@@ -570,7 +571,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, json_option: bool = True) 
         "--batch-bytes",
         type=positive,
         default=DEFAULT_BATCH_BYTES,
-        help="bytes of message values per store write, at most (to the message that reaches it; default: 128 MiB)",
+        help="bytes of message values per store write, about (the consumer call reaching it ends the batch; 128 MiB)",
     )
     parser.add_argument(
         "--max-value-bytes",

@@ -69,17 +69,22 @@ def ingest_spool(
     report = IngestReport()
     writer = BatchWriter(open_target(store))
     with gc_paused(), Background(writer, name="zoomtrace-ingest-store") as background:
-        batches = _read_batches(Path(spool_dir), store.offsets(), report, (batch_records, batch_bytes), writer)
-        for batch in batches:
+        for batch in _read_batches(Path(spool_dir), store.offsets(), report, writer, batch_records, batch_bytes):
             background.submit(batch, report.add)
     return report
 
 
 def _read_batches(
-    spool_dir: Path, offsets: dict[str, int], report: IngestReport, bound: tuple[int, int], writer: BatchWriter
+    spool_dir: Path,
+    offsets: dict[str, int],
+    report: IngestReport,
+    writer: BatchWriter,
+    batch_records: int,
+    batch_bytes: int,
 ) -> Iterator[Batch]:
-    """Prepared batches of up to ``bound``'s records and bytes (to the frame that reaches either; the first of up
-    to ``FIRST_BATCH_RECORDS``) with the offsets they reach, a segment split between batches if need be.
+    """Prepared batches of up to ``batch_records`` records and ``batch_bytes`` of frames (to the frame that reaches
+    either; the first of up to ``FIRST_BATCH_RECORDS`` records) with the offsets they reach, a segment split between
+    batches if need be.
 
     JSON-lines frames are handed to the store's ``prepare`` as they are (``read_segment(decode=False)``).
     """
@@ -88,7 +93,6 @@ def _read_batches(
     line_count = 0
     batch_offsets: dict[str, int] = {}
     problems: list[Problem] = []
-    batch_records, batch_bytes = bound
     limit = min(FIRST_BATCH_RECORDS, batch_records)
     read = 0  # bytes of the batch's frames
     for path in segments(spool_dir):

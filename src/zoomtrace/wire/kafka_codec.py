@@ -228,9 +228,7 @@ def encode(record: Record, node: dict[str, str] | None = None) -> tuple[bytes, b
 
 
 #: Each header field's place in ``msgspec.structs.astuple(record)``, its header, and its ``scalar`` (``_HEADERS``).
-_HEADER_PLACES: Final = tuple(
-    ([f.name for f in msgspec.structs.fields(Record)].index(h.name), h.header, h.scalar) for h in _HEADERS
-)
+_HEADER_PLACES: Final = tuple((Record.__struct_fields__.index(h.name), h.header, h.scalar) for h in _HEADERS)
 #: A list or mapping field that is empty has no header.
 _EMPTY: Final[tuple[list[Any], dict[str, Any]]] = ([], {})
 
