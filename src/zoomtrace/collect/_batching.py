@@ -289,7 +289,7 @@ class Background:
         self.writer = writer
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._pending: tuple[Future[Written], Callable[[Written], None]] | None = None
-        self._turns = contextlib.ExitStack()
+        self._turns = short_gil_turns()
 
     @property
     def busy(self) -> bool:
@@ -312,7 +312,7 @@ class Background:
 
     def __enter__(self) -> Background:
         # The writing thread needs the GIL between two of the store's statements: it gets it within 0.5 ms.
-        self._turns.enter_context(short_gil_turns())
+        self._turns.__enter__()
         return self
 
     def __exit__(
@@ -323,4 +323,4 @@ class Background:
                 self.settle()
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
-            self._turns.close()
+            self._turns.__exit__(None, None, None)
