@@ -125,3 +125,23 @@ def test_the_kafka_sink_worker_bench_runs(kafka_broker: KafkaBroker) -> None:
     for kind in ("event", "log"):
         for key in ("worker_us", "process_us"):
             assert result[kind][key]["median"] > 0 and len(result[kind][key]["all"]) == 1
+
+
+def test_the_ingest_halves_bench_runs() -> None:
+    """``bench/ingest_halves.py`` still runs (a few requests' records) and its three ways see the same records, all
+    stored; nothing about the timings."""
+    out = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "ingest_halves.py"), "--records", "600", "--repeats", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    result = json.loads(out.stdout)
+    counts = {result[way]["records"] for way in ("read", "write", "ingest")}
+    assert len(counts) == 1
+    assert counts.pop() >= 600  # the requests' records, and the node's own
+    for way in ("read", "write", "ingest"):
+        assert result[way]["records_per_s"] > 0
+        assert result[way]["cpu_us_per_record"] > 0
+    assert result["two_cores_at_most"] > 0
