@@ -44,7 +44,12 @@ def _made(store: DuckStore, spool: Path) -> Iterator[Batch]:
     """The batches ``ingest_spool`` would write into ``store``, made by its reading half."""
     writer = BatchWriter(open_target(store))
     return spool_ingest._read_batches(
-        spool, {}, spool_ingest.IngestReport(), writer, spool_ingest.BATCH_RECORDS, spool_ingest.BATCH_BYTES
+        spool,
+        {},
+        spool_ingest.IngestReport(),
+        writer,
+        batch_records=spool_ingest.BATCH_RECORDS,
+        batch_bytes=spool_ingest.BATCH_BYTES,
     )
 
 

@@ -69,7 +69,10 @@ def ingest_spool(
     report = IngestReport()
     writer = BatchWriter(open_target(store))
     with gc_paused(), Background(writer, name="zoomtrace-ingest-store") as background:
-        for batch in _read_batches(Path(spool_dir), store.offsets(), report, writer, batch_records, batch_bytes):
+        batches = _read_batches(
+            Path(spool_dir), store.offsets(), report, writer, batch_records=batch_records, batch_bytes=batch_bytes
+        )
+        for batch in batches:
             background.submit(batch, report.add)
     return report
 
@@ -79,6 +82,7 @@ def _read_batches(
     offsets: dict[str, int],
     report: IngestReport,
     writer: BatchWriter,
+    *,
     batch_records: int,
     batch_bytes: int,
 ) -> Iterator[Batch]:
